@@ -1,0 +1,121 @@
+#pragma once
+// The experiment model: the parsed, validated form of an experiment YAML file
+// (apiVersion faultline/v1, kind Experiment). Plain data; see parser.h for how it is produced.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/duration.h"
+#include "faultline/v1/agent.pb.h"
+
+namespace faultline::experiment {
+
+// Where a value came from in the file, for messages ("file:line:col").
+struct SourcePos {
+  std::string file;
+  int line = 0;    // 1-based; 0 = unknown
+  int column = 0;  // 1-based
+};
+
+struct TargetMode {
+  enum class Kind { kAll, kOne, kFixed, kPercent };
+  Kind kind = Kind::kAll;
+  int value = 0;  // N for kFixed, P (1..100) for kPercent
+};
+
+struct Target {
+  std::string name;
+  std::map<std::string, std::string> selector;  // every label must match
+  TargetMode mode;
+  SourcePos pos;
+};
+
+struct Fault {
+  std::string name;
+  std::string target;             // a Target name
+  faultline::v1::FaultSpec spec;  // exactly one kind set
+  Duration duration{};
+  SourcePos pos;
+};
+
+struct HttpProbe {
+  std::string url;
+  int expect_status = 200;
+  std::optional<std::string> body_regex;
+  std::optional<Duration> max_latency;
+};
+struct TcpProbe {
+  std::string host;
+  int port = 0;
+};
+struct DnsProbe {
+  std::string name;
+  std::string server;  // host or host:port; empty = system resolver
+  // Expected outcome: "answer" (at least one A/AAAA), or an rcode name "nxdomain", "noerror",...
+  std::string expect = "answer";
+};
+struct CommandProbe {
+  std::vector<std::string> argv;
+  int expect_exit = 0;
+  std::optional<std::string> output_regex;
+};
+
+struct Probe {
+  enum class Kind { kHttp, kTcp, kDns, kCommand };
+  std::string name;
+  Kind kind = Kind::kHttp;
+  HttpProbe http;
+  TcpProbe tcp;
+  DnsProbe dns;
+  CommandProbe command;
+  Duration timeout = std::chrono::seconds(1);
+  Duration interval = std::chrono::seconds(1);
+  std::string from = "controller";  // or a Target name (agent-side probe)
+  SourcePos pos;
+};
+
+struct SteadyState {
+  std::vector<std::string> probes;  // probe names; empty = no steady-state gate
+  Duration hold_for{};              // `for:`
+  Duration timeout = std::chrono::seconds(60);  // give up waiting for steady state
+};
+
+struct Objective {
+  enum class Phase { kInject, kRevert };
+  std::string name;
+  std::string probe;
+  Phase after = Phase::kInject;  // `after: inject|revert`
+  Duration recover_within{};
+  Duration stable_for = std::chrono::seconds(0);
+  SourcePos pos;
+};
+
+struct AbortCondition {
+  std::string probe;
+  Duration failing_for{};
+  SourcePos pos;
+};
+
+struct Experiment {
+  std::string api_version;
+  std::string name;
+  std::string description;
+  std::map<std::string, std::string> labels;
+  std::vector<Target> targets;
+  std::vector<Fault> faults;
+  std::vector<Probe> probes;
+  SteadyState steady_state;
+  std::vector<Objective> objectives;
+  std::vector<AbortCondition> aborts;
+  // Hard cap on the whole run; exceeded → ABORTED with everything reverted. Defaults to
+  // steady-state timeout + longest fault + longest after-revert objective + 60s.
+  std::optional<Duration> max_duration;
+  std::string source_file;
+
+  const Probe* FindProbe(const std::string& name) const;
+  const Target* FindTarget(const std::string& name) const;
+};
+
+}  // namespace faultline::experiment
