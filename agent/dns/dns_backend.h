@@ -1,0 +1,49 @@
+#pragma once
+// DNS fault backend. Apply creates nft table `inet faultline_<fault-id>` whose nat/output chain
+// returns packets carrying the interceptor's socket mark and redirects every other outbound
+// udp/tcp port-53 packet to the interceptor on 127.0.0.1:<port>. Queries whose name matches an
+// active fault's patterns get that fault's answer; others are forwarded to the upstream resolver.
+// Revert deletes the table (atomic, touches nothing else) and removes the fault's rules from the
+// interceptor.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "agent/fault_backend.h"
+
+namespace faultline::agent::dns {
+
+struct DnsBackendOptions {
+  // Where pass-through queries go: "host" or "host:port". Empty: the first nameserver of
+  // /etc/resolv.conf (inside `ip netns exec` that is /etc/netns/<ns>/resolv.conf).
+  std::string upstream;
+  // Interceptor port on 127.0.0.1 (UDP and TCP). 0 = pick a free one at start.
+  uint16_t intercept_port = 0;
+  // SO_MARK on the interceptor's upstream sockets; the redirect rule lets it pass.
+  uint32_t socket_mark = 0x464c;  // "FL"
+  // Per-query upstream timeout and the cap on queries waiting for the upstream.
+  int upstream_timeout_ms = 2000;
+  int max_outstanding = 1024;
+};
+
+class DnsInterceptor;
+
+class DnsBackend final : public FaultBackend {
+ public:
+  explicit DnsBackend(DnsBackendOptions options);
+  ~DnsBackend() override;
+
+  std::string Kind() const override { return "dns"; }
+  Status DetectCapability() override;
+  Status Validate(const v1::FaultSpec& spec) const override;
+  Result<std::unique_ptr<FaultHandle>> Apply(const std::string& fault_id,
+                                             const v1::FaultSpec& spec) override;
+  Status RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) override;
+
+ private:
+  DnsBackendOptions options_;
+  std::shared_ptr<DnsInterceptor> interceptor_;  // started lazily on first Apply
+};
+
+}  // namespace faultline::agent::dns
