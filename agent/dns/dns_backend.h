@@ -8,9 +8,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "agent/fault_backend.h"
+
+namespace faultline::agent::netfilter {
+class NftRuleset;
+}
 
 namespace faultline::agent::dns {
 
@@ -25,7 +30,12 @@ struct DnsBackendOptions {
   // Per-query upstream timeout and the cap on queries waiting for the upstream.
   int upstream_timeout_ms = 2000;
   int max_outstanding = 1024;
+  // Where the default upstream is read from when `upstream` is empty.
+  std::string resolv_conf_path = "/etc/resolv.conf";
 };
+
+// The first `nameserver` address in resolv.conf text; NOT_FOUND when there is none.
+Result<std::string> FirstNameserver(const std::string& resolv_conf_text);
 
 class DnsInterceptor;
 
@@ -42,7 +52,12 @@ class DnsBackend final : public FaultBackend {
   Status RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) override;
 
  private:
+  // Starts the interceptor if it is not running yet. Guarded by mu_.
+  Status EnsureInterceptorLocked();
+
   DnsBackendOptions options_;
+  std::shared_ptr<netfilter::NftRuleset> nft_;
+  std::mutex mu_;                                // guards interceptor_ start-up
   std::shared_ptr<DnsInterceptor> interceptor_;  // started lazily on first Apply
 };
 

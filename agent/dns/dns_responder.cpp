@@ -1,1 +1,104 @@
-// placeholder
+#include "agent/dns/dns_responder.h"
+
+#include <ldns/ldns.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include "agent/dns/dns_matcher.h"
+
+namespace faultline::agent::dns {
+namespace {
+
+struct PktDeleter {
+  void operator()(ldns_pkt* p) const { ldns_pkt_free(p); }
+};
+using PktPtr = std::unique_ptr<ldns_pkt, PktDeleter>;
+
+Result<PktPtr> ParseQueryPacket(std::span<const uint8_t> wire) {
+  if (wire.empty()) return InvalidArgument("empty DNS message");
+  ldns_pkt* raw = nullptr;
+  ldns_status st = ldns_wire2pkt(&raw, wire.data(), wire.size());
+  if (st != LDNS_STATUS_OK || raw == nullptr) {
+    return InvalidArgument(std::string("not a DNS message: ") + ldns_get_errorstr_by_id(st));
+  }
+  PktPtr pkt(raw);
+  if (ldns_pkt_qr(pkt.get())) return InvalidArgument("DNS message is a response, not a query");
+  ldns_rr_list* q = ldns_pkt_question(pkt.get());
+  if (q == nullptr || ldns_rr_list_rr_count(q) == 0) {
+    return InvalidArgument("DNS query has no question");
+  }
+  return pkt;
+}
+
+}  // namespace
+
+Result<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> wire) {
+  auto pkt = ParseQueryPacket(wire);
+  if (!pkt.ok()) return pkt.status();
+  ldns_rr* rr = ldns_rr_list_rr(ldns_pkt_question(pkt->get()), 0);
+  DnsQuestion q;
+  q.id = ldns_pkt_id(pkt->get());
+  q.qtype = static_cast<uint16_t>(ldns_rr_get_type(rr));
+  char* owner = ldns_rdf2str(ldns_rr_owner(rr));
+  if (owner == nullptr) return InvalidArgument("DNS question name is unreadable");
+  q.name = NormalizeDomainName(owner);
+  std::free(owner);
+  return q;
+}
+
+Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query,
+                                                  v1::DnsFault::Mode mode) {
+  uint8_t rcode = 0;
+  switch (mode) {
+    case v1::DnsFault::DROP:
+      break;
+    case v1::DnsFault::NXDOMAIN:
+      rcode = LDNS_RCODE_NXDOMAIN;
+      break;
+    case v1::DnsFault::SERVFAIL:
+      rcode = LDNS_RCODE_SERVFAIL;
+      break;
+    case v1::DnsFault::NODATA:
+      rcode = LDNS_RCODE_NOERROR;
+      break;
+    case v1::DnsFault::REFUSED:
+      rcode = LDNS_RCODE_REFUSED;
+      break;
+    default:
+      return InvalidArgument("DNS fault mode is unspecified or unknown");
+  }
+  auto pkt = ParseQueryPacket(query);
+  if (!pkt.ok()) return pkt.status();
+  if (mode == v1::DnsFault::DROP) return std::optional<DnsWire>();
+
+  PktPtr resp(ldns_pkt_new());
+  if (!resp) return Internal("ldns_pkt_new failed");
+  ldns_pkt_set_id(resp.get(), ldns_pkt_id(pkt->get()));
+  ldns_pkt_set_opcode(resp.get(), ldns_pkt_get_opcode(pkt->get()));
+  ldns_pkt_set_qr(resp.get(), true);
+  ldns_pkt_set_rd(resp.get(), ldns_pkt_rd(pkt->get()));
+  ldns_pkt_set_cd(resp.get(), ldns_pkt_cd(pkt->get()));
+  ldns_pkt_set_ra(resp.get(), true);
+  ldns_pkt_set_rcode(resp.get(), rcode);
+  // The response echoes the question (all of them, as received) and nothing else.
+  ldns_rr_list* questions = ldns_pkt_question(pkt->get());
+  for (size_t i = 0; i < ldns_rr_list_rr_count(questions); ++i) {
+    ldns_rr* copy = ldns_rr_clone(ldns_rr_list_rr(questions, i));
+    if (copy == nullptr || !ldns_pkt_push_rr(resp.get(), LDNS_SECTION_QUESTION, copy)) {
+      if (copy != nullptr) ldns_rr_free(copy);
+      return Internal("ldns: cannot copy the question");
+    }
+  }
+  uint8_t* buf = nullptr;
+  size_t size = 0;
+  ldns_status st = ldns_pkt2wire(&buf, resp.get(), &size);
+  if (st != LDNS_STATUS_OK || buf == nullptr) {
+    return Internal(std::string("ldns_pkt2wire: ") + ldns_get_errorstr_by_id(st));
+  }
+  DnsWire out(buf, buf + size);
+  std::free(buf);
+  return std::optional<DnsWire>(std::move(out));
+}
+
+}  // namespace faultline::agent::dns

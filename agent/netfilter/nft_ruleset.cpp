@@ -1,1 +1,131 @@
-// placeholder
+#include "agent/netfilter/nft_ruleset.h"
+
+#include <nftables/libnftables.h>
+
+#include <array>
+#include <sstream>
+
+namespace faultline::agent::netfilter {
+namespace {
+
+bool IsLowerAlpha(char c) { return c >= 'a' && c <= 'z'; }
+bool IsIdentChar(char c) { return IsLowerAlpha(c) || (c >= '0' && c <= '9') || c == '_'; }
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+bool IsValidNftIdentifier(std::string_view name) {
+  if (name.empty() || name.size() > 64 || !IsLowerAlpha(name[0])) return false;
+  for (char c : name) {
+    if (!IsIdentChar(c)) return false;
+  }
+  return true;
+}
+
+bool IsValidNftFamily(std::string_view family) {
+  static constexpr std::array<std::string_view, 6> kFamilies = {"ip",  "ip6",    "inet",
+                                                                "arp", "bridge", "netdev"};
+  for (auto f : kFamilies) {
+    if (f == family) return true;
+  }
+  return false;
+}
+
+NftRuleset::NftRuleset() {
+  ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
+  if (ctx_ != nullptr) {
+    // Buffered so that output and errors come back to us instead of going to stdout/stderr.
+    nft_ctx_buffer_output(ctx_);
+    nft_ctx_buffer_error(ctx_);
+  }
+}
+
+NftRuleset::~NftRuleset() {
+  if (ctx_ != nullptr) nft_ctx_free(ctx_);
+}
+
+Result<std::string> NftRuleset::RunLocked(const std::string& commands) {
+  if (ctx_ == nullptr) return Internal("libnftables: nft_ctx_new failed");
+  int rc = nft_run_cmd_from_buffer(ctx_, commands.c_str());
+  // The buffers are reset by the next run, so copy them now.
+  const char* out = nft_ctx_get_output_buffer(ctx_);
+  const char* err = nft_ctx_get_error_buffer(ctx_);
+  std::string output = out != nullptr ? out : "";
+  std::string error = err != nullptr ? Trim(err) : "";
+  if (rc != 0) {
+    if (error.empty()) error = "nft_run_cmd_from_buffer returned " + std::to_string(rc);
+    return Unavailable("nftables: " + error);
+  }
+  return output;
+}
+
+Status NftRuleset::Run(const std::string& commands) {
+  std::lock_guard lock(mu_);
+  return RunLocked(commands).status();
+}
+
+Result<std::string> NftRuleset::RunWithOutput(const std::string& commands) {
+  std::lock_guard lock(mu_);
+  return RunLocked(commands);
+}
+
+Result<std::vector<NftTable>> NftRuleset::ListTables(std::string_view name_prefix) {
+  auto out = RunWithOutput("list tables");
+  if (!out.ok()) return out.status();
+  // Output lines look like "table inet faultline_abc".
+  std::vector<NftTable> tables;
+  std::istringstream lines(*out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string keyword;
+    NftTable t;
+    if (!(words >> keyword >> t.family >> t.name) || keyword != "table") continue;
+    if (t.name.compare(0, name_prefix.size(), name_prefix) != 0) continue;
+    tables.push_back(std::move(t));
+  }
+  return tables;
+}
+
+Status NftRuleset::DeleteTable(std::string_view family, std::string_view name) {
+  if (!IsValidNftFamily(family)) {
+    return InvalidArgument("nftables: invalid family '" + std::string(family) + "'");
+  }
+  if (!IsValidNftIdentifier(name)) {
+    return InvalidArgument("nftables: invalid table name '" + std::string(name) + "'");
+  }
+  // "add" of an existing table is a no-op, so this batch deletes the table whether or not it
+  // existed, atomically; nft 1.0.6 has no "destroy" command.
+  std::string t = std::string(family) + " " + std::string(name);
+  return Run("add table " + t + "\ndelete table " + t + "\n");
+}
+
+Result<std::vector<std::string>> NftRuleset::SweepTables(std::string_view prefix) {
+  if (prefix.empty() || !IsLowerAlpha(prefix[0])) {
+    return InvalidArgument("nftables: sweep prefix must start with a letter");
+  }
+  for (char c : prefix) {
+    if (!IsIdentChar(c)) return InvalidArgument("nftables: invalid sweep prefix");
+  }
+  auto tables = ListTables(prefix);
+  if (!tables.ok()) return tables.status();
+  // Keep going past a failure so one odd table does not shield the others; report it after.
+  std::vector<std::string> deleted;
+  Status first_error;
+  for (const auto& t : *tables) {
+    Status s = DeleteTable(t.family, t.name);
+    if (s.ok()) {
+      deleted.push_back(t.name);
+    } else if (first_error.ok()) {
+      first_error = s;
+    }
+  }
+  if (!first_error.ok()) return first_error;
+  return deleted;
+}
+
+}  // namespace faultline::agent::netfilter
