@@ -1,1 +1,370 @@
-// placeholder
+#include "agent/fault_manager.h"
+
+#include <google/protobuf/util/message_differencer.h>
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+#include "common/ids.h"
+
+namespace faultline::agent {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+
+constexpr char kReasonLeaseExpired[] = "lease-expired";
+constexpr char kReasonJournal[] = "journal";
+constexpr char kReasonShutdown[] = "shutdown";
+
+// The log line for a revert: an unattended revert (lease expiry) is something an operator will
+// want to notice, the others are routine.
+void LogRevert(const std::string& fault_id, const std::string& run_id, const std::string& kind,
+               const std::string& reason) {
+  auto level = reason == kReasonLeaseExpired ? spdlog::level::warn : spdlog::level::info;
+  spdlog::log(level, "fault reverted: fault_id={} run_id={} kind={} reason={}", fault_id, run_id,
+              kind, reason);
+}
+
+}  // namespace
+
+FaultManager::FaultManager(FaultRegistry& registry, Journal& journal, const Clock& clock,
+                           FaultManagerOptions options)
+    : registry_(registry),
+      journal_(journal),
+      clock_(clock),
+      options_(std::move(options)),
+      lease_(clock, [this](const std::string& id) { OnLeaseExpired(id); }) {}
+
+FaultManager::~FaultManager() { lease_.Stop(); }
+
+void FaultManager::StartLeaseThread() { lease_.Start(); }
+
+Status FaultManager::ValidateTtl(uint32_t lease_ttl_ms) const {
+  if (lease_ttl_ms == 0) return InvalidArgument("lease_ttl_ms must be greater than 0");
+  if (milliseconds(lease_ttl_ms) > options_.max_lease_ttl) {
+    return InvalidArgument("lease_ttl_ms " + std::to_string(lease_ttl_ms) +
+                           " exceeds this agent's maximum of " +
+                           std::to_string(options_.max_lease_ttl.count()) + " ms");
+  }
+  return Status::Ok();
+}
+
+MonoTime FaultManager::DeadlineFor(uint32_t lease_ttl_ms) const {
+  return clock_.Now() + milliseconds(lease_ttl_ms);
+}
+
+v1::FaultStatus FaultManager::ActiveStatusLocked(const ActiveFault& fault) const {
+  v1::FaultStatus status;
+  status.set_run_id(fault.request.run_id());
+  status.set_fault_id(fault.request.fault_id());
+  *status.mutable_spec() = fault.request.spec();
+  status.set_state(v1::ACTIVE);
+  status.set_applied_at_unix_ms(fault.applied_at_unix_ms);
+  if (auto deadline = lease_.Deadline(fault.request.fault_id())) {
+    status.set_lease_expires_unix_ms(clock_.WallUnixMs() +
+                                     duration_cast<milliseconds>(*deadline - clock_.Now()).count());
+  }
+  if (fault.handle) {
+    for (const auto& [name, value] : fault.handle->GetEvidence()) {
+      (*status.mutable_evidence())[name] = value;
+    }
+  }
+  return status;
+}
+
+std::optional<v1::FaultStatus> FaultManager::RecentLocked(const std::string& fault_id) const {
+  for (const v1::FaultStatus& status : recent_) {
+    if (status.fault_id() == fault_id) return status;
+  }
+  return std::nullopt;
+}
+
+void FaultManager::RememberLocked(v1::FaultStatus status) {
+  // One entry per id: a re-applied and re-reverted id replaces its older record.
+  for (auto it = recent_.begin(); it != recent_.end(); ++it) {
+    if (it->fault_id() == status.fault_id()) {
+      recent_.erase(it);
+      break;
+    }
+  }
+  recent_.push_front(std::move(status));
+  while (recent_.size() > options_.max_recent_reverted) recent_.pop_back();
+}
+
+Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request) {
+  if (!IsValidRunId(request.run_id())) {
+    return InvalidArgument("run_id '" + request.run_id() + "' is invalid: want [a-z0-9]{1,32}");
+  }
+  if (!IsValidFaultId(request.fault_id())) {
+    return InvalidArgument("fault_id '" + request.fault_id() +
+                           "' is invalid: want [a-z0-9_]{1,48}");
+  }
+  if (Status s = ValidateTtl(request.lease_ttl_ms()); !s.ok()) return s;
+  const std::string kind = FaultKindOf(request.spec());
+  if (kind.empty()) return InvalidArgument("spec: no fault kind is set");
+  FaultBackend* backend = registry_.Find(kind);
+  if (backend == nullptr) {
+    return FailedPrecondition("fault kind '" + kind + "' is not supported by this agent");
+  }
+  if (Status s = registry_.CheckAvailable(kind); !s.ok()) return s;
+  if (Status s = backend->Validate(request.spec()); !s.ok()) return s;
+
+  std::lock_guard<std::mutex> mutation(mutation_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shutting_down_) return Unavailable("the agent is shutting down");
+    auto it = active_.find(request.fault_id());
+    if (it != active_.end()) {
+      const ActiveFault& existing = it->second;
+      if (existing.request.run_id() != request.run_id() ||
+          !google::protobuf::util::MessageDifferencer::Equals(existing.request.spec(),
+                                                              request.spec())) {
+        return AlreadyExists("fault " + request.fault_id() +
+                             " is already active with a different run or spec");
+      }
+      if (!lease_.Renew(request.fault_id(), DeadlineFor(request.lease_ttl_ms()))) {
+        return FailedPrecondition("the lease of fault " + request.fault_id() +
+                                  " has expired and the fault is being reverted");
+      }
+      return ActiveStatusLocked(existing);
+    }
+    if (active_.size() >= options_.max_active_faults) {
+      return ResourceExhausted("this agent already has " + std::to_string(active_.size()) +
+                               " active faults (the maximum)");
+    }
+  }
+
+  // Journal first: if the agent dies anywhere after this line, the next start reverts the fault.
+  if (Status s = journal_.Record(request); !s.ok()) return s;
+  Result<std::unique_ptr<FaultHandle>> handle = backend->Apply(request.fault_id(), request.spec());
+  if (!handle.ok()) {
+    if (Status s = journal_.Remove(request.fault_id()); !s.ok()) {
+      spdlog::error("fault {}: apply failed and its journal record could not be removed: {}",
+                    request.fault_id(), s.ToString());
+    }
+    spdlog::warn("fault apply failed: fault_id={} run_id={} kind={} error={}", request.fault_id(),
+                 request.run_id(), kind, handle.status().ToString());
+    return handle.status();
+  }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  ActiveFault fault;
+  fault.request = request;
+  fault.kind = kind;
+  fault.handle = std::shared_ptr<FaultHandle>(std::move(handle).value());
+  fault.applied_at_unix_ms = clock_.WallUnixMs();
+  lease_.Set(request.fault_id(), DeadlineFor(request.lease_ttl_ms()));
+  auto [it, inserted] = active_.emplace(request.fault_id(), std::move(fault));
+  spdlog::info("fault applied: fault_id={} run_id={} kind={} lease_ttl_ms={}", request.fault_id(),
+               request.run_id(), kind, request.lease_ttl_ms());
+  return ActiveStatusLocked(it->second);
+}
+
+Result<v1::FaultStatus> FaultManager::Renew(const std::string& fault_id, uint32_t lease_ttl_ms) {
+  if (!IsValidFaultId(fault_id)) return InvalidArgument("fault_id '" + fault_id + "' is invalid");
+  if (Status s = ValidateTtl(lease_ttl_ms); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = active_.find(fault_id);
+  if (it == active_.end()) {
+    if (auto recent = RecentLocked(fault_id)) {
+      return FailedPrecondition("fault " + fault_id + " was already reverted (" +
+                                recent->revert_reason() + ")");
+    }
+    return NotFound("fault " + fault_id + " is not active on this agent");
+  }
+  if (it->second.reverting || !lease_.Renew(fault_id, DeadlineFor(lease_ttl_ms))) {
+    return FailedPrecondition("the lease of fault " + fault_id +
+                              " has expired and the fault is being reverted");
+  }
+  return ActiveStatusLocked(it->second);
+}
+
+Result<std::optional<v1::FaultStatus>> FaultManager::Revert(const std::string& fault_id,
+                                                            const std::string& reason) {
+  if (!IsValidFaultId(fault_id)) return InvalidArgument("fault_id '" + fault_id + "' is invalid");
+  std::lock_guard<std::mutex> mutation(mutation_mu_);
+  return RevertLocked(fault_id, reason);
+}
+
+Result<std::optional<v1::FaultStatus>> FaultManager::RevertLocked(const std::string& fault_id,
+                                                                  const std::string& reason) {
+  std::shared_ptr<FaultHandle> handle;
+  std::string run_id;
+  std::string kind;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = active_.find(fault_id);
+    if (it == active_.end()) return RecentLocked(fault_id);  // idempotent
+    it->second.reverting = true;
+    lease_.Remove(fault_id);
+    handle = it->second.handle;
+    run_id = it->second.request.run_id();
+    kind = it->second.kind;
+  }
+
+  Status reverted = handle ? handle->Revert() : Status::Ok();
+  if (!reverted.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = active_.find(fault_id);
+    if (it != active_.end()) it->second.reverting = false;
+    // The fault may still be in effect: keep it active and journaled, and let the lease thread
+    // try again rather than depending on the caller to.
+    lease_.Set(fault_id, clock_.Now() + options_.revert_retry);
+    spdlog::error("fault revert failed: fault_id={} run_id={} kind={} reason={} error={}", fault_id,
+                  run_id, kind, reason, reverted.ToString());
+    return reverted;
+  }
+  if (Status s = journal_.Remove(fault_id); !s.ok()) {
+    // Harmless for correctness (RevertOrphan is idempotent) but the next start will log it.
+    spdlog::error("fault {} reverted but its journal record could not be removed: {}", fault_id,
+                  s.ToString());
+  }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = active_.find(fault_id);
+  v1::FaultStatus status = ActiveStatusLocked(it->second);
+  status.set_state(v1::REVERTED);
+  status.set_reverted_at_unix_ms(clock_.WallUnixMs());
+  status.set_revert_reason(reason);
+  status.clear_lease_expires_unix_ms();
+  active_.erase(it);
+  RememberLocked(status);
+  LogRevert(fault_id, run_id, kind, reason);
+  return std::optional<v1::FaultStatus>(std::move(status));
+}
+
+Result<std::vector<v1::FaultStatus>> FaultManager::RevertAll(const std::string& run_id,
+                                                             const std::string& reason) {
+  if (!run_id.empty() && !IsValidRunId(run_id)) {
+    return InvalidArgument("run_id '" + run_id + "' is invalid: want [a-z0-9]{1,32}");
+  }
+  std::lock_guard<std::mutex> mutation(mutation_mu_);
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, fault] : active_) {
+      if (run_id.empty() || fault.request.run_id() == run_id) ids.push_back(id);
+    }
+  }
+  std::vector<v1::FaultStatus> reverted;
+  std::string failures;
+  for (const std::string& id : ids) {
+    Result<std::optional<v1::FaultStatus>> result = RevertLocked(id, reason);
+    if (!result.ok()) {
+      failures += (failures.empty() ? "" : "; ") + id + ": " + result.status().message();
+    } else if (result->has_value()) {
+      reverted.push_back(std::move(**result));
+    }
+  }
+  if (!failures.empty()) return Internal("some faults could not be reverted: " + failures);
+  return reverted;
+}
+
+std::vector<v1::FaultStatus> FaultManager::List(bool include_reverted) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::FaultStatus> list;
+  for (const auto& [id, fault] : active_) list.push_back(ActiveStatusLocked(fault));
+  if (include_reverted) list.insert(list.end(), recent_.begin(), recent_.end());
+  return list;
+}
+
+std::optional<v1::FaultStatus> FaultManager::Get(const std::string& fault_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = active_.find(fault_id);
+  if (it != active_.end()) return ActiveStatusLocked(it->second);
+  return RecentLocked(fault_id);
+}
+
+size_t FaultManager::ActiveCount() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return active_.size();
+}
+
+RecoveryReport FaultManager::Recover() {
+  std::lock_guard<std::mutex> mutation(mutation_mu_);
+  RecoveryReport report;
+  JournalContents contents = journal_.LoadAll();
+  for (JournalProblem& problem : contents.problems) {
+    spdlog::error("journal: unusable record {}: {}", problem.path, problem.reason);
+    if (Status s = journal_.Quarantine(problem.path); !s.ok()) {
+      spdlog::error("journal: {}", s.ToString());
+    }
+    report.corrupt.push_back(std::move(problem));
+  }
+  for (const v1::ApplyFaultRequest& entry : contents.entries) {
+    const std::string& id = entry.fault_id();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (active_.count(id) != 0) continue;  // applied by this process: not an orphan
+    }
+    const std::string kind = FaultKindOf(entry.spec());
+    FaultBackend* backend = registry_.Find(kind);
+    if (backend == nullptr) {
+      std::string reason = "no backend for fault kind '" + kind + "'; record kept";
+      spdlog::error("journal: cannot revert orphaned fault {} (run {}): {}", id, entry.run_id(),
+                    reason);
+      report.failed.push_back({id, reason});
+      continue;
+    }
+    if (Status s = backend->RevertOrphan(id, entry.spec()); !s.ok()) {
+      spdlog::error(
+          "journal: reverting orphaned fault {} (run {}, kind {}) failed: {}; record "
+          "kept for the next start",
+          id, entry.run_id(), kind, s.ToString());
+      report.failed.push_back({id, s.ToString()});
+      continue;
+    }
+    if (Status s = journal_.Remove(id); !s.ok()) {
+      spdlog::error("journal: {}", s.ToString());
+    }
+    v1::FaultStatus status;
+    status.set_run_id(entry.run_id());
+    status.set_fault_id(id);
+    *status.mutable_spec() = entry.spec();
+    status.set_state(v1::REVERTED);
+    status.set_reverted_at_unix_ms(clock_.WallUnixMs());
+    status.set_revert_reason(kReasonJournal);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      RememberLocked(std::move(status));
+    }
+    LogRevert(id, entry.run_id(), kind, kReasonJournal);
+    report.reverted.push_back(id);
+  }
+  if (options_.sweep_tables) {
+    Result<std::vector<std::string>> swept = options_.sweep_tables();
+    if (!swept.ok()) {
+      report.sweep_status = swept.status();
+      spdlog::error("sweeping leftover faultline_* tables failed: {}", swept.status().ToString());
+    } else {
+      for (const std::string& table : *swept) {
+        spdlog::warn("swept leftover nftables table {} (not in the journal)", table);
+      }
+      report.swept_tables = std::move(swept).value();
+    }
+  }
+  return report;
+}
+
+Status FaultManager::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutting_down_ = true;
+  }
+  Result<std::vector<v1::FaultStatus>> reverted = RevertAll("", kReasonShutdown);
+  lease_.Stop();
+  return reverted.status();
+}
+
+std::vector<std::string> FaultManager::CheckLeases() { return lease_.CheckExpired(); }
+
+void FaultManager::OnLeaseExpired(const std::string& fault_id) {
+  Result<std::optional<v1::FaultStatus>> result = Revert(fault_id, kReasonLeaseExpired);
+  if (!result.ok()) {
+    spdlog::error("fault {}: revert after lease expiry failed: {}", fault_id,
+                  result.status().ToString());
+  }
+}
+
+}  // namespace faultline::agent

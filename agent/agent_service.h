@@ -1,0 +1,70 @@
+#pragma once
+// AgentService: the Agent gRPC service (callback API). Each RPC validates nothing itself and
+// delegates to FaultManager / FaultRegistry; Status becomes grpc::Status only here.
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <string>
+
+#include "agent/fault_manager.h"
+#include "agent/fault_registry.h"
+#include "common/status.h"
+#include "faultline/v1/agent.grpc.pb.h"
+
+namespace faultline::agent {
+
+// Who this agent is, as reported by GetInfo.
+struct AgentIdentity {
+  std::string agent_id;
+  std::map<std::string, std::string> labels;
+};
+
+// The agent's version (the CMake project version, e.g. "0.1.0").
+const char* AgentVersion();
+
+// Status → grpc::Status with the same code and message.
+grpc::Status ToGrpcStatus(const Status& status);
+
+class AgentService final : public v1::Agent::CallbackService {
+ public:
+  // `manager` and `registry` must outlive the service (and the server it is registered with).
+  AgentService(FaultManager& manager, const FaultRegistry& registry, AgentIdentity identity);
+
+  // Identity, version, detected and missing capabilities, active faults and limits. Never fails.
+  grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* ctx,
+                                    const v1::GetInfoRequest* request,
+                                    v1::AgentInfo* response) override;
+  // FaultManager::Apply; its error codes map one-to-one.
+  grpc::ServerUnaryReactor* ApplyFault(grpc::CallbackServerContext* ctx,
+                                       const v1::ApplyFaultRequest* request,
+                                       v1::ApplyFaultResponse* response) override;
+  // FaultManager::Renew.
+  grpc::ServerUnaryReactor* RenewLease(grpc::CallbackServerContext* ctx,
+                                       const v1::RenewLeaseRequest* request,
+                                       v1::RenewLeaseResponse* response) override;
+  // FaultManager::Revert with reason "request"; idempotent.
+  grpc::ServerUnaryReactor* RevertFault(grpc::CallbackServerContext* ctx,
+                                        const v1::RevertFaultRequest* request,
+                                        v1::RevertFaultResponse* response) override;
+  // FaultManager::RevertAll with reason "revert-all". On a partial failure the status is
+  // INTERNAL naming the faults that failed; the others are reverted regardless (ListFaults with
+  // include_reverted shows them).
+  grpc::ServerUnaryReactor* RevertAll(grpc::CallbackServerContext* ctx,
+                                      const v1::RevertAllRequest* request,
+                                      v1::RevertAllResponse* response) override;
+  // FaultManager::List.
+  grpc::ServerUnaryReactor* ListFaults(grpc::CallbackServerContext* ctx,
+                                       const v1::ListFaultsRequest* request,
+                                       v1::ListFaultsResponse* response) override;
+  // Always UNIMPLEMENTED in this version.
+  grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx, const v1::ProbeRequest* request,
+                                  v1::ProbeResponse* response) override;
+
+ private:
+  FaultManager& manager_;
+  const FaultRegistry& registry_;
+  const AgentIdentity identity_;
+};
+
+}  // namespace faultline::agent
