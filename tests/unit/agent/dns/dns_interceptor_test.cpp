@@ -1,1 +1,480 @@
-// placeholder
+#include "agent/dns/dns_interceptor.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <ldns/ldns.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace faultline::agent::dns {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kDeadline = 10s;
+
+// Polls a condition until it holds or the deadline passes; the event itself is what we wait for.
+bool WaitUntil(const std::function<bool()>& condition) {
+  auto deadline = Clock::now() + kDeadline;
+  while (Clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(2ms);
+  }
+  return condition();
+}
+
+struct PktFree {
+  void operator()(ldns_pkt* p) const { ldns_pkt_free(p); }
+};
+using Pkt = std::unique_ptr<ldns_pkt, PktFree>;
+
+DnsWire ToWire(ldns_pkt* pkt) {
+  uint8_t* buf = nullptr;
+  size_t size = 0;
+  EXPECT_EQ(ldns_pkt2wire(&buf, pkt, &size), LDNS_STATUS_OK);
+  DnsWire wire(buf, buf + size);
+  std::free(buf);
+  return wire;
+}
+
+DnsWire MakeQuery(const char* name, uint16_t id) {
+  ldns_pkt* raw = nullptr;
+  EXPECT_EQ(ldns_pkt_query_new_frm_str(&raw, name, LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD),
+            LDNS_STATUS_OK);
+  Pkt pkt(raw);
+  ldns_pkt_set_id(pkt.get(), id);
+  return ToWire(pkt.get());
+}
+
+Pkt Parse(const DnsWire& wire) {
+  ldns_pkt* raw = nullptr;
+  if (ldns_wire2pkt(&raw, wire.data(), wire.size()) != LDNS_STATUS_OK) return nullptr;
+  return Pkt(raw);
+}
+
+// The upstream's answer: the question, one A record, AA set; distinctive enough that a relay that
+// rebuilt the message would not reproduce it byte for byte.
+DnsWire MakeUpstreamAnswer(const DnsWire& query) {
+  Pkt q = Parse(query);
+  EXPECT_NE(q, nullptr);
+  Pkt resp(ldns_pkt_new());
+  ldns_pkt_set_id(resp.get(), ldns_pkt_id(q.get()));
+  ldns_pkt_set_qr(resp.get(), true);
+  ldns_pkt_set_aa(resp.get(), true);
+  ldns_pkt_set_rd(resp.get(), ldns_pkt_rd(q.get()));
+  ldns_rr* question = ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(q.get()), 0));
+  char* owner = ldns_rdf2str(ldns_rr_owner(question));
+  ldns_pkt_push_rr(resp.get(), LDNS_SECTION_QUESTION, question);
+  ldns_rr* answer = nullptr;
+  std::string text = std::string(owner) + " 300 IN A 10.9.9.9";
+  std::free(owner);
+  EXPECT_EQ(ldns_rr_new_frm_str(&answer, text.c_str(), 0, nullptr, nullptr), LDNS_STATUS_OK);
+  ldns_pkt_push_rr(resp.get(), LDNS_SECTION_ANSWER, answer);
+  return ToWire(resp.get());
+}
+
+sockaddr_in Loopback(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+uint16_t BoundPort(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+bool ReadExactly(int fd, uint8_t* buf, size_t n, Clock::time_point deadline) {
+  size_t got = 0;
+  while (got < n) {
+    pollfd p{fd, POLLIN, 0};
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (ms.count() <= 0 || poll(&p, 1, static_cast<int>(ms.count())) <= 0) return false;
+    ssize_t r = recv(fd, buf + got, n - got, 0);
+    if (r <= 0) return false;
+    got += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool WriteFramed(int fd, const DnsWire& msg) {
+  DnsWire framed = {static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size())};
+  framed.insert(framed.end(), msg.begin(), msg.end());
+  return send(fd, framed.data(), framed.size(), MSG_NOSIGNAL) ==
+         static_cast<ssize_t>(framed.size());
+}
+
+std::optional<DnsWire> ReadFramed(int fd, Clock::time_point deadline) {
+  uint8_t len[2];
+  if (!ReadExactly(fd, len, 2, deadline)) return std::nullopt;
+  DnsWire msg((len[0] << 8) | len[1]);
+  if (!ReadExactly(fd, msg.data(), msg.size(), deadline)) return std::nullopt;
+  return msg;
+}
+
+// An in-process upstream resolver on 127.0.0.1: UDP and TCP on the same port (as a real resolver
+// is), answering every query with MakeUpstreamAnswer and recording what it received and sent.
+class FakeUpstream {
+ public:
+  FakeUpstream() {
+    for (int attempt = 0; attempt < 20 && port_ == 0; ++attempt) {
+      int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a = Loopback(0);
+      bind(u, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+      uint16_t port = BoundPort(u);
+      int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      a = Loopback(port);
+      if (bind(t, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && listen(t, 16) == 0) {
+        udp_ = u;
+        tcp_ = t;
+        port_ = port;
+      } else {
+        close(u);
+        close(t);
+      }
+    }
+    pipe(stop_);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~FakeUpstream() {
+    close(stop_[1]);
+    thread_.join();
+    close(stop_[0]);
+    close(udp_);
+    close(tcp_);
+  }
+  uint16_t port() const { return port_; }
+  std::vector<DnsWire> received() {
+    std::lock_guard l(mu_);
+    return received_;
+  }
+  std::vector<DnsWire> sent() {
+    std::lock_guard l(mu_);
+    return sent_;
+  }
+
+ private:
+  DnsWire Answer(const DnsWire& query) {
+    DnsWire reply = MakeUpstreamAnswer(query);
+    std::lock_guard l(mu_);
+    received_.push_back(query);
+    sent_.push_back(reply);
+    return reply;
+  }
+  void Serve() {
+    while (true) {
+      pollfd fds[3] = {{stop_[0], POLLIN, 0}, {udp_, POLLIN, 0}, {tcp_, POLLIN, 0}};
+      if (poll(fds, 3, -1) < 0 || fds[0].revents != 0) return;
+      if (fds[1].revents != 0) {
+        uint8_t buf[65535];
+        sockaddr_in from{};
+        socklen_t len = sizeof(from);
+        ssize_t n = recvfrom(udp_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n > 0) {
+          DnsWire reply = Answer(DnsWire(buf, buf + n));
+          sendto(udp_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+        }
+      }
+      if (fds[2].revents != 0) {
+        int c = accept(tcp_, nullptr, nullptr);
+        if (c < 0) continue;
+        auto query = ReadFramed(c, Clock::now() + kDeadline);
+        if (query) WriteFramed(c, Answer(*query));
+        close(c);
+      }
+    }
+  }
+
+  int udp_ = -1, tcp_ = -1, stop_[2] = {-1, -1};
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<DnsWire> received_, sent_;
+};
+
+class UdpClient {
+ public:
+  explicit UdpClient(uint16_t port) {
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = Loopback(port);
+    connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  }
+  ~UdpClient() { close(fd_); }
+  void Send(const DnsWire& msg) { send(fd_, msg.data(), msg.size(), 0); }
+  std::optional<DnsWire> Receive() {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, std::chrono::duration_cast<std::chrono::milliseconds>(kDeadline).count()) <= 0)
+      return std::nullopt;
+    return ReceiveNow();
+  }
+  // Whatever is already queued, without waiting.
+  std::optional<DnsWire> ReceiveNow() {
+    uint8_t buf[65535];
+    ssize_t n = recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0) return std::nullopt;
+    return DnsWire(buf, buf + n);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+std::optional<DnsWire> TcpQuery(uint16_t port, const DnsWire& query) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = Loopback(port);
+  std::optional<DnsWire> reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && WriteFramed(fd, query)) {
+    reply = ReadFramed(fd, Clock::now() + kDeadline);
+  }
+  close(fd);
+  return reply;
+}
+
+size_t OpenFdCount() {
+  size_t n = 0;
+  DIR* d = opendir("/proc/self/fd");
+  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+DomainMatcher Matcher(std::vector<std::string> patterns) {
+  auto m = DomainMatcher::Create(patterns);
+  EXPECT_TRUE(m.ok());
+  return *m;
+}
+
+class DnsInterceptorTest : public ::testing::Test {
+ protected:
+  // Starts an interceptor whose upstream is the fake (or the given port).
+  void StartInterceptor(uint16_t upstream_port, int timeout_ms = 2000, int max_outstanding = 64) {
+    DnsInterceptorOptions o;
+    o.upstream = "127.0.0.1:" + std::to_string(upstream_port);
+    // SO_MARK needs CAP_NET_ADMIN; the production path always sets it.
+    o.socket_mark = geteuid() == 0 ? 0x464c : 0;
+    o.upstream_timeout_ms = timeout_ms;
+    o.max_outstanding = max_outstanding;
+    interceptor_ = std::make_unique<DnsInterceptor>(o);
+    Status s = interceptor_->Start();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_NE(interceptor_->port(), 0);
+  }
+  DnsInterceptor::Counter AddRule(const std::string& id, std::vector<std::string> patterns,
+                                  v1::DnsFault::Mode mode) {
+    auto c = interceptor_->AddRule(id, Matcher(std::move(patterns)), mode);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? *c : nullptr;
+  }
+
+  FakeUpstream upstream_;
+  std::unique_ptr<DnsInterceptor> interceptor_;
+};
+
+TEST_F(DnsInterceptorTest, UdpMatchingQueryGetsTheFaultAnswerAndCounts) {
+  StartInterceptor(upstream_.port());
+  auto faulted = AddRule("f1", {"*.sandbox.test"}, v1::DnsFault::NXDOMAIN);
+  UdpClient client(interceptor_->port());
+  client.Send(MakeQuery("DynamoDB.Sandbox.Test.", 0x1234));
+  auto reply = client.Receive();
+  ASSERT_TRUE(reply.has_value());
+  Pkt pkt = Parse(*reply);
+  ASSERT_NE(pkt, nullptr);
+  EXPECT_EQ(ldns_pkt_id(pkt.get()), 0x1234);
+  EXPECT_EQ(ldns_pkt_get_rcode(pkt.get()), LDNS_RCODE_NXDOMAIN);
+  EXPECT_TRUE(ldns_pkt_qr(pkt.get()));
+  EXPECT_TRUE(WaitUntil([&] { return faulted->load() == 1; }));
+  EXPECT_TRUE(upstream_.received().empty());
+  auto stats = interceptor_->GetStats();
+  EXPECT_EQ(stats.queries_seen, 1u);
+  EXPECT_EQ(stats.queries_faulted, 1u);
+  EXPECT_EQ(stats.queries_passed, 0u);
+}
+
+TEST_F(DnsInterceptorTest, UdpNonMatchingQueryIsRelayedByteForByte) {
+  StartInterceptor(upstream_.port());
+  AddRule("f1", {"a.test"}, v1::DnsFault::NXDOMAIN);
+  UdpClient client(interceptor_->port());
+  DnsWire query = MakeQuery("b.test", 0x4321);
+  client.Send(query);
+  auto reply = client.Receive();
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_EQ(upstream_.received().size(), 1u);
+  EXPECT_EQ(upstream_.received()[0], query);
+  EXPECT_EQ(*reply, upstream_.sent()[0]);
+  EXPECT_TRUE(WaitUntil([&] { return interceptor_->GetStats().outstanding == 0; }));
+  EXPECT_EQ(interceptor_->GetStats().queries_passed, 1u);
+}
+
+TEST_F(DnsInterceptorTest, TcpMatchingQueryGetsTheFaultAnswerAndCounts) {
+  StartInterceptor(upstream_.port());
+  auto faulted = AddRule("f1", {"a.test"}, v1::DnsFault::SERVFAIL);
+  auto reply = TcpQuery(interceptor_->port(), MakeQuery("a.test", 77));
+  ASSERT_TRUE(reply.has_value());
+  Pkt pkt = Parse(*reply);
+  ASSERT_NE(pkt, nullptr);
+  EXPECT_EQ(ldns_pkt_id(pkt.get()), 77);
+  EXPECT_EQ(ldns_pkt_get_rcode(pkt.get()), LDNS_RCODE_SERVFAIL);
+  EXPECT_TRUE(WaitUntil([&] { return faulted->load() == 1; }));
+  EXPECT_TRUE(upstream_.received().empty());
+}
+
+TEST_F(DnsInterceptorTest, TcpNonMatchingQueryIsRelayedByteForByte) {
+  StartInterceptor(upstream_.port());
+  AddRule("f1", {"a.test"}, v1::DnsFault::SERVFAIL);
+  DnsWire query = MakeQuery("b.test", 78);
+  auto reply = TcpQuery(interceptor_->port(), query);
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_EQ(upstream_.received().size(), 1u);
+  EXPECT_EQ(upstream_.received()[0], query);
+  EXPECT_EQ(*reply, upstream_.sent()[0]);
+}
+
+TEST_F(DnsInterceptorTest, DropGivesNoAnswerAndCounts) {
+  StartInterceptor(upstream_.port());
+  auto faulted = AddRule("f1", {"a.test"}, v1::DnsFault::DROP);
+  UdpClient client(interceptor_->port());
+  client.Send(MakeQuery("a.test", 5));
+  ASSERT_TRUE(WaitUntil([&] { return faulted->load() == 1; }));
+  // A faulted answer is sent before its count moves, so had there been one it would be queued.
+  EXPECT_FALSE(client.ReceiveNow().has_value());
+  EXPECT_TRUE(upstream_.received().empty());
+}
+
+TEST_F(DnsInterceptorTest, FirstMatchingRuleWins) {
+  StartInterceptor(upstream_.port());
+  auto first = AddRule("f1", {"*.test"}, v1::DnsFault::REFUSED);
+  auto second = AddRule("f2", {"a.test"}, v1::DnsFault::NXDOMAIN);
+  UdpClient client(interceptor_->port());
+  client.Send(MakeQuery("a.test", 9));
+  auto reply = client.Receive();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(ldns_pkt_get_rcode(Parse(*reply).get()), LDNS_RCODE_REFUSED);
+  EXPECT_TRUE(WaitUntil([&] { return first->load() == 1; }));
+  EXPECT_EQ(second->load(), 0u);
+}
+
+TEST_F(DnsInterceptorTest, DuplicateRuleIsRejected) {
+  StartInterceptor(upstream_.port());
+  AddRule("f1", {"a.test"}, v1::DnsFault::DROP);
+  auto again = interceptor_->AddRule("f1", Matcher({"b.test"}), v1::DnsFault::DROP);
+  EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+}
+
+TEST_F(DnsInterceptorTest, RemovingTheRuleRestoresPassThrough) {
+  StartInterceptor(upstream_.port());
+  auto faulted = AddRule("f1", {"a.test"}, v1::DnsFault::NXDOMAIN);
+  UdpClient client(interceptor_->port());
+  client.Send(MakeQuery("a.test", 1));
+  auto faulted_reply = client.Receive();
+  ASSERT_TRUE(faulted_reply.has_value());
+  EXPECT_EQ(ldns_pkt_get_rcode(Parse(*faulted_reply).get()), LDNS_RCODE_NXDOMAIN);
+
+  EXPECT_TRUE(interceptor_->RemoveRule("f1"));
+  EXPECT_FALSE(interceptor_->RemoveRule("f1"));
+  DnsWire query = MakeQuery("a.test", 2);
+  client.Send(query);
+  auto reply = client.Receive();
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_EQ(upstream_.received().size(), 1u);
+  EXPECT_EQ(*reply, upstream_.sent()[0]);
+  // The removed rule's counter keeps its final value.
+  EXPECT_EQ(faulted->load(), 1u);
+}
+
+TEST_F(DnsInterceptorTest, GarbageIsCountedAndIgnored) {
+  StartInterceptor(upstream_.port());
+  AddRule("f1", {"a.test"}, v1::DnsFault::NXDOMAIN);
+  UdpClient client(interceptor_->port());
+  client.Send(DnsWire{0xde, 0xad});
+  client.Send(DnsWire(40, 0xff));
+  ASSERT_TRUE(WaitUntil([&] { return interceptor_->GetStats().malformed == 2; }));
+  EXPECT_TRUE(upstream_.received().empty());
+  // Still serving, and nothing was sent back for the garbage.
+  client.Send(MakeQuery("a.test", 3));
+  auto reply = client.Receive();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(ldns_pkt_id(Parse(*reply).get()), 3);
+  // Over TCP, garbage closes the connection without an answer.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = Loopback(interceptor_->port());
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_TRUE(WriteFramed(fd, DnsWire(5, 0x01)));
+  EXPECT_FALSE(ReadFramed(fd, Clock::now() + kDeadline).has_value());
+  close(fd);
+  EXPECT_EQ(interceptor_->GetStats().malformed, 3u);
+}
+
+TEST_F(DnsInterceptorTest, BlackHoledUpstreamTimesOutWithoutLeakingSockets) {
+  // A UDP socket that never answers.
+  int hole = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = Loopback(0);
+  ASSERT_EQ(bind(hole, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  StartInterceptor(BoundPort(hole), /*timeout_ms=*/100);
+  UdpClient client(interceptor_->port());
+  size_t fds_before = OpenFdCount();
+  for (uint16_t id = 0; id < 5; ++id) client.Send(MakeQuery("b.test", id));
+  ASSERT_TRUE(WaitUntil([&] { return interceptor_->GetStats().upstream_timeouts == 5; }));
+  EXPECT_TRUE(WaitUntil([&] { return interceptor_->GetStats().outstanding == 0; }));
+  EXPECT_EQ(OpenFdCount(), fds_before);
+  EXPECT_FALSE(client.ReceiveNow().has_value());
+  close(hole);
+}
+
+TEST_F(DnsInterceptorTest, OutstandingQueriesAreCapped) {
+  int hole = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = Loopback(0);
+  ASSERT_EQ(bind(hole, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  StartInterceptor(BoundPort(hole), /*timeout_ms=*/60000, /*max_outstanding=*/2);
+  UdpClient client(interceptor_->port());
+  for (uint16_t id = 0; id < 3; ++id) client.Send(MakeQuery("b.test", id));
+  ASSERT_TRUE(WaitUntil([&] { return interceptor_->GetStats().queries_seen == 3; }));
+  auto stats = interceptor_->GetStats();
+  EXPECT_EQ(stats.outstanding, 2u);
+  EXPECT_EQ(stats.queries_passed, 2u);
+  EXPECT_EQ(stats.overload_dropped, 1u);
+  // Stop closes the outstanding sockets.
+  interceptor_->Stop();
+  EXPECT_EQ(interceptor_->GetStats().outstanding, 0u);
+  close(hole);
+}
+
+TEST(ParseSocketAddressTest, AcceptsNumericAddressesWithOptionalPort) {
+  auto v4 = ParseSocketAddress("10.1.2.3", 53);
+  ASSERT_TRUE(v4.ok());
+  EXPECT_EQ(ntohs(reinterpret_cast<const sockaddr_in*>(&v4->storage)->sin_port), 53);
+  auto v4p = ParseSocketAddress("127.0.0.1:5353", 53);
+  ASSERT_TRUE(v4p.ok());
+  EXPECT_EQ(ntohs(reinterpret_cast<const sockaddr_in*>(&v4p->storage)->sin_port), 5353);
+  auto v6 = ParseSocketAddress("::1", 53);
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->family(), AF_INET6);
+  auto v6p = ParseSocketAddress("[::1]:5353", 53);
+  ASSERT_TRUE(v6p.ok());
+  EXPECT_EQ(ntohs(reinterpret_cast<const sockaddr_in6*>(&v6p->storage)->sin6_port), 5353);
+  for (const char* bad :
+       {"", "dns.example.com", "1.2.3.4:", "1.2.3.4:99999", "[::1", "1.2.3.4:x"}) {
+    EXPECT_FALSE(ParseSocketAddress(bad, 53).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace faultline::agent::dns
