@@ -1,18 +1,282 @@
-// faultline: the operator CLI.
-#include <CLI/CLI.hpp>
+// faultline: the operator CLI. Verbs: validate, run, agents, sandbox.
+#include <signal.h>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/duration.h"
+#include "common/logging.h"
 #include "controller/cli/sandbox_command.h"
+#include "controller/engine/agent_client.h"
+#include "controller/engine/inventory.h"
+#include "controller/engine/run_engine.h"
+#include "controller/experiment/parser.h"
+#include "controller/probes/probe_runner.h"
+#include "controller/report/report.h"
+#include "controller/sandbox/sandbox.h"
+
+namespace faultline::cli {
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitInfra = 4;
+
+// A duration flag ("15s") checked by ParseDuration.
+CLI::Validator DurationValidator() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        auto d = ParseDuration(s);
+        if (!d.ok()) return d.status().message();
+        if (d->count() <= 0) return "must be greater than 0";
+        return "";
+      },
+      "DURATION");
+}
+
+// --inventory, or the sandbox's own when the sandbox is up.
+Result<engine::Inventory> LoadInventoryOrSandbox(const std::string& path) {
+  if (!path.empty()) return engine::LoadInventory(path);
+  if (sandbox::SandboxIsUp()) return engine::LoadInventory(sandbox::SandboxInventoryPath());
+  return FailedPrecondition(
+      "no --inventory given and the sandbox is not up (start it with `faultline sandbox up`, or "
+      "pass --inventory FILE listing your agents)");
+}
+
+// validate FILE...
+struct ValidateArgs {
+  std::vector<std::string> files;
+  std::string output = "text";
+};
+
+int Validate(const ValidateArgs& a) {
+  int rc = 0;
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& f : a.files) {
+    auto outcome = experiment::ParseExperimentFile(f);
+    nlohmann::json entry{{"file", f}, {"valid", outcome.ok()}};
+    for (const auto& d : outcome.errors) {
+      entry["errors"].push_back(d.ToString());
+      if (a.output == "text") std::cerr << "error: " << d.ToString() << "\n";
+    }
+    for (const auto& d : outcome.warnings) {
+      entry["warnings"].push_back(d.ToString());
+      if (a.output == "text") std::cerr << "warning: " << d.ToString() << "\n";
+    }
+    if (outcome.ok()) {
+      if (a.output == "text") {
+        std::cout << f << ": valid (" << outcome.experiment->name << ", "
+                  << outcome.experiment->faults.size() << " fault(s), "
+                  << outcome.experiment->objectives.size() << " objective(s))\n";
+      }
+    } else {
+      rc = kExitUsage;
+    }
+    results.push_back(entry);
+  }
+  if (a.output == "json") std::cout << results.dump(2) << "\n";
+  return rc;
+}
+
+// run FILE
+struct RunArgs {
+  std::string file;
+  std::string inventory;
+  std::string lease_ttl = "15s";
+  std::string report_json;
+  std::string output = "text";
+  bool quiet = false;
+};
+
+int Run(const RunArgs& a) {
+  // Block the termination signals before any thread exists (gRPC, probes), so every thread
+  // inherits the mask and the signal thread below receives them synchronously (sigwait).
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGINT);
+  sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+  auto outcome = experiment::ParseExperimentFile(a.file);
+  for (const auto& d : outcome.warnings) std::cerr << "warning: " << d.ToString() << "\n";
+  if (!outcome.ok()) {
+    for (const auto& d : outcome.errors) std::cerr << "error: " << d.ToString() << "\n";
+    std::cerr << "faultline: " << a.file << " is invalid; nothing was applied\n";
+    return kExitUsage;
+  }
+  auto inventory = LoadInventoryOrSandbox(a.inventory);
+  if (!inventory.ok()) {
+    std::cerr << "faultline: " << inventory.status().message() << "\n";
+    return inventory.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+  }
+
+  engine::RunOptions opts;
+  opts.lease_ttl = *ParseDuration(a.lease_ttl);
+  MonoTime origin = SystemClock::Instance().Now();
+  bool tty = isatty(STDERR_FILENO);
+  if (!a.quiet) {
+    opts.on_progress = [origin, tty](const engine::ProgressEvent& e) {
+      const char* bold = tty ? "\033[1m" : "";
+      const char* reset = tty ? "\033[0m" : "";
+      std::fprintf(stderr, "[%8.2fs] %s%-8s%s %s\n", ToSeconds(e.at - origin), bold,
+                   e.phase.c_str(), reset, e.message.c_str());
+      std::fflush(stderr);
+    };
+  }
+  probes::InitProbes();
+  engine::RunEngine engine(*outcome.experiment, std::move(*inventory), opts);
+
+  // SIGINT/SIGTERM were blocked in main before any thread started; this thread turns them into a
+  // cancel (revert everything, verdict ABORTED). A second signal exits at once: the agents'
+  // leases revert whatever is left.
+  std::atomic<bool> done{false};
+  std::thread signals([&] {
+    int seen = 0;
+    while (true) {
+      int sig = 0;
+      if (sigwait(&blocked, &sig) != 0 || done) return;
+      if (sig == SIGUSR1) continue;
+      if (++seen == 1) {
+        std::fprintf(stderr,
+                     "\nfaultline: %s received: reverting every fault (again to exit at once; "
+                     "agents then revert on lease expiry)\n",
+                     sig == SIGINT ? "interrupt" : "terminate");
+        engine.Cancel(sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
+      } else {
+        _exit(3);
+      }
+    }
+  });
+
+  std::fprintf(stderr, "faultline: running %s from %s\n", outcome.experiment->name.c_str(),
+               a.file.c_str());
+  auto result = engine.Run();
+  done = true;
+  kill(getpid(), SIGUSR1);  // wake the signal thread so it sees `done`
+  signals.join();
+
+  if (a.output == "json") {
+    std::cout << report::RenderJson(result);
+  } else {
+    std::cout << report::RenderText(result);
+  }
+  if (!a.report_json.empty()) {
+    if (auto s = report::WriteJsonReport(result, a.report_json); !s.ok()) {
+      std::cerr << "faultline: " << s.message() << "\n";
+    }
+  }
+  return engine::ExitCodeFor(result.verdict);
+}
+
+// agents
+struct AgentsArgs {
+  std::string inventory;
+  std::string output = "text";
+};
+
+int Agents(const AgentsArgs& a) {
+  auto inventory = LoadInventoryOrSandbox(a.inventory);
+  if (!inventory.ok()) {
+    std::cerr << "faultline: " << inventory.status().message() << "\n";
+    return inventory.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+  }
+  int rc = 0;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& ep : inventory->agents) {
+    engine::AgentClient client(ep);
+    auto info = client.GetInfo(std::chrono::seconds(3));
+    nlohmann::json j{{"name", ep.name}, {"address", ep.address}, {"reachable", info.ok()}};
+    if (!info.ok()) {
+      rc = kExitInfra;
+      j["error"] = info.status().message();
+      if (a.output == "text") {
+        std::cout << ep.name << "  " << ep.address << "  UNREACHABLE: " << info.status().message()
+                  << "\n";
+      }
+    } else {
+      std::map<std::string, std::string> labels(info->labels().begin(), info->labels().end());
+      std::vector<std::string> caps(info->capabilities().begin(), info->capabilities().end());
+      j["agent_id"] = info->agent_id();
+      j["version"] = info->version();
+      j["labels"] = labels;
+      j["capabilities"] = caps;
+      j["active_faults"] = info->active_faults();
+      std::map<std::string, std::string> missing(info->missing_capabilities().begin(),
+                                                 info->missing_capabilities().end());
+      j["missing_capabilities"] = missing;
+      if (a.output == "text") {
+        std::string l, c;
+        for (const auto& [k, v] : labels) l += (l.empty() ? "" : ",") + k + "=" + v;
+        for (const auto& x : caps) c += (c.empty() ? "" : ",") + x;
+        std::cout << info->agent_id() << "  " << ep.address << "  v" << info->version()
+                  << "  labels{" << l << "}  capabilities[" << c << "]  active_faults "
+                  << info->active_faults() << "\n";
+      }
+    }
+    out.push_back(j);
+  }
+  if (a.output == "json") std::cout << out.dump(2) << "\n";
+  return rc;
+}
+
+}  // namespace
+}  // namespace faultline::cli
 
 int main(int argc, char** argv) {
-  CLI::App app{"faultline: chaos experiments with measured recovery times"};
+  using namespace faultline::cli;
+  faultline::SetupLogging("warn", "faultline");
+
+  CLI::App app{
+      "faultline: chaos experiments with measured time-to-detect and time-to-recover.\n"
+      "Exit codes of `run`: 0 every objective met, 1 an objective missed, 2 invalid input or "
+      "usage, 3 aborted (faults reverted), 4 infrastructure error."};
   app.require_subcommand(1);
   int exit_code = 0;
-  faultline::cli::AddSandboxCommand(app, &exit_code);
+
+  ValidateArgs va;
+  auto* validate = app.add_subcommand("validate", "Check experiment files; report every error "
+                                                  "as file:line:column: field: message");
+  validate->add_option("files", va.files, "Experiment files")->required()->check(CLI::ExistingFile);
+  validate->add_option("--output", va.output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  validate->callback([&] { exit_code = Validate(va); });
+
+  RunArgs ra;
+  auto* run = app.add_subcommand(
+      "run", "Run an experiment directly against its agents and print the measured report");
+  run->add_option("file", ra.file, "Experiment file")->required()->check(CLI::ExistingFile);
+  run->add_option("--inventory", ra.inventory,
+                  "Inventory YAML of agents (default: the sandbox's, when it is up)")
+      ->check(CLI::ExistingFile);
+  run->add_option("--lease-ttl", ra.lease_ttl,
+                  "Agents revert a fault on their own if its lease is not renewed within this "
+                  "(default 15s)")
+      ->check(DurationValidator());
+  run->add_option("--report-json", ra.report_json, "Also write the JSON report to this path");
+  run->add_option("--output", ra.output, "Report on stdout: text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  run->add_flag("--quiet,-q", ra.quiet, "No live progress on stderr");
+  run->callback([&] { exit_code = Run(ra); });
+
+  AgentsArgs aa;
+  auto* agents = app.add_subcommand("agents", "Show what each agent reports (labels, "
+                                              "capabilities, active faults)");
+  agents->add_option("--inventory", aa.inventory, "Inventory YAML (default: the sandbox's)")
+      ->check(CLI::ExistingFile);
+  agents->add_option("--output", aa.output, "text or json")->check(CLI::IsMember({"text", "json"}));
+  agents->callback([&] { exit_code = Agents(aa); });
+
+  AddSandboxCommand(app, &exit_code);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    return rc == 0 ? 0 : kExitUsage;
   }
   return exit_code;
 }

@@ -1,1 +1,93 @@
-// placeholder
+#include "controller/engine/agent_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+namespace faultline::engine {
+
+namespace {
+
+void SetDeadline(grpc::ClientContext& ctx, Duration d) {
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::duration_cast<std::chrono::system_clock::duration>(d));
+}
+
+uint32_t ToMs(Duration d) {
+  return static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+}
+
+}  // namespace
+
+AgentClient::AgentClient(AgentEndpoint endpoint) : endpoint_(std::move(endpoint)) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(4 << 20);
+  // Fail fast on a dead agent instead of waiting out long reconnect back-offs.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  channel_ =
+      grpc::CreateCustomChannel(endpoint_.address, grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::Agent::NewStub(channel_);
+}
+
+Status AgentClient::Convert(const grpc::Status& s, const char* what) const {
+  if (s.ok()) return Status::Ok();
+  return Status(static_cast<StatusCode>(s.error_code()),
+                std::string(what) + " on agent " + endpoint_.name + " (" + endpoint_.address +
+                    "): " + s.error_message());
+}
+
+Result<v1::AgentInfo> AgentClient::GetInfo(Duration deadline) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, deadline);
+  v1::AgentInfo info;
+  auto s = stub_->GetInfo(&ctx, v1::GetInfoRequest(), &info);
+  if (!s.ok()) return Convert(s, "GetInfo");
+  return info;
+}
+
+Result<v1::FaultStatus> AgentClient::ApplyFault(const v1::ApplyFaultRequest& request,
+                                                Duration deadline) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, deadline);
+  v1::ApplyFaultResponse resp;
+  auto s = stub_->ApplyFault(&ctx, request, &resp);
+  if (!s.ok()) return Convert(s, "ApplyFault");
+  return resp.fault();
+}
+
+Result<v1::FaultStatus> AgentClient::RenewLease(const std::string& fault_id, Duration ttl,
+                                                Duration deadline) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, deadline);
+  v1::RenewLeaseRequest req;
+  req.set_fault_id(fault_id);
+  req.set_lease_ttl_ms(ToMs(ttl));
+  v1::RenewLeaseResponse resp;
+  auto s = stub_->RenewLease(&ctx, req, &resp);
+  if (!s.ok()) return Convert(s, "RenewLease");
+  return resp.fault();
+}
+
+Result<v1::FaultStatus> AgentClient::RevertFault(const std::string& fault_id, Duration deadline) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, deadline);
+  v1::RevertFaultRequest req;
+  req.set_fault_id(fault_id);
+  v1::RevertFaultResponse resp;
+  auto s = stub_->RevertFault(&ctx, req, &resp);
+  if (!s.ok()) return Convert(s, "RevertFault");
+  return resp.fault();
+}
+
+Result<std::vector<v1::FaultStatus>> AgentClient::ListFaults(bool include_reverted,
+                                                             Duration deadline) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, deadline);
+  v1::ListFaultsRequest req;
+  req.set_include_reverted(include_reverted);
+  v1::ListFaultsResponse resp;
+  auto s = stub_->ListFaults(&ctx, req, &resp);
+  if (!s.ok()) return Convert(s, "ListFaults");
+  return std::vector<v1::FaultStatus>(resp.faults().begin(), resp.faults().end());
+}
+
+}  // namespace faultline::engine

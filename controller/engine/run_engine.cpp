@@ -1,1 +1,744 @@
-// placeholder
+#include "controller/engine/run_engine.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <future>
+#include <memory>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "common/ids.h"
+#include "controller/engine/agent_client.h"
+#include "controller/probes/probe_runner.h"
+
+namespace faultline::engine {
+
+using experiment::Objective;
+using namespace std::chrono_literals;
+
+const char* VerdictName(Verdict v) {
+  switch (v) {
+    case Verdict::kPass: return "PASS";
+    case Verdict::kFail: return "FAIL";
+    case Verdict::kAborted: return "ABORTED";
+    case Verdict::kError: return "ERROR";
+  }
+  return "ERROR";
+}
+
+const char* ObjectiveVerdictName(ObjectiveVerdict v) {
+  switch (v) {
+    case ObjectiveVerdict::kPass: return "PASS";
+    case ObjectiveVerdict::kFail: return "FAIL";
+    case ObjectiveVerdict::kUnknown: return "UNKNOWN";
+  }
+  return "UNKNOWN";
+}
+
+int ExitCodeFor(Verdict v) {
+  switch (v) {
+    case Verdict::kPass: return 0;
+    case Verdict::kFail: return 1;
+    case Verdict::kAborted: return 3;
+    case Verdict::kError: return 4;
+  }
+  return 4;
+}
+
+namespace {
+
+std::string Secs(Duration d) { return fmt::format("{:.2f}s", ToSeconds(d)); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ProbeSet: one thread per probe, each sampling on its own fixed-rate schedule.
+
+class RunEngine::ProbeSet {
+ public:
+  ProbeSet(const experiment::Experiment& exp, Clock& clock) : clock_(clock) {
+    for (const auto& p : exp.probes) {
+      auto slot = std::make_unique<Slot>();
+      slot->probe = &p;
+      slot->record.name = p.name;
+      slot->record.interval = p.interval;
+      slots_.push_back(std::move(slot));
+    }
+  }
+  ~ProbeSet() { Stop(); }
+
+  void Start() {
+    for (auto& s : slots_) {
+      Slot* slot = s.get();
+      threads_.emplace_back([this, slot] { Loop(*slot); });
+    }
+  }
+
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    threads_.clear();
+  }
+
+  std::vector<Sample> Samples(const std::string& name) const {
+    std::lock_guard lock(mu_);
+    std::vector<Sample> out;
+    for (const auto& s : slots_) {
+      if (s->record.name != name) continue;
+      out.reserve(s->record.samples.size());
+      for (const auto& ps : s->record.samples) out.push_back(ps.sample);
+    }
+    return out;
+  }
+
+  // Latest sample's ok/detail for progress lines.
+  std::optional<ProbeSample> Last(const std::string& name) const {
+    std::lock_guard lock(mu_);
+    for (const auto& s : slots_) {
+      if (s->record.name == name && !s->record.samples.empty()) return s->record.samples.back();
+    }
+    return std::nullopt;
+  }
+
+  Duration Interval(const std::string& name) const {
+    for (const auto& s : slots_) {
+      if (s->record.name == name) return s->record.interval;
+    }
+    return 1s;
+  }
+
+  std::vector<ProbeRecord> Records() const {
+    std::lock_guard lock(mu_);
+    std::vector<ProbeRecord> out;
+    for (const auto& s : slots_) out.push_back(s->record);
+    return out;
+  }
+
+ private:
+  struct Slot {
+    const experiment::Probe* probe = nullptr;
+    ProbeRecord record;
+  };
+
+  void Loop(Slot& slot) {
+    MonoTime next = clock_.Now();
+    while (true) {
+      {
+        std::unique_lock lock(mu_);
+        // The probe schedule is driven by the real steady clock; Clock only timestamps.
+        auto wait = next - clock_.Now();
+        if (wait > 0ns) {
+          cv_.wait_for(lock, wait, [&] { return stop_; });
+        }
+        if (stop_) return;
+      }
+      MonoTime at = clock_.Now();
+      auto outcome = probes::RunProbeOnce(*slot.probe);
+      {
+        std::lock_guard lock(mu_);
+        if (stop_) return;
+        slot.record.samples.push_back({Sample{at, outcome.ok, outcome.latency}, outcome.detail});
+      }
+      next += slot.record.interval;
+      // A probe slower than its interval skips the slots it overran instead of bunching up.
+      MonoTime now = clock_.Now();
+      if (next < now) next = now;
+    }
+  }
+
+  Clock& clock_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<std::thread> threads_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+// The run's clients and in-flight state, shared by the phases and the lease renewer.
+struct RunEngine::RunState {
+  std::map<std::string, std::shared_ptr<AgentClient>> clients;
+  std::mutex mu;  // guards RunResult::faults while the lease renewer runs
+
+  std::shared_ptr<AgentClient> Client(const std::string& name) {
+    auto it = clients.find(name);
+    return it == clients.end() ? nullptr : it->second;
+  }
+};
+
+namespace {
+
+// The last run of failures ending at the newest sample: its first failing instant, if the newest
+// sample failed.
+std::optional<MonoTime> TrailingFailureStart(const std::vector<Sample>& samples) {
+  std::optional<MonoTime> start;
+  for (auto it = samples.rbegin(); it != samples.rend() && !it->ok; ++it) start = it->at;
+  return start;
+}
+
+// Span of the trailing run of successes (0 when the newest sample failed or there is none).
+std::optional<Duration> TrailingSuccessSpan(const std::vector<Sample>& samples) {
+  if (samples.empty() || !samples.back().ok) return std::nullopt;
+  MonoTime first = samples.back().at;
+  for (auto it = samples.rbegin(); it != samples.rend() && it->ok; ++it) first = it->at;
+  return samples.back().at - first;
+}
+
+}  // namespace
+
+RunEngine::~RunEngine() = default;
+
+RunEngine::RunEngine(const experiment::Experiment& experiment, Inventory inventory,
+                     RunOptions options)
+    : exp_(experiment),
+      inventory_(std::move(inventory)),
+      options_(std::move(options)),
+      clock_(*options_.clock) {
+  if (options_.run_id.empty()) options_.run_id = NewRunId();
+}
+
+void RunEngine::Cancel(const std::string& why) {
+  {
+    std::lock_guard lock(mu_);
+    if (cancelled_) return;
+    cancel_reason_ = why;
+    cancelled_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool RunEngine::WaitUntil(MonoTime until) {
+  std::unique_lock lock(mu_);
+  auto wait = until - clock_.Now();
+  if (wait > 0ns) cv_.wait_for(lock, wait, [&] { return cancelled_.load(); });
+  return !cancelled_;
+}
+
+void RunEngine::Progress(const std::string& phase, const std::string& message) {
+  if (options_.on_progress) options_.on_progress(ProgressEvent{clock_.Now(), phase, message});
+}
+
+RunResult RunEngine::Run() {
+  state_ = std::make_unique<RunState>();
+  RunResult r;
+  r.experiment = exp_.name;
+  r.run_id = options_.run_id;
+  r.started = clock_.Now();
+  r.started_unix_ms = clock_.WallUnixMs();
+
+  Duration longest_fault = 0s, longest_after = 0s;
+  for (const auto& f : exp_.faults) longest_fault = std::max(longest_fault, f.duration);
+  for (const auto& o : exp_.objectives) {
+    if (o.after == Objective::Phase::kRevert) {
+      longest_after = std::max(longest_after, o.recover_within + o.stable_for);
+    }
+  }
+  Duration max_duration = exp_.max_duration.value_or(exp_.steady_state.timeout + longest_fault +
+                                                     longest_after + 60s);
+  deadline_ = r.started + max_duration;
+
+  auto finish = [&](Verdict v, const std::string& reason) {
+    r.verdict = v;
+    r.reason = reason;
+    r.ended = clock_.Now();
+    r.ended_unix_ms = clock_.WallUnixMs();
+    Progress("verdict", std::string(VerdictName(v)) + ": " + reason);
+    return r;
+  };
+
+  if (!ResolveTargets(r)) return finish(Verdict::kError, r.reason);
+  if (!CheckAgents(r)) return finish(Verdict::kError, r.reason);
+
+  ProbeSet probes(exp_, clock_);
+  probes.Start();
+
+  if (!AwaitSteadyState(probes, r)) {
+    probes.Stop();
+    r.probes = probes.Records();
+    return finish(Verdict::kAborted, r.reason);
+  }
+  if (Cancelled()) {
+    probes.Stop();
+    r.probes = probes.Records();
+    return finish(Verdict::kAborted, "cancelled before injection: " + cancel_reason_);
+  }
+
+  if (!ApplyAll(r)) {
+    RevertAll(r, "apply failed");
+    probes.Stop();
+    r.probes = probes.Records();
+    return finish(Verdict::kError, r.reason);
+  }
+
+  std::atomic<bool> renewing{true};
+  std::thread renewer([&] {
+    Duration period = std::max<Duration>(options_.lease_ttl / 3, 100ms);
+    MonoTime next = clock_.Now() + period;
+    while (renewing) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, next - clock_.Now(), [&] { return !renewing.load(); });
+      }
+      if (!renewing) break;
+      RenewLeases(r);
+      next += period;
+    }
+  });
+  auto stop_renewer = [&] {
+    renewing = false;
+    cv_.notify_all();
+    if (renewer.joinable()) renewer.join();
+  };
+
+  Observe(probes, r);
+  std::string abort_reason = r.reason;  // set by Observe when it stopped early
+  bool aborted = Cancelled() || !abort_reason.empty();
+  if (aborted && abort_reason.empty()) abort_reason = cancel_reason_;
+  RevertAll(r, aborted ? "aborted" : "duration elapsed");
+  stop_renewer();
+  if (!aborted) ObserveAfterRevert(probes, r);
+  probes.Stop();
+  r.probes = probes.Records();
+  ComputeVerdict(probes, r);
+
+  bool unknown = std::any_of(r.faults.begin(), r.faults.end(),
+                             [](const FaultOnAgent& f) { return f.state_unknown; });
+  if (unknown) {
+    return finish(Verdict::kError,
+                  "an agent's fault state is unknown (see faults); no recovery is claimed");
+  }
+  if (aborted) return finish(Verdict::kAborted, abort_reason);
+  for (const auto& o : r.objectives) {
+    if (o.verdict != ObjectiveVerdict::kPass) {
+      return finish(Verdict::kFail, "objective " + o.name + " missed: " + o.note);
+    }
+  }
+  return finish(Verdict::kPass, "every objective met");
+}
+
+bool RunEngine::ResolveTargets(RunResult& r) {
+  std::seed_seq seed(options_.run_id.begin(), options_.run_id.end());
+  std::mt19937 rng(seed);
+  for (const auto& t : exp_.targets) {
+    std::vector<std::string> matching;
+    for (const auto& a : inventory_.agents) {
+      if (MatchesSelector(a, t.selector)) matching.push_back(a.name);
+    }
+    std::string sel;
+    for (const auto& [k, v] : t.selector) sel += (sel.empty() ? "" : ",") + k + "=" + v;
+    if (matching.empty()) {
+      r.reason = "target " + t.name + ": no agent in the inventory matches {" + sel + "}";
+      return false;
+    }
+    size_t n = matching.size();
+    using K = experiment::TargetMode::Kind;
+    switch (t.mode.kind) {
+      case K::kAll: break;
+      case K::kOne: n = 1; break;
+      case K::kFixed:
+        if (static_cast<size_t>(t.mode.value) > matching.size()) {
+          r.reason = fmt::format("target {}: fixed:{} asks for more agents than match ({})", t.name,
+                                 t.mode.value, matching.size());
+          return false;
+        }
+        n = t.mode.value;
+        break;
+      case K::kPercent:
+        n = std::max<size_t>(1, matching.size() * t.mode.value / 100);
+        break;
+    }
+    // Which subset is chosen is random but reproducible from the run id.
+    std::shuffle(matching.begin(), matching.end(), rng);
+    matching.resize(n);
+    std::sort(matching.begin(), matching.end());
+    r.targets[t.name] = matching;
+    std::string names;
+    for (const auto& m : matching) names += (names.empty() ? "" : ", ") + m;
+    Progress("targets", t.name + " {" + sel + "} → " + names);
+  }
+  return true;
+}
+
+bool RunEngine::CheckAgents(RunResult& r) {
+  std::set<std::string> needed;
+  for (const auto& [t, agents] : r.targets) needed.insert(agents.begin(), agents.end());
+  for (const auto& name : needed) {
+    auto it = std::find_if(inventory_.agents.begin(), inventory_.agents.end(),
+                           [&](const AgentEndpoint& a) { return a.name == name; });
+    state_->clients[name] = std::make_shared<AgentClient>(*it);
+  }
+  // Ask every agent concurrently: a fleet check should not take N deadlines.
+  std::map<std::string, std::future<Result<v1::AgentInfo>>> infos;
+  for (const auto& name : needed) {
+    auto client = state_->Client(name);
+    infos[name] = std::async(std::launch::async,
+                             [client, this] { return client->GetInfo(options_.rpc_deadline); });
+  }
+  for (auto& [name, fut] : infos) {
+    auto info = fut.get();
+    if (!info.ok()) {
+      r.reason = "agent unreachable: " + info.status().message();
+      return false;
+    }
+    for (const auto& f : exp_.faults) {
+      const auto& agents = r.targets[f.target];
+      if (std::find(agents.begin(), agents.end(), name) == agents.end()) continue;
+      std::string kind = f.spec.has_dns() ? "dns" : f.spec.has_network() ? "network" : "dependency";
+      const auto& caps = info->capabilities();
+      if (std::find(caps.begin(), caps.end(), kind) == caps.end()) {
+        auto why = info->missing_capabilities().find(kind);
+        r.reason = "agent " + name + " cannot apply fault " + f.name + " (" + kind + ")" +
+                   (why != info->missing_capabilities().end() ? ": " + why->second : "");
+        return false;
+      }
+    }
+    Progress("targets", name + " ready (agent " + info->version() + ", " +
+                            std::to_string(info->active_faults()) + " active faults)");
+  }
+  return true;
+}
+
+bool RunEngine::AwaitSteadyState(ProbeSet& probes, RunResult& r) {
+  const auto& ss = exp_.steady_state;
+  if (ss.probes.empty()) return true;
+  std::string names;
+  for (const auto& p : ss.probes) names += (names.empty() ? "" : ", ") + p;
+  Progress("steady", "waiting for " + names + " to succeed for " + FormatDuration(ss.hold_for));
+  MonoTime give_up = clock_.Now() + ss.timeout;
+  while (true) {
+    bool held = true;
+    for (const auto& p : ss.probes) {
+      auto span = TrailingSuccessSpan(probes.Samples(p));
+      if (!span || *span < ss.hold_for) held = false;
+    }
+    if (held) {
+      Progress("steady", "steady state held for " + FormatDuration(ss.hold_for));
+      return true;
+    }
+    if (clock_.Now() >= give_up) {
+      std::string last;
+      for (const auto& p : ss.probes) {
+        if (auto s = probes.Last(p)) last += " " + p + ": " + s->detail;
+      }
+      r.reason = "steady state not reached within " + FormatDuration(ss.timeout) +
+                 " (nothing was injected);" + last;
+      return false;
+    }
+    if (!WaitUntil(clock_.Now() + 50ms)) {
+      r.reason = "cancelled before injection: " + cancel_reason_;
+      return false;
+    }
+  }
+}
+
+bool RunEngine::ApplyAll(RunResult& r) {
+  int index = 0;
+  struct Pending {
+    size_t slot;
+    std::future<Result<v1::FaultStatus>> fut;
+  };
+  std::vector<Pending> pending;
+  for (const auto& f : exp_.faults) {
+    std::string fault_id = MakeFaultId(options_.run_id, index++);
+    for (const auto& agent : r.targets[f.target]) {
+      FaultOnAgent fa;
+      fa.fault_name = f.name;
+      fa.fault_id = fault_id;
+      fa.target = f.target;
+      fa.agent = agent;
+      fa.kind = f.spec.has_dns() ? "dns" : f.spec.has_network() ? "network" : "dependency";
+      r.faults.push_back(fa);
+      v1::ApplyFaultRequest req;
+      req.set_run_id(options_.run_id);
+      req.set_fault_id(fault_id);
+      *req.mutable_spec() = f.spec;
+      req.set_lease_ttl_ms(static_cast<uint32_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl).count()));
+      auto client = state_->Client(agent);
+      pending.push_back({r.faults.size() - 1,
+                         std::async(std::launch::async, [client, req, this] {
+                           return client->ApplyFault(req, options_.rpc_deadline);
+                         })});
+    }
+  }
+  bool ok = true;
+  for (auto& p : pending) {
+    auto res = p.fut.get();
+    // The ack instant is when this process learned the fault is in effect on that agent.
+    MonoTime acked = clock_.Now();
+    std::lock_guard lock(state_->mu);
+    auto& fa = r.faults[p.slot];
+    if (!res.ok()) {
+      fa.error = res.status().message();
+      ok = false;
+      r.reason = "fault " + fa.fault_name + " could not be applied: " + fa.error;
+      Progress("inject", fa.fault_name + " on " + fa.agent + ": FAILED: " + fa.error);
+      continue;
+    }
+    fa.applied_at = acked;
+    fa.applied_at_unix_ms = res->applied_at_unix_ms();
+    if (!r.t_inject_first || acked < *r.t_inject_first) r.t_inject_first = acked;
+    if (!r.t_inject || acked > *r.t_inject) r.t_inject = acked;
+    Progress("inject", fa.fault_name + " applied on " + fa.agent + " (fault " + fa.fault_id +
+                           ", lease " + FormatDuration(options_.lease_ttl) + ")");
+  }
+  return ok;
+}
+
+void RunEngine::RenewLeases(RunResult& r) {
+  std::vector<std::pair<size_t, std::shared_ptr<AgentClient>>> todo;
+  {
+    std::lock_guard lock(state_->mu);
+    for (size_t i = 0; i < r.faults.size(); ++i) {
+      if (r.faults[i].applied_at && !r.faults[i].reverted_at) {
+        todo.emplace_back(i, state_->Client(r.faults[i].agent));
+      }
+    }
+  }
+  for (auto& [i, client] : todo) {
+    std::string id;
+    {
+      std::lock_guard lock(state_->mu);
+      id = r.faults[i].fault_id;
+    }
+    auto res = client->RenewLease(id, options_.lease_ttl, options_.rpc_deadline);
+    std::lock_guard lock(state_->mu);
+    auto& fa = r.faults[i];
+    if (res.ok()) {
+      if (res->state() != v1::ACTIVE) {
+        // The agent reverted it on its own (lease expiry, halt): the fault is no longer in effect.
+        fa.state_unknown = true;
+        fa.error = "the agent reports the fault no longer active (" + res->revert_reason() + ")";
+        Cancel("fault " + fa.fault_name + " on " + fa.agent + " ended early: " + fa.error);
+      }
+      continue;
+    }
+    fa.error = "lease renewal failed: " + res.status().message();
+    Progress("observe", fa.fault_name + " on " + fa.agent + ": " + fa.error);
+    if (res.status().code() == StatusCode::kNotFound) {
+      fa.state_unknown = true;
+      Cancel("fault " + fa.fault_name + " on " + fa.agent + " is gone: " + fa.error);
+    }
+  }
+}
+
+std::optional<std::string> RunEngine::AbortTriggered(ProbeSet& probes, MonoTime now) {
+  for (const auto& a : exp_.aborts) {
+    auto start = TrailingFailureStart(probes.Samples(a.probe));
+    if (start && now - *start >= a.failing_for) {
+      return "abort condition: " + a.probe + " failing for " + FormatDuration(a.failing_for);
+    }
+  }
+  if (now >= deadline_) return std::string("max_duration reached");
+  return std::nullopt;
+}
+
+void RunEngine::Observe(ProbeSet& probes, RunResult& r) {
+  r.reason.clear();
+  MonoTime t0 = *r.t_inject;
+  // Each fault is reverted when its own duration is up; the "during fault" window of the
+  // objectives ends with the first revert (ComputeVerdict uses t_revert_start).
+  MonoTime end = t0;
+  for (const auto& f : exp_.faults) end = std::max(end, t0 + f.duration);
+  std::set<std::string> reverted;
+
+  std::map<std::string, std::string> shown;  // objective → last state shown
+  MonoTime next_heartbeat = t0 + 5s;
+  while (true) {
+    MonoTime now = clock_.Now();
+    for (const auto& f : exp_.faults) {
+      if (now >= t0 + f.duration && reverted.insert(f.name).second && t0 + f.duration < end) {
+        RevertAll(r, "duration elapsed", f.name);
+      }
+    }
+    if (now >= end) break;
+    if (auto why = AbortTriggered(probes, now)) {
+      r.reason = *why;
+      Progress("observe", "ABORT: " + *why);
+      return;
+    }
+    for (const auto& o : exp_.objectives) {
+      if (o.after != Objective::Phase::kInject) continue;
+      auto fig = MeasureRecovery(probes.Samples(o.probe),
+                                 {t0, now, o.stable_for, probes.Interval(o.probe)});
+      std::string st;
+      if (fig.time_to_recover && !fig.no_impact) {
+        st = "recovered at +" + Secs(*fig.time_to_recover) + " (stable " +
+             FormatDuration(o.stable_for) + ")";
+      } else if (fig.time_to_detect) {
+        st = "impact detected at +" + Secs(*fig.time_to_detect);
+      }
+      if (!st.empty() && shown[o.name] != st) {
+        shown[o.name] = st;
+        Progress("observe", o.name + ": " + st + " (objective " +
+                                FormatDuration(o.recover_within) + ")");
+      }
+    }
+    if (now >= next_heartbeat) {
+      std::string probes_line;
+      for (const auto& p : exp_.probes) {
+        if (auto s = probes.Last(p.name)) {
+          probes_line += " " + p.name + "=" + (s->sample.ok ? "ok" : "FAIL(" + s->detail + ")");
+        }
+      }
+      Progress("observe", fmt::format("{} of {} fault window;{}", Secs(now - t0),
+                                      Secs(end - t0), probes_line));
+      next_heartbeat += 5s;
+    }
+    if (!WaitUntil(std::min(end, now + 100ms))) return;
+  }
+}
+
+void RunEngine::RevertAll(RunResult& r, const std::string& why, const std::string& only_fault) {
+  if (!r.t_revert_start) r.t_revert_start = clock_.Now();
+  struct Pending {
+    size_t slot;
+    std::future<Result<v1::FaultStatus>> fut;
+  };
+  std::vector<Pending> pending;
+  {
+    std::lock_guard lock(state_->mu);
+    for (size_t i = 0; i < r.faults.size(); ++i) {
+      auto& fa = r.faults[i];
+      if (fa.reverted_at || (!only_fault.empty() && fa.fault_name != only_fault)) continue;
+      auto client = state_->Client(fa.agent);
+      std::string id = fa.fault_id;
+      // Revert even faults whose apply failed or timed out: the agent may have applied it anyway,
+      // and reverting an unknown id is a no-op.
+      pending.push_back({i, std::async(std::launch::async, [client, id, this] {
+                           return client->RevertFault(id, options_.rpc_deadline);
+                         })});
+    }
+  }
+  for (auto& p : pending) {
+    auto res = p.fut.get();
+    MonoTime acked = clock_.Now();
+    std::lock_guard lock(state_->mu);
+    auto& fa = r.faults[p.slot];
+    if (!res.ok()) {
+      fa.state_unknown = true;
+      fa.error = "revert failed: " + res.status().message() + "; the agent reverts it itself " +
+                 "when its lease (" + FormatDuration(options_.lease_ttl) + ") expires";
+      Progress("revert", fa.fault_name + " on " + fa.agent + ": " + fa.error);
+      continue;
+    }
+    if (!fa.applied_at) continue;
+    fa.reverted_at = acked;
+    fa.reverted_at_unix_ms = res->reverted_at_unix_ms();
+    fa.revert_reason = res->revert_reason();
+    for (const auto& [k, v] : res->evidence()) fa.evidence[k] = v;
+    if (!r.t_revert || acked > *r.t_revert) r.t_revert = acked;
+    std::string ev;
+    for (const auto& [k, v] : fa.evidence) ev += (ev.empty() ? "" : ", ") + k + "=" + std::to_string(v);
+    Progress("revert", fa.fault_name + " reverted on " + fa.agent + " (" + why + "; evidence: " +
+                           (ev.empty() ? "none" : ev) + ")");
+  }
+  if (!r.t_revert) r.t_revert = clock_.Now();
+}
+
+void RunEngine::ObserveAfterRevert(ProbeSet& probes, RunResult& r) {
+  std::vector<const Objective*> after;
+  for (const auto& o : exp_.objectives) {
+    if (o.after == Objective::Phase::kRevert) after.push_back(&o);
+  }
+  if (after.empty()) return;
+  MonoTime t0 = *r.t_revert;
+  Progress("after", "observing recovery after revert");
+  while (true) {
+    MonoTime now = clock_.Now();
+    bool all_decided = true;
+    for (const auto* o : after) {
+      Duration interval = probes.Interval(o->probe);
+      auto fig = MeasureRecovery(probes.Samples(o->probe), {t0, now, o->stable_for, interval});
+      bool decided = (fig.time_to_recover && !fig.no_impact) ||
+                     (fig.no_impact && fig.samples > 0 && now - t0 >= o->stable_for + interval) ||
+                     now - t0 >= o->recover_within + o->stable_for + interval;
+      if (!decided) all_decided = false;
+    }
+    if (all_decided) return;
+    if (auto why = AbortTriggered(probes, now)) {
+      Progress("after", "stopping observation: " + *why);
+      return;
+    }
+    if (!WaitUntil(now + 100ms)) return;
+  }
+}
+
+void RunEngine::ComputeVerdict(ProbeSet& probes, RunResult& r) {
+  MonoTime end_of_observation = clock_.Now();
+  for (auto& rec : r.probes) {
+    std::vector<Sample> s;
+    for (const auto& ps : rec.samples) s.push_back(ps.sample);
+    rec.latency = ComputeLatency(s);
+  }
+  bool unknown = std::any_of(r.faults.begin(), r.faults.end(),
+                             [](const FaultOnAgent& f) { return f.state_unknown; });
+  for (const auto& o : exp_.objectives) {
+    ObjectiveResult res;
+    res.name = o.name;
+    res.probe = o.probe;
+    res.phase = o.after;
+    res.target = o.recover_within;
+    res.stable_for = o.stable_for;
+    MonoTime start, end;
+    if (o.after == Objective::Phase::kInject) {
+      start = *r.t_inject;
+      end = r.t_revert_start.value_or(end_of_observation);
+    } else {
+      start = r.t_revert.value_or(end_of_observation);
+      end = end_of_observation;
+    }
+    Duration interval = probes.Interval(o.probe);
+    res.figures = MeasureRecovery(probes.Samples(o.probe), {start, end, o.stable_for, interval});
+    const auto& fig = res.figures;
+    const char* from = o.after == Objective::Phase::kInject ? "inject" : "revert";
+    if (unknown) {
+      res.verdict = ObjectiveVerdict::kUnknown;
+      res.note = "an agent's fault state is unknown";
+    } else if (fig.samples == 0) {
+      res.verdict = ObjectiveVerdict::kUnknown;
+      res.note = "no probe samples in the window";
+    } else if (!fig.time_to_recover) {
+      res.verdict = ObjectiveVerdict::kFail;
+      res.note = fmt::format("not recovered within the {} window after {} (target {})",
+                             Secs(end - start), from, FormatDuration(o.recover_within));
+    } else if (*fig.time_to_recover > o.recover_within) {
+      res.verdict = ObjectiveVerdict::kFail;
+      res.note = fmt::format("recovered {} after {}, slower than the {} target",
+                             Secs(*fig.time_to_recover), from, FormatDuration(o.recover_within));
+    } else {
+      res.verdict = ObjectiveVerdict::kPass;
+      res.note = fig.no_impact
+                     ? std::string("no impact observed: the probe never failed (did the fault "
+                                   "take effect? see evidence)")
+                     : fmt::format("recovered {} ± {} after {} (target {})",
+                                   Secs(*fig.time_to_recover), Secs(fig.uncertainty), from,
+                                   FormatDuration(o.recover_within));
+      if (fig.no_impact && o.after == Objective::Phase::kInject) {
+        r.warnings.push_back("objective " + o.name + ": no impact observed during the fault");
+      }
+    }
+    r.objectives.push_back(res);
+  }
+  for (const auto& fa : r.faults) {
+    uint64_t total = 0;
+    for (const auto& [k, v] : fa.evidence) total += v;
+    if (fa.applied_at && fa.kind == "dns" && fa.evidence.count("queries_faulted") &&
+        fa.evidence.at("queries_faulted") == 0) {
+      r.warnings.push_back("fault " + fa.fault_name + " on " + fa.agent +
+                           " faulted no query: nothing on that host asked for the name");
+    }
+    (void)total;
+  }
+}
+
+}  // namespace faultline::engine

@@ -1,0 +1,156 @@
+#pragma once
+// RunEngine: runs one experiment directly against agents (direct mode, no controller daemon).
+//
+// Phases: resolve targets → check agents (reachable, capable) → start probes → steady state →
+// apply on every target (each ack recorded) → observe → revert → observe after revert →
+// verdict. Whatever happens after the first apply (abort condition, cancel, max_duration, an
+// agent error), every applied fault is reverted before Run returns; leases cover the case where
+// this process dies.
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/duration.h"
+#include "controller/engine/inventory.h"
+#include "controller/engine/recovery_meter.h"
+#include "controller/experiment/experiment.h"
+#include "faultline/v1/agent.pb.h"
+
+namespace faultline::engine {
+
+enum class Verdict { kPass, kFail, kAborted, kError };
+enum class ObjectiveVerdict { kPass, kFail, kUnknown };
+
+const char* VerdictName(Verdict v);                   // "PASS", "FAIL", "ABORTED", "ERROR"
+const char* ObjectiveVerdictName(ObjectiveVerdict v);  // "PASS", "FAIL", "UNKNOWN"
+// The `faultline run` exit code: 0 PASS, 1 FAIL, 3 ABORTED, 4 ERROR.
+int ExitCodeFor(Verdict v);
+
+struct ProbeSample {
+  Sample sample;
+  std::string detail;
+};
+
+struct ProbeRecord {
+  std::string name;
+  Duration interval{};
+  std::vector<ProbeSample> samples;
+  LatencyPercentiles latency;
+};
+
+// One fault on one agent.
+struct FaultOnAgent {
+  std::string fault_name;
+  std::string fault_id;
+  std::string target;
+  std::string agent;
+  std::string kind;  // "dns"
+  std::optional<MonoTime> applied_at;   // when the apply ack arrived
+  std::optional<MonoTime> reverted_at;  // when the revert ack arrived
+  int64_t applied_at_unix_ms = 0;
+  int64_t reverted_at_unix_ms = 0;
+  std::string revert_reason;  // as the agent reported it
+  std::map<std::string, uint64_t> evidence;
+  std::string error;  // apply/renew/revert failure, empty when none
+  bool state_unknown = false;  // the agent could not confirm the fault's state
+};
+
+struct ObjectiveResult {
+  std::string name;
+  std::string probe;
+  experiment::Objective::Phase phase = experiment::Objective::Phase::kInject;
+  Duration target{};
+  Duration stable_for{};
+  RecoveryFigures figures;
+  ObjectiveVerdict verdict = ObjectiveVerdict::kUnknown;
+  std::string note;  // why, in words ("recovered 0.8s after inject", "no impact observed", ...)
+};
+
+struct RunResult {
+  std::string experiment;
+  std::string run_id;
+  Verdict verdict = Verdict::kError;
+  std::string reason;  // one line: why this verdict
+  int64_t started_unix_ms = 0;
+  int64_t ended_unix_ms = 0;
+  MonoTime started{};                // monotonic origin of the run; report offsets are from here
+  std::optional<MonoTime> t_inject_first;  // first apply ack
+  std::optional<MonoTime> t_inject;        // last apply ack: the fault is in effect everywhere
+  std::optional<MonoTime> t_revert_start;  // revert began
+  std::optional<MonoTime> t_revert;        // last revert ack
+  MonoTime ended{};
+  std::map<std::string, std::vector<std::string>> targets;  // target → agent names
+  std::vector<FaultOnAgent> faults;
+  std::vector<ProbeRecord> probes;
+  std::vector<ObjectiveResult> objectives;
+  std::vector<std::string> warnings;
+};
+
+// What the engine tells the terminal as it goes.
+struct ProgressEvent {
+  MonoTime at{};
+  std::string phase;    // "targets", "steady", "inject", "observe", "revert", "after", "verdict"
+  std::string message;
+};
+
+struct RunOptions {
+  std::string run_id;  // empty: a new one
+  Duration lease_ttl = std::chrono::seconds(15);
+  Duration rpc_deadline = std::chrono::seconds(5);
+  std::function<void(const ProgressEvent&)> on_progress;  // called from the engine's thread
+  Clock* clock = &SystemClock::Instance();
+};
+
+class RunEngine {
+ public:
+  RunEngine(const experiment::Experiment& experiment, Inventory inventory, RunOptions options);
+  ~RunEngine();
+
+  // Runs the experiment to the end. Blocking. Thread-safe with respect to Cancel().
+  RunResult Run();
+
+  // Asks a running Run() to stop: faults are reverted and the verdict is ABORTED. Idempotent;
+  // safe from any thread (call it from a signal-handling thread, not from a signal handler).
+  void Cancel(const std::string& why);
+
+ private:
+  class ProbeSet;
+  struct RunState;
+
+  void Progress(const std::string& phase, const std::string& message);
+  bool ResolveTargets(RunResult& r);
+  bool CheckAgents(RunResult& r);
+  bool AwaitSteadyState(ProbeSet& probes, RunResult& r);
+  bool ApplyAll(RunResult& r);
+  void Observe(ProbeSet& probes, RunResult& r);
+  // Reverts every applied fault not yet reverted (only those named `only_fault` when given).
+  void RevertAll(RunResult& r, const std::string& why, const std::string& only_fault = "");
+  void ObserveAfterRevert(ProbeSet& probes, RunResult& r);
+  void RenewLeases(RunResult& r);
+  void ComputeVerdict(ProbeSet& probes, RunResult& r);
+  // Sleeps until `until` or Cancel(); returns false when cancelled.
+  bool WaitUntil(MonoTime until);
+  bool Cancelled() const { return cancelled_.load(); }
+  std::optional<std::string> AbortTriggered(ProbeSet& probes, MonoTime now);
+
+  const experiment::Experiment& exp_;
+  Inventory inventory_;
+  RunOptions options_;
+  Clock& clock_;
+  std::atomic<bool> cancelled_{false};
+  std::string cancel_reason_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  MonoTime deadline_{};  // max_duration
+  std::unique_ptr<RunState> state_;
+};
+
+}  // namespace faultline::engine
