@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Shared by demo.sh and test.sh: install what is missing (Debian 12, as root) and build.
+set -euo pipefail
+
+FAULTLINE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${FAULTLINE_BUILD_DIR:-$FAULTLINE_ROOT/build}"
+
+# Debian packages the build, the sandbox and the tests need.
+FAULTLINE_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libboost-dev libboost-filesystem-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libnftables-dev libnetfilter-queue-dev
+  libcpp-httplib-dev libgtest-dev libgmock-dev
+  dnsmasq-base nftables iptables iproute2 dnsutils curl procps
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+require_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "faultline: run this as root (it installs packages and creates network namespaces)" >&2
+    exit 2
+  fi
+}
+
+install_packages() {
+  local missing=()
+  for p in "${FAULTLINE_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "all Debian packages present"
+    return
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {
+  log "building into $BUILD_DIR"
+  local gen=()
+  command -v ninja >/dev/null && gen=(-G Ninja)
+  if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+    cmake -S "$FAULTLINE_ROOT" -B "$BUILD_DIR" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  fi
+  cmake --build "$BUILD_DIR" --parallel "$(nproc)"
+}
+
+setup() {
+  require_root
+  install_packages
+  build
+}
