@@ -90,6 +90,11 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
       return Internal("ldns: cannot copy the question");
     }
   }
+  // RFC 6891: a query with an OPT record gets one back. 1232 is the DNS Flag Day 2020 size.
+  if (ldns_pkt_edns(pkt->get())) {
+    ldns_pkt_set_edns_udp_size(resp.get(), 1232);
+    ldns_pkt_set_edns_do(resp.get(), ldns_pkt_edns_do(pkt->get()));
+  }
   uint8_t* buf = nullptr;
   size_t size = 0;
   ldns_status st = ldns_pkt2wire(&buf, resp.get(), &size);

@@ -26,8 +26,9 @@ struct DnsQuestion {
 // a response (QR set), or it carries no question.
 Result<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> wire);
 
-// Builds the fault's response to `query`: same id, opcode and question, QR and RA set, RD
-// copied; rcode NXDOMAIN, SERVFAIL or REFUSED, or NOERROR with empty sections for NODATA.
+// Builds the fault's response to `query`: same id, opcode and question, QR and RA set, RD and
+// CD copied, an EDNS OPT record when the query had one; rcode NXDOMAIN, SERVFAIL or REFUSED,
+// or NOERROR with no answer or authority records for NODATA.
 // DROP yields std::nullopt (no response at all). INVALID_ARGUMENT when the query does not parse
 // (see ParseDnsQuery) or the mode is unspecified/unknown.
 Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query,

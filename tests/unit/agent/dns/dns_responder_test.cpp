@@ -97,6 +97,28 @@ TEST(BuildFaultResponseTest, RejectsUnspecifiedModeAndGarbage) {
             StatusCode::kInvalidArgument);
 }
 
+TEST(BuildFaultResponseTest, AnswersAnEdnsQueryWithAnOptRecord) {
+  ldns_pkt* raw = nullptr;
+  ASSERT_EQ(ldns_pkt_query_new_frm_str(&raw, "a.test", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD),
+            LDNS_STATUS_OK);
+  Pkt query(raw);
+  ldns_pkt_set_edns_udp_size(query.get(), 4096);
+  ldns_pkt_set_edns_do(query.get(), true);
+  uint8_t* buf = nullptr;
+  size_t size = 0;
+  ASSERT_EQ(ldns_pkt2wire(&buf, query.get(), &size), LDNS_STATUS_OK);
+  DnsWire wire(buf, buf + size);
+  std::free(buf);
+  auto built = BuildFaultResponse(wire, v1::DnsFault::NODATA);
+  ASSERT_TRUE(built.ok());
+  Pkt resp = Parse(**built);
+  ASSERT_NE(resp, nullptr);
+  EXPECT_TRUE(ldns_pkt_edns(resp.get()));
+  EXPECT_TRUE(ldns_pkt_edns_do(resp.get()));
+  EXPECT_EQ(ldns_pkt_get_rcode(resp.get()), LDNS_RCODE_NOERROR);
+  EXPECT_EQ(ldns_pkt_ancount(resp.get()), 0);
+}
+
 TEST(ParseDnsQueryTest, ExtractsLowerCasedNameTypeAndId) {
   DnsWire query = MakeQuery("DynamoDB.US-East-1.Sandbox.Test.", LDNS_RR_TYPE_AAAA, 4242, true);
   auto q = ParseDnsQuery(query);
