@@ -1,1 +1,280 @@
-int main() { return 0; }
+// faultline-agent: the daemon that applies and reverts faults on one test host.
+//
+// Start order: logging → registry (built-in backends registered explicitly) → capability
+// detection → recovery (journal replay, then the faultline_* table sweep) → gRPC server → ready
+// file → wait for SIGINT/SIGTERM, which stops the server and reverts every active fault.
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/agent_service.h"
+#include "agent/dns/dns_backend.h"
+#include "agent/fault_manager.h"
+#include "agent/fault_registry.h"
+#include "agent/journal.h"
+#include "agent/netfilter/nft_ruleset.h"
+#include "common/clock.h"
+#include "common/duration.h"
+#include "common/logging.h"
+
+namespace {
+
+using faultline::Result;
+using faultline::Status;
+
+constexpr int kExitUsage = 2;
+constexpr int kExitFailure = 1;
+constexpr int kMaxReceiveMessageBytes = 4 * 1024 * 1024;
+constexpr auto kServerShutdownGrace = std::chrono::seconds(5);
+
+struct Flags {
+  std::string listen;
+  std::string name;
+  std::vector<std::string> labels;
+  std::string state_dir = "/var/lib/faultline/agent";
+  bool insecure = false;
+  uint32_t max_active_faults = 64;
+  std::string max_lease_ttl = "5m";
+  std::string dns_upstream;
+  uint16_t dns_intercept_port = 0;
+  std::string ready_file;
+  std::string log_level = "info";
+};
+
+bool IsLabelToken(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Result<std::map<std::string, std::string>> ParseLabels(const std::vector<std::string>& flags) {
+  std::map<std::string, std::string> labels;
+  for (const std::string& flag : flags) {
+    size_t eq = flag.find('=');
+    if (eq == std::string::npos) {
+      return faultline::InvalidArgument("--label '" + flag + "': want key=value");
+    }
+    std::string key = flag.substr(0, eq);
+    std::string value = flag.substr(eq + 1);
+    if (!IsLabelToken(key) || !IsLabelToken(value)) {
+      return faultline::InvalidArgument("--label '" + flag +
+                                        "': key and value must match [A-Za-z0-9._-]{1,63}");
+    }
+    if (labels.count(key) != 0) {
+      return faultline::InvalidArgument("--label: key '" + key + "' given twice");
+    }
+    labels[key] = value;
+  }
+  return labels;
+}
+
+// HOST:PORT with a numeric port; HOST may be a bracketed IPv6 address.
+Status ValidateListen(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
+    return faultline::InvalidArgument("--listen '" + listen + "': want HOST:PORT");
+  }
+  std::string port = listen.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    return faultline::InvalidArgument("--listen '" + listen + "': port must be 0-65535");
+  }
+  return Status::Ok();
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "faultline-agent";
+  return buf;
+}
+
+// Writes `content` to `path` so a reader sees either nothing or all of it.
+Status WriteFileAtomically(const std::string& path, const std::string& content) {
+  const std::string temp = path + ".tmp";
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return faultline::Internal("cannot create " + temp + ": " + std::strerror(errno));
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+            ::fsync(fd) == 0;
+  ok = (::close(fd) == 0) && ok;
+  if (!ok || ::rename(temp.c_str(), path.c_str()) != 0) {
+    Status error = faultline::Internal("cannot write " + path + ": " + std::strerror(errno));
+    ::unlink(temp.c_str());
+    return error;
+  }
+  return Status::Ok();
+}
+
+int Run(const Flags& flags, const sigset_t& stop_signals) {
+  using namespace faultline;
+  using namespace faultline::agent;
+
+  if (Status s = ValidateListen(flags.listen); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return kExitUsage;
+  }
+  if (!flags.insecure) {
+    spdlog::error(
+        "TLS is not configured yet in this version: refusing to serve plaintext gRPC unless "
+        "asked for explicitly. Pass --insecure (only on loopback or an isolated sandbox network).");
+    return kExitUsage;
+  }
+  Result<std::map<std::string, std::string>> labels = ParseLabels(flags.labels);
+  if (!labels.ok()) {
+    spdlog::error("{}", labels.status().message());
+    return kExitUsage;
+  }
+  Result<Duration> max_lease_ttl = ParseDuration(flags.max_lease_ttl);
+  if (!max_lease_ttl.ok() || max_lease_ttl->count() <= 0) {
+    spdlog::error("--max-lease-ttl '{}': {}", flags.max_lease_ttl,
+                  max_lease_ttl.ok() ? "must be greater than 0" : max_lease_ttl.status().message());
+    return kExitUsage;
+  }
+  if (flags.max_active_faults == 0) {
+    spdlog::error("--max-active-faults must be at least 1");
+    return kExitUsage;
+  }
+  const std::string name = flags.name.empty() ? HostName() : flags.name;
+
+  // A ready file from an earlier run must not announce this one before it is ready.
+  if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
+
+  Result<std::unique_ptr<Journal>> journal = Journal::Open(flags.state_dir + "/journal");
+  if (!journal.ok()) {
+    spdlog::error("{}", journal.status().ToString());
+    return kExitFailure;
+  }
+
+  FaultRegistry registry;
+  dns::DnsBackendOptions dns_options;
+  dns_options.upstream = flags.dns_upstream;
+  dns_options.intercept_port = flags.dns_intercept_port;
+  if (Status s = registry.Register(std::make_unique<dns::DnsBackend>(dns_options)); !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return kExitFailure;
+  }
+  Capabilities caps = registry.DetectAll();
+  for (const std::string& kind : caps.available) spdlog::info("capability available: {}", kind);
+  for (const auto& [kind, reason] : caps.missing) {
+    spdlog::info("capability missing: {} ({})", kind, reason);
+  }
+
+  auto nft = std::make_shared<netfilter::NftRuleset>();
+  FaultManagerOptions options;
+  options.max_active_faults = flags.max_active_faults;
+  options.max_lease_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*max_lease_ttl);
+  options.sweep_tables = [nft] { return nft->SweepTables(netfilter::kTablePrefix); };
+  FaultManager manager(registry, **journal, SystemClock::Instance(), options);
+
+  RecoveryReport recovery = manager.Recover();
+  spdlog::info(
+      "recovery: {} journaled fault(s) reverted, {} failed, {} corrupt record(s), {} leftover "
+      "table(s) swept",
+      recovery.reverted.size(), recovery.failed.size(), recovery.corrupt.size(),
+      recovery.swept_tables.size());
+  manager.StartLeaseThread();
+
+  AgentService service(manager, registry, AgentIdentity{name, *labels});
+  int selected_port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(), &selected_port);
+  builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || selected_port == 0) {
+    spdlog::error("cannot listen on {}", flags.listen);
+    manager.Shutdown();
+    return kExitFailure;
+  }
+  const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
+  const std::string address = host + ":" + std::to_string(selected_port);
+  spdlog::info(
+      "faultline-agent {} '{}' listening on {} (plaintext), journal {}, max {} faults, "
+      "max lease {}",
+      AgentVersion(), name, address, (*journal)->dir(), options.max_active_faults,
+      FormatDuration(*max_lease_ttl));
+
+  if (!flags.ready_file.empty()) {
+    if (Status s = WriteFileAtomically(flags.ready_file, address + "\n"); !s.ok()) {
+      spdlog::error("{}", s.ToString());
+      server->Shutdown();
+      manager.Shutdown();
+      return kExitFailure;
+    }
+  }
+
+  int signal_number = 0;
+  while (sigwait(&stop_signals, &signal_number) != 0) {
+  }
+  spdlog::info("received {}: stopping the server and reverting every active fault",
+               strsignal(signal_number));
+  server->Shutdown(std::chrono::system_clock::now() + kServerShutdownGrace);
+  Status shutdown = manager.Shutdown();
+  if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
+  if (!shutdown.ok()) {
+    spdlog::error("shutdown: {}", shutdown.ToString());
+    return kExitFailure;
+  }
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Blocked before any thread exists, so every thread inherits the mask and the signals are
+  // only ever taken by the sigwait in Run.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Flags flags;
+  CLI::App app{"faultline-agent: applies and reverts faults on this host for Faultline"};
+  app.add_option("--listen", flags.listen, "gRPC address, HOST:PORT")->required();
+  app.add_option("--name", flags.name, "agent id reported by GetInfo (default: the hostname)");
+  app.add_option("--label", flags.labels, "key=value label, repeatable ([A-Za-z0-9._-]{1,63})");
+  app.add_option("--state-dir", flags.state_dir, "state directory; the journal is DIR/journal")
+      ->capture_default_str();
+  app.add_flag("--insecure", flags.insecure,
+               "serve plaintext gRPC (required: TLS is not configured in this version)");
+  app.add_option("--max-active-faults", flags.max_active_faults, "cap on active faults")
+      ->capture_default_str();
+  app.add_option("--max-lease-ttl", flags.max_lease_ttl, "longest lease a caller may ask for")
+      ->capture_default_str();
+  app.add_option("--dns-upstream", flags.dns_upstream,
+                 "HOST[:PORT] for pass-through DNS queries (default: first resolv.conf server)");
+  app.add_option("--dns-intercept-port", flags.dns_intercept_port,
+                 "DNS interceptor port on 127.0.0.1 (0: pick a free one)")
+      ->capture_default_str();
+  app.add_option("--ready-file", flags.ready_file,
+                 "written (atomically) with the listening address once the agent serves");
+  app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+  faultline::SetupLogging(flags.log_level, "faultline-agent");
+  return Run(flags, stop_signals);
+}

@@ -1,0 +1,174 @@
+#include "agent/agent_service.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "fake_backend.h"
+
+namespace faultline::agent {
+namespace {
+
+using testing::FakeBackend;
+using testing::FakeBackendState;
+using testing::MakeRequest;
+using testing::TempDir;
+
+// A real gRPC server on 127.0.0.1:<ephemeral> serving AgentService over a fake backend.
+class AgentServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto journal = Journal::Open(dir_.path() + "/journal");
+    ASSERT_TRUE(journal.ok()) << journal.status().ToString();
+    journal_ = std::move(journal).value();
+    ASSERT_TRUE(registry_.Register(std::make_unique<FakeBackend>(state_)).ok());
+    registry_.DetectAll();
+    FaultManagerOptions options;
+    options.max_active_faults = 2;
+    options.max_lease_ttl = std::chrono::seconds(30);
+    manager_ = std::make_unique<FaultManager>(registry_, *journal_, clock_, options);
+    service_ = std::make_unique<AgentService>(*manager_, registry_,
+                                              AgentIdentity{"test-agent", {{"role", "app"}}});
+
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_NE(port, 0);
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::Agent::NewStub(channel_);
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  }
+
+  // Every call gets a deadline, as every real client must.
+  std::unique_ptr<grpc::ClientContext> Context() {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return ctx;
+  }
+
+  grpc::Status Apply(const v1::ApplyFaultRequest& request, v1::ApplyFaultResponse* response) {
+    return stub_->ApplyFault(Context().get(), request, response);
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  std::shared_ptr<FakeBackendState> state_ = std::make_shared<FakeBackendState>();
+  FaultRegistry registry_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<FaultManager> manager_;
+  std::unique_ptr<AgentService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Agent::Stub> stub_;
+};
+
+TEST_F(AgentServiceTest, ApplyListRevertOverRealChannel) {
+  v1::ApplyFaultResponse applied;
+  grpc::Status status = Apply(MakeRequest("run1", "run1_0", "db.example.test", 5000), &applied);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(applied.fault().fault_id(), "run1_0");
+  EXPECT_EQ(applied.fault().state(), v1::ACTIVE);
+
+  v1::ListFaultsResponse listed;
+  ASSERT_TRUE(stub_->ListFaults(Context().get(), v1::ListFaultsRequest(), &listed).ok());
+  ASSERT_EQ(listed.faults_size(), 1);
+  EXPECT_EQ(listed.faults(0).spec().dns().domains(0), "db.example.test");
+
+  v1::RenewLeaseRequest renew;
+  renew.set_fault_id("run1_0");
+  renew.set_lease_ttl_ms(5000);
+  v1::RenewLeaseResponse renewed;
+  ASSERT_TRUE(stub_->RenewLease(Context().get(), renew, &renewed).ok());
+  EXPECT_EQ(renewed.fault().state(), v1::ACTIVE);
+
+  v1::RevertFaultRequest revert;
+  revert.set_fault_id("run1_0");
+  v1::RevertFaultResponse reverted;
+  ASSERT_TRUE(stub_->RevertFault(Context().get(), revert, &reverted).ok());
+  EXPECT_EQ(reverted.fault().state(), v1::REVERTED);
+  EXPECT_EQ(reverted.fault().revert_reason(), "request");
+
+  v1::RevertFaultResponse again;
+  EXPECT_TRUE(stub_->RevertFault(Context().get(), revert, &again).ok());
+
+  v1::ListFaultsRequest with_reverted;
+  with_reverted.set_include_reverted(true);
+  v1::ListFaultsResponse all;
+  ASSERT_TRUE(stub_->ListFaults(Context().get(), with_reverted, &all).ok());
+  ASSERT_EQ(all.faults_size(), 1);
+  EXPECT_EQ(all.faults(0).state(), v1::REVERTED);
+}
+
+TEST_F(AgentServiceTest, ErrorsKeepTheirStatusCodes) {
+  v1::ApplyFaultResponse response;
+  EXPECT_EQ(Apply(MakeRequest("run1", "BAD ID"), &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Apply(MakeRequest("run1", "run1_0", "a.test", 60'000), &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(Apply(MakeRequest("run1", "run1_0", "a.test"), &response).ok());
+  EXPECT_EQ(Apply(MakeRequest("run1", "run1_0", "b.test"), &response).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  ASSERT_TRUE(Apply(MakeRequest("run1", "run1_1"), &response).ok());
+  EXPECT_EQ(Apply(MakeRequest("run1", "run1_2"), &response).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  v1::ApplyFaultRequest network = MakeRequest("run1", "run1_3");
+  network.mutable_spec()->mutable_network();
+  EXPECT_EQ(Apply(network, &response).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  v1::RenewLeaseRequest renew;
+  renew.set_fault_id("nothing_here");
+  renew.set_lease_ttl_ms(1000);
+  v1::RenewLeaseResponse renewed;
+  EXPECT_EQ(stub_->RenewLease(Context().get(), renew, &renewed).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  v1::ProbeRequest probe;
+  probe.mutable_tcp()->set_address("127.0.0.1:1");
+  v1::ProbeResponse probed;
+  grpc::Status probe_status = stub_->Probe(Context().get(), probe, &probed);
+  EXPECT_EQ(probe_status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(probe_status.error_message(), "agent-side probes are not available in this version");
+}
+
+TEST_F(AgentServiceTest, GetInfoReportsIdentityCapabilitiesAndLimits) {
+  v1::ApplyFaultResponse response;
+  ASSERT_TRUE(Apply(MakeRequest("run1", "run1_0"), &response).ok());
+  v1::AgentInfo info;
+  ASSERT_TRUE(stub_->GetInfo(Context().get(), v1::GetInfoRequest(), &info).ok());
+  EXPECT_EQ(info.agent_id(), "test-agent");
+  EXPECT_EQ(info.labels().at("role"), "app");
+  EXPECT_EQ(info.version(), AgentVersion());
+  EXPECT_FALSE(info.version().empty());
+  ASSERT_EQ(info.capabilities_size(), 1);
+  EXPECT_EQ(info.capabilities(0), "dns");
+  EXPECT_EQ(info.missing_capabilities().count("network"), 1u);
+  EXPECT_EQ(info.active_faults(), 1u);
+  EXPECT_EQ(info.max_active_faults(), 2u);
+  EXPECT_EQ(info.max_lease_ttl_ms(), 30'000u);
+}
+
+TEST_F(AgentServiceTest, RevertAllByRunOverRealChannel) {
+  v1::ApplyFaultResponse response;
+  ASSERT_TRUE(Apply(MakeRequest("runa", "runa_0"), &response).ok());
+  ASSERT_TRUE(Apply(MakeRequest("runb", "runb_0"), &response).ok());
+  v1::RevertAllRequest request;
+  request.set_run_id("runa");
+  v1::RevertAllResponse reverted;
+  ASSERT_TRUE(stub_->RevertAll(Context().get(), request, &reverted).ok());
+  ASSERT_EQ(reverted.reverted_size(), 1);
+  EXPECT_EQ(reverted.reverted(0).fault_id(), "runa_0");
+  EXPECT_EQ(reverted.reverted(0).revert_reason(), "revert-all");
+  EXPECT_EQ(manager_->ActiveCount(), 1u);
+}
+
+}  // namespace
+}  // namespace faultline::agent
