@@ -1,1 +1,68 @@
-int main() { return 0; }
+// faultline-sample-kv: the sandbox's stand-in for a regional DynamoDB endpoint.
+//
+//   GET /kv/<table>/<key>  -> 200 {"table":..,"key":..,"value":..,"region":..}
+//   GET /healthz           -> 200 ok
+//
+// Every key exists: its value is derived from table and key, so both regions serve the same item
+// (a global table) and only "region" tells which replica answered.
+#include <httplib.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "controller/sandbox/services/service_support.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"faultline-sample-kv: a tiny regional key-value HTTP service for the sandbox"};
+  std::string listen = "0.0.0.0:8000";
+  std::string region = "us-east-1";
+  std::string ready_file;
+  app.add_option("--listen", listen, "HOST:PORT to listen on (port 0 picks a free port)")
+      ->capture_default_str();
+  app.add_option("--region", region, "region reported in every answer")->capture_default_str();
+  app.add_option("--ready-file", ready_file,
+                 "file written (with the bound port) once the server accepts connections");
+  CLI11_PARSE(app, argc, argv);
+
+  auto address = faultline::sandbox::ParseListenAddress(listen);
+  if (!address) {
+    std::fprintf(stderr, "faultline-sample-kv: --listen must be HOST:PORT, got '%s'\n",
+                 listen.c_str());
+    return 2;
+  }
+
+  httplib::Server server;
+  server.Get(
+      R"(/kv/([^/]+)/([^/]+))", [&region](const httplib::Request& req, httplib::Response& res) {
+        const std::string table = req.matches[1];
+        const std::string key = req.matches[2];
+        nlohmann::json body = {
+            {"table", table}, {"key", key}, {"value", table + "-item-" + key}, {"region", region}};
+        res.set_content(body.dump(), "application/json");
+      });
+  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+
+  faultline::sandbox::StopServerOnSignal(server);
+  int port = address->port;
+  if (port == 0) {
+    port = server.bind_to_any_port(address->host);
+  } else if (!server.bind_to_port(address->host, port)) {
+    port = -1;
+  }
+  if (port <= 0) {
+    std::fprintf(stderr, "faultline-sample-kv: cannot listen on %s\n", listen.c_str());
+    return 1;
+  }
+  if (!faultline::sandbox::WriteReadyFile(ready_file, port)) {
+    std::fprintf(stderr, "faultline-sample-kv: cannot write ready file %s\n", ready_file.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "faultline-sample-kv: region %s listening on %s:%d\n", region.c_str(),
+               address->host.c_str(), port);
+  server.listen_after_bind();
+  return 0;
+}

@@ -1,0 +1,68 @@
+#pragma once
+// Small pieces the sandbox's sample services share: parsing "host:port", the ready file, and
+// stopping an httplib server on SIGTERM/SIGINT. Header-only on purpose: the services are two tiny
+// programs, and this keeps them free of a library target of their own.
+
+#include <httplib.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace faultline::sandbox {
+
+struct ListenAddress {
+  std::string host;
+  int port = 0;
+};
+
+// Parses "HOST:PORT" (PORT 0..65535). Returns nullopt when malformed.
+inline std::optional<ListenAddress> ParseListenAddress(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
+  ListenAddress a;
+  a.host = text.substr(0, colon);
+  try {
+    size_t used = 0;
+    a.port = std::stoi(text.substr(colon + 1), &used);
+    if (used != text.size() - colon - 1 || a.port < 0 || a.port > 65535) return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  return a;
+}
+
+// Writes "<port>\n" to `path` through a temporary file and rename, so whoever polls for the file
+// never reads it half-written. Returns false on any I/O error.
+inline bool WriteReadyFile(const std::string& path, int port) {
+  if (path.empty()) return true;
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return false;
+    out << port << "\n";
+    if (!out.flush()) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// Blocks SIGTERM and SIGINT in the calling thread (and so in every thread created after it) and
+// starts a thread that waits for one of them and stops `server`. Call before starting the server.
+// The returned thread is detached: the process exits after listen() returns.
+inline void StopServerOnSignal(httplib::Server& server) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([&server, set] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    server.stop();
+  }).detach();
+}
+
+}  // namespace faultline::sandbox
