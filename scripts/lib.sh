@@ -12,7 +12,7 @@ FAULTLINE_PACKAGES=(
   libboost-dev libboost-filesystem-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libnftables-dev libnetfilter-queue-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev
-  dnsmasq-base nftables iptables iproute2 dnsutils curl procps
+  dnsmasq-base nftables iptables iproute2 dnsutils curl procps jq
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

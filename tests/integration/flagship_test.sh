@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The flagship, both ways. With automated failover the experiment PASSes (exit 0) and the measured
+# time to recover matches the orders service's own logged failover instant within one probe
+# interval + 100 ms. With failover off (the negative control) the same file FAILs (exit 1).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+mode="${2:?auto|off}"
+
+sandbox_up --failover "$mode"
+set +e
+"$BIN/faultline" run "$FLAGSHIP" --report-json "$WORK/report.json" >"$WORK/out.txt" 2>"$WORK/err.txt"
+rc=$?
+set -e
+cat "$WORK/err.txt" "$WORK/out.txt"
+[ -f "$WORK/report.json" ] || fail "no JSON report written"
+R="$WORK/report.json"
+for f in experiment run_id verdict objectives faults probes; do
+  jq -e "has(\"$f\")" "$R" >/dev/null || fail "report lacks '$f'"
+done
+jq -e '.faults[0].agents[0].evidence.queries_faulted > 0' "$R" >/dev/null ||
+  fail "the DNS fault reported no faulted query as evidence"
+no_fault_table fl-app || fail "fault table left behind in fl-app: $(fault_tables fl-app)"
+east_resolves || fail "east endpoint does not resolve after the run"
+
+if [ "$mode" = auto ]; then
+  [ $rc -eq 0 ] || fail "expected exit 0 (PASS) with automated failover, got $rc"
+  [ "$(jq -r .verdict "$R")" = PASS ] || fail "verdict $(jq -r .verdict "$R")"
+  ttr=$(jq -r '.objectives[] | select(.name=="automated-failover") | .time_to_recover_s' "$R")
+  ttd=$(jq -r '.objectives[] | select(.name=="automated-failover") | .time_to_detect_s' "$R")
+  interval=$(jq -r '.probes[] | select(.name=="orders-api") | .interval_s' "$R")
+  origin=$(jq -r .timeline.monotonic_origin_ns "$R")
+  t_inject=$(jq -r .timeline.t_inject_s "$R")
+  line=$(grep -h '^FAILOVER ' "$SANDBOX_RUN"/logs/*orders*.log | head -n 1)
+  [ -n "$line" ] || fail "the orders service logged no FAILOVER line"
+  failover_ns=$(sed -E 's/.*monotonic_ns=([0-9]+).*/\1/' <<<"$line")
+  # Ground truth: the service's own failover instant, relative to the instant the fault was in
+  # effect on every target (same CLOCK_MONOTONIC: namespaces share it).
+  truth=$(jq -n --argjson f "$failover_ns" --argjson o "$origin" --argjson t "$t_inject" \
+    '(($f - $o) / 1e9) - $t')
+  diff=$(jq -n --argjson a "$ttr" --argjson b "$truth" '($a - $b) | fabs')
+  tol=$(jq -n --argjson i "$interval" '$i + 0.1')
+  echo "measured: detect ${ttd}s, recover ${ttr}s; logged failover at ${truth}s after inject;" \
+       "difference ${diff}s (tolerance ${tol}s)"
+  jq -n -e --argjson d "$diff" --argjson t "$tol" '$d <= $t' >/dev/null ||
+    fail "measured recovery ${ttr}s differs from the logged failover ${truth}s by ${diff}s > ${tol}s"
+  pass "flagship PASS with automated failover"
+else
+  [ $rc -eq 1 ] || fail "expected exit 1 (FAIL) without failover, got $rc"
+  [ "$(jq -r .verdict "$R")" = FAIL ] || fail "verdict $(jq -r .verdict "$R")"
+  [ "$(jq -r '.objectives[] | select(.name=="automated-failover") | .verdict' "$R")" = FAIL ] ||
+    fail "automated-failover should FAIL without failover"
+  [ "$(jq -r '.objectives[] | select(.name=="automated-failover") | .time_to_recover_s' "$R")" = null ] ||
+    fail "time_to_recover should be null when never recovered"
+  [ "$(jq -r '.objectives[] | select(.name=="clean-after-revert") | .verdict' "$R")" = PASS ] ||
+    fail "clean-after-revert should PASS once the record is back"
+  if grep -qh '^FAILOVER ' "$SANDBOX_RUN"/logs/*orders*.log; then fail "service failed over with --failover off"; fi
+  pass "flagship FAILs without failover (negative control)"
+fi
