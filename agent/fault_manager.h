@@ -104,7 +104,9 @@ class FaultManager {
   // Status of one fault, active or recently reverted.
   std::optional<v1::FaultStatus> Get(const std::string& fault_id) const;
 
+  // How many faults are active now (including one whose revert is in progress).
   size_t ActiveCount() const;
+  // The limits this manager enforces (reported by GetInfo).
   const FaultManagerOptions& options() const { return options_; }
 
   // Call once at start, before serving: reverts every journaled fault with its backend's

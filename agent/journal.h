@@ -29,6 +29,7 @@ class Journal {
   // INTERNAL when it cannot be created or is not a directory.
   static Result<std::unique_ptr<Journal>> Open(const std::string& dir);
 
+  // The journal directory, normalised (no trailing slash).
   const std::string& dir() const { return dir_; }
 
   // Durably writes the request to <dir>/<fault_id>.pb: a temporary file is written and fsynced,
