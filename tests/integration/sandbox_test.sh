@@ -168,13 +168,20 @@ pass "failover off: stays on us-east-1 and keeps failing"
 # --- a DNS failure is reported as such --------------------------------------------------------
 "$FL" sandbox up --no-agents >/dev/null || fail "sandbox up --no-agents exited $?"
 grep -qx 'agents: \[\]' "$RUN/inventory.yaml" || fail "inventory with --no-agents: $(cat "$RUN/inventory.yaml")"
+# A resolver that never answers (dnsmasq stopped): the service must give up after its own
+# timeout (500 ms), not after glibc's (~10 s), so the 3 s client limit is far from both.
+kill -STOP "$(pid_of dnsmasq)"
+code=$(orders_get) || true
+kill -CONT "$(pid_of dnsmasq)"
+[[ $code == 503 ]] || fail "with dnsmasq stopped, got '$code' (the service hung on the resolver?)"
+grep -q 'timed out' <<<"$(body)" || fail "503 body does not say it timed out: $(body)"
 kill "$(pid_of dnsmasq)"
 wait_for dead "$(pid_of dnsmasq)" || fail "dnsmasq did not stop"
 code=$(orders_get)
 [[ $code == 503 ]] || fail "with dnsmasq down, got $code"
 grep -q 'could not resolve dynamodb.us-east-1.sandbox.test' <<<"$(body)" ||
   fail "503 body does not say the name did not resolve: $(body)"
-pass "--no-agents inventory; unresolvable dependency -> 503 'could not resolve ...'"
+pass "--no-agents inventory; silent resolver -> 503 timed out; dead resolver -> 503 could not resolve"
 
 # --- down ---------------------------------------------------------------------------------------
 "$FL" sandbox up >/dev/null || fail "sandbox up before down exited $?"

@@ -80,6 +80,9 @@ FetchResult Fetch(const Settings& s, const std::string& region, const std::strin
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, s.timeout_ms);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // many threads: no SIGALRM-based timeouts
   curl_easy_setopt(curl, CURLOPT_FORBID_REUSE, 1L);
+  // Without this, curl_easy_cleanup joins a resolver thread still stuck in getaddrinfo, so a
+  // dropped DNS query would hold the request for glibc's full timeout (~10 s), not timeout_ms.
+  curl_easy_setopt(curl, CURLOPT_QUICK_EXIT, 1L);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendToString);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
