@@ -511,22 +511,31 @@ void RunEngine::RenewLeases(RunResult& r) {
       id = r.faults[i].fault_id;
     }
     auto res = client->RenewLease(id, options_.lease_ttl, options_.rpc_deadline);
+    MonoTime now = clock_.Now();
     std::lock_guard lock(state_->mu);
     auto& fa = r.faults[i];
+    if (res.ok() && res->state() == v1::ACTIVE) {
+      fa.last_confirmed = now;
+      continue;
+    }
     if (res.ok()) {
-      if (res->state() != v1::ACTIVE) {
-        // The agent reverted it on its own (lease expiry, halt): the fault is no longer in effect.
-        fa.state_unknown = true;
-        fa.error = "the agent reports the fault no longer active (" + res->revert_reason() + ")";
-        Cancel("fault " + fa.fault_name + " on " + fa.agent + " ended early: " + fa.error);
-      }
+      // The agent reverted it on its own (lease expiry, halt, restart): the fault window was cut
+      // short, so nothing measured from here on says anything about this fault.
+      fa.state_unknown = true;
+      fa.error = "the agent reports the fault no longer active (" + res->revert_reason() + ")";
+      Cancel("fault " + fa.fault_name + " on " + fa.agent + " ended early: " + fa.error);
       continue;
     }
     fa.error = "lease renewal failed: " + res.status().message();
     Progress("observe", fa.fault_name + " on " + fa.agent + ": " + fa.error);
-    if (res.status().code() == StatusCode::kNotFound) {
+    auto code = res.status().code();
+    bool definitive = code == StatusCode::kNotFound || code == StatusCode::kFailedPrecondition;
+    // A transient failure is retried on the next round, but once a whole lease has passed without
+    // a confirmation the agent has reverted on its own (or is gone): the state is unknown.
+    bool lease_lapsed = now - fa.last_confirmed.value_or(*fa.applied_at) >= options_.lease_ttl;
+    if (definitive || lease_lapsed) {
       fa.state_unknown = true;
-      Cancel("fault " + fa.fault_name + " on " + fa.agent + " is gone: " + fa.error);
+      Cancel("fault " + fa.fault_name + " on " + fa.agent + " lost: " + fa.error);
     }
   }
 }
@@ -632,6 +641,13 @@ void RunEngine::RevertAll(RunResult& r, const std::string& why, const std::strin
       continue;
     }
     if (!fa.applied_at) continue;
+    if (!res->revert_reason().empty() && res->revert_reason() != "request") {
+      // Someone else ended it first (lease expiry, agent restart, halt): the fault did not last
+      // the window this run measured.
+      fa.state_unknown = true;
+      fa.error = "the agent had already reverted the fault (" + res->revert_reason() +
+                 ") before this run asked";
+    }
     fa.reverted_at = acked;
     fa.reverted_at_unix_ms = res->reverted_at_unix_ms();
     fa.revert_reason = res->revert_reason();
@@ -717,13 +733,16 @@ void RunEngine::ComputeVerdict(ProbeSet& probes, RunResult& r) {
                              Secs(*fig.time_to_recover), from, FormatDuration(o.recover_within));
     } else {
       res.verdict = ObjectiveVerdict::kPass;
-      res.note = fig.no_impact
+      bool inject = o.after == Objective::Phase::kInject;
+      res.note = fig.no_impact && inject
                      ? std::string("no impact observed: the probe never failed (did the fault "
                                    "take effect? see evidence)")
+                 : fig.no_impact
+                     ? fmt::format("healthy throughout the {} after revert", Secs(end - start))
                      : fmt::format("recovered {} ± {} after {} (target {})",
                                    Secs(*fig.time_to_recover), Secs(fig.uncertainty), from,
                                    FormatDuration(o.recover_within));
-      if (fig.no_impact && o.after == Objective::Phase::kInject) {
+      if (fig.no_impact && inject) {
         r.warnings.push_back("objective " + o.name + ": no impact observed during the fault");
       }
     }

@@ -55,6 +55,7 @@ struct FaultOnAgent {
   std::string kind;  // "dns"
   std::optional<MonoTime> applied_at;   // when the apply ack arrived
   std::optional<MonoTime> reverted_at;  // when the revert ack arrived
+  std::optional<MonoTime> last_confirmed;  // last successful lease renewal
   int64_t applied_at_unix_ms = 0;
   int64_t reverted_at_unix_ms = 0;
   std::string revert_reason;  // as the agent reported it
