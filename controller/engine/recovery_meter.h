@@ -11,6 +11,9 @@
 //  - time to recover: start of the first run of consecutive successes, after the first failure,
 //    whose span (last success − first success of the run) is ≥ stable_for, minus start; the run
 //    must lie inside the window. No failure at all → recovered at 0 with no_impact set.
+//    A window holding no sample at all observed nothing: neither detected nor recovered, and
+//    no_impact stays false (samples == 0 tells the caller why).
+//  - the window is half-open, [start, end): a sample started exactly at `end` is not in it.
 //  - uncertainty: the probe interval (a transition happened somewhere between two samples).
 //  - availability: successes / samples in the window. downtime: for each failing stretch, from
 //    its first failing sample to the next success (or window end).

@@ -1,1 +1,1172 @@
-// placeholder
+#include "controller/experiment/parser.h"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <utility>
+
+namespace faultline::experiment {
+
+std::string Diagnostic::ToString() const {
+  std::string out = pos.file.empty() ? "<input>" : pos.file;
+  if (pos.line > 0) out += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
+  out += ": ";
+  if (!field.empty()) out += field + ": ";
+  out += message;
+  return out;
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::string_view kApiVersion = "faultline/v1";
+constexpr Duration kMaxFaultDuration = 24h;
+constexpr Duration kMinInterval = 10ms;
+constexpr int kMaxIntervalTimeoutRatio = 10;
+constexpr size_t kMaxDomains = 64;
+constexpr size_t kMaxRegexLength = 1024;
+constexpr size_t kMaxUrlLength = 2048;
+constexpr size_t kMaxDescriptionLength = 4096;
+constexpr size_t kMaxArgvEntries = 256;
+constexpr size_t kMaxArgLength = 4096;
+constexpr size_t kMaxErrors = 100;
+
+// User text echoed in messages is cut short and made printable, so hostile input cannot flood
+// or garble a terminal.
+std::string Printable(std::string_view s, size_t max_chars = 64) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max_chars; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      static const char* kHex = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  if (s.size() > max_chars) out += "...";
+  return out;
+}
+
+std::string Quoted(std::string_view s) { return "'" + Printable(s) + "'"; }
+
+// [a-z0-9-]{1,63}: names of experiments, targets, faults, probes and objectives. They appear in
+// ids, file names and report test-case names, so they are kept boring.
+bool IsName(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+constexpr const char* kNameRule = "must be 1-63 characters of a-z, 0-9 and '-'";
+
+// [A-Za-z0-9._-]{1,63}: label keys and values (agent labels use the same alphabet).
+bool IsLabelToken(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
+constexpr const char* kLabelRule = "must be 1-63 characters of A-Z, a-z, 0-9, '.', '_' and '-'";
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string JoinList(const std::vector<std::string>& items) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += i + 1 == items.size() ? " or " : ", ";
+    out += items[i];
+  }
+  return out;
+}
+
+std::string KindOf(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "nothing";
+  }
+}
+
+// Decimal integer in [lo, hi]; no sign other than a leading '-', no spaces.
+std::optional<int64_t> ParseInt(std::string_view s, int64_t lo, int64_t hi) {
+  bool neg = false;
+  if (!s.empty() && s[0] == '-') {
+    neg = true;
+    s.remove_prefix(1);
+  }
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  if (neg) v = -v;
+  if (v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+// Returns why `name` is not a usable DNS name (empty optional when it is). A single trailing dot
+// is allowed; with `allow_wildcard`, "*" may be the whole first label of a name with a suffix.
+std::optional<std::string> DnsNameProblem(std::string_view name, bool allow_wildcard) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  if (name.empty()) return "empty DNS name";
+  if (name.size() > 253) return "DNS name longer than 253 characters";
+  size_t start = 0;
+  int index = 0;
+  while (true) {
+    size_t dot = name.find('.', start);
+    std::string_view label =
+        name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (label.empty()) return "empty label in DNS name " + Quoted(name);
+    if (label.size() > 63) return "DNS label longer than 63 characters in " + Quoted(name);
+    if (label == "*") {
+      if (!allow_wildcard) return "wildcards are not allowed here: " + Quoted(name);
+      if (index != 0) return "'*' is only allowed as the whole first label: " + Quoted(name);
+      if (dot == std::string_view::npos) return "a wildcard needs a suffix, e.g. '*.example.com'";
+    } else {
+      for (char c : label) {
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) {
+          return std::string("invalid character in DNS name ") + Quoted(name) +
+                 (c == '*' ? ": '*' is only allowed as the whole first label"
+                           : ": labels are A-Z, a-z, 0-9, '-' and '_'");
+        }
+      }
+    }
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+    ++index;
+  }
+  return std::nullopt;
+}
+
+// A host is a DNS name, an IPv4 address (which is also a DNS name syntactically) or a bracketed
+// IPv6 address. On success fills host/port; `port` stays 0 when absent and optional.
+std::optional<std::string> SplitHostPort(std::string_view s, bool port_required, std::string* host,
+                                         int* port) {
+  std::string_view h, p;
+  bool has_port = false;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos) return "unterminated '[' in " + Quoted(s);
+    h = s.substr(1, close - 1);
+    std::string_view rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return "expected ':port' after ']' in " + Quoted(s);
+      p = rest.substr(1);
+      has_port = true;
+    }
+    in6_addr addr{};
+    if (inet_pton(AF_INET6, std::string(h).c_str(), &addr) != 1) {
+      return "invalid IPv6 address in " + Quoted(s);
+    }
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon != std::string_view::npos) {
+      h = s.substr(0, colon);
+      p = s.substr(colon + 1);
+      has_port = true;
+    } else {
+      h = s;
+    }
+    if (h.empty()) return "missing host in " + Quoted(s);
+    if (auto problem = DnsNameProblem(h, false)) return "invalid host: " + *problem;
+  }
+  if (port_required && !has_port) return "expected host:port, got " + Quoted(s);
+  if (has_port) {
+    auto v = ParseInt(p, 1, 65535);
+    if (!v || p[0] == '-') return "port must be 1..65535, got " + Quoted(p);
+    *port = static_cast<int>(*v);
+  }
+  *host = std::string(h);
+  return std::nullopt;
+}
+
+std::optional<std::string> UrlProblem(std::string_view url) {
+  if (url.size() > kMaxUrlLength) return "URL longer than 2048 characters";
+  for (char c : url) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) return "URL contains a space, control or non-ASCII character";
+  }
+  std::string lower(url.substr(0, 8));
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  std::string_view rest;
+  if (lower.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else if (lower.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+  } else {
+    return "URL must start with http:// or https://";
+  }
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) authority = authority.substr(at + 1);
+  if (authority.empty()) return "URL has no host";
+  std::string host;
+  int port = 0;
+  if (auto problem = SplitHostPort(authority, false, &host, &port)) return problem;
+  return std::nullopt;
+}
+
+// A key → value view of one YAML mapping that has already been checked for unknown, duplicate
+// and non-scalar keys.
+struct MapField {
+  std::string key;
+  YAML::Node key_node;
+  YAML::Node value;
+};
+
+class Parser {
+ public:
+  explicit Parser(std::string file) : file_(std::move(file)) {}
+
+  ParseOutcome Run(std::string_view text);
+
+ private:
+  // ---- diagnostics ----
+  SourcePos Pos(const YAML::Mark& m) const {
+    SourcePos p;
+    p.file = file_;
+    if (!m.is_null() && m.line >= 0) {
+      p.line = m.line + 1;
+      p.column = m.column + 1;
+    }
+    return p;
+  }
+  // yaml-cpp marks an empty value (`duration:`) where the next token starts, often on the next
+  // line; the key is where the author looks, so empty values are reported at their key.
+  SourcePos Pos(const YAML::Node& n) const {
+    if (n.IsNull()) {
+      for (const auto& [value, key_mark] : null_values_) {
+        if (value.is(n)) return Pos(key_mark);
+      }
+    }
+    return Pos(n.Mark());
+  }
+  void Error(const SourcePos& pos, std::string field, std::string message) {
+    // A hostile file can hold thousands of mistakes; nobody reads past the first screenful.
+    if (errors_.size() >= kMaxErrors) {
+      too_many_errors_ = true;
+      return;
+    }
+    errors_.push_back({pos, std::move(field), std::move(message)});
+  }
+  void Error(const YAML::Node& at, std::string field, std::string message) {
+    Error(Pos(at), std::move(field), std::move(message));
+  }
+  void Warn(const YAML::Node& at, std::string field, std::string message) {
+    warnings_.push_back({Pos(at), std::move(field), std::move(message)});
+  }
+
+  static std::string Sub(const std::string& path, std::string_view key) {
+    return path.empty() ? std::string(key) : path + "." + std::string(key);
+  }
+  static std::string Index(const std::string& path, size_t i) {
+    return path + "[" + std::to_string(i) + "]";
+  }
+
+  // ---- structure helpers ----
+
+  // Checks that `n` is a mapping whose keys are unique scalars from `allowed`; reports every
+  // violation. Returns nullopt (after an error) when `n` is not a mapping at all.
+  std::optional<std::vector<MapField>> Map(const YAML::Node& n, const std::string& path,
+                                           std::initializer_list<std::string_view> allowed) {
+    std::vector<std::string_view> keys(allowed);
+    return MapOf(n, path, [&](const YAML::Node& key_node, const std::string& key) {
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) return true;
+      std::string message = "unknown field " + Quoted(key);
+      std::string_view best;
+      size_t best_d = 3;
+      for (std::string_view k : keys) {
+        size_t d = EditDistance(key, k);
+        if (d < best_d) best_d = d, best = k;
+      }
+      if (!best.empty()) {
+        message += "; did you mean '" + std::string(best) + "'?";
+      } else {
+        std::vector<std::string> names(keys.begin(), keys.end());
+        message += " (expected " + JoinList(names) + ")";
+      }
+      Error(key_node, Sub(path, Printable(key)), message);
+      return false;
+    });
+  }
+
+  // A mapping with free-form keys; `accept_key` reports and rejects bad keys.
+  std::optional<std::vector<MapField>> MapOf(
+      const YAML::Node& n, const std::string& path,
+      const std::function<bool(const YAML::Node&, const std::string&)>& accept_key) {
+    if (!n.IsMap()) {
+      Error(n, path, "expected a mapping, got " + KindOf(n));
+      return std::nullopt;
+    }
+    std::vector<MapField> out;
+    std::set<std::string> seen;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const YAML::Node key_node = it->first;
+      if (!key_node.IsScalar()) {
+        Error(key_node, path, "keys must be plain strings, got " + KindOf(key_node));
+        continue;
+      }
+      const std::string key = key_node.Scalar();
+      if (!seen.insert(key).second) {
+        Error(key_node, Sub(path, Printable(key)), "duplicate key " + Quoted(key));
+        continue;
+      }
+      if (!accept_key(key_node, key)) continue;
+      if (it->second.IsNull()) null_values_.emplace_back(it->second, key_node.Mark());
+      out.push_back({key, key_node, it->second});
+    }
+    return out;
+  }
+
+  static const YAML::Node* Find(const std::vector<MapField>& fields, std::string_view key) {
+    for (const MapField& f : fields) {
+      if (f.key == key) return &f.value;
+    }
+    return nullptr;
+  }
+
+  // Like Find, but a missing (or null) field is an error reported at the enclosing mapping.
+  const YAML::Node* Need(const std::vector<MapField>& fields, const YAML::Node& map,
+                         const std::string& path, std::string_view key) {
+    const YAML::Node* v = Find(fields, key);
+    if (!v) {
+      Error(map, Sub(path, key), "missing required field");
+      return nullptr;
+    }
+    if (v->IsNull()) {
+      Error(*v, Sub(path, key), "requires a value");
+      return nullptr;
+    }
+    return v;
+  }
+
+  std::optional<std::string> String(const YAML::Node& n, const std::string& field) {
+    if (!n.IsScalar()) {
+      Error(n, field, "expected a string, got " + KindOf(n));
+      return std::nullopt;
+    }
+    return n.Scalar();
+  }
+
+  std::optional<int64_t> Int(const YAML::Node& n, const std::string& field, int64_t lo,
+                             int64_t hi) {
+    auto s = String(n, field);
+    if (!s) return std::nullopt;
+    auto v = ParseInt(*s, lo, hi);
+    if (!v) {
+      Error(n, field,
+            "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                ", got " + Quoted(*s));
+    }
+    return v;
+  }
+
+  // A duration (common/duration.h syntax) with `min` as lower bound (inclusive unless
+  // `strictly_positive`) and an optional upper bound.
+  std::optional<Duration> Dur(const YAML::Node& n, const std::string& field, bool strictly_positive,
+                              std::optional<Duration> max = std::nullopt) {
+    auto s = String(n, field);
+    if (!s) return std::nullopt;
+    Result<Duration> d = ParseDuration(*s);
+    if (!d.ok()) {
+      // ParseDuration's message echoes the text; use it only when that text is harmless.
+      Error(n, field,
+            Printable(*s) == *s ? d.status().message() : "invalid duration " + Quoted(*s));
+      return std::nullopt;
+    }
+    if (strictly_positive && d->count() <= 0) {
+      Error(n, field, "must be greater than 0");
+      return std::nullopt;
+    }
+    if (max && *d > *max) {
+      Error(n, field, "must be at most " + FormatDuration(*max) + ", got " + FormatDuration(*d));
+      return std::nullopt;
+    }
+    return *d;
+  }
+
+  std::optional<std::string> Name(const YAML::Node& n, const std::string& field) {
+    auto s = String(n, field);
+    if (!s) return std::nullopt;
+    if (!IsName(*s)) {
+      Error(n, field, Quoted(*s) + " " + kNameRule);
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  std::optional<std::string> Regex(const YAML::Node& n, const std::string& field) {
+    auto s = String(n, field);
+    if (!s) return std::nullopt;
+    if (s->size() > kMaxRegexLength) {
+      Error(n, field, "regex longer than 1024 characters");
+      return std::nullopt;
+    }
+    try {
+      std::regex re(*s);
+    } catch (const std::regex_error& e) {
+      Error(n, field, "invalid regex " + Quoted(*s) + ": " + e.what());
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  // label → value mapping, both [A-Za-z0-9._-]{1,63}.
+  std::map<std::string, std::string> Labels(const YAML::Node& n, const std::string& path) {
+    std::map<std::string, std::string> out;
+    auto fields = MapOf(n, path, [&](const YAML::Node& key_node, const std::string& key) {
+      if (IsLabelToken(key)) return true;
+      Error(key_node, Sub(path, Printable(key)), "label " + Quoted(key) + " " + kLabelRule);
+      return false;
+    });
+    if (!fields) return out;
+    for (const MapField& f : *fields) {
+      const std::string field = Sub(path, f.key);
+      auto v = String(f.value, field);
+      if (!v) continue;
+      if (!IsLabelToken(*v)) {
+        Error(f.value, field, "label value " + Quoted(*v) + " " + kLabelRule);
+        continue;
+      }
+      out[f.key] = *v;
+    }
+    return out;
+  }
+
+  // ---- sections ----
+  void ParseMetadata(const YAML::Node& n);
+  void ParseTargets(const YAML::Node& n);
+  void ParseFaults(const YAML::Node& n);
+  void ParseDnsFault(const YAML::Node& n, const std::string& path, Fault* fault);
+  void ParseProbes(const YAML::Node& n);
+  void ParseProbe(const YAML::Node& n, const std::string& path);
+  void ParseSteadyState(const YAML::Node& n);
+  void ParseObjectives(const YAML::Node& n);
+  void ParseAborts(const YAML::Node& n);
+  void CrossChecks(const YAML::Node& root);
+
+  // Checks a top-level list is a non-empty (when `required`) sequence.
+  bool List(const YAML::Node& n, const std::string& path, bool non_empty) {
+    if (!n.IsSequence()) {
+      Error(n, path, "expected a list, got " + KindOf(n));
+      return false;
+    }
+    if (non_empty && n.size() == 0) {
+      Error(n, path, "needs at least one entry");
+      return false;
+    }
+    return true;
+  }
+
+  std::string file_;
+  std::vector<Diagnostic> errors_;
+  std::vector<Diagnostic> warnings_;
+  Experiment exp_;
+  // Names declared, even by entries that failed validation, so that a broken declaration does not
+  // also produce "unknown name" errors at every reference.
+  std::set<std::string> target_names_;
+  std::set<std::string> probe_names_;
+  // Where each objective's recover_within was written, for the fault-window warning.
+  std::vector<YAML::Node> recover_within_nodes_;
+  std::optional<YAML::Node> max_duration_node_;
+  std::vector<std::pair<YAML::Node, YAML::Mark>> null_values_;
+  bool too_many_errors_ = false;
+};
+
+// Counts documents without building nodes. Used instead of YAML::LoadAll, which in yaml-cpp 0.7
+// loops forever, allocating, on some invalid input such as a lone "," (yaml-cpp issue #1040).
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { last_start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  YAML::Mark last_start = YAML::Mark::null_mark();
+};
+
+ParseOutcome Parser::Run(std::string_view text) {
+  exp_.source_file = file_;
+  std::vector<YAML::Node> docs;
+  try {
+    const std::string input(text);
+    YAML::Node first = YAML::Load(input);
+    if (!first.IsNull()) {
+      docs.push_back(first);
+      // Only ask whether a second document exists; never iterate to the end (see above).
+      std::istringstream stream(input);
+      YAML::Parser events(stream);
+      DocumentCounter counter;
+      if (events.HandleNextDocument(counter) && events.HandleNextDocument(counter)) {
+        Error(Pos(counter.last_start), "",
+              "expected one YAML document, found more (remove the '---' separator)");
+      }
+    }
+  } catch (const YAML::DeepRecursion& e) {
+    Error(Pos(e.mark), "", "YAML nested too deeply");
+  } catch (const YAML::Exception& e) {
+    Error(Pos(e.mark), "", "invalid YAML: " + Printable(e.msg, 200));
+  } catch (const std::exception& e) {
+    Error(SourcePos{file_, 0, 0}, "", std::string("invalid YAML: ") + e.what());
+  }
+  if (errors_.empty()) {
+    if (docs.empty()) {
+      Error(SourcePos{file_, 1, 1}, "",
+            "no experiment found (empty document): expected a mapping with apiVersion: " +
+                std::string(kApiVersion) + " and kind: Experiment");
+    } else {
+      const YAML::Node& root = docs[0];
+      try {
+        auto top = Map(root, "",
+                       {"apiVersion", "kind", "metadata", "targets", "faults", "probes",
+                        "steady_state", "objectives", "abort", "max_duration"});
+        if (!top) {
+          errors_.back().message =
+              "the file must be a YAML mapping (apiVersion, kind, ...), got " + KindOf(root);
+        } else {
+          if (auto* v = Need(*top, root, "", "apiVersion")) {
+            if (auto s = String(*v, "apiVersion")) {
+              if (*s != kApiVersion) {
+                Error(*v, "apiVersion",
+                      "must be " + std::string(kApiVersion) + ", got " + Quoted(*s));
+              }
+              exp_.api_version = *s;
+            }
+          }
+          if (auto* v = Need(*top, root, "", "kind")) {
+            if (auto s = String(*v, "kind"); s && *s != "Experiment") {
+              Error(*v, "kind", "must be Experiment, got " + Quoted(*s));
+            }
+          }
+          if (auto* v = Need(*top, root, "", "metadata")) ParseMetadata(*v);
+          if (auto* v = Need(*top, root, "", "targets")) ParseTargets(*v);
+          if (auto* v = Need(*top, root, "", "probes")) ParseProbes(*v);
+          if (auto* v = Need(*top, root, "", "faults")) ParseFaults(*v);
+          if (auto* v = Find(*top, "steady_state"); v && !v->IsNull()) {
+            ParseSteadyState(*v);
+          } else {
+            Warn(root, "steady_state",
+                 "no steady-state probes: faults are injected without first checking that the "
+                 "system is healthy");
+          }
+          if (auto* v = Need(*top, root, "", "objectives")) ParseObjectives(*v);
+          if (auto* v = Find(*top, "abort"); v && !v->IsNull()) ParseAborts(*v);
+          if (auto* v = Find(*top, "max_duration")) {
+            if (v->IsNull()) {
+              Error(*v, "max_duration", "requires a value");
+            } else if (auto d = Dur(*v, "max_duration", true)) {
+              exp_.max_duration = d;
+              max_duration_node_.emplace(*v);
+            }
+          }
+          CrossChecks(root);
+        }
+      } catch (const std::exception& e) {
+        // yaml-cpp throws on some malformed node accesses; never let that escape.
+        Error(SourcePos{file_, 0, 0}, "", std::string("cannot read experiment: ") + e.what());
+      }
+    }
+  }
+
+  auto by_position = [](const Diagnostic& a, const Diagnostic& b) {
+    return std::pair(a.pos.line, a.pos.column) < std::pair(b.pos.line, b.pos.column);
+  };
+  std::stable_sort(errors_.begin(), errors_.end(), by_position);
+  if (too_many_errors_) {
+    errors_.push_back(
+        {SourcePos{file_, 0, 0}, "",
+         "too many errors; only the first " + std::to_string(kMaxErrors) + " are shown"});
+  }
+  std::stable_sort(warnings_.begin(), warnings_.end(), by_position);
+  ParseOutcome out;
+  out.errors = std::move(errors_);
+  out.warnings = std::move(warnings_);
+  if (out.errors.empty()) out.experiment = std::move(exp_);
+  return out;
+}
+
+void Parser::ParseMetadata(const YAML::Node& n) {
+  auto fields = Map(n, "metadata", {"name", "description", "labels"});
+  if (!fields) return;
+  if (auto* v = Need(*fields, n, "metadata", "name")) {
+    if (auto s = Name(*v, "metadata.name")) exp_.name = *s;
+  }
+  if (auto* v = Find(*fields, "description"); v && !v->IsNull()) {
+    if (auto s = String(*v, "metadata.description")) {
+      if (s->size() > kMaxDescriptionLength) {
+        Error(*v, "metadata.description", "longer than 4096 characters");
+      } else {
+        exp_.description = *s;
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "labels"); v && !v->IsNull()) {
+    exp_.labels = Labels(*v, "metadata.labels");
+  }
+}
+
+void Parser::ParseTargets(const YAML::Node& n) {
+  auto entries = MapOf(n, "targets", [&](const YAML::Node& key_node, const std::string& key) {
+    if (IsName(key)) return true;
+    Error(key_node, "targets." + Printable(key), "target name " + Quoted(key) + " " + kNameRule);
+    return false;
+  });
+  if (!entries) return;
+  if (entries->empty() && n.size() == 0) Error(n, "targets", "needs at least one target");
+  for (const MapField& e : *entries) {
+    target_names_.insert(e.key);
+    const std::string path = "targets." + e.key;
+    Target t;
+    t.name = e.key;
+    t.pos = Pos(e.key_node);
+    auto fields = Map(e.value, path, {"selector", "mode"});
+    if (!fields) continue;
+    size_t before = errors_.size();
+    if (auto* v = Need(*fields, e.value, path, "selector")) {
+      t.selector = Labels(*v, path + ".selector");
+      if (v->IsMap() && v->size() == 0) {
+        Error(*v, path + ".selector",
+              "must select by at least one label (an empty selector would match every agent)");
+      }
+    }
+    if (auto* v = Find(*fields, "mode"); v && !v->IsNull()) {
+      if (auto s = String(*v, path + ".mode")) {
+        const std::string& m = *s;
+        bool good = true;
+        if (m == "all") {
+          t.mode.kind = TargetMode::Kind::kAll;
+        } else if (m == "one") {
+          t.mode.kind = TargetMode::Kind::kOne;
+        } else if (m.rfind("fixed:", 0) == 0) {
+          auto nv = ParseInt(std::string_view(m).substr(6), 1, 100000);
+          t.mode = {TargetMode::Kind::kFixed, nv ? static_cast<int>(*nv) : 0};
+          good = nv.has_value();
+        } else if (m.rfind("percent:", 0) == 0) {
+          auto pv = ParseInt(std::string_view(m).substr(8), 1, 100);
+          t.mode = {TargetMode::Kind::kPercent, pv ? static_cast<int>(*pv) : 0};
+          good = pv.has_value();
+        } else {
+          good = false;
+        }
+        if (!good) {
+          Error(*v, path + ".mode",
+                "must be all, one, fixed:N (N >= 1) or percent:P (P from 1 to 100), got " +
+                    Quoted(m));
+        }
+      }
+    }
+    if (errors_.size() == before) exp_.targets.push_back(std::move(t));
+  }
+}
+
+void Parser::ParseFaults(const YAML::Node& n) {
+  if (!List(n, "faults", true)) return;
+  std::set<std::string> names;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string path = Index("faults", i);
+    auto fields = Map(item, path, {"name", "target", "duration", "dns", "network", "dependency"});
+    if (!fields) continue;
+    size_t before = errors_.size();
+    Fault f;
+    f.pos = Pos(item);
+    if (auto* v = Need(*fields, item, path, "name")) {
+      if (auto s = Name(*v, path + ".name")) {
+        if (!names.insert(*s).second)
+          Error(*v, path + ".name", "duplicate fault name " + Quoted(*s));
+        f.name = *s;
+      }
+    }
+    if (auto* v = Need(*fields, item, path, "target")) {
+      if (auto s = String(*v, path + ".target")) {
+        if (!target_names_.count(*s)) {
+          Error(*v, path + ".target", "unknown target " + Quoted(*s) + " (not defined in targets)");
+        }
+        f.target = *s;
+      }
+    }
+    if (auto* v = Need(*fields, item, path, "duration")) {
+      if (auto d = Dur(*v, path + ".duration", true, kMaxFaultDuration)) f.duration = *d;
+    }
+    std::vector<const MapField*> kinds;
+    for (const MapField& field : *fields) {
+      if (field.key == "dns" || field.key == "network" || field.key == "dependency") {
+        kinds.push_back(&field);
+      }
+    }
+    if (kinds.empty()) {
+      Error(item, path,
+            "a fault needs exactly one kind: dns (network and dependency faults are "
+            "not supported yet)");
+    } else if (kinds.size() > 1) {
+      Error(kinds[1]->key_node, Sub(path, kinds[1]->key),
+            "a fault has exactly one kind; this one already has '" + kinds[0]->key + "'");
+    } else if (kinds[0]->key != "dns") {
+      Error(kinds[0]->key_node, Sub(path, kinds[0]->key),
+            kinds[0]->key + " faults are not supported yet");
+    } else {
+      ParseDnsFault(kinds[0]->value, path + ".dns", &f);
+    }
+    if (errors_.size() == before) exp_.faults.push_back(std::move(f));
+  }
+}
+
+void Parser::ParseDnsFault(const YAML::Node& n, const std::string& path, Fault* fault) {
+  auto fields = Map(n, path, {"domains", "mode"});
+  if (!fields) return;
+  faultline::v1::DnsFault* dns = fault->spec.mutable_dns();
+  if (auto* v = Need(*fields, n, path, "domains")) {
+    const std::string dpath = path + ".domains";
+    if (!v->IsSequence()) {
+      Error(*v, dpath, "expected a list of DNS names, got " + KindOf(*v));
+    } else if (v->size() == 0 || v->size() > kMaxDomains) {
+      Error(*v, dpath, "needs 1 to 64 names, got " + std::to_string(v->size()));
+    } else {
+      for (size_t i = 0; i < v->size(); ++i) {
+        const YAML::Node d = (*v)[i];
+        auto s = String(d, Index(dpath, i));
+        if (!s) continue;
+        if (auto problem = DnsNameProblem(*s, true)) {
+          Error(d, Index(dpath, i), *problem);
+          continue;
+        }
+        dns->add_domains(*s);
+      }
+    }
+  }
+  if (auto* v = Need(*fields, n, path, "mode")) {
+    if (auto s = String(*v, path + ".mode")) {
+      static const std::vector<std::pair<std::string, faultline::v1::DnsFault::Mode>> kModes = {
+          {"drop", faultline::v1::DnsFault::DROP},
+          {"nxdomain", faultline::v1::DnsFault::NXDOMAIN},
+          {"servfail", faultline::v1::DnsFault::SERVFAIL},
+          {"nodata", faultline::v1::DnsFault::NODATA},
+          {"refused", faultline::v1::DnsFault::REFUSED},
+      };
+      auto it =
+          std::find_if(kModes.begin(), kModes.end(), [&](const auto& m) { return m.first == *s; });
+      if (it == kModes.end()) {
+        Error(*v, path + ".mode",
+              "unknown DNS fault mode " + Quoted(*s) +
+                  " (expected drop, nxdomain, servfail, nodata or refused)");
+      } else {
+        dns->set_mode(it->second);
+      }
+    }
+  }
+}
+
+void Parser::ParseProbes(const YAML::Node& n) {
+  if (!List(n, "probes", true)) return;
+  for (size_t i = 0; i < n.size(); ++i) ParseProbe(n[i], Index("probes", i));
+}
+
+void Parser::ParseProbe(const YAML::Node& item, const std::string& path) {
+  auto fields =
+      Map(item, path,
+          {"name", "http", "tcp", "dns", "command", "grpc_health", "timeout", "interval", "from"});
+  if (!fields) return;
+  size_t before = errors_.size();
+  Probe p;
+  p.pos = Pos(item);
+  if (auto* v = Need(*fields, item, path, "name")) {
+    if (auto s = Name(*v, path + ".name")) {
+      if (!probe_names_.insert(*s).second) {
+        Error(*v, path + ".name", "duplicate probe name " + Quoted(*s));
+      }
+      p.name = *s;
+    }
+  }
+
+  // The timeout may be written on the probe or inside its kind block (as in the flagship
+  // example, `http: {url: ..., timeout: 1s}`), but not both.
+  // Held by value: the kind block's field list it may come from goes out of scope. Set with
+  // emplace only: assigning to a yaml-cpp Node rewrites the node it refers to.
+  std::optional<YAML::Node> timeout_node;
+  if (const YAML::Node* t = Find(*fields, "timeout")) timeout_node.emplace(*t);
+  std::string timeout_path = path + ".timeout";
+  auto kind_timeout = [&](const std::vector<MapField>& kf, const std::string& kpath) {
+    if (const YAML::Node* t = Find(kf, "timeout")) {
+      if (timeout_node) {
+        Error(*t, kpath + ".timeout", "timeout given twice (also at " + timeout_path + ")");
+      } else {
+        timeout_node.emplace(*t);
+        timeout_path = kpath + ".timeout";
+      }
+    }
+  };
+
+  std::vector<const MapField*> kinds;
+  for (const MapField& f : *fields) {
+    if (f.key == "http" || f.key == "tcp" || f.key == "dns" || f.key == "command" ||
+        f.key == "grpc_health") {
+      kinds.push_back(&f);
+    }
+  }
+  if (kinds.empty()) {
+    Error(item, path, "a probe needs exactly one kind: http, tcp, dns or command");
+  } else if (kinds.size() > 1) {
+    Error(kinds[1]->key_node, Sub(path, kinds[1]->key),
+          "a probe has exactly one kind; this one already has '" + kinds[0]->key + "'");
+  } else {
+    const MapField& k = *kinds[0];
+    const std::string kpath = Sub(path, k.key);
+    const YAML::Node& kn = k.value;
+    if (k.key == "grpc_health") {
+      Error(k.key_node, kpath, "grpc_health probes are not supported yet");
+    } else if (k.key == "http") {
+      p.kind = Probe::Kind::kHttp;
+      if (auto kf =
+              Map(kn, kpath, {"url", "expect_status", "body_regex", "max_latency", "timeout"})) {
+        kind_timeout(*kf, kpath);
+        if (auto* v = Need(*kf, kn, kpath, "url")) {
+          if (auto s = String(*v, kpath + ".url")) {
+            if (auto problem = UrlProblem(*s)) Error(*v, kpath + ".url", *problem);
+            p.http.url = *s;
+          }
+        }
+        if (auto* v = Find(*kf, "expect_status")) {
+          if (auto s = Int(*v, kpath + ".expect_status", 100, 599)) {
+            p.http.expect_status = static_cast<int>(*s);
+          }
+        }
+        if (auto* v = Find(*kf, "body_regex")) p.http.body_regex = Regex(*v, kpath + ".body_regex");
+        if (auto* v = Find(*kf, "max_latency")) {
+          p.http.max_latency = Dur(*v, kpath + ".max_latency", true);
+        }
+      }
+    } else if (k.key == "tcp") {
+      p.kind = Probe::Kind::kTcp;
+      if (auto kf = Map(kn, kpath, {"address", "timeout"})) {
+        kind_timeout(*kf, kpath);
+        if (auto* v = Need(*kf, kn, kpath, "address")) {
+          if (auto s = String(*v, kpath + ".address")) {
+            if (auto problem = SplitHostPort(*s, true, &p.tcp.host, &p.tcp.port)) {
+              Error(*v, kpath + ".address", *problem);
+            }
+          }
+        }
+      }
+    } else if (k.key == "dns") {
+      p.kind = Probe::Kind::kDns;
+      if (auto kf = Map(kn, kpath, {"name", "server", "expect", "timeout"})) {
+        kind_timeout(*kf, kpath);
+        if (auto* v = Need(*kf, kn, kpath, "name")) {
+          if (auto s = String(*v, kpath + ".name")) {
+            if (auto problem = DnsNameProblem(*s, false)) Error(*v, kpath + ".name", *problem);
+            p.dns.name = *s;
+          }
+        }
+        if (auto* v = Find(*kf, "server"); v && !v->IsNull()) {
+          if (auto s = String(*v, kpath + ".server")) {
+            std::string host;
+            int port = 0;
+            if (auto problem = SplitHostPort(*s, false, &host, &port)) {
+              Error(*v, kpath + ".server", *problem);
+            }
+            p.dns.server = *s;
+          }
+        }
+        if (auto* v = Find(*kf, "expect")) {
+          if (auto s = String(*v, kpath + ".expect")) {
+            static const std::set<std::string> kExpect = {"answer",   "noerror", "nxdomain",
+                                                          "servfail", "refused", "nodata"};
+            if (!kExpect.count(*s)) {
+              Error(*v, kpath + ".expect",
+                    "unknown expectation " + Quoted(*s) +
+                        " (expected answer, noerror, nxdomain, servfail, refused or nodata)");
+            }
+            p.dns.expect = *s;
+          }
+        }
+      }
+    } else {  // command
+      p.kind = Probe::Kind::kCommand;
+      if (auto kf = Map(kn, kpath, {"argv", "expect_exit", "output_regex", "timeout"})) {
+        kind_timeout(*kf, kpath);
+        if (auto* v = Need(*kf, kn, kpath, "argv")) {
+          const std::string apath = kpath + ".argv";
+          if (v->IsScalar()) {
+            Error(*v, apath, "argv must be a list; faultline never runs a shell");
+          } else if (!v->IsSequence()) {
+            Error(*v, apath, "expected a list of strings, got " + KindOf(*v));
+          } else if (v->size() == 0 || v->size() > kMaxArgvEntries) {
+            Error(*v, apath, "needs 1 to 256 entries, got " + std::to_string(v->size()));
+          } else {
+            for (size_t i = 0; i < v->size(); ++i) {
+              const YAML::Node a = (*v)[i];
+              auto s = String(a, Index(apath, i));
+              if (!s) continue;
+              if (s->size() > kMaxArgLength || s->find('\0') != std::string::npos ||
+                  (i == 0 && s->empty())) {
+                Error(a, Index(apath, i),
+                      i == 0 ? "the program must be a non-empty string"
+                             : "argument is too long or contains a NUL byte");
+                continue;
+              }
+              p.command.argv.push_back(*s);
+            }
+          }
+        }
+        if (auto* v = Find(*kf, "expect_exit")) {
+          if (auto s = Int(*v, kpath + ".expect_exit", 0, 255)) {
+            p.command.expect_exit = static_cast<int>(*s);
+          }
+        }
+        if (auto* v = Find(*kf, "output_regex")) {
+          p.command.output_regex = Regex(*v, kpath + ".output_regex");
+        }
+      }
+    }
+  }
+
+  bool timing_ok = true;
+  if (timeout_node) {
+    if (auto d = Dur(*timeout_node, timeout_path, true)) {
+      p.timeout = *d;
+    } else {
+      timing_ok = false;
+    }
+  }
+  const YAML::Node* interval_node = Find(*fields, "interval");
+  if (interval_node) {
+    if (auto d = Dur(*interval_node, path + ".interval", false)) {
+      if (*d < kMinInterval) {
+        Error(*interval_node, path + ".interval",
+              "must be at least " + FormatDuration(kMinInterval) + ", got " + FormatDuration(*d));
+        timing_ok = false;
+      }
+      p.interval = *d;
+    } else {
+      timing_ok = false;
+    }
+  }
+  if (timing_ok && p.timeout > p.interval * kMaxIntervalTimeoutRatio) {
+    const YAML::Node& at = timeout_node ? *timeout_node : interval_node ? *interval_node : item;
+    Error(at, timeout_node ? timeout_path : path + ".interval",
+          "timeout " + FormatDuration(p.timeout) + (timeout_node ? "" : " (the default)") +
+              " is more than 10 times the interval " + FormatDuration(p.interval));
+  }
+
+  if (auto* v = Find(*fields, "from"); v && !v->IsNull()) {
+    if (auto s = String(*v, path + ".from")) {
+      if (*s == "controller") {
+        p.from = *s;
+      } else if (target_names_.count(*s)) {
+        Error(*v, path + ".from", "agent-side probes are not supported yet; use from: controller");
+      } else {
+        Error(*v, path + ".from", "must be 'controller' or a target name, got " + Quoted(*s));
+      }
+    }
+  }
+  if (errors_.size() == before) exp_.probes.push_back(std::move(p));
+}
+
+void Parser::ParseSteadyState(const YAML::Node& n) {
+  auto fields = Map(n, "steady_state", {"probes", "for", "timeout"});
+  if (!fields) return;
+  const YAML::Node* probes = Find(*fields, "probes");
+  if (probes && !probes->IsNull()) {
+    if (!probes->IsSequence()) {
+      Error(*probes, "steady_state.probes",
+            "expected a list of probe names, got " + KindOf(*probes));
+    } else {
+      for (size_t i = 0; i < probes->size(); ++i) {
+        const YAML::Node pn = (*probes)[i];
+        const std::string field = Index("steady_state.probes", i);
+        auto s = String(pn, field);
+        if (!s) continue;
+        if (!probe_names_.count(*s)) {
+          Error(pn, field, "unknown probe " + Quoted(*s) + " (not defined in probes)");
+          continue;
+        }
+        exp_.steady_state.probes.push_back(*s);
+      }
+    }
+  }
+  if (!probes || probes->IsNull() || (probes->IsSequence() && probes->size() == 0)) {
+    Warn(n, "steady_state.probes",
+         "no steady-state probes: faults are injected without first checking that the system is "
+         "healthy");
+  }
+  if (auto* v = Find(*fields, "for")) {
+    if (auto d = Dur(*v, "steady_state.for", false)) exp_.steady_state.hold_for = *d;
+  }
+  if (auto* v = Find(*fields, "timeout")) {
+    if (auto d = Dur(*v, "steady_state.timeout", true)) exp_.steady_state.timeout = *d;
+  }
+}
+
+void Parser::ParseObjectives(const YAML::Node& n) {
+  if (!List(n, "objectives", true)) return;
+  std::set<std::string> names;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string path = Index("objectives", i);
+    auto fields = Map(item, path, {"name", "probe", "after", "recover_within", "stable_for"});
+    if (!fields) continue;
+    size_t before = errors_.size();
+    Objective o;
+    o.pos = Pos(item);
+    if (auto* v = Need(*fields, item, path, "name")) {
+      if (auto s = Name(*v, path + ".name")) {
+        if (!names.insert(*s).second)
+          Error(*v, path + ".name", "duplicate objective name " + Quoted(*s));
+        o.name = *s;
+      }
+    }
+    if (auto* v = Need(*fields, item, path, "probe")) {
+      if (auto s = String(*v, path + ".probe")) {
+        if (!probe_names_.count(*s)) {
+          Error(*v, path + ".probe", "unknown probe " + Quoted(*s) + " (not defined in probes)");
+        }
+        o.probe = *s;
+      }
+    }
+    if (auto* v = Find(*fields, "after"); v && !v->IsNull()) {
+      if (auto s = String(*v, path + ".after")) {
+        if (*s == "inject") {
+          o.after = Objective::Phase::kInject;
+        } else if (*s == "revert") {
+          o.after = Objective::Phase::kRevert;
+        } else {
+          Error(*v, path + ".after", "must be inject or revert, got " + Quoted(*s));
+        }
+      }
+    }
+    const YAML::Node* within = Need(*fields, item, path, "recover_within");
+    if (within) {
+      if (auto d = Dur(*within, path + ".recover_within", true)) o.recover_within = *d;
+    }
+    if (auto* v = Find(*fields, "stable_for")) {
+      if (auto d = Dur(*v, path + ".stable_for", false)) o.stable_for = *d;
+    }
+    if (errors_.size() == before) {
+      exp_.objectives.push_back(std::move(o));
+      recover_within_nodes_.push_back(*within);
+    }
+  }
+}
+
+void Parser::ParseAborts(const YAML::Node& n) {
+  if (!List(n, "abort", false)) return;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string path = Index("abort", i);
+    auto fields = Map(item, path, {"probe", "failing_for"});
+    if (!fields) continue;
+    size_t before = errors_.size();
+    AbortCondition a;
+    a.pos = Pos(item);
+    if (auto* v = Need(*fields, item, path, "probe")) {
+      if (auto s = String(*v, path + ".probe")) {
+        if (!probe_names_.count(*s)) {
+          Error(*v, path + ".probe", "unknown probe " + Quoted(*s) + " (not defined in probes)");
+        }
+        a.probe = *s;
+      }
+    }
+    if (auto* v = Need(*fields, item, path, "failing_for")) {
+      if (auto d = Dur(*v, path + ".failing_for", true)) a.failing_for = *d;
+    }
+    if (errors_.size() == before) exp_.aborts.push_back(std::move(a));
+  }
+}
+
+// Warnings that need the whole experiment.
+void Parser::CrossChecks(const YAML::Node& root) {
+  if (!errors_.empty() || exp_.faults.empty()) return;
+  Duration longest{};
+  for (const Fault& f : exp_.faults) longest = std::max(longest, f.duration);
+  for (size_t i = 0; i < exp_.objectives.size(); ++i) {
+    const Objective& o = exp_.objectives[i];
+    if (o.after == Objective::Phase::kInject && o.recover_within > longest) {
+      Warn(recover_within_nodes_[i], Index("objectives", i) + ".recover_within",
+           FormatDuration(o.recover_within) + " is longer than the " + FormatDuration(longest) +
+               " fault window: a recovery slower than " + FormatDuration(longest) +
+               " is reported as not recovered");
+    }
+  }
+  if (exp_.max_duration && max_duration_node_) {
+    Duration needed = exp_.steady_state.hold_for + longest;
+    if (*exp_.max_duration < needed) {
+      Warn(*max_duration_node_, "max_duration",
+           FormatDuration(*exp_.max_duration) +
+               " is shorter than steady state plus the longest "
+               "fault (" +
+               FormatDuration(needed) + "): every run will be aborted");
+    }
+  }
+}
+
+}  // namespace
+
+ParseOutcome ParseExperimentText(std::string_view text, const std::string& filename) {
+  return Parser(filename).Run(text);
+}
+
+ParseOutcome ParseExperimentFile(const std::string& path) {
+  auto fail = [&](std::string message) {
+    ParseOutcome out;
+    out.errors.push_back({SourcePos{path, 0, 0}, "", std::move(message)});
+    return out;
+  };
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail("cannot read experiment file " + path);
+  std::string text;
+  char buf[64 * 1024];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxExperimentFileBytes) {
+      return fail("experiment file " + path + " is larger than 1 MiB");
+    }
+  }
+  if (in.bad()) return fail("cannot read experiment file " + path);
+  return ParseExperimentText(text, path);
+}
+
+}  // namespace faultline::experiment

@@ -1,1 +1,466 @@
-// placeholder
+#include "controller/experiment/parser.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace faultline::experiment {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A small valid experiment; the malformed cases below are one edit away from it, so their line
+// numbers refer to this layout.
+constexpr std::string_view kValid = R"(apiVersion: faultline/v1
+kind: Experiment
+metadata: {name: t}
+targets:
+  app: {selector: {role: app}}
+faults:
+  - name: f
+    target: app
+    dns: {domains: [db.test], mode: nodata}
+    duration: 20s
+probes:
+  - name: p
+    http: {url: "http://127.0.0.1:1/x"}
+    interval: 250ms
+steady_state: {probes: [p], for: 1s}
+objectives:
+  - {name: o, probe: p, recover_within: 10s}
+)";
+
+std::string Replace(std::string_view text, std::string_view from, std::string_view to) {
+  std::string s(text);
+  size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) s.replace(at, from.size(), to);
+  return s;
+}
+
+std::string AllErrors(const ParseOutcome& o) {
+  std::string out;
+  for (const Diagnostic& d : o.errors) out += d.ToString() + "\n";
+  return out;
+}
+
+// Asserts that `o` holds an error for `field` at line:column and returns it.
+const Diagnostic* ExpectError(const ParseOutcome& o, const std::string& field, int line,
+                              int column) {
+  for (const Diagnostic& d : o.errors) {
+    if (d.field == field) {
+      EXPECT_EQ(d.pos.line, line) << d.ToString();
+      EXPECT_EQ(d.pos.column, column) << d.ToString();
+      EXPECT_FALSE(o.experiment.has_value());
+      return &d;
+    }
+  }
+  ADD_FAILURE() << "no error for " << field << "; errors:\n" << AllErrors(o);
+  return nullptr;
+}
+
+TEST(ParserTest, FlagshipExperimentParsesClean) {
+  const std::string path =
+      std::string(FAULTLINE_SOURCE_DIR) + "/experiments/dynamodb-dns-failover.yaml";
+  ParseOutcome o = ParseExperimentFile(path);
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  // The only warning worth giving: the 15m objective can only be observed inside the 20s fault.
+  for (const Diagnostic& w : o.warnings) {
+    EXPECT_EQ(w.field, "objectives[0].recover_within") << w.ToString();
+  }
+  const Experiment& e = *o.experiment;
+  EXPECT_EQ(e.name, "dynamodb-dns-failover");
+  EXPECT_EQ(e.source_file, path);
+  EXPECT_EQ(e.labels.at("team"), "orders");
+  ASSERT_EQ(e.targets.size(), 1u);
+  EXPECT_EQ(e.targets[0].selector.at("role"), "app");
+  EXPECT_EQ(e.targets[0].mode.kind, TargetMode::Kind::kAll);
+  ASSERT_EQ(e.faults.size(), 1u);
+  EXPECT_EQ(e.faults[0].target, "app");
+  EXPECT_EQ(e.faults[0].duration, 20s);
+  ASSERT_TRUE(e.faults[0].spec.has_dns());
+  EXPECT_EQ(e.faults[0].spec.dns().mode(), faultline::v1::DnsFault::NODATA);
+  ASSERT_EQ(e.faults[0].spec.dns().domains_size(), 1);
+  EXPECT_EQ(e.faults[0].spec.dns().domains(0), "dynamodb.us-east-1.sandbox.test");
+  const Probe* p = e.FindProbe("orders-api");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->kind, Probe::Kind::kHttp);
+  EXPECT_EQ(p->http.url, "http://10.77.0.10:8080/orders/42");
+  EXPECT_EQ(p->http.expect_status, 200);
+  EXPECT_EQ(p->timeout, 1s);
+  EXPECT_EQ(p->interval, 250ms);
+  EXPECT_EQ(p->from, "controller");
+  EXPECT_EQ(e.FindProbe("nope"), nullptr);
+  EXPECT_NE(e.FindTarget("app"), nullptr);
+  EXPECT_EQ(e.steady_state.probes, std::vector<std::string>{"orders-api"});
+  EXPECT_EQ(e.steady_state.hold_for, 3s);
+  ASSERT_EQ(e.objectives.size(), 2u);
+  EXPECT_EQ(e.objectives[0].after, Objective::Phase::kInject);
+  EXPECT_EQ(e.objectives[0].recover_within, 15min);
+  EXPECT_EQ(e.objectives[0].stable_for, 3s);
+  EXPECT_EQ(e.objectives[1].after, Objective::Phase::kRevert);
+  EXPECT_EQ(e.objectives[1].recover_within, 30s);
+  EXPECT_EQ(e.objectives[1].stable_for, 2s);
+  ASSERT_EQ(e.aborts.size(), 1u);
+  EXPECT_EQ(e.aborts[0].failing_for, 20min);
+  ASSERT_TRUE(e.max_duration.has_value());
+  EXPECT_EQ(*e.max_duration, 30min);
+}
+
+TEST(ParserTest, MinimalExperimentParsesWithDefaultsAndNoWarnings) {
+  ParseOutcome o = ParseExperimentText(kValid, "min.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  EXPECT_TRUE(o.warnings.empty());
+  const Experiment& e = *o.experiment;
+  EXPECT_EQ(e.probes[0].timeout, 1s);
+  EXPECT_EQ(e.probes[0].http.expect_status, 200);
+  EXPECT_EQ(e.objectives[0].stable_for, 0s);
+  EXPECT_EQ(e.objectives[0].after, Objective::Phase::kInject);
+  EXPECT_EQ(e.steady_state.timeout, 60s);
+  EXPECT_FALSE(e.max_duration.has_value());
+}
+
+TEST(ParserTest, WrongDnsModeNamesTheAcceptedModes) {
+  ParseOutcome o =
+      ParseExperimentText(Replace(kValid, "mode: nodata", "mode: blackhole"), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "faults[0].dns.mode", 9, 37);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->message.find("drop, nxdomain, servfail, nodata or refused"), std::string::npos);
+  EXPECT_EQ(d->ToString().rfind("x.yaml:9:37: faults[0].dns.mode: ", 0), 0u) << d->ToString();
+}
+
+TEST(ParserTest, MissingDurationIsReportedAtTheFault) {
+  ParseOutcome o = ParseExperimentText(Replace(kValid, "    duration: 20s\n", ""), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "faults[0].duration", 7, 5);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->message, "missing required field");
+}
+
+TEST(ParserTest, UnknownKeyIsReportedAtTheKeyWithASuggestion) {
+  ParseOutcome o =
+      ParseExperimentText(Replace(kValid, "    interval: 250ms", "    intervall: 250ms"), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "probes[0].intervall", 14, 5);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->message.find("did you mean 'interval'"), std::string::npos) << d->message;
+}
+
+TEST(ParserTest, DurationWithASpaceIsRejected) {
+  ParseOutcome o =
+      ParseExperimentText(Replace(kValid, "duration: 20s", "duration: 10 s"), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "faults[0].duration", 10, 15);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->message.find("'10 s'"), std::string::npos) << d->message;
+}
+
+TEST(ParserTest, CommandArgvAsAStringIsRejected) {
+  ParseOutcome o = ParseExperimentText(Replace(kValid, R"(http: {url: "http://127.0.0.1:1/x"})",
+                                               R"(command: {argv: "curl -f http://x"})"),
+                                       "x.yaml");
+  const Diagnostic* d = ExpectError(o, "probes[0].command.argv", 13, 21);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->message, "argv must be a list; faultline never runs a shell");
+}
+
+TEST(ParserTest, CommandProbeWithArgvListParses) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, R"(http: {url: "http://127.0.0.1:1/x"})",
+              R"y(command: {argv: [curl, -f, "http://x/;$(rm -rf /)"], output_regex: "^ok"})y"),
+      "x.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  const Probe& p = o.experiment->probes[0];
+  EXPECT_EQ(p.kind, Probe::Kind::kCommand);
+  EXPECT_EQ(p.command.argv, (std::vector<std::string>{"curl", "-f", "http://x/;$(rm -rf /)"}));
+  EXPECT_EQ(p.command.output_regex, "^ok");
+  EXPECT_EQ(p.command.expect_exit, 0);
+}
+
+TEST(ParserTest, UndefinedTargetIsReported) {
+  ParseOutcome o = ParseExperimentText(Replace(kValid, "target: app", "target: web"), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "faults[0].target", 8, 13);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->message.find("unknown target 'web'"), std::string::npos);
+}
+
+TEST(ParserTest, ObjectiveOnUnknownProbeIsReported) {
+  ParseOutcome o = ParseExperimentText(Replace(kValid, "probe: p,", "probe: q,"), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "objectives[0].probe", 17, 22);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->message.find("unknown probe 'q'"), std::string::npos);
+}
+
+TEST(ParserTest, TabIndentationIsASyntaxErrorWithItsPosition) {
+  ParseOutcome o =
+      ParseExperimentText(Replace(kValid, "    target: app", "\ttarget: app"), "x.yaml");
+  ASSERT_EQ(o.errors.size(), 1u) << AllErrors(o);
+  EXPECT_FALSE(o.experiment.has_value());
+  const Diagnostic& d = o.errors[0];
+  EXPECT_EQ(d.pos.line, 8) << d.ToString();
+  EXPECT_EQ(d.pos.column, 1) << d.ToString();
+  EXPECT_NE(d.message.find("tab"), std::string::npos) << d.message;
+}
+
+TEST(ParserTest, EveryErrorInAFileIsReportedInFileOrder) {
+  std::string text = Replace(kValid, "mode: nodata", "mode: blackhole");
+  text = Replace(text, "target: app", "target: web");
+  text = Replace(text, "    interval: 250ms", "    intervall: 250ms");
+  text = Replace(text, "probe: p,", "probe: q,");
+  text = Replace(text, "metadata: {name: t}", "metadata: {name: T}");
+  ParseOutcome o = ParseExperimentText(text, "x.yaml");
+  ASSERT_EQ(o.errors.size(), 5u) << AllErrors(o);
+  EXPECT_EQ(o.errors[0].field, "metadata.name");
+  EXPECT_EQ(o.errors[1].field, "faults[0].target");
+  EXPECT_EQ(o.errors[2].field, "faults[0].dns.mode");
+  EXPECT_EQ(o.errors[3].field, "probes[0].intervall");
+  EXPECT_EQ(o.errors[4].field, "objectives[0].probe");
+  ExpectError(o, "metadata.name", 3, 18);
+}
+
+TEST(ParserTest, TargetModesAreParsed) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, "app: {selector: {role: app}}",
+              "app: {selector: {role: app}, mode: \"fixed:3\"}\n  db: {selector: {role: db}, "
+              "mode: \"percent:50\"}\n  one: {selector: {role: db}, mode: one}"),
+      "x.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  const Experiment& e = *o.experiment;
+  EXPECT_EQ(e.FindTarget("app")->mode.kind, TargetMode::Kind::kFixed);
+  EXPECT_EQ(e.FindTarget("app")->mode.value, 3);
+  EXPECT_EQ(e.FindTarget("db")->mode.kind, TargetMode::Kind::kPercent);
+  EXPECT_EQ(e.FindTarget("db")->mode.value, 50);
+  EXPECT_EQ(e.FindTarget("one")->mode.kind, TargetMode::Kind::kOne);
+}
+
+TEST(ParserTest, InvalidTargetModesAreRejected) {
+  for (const char* mode : {"\"percent:-5\"", "\"percent:0\"", "\"percent:101\"", "\"fixed:0\"",
+                           "\"fixed:x\"", "some", "\"fixed:99999999999999999999999\""}) {
+    ParseOutcome o =
+        ParseExperimentText(Replace(kValid, "{selector: {role: app}}",
+                                    std::string("{selector: {role: app}, mode: ") + mode + "}"),
+                            "x.yaml");
+    ExpectError(o, "targets.app.mode", 5, 38);
+  }
+}
+
+TEST(ParserTest, OtherProbeKindsParse) {
+  std::string text = Replace(kValid, "  - name: p\n", R"(  - name: t
+    tcp: {address: "db.test:5432"}
+  - name: d
+    dns: {name: db.test, server: "10.77.0.2:53", expect: nxdomain, timeout: 2s}
+    interval: 1s
+  - name: p
+)");
+  ParseOutcome o = ParseExperimentText(text, "x.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  const Experiment& e = *o.experiment;
+  ASSERT_EQ(e.probes.size(), 3u);
+  EXPECT_EQ(e.probes[0].tcp.host, "db.test");
+  EXPECT_EQ(e.probes[0].tcp.port, 5432);
+  EXPECT_EQ(e.probes[1].kind, Probe::Kind::kDns);
+  EXPECT_EQ(e.probes[1].dns.expect, "nxdomain");
+  EXPECT_EQ(e.probes[1].dns.server, "10.77.0.2:53");
+  EXPECT_EQ(e.probes[1].timeout, 2s);
+}
+
+TEST(ParserTest, ProbeFieldErrorsAreReported) {
+  struct Case {
+    std::string from, to, field;
+  };
+  const std::string http = R"(http: {url: "http://127.0.0.1:1/x"})";
+  for (const Case& c : std::vector<Case>{
+           {http, R"(http: {url: "ftp://x/"})", "probes[0].http.url"},
+           {http, R"(http: {url: "http:///x"})", "probes[0].http.url"},
+           {http, R"(http: {url: "http://x/", expect_status: 600})",
+            "probes[0].http.expect_status"},
+           {http, R"(http: {url: "http://x/", body_regex: "([a-"})", "probes[0].http.body_regex"},
+           {http, R"(tcp: {address: "db.test"})", "probes[0].tcp.address"},
+           {http, R"(tcp: {address: "db.test:70000"})", "probes[0].tcp.address"},
+           {http, R"(dns: {name: "*.db.test"})", "probes[0].dns.name"},
+           {http, R"(dns: {name: db.test, expect: maybe})", "probes[0].dns.expect"},
+           {http, R"(grpc_health: {address: "x:1"})", "probes[0].grpc_health"},
+           {"    interval: 250ms", "    interval: 5ms", "probes[0].interval"},
+           {"    interval: 250ms", "    interval: 250ms\n    timeout: 3s", "probes[0].timeout"},
+           {"    interval: 250ms", "    interval: 250ms\n    from: app", "probes[0].from"},
+           {"    interval: 250ms", "    interval: 250ms\n    from: elsewhere", "probes[0].from"},
+       }) {
+    ParseOutcome o = ParseExperimentText(Replace(kValid, c.from, c.to), "x.yaml");
+    bool found = false;
+    for (const Diagnostic& d : o.errors) found |= d.field == c.field;
+    EXPECT_TRUE(found) << c.to << " gave:\n" << AllErrors(o);
+    EXPECT_FALSE(o.experiment.has_value());
+  }
+}
+
+TEST(ParserTest, RegexErrorIsExplained) {
+  ParseOutcome o =
+      ParseExperimentText(Replace(kValid, R"(url: "http://127.0.0.1:1/x")",
+                                  R"(url: "http://127.0.0.1:1/x", body_regex: "(unclosed")"),
+                          "x.yaml");
+  const Diagnostic* d = ExpectError(o, "probes[0].http.body_regex", 13, 53);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->message.find("invalid regex '(unclosed'"), std::string::npos) << d->message;
+}
+
+TEST(ParserTest, AgentSideProbeIsNotSupportedYet) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, "    interval: 250ms", "    interval: 250ms\n    from: app"), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "probes[0].from", 15, 11);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->message, "agent-side probes are not supported yet; use from: controller");
+}
+
+TEST(ParserTest, DnsDomainsAcceptWildcardsOnlyAsTheFirstLabel) {
+  ParseOutcome ok = ParseExperimentText(
+      Replace(kValid, "[db.test]", "[\"*.amazonaws.com\", \"db.test.\", under_score.test]"),
+      "x.yaml");
+  EXPECT_TRUE(ok.ok()) << AllErrors(ok);
+  for (const char* bad : {"\"a.*.com\"", "\"*\"", "\"x..y\"", "\"-a b\"", "\"*x.com\"", "\"\""}) {
+    ParseOutcome o =
+        ParseExperimentText(Replace(kValid, "[db.test]", std::string("[") + bad + "]"), "x.yaml");
+    ExpectError(o, "faults[0].dns.domains[0]", 9, 21);
+  }
+  std::string many = "[";
+  for (int i = 0; i < 65; ++i) many += (i ? ", d" : "d") + std::to_string(i) + ".test";
+  ParseOutcome o = ParseExperimentText(Replace(kValid, "[db.test]", many + "]"), "x.yaml");
+  ExpectError(o, "faults[0].dns.domains", 9, 20);
+}
+
+TEST(ParserTest, UnsupportedFaultKindsAreRejected) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, "dns: {domains: [db.test], mode: nodata}", "network: {loss: 10}"), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "faults[0].network", 9, 5);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->message, "network faults are not supported yet");
+}
+
+TEST(ParserTest, DuplicateNamesAndKeysAreRejected) {
+  std::string text = Replace(kValid, "  - {name: o, probe: p, recover_within: 10s}",
+                             "  - {name: o, probe: p, recover_within: 10s}\n"
+                             "  - {name: o, probe: p, recover_within: 10s, recover_within: 5s}");
+  ParseOutcome o = ParseExperimentText(text, "x.yaml");
+  ExpectError(o, "objectives[1].name", 18, 12);
+  ExpectError(o, "objectives[1].recover_within", 18, 46);
+}
+
+TEST(ParserTest, FaultDurationIsCappedAtOneDay) {
+  ParseOutcome o = ParseExperimentText(Replace(kValid, "duration: 20s", "duration: 25h"), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "faults[0].duration", 10, 15);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->message, "must be at most 24h, got 25h");
+}
+
+TEST(ParserTest, SlowObjectiveAndMissingSteadyStateAreWarnings) {
+  std::string text = Replace(kValid, "recover_within: 10s", "recover_within: 5m");
+  text = Replace(text, "steady_state: {probes: [p], for: 1s}\n", "");
+  ParseOutcome o = ParseExperimentText(text, "x.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  ASSERT_EQ(o.warnings.size(), 2u);
+  EXPECT_EQ(o.warnings[0].field, "steady_state");
+  EXPECT_EQ(o.warnings[1].field, "objectives[0].recover_within");
+  EXPECT_EQ(o.warnings[1].pos.line, 16);
+  EXPECT_EQ(o.warnings[1].message,
+            "5m is longer than the 20s fault window: a recovery slower than 20s is reported as "
+            "not recovered");
+}
+
+TEST(ParserTest, UnreadableFileGivesOneErrorNamingIt) {
+  ParseOutcome o = ParseExperimentFile("/nonexistent/exp.yaml");
+  ASSERT_EQ(o.errors.size(), 1u);
+  EXPECT_FALSE(o.experiment.has_value());
+  EXPECT_NE(o.errors[0].ToString().find("/nonexistent/exp.yaml"), std::string::npos);
+  ParseOutcome dir = ParseExperimentFile(FAULTLINE_SOURCE_DIR);
+  EXPECT_EQ(dir.errors.size(), 1u);
+}
+
+TEST(ParserTest, HostileInputGivesErrorsNotCrashes) {
+  std::string deep_flow(100000, '[');
+  std::string deep_block;
+  for (int i = 0; i < 5000; ++i) deep_block += std::string(i, ' ') + "k:\n";
+  std::string garbage;
+  for (int i = 0; i < 4096; ++i) garbage += static_cast<char>((i * 7919) % 256);
+  const std::string long_label(300, 'a');
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {"empty", ""},
+      {"whitespace", "   \n\n  \n"},
+      {"top-level list", "- a\n- b\n"},
+      {"top-level scalar", "hello\n"},
+      {"two documents", std::string(kValid) + "---\n" + std::string(kValid)},
+      {"deep flow nesting", deep_flow},
+      {"deep block nesting", deep_block},
+      {"binary garbage", garbage},
+      {"nul bytes", std::string("apiVersion: faultline/v1\0\0\0kind: x", 35)},
+      {"huge number", Replace(kValid, "{url: \"http://127.0.0.1:1/x\"}",
+                              "{url: \"http://x/\", expect_status: 99999999999999999999999999}")},
+      {"huge duration", Replace(kValid, "duration: 20s", "duration: 9999999999999999999h")},
+      {"shell in names", Replace(kValid, "name: f", "name: \";$(rm -rf /)\"")},
+      {"long label", Replace(kValid, "{role: app}", "{role: " + long_label + "}")},
+      {"long label key", Replace(kValid, "{role: app}", "{" + long_label + ": app}")},
+      {"negative percentage", Replace(kValid, "{selector: {role: app}}",
+                                      "{selector: {role: app}, mode: \"percent:-20\"}")},
+      {"tabs", "apiVersion:\tfaultline/v1\n\tkind: Experiment\n"},
+      {"alias to wrong type", "x: &a [1, 2]\n" + std::string(kValid)},
+      {"map as key", Replace(kValid, "kind: Experiment", "? [a, b]\n: c\nkind: Experiment")},
+      {"null everywhere",
+       "apiVersion:\nkind:\nmetadata:\ntargets:\nfaults:\nprobes:\nobjectives:\n"},
+      {"wrong types everywhere",
+       "apiVersion: [1]\nkind: {a: b}\nmetadata: x\ntargets: [a]\nfaults: {}\nprobes: 3\n"
+       "steady_state: []\nobjectives: x\nabort: {}\nmax_duration: [1]\n"},
+      {"empty lists",
+       "apiVersion: faultline/v1\nkind: Experiment\nmetadata: {name: x}\n"
+       "targets: {}\nfaults: []\nprobes: []\nobjectives: []\n"},
+      {"unclosed quote", "apiVersion: \"faultline/v1\nkind: Experiment\n"},
+      // yaml-cpp 0.7's LoadAll loops forever on these; the parser must not use it.
+      {"lone comma", ","},
+      {"indented comma", "a: 1\n  , b\n"},
+      {"flow key", "[:"},
+      {"flow map key", "{:"},
+      {"huge string", "apiVersion: " + std::string(500000, 'x') + "\n"},
+  };
+  for (const auto& [what, text] : cases) {
+    ParseOutcome o = ParseExperimentText(text, "hostile.yaml");
+    EXPECT_FALSE(o.ok()) << what;
+    EXPECT_FALSE(o.errors.empty()) << what;
+    EXPECT_FALSE(o.experiment.has_value()) << what;
+    for (const Diagnostic& d : o.errors) {
+      EXPECT_LT(d.ToString().size(), 600u) << what << ": " << d.ToString().substr(0, 200);
+      EXPECT_EQ(d.pos.file, "hostile.yaml") << what;
+    }
+  }
+}
+
+TEST(ParserTest, EmptyValueIsReportedAtItsKey) {
+  ParseOutcome o = ParseExperimentText(Replace(kValid, "duration: 20s", "duration:"), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "faults[0].duration", 10, 5);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->message, "requires a value");
+}
+
+TEST(ParserTest, TimeoutMayBeWrittenInTheKindBlockButNotTwice) {
+  ParseOutcome once = ParseExperimentText(Replace(kValid, R"(url: "http://127.0.0.1:1/x")",
+                                                  R"(url: "http://127.0.0.1:1/x", timeout: 2s)"),
+                                          "x.yaml");
+  ASSERT_TRUE(once.ok()) << AllErrors(once);
+  EXPECT_EQ(once.experiment->probes[0].timeout, 2s);
+  ParseOutcome twice =
+      ParseExperimentText(Replace(kValid, R"(url: "http://127.0.0.1:1/x"})",
+                                  "url: \"http://127.0.0.1:1/x\", timeout: 2s}\n    timeout: 1s"),
+                          "x.yaml");
+  ExpectError(twice, "probes[0].http.timeout", 13, 50);
+}
+
+TEST(ParserTest, ErrorFloodIsCapped) {
+  std::string text = std::string(kValid) + "abort:\n";
+  for (int i = 0; i < 1000; ++i) text += "  - {probe: nope, failing_for: 0s}\n";
+  ParseOutcome o = ParseExperimentText(text, "x.yaml");
+  ASSERT_EQ(o.errors.size(), 101u);
+  EXPECT_EQ(o.errors.back().message, "too many errors; only the first 100 are shown");
+}
+
+TEST(ParserTest, DiagnosticFormatting) {
+  Diagnostic d{SourcePos{"a.yaml", 3, 7}, "faults[0].duration", "must be greater than 0"};
+  EXPECT_EQ(d.ToString(), "a.yaml:3:7: faults[0].duration: must be greater than 0");
+  Diagnostic no_pos{SourcePos{"a.yaml", 0, 0}, "", "cannot read experiment file a.yaml"};
+  EXPECT_EQ(no_pos.ToString(), "a.yaml: cannot read experiment file a.yaml");
+}
+
+}  // namespace
+}  // namespace faultline::experiment
