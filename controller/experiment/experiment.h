@@ -114,6 +114,7 @@ struct Experiment {
   std::optional<Duration> max_duration;
   std::string source_file;
 
+  // The probe/target with this name, or nullptr. Pointers stay valid until the vectors change.
   const Probe* FindProbe(const std::string& name) const;
   const Target* FindTarget(const std::string& name) const;
 };
