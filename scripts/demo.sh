@@ -7,6 +7,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup
 
 BIN="$BUILD_DIR/bin"
+# One sandbox per machine: wait for a test run or another demo that is using it.
+exec 9>/run/lock/faultline-sandbox.lock
+flock 9
 cleanup() { "$BIN/faultline" sandbox down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 

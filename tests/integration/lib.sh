@@ -9,6 +9,10 @@ FLAGSHIP="$ROOT/experiments/dynamodb-dns-failover.yaml"
 SANDBOX_RUN=/run/faultline/sandbox
 WORK="$(mktemp -d /tmp/faultline-it.XXXXXX)"
 
+# One sandbox per machine: wait for any other user of it (another test run, a developer's demo).
+exec 9>/run/lock/faultline-sandbox.lock
+flock 9
+
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
