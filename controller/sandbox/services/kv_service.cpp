@@ -46,23 +46,7 @@ int main(int argc, char** argv) {
     res.set_content("ok\n", "text/plain");
   });
 
-  faultline::sandbox::StopServerOnSignal(server);
-  int port = address->port;
-  if (port == 0) {
-    port = server.bind_to_any_port(address->host);
-  } else if (!server.bind_to_port(address->host, port)) {
-    port = -1;
-  }
-  if (port <= 0) {
-    std::fprintf(stderr, "faultline-sample-kv: cannot listen on %s\n", listen.c_str());
-    return 1;
-  }
-  if (!faultline::sandbox::WriteReadyFile(ready_file, port)) {
-    std::fprintf(stderr, "faultline-sample-kv: cannot write ready file %s\n", ready_file.c_str());
-    return 1;
-  }
-  std::fprintf(stderr, "faultline-sample-kv: region %s listening on %s:%d\n", region.c_str(),
-               address->host.c_str(), port);
-  server.listen_after_bind();
-  return 0;
+  return faultline::sandbox::ServeUntilSignalled(
+      server, *address, ready_file, "faultline-sample-kv",
+      "region " + region + " listening on " + address->host);
 }

@@ -249,28 +249,11 @@ int main(int argc, char** argv) {
     res.set_content("ok\n", "text/plain");
   });
 
-  faultline::sandbox::StopServerOnSignal(server);
-  int port = address->port;
-  if (port == 0) {
-    port = server.bind_to_any_port(address->host);
-  } else if (!server.bind_to_port(address->host, port)) {
-    port = -1;
-  }
-  if (port <= 0) {
-    std::fprintf(stderr, "faultline-sample-orders: cannot listen on %s\n", listen.c_str());
-    return 1;
-  }
-  if (!faultline::sandbox::WriteReadyFile(ready_file, port)) {
-    std::fprintf(stderr, "faultline-sample-orders: cannot write ready file %s\n",
-                 ready_file.c_str());
-    return 1;
-  }
-  std::fprintf(stderr,
-               "faultline-sample-orders: listening on %s:%d, primary %s, secondary %s, "
-               "failover %s after %d failures\n",
-               address->host.c_str(), port, settings.primary_region.c_str(),
-               settings.secondary_region.c_str(), failover.c_str(), settings.failover_threshold);
-  server.listen_after_bind();
+  int rc = faultline::sandbox::ServeUntilSignalled(
+      server, *address, ready_file, "faultline-sample-orders",
+      "primary " + settings.primary_region + ", secondary " + settings.secondary_region +
+          ", failover " + failover + " after " + std::to_string(settings.failover_threshold) +
+          " failures, listening on " + address->host);
   curl_global_cleanup();
-  return 0;
+  return rc;
 }

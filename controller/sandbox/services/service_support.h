@@ -65,4 +65,32 @@ inline void StopServerOnSignal(httplib::Server& server) {
   }).detach();
 }
 
+// Binds `server` to `address` (port 0 = any free port), writes the ready file with the bound port,
+// prints `banner` (with the port appended as ":PORT"), then serves until a SIGTERM/SIGINT stops it.
+// Returns the process exit code: 0 after a clean stop, 1 when it cannot listen or write the ready
+// file (the message names `program`).
+inline int ServeUntilSignalled(httplib::Server& server, const ListenAddress& address,
+                               const std::string& ready_file, const char* program,
+                               const std::string& banner) {
+  StopServerOnSignal(server);
+  int port = address.port;
+  if (port == 0) {
+    port = server.bind_to_any_port(address.host);
+  } else if (!server.bind_to_port(address.host, port)) {
+    port = -1;
+  }
+  if (port <= 0) {
+    std::fprintf(stderr, "%s: cannot listen on %s:%d\n", program, address.host.c_str(),
+                 address.port);
+    return 1;
+  }
+  if (!WriteReadyFile(ready_file, port)) {
+    std::fprintf(stderr, "%s: cannot write ready file %s\n", program, ready_file.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "%s: %s:%d\n", program, banner.c_str(), port);
+  server.listen_after_bind();
+  return 0;
+}
+
 }  // namespace faultline::sandbox
