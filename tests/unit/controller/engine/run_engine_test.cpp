@@ -1,0 +1,351 @@
+// RunEngine end to end in one process: a real agent (FaultManager + AgentService over gRPC on
+// 127.0.0.1:0) whose backend switches a small HTTP application into "dependency failed" mode, and
+// the engine probing that application over HTTP. The application's failover behaviour is scripted
+// by sample count, so verdicts and measurements are deterministic without timing assertions.
+#include "controller/engine/run_engine.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <thread>
+
+#include "agent/agent_service.h"
+#include "agent/fault_manager.h"
+#include "agent/fault_registry.h"
+#include "agent/journal.h"
+#include "controller/experiment/parser.h"
+#include "controller/probes/probe_runner.h"
+#include "tests/unit/agent/fake_backend.h"
+
+namespace faultline::engine {
+namespace {
+
+using agent::testing::TempDir;
+
+// The application under test: GET /orders answers 503 while its dependency is faulted, until it
+// has failed `failover_after` requests (then it has "failed over" and answers 200). A negative
+// value never fails over; 0 means the fault has no impact at all.
+class App {
+ public:
+  App() {
+    server_.Get("/orders", [this](const httplib::Request&, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      if (faulted_ && (failover_after_ < 0 || failures_ < failover_after_)) {
+        ++failures_;
+        res.status = 503;
+        return;
+      }
+      res.set_content("ok", "text/plain");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // The socket is already listening after bind_to_any_port: early requests wait in the backlog.
+  }
+  ~App() {
+    server_.stop();
+    thread_.join();
+  }
+  void SetFailoverAfter(int n) {
+    std::lock_guard lock(mu_);
+    failover_after_ = n;
+  }
+  void SetFaulted(bool f) {
+    std::lock_guard lock(mu_);
+    faulted_ = f;
+    if (f) failures_ = 0;
+  }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/orders"; }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  bool faulted_ = false;
+  int failover_after_ = 3;
+  int failures_ = 0;
+};
+
+// A "dns" backend whose fault switches the App into failure mode; it also signals when applied.
+class AppBackend final : public agent::FaultBackend {
+ public:
+  explicit AppBackend(App& app) : app_(app) {}
+  std::string Kind() const override { return "dns"; }
+  Status DetectCapability() override { return detect_; }
+  Status Validate(const v1::FaultSpec&) const override { return Status::Ok(); }
+  Result<std::unique_ptr<agent::FaultHandle>> Apply(const std::string&,
+                                                    const v1::FaultSpec&) override {
+    if (!apply_.ok()) return apply_;
+    app_.SetFaulted(true);
+    {
+      std::lock_guard lock(mu_);
+      ++applied_;
+    }
+    cv_.notify_all();
+    return std::unique_ptr<agent::FaultHandle>(std::make_unique<Handle>(*this));
+  }
+  Status RevertOrphan(const std::string&, const v1::FaultSpec&) override { return Status::Ok(); }
+
+  void WaitApplied() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return applied_ > 0; });
+  }
+  int reverted() const { return reverted_.load(); }
+  int applied() {
+    std::lock_guard lock(mu_);
+    return applied_;
+  }
+
+  Status detect_;
+  Status apply_;
+
+ private:
+  class Handle final : public agent::FaultHandle {
+   public:
+    explicit Handle(AppBackend& b) : b_(b) {}
+    Status Revert() override {
+      if (!done_.exchange(true)) {
+        b_.app_.SetFaulted(false);
+        ++b_.reverted_;
+      }
+      return Status::Ok();
+    }
+    agent::Evidence GetEvidence() const override { return {{"queries_faulted", 7}}; }
+
+   private:
+    AppBackend& b_;
+    std::atomic<bool> done_{false};
+  };
+
+  App& app_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int applied_ = 0;
+  std::atomic<int> reverted_{0};
+};
+
+constexpr char kExperiment[] = R"(apiVersion: faultline/v1
+kind: Experiment
+metadata: {name: engine-test}
+targets:
+  app: {selector: {role: app}, mode: all}
+faults:
+  - name: dependency-dns
+    target: app
+    dns: {domains: ["db.example.test"], mode: nodata}
+    duration: 1500ms
+probes:
+  - name: api
+    http: {url: "URL", expect_status: 200, timeout: 500ms}
+    interval: 100ms
+steady_state: {probes: [api], for: 100ms}
+objectives:
+  - {name: failover, probe: api, recover_within: 1m, stable_for: 200ms}
+  - {name: after-revert, probe: api, after: revert, recover_within: 5s, stable_for: 100ms}
+)";
+
+class RunEngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { probes::InitProbes(); }
+
+  void SetUp() override {
+    auto journal = agent::Journal::Open(dir_.path() + "/journal");
+    ASSERT_TRUE(journal.ok());
+    journal_ = std::move(journal).value();
+    auto backend = std::make_unique<AppBackend>(app_);
+    backend_ = backend.get();
+    ASSERT_TRUE(registry_.Register(std::move(backend)).ok());
+  }
+
+  // Starts the agent; call after steering the backend's capability.
+  void StartAgent() {
+    registry_.DetectAll();
+    manager_ = std::make_unique<agent::FaultManager>(registry_, *journal_, clock_,
+                                                     agent::FaultManagerOptions{});
+    service_ = std::make_unique<agent::AgentService>(
+        *manager_, registry_, agent::AgentIdentity{"app-1", {{"role", "app"}}});
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+
+  experiment::Experiment Parse() {
+    std::string text = kExperiment;
+    text.replace(text.find("URL"), 3, app_.Url());
+    auto outcome = experiment::ParseExperimentText(text, "engine-test.yaml");
+    if (!outcome.ok()) {
+      ADD_FAILURE() << outcome.errors.front().ToString();
+      return experiment::Experiment{};
+    }
+    return *outcome.experiment;
+  }
+
+  Inventory OneAgent(int port) {
+    return Inventory{{AgentEndpoint{"app-1", "127.0.0.1:" + std::to_string(port), {{"role", "app"}}}}};
+  }
+
+  RunResult RunWith(const experiment::Experiment& exp) {
+    RunOptions options;
+    options.lease_ttl = std::chrono::seconds(5);
+    RunEngine engine(exp, OneAgent(port_), options);
+    return engine.Run();
+  }
+
+  const ObjectiveResult& Objective(const RunResult& r, const std::string& name) {
+    for (const auto& o : r.objectives) {
+      if (o.name == name) return o;
+    }
+    ADD_FAILURE() << "no objective " << name;
+    return r.objectives.front();
+  }
+
+  TempDir dir_;
+  App app_;
+  AppBackend* backend_ = nullptr;
+  SystemClock& clock_ = SystemClock::Instance();
+  agent::FaultRegistry registry_;
+  std::unique_ptr<agent::Journal> journal_;
+  std::unique_ptr<agent::FaultManager> manager_;
+  std::unique_ptr<agent::AgentService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+TEST_F(RunEngineTest, AutomatedFailoverPassesWithMeasuredTimes) {
+  app_.SetFailoverAfter(3);
+  StartAgent();
+  auto exp = Parse();
+  RunResult r = RunWith(exp);
+  EXPECT_EQ(r.verdict, Verdict::kPass) << r.reason;
+  EXPECT_EQ(ExitCodeFor(r.verdict), 0);
+  const auto& o = Objective(r, "failover");
+  ASSERT_TRUE(o.figures.time_to_detect.has_value());
+  ASSERT_TRUE(o.figures.time_to_recover.has_value());
+  EXPECT_FALSE(o.figures.no_impact);
+  EXPECT_EQ(o.figures.failures, 3);  // the app failed exactly three requests, then failed over
+  EXPECT_LT(*o.figures.time_to_detect, *o.figures.time_to_recover);
+  EXPECT_EQ(o.figures.uncertainty, std::chrono::milliseconds(100));
+  // The recovery instant is the first success after the three failures.
+  const auto& samples = r.probes.at(0).samples;
+  std::optional<MonoTime> first_ok_after_failure;
+  bool failed = false;
+  for (const auto& s : samples) {
+    if (s.sample.at < *r.t_inject) continue;
+    if (!s.sample.ok) failed = true;
+    if (failed && s.sample.ok) {
+      first_ok_after_failure = s.sample.at;
+      break;
+    }
+  }
+  ASSERT_TRUE(first_ok_after_failure.has_value());
+  EXPECT_EQ(*o.figures.time_to_recover, *first_ok_after_failure - *r.t_inject);
+  // The fault was applied once, reverted once, and its evidence reached the result.
+  EXPECT_EQ(backend_->applied(), 1);
+  EXPECT_EQ(backend_->reverted(), 1);
+  ASSERT_EQ(r.faults.size(), 1u);
+  EXPECT_EQ(r.faults[0].evidence.at("queries_faulted"), 7u);
+  EXPECT_EQ(r.faults[0].revert_reason, "request");
+}
+
+TEST_F(RunEngineTest, WithoutFailoverTheSameExperimentFails) {
+  app_.SetFailoverAfter(-1);  // the negative control: never fails over
+  StartAgent();
+  auto exp = Parse();
+  RunResult r = RunWith(exp);
+  EXPECT_EQ(r.verdict, Verdict::kFail) << r.reason;
+  EXPECT_EQ(ExitCodeFor(r.verdict), 1);
+  const auto& o = Objective(r, "failover");
+  EXPECT_EQ(o.verdict, ObjectiveVerdict::kFail);
+  EXPECT_FALSE(o.figures.time_to_recover.has_value());
+  EXPECT_TRUE(o.figures.time_to_detect.has_value());
+  // Once the fault is reverted the app is healthy again.
+  EXPECT_EQ(Objective(r, "after-revert").verdict, ObjectiveVerdict::kPass);
+  EXPECT_EQ(backend_->reverted(), 1);
+}
+
+TEST_F(RunEngineTest, NoImpactIsFlagged) {
+  app_.SetFailoverAfter(0);  // the fault does not bite
+  StartAgent();
+  auto exp = Parse();
+  RunResult r = RunWith(exp);
+  const auto& o = Objective(r, "failover");
+  EXPECT_TRUE(o.figures.no_impact);
+  EXPECT_FALSE(r.warnings.empty());
+}
+
+TEST_F(RunEngineTest, MissingCapabilityIsAnInfrastructureErrorAndAppliesNothing) {
+  backend_->detect_ = FailedPrecondition("nftables nat is not available");
+  StartAgent();
+  auto exp = Parse();
+  RunResult r = RunWith(exp);
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  EXPECT_EQ(ExitCodeFor(r.verdict), 4);
+  EXPECT_NE(r.reason.find("nftables nat is not available"), std::string::npos) << r.reason;
+  EXPECT_EQ(backend_->applied(), 0);
+}
+
+TEST_F(RunEngineTest, UnreachableAgentIsAnInfrastructureError) {
+  StartAgent();
+  int live_port = port_;
+  server_->Shutdown(std::chrono::system_clock::now());
+  server_.reset();
+  port_ = live_port;  // nothing listens there any more
+  auto exp = Parse();
+  RunResult r = RunWith(exp);
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  EXPECT_NE(r.reason.find("unreachable"), std::string::npos) << r.reason;
+  EXPECT_EQ(backend_->applied(), 0);
+}
+
+TEST_F(RunEngineTest, ApplyFailureRevertsAndErrors) {
+  backend_->apply_ = Internal("kernel said no");
+  StartAgent();
+  auto exp = Parse();
+  RunResult r = RunWith(exp);
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  EXPECT_NE(r.reason.find("kernel said no"), std::string::npos) << r.reason;
+}
+
+TEST_F(RunEngineTest, CancelMidFaultRevertsAndAborts) {
+  app_.SetFailoverAfter(-1);
+  StartAgent();
+  auto exp = Parse();
+  exp.faults[0].duration = std::chrono::minutes(10);  // only the cancel can end this run
+  RunOptions options;
+  options.lease_ttl = std::chrono::seconds(5);
+  RunEngine engine(exp, OneAgent(port_), options);
+  std::thread canceller([&] {
+    backend_->WaitApplied();
+    engine.Cancel("operator pressed Ctrl-C");
+  });
+  RunResult r = engine.Run();
+  canceller.join();
+  EXPECT_EQ(r.verdict, Verdict::kAborted) << r.reason;
+  EXPECT_EQ(ExitCodeFor(r.verdict), 3);
+  EXPECT_NE(r.reason.find("Ctrl-C"), std::string::npos) << r.reason;
+  EXPECT_EQ(backend_->reverted(), 1);
+}
+
+TEST_F(RunEngineTest, UnmatchedSelectorIsAnErrorBeforeAnythingHappens) {
+  StartAgent();
+  auto exp = Parse();
+  RunOptions options;
+  RunEngine engine(exp, Inventory{{AgentEndpoint{"db-1", "127.0.0.1:1", {{"role", "db"}}}}},
+                   options);
+  RunResult r = engine.Run();
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  EXPECT_NE(r.reason.find("no agent in the inventory matches"), std::string::npos) << r.reason;
+  EXPECT_EQ(backend_->applied(), 0);
+}
+
+}  // namespace
+}  // namespace faultline::engine
