@@ -167,7 +167,10 @@ class RunEngine::ProbeSet {
 // The run's clients and in-flight state, shared by the phases and the lease renewer.
 struct RunEngine::RunState {
   std::map<std::string, std::shared_ptr<AgentClient>> clients;
-  std::mutex mu;  // guards RunResult::faults while the lease renewer runs
+  std::mutex mu;  // guards RunResult::faults and revert_requested while the lease renewer runs
+  // Indices into RunResult::faults whose revert has been sent: the renewer leaves them alone (the
+  // agent refuses to renew a fault it is reverting, which is no loss of state).
+  std::set<size_t> revert_requested;
 
   std::shared_ptr<AgentClient> Client(const std::string& name) {
     auto it = clients.find(name);
@@ -499,7 +502,7 @@ void RunEngine::RenewLeases(RunResult& r) {
   {
     std::lock_guard lock(state_->mu);
     for (size_t i = 0; i < r.faults.size(); ++i) {
-      if (r.faults[i].applied_at && !r.faults[i].reverted_at) {
+      if (r.faults[i].applied_at && !state_->revert_requested.count(i)) {
         todo.emplace_back(i, state_->Client(r.faults[i].agent));
       }
     }
@@ -513,6 +516,7 @@ void RunEngine::RenewLeases(RunResult& r) {
     auto res = client->RenewLease(id, options_.lease_ttl, options_.rpc_deadline);
     MonoTime now = clock_.Now();
     std::lock_guard lock(state_->mu);
+    if (state_->revert_requested.count(i)) continue;  // raced with our own revert
     auto& fa = r.faults[i];
     if (res.ok() && res->state() == v1::ACTIVE) {
       fa.last_confirmed = now;
@@ -619,6 +623,7 @@ void RunEngine::RevertAll(RunResult& r, const std::string& why, const std::strin
     for (size_t i = 0; i < r.faults.size(); ++i) {
       auto& fa = r.faults[i];
       if (fa.reverted_at || (!only_fault.empty() && fa.fault_name != only_fault)) continue;
+      state_->revert_requested.insert(i);
       auto client = state_->Client(fa.agent);
       std::string id = fa.fault_id;
       // Revert even faults whose apply failed or timed out: the agent may have applied it anyway,

@@ -335,6 +335,24 @@ TEST_F(RunEngineTest, CancelMidFaultRevertsAndAborts) {
   EXPECT_EQ(backend_->reverted(), 1);
 }
 
+TEST_F(RunEngineTest, LeaseRenewalsRacingTheRevertAreNoError) {
+  // A renewal period that divides the fault duration makes a renewal coincide with the revert;
+  // the agent then refuses the renewal (the fault is being reverted) and that must not be read as
+  // "fault state unknown".
+  app_.SetFailoverAfter(3);
+  StartAgent();
+  auto exp = Parse();
+  exp.faults[0].duration = std::chrono::milliseconds(1200);
+  for (int i = 0; i < 3; ++i) {
+    RunOptions options;
+    options.lease_ttl = std::chrono::milliseconds(300);  // renewed every 100ms
+    RunEngine engine(exp, OneAgent(port_), options);
+    RunResult r = engine.Run();
+    EXPECT_EQ(r.verdict, Verdict::kPass) << r.reason;
+    for (const auto& f : r.faults) EXPECT_FALSE(f.state_unknown) << f.error;
+  }
+}
+
 TEST_F(RunEngineTest, UnmatchedSelectorIsAnErrorBeforeAnythingHappens) {
   StartAgent();
   auto exp = Parse();
