@@ -374,7 +374,7 @@ bool RunEngine::CheckAgents(RunResult& r) {
   for (const auto& name : needed) {
     auto it = std::find_if(inventory_.agents.begin(), inventory_.agents.end(),
                            [&](const AgentEndpoint& a) { return a.name == name; });
-    state_->clients[name] = std::make_shared<AgentClient>(*it);
+    state_->clients[name] = std::make_shared<AgentClient>(*it, options_.agent_credentials);
   }
   // Ask every agent concurrently: a fleet check should not take N deadlines.
   std::map<std::string, std::future<Result<v1::AgentInfo>>> infos;
