@@ -4,6 +4,7 @@
 // Validate (modes, domain patterns that end up in the interceptor's matcher). Whatever is
 // accepted must be safe to use: ids and domains never carry whitespace, quotes, shell or nft
 // syntax characters.
+#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
 #include <cstddef>
