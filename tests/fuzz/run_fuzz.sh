@@ -9,6 +9,7 @@ if [ ! -x "$fuzzer" ]; then
   echo "SKIP: $fuzzer not built (configure build-fuzz: see tests/fuzz/README.md)"
   exit 77
 fi
+fuzzer=$(realpath "$fuzzer") corpus=$(realpath "$corpus")
 work=$(mktemp -d "/tmp/faultline-fuzz.XXXXXX")
 mkdir "$work/corpus"
 cp "$corpus"/* "$work/corpus/"
