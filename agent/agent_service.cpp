@@ -41,16 +41,26 @@ std::string UtcNow() {
 
 const char* CodeName(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    default: return "ERROR";
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    default:
+      return "ERROR";
   }
 }
 
@@ -76,12 +86,13 @@ grpc::Status AgentService::Authorize(grpc::CallbackServerContext* ctx, const cha
     return grpc::Status::OK;
   }
   std::string why = !peer.authenticated ? "no verified client certificate"
-                    : peer.role         ? std::string("role '") + RoleName(*peer.role) +
-                                      "' may not " + action
-                                        : "the certificate carries no faultline role";
-  spdlog::warn("audit: at={} action={} outcome=PERMISSION_DENIED identity=\"{}\" peer={} {} "
-               "reason=\"{}\"",
-               UtcNow(), action, peer.Describe(), peer.address, what, why);
+                    : peer.role
+                        ? std::string("role '") + RoleName(*peer.role) + "' may not " + action
+                        : "the certificate carries no faultline role";
+  spdlog::warn(
+      "audit: at={} action={} outcome=PERMISSION_DENIED identity=\"{}\" peer={} {} "
+      "reason=\"{}\"",
+      UtcNow(), action, peer.Describe(), peer.address, what, why);
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                       std::string(action) + " refused: " + why +
                           " (needs a certificate with role operator or controller)");

@@ -1,10 +1,9 @@
 #include "agent/fault_manager.h"
 
-#include <algorithm>
-
 #include <google/protobuf/util/message_differencer.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "common/ids.h"

@@ -160,9 +160,9 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       spdlog::error("--tls-refresh must be at least 1 second");
       return kExitUsage;
     }
-    Result<std::shared_ptr<grpc::ServerCredentials>> made = MakeServerCredentials(
-        TlsFiles{flags.tls_ca, flags.tls_cert, flags.tls_key},
-        std::chrono::seconds(flags.tls_refresh_s));
+    Result<std::shared_ptr<grpc::ServerCredentials>> made =
+        MakeServerCredentials(TlsFiles{flags.tls_ca, flags.tls_cert, flags.tls_key},
+                              std::chrono::seconds(flags.tls_refresh_s));
     if (!made.ok()) {
       spdlog::error("{}", made.status().message());
       return kExitUsage;
@@ -182,9 +182,9 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   }
   Result<Duration> max_fault_duration = ParseDuration(flags.max_fault_duration);
   if (!max_fault_duration.ok() || max_fault_duration->count() <= 0) {
-    spdlog::error("--max-fault-duration '{}': {}", flags.max_fault_duration,
-                  max_fault_duration.ok() ? "must be greater than 0"
-                                          : max_fault_duration.status().message());
+    spdlog::error(
+        "--max-fault-duration '{}': {}", flags.max_fault_duration,
+        max_fault_duration.ok() ? "must be greater than 0" : max_fault_duration.status().message());
     return kExitUsage;
   }
   if (flags.max_active_faults == 0) {
@@ -304,7 +304,8 @@ int main(int argc, char** argv) {
   app.add_option("--label", flags.labels, "key=value label, repeatable ([A-Za-z0-9._-]{1,63})");
   app.add_option("--state-dir", flags.state_dir, "state directory; the journal is DIR/journal")
       ->capture_default_str();
-  app.add_option("--tls-ca", flags.tls_ca, "CA bundle (PEM) that signs accepted client certificates");
+  app.add_option("--tls-ca", flags.tls_ca,
+                 "CA bundle (PEM) that signs accepted client certificates");
   app.add_option("--tls-cert", flags.tls_cert, "this agent's certificate (PEM)");
   app.add_option("--tls-key", flags.tls_key, "this agent's private key (PEM)");
   app.add_option("--tls-refresh", flags.tls_refresh_s,

@@ -58,7 +58,8 @@ Result<std::string> ToPem(X509* cert) {
 
 Result<std::string> ToPem(EVP_PKEY* key) {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return Internal(OpenSslError("PEM key"));
   }
   char* data = nullptr;
@@ -246,7 +247,8 @@ Status WriteDevCertificates(const std::string& dir, const DevCertificateOptions&
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!options.overwrite && fs::exists(fs::path(dir) / "ca.pem", ec)) {
-    return AlreadyExists(dir + "/ca.pem already exists; not replacing a CA (every certificate it "
+    return AlreadyExists(dir +
+                         "/ca.pem already exists; not replacing a CA (every certificate it "
                          "signed would stop working). Use another directory or --force.");
   }
   fs::create_directories(dir, ec);

@@ -43,15 +43,14 @@ struct CertificateAndKey {
 };
 
 struct CertificateRequest {
-  CertificateRequest(std::string cn, std::optional<Role> r)
-      : common_name(std::move(cn)), role(r) {}
+  CertificateRequest(std::string cn, std::optional<Role> r) : common_name(std::move(cn)), role(r) {}
 
-  std::string common_name;             // subject CN, also the identity the audit log shows
-  std::optional<Role> role;            // written as the URI SAN above
-  std::vector<std::string> ip_sans;    // "10.77.0.10", "::1"
-  std::vector<std::string> dns_sans;   // "localhost"
-  bool server_auth = false;            // extendedKeyUsage serverAuth (agents)
-  bool client_auth = true;             // extendedKeyUsage clientAuth
+  std::string common_name;            // subject CN, also the identity the audit log shows
+  std::optional<Role> role;           // written as the URI SAN above
+  std::vector<std::string> ip_sans;   // "10.77.0.10", "::1"
+  std::vector<std::string> dns_sans;  // "localhost"
+  bool server_auth = false;           // extendedKeyUsage serverAuth (agents)
+  bool client_auth = true;            // extendedKeyUsage clientAuth
   // Validity window relative to now; a negative not_after makes an already expired certificate
   // (tests need one).
   std::chrono::seconds not_before = std::chrono::minutes(-5);

@@ -73,7 +73,8 @@ Status CheckTlsFiles(const TlsFiles& files) {
   EVP_PKEY_free(pkey);
   X509_free(own);
   ERR_clear_error();
-  if (pkey == nullptr) return InvalidArgument("TLS key " + files.key + ": no PEM private key in it");
+  if (pkey == nullptr)
+    return InvalidArgument("TLS key " + files.key + ": no PEM private key in it");
   if (!matches) {
     return InvalidArgument("TLS key " + files.key + " does not belong to the certificate " +
                            files.cert);
@@ -90,7 +91,8 @@ Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   options.watch_root_certs();
   options.watch_identity_key_cert_pairs();
   options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  std::shared_ptr<grpc::ServerCredentials> creds = grpc::experimental::TlsServerCredentials(options);
+  std::shared_ptr<grpc::ServerCredentials> creds =
+      grpc::experimental::TlsServerCredentials(options);
   if (creds == nullptr) return Internal("cannot create TLS server credentials");
   return creds;
 }

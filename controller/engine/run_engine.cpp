@@ -303,8 +303,10 @@ RunResult RunEngine::Run() {
   std::string abort_reason = r.reason;  // set by Observe when it stopped early
   bool aborted = Cancelled() || !abort_reason.empty();
   if (aborted && abort_reason.empty()) abort_reason = cancel_reason_;
-  RevertAll(r, aborted ? "aborted" : "duration elapsed");
+  // Renewals stop first: one in flight while the revert runs is refused by the agent
+  // (FAILED_PRECONDITION, "being reverted") and would make the fault's state look unknown.
   stop_renewer();
+  RevertAll(r, aborted ? "aborted" : "duration elapsed");
   if (!aborted) ObserveAfterRevert(probes, r);
   probes.Stop();
   r.probes = probes.Records();

@@ -45,8 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   static faultline::agent::dns::DnsBackend* backend =
       new faultline::agent::dns::DnsBackend(faultline::agent::dns::DnsBackendOptions{});
-  bool ids_ok = faultline::IsValidRunId(request.run_id()) &&
-                faultline::IsValidFaultId(request.fault_id());
+  bool ids_ok =
+      faultline::IsValidRunId(request.run_id()) && faultline::IsValidFaultId(request.fault_id());
   faultline::Status valid = backend->Validate(request.spec());
   if (ids_ok && (HasUnsafeCharacter(request.run_id()) || HasUnsafeCharacter(request.fault_id()))) {
     std::abort();

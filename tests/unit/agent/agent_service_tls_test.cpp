@@ -169,8 +169,9 @@ TEST_F(AgentServiceTlsTest, OperatorAndControllerMayApplyAndRevert) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(reverted.reverted_size(), 2);
   std::string audit = AuditLines();
-  EXPECT_NE(audit.find("action=ApplyFault outcome=OK identity=\"alice (operator)\" peer=ipv4:127.0.0.1:"),
-            std::string::npos)
+  EXPECT_NE(
+      audit.find("action=ApplyFault outcome=OK identity=\"alice (operator)\" peer=ipv4:127.0.0.1:"),
+      std::string::npos)
       << audit;
   EXPECT_NE(audit.find("action=RevertAll outcome=OK identity=\"ctl (controller)\""),
             std::string::npos)

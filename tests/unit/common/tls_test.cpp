@@ -67,9 +67,9 @@ TEST(CertificatesTest, CertsInitWritesEveryRoleAndNeverReplacesACaByAccident) {
     ASSERT_EQ(stat((dir + "/" + name + "-key.pem").c_str(), &st), 0) << name;
     EXPECT_EQ(st.st_mode & 0777, 0600u) << name;
     if (std::string(name) != "ca") {
-      EXPECT_TRUE(CheckTlsFiles({dir + "/ca.pem", dir + "/" + name + ".pem",
-                                 dir + "/" + name + "-key.pem"})
-                      .ok())
+      EXPECT_TRUE(
+          CheckTlsFiles({dir + "/ca.pem", dir + "/" + name + ".pem", dir + "/" + name + "-key.pem"})
+              .ok())
           << name;
     }
   }
@@ -114,8 +114,8 @@ TEST(TlsFilesTest, MissingFilesAndMismatchedKeyAreClearErrors) {
   EXPECT_NE(mismatch.message().find("does not belong"), std::string::npos) << mismatch.message();
   Status not_pem = CheckTlsFiles({d + "/ca-key.pem", d + "/agent.pem", d + "/agent-key.pem"});
   EXPECT_EQ(not_pem.code(), StatusCode::kInvalidArgument) << not_pem.message();
-  EXPECT_FALSE(MakeServerCredentials({d + "/ca.pem", d + "/agent.pem", d + "/operator-key.pem"})
-                   .ok());
+  EXPECT_FALSE(
+      MakeServerCredentials({d + "/ca.pem", d + "/agent.pem", d + "/operator-key.pem"}).ok());
 }
 
 }  // namespace

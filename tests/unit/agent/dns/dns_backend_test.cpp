@@ -62,7 +62,8 @@ TEST_F(DnsBackendValidateTest, RefusesHostileDomainsAndModesWithAClearError) {
     std::string error;
   };
   const std::vector<Case> cases = {
-      {"a.test;$(reboot)", v1::DnsFault::DROP, "dns.domains[0]: domain 'a.test;$(reboot)' has invalid character ';'"},
+      {"a.test;$(reboot)", v1::DnsFault::DROP,
+       "dns.domains[0]: domain 'a.test;$(reboot)' has invalid character ';'"},
       {"a.test\"; flush ruleset; \"", v1::DnsFault::DROP, "has invalid character '\"'"},
       {std::string(300, 'x') + ".test", v1::DnsFault::DROP, "longer than 253 characters"},
       {std::string(64, 'x') + ".test", v1::DnsFault::DROP, "a label longer than 63 characters"},

@@ -31,7 +31,8 @@ const std::vector<HostileCase>& Cases() {
       {"long-label.yaml", "metadata.labels.team: label value 'xxxx"},
       {"long-label-key.yaml", "must be 1-63 characters"},
       {"nul-bytes.yaml", "label value 'or\\x00ders' must be"},
-      {"negative-percent.yaml", "targets.app.mode: must be all, one, fixed:N (N >= 1) or percent:P"},
+      {"negative-percent.yaml",
+       "targets.app.mode: must be all, one, fixed:N (N >= 1) or percent:P"},
       {"percent-over-100.yaml", "got 'percent:250'"},
   };
   return cases;
