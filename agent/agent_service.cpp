@@ -2,6 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <ctime>
+
+#include "agent/fault_backend.h"
+#include "common/tls.h"
+
 #ifndef FAULTLINE_VERSION
 #error "FAULTLINE_VERSION must be defined by the build (agent/CMakeLists.txt)"
 #endif
@@ -20,6 +25,45 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const grpc::S
   return reactor;
 }
 
+// UTC wall time with milliseconds, for the audit line's "when".
+std::string UtcNow() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms.count()));
+  return out;
+}
+
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    default:
+      return "ERROR";
+  }
+}
+
 }  // namespace
 
 const char* AgentVersion() { return FAULTLINE_VERSION; }
@@ -30,8 +74,42 @@ grpc::Status ToGrpcStatus(const Status& status) {
 }
 
 AgentService::AgentService(FaultManager& manager, const FaultRegistry& registry,
-                           AgentIdentity identity)
-    : manager_(manager), registry_(registry), identity_(std::move(identity)) {}
+                           AgentIdentity identity, AccessPolicy policy)
+    : manager_(manager), registry_(registry), identity_(std::move(identity)), policy_(policy) {}
+
+grpc::Status AgentService::Authorize(grpc::CallbackServerContext* ctx, const char* action,
+                                     const std::string& what) {
+  if (policy_ == AccessPolicy::kPlaintextAllowAll) return grpc::Status::OK;
+  PeerIdentity peer = IdentifyPeer(*ctx);
+  if (peer.authenticated && peer.role &&
+      (*peer.role == Role::kOperator || *peer.role == Role::kController)) {
+    return grpc::Status::OK;
+  }
+  std::string why = !peer.authenticated ? "no verified client certificate"
+                    : peer.role
+                        ? std::string("role '") + RoleName(*peer.role) + "' may not " + action
+                        : "the certificate carries no faultline role";
+  spdlog::warn(
+      "audit: at={} action={} outcome=PERMISSION_DENIED identity=\"{}\" peer={} {} "
+      "reason=\"{}\"",
+      UtcNow(), action, peer.Describe(), peer.address, what, why);
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                      std::string(action) + " refused: " + why +
+                          " (needs a certificate with role operator or controller)");
+}
+
+void AgentService::Audit(grpc::CallbackServerContext* ctx, const char* action,
+                         const std::string& what, const grpc::Status& outcome) {
+  PeerIdentity peer = IdentifyPeer(*ctx);
+  if (outcome.ok()) {
+    spdlog::info("audit: at={} action={} outcome=OK identity=\"{}\" peer={} {}", UtcNow(), action,
+                 peer.Describe(), peer.address, what);
+  } else {
+    spdlog::warn("audit: at={} action={} outcome={} identity=\"{}\" peer={} {} error=\"{}\"",
+                 UtcNow(), action, CodeName(outcome.error_code()), peer.Describe(), peer.address,
+                 what, outcome.error_message());
+  }
+}
 
 grpc::ServerUnaryReactor* AgentService::GetInfo(grpc::CallbackServerContext* ctx,
                                                 const v1::GetInfoRequest* request,
@@ -53,37 +131,66 @@ grpc::ServerUnaryReactor* AgentService::GetInfo(grpc::CallbackServerContext* ctx
 grpc::ServerUnaryReactor* AgentService::ApplyFault(grpc::CallbackServerContext* ctx,
                                                    const v1::ApplyFaultRequest* request,
                                                    v1::ApplyFaultResponse* response) {
+  const std::string what = "run_id=" + request->run_id() + " fault_id=" + request->fault_id() +
+                           " kind=" + FaultKindOf(request->spec()) +
+                           " lease_ttl_ms=" + std::to_string(request->lease_ttl_ms());
+  if (grpc::Status denied = Authorize(ctx, "ApplyFault", what); !denied.ok()) {
+    return Finish(ctx, denied);
+  }
   Result<v1::FaultStatus> result = manager_.Apply(*request);
   if (result.ok()) *response->mutable_fault() = std::move(result).value();
-  return Finish(ctx, ToGrpcStatus(result.status()));
+  grpc::Status status = ToGrpcStatus(result.status());
+  Audit(ctx, "ApplyFault", what, status);
+  return Finish(ctx, status);
 }
 
 grpc::ServerUnaryReactor* AgentService::RenewLease(grpc::CallbackServerContext* ctx,
                                                    const v1::RenewLeaseRequest* request,
                                                    v1::RenewLeaseResponse* response) {
+  const std::string what = "fault_id=" + request->fault_id() +
+                           " lease_ttl_ms=" + std::to_string(request->lease_ttl_ms());
+  if (grpc::Status denied = Authorize(ctx, "RenewLease", what); !denied.ok()) {
+    return Finish(ctx, denied);
+  }
   Result<v1::FaultStatus> result = manager_.Renew(request->fault_id(), request->lease_ttl_ms());
   if (result.ok()) *response->mutable_fault() = std::move(result).value();
-  return Finish(ctx, ToGrpcStatus(result.status()));
+  grpc::Status status = ToGrpcStatus(result.status());
+  // Renewals come every few seconds per fault: only their failures are worth an audit line.
+  if (!status.ok()) Audit(ctx, "RenewLease", what, status);
+  return Finish(ctx, status);
 }
 
 grpc::ServerUnaryReactor* AgentService::RevertFault(grpc::CallbackServerContext* ctx,
                                                     const v1::RevertFaultRequest* request,
                                                     v1::RevertFaultResponse* response) {
+  const std::string what = "fault_id=" + request->fault_id();
+  if (grpc::Status denied = Authorize(ctx, "RevertFault", what); !denied.ok()) {
+    return Finish(ctx, denied);
+  }
   Result<std::optional<v1::FaultStatus>> result =
       manager_.Revert(request->fault_id(), kReasonRequest);
   if (result.ok() && result->has_value()) *response->mutable_fault() = std::move(**result);
-  return Finish(ctx, ToGrpcStatus(result.status()));
+  grpc::Status status = ToGrpcStatus(result.status());
+  Audit(ctx, "RevertFault", what, status);
+  return Finish(ctx, status);
 }
 
 grpc::ServerUnaryReactor* AgentService::RevertAll(grpc::CallbackServerContext* ctx,
                                                   const v1::RevertAllRequest* request,
                                                   v1::RevertAllResponse* response) {
+  const std::string what =
+      "run_id=" + (request->run_id().empty() ? std::string("*") : request->run_id());
+  if (grpc::Status denied = Authorize(ctx, "RevertAll", what); !denied.ok()) {
+    return Finish(ctx, denied);
+  }
   Result<std::vector<v1::FaultStatus>> result =
       manager_.RevertAll(request->run_id(), kReasonRevertAll);
   if (result.ok()) {
     for (v1::FaultStatus& status : *result) *response->add_reverted() = std::move(status);
   }
-  return Finish(ctx, ToGrpcStatus(result.status()));
+  grpc::Status status = ToGrpcStatus(result.status());
+  Audit(ctx, "RevertAll", what + " reverted=" + std::to_string(response->reverted_size()), status);
+  return Finish(ctx, status);
 }
 
 grpc::ServerUnaryReactor* AgentService::ListFaults(grpc::CallbackServerContext* ctx,

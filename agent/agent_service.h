@@ -1,6 +1,13 @@
 #pragma once
 // AgentService: the Agent gRPC service (callback API). Each RPC validates nothing itself and
 // delegates to FaultManager / FaultRegistry; Status becomes grpc::Status only here.
+//
+// Authorization happens here: ApplyFault, RenewLease, RevertFault and RevertAll need a verified
+// client certificate whose role (common/certificates.h) is operator or controller; anything else
+// gets PERMISSION_DENIED and nothing is done. GetInfo and ListFaults are open to any peer the
+// transport admitted. Audit log (spdlog, lines starting "audit:"): every mutating call, allowed
+// or refused, with when, who (certificate CN and role), from where (peer address), what (RPC,
+// run, fault, kind) and the outcome.
 
 #include <grpcpp/grpcpp.h>
 
@@ -26,16 +33,26 @@ const char* AgentVersion();
 // Status → grpc::Status with the same code and message.
 grpc::Status ToGrpcStatus(const Status& status);
 
+// Who may mutate.
+enum class AccessPolicy {
+  // Production: only verified operator/controller certificates.
+  kRequireOperatorOrController,
+  // The agent serves plaintext (--insecure, loopback or sandbox only): there is no identity to
+  // check, so every caller may mutate; the audit log records them as anonymous.
+  kPlaintextAllowAll,
+};
+
 class AgentService final : public v1::Agent::CallbackService {
  public:
   // `manager` and `registry` must outlive the service (and the server it is registered with).
-  AgentService(FaultManager& manager, const FaultRegistry& registry, AgentIdentity identity);
+  AgentService(FaultManager& manager, const FaultRegistry& registry, AgentIdentity identity,
+               AccessPolicy policy = AccessPolicy::kRequireOperatorOrController);
 
   // Identity, version, detected and missing capabilities, active faults and limits. Never fails.
   grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* ctx,
                                     const v1::GetInfoRequest* request,
                                     v1::AgentInfo* response) override;
-  // FaultManager::Apply; its error codes map one-to-one.
+  // FaultManager::Apply; its error codes map one-to-one. PERMISSION_DENIED (see the top).
   grpc::ServerUnaryReactor* ApplyFault(grpc::CallbackServerContext* ctx,
                                        const v1::ApplyFaultRequest* request,
                                        v1::ApplyFaultResponse* response) override;
@@ -62,9 +79,17 @@ class AgentService final : public v1::Agent::CallbackService {
                                   v1::ProbeResponse* response) override;
 
  private:
+  // PERMISSION_DENIED unless the peer may mutate under policy_; writes the refusal's audit line.
+  grpc::Status Authorize(grpc::CallbackServerContext* ctx, const char* action,
+                         const std::string& what);
+  // The audit line for an allowed call once it has finished.
+  void Audit(grpc::CallbackServerContext* ctx, const char* action, const std::string& what,
+             const grpc::Status& outcome);
+
   FaultManager& manager_;
   const FaultRegistry& registry_;
   const AgentIdentity identity_;
+  const AccessPolicy policy_;
 };
 
 }  // namespace faultline::agent

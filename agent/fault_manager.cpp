@@ -3,6 +3,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "common/ids.h"
@@ -16,12 +17,15 @@ using std::chrono::milliseconds;
 constexpr char kReasonLeaseExpired[] = "lease-expired";
 constexpr char kReasonJournal[] = "journal";
 constexpr char kReasonShutdown[] = "shutdown";
+constexpr char kReasonMaxDuration[] = "max-duration";
 
 // The log line for a revert: an unattended revert (lease expiry) is something an operator will
 // want to notice, the others are routine.
 void LogRevert(const std::string& fault_id, const std::string& run_id, const std::string& kind,
                const std::string& reason) {
-  auto level = reason == kReasonLeaseExpired ? spdlog::level::warn : spdlog::level::info;
+  auto level = (reason == kReasonLeaseExpired || reason == kReasonMaxDuration)
+                   ? spdlog::level::warn
+                   : spdlog::level::info;
   spdlog::log(level, "fault reverted: fault_id={} run_id={} kind={} reason={}", fault_id, run_id,
               kind, reason);
 }
@@ -50,8 +54,8 @@ Status FaultManager::ValidateTtl(uint32_t lease_ttl_ms) const {
   return Status::Ok();
 }
 
-MonoTime FaultManager::DeadlineFor(uint32_t lease_ttl_ms) const {
-  return clock_.Now() + milliseconds(lease_ttl_ms);
+MonoTime FaultManager::DeadlineFor(uint32_t lease_ttl_ms, MonoTime expires_at) const {
+  return std::min<MonoTime>(clock_.Now() + milliseconds(lease_ttl_ms), expires_at);
 }
 
 v1::FaultStatus FaultManager::ActiveStatusLocked(const ActiveFault& fault) const {
@@ -123,7 +127,8 @@ Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request
         return AlreadyExists("fault " + request.fault_id() +
                              " is already active with a different run or spec");
       }
-      if (!lease_.Renew(request.fault_id(), DeadlineFor(request.lease_ttl_ms()))) {
+      if (!lease_.Renew(request.fault_id(),
+                        DeadlineFor(request.lease_ttl_ms(), existing.expires_at))) {
         return FailedPrecondition("the lease of fault " + request.fault_id() +
                                   " has expired and the fault is being reverted");
       }
@@ -154,7 +159,8 @@ Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request
   fault.kind = kind;
   fault.handle = std::shared_ptr<FaultHandle>(std::move(handle).value());
   fault.applied_at_unix_ms = clock_.WallUnixMs();
-  lease_.Set(request.fault_id(), DeadlineFor(request.lease_ttl_ms()));
+  fault.expires_at = clock_.Now() + options_.max_fault_duration;
+  lease_.Set(request.fault_id(), DeadlineFor(request.lease_ttl_ms(), fault.expires_at));
   auto [it, inserted] = active_.emplace(request.fault_id(), std::move(fault));
   spdlog::info("fault applied: fault_id={} run_id={} kind={} lease_ttl_ms={}", request.fault_id(),
                request.run_id(), kind, request.lease_ttl_ms());
@@ -173,7 +179,8 @@ Result<v1::FaultStatus> FaultManager::Renew(const std::string& fault_id, uint32_
     }
     return NotFound("fault " + fault_id + " is not active on this agent");
   }
-  if (it->second.reverting || !lease_.Renew(fault_id, DeadlineFor(lease_ttl_ms))) {
+  if (it->second.reverting ||
+      !lease_.Renew(fault_id, DeadlineFor(lease_ttl_ms, it->second.expires_at))) {
     return FailedPrecondition("the lease of fault " + fault_id +
                               " has expired and the fault is being reverted");
   }
@@ -360,7 +367,13 @@ Status FaultManager::Shutdown() {
 std::vector<std::string> FaultManager::CheckLeases() { return lease_.CheckExpired(); }
 
 void FaultManager::OnLeaseExpired(const std::string& fault_id) {
-  Result<std::optional<v1::FaultStatus>> result = Revert(fault_id, kReasonLeaseExpired);
+  const char* reason = kReasonLeaseExpired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = active_.find(fault_id);
+    if (it != active_.end() && clock_.Now() >= it->second.expires_at) reason = kReasonMaxDuration;
+  }
+  Result<std::optional<v1::FaultStatus>> result = Revert(fault_id, reason);
   if (!result.ok()) {
     spdlog::error("fault {}: revert after lease expiry failed: {}", fault_id,
                   result.status().ToString());

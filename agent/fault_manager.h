@@ -34,6 +34,10 @@ struct FaultManagerOptions {
   uint32_t max_active_faults = 64;
   // The longest lease a caller may ask for; lease_ttl_ms must be in (0, max_lease_ttl].
   std::chrono::milliseconds max_lease_ttl = std::chrono::minutes(5);
+  // The longest a fault may stay active, however often its lease is renewed: a lease never
+  // extends past applied + max_fault_duration, and a fault still active then is reverted with
+  // reason "max-duration".
+  std::chrono::milliseconds max_fault_duration = std::chrono::hours(1);
   // How many reverted faults List(include_reverted=true) still reports (oldest dropped first).
   size_t max_recent_reverted = 256;
   // After a failed revert the agent tries again on its own after this long.
@@ -82,6 +86,8 @@ class FaultManager {
   // ttl; NOT_FOUND for a fault that is not active (FAILED_PRECONDITION when it was reverted
   // recently, naming the reason); FAILED_PRECONDITION when the lease has already expired or a
   // revert is in progress.
+  // The new deadline never passes applied + options.max_fault_duration (the renewal still
+  // succeeds; the fault is then reverted with reason "max-duration").
   Result<v1::FaultStatus> Renew(const std::string& fault_id, uint32_t lease_ttl_ms);
 
   // Reverts an active fault (backend handle, then the journal record) and returns its final
@@ -130,6 +136,7 @@ class FaultManager {
     std::string kind;
     std::shared_ptr<FaultHandle> handle;
     int64_t applied_at_unix_ms = 0;
+    MonoTime expires_at{};  // applied + options.max_fault_duration
     bool reverting = false;
   };
 
@@ -142,7 +149,8 @@ class FaultManager {
   std::optional<v1::FaultStatus> RecentLocked(const std::string& fault_id) const;
   void RememberLocked(v1::FaultStatus status);
   Status ValidateTtl(uint32_t lease_ttl_ms) const;
-  MonoTime DeadlineFor(uint32_t lease_ttl_ms) const;
+  // now + lease_ttl_ms, but never later than `expires_at`.
+  MonoTime DeadlineFor(uint32_t lease_ttl_ms, MonoTime expires_at) const;
 
   FaultRegistry& registry_;
   Journal& journal_;

@@ -29,6 +29,7 @@
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/logging.h"
+#include "common/tls.h"
 
 namespace {
 
@@ -38,6 +39,9 @@ using faultline::Status;
 constexpr int kExitUsage = 2;
 constexpr int kExitFailure = 1;
 constexpr int kMaxReceiveMessageBytes = 4 * 1024 * 1024;
+constexpr int kMaxSendMessageBytes = 4 * 1024 * 1024;
+// Concurrent calls per connection; a controller needs a handful per fault.
+constexpr int kMaxConcurrentStreams = 64;
 constexpr auto kServerShutdownGrace = std::chrono::seconds(5);
 
 struct Flags {
@@ -46,6 +50,11 @@ struct Flags {
   std::vector<std::string> labels;
   std::string state_dir = "/var/lib/faultline/agent";
   bool insecure = false;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  uint32_t tls_refresh_s = 10;
+  std::string max_fault_duration = "1h";
   uint32_t max_active_faults = 64;
   std::string max_lease_ttl = "5m";
   std::string dns_upstream;
@@ -129,11 +138,36 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     spdlog::error("{}", s.message());
     return kExitUsage;
   }
-  if (!flags.insecure) {
-    spdlog::error(
-        "TLS is not configured yet in this version: refusing to serve plaintext gRPC unless "
-        "asked for explicitly. Pass --insecure (only on loopback or an isolated sandbox network).");
-    return kExitUsage;
+  const bool any_tls = !flags.tls_ca.empty() || !flags.tls_cert.empty() || !flags.tls_key.empty();
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (flags.insecure) {
+    if (any_tls) {
+      spdlog::error("--insecure and --tls-* exclude each other: choose one");
+      return kExitUsage;
+    }
+    if (Status s = CheckPlaintextAllowed(flags.listen); !s.ok()) {
+      spdlog::error("{}", s.message());
+      return kExitUsage;
+    }
+  } else {
+    if (flags.tls_ca.empty() || flags.tls_cert.empty() || flags.tls_key.empty()) {
+      spdlog::error(
+          "mTLS is required: pass --tls-ca, --tls-cert and --tls-key (`faultline certs init DIR` "
+          "makes development ones), or --insecure on a loopback or sandbox address");
+      return kExitUsage;
+    }
+    if (flags.tls_refresh_s == 0) {
+      spdlog::error("--tls-refresh must be at least 1 second");
+      return kExitUsage;
+    }
+    Result<std::shared_ptr<grpc::ServerCredentials>> made =
+        MakeServerCredentials(TlsFiles{flags.tls_ca, flags.tls_cert, flags.tls_key},
+                              std::chrono::seconds(flags.tls_refresh_s));
+    if (!made.ok()) {
+      spdlog::error("{}", made.status().message());
+      return kExitUsage;
+    }
+    credentials = *made;
   }
   Result<std::map<std::string, std::string>> labels = ParseLabels(flags.labels);
   if (!labels.ok()) {
@@ -144,6 +178,13 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   if (!max_lease_ttl.ok() || max_lease_ttl->count() <= 0) {
     spdlog::error("--max-lease-ttl '{}': {}", flags.max_lease_ttl,
                   max_lease_ttl.ok() ? "must be greater than 0" : max_lease_ttl.status().message());
+    return kExitUsage;
+  }
+  Result<Duration> max_fault_duration = ParseDuration(flags.max_fault_duration);
+  if (!max_fault_duration.ok() || max_fault_duration->count() <= 0) {
+    spdlog::error(
+        "--max-fault-duration '{}': {}", flags.max_fault_duration,
+        max_fault_duration.ok() ? "must be greater than 0" : max_fault_duration.status().message());
     return kExitUsage;
   }
   if (flags.max_active_faults == 0) {
@@ -179,6 +220,8 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   FaultManagerOptions options;
   options.max_active_faults = flags.max_active_faults;
   options.max_lease_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*max_lease_ttl);
+  options.max_fault_duration =
+      std::chrono::duration_cast<std::chrono::milliseconds>(*max_fault_duration);
   options.sweep_tables = [nft] { return nft->SweepTables(netfilter::kTablePrefix); };
   FaultManager manager(registry, **journal, SystemClock::Instance(), options);
 
@@ -190,11 +233,17 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       recovery.swept_tables.size());
   manager.StartLeaseThread();
 
-  AgentService service(manager, registry, AgentIdentity{name, *labels});
+  AgentService service(manager, registry, AgentIdentity{name, *labels},
+                       flags.insecure ? AccessPolicy::kPlaintextAllowAll
+                                      : AccessPolicy::kRequireOperatorOrController);
   int selected_port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(), &selected_port);
+  builder.AddListeningPort(flags.listen,
+                           flags.insecure ? grpc::InsecureServerCredentials() : credentials,
+                           &selected_port);
   builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxSendMessageBytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || selected_port == 0) {
@@ -205,10 +254,12 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
   const std::string address = host + ":" + std::to_string(selected_port);
   spdlog::info(
-      "faultline-agent {} '{}' listening on {} (plaintext), journal {}, max {} faults, "
-      "max lease {}",
-      AgentVersion(), name, address, (*journal)->dir(), options.max_active_faults,
-      FormatDuration(*max_lease_ttl));
+      "faultline-agent {} '{}' listening on {} ({}), journal {}, max {} faults, max lease {}, "
+      "max fault duration {}",
+      AgentVersion(), name, address,
+      flags.insecure ? "PLAINTEXT, --insecure" : "mTLS, client certificates required",
+      (*journal)->dir(), options.max_active_faults, FormatDuration(*max_lease_ttl),
+      FormatDuration(*max_fault_duration));
 
   if (!flags.ready_file.empty()) {
     if (Status s = WriteFileAtomically(flags.ready_file, address + "\n"); !s.ok()) {
@@ -253,8 +304,19 @@ int main(int argc, char** argv) {
   app.add_option("--label", flags.labels, "key=value label, repeatable ([A-Za-z0-9._-]{1,63})");
   app.add_option("--state-dir", flags.state_dir, "state directory; the journal is DIR/journal")
       ->capture_default_str();
+  app.add_option("--tls-ca", flags.tls_ca,
+                 "CA bundle (PEM) that signs accepted client certificates");
+  app.add_option("--tls-cert", flags.tls_cert, "this agent's certificate (PEM)");
+  app.add_option("--tls-key", flags.tls_key, "this agent's private key (PEM)");
+  app.add_option("--tls-refresh", flags.tls_refresh_s,
+                 "seconds between re-reads of the TLS files (rotation without restart)")
+      ->capture_default_str();
   app.add_flag("--insecure", flags.insecure,
-               "serve plaintext gRPC (required: TLS is not configured in this version)");
+               "serve plaintext gRPC without authentication; refused unless --listen is loopback "
+               "or a sandbox address (10.77.0.0/24 inside a network namespace)");
+  app.add_option("--max-fault-duration", flags.max_fault_duration,
+                 "a fault active this long is reverted however often its lease is renewed")
+      ->capture_default_str();
   app.add_option("--max-active-faults", flags.max_active_faults, "cap on active faults")
       ->capture_default_str();
   app.add_option("--max-lease-ttl", flags.max_lease_ttl, "longest lease a caller may ask for")

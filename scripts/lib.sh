@@ -11,7 +11,8 @@ FAULTLINE_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libboost-filesystem-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libnftables-dev libnetfilter-queue-dev
-  libcpp-httplib-dev libgtest-dev libgmock-dev
+  libcpp-httplib-dev libgtest-dev libgmock-dev libssl-dev
+  clang-14 libclang-rt-14-dev openssl
   dnsmasq-base nftables iptables iproute2 dnsutils curl procps jq
 )
 
@@ -49,6 +50,20 @@ build() {
     cmake -S "$FAULTLINE_ROOT" -B "$BUILD_DIR" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   fi
   cmake --build "$BUILD_DIR" --parallel "$(nproc)"
+}
+
+# The libFuzzer targets (tests/fuzz) in their own ASan+UBSan build with clang; only those targets
+# and what they link are built. The main build's CTest runs them for a bounded time.
+build_fuzz() {
+  local dir="$FAULTLINE_ROOT/build-fuzz"
+  log "building the fuzz targets into $dir"
+  local gen=()
+  command -v ninja >/dev/null && gen=(-G Ninja)
+  if [ ! -f "$dir/CMakeCache.txt" ]; then
+    CC=clang-14 CXX=clang++-14 cmake -S "$FAULTLINE_ROOT" -B "$dir" "${gen[@]}" \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFAULTLINE_FUZZ=ON >/dev/null
+  fi
+  cmake --build "$dir" --parallel "$(nproc)" --target fuzz_experiment_parser fuzz_agent_request
 }
 
 setup() {

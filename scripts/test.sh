@@ -4,6 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup
+build_fuzz
 
 cd "$BUILD_DIR"
 log "unit tests"

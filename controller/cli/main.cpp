@@ -1,4 +1,4 @@
-// faultline: the operator CLI. Verbs: validate, run, agents, sandbox.
+// faultline: the operator CLI. Verbs: validate, run, agents, sandbox, certs.
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +11,7 @@
 
 #include "common/duration.h"
 #include "common/logging.h"
+#include "controller/cli/certs_command.h"
 #include "controller/cli/sandbox_command.h"
 #include "controller/engine/agent_client.h"
 #include "controller/engine/inventory.h"
@@ -90,6 +91,7 @@ struct RunArgs {
   std::string report_json;
   std::string output = "text";
   bool quiet = false;
+  ClientTlsArgs tls;
 };
 
 int Run(const RunArgs& a) {
@@ -114,8 +116,15 @@ int Run(const RunArgs& a) {
     return inventory.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
   }
 
+  auto credentials = ResolveClientCredentials(a.tls);
+  if (!credentials.ok()) {
+    std::cerr << "faultline: " << credentials.status().message() << "\n";
+    return kExitUsage;
+  }
+
   engine::RunOptions opts;
   opts.lease_ttl = *ParseDuration(a.lease_ttl);
+  opts.agent_credentials = *credentials;
   MonoTime origin = SystemClock::Instance().Now();
   bool tty = isatty(STDERR_FILENO);
   if (!a.quiet) {
@@ -176,6 +185,7 @@ int Run(const RunArgs& a) {
 struct AgentsArgs {
   std::string inventory;
   std::string output = "text";
+  ClientTlsArgs tls;
 };
 
 int Agents(const AgentsArgs& a) {
@@ -184,10 +194,15 @@ int Agents(const AgentsArgs& a) {
     std::cerr << "faultline: " << inventory.status().message() << "\n";
     return inventory.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
   }
+  auto credentials = ResolveClientCredentials(a.tls);
+  if (!credentials.ok()) {
+    std::cerr << "faultline: " << credentials.status().message() << "\n";
+    return kExitUsage;
+  }
   int rc = 0;
   nlohmann::json out = nlohmann::json::array();
   for (const auto& ep : inventory->agents) {
-    engine::AgentClient client(ep);
+    engine::AgentClient client(ep, *credentials);
     auto info = client.GetInfo(std::chrono::seconds(3));
     nlohmann::json j{{"name", ep.name}, {"address", ep.address}, {"reachable", info.ok()}};
     if (!info.ok()) {
@@ -260,6 +275,7 @@ int main(int argc, char** argv) {
   run->add_option("--output", ra.output, "Report on stdout: text or json")
       ->check(CLI::IsMember({"text", "json"}));
   run->add_flag("--quiet,-q", ra.quiet, "No live progress on stderr");
+  AddClientTlsFlags(run, &ra.tls);
   run->callback([&] { exit_code = Run(ra); });
 
   AgentsArgs aa;
@@ -268,9 +284,11 @@ int main(int argc, char** argv) {
   agents->add_option("--inventory", aa.inventory, "Inventory YAML (default: the sandbox's)")
       ->check(CLI::ExistingFile);
   agents->add_option("--output", aa.output, "text or json")->check(CLI::IsMember({"text", "json"}));
+  AddClientTlsFlags(agents, &aa.tls);
   agents->callback([&] { exit_code = Agents(aa); });
 
   AddSandboxCommand(app, &exit_code);
+  AddCertsCommand(app, &exit_code);
 
   try {
     app.parse(argc, argv);

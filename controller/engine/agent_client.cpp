@@ -17,14 +17,17 @@ uint32_t ToMs(Duration d) {
 
 }  // namespace
 
-AgentClient::AgentClient(AgentEndpoint endpoint) : endpoint_(std::move(endpoint)) {
+AgentClient::AgentClient(AgentEndpoint endpoint,
+                         std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : endpoint_(std::move(endpoint)) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(4 << 20);
+  args.SetMaxSendMessageSize(4 << 20);
   // Fail fast on a dead agent instead of waiting out long reconnect back-offs.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   channel_ =
-      grpc::CreateCustomChannel(endpoint_.address, grpc::InsecureChannelCredentials(), args);
+      grpc::CreateCustomChannel(endpoint_.address, std::move(credentials), args);
   stub_ = v1::Agent::NewStub(channel_);
 }
 

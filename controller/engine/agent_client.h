@@ -2,6 +2,8 @@
 // AgentClient: the controller side of the Agent service. Every call carries a deadline and
 // returns a Status whose message names the agent.
 
+#include <grpcpp/security/credentials.h>
+
 #include <memory>
 #include <vector>
 
@@ -14,9 +16,11 @@ namespace faultline::engine {
 
 class AgentClient {
  public:
-  // Connects lazily (no I/O here). Plaintext until mTLS lands: agents must be started with
-  // --insecure.
-  explicit AgentClient(AgentEndpoint endpoint);
+  // Connects lazily (no I/O here) with `credentials`: normally mTLS (MakeChannelCredentials in
+  // common/tls.h, which also checks the agent's certificate against the address dialled);
+  // grpc::InsecureChannelCredentials() only for agents started with --insecure. Must not be null.
+  // Messages are capped at 4 MiB each way.
+  AgentClient(AgentEndpoint endpoint, std::shared_ptr<grpc::ChannelCredentials> credentials);
 
   const AgentEndpoint& endpoint() const { return endpoint_; }
 

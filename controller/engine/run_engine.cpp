@@ -306,8 +306,10 @@ RunResult RunEngine::Run() {
   std::string abort_reason = r.reason;  // set by Observe when it stopped early
   bool aborted = Cancelled() || !abort_reason.empty();
   if (aborted && abort_reason.empty()) abort_reason = cancel_reason_;
-  RevertAll(r, aborted ? "aborted" : "duration elapsed");
+  // Renewals stop first: one in flight while the revert runs is refused by the agent
+  // (FAILED_PRECONDITION, "being reverted") and would make the fault's state look unknown.
   stop_renewer();
+  RevertAll(r, aborted ? "aborted" : "duration elapsed");
   if (!aborted) ObserveAfterRevert(probes, r);
   probes.Stop();
   r.probes = probes.Records();
@@ -372,12 +374,16 @@ bool RunEngine::ResolveTargets(RunResult& r) {
 }
 
 bool RunEngine::CheckAgents(RunResult& r) {
+  if (!options_.agent_credentials) {
+    r.reason = "no credentials to reach the agents (RunOptions::agent_credentials is unset)";
+    return false;
+  }
   std::set<std::string> needed;
   for (const auto& [t, agents] : r.targets) needed.insert(agents.begin(), agents.end());
   for (const auto& name : needed) {
     auto it = std::find_if(inventory_.agents.begin(), inventory_.agents.end(),
                            [&](const AgentEndpoint& a) { return a.name == name; });
-    state_->clients[name] = std::make_shared<AgentClient>(*it);
+    state_->clients[name] = std::make_shared<AgentClient>(*it, options_.agent_credentials);
   }
   // Ask every agent concurrently: a fleet check should not take N deadlines.
   std::map<std::string, std::future<Result<v1::AgentInfo>>> infos;

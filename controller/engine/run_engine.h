@@ -7,6 +7,8 @@
 // agent error), every applied fault is reverted before Run returns; leases cover the case where
 // this process dies.
 
+#include <grpcpp/security/credentials.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -108,6 +110,8 @@ struct RunOptions {
   Duration rpc_deadline = std::chrono::seconds(5);
   std::function<void(const ProgressEvent&)> on_progress;  // called from the engine's thread
   Clock* clock = &SystemClock::Instance();
+  // How to reach the agents (see AgentClient); must not be null.
+  std::shared_ptr<grpc::ChannelCredentials> agent_credentials;
 };
 
 class RunEngine {

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/certificates.h"
 #include "common/process.h"
 
 namespace faultline::sandbox {
@@ -261,8 +262,11 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
                                        "--label",
                                        "role=" + h.role};
       if (!h.region.empty()) argv.insert(argv.end(), {"--label", "region=" + h.region});
-      argv.insert(argv.end(), {"--insecure", "--state-dir", StateDir() + "/" + h.name,
-                               "--ready-file", ready, "--log-level", "info"});
+      const std::string certs = SandboxCertsDir();
+      argv.insert(argv.end(), {"--tls-ca", certs + "/ca.pem", "--tls-cert", certs + "/agent.pem",
+                               "--tls-key", certs + "/agent-key.pem", "--state-dir",
+                               StateDir() + "/" + h.name, "--ready-file", ready, "--log-level",
+                               "info"});
       specs.push_back({name, h.name, argv, ready});
     }
   }
@@ -418,6 +422,16 @@ Status Build(const SandboxOptions& o, std::vector<Started>& started) {
     if (ec) return Internal("cannot create " + dir + ": " + ec.message());
   }
   for (const auto& h : SandboxHosts()) fs::create_directories(fs::path(StateDir()) / h.name);
+  if (o.start_agents) {
+    // A fresh CA per `up`: nothing signed by an earlier sandbox is trusted by this one.
+    DevCertificateOptions certs;
+    certs.overwrite = true;
+    certs.extra_agent_sans.push_back(Str(kRootAddress));
+    for (const auto& h : SandboxHosts()) certs.extra_agent_sans.push_back(h.address);
+    if (Status s = WriteDevCertificates(SandboxCertsDir(), certs); !s.ok()) {
+      return Internal("sandbox certificates: " + s.message());
+    }
+  }
   if (Status s = WriteFile(SandboxYamlPath(),
                            std::string("failover: ") + FailoverModeName(o.failover) +
                                "\nfailover_threshold: " + std::to_string(o.failover_threshold) +
@@ -515,6 +529,7 @@ const char* FailoverModeName(FailoverMode mode) {
 
 std::string SandboxInventoryPath() { return std::string(kRunDir) + "/inventory.yaml"; }
 std::string SandboxRunDir() { return kRunDir; }
+std::string SandboxCertsDir() { return std::string(kRunDir) + "/certs"; }
 std::string SandboxLogPath(std::string_view process) {
   return std::string(kRunDir) + "/logs/" + Str(process) + ".log";
 }

@@ -10,7 +10,7 @@
 //   root ns     10.77.0.1   through the veth fl-root, so the CLI reaches every host
 //
 // No host has a default route. All state lives under /run/faultline/sandbox (logs/, pids/,
-// state/, ready/, inventory.yaml, sandbox.yaml) and /etc/netns/fl-*/resolv.conf. Everything here
+// state/, ready/, certs/, inventory.yaml, sandbox.yaml) and /etc/netns/fl-*/resolv.conf. Everything here
 // needs root. Other code takes names and addresses from SandboxHosts(), never hard-codes them.
 
 #include <chrono>
@@ -134,6 +134,10 @@ bool SandboxIsUp();
 std::string SandboxInventoryPath();
 // /run/faultline/sandbox
 std::string SandboxRunDir();
+// /run/faultline/sandbox/certs: SandboxUp writes a fresh development CA and certificates here
+// (WriteDevCertificates, common/certificates.h) and starts every agent with mTLS from them; the
+// CLI uses operator.pem when no TLS flags are given.
+std::string SandboxCertsDir();
 // /run/faultline/sandbox/logs/<process>.log, e.g. SandboxLogPath("orders").
 std::string SandboxLogPath(std::string_view process);
 

@@ -28,8 +28,11 @@ class AgentServiceTest : public ::testing::Test {
     options.max_active_faults = 2;
     options.max_lease_ttl = std::chrono::seconds(30);
     manager_ = std::make_unique<FaultManager>(registry_, *journal_, clock_, options);
+    // Plaintext (as with --insecure): every caller may mutate. mTLS and roles are tested in
+    // agent_service_tls_test.cpp.
     service_ = std::make_unique<AgentService>(*manager_, registry_,
-                                              AgentIdentity{"test-agent", {{"role", "app"}}});
+                                              AgentIdentity{"test-agent", {{"role", "app"}}},
+                                              AccessPolicy::kPlaintextAllowAll);
 
     int port = 0;
     grpc::ServerBuilder builder;

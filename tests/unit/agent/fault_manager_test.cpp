@@ -125,6 +125,28 @@ TEST_F(FaultManagerTest, RenewPostponesLeaseExpiry) {
   EXPECT_EQ(manager_->CheckLeases().size(), 1u);
 }
 
+TEST_F(FaultManagerTest, MaxFaultDurationRevertsHoweverOftenRenewed) {
+  FaultManagerOptions options = options_;
+  options.max_fault_duration = seconds(12);
+  FaultManager manager(registry_, *journal_, clock_, options);
+  ASSERT_TRUE(manager.Apply(MakeRequest("run1", "run1_0", "a.test", 5000)).ok());
+  for (int i = 0; i < 2; ++i) {
+    clock_.Advance(seconds(4));
+    ASSERT_TRUE(manager.Renew("run1_0", 5000).ok());
+    EXPECT_TRUE(manager.CheckLeases().empty());
+  }
+  clock_.Advance(seconds(3));  // 11 s: still inside the cap even though the lease would run on
+  ASSERT_TRUE(manager.Renew("run1_0", 5000).ok());
+  EXPECT_TRUE(manager.CheckLeases().empty());
+  clock_.Advance(seconds(1));  // 12 s: the cap, although the last renewal asked for 16 s
+  EXPECT_EQ(manager.CheckLeases(), std::vector<std::string>{"run1_0"});
+  EXPECT_EQ(manager.ActiveCount(), 0u);
+  auto status = manager.Get("run1_0");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->revert_reason(), "max-duration");
+  EXPECT_FALSE(Journaled("run1_0"));
+}
+
 TEST_F(FaultManagerTest, RenewOfUnknownOrRevertedFaultFails) {
   EXPECT_EQ(manager_->Renew("run1_0", 1000).status().code(), StatusCode::kNotFound);
   ASSERT_TRUE(manager_->Apply(MakeRequest("run1", "run1_0")).ok());

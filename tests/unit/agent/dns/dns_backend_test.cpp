@@ -53,6 +53,35 @@ TEST_F(DnsBackendValidateTest, NamesTheInvalidDomain) {
   EXPECT_NE(s.message().find("dns.domains[1]"), std::string::npos) << s.message();
 }
 
+// The hostile inputs of the fuzz corpus (tests/fuzz/corpus/agent_request): each is refused with a
+// message naming the field and the problem, before anything reaches nftables or the interceptor.
+TEST_F(DnsBackendValidateTest, RefusesHostileDomainsAndModesWithAClearError) {
+  struct Case {
+    std::string domain;
+    int mode;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {"a.test;$(reboot)", v1::DnsFault::DROP,
+       "dns.domains[0]: domain 'a.test;$(reboot)' has invalid character ';'"},
+      {"a.test\"; flush ruleset; \"", v1::DnsFault::DROP, "has invalid character '\"'"},
+      {std::string(300, 'x') + ".test", v1::DnsFault::DROP, "longer than 253 characters"},
+      {std::string(64, 'x') + ".test", v1::DnsFault::DROP, "a label longer than 63 characters"},
+      {"*", v1::DnsFault::DROP, "a wildcard needs a suffix"},
+      {"a.*.test", v1::DnsFault::DROP, "'*' is allowed only as the first label"},
+      {"a.test", 99, "dns.mode: must be one of"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.domain);
+    v1::FaultSpec spec;
+    spec.mutable_dns()->add_domains(c.domain);
+    spec.mutable_dns()->set_mode(static_cast<v1::DnsFault::Mode>(c.mode));
+    Status s = backend_.Validate(spec);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find(c.error), std::string::npos) << s.message();
+  }
+}
+
 TEST(FirstNameserverTest, ReturnsTheFirstNameserverLine) {
   auto ns =
       FirstNameserver("# comment\nsearch example\nnameserver 10.77.0.2\nnameserver 1.1.1.1\n");

@@ -89,9 +89,10 @@ class AppBackend final : public agent::FaultBackend {
   }
   Status RevertOrphan(const std::string&, const v1::FaultSpec&) override { return Status::Ok(); }
 
-  void WaitApplied() {
+  // True once applied; false if nothing was applied within the deadline.
+  bool WaitApplied(std::chrono::seconds deadline = std::chrono::seconds(30)) {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return applied_ > 0; });
+    return cv_.wait_for(lock, deadline, [&] { return applied_ > 0; });
   }
   int reverted() const { return reverted_.load(); }
   int applied() {
@@ -165,8 +166,10 @@ class RunEngineTest : public ::testing::Test {
     registry_.DetectAll();
     manager_ = std::make_unique<agent::FaultManager>(registry_, *journal_, clock_,
                                                      agent::FaultManagerOptions{});
+    // Plaintext on loopback: the engine under test, not the TLS layer (tested in tls_test).
     service_ = std::make_unique<agent::AgentService>(
-        *manager_, registry_, agent::AgentIdentity{"app-1", {{"role", "app"}}});
+        *manager_, registry_, agent::AgentIdentity{"app-1", {{"role", "app"}}},
+        agent::AccessPolicy::kPlaintextAllowAll);
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(service_.get());
@@ -189,14 +192,19 @@ class RunEngineTest : public ::testing::Test {
     return *outcome.experiment;
   }
 
+  static RunOptions Options() {
+    RunOptions options;
+    options.lease_ttl = std::chrono::seconds(5);
+    options.agent_credentials = grpc::InsecureChannelCredentials();
+    return options;
+  }
+
   Inventory OneAgent(int port) {
     return Inventory{{AgentEndpoint{"app-1", "127.0.0.1:" + std::to_string(port), {{"role", "app"}}}}};
   }
 
   RunResult RunWith(const experiment::Experiment& exp) {
-    RunOptions options;
-    options.lease_ttl = std::chrono::seconds(5);
-    RunEngine engine(exp, OneAgent(port_), options);
+    RunEngine engine(exp, OneAgent(port_), Options());
     return engine.Run();
   }
 
@@ -320,11 +328,9 @@ TEST_F(RunEngineTest, CancelMidFaultRevertsAndAborts) {
   StartAgent();
   auto exp = Parse();
   exp.faults[0].duration = std::chrono::minutes(10);  // only the cancel can end this run
-  RunOptions options;
-  options.lease_ttl = std::chrono::seconds(5);
-  RunEngine engine(exp, OneAgent(port_), options);
+  RunEngine engine(exp, OneAgent(port_), Options());
   std::thread canceller([&] {
-    backend_->WaitApplied();
+    EXPECT_TRUE(backend_->WaitApplied()) << "the fault was never applied";
     engine.Cancel("operator pressed Ctrl-C");
   });
   RunResult r = engine.Run();
@@ -344,7 +350,7 @@ TEST_F(RunEngineTest, LeaseRenewalsRacingTheRevertAreNoError) {
   auto exp = Parse();
   exp.faults[0].duration = std::chrono::milliseconds(1200);
   for (int i = 0; i < 3; ++i) {
-    RunOptions options;
+    RunOptions options = Options();
     options.lease_ttl = std::chrono::milliseconds(300);  // renewed every 100ms
     RunEngine engine(exp, OneAgent(port_), options);
     RunResult r = engine.Run();
@@ -356,9 +362,8 @@ TEST_F(RunEngineTest, LeaseRenewalsRacingTheRevertAreNoError) {
 TEST_F(RunEngineTest, UnmatchedSelectorIsAnErrorBeforeAnythingHappens) {
   StartAgent();
   auto exp = Parse();
-  RunOptions options;
   RunEngine engine(exp, Inventory{{AgentEndpoint{"db-1", "127.0.0.1:1", {{"role", "db"}}}}},
-                   options);
+                   Options());
   RunResult r = engine.Run();
   EXPECT_EQ(r.verdict, Verdict::kError);
   EXPECT_NE(r.reason.find("no agent in the inventory matches"), std::string::npos) << r.reason;

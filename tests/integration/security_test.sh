@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Secure by default, on real namespaces: the sandbox's agents serve mTLS only (one listener each),
+# plaintext and certificate-less clients are refused, an agent-role certificate cannot apply a
+# fault, and --insecure is refused outside loopback / the sandbox's namespaces.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+CERTS="$SANDBOX_RUN/certs"
+
+# 1. --insecure on an address that is neither loopback nor a sandbox host: refused before serving.
+for listen in 0.0.0.0:0 10.77.0.1:0 192.0.2.1:7070; do
+  set +e
+  "$BIN/faultline-agent" --insecure --listen "$listen" --state-dir "$WORK/state" \
+    >"$WORK/insecure.log" 2>&1
+  rc=$?
+  set -e
+  [ $rc -eq 2 ] || fail "--insecure on $listen: expected exit 2, got $rc"
+  grep -q -- "--insecure refused on $listen" "$WORK/insecure.log" ||
+    fail "--insecure on $listen: no clear message: $(cat "$WORK/insecure.log")"
+done
+# ...and no TLS flags at all is refused too (mTLS is not optional).
+set +e
+"$BIN/faultline-agent" --listen 127.0.0.1:0 --state-dir "$WORK/state" >"$WORK/notls.log" 2>&1
+rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "mTLS is required" "$WORK/notls.log" || fail "agent without TLS flags started"
+pass "--insecure refused on 0.0.0.0, 10.77.0.1 (root namespace), 192.0.2.1; no-TLS start refused"
+
+sandbox_up --failover auto
+
+# 2. Port scan of a running agent: exactly one listener in fl-app, the agent's, on :7070.
+ss_out=$(ip netns exec fl-app ss -ltnpH)
+echo "$ss_out"
+agent_listeners=$(grep -c 'faultline-agent' <<<"$ss_out" || true)
+[ "$agent_listeners" = 1 ] || fail "expected one agent listener in fl-app, got $agent_listeners"
+grep 'faultline-agent' <<<"$ss_out" | grep -qE '(^|[^0-9])10\.77\.0\.10\]?:7070' || fail "agent not on 10.77.0.10:7070"
+
+# 3. That listener speaks TLS and requires a client certificate.
+tls_probe() {  # extra openssl s_client args...; prints the handshake transcript
+  timeout 10 openssl s_client -connect 10.77.0.10:7070 -servername 10.77.0.10 -alpn h2 \
+    -CAfile "$CERTS/ca.pem" -verify_return_error "$@" </dev/null 2>&1 | tr -d '\0' || true
+}
+with_cert=$(tls_probe -cert "$CERTS/operator.pem" -key "$CERTS/operator-key.pem")
+grep -q "Verify return code: 0 (ok)" <<<"$with_cert" || fail "operator TLS handshake failed: $with_cert"
+# TLS 1.2, so the server's refusal is part of the handshake (in 1.3 it comes after it).
+no_cert=$(tls_probe -tls1_2)
+grep -qE "Cipher is \(NONE\)|unexpected eof|alert handshake failure|certificate required" <<<"$no_cert" ||
+  fail "a client without a certificate was not refused: $no_cert"
+pass "one listener (10.77.0.10:7070), TLS with verified server cert; no client cert -> refused"
+
+# 4. Plaintext gRPC to an mTLS agent fails; the default (sandbox certificates) works.
+set +e
+"$BIN/faultline" agents --insecure >"$WORK/plain.txt" 2>&1
+prc=$?
+set -e
+[ $prc -eq 4 ] || fail "plaintext client: expected exit 4 (unreachable), got $prc: $(cat "$WORK/plain.txt")"
+"$BIN/faultline" agents >"$WORK/agents.txt" || fail "faultline agents over mTLS: $(cat "$WORK/agents.txt")"
+[ "$(grep -c 'active_faults 0' "$WORK/agents.txt")" = 4 ] || fail "agents: $(cat "$WORK/agents.txt")"
+pass "plaintext client refused; CLI uses the sandbox's operator certificate by default"
+
+# 5. An agent-role certificate from the right CA: PERMISSION_DENIED, nothing applied, audit line.
+set +e
+"$BIN/faultline" run --quiet --tls-ca "$CERTS/ca.pem" --tls-cert "$CERTS/agent.pem" \
+  --tls-key "$CERTS/agent-key.pem" "$FLAGSHIP" >"$WORK/denied.txt" 2>&1
+drc=$?
+set -e
+[ $drc -eq 4 ] || fail "agent-role run: expected exit 4, got $drc: $(tail -n 20 "$WORK/denied.txt")"
+grep -q "PERMISSION_DENIED\|refused" "$WORK/denied.txt" || fail "no refusal in: $(cat "$WORK/denied.txt")"
+for h in fl-app fl-dns fl-db-east fl-db-west; do no_fault_table "$h" || fail "applied on $h"; done
+grep -q 'audit: .*action=ApplyFault outcome=PERMISSION_DENIED identity="faultline-agent (agent)" peer=ipv4:10.77.0.1:' \
+  "$SANDBOX_RUN/logs/agent-fl-app.log" || fail "no audit line for the refusal on fl-app"
+pass "agent-role certificate: PERMISSION_DENIED, nothing applied, audit line on the agent"
+
+# 6. A client certificate from a foreign CA is refused in the handshake.
+"$BIN/faultline" certs init "$WORK/foreign" >/dev/null
+set +e
+"$BIN/faultline" agents --tls-ca "$CERTS/ca.pem" --tls-cert "$WORK/foreign/operator.pem" \
+  --tls-key "$WORK/foreign/operator-key.pem" >"$WORK/foreign.txt" 2>&1
+frc=$?
+set -e
+[ $frc -eq 4 ] || fail "foreign CA: expected exit 4, got $frc"
+pass "foreign-CA client certificate refused"
