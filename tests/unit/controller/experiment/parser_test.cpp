@@ -498,10 +498,10 @@ TEST(ParserNetworkTest, BadCidrAndTwoKindsArePositioned) {
   ParseOutcome o = ParseExperimentText(
       Replace(kValid, kDnsLine, "    network: {blackhole: {}, match: {cidrs: [10.0.0.300]}}\n"),
       "x.yaml");
-  ExpectError(o, "faults[0].network.match.cidrs[0]", 9, 50);
+  ExpectError(o, "faults[0].network.match.cidrs[0]", 9, 46);
   o = ParseExperimentText(
       Replace(kValid, kDnsLine, "    network: {blackhole: {}, reject: {}}\n"), "x.yaml");
-  ExpectError(o, "faults[0].network.reject", 9, 33);
+  ExpectError(o, "faults[0].network.reject", 9, 30);
 }
 
 TEST(ParserNetworkTest, ShippedNetworkExperimentsParse) {
