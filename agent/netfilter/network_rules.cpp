@@ -348,9 +348,10 @@ std::string NetworkApplyBatch(const std::string& table, const NetworkFault& faul
            std::to_string(o.control_port) + " accept\n";
     }
     if (!HasPeers(m)) b += "add rule " + ch + " " + (c.egress ? "oif" : "iif") + " lo accept\n";
-    if (fault.has_reject() && c.egress) {
-      // The resets and ICMP errors the ingress rules send go out through this chain: an egress
-      // reject rule would swallow them and turn "refused" into a timeout.
+    if (fault.has_reject()) {
+      // The resets and ICMP errors our own reject rules send pass through these chains (an
+      // egress reject's reset comes back in through loopback): rejecting them again would
+      // swallow them and turn "refused" into a timeout.
       b += "add rule " + ch + " tcp flags & rst == rst accept\n";
       b += "add rule " + ch + " icmp type destination-unreachable accept\n";
       b += "add rule " + ch + " icmpv6 type destination-unreachable accept\n";
