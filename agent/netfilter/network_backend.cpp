@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "agent/netfilter/network_rules.h"
@@ -52,6 +53,31 @@ std::vector<std::string> Resolve(const google::protobuf::RepeatedPtrField<std::s
   return {out.begin(), out.end()};
 }
 
+// True when `iptables -t raw -S` output shows no rule and no user chain and only ACCEPT
+// policies: the table has no effect on any packet.
+bool RawTableIsInert(const std::string& listing) {
+  std::istringstream lines(listing);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    if (line.rfind("-P ", 0) == 0 && line.size() > 7 &&
+        line.compare(line.size() - 7, 7, " ACCEPT") == 0) {
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+// After our NFQUEUE rules were removed from a raw table that is now inert, deletes the table
+// iptables-nft created for them, so `nft list ruleset` is as before the fault.
+void DropInertRawTable(const std::string& prog, bool v6, NftRuleset& nft) {
+  auto after = RunProcess({prog, "-w", "-t", "raw", "-S"}, 10s);
+  if (after.ok() && after->exit_code == 0 && RawTableIsInert(after->out)) {
+    (void)nft.DeleteTable(v6 ? "ip6" : "ip", "raw");
+  }
+}
+
 // The xtables NFQUEUE rules of one latency fault (IPv4 and IPv6, each active direction), and the
 // raw tables iptables-nft creates for them: removed again when this agent created them and no
 // rule is left in them, so a revert leaves `nft list ruleset` as it found it.
@@ -89,23 +115,27 @@ class QueueRules {
     return Status::Ok();
   }
 
-  Status Remove(const std::string& comment, NftRuleset& nft) {
+  // `orphan`: the rule was added by an earlier agent process (journal recovery); its raw table
+  // is then dropped when our rule was in it and it is left inert.
+  Status Remove(const std::string& comment, NftRuleset& nft, bool orphan = false) {
     std::lock_guard lock(mu_);
-    return RemoveLocked(comment, nft);
+    return RemoveLocked(comment, nft, orphan);
   }
 
  private:
-  Status RemoveLocked(const std::string& comment, NftRuleset& nft) {
+  Status RemoveLocked(const std::string& comment, NftRuleset& nft, bool orphan = false) {
     Status first;
     bool any_left = false;
     for (const std::string* prog : {&o_.iptables, &o_.ip6tables}) {
       auto listing = RunProcess({*prog, "-w", "-t", "raw", "-S"}, kIptablesTimeout);
       if (!listing.ok() || listing->exit_code != 0) continue;  // no raw table: nothing of ours
-      for (auto& args : QueueRuleDeletions(listing->out, comment, true)) {
+      auto deletions = QueueRuleDeletions(listing->out, comment, true);
+      for (auto& args : deletions) {
         args.insert(args.begin(), *prog);
         Status s = RunChecked(args, kIptablesTimeout);
         if (!s.ok() && first.ok()) first = s;
       }
+      if (orphan && !deletions.empty()) DropInertRawTable(*prog, prog == &o_.ip6tables, nft);
       auto after = RunProcess({*prog, "-w", "-t", "raw", "-S"}, kIptablesTimeout);
       if (after.ok() && after->out.find("-A ") != std::string::npos) any_left = true;
     }
@@ -289,11 +319,13 @@ class NetworkFaultHandle final : public FaultHandle {
 }  // namespace
 
 Result<std::vector<std::string>> SweepQueueRules(const NetworkBackendOptions& options) {
+  NftRuleset nft;
   std::vector<std::string> deleted;
   Status first;
   for (const std::string* prog : {&options.iptables, &options.ip6tables}) {
     auto listing = RunProcess({*prog, "-w", "-t", "raw", "-S"}, kIptablesTimeout);
     if (!listing.ok() || listing->exit_code != 0) continue;
+    bool removed_any = false;
     for (auto& args : QueueRuleDeletions(listing->out, std::string(kTablePrefix), false)) {
       std::string comment;
       for (size_t i = 0; i + 1 < args.size(); ++i) {
@@ -303,10 +335,12 @@ Result<std::vector<std::string>> SweepQueueRules(const NetworkBackendOptions& op
       Status s = RunChecked(args, kIptablesTimeout);
       if (s.ok()) {
         deleted.push_back(*prog + ":" + comment);
+        removed_any = true;
       } else if (first.ok()) {
         first = s;
       }
     }
+    if (removed_any) DropInertRawTable(*prog, prog == &options.ip6tables, nft);
   }
   if (!first.ok()) return first;
   return deleted;
@@ -469,7 +503,7 @@ Status NetworkBackend::RevertOrphan(const std::string& fault_id, const v1::Fault
     return InvalidArgument("network: invalid fault id '" + fault_id + "'");
   }
   if (spec.has_network() && spec.network().has_latency()) {
-    Status s = SharedQueueRules(options_)->Remove(table, *nft_);
+    Status s = SharedQueueRules(options_)->Remove(table, *nft_, /*orphan=*/true);
     if (!s.ok()) return s;
   }
   return nft_->DeleteTable("inet", table);

@@ -39,7 +39,9 @@ struct NetworkBackendOptions {
 
 // Deletes every xtables rule (raw table, IPv4 and IPv6) whose comment starts with faultline_:
 // leftovers of a crashed agent's latency faults. Returns the comments of deleted rules. Tries
-// every rule; returns the first error when some deletion failed. Idempotent.
+// every rule; returns the first error when some deletion failed. Idempotent. A raw table that held
+// such a rule and is left inert (no rule, no user chain, ACCEPT policies) is deleted too: it was
+// created by iptables-nft for our rule.
 Result<std::vector<std::string>> SweepQueueRules(const NetworkBackendOptions& options);
 
 class NetworkBackend final : public FaultBackend {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Network faults from real traffic between sandbox hosts: reject = connection refused, blackhole =
-# timeout, port filter (ICMP still passes), latency = slow; the agent's control traffic survives a
+# timeout, port filter (another port still connects), latency = slow; the agent's control traffic survives a
 # full blackhole; kill -9 of the agent while the delay line holds packets lets traffic flow again
 # within a second and the restarted agent leaves no rule behind; the two example experiments PASS
 # with automated failover; and `nft list ruleset` / `tc qdisc show` are unchanged afterwards.
@@ -53,10 +53,11 @@ experiment blackhole '{blackhole: {}, match: {protocol: tcp, cidrs: [10.77.0.20]
 start_run blackhole
 set +e; app_curl 1 >/dev/null; rc=$?; set -e
 [ $rc -eq 28 ] || fail "blackhole: expected a timeout (curl 28), got curl exit $rc"
-# Port filter: only TCP port 8000 is cut; ICMP to the same host still passes.
-ip netns exec fl-app ping -c 1 -W 1 10.77.0.20 >/dev/null || fail "blackhole on port 8000 cut ICMP too"
+# Port filter: only port 8000 is cut; another port of the same host (its agent) still connects.
+set +e; ip netns exec fl-app curl -s -o /dev/null -m 1 http://10.77.0.20:7070/; rc=$?; set -e
+[ $rc -ne 28 ] && [ $rc -ne 7 ] || fail "blackhole on port 8000 also cut port 7070 (curl exit $rc)"
 finish_run blackhole
-pass "blackhole: timeout on port 8000, ping unaffected"
+pass "blackhole: timeout on port 8000, port 7070 of the same host unaffected"
 
 # Full blackhole of fl-app (every peer, both directions): the controller still applies, renews
 # and reverts over the agent's port, and the report has the agent's evidence.
