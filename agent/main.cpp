@@ -173,7 +173,8 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     return kExitFailure;
   }
   netfilter::NetworkBackendOptions net_options;
-  net_options.control_port = static_cast<uint16_t>(std::stoi(flags.listen.substr(flags.listen.rfind(':') + 1)));
+  net_options.control_port =
+      static_cast<uint16_t>(std::stoi(flags.listen.substr(flags.listen.rfind(':') + 1)));
   net_options.queue_first = flags.nfqueue_first;
   net_options.queue_count = flags.nfqueue_count;
   auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
@@ -286,8 +287,7 @@ int main(int argc, char** argv) {
   app.add_option("--dns-intercept-port", flags.dns_intercept_port,
                  "DNS interceptor port on 127.0.0.1 (0: pick a free one)")
       ->capture_default_str();
-  app.add_option("--nfqueue-first", flags.nfqueue_first,
-                 "first NFQUEUE number for latency faults")
+  app.add_option("--nfqueue-first", flags.nfqueue_first, "first NFQUEUE number for latency faults")
       ->capture_default_str();
   app.add_option("--nfqueue-count", flags.nfqueue_count,
                  "NFQUEUE numbers for latency faults (1-8): at most this many latency faults")

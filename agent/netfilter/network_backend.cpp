@@ -27,9 +27,7 @@ constexpr uint16_t kMaxQueues = 8;
 constexpr auto kIptablesTimeout = 10s;
 constexpr uint32_t kDefaultResolveIntervalMs = 1000;
 
-std::string TableName(const std::string& fault_id) {
-  return std::string(kTablePrefix) + fault_id;
-}
+std::string TableName(const std::string& fault_id) { return std::string(kTablePrefix) + fault_id; }
 
 // Addresses of `hosts` through the host's resolver; a host that does not resolve contributes
 // nothing (the caller keeps the previous answer when nothing at all resolves).
@@ -85,8 +83,8 @@ class QueueRules {
  public:
   explicit QueueRules(NetworkBackendOptions o) : o_(std::move(o)) {}
 
-  Status Add(const std::string& comment, bool egress, bool ingress, uint32_t mark,
-             uint16_t queue, NftRuleset& nft) {
+  Status Add(const std::string& comment, bool egress, bool ingress, uint32_t mark, uint16_t queue,
+             NftRuleset& nft) {
     std::lock_guard lock(mu_);
     if (active_ == 0) {
       auto tables = nft.ListTables("raw");
@@ -163,8 +161,8 @@ std::shared_ptr<QueueRules>& SharedQueueRules(const NetworkBackendOptions& o) {
 
 class NetworkFaultHandle final : public FaultHandle {
  public:
-  NetworkFaultHandle(std::string fault_id, v1::NetworkFault fault,
-                     std::shared_ptr<NftRuleset> nft, std::vector<std::string> resolved)
+  NetworkFaultHandle(std::string fault_id, v1::NetworkFault fault, std::shared_ptr<NftRuleset> nft,
+                     std::vector<std::string> resolved)
       : fault_id_(std::move(fault_id)),
         table_(TableName(fault_id_)),
         fault_(std::move(fault)),
@@ -258,7 +256,7 @@ class NetworkFaultHandle final : public FaultHandle {
     auto listing = nft_->RunWithOutput("list counters table inet " + table_);
     if (listing.ok()) {
       auto counters = ParseNftCounters(*listing);
-      const char* verb = fault_.has_reject()  ? "rejected"
+      const char* verb = fault_.has_reject()    ? "rejected"
                          : fault_.has_latency() ? "marked"
                                                 : "dropped";
       e["packets_matched"] = counters["matched"].packets;
@@ -366,8 +364,8 @@ Status NetworkBackend::DetectCapability() {
       " out meta mark 0xfffffffe reject with icmpx type port-unreachable\n");
   Status cleanup = nft_->DeleteTable("inet", kCapCheckTable);
   if (!s.ok()) {
-    return FailedPrecondition("network: nftables filter rules are not usable here (" +
-                              s.message() + ")");
+    return FailedPrecondition("network: nftables filter rules are not usable here (" + s.message() +
+                              ")");
   }
   if (!cleanup.ok()) {
     return FailedPrecondition("network: cannot delete nftables table: " + cleanup.message());
@@ -478,9 +476,9 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fa
   if (line) {
     auto dir = EffectiveDirection(fault);
     auto rules = SharedQueueRules(options_);
-    Status q = rules->Add(table, dir != v1::NetworkSelector::INGRESS,
-                          dir != v1::NetworkSelector::EGRESS, rule_options.queue_mark,
-                          line->queue_num(), *nft_);
+    Status q =
+        rules->Add(table, dir != v1::NetworkSelector::INGRESS, dir != v1::NetworkSelector::EGRESS,
+                   rule_options.queue_mark, line->queue_num(), *nft_);
     if (!q.ok()) {
       (void)nft_->DeleteTable("inet", table);
       line->Stop();

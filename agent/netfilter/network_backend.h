@@ -75,8 +75,8 @@ class NetworkBackend final : public FaultBackend {
   std::shared_ptr<NftRuleset> nft_;
   std::atomic<uint16_t> control_port_;
   mutable std::mutex mu_;
-  std::vector<bool> queue_used_;         // guarded by mu_
-  std::string latency_unavailable_;      // guarded by mu_
+  std::vector<bool> queue_used_;     // guarded by mu_
+  std::string latency_unavailable_;  // guarded by mu_
 };
 
 }  // namespace faultline::agent::netfilter

@@ -255,15 +255,15 @@ Status ValidateNetworkFault(const NetworkFault& f) {
   for (int i = 0; i < m.cidrs_size(); ++i) {
     auto c = ParseCidr(m.cidrs(i));
     if (!c.ok()) {
-      return InvalidArgument("network.match.cidrs[" + std::to_string(i) + "]: " +
-                             c.status().message());
+      return InvalidArgument("network.match.cidrs[" + std::to_string(i) +
+                             "]: " + c.status().message());
     }
   }
   for (int i = 0; i < m.exclude_cidrs_size(); ++i) {
     auto c = ParseCidr(m.exclude_cidrs(i));
     if (!c.ok()) {
-      return InvalidArgument("network.match.exclude_cidrs[" + std::to_string(i) + "]: " +
-                             c.status().message());
+      return InvalidArgument("network.match.exclude_cidrs[" + std::to_string(i) +
+                             "]: " + c.status().message());
     }
   }
   if (m.hosts_size() > kMaxHosts) return InvalidArgument("network.match.hosts: at most 16");
@@ -403,10 +403,24 @@ std::vector<std::string> QueueRuleArgs(const std::string& op, bool egress,
                                        const std::string& comment, uint32_t mark,
                                        uint16_t queue_num) {
   const std::string m = Hex(mark);
-  return {"-w",     "-t",          "raw",     op,
-          egress ? "OUTPUT" : "PREROUTING",    "-m",     "mark",        "--mark", m + "/" + m,
-          "-m",     "comment",     "--comment", comment, "-j",         "NFQUEUE", "--queue-num",
-          std::to_string(queue_num), "--queue-bypass"};
+  return {"-w",
+          "-t",
+          "raw",
+          op,
+          egress ? "OUTPUT" : "PREROUTING",
+          "-m",
+          "mark",
+          "--mark",
+          m + "/" + m,
+          "-m",
+          "comment",
+          "--comment",
+          comment,
+          "-j",
+          "NFQUEUE",
+          "--queue-num",
+          std::to_string(queue_num),
+          "--queue-bypass"};
 }
 
 std::vector<std::vector<std::string>> QueueRuleDeletions(const std::string& listing,

@@ -98,7 +98,8 @@ Result<std::pair<uint64_t, uint64_t>> ParseQueueProcStats(const std::string& tex
 }
 
 struct DelayLine::Impl {
-  explicit Impl(const DelayLineSettings& s) : settings(s), sampler(s, Clock::now().time_since_epoch().count()) {}
+  explicit Impl(const DelayLineSettings& s)
+      : settings(s), sampler(s, Clock::now().time_since_epoch().count()) {}
 
   const DelayLineSettings settings;
   DelaySampler sampler;

@@ -30,10 +30,10 @@ struct DelayLineSettings {
 
 // Counters of one line; all monotonic over its life.
 struct DelayLineStats {
-  uint64_t packets_delayed = 0;      // held and released after their delay
+  uint64_t packets_delayed = 0;  // held and released after their delay
   uint64_t bytes_delayed = 0;
   uint64_t packets_passed_over_bound = 0;  // released at once: held-bytes/packets bound reached
-  uint64_t added_delay_sum_us = 0;   // over packets_delayed: release instant - arrival instant
+  uint64_t added_delay_sum_us = 0;  // over packets_delayed: release instant - arrival instant
   uint64_t added_delay_max_us = 0;
   uint64_t held_packets = 0;         // now
   uint64_t held_bytes = 0;           // now

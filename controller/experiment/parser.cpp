@@ -1006,7 +1006,8 @@ void Parser::ParseNetworkFault(const YAML::Node& n, const std::string& path, Fau
   const auto& m = net->match();
   if (net->has_partition()) {
     if (m.cidrs_size() == 0 && m.hosts_size() == 0) {
-      Error(n, path + ".match", "a partition needs the peers to cut off: match.cidrs or match.hosts");
+      Error(n, path + ".match",
+            "a partition needs the peers to cut off: match.cidrs or match.hosts");
     }
     if (m.direction() == faultline::v1::NetworkSelector::EGRESS ||
         m.direction() == faultline::v1::NetworkSelector::INGRESS) {
@@ -1086,7 +1087,8 @@ void Parser::ParseNetworkMatch(const YAML::Node& n, const std::string& path,
       }
     }
   }
-  if (auto* v = Find(*fields, "cidrs"); v && !v->IsNull()) Cidrs(*v, path + ".cidrs", m->mutable_cidrs());
+  if (auto* v = Find(*fields, "cidrs"); v && !v->IsNull())
+    Cidrs(*v, path + ".cidrs", m->mutable_cidrs());
   if (auto* v = Find(*fields, "exclude"); v && !v->IsNull()) {
     Cidrs(*v, path + ".exclude", m->mutable_exclude_cidrs());
   }

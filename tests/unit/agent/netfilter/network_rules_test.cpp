@@ -54,7 +54,8 @@ TEST(NetworkRulesTest, DirectionAndPortsSelectChainsAndFields) {
 TEST(NetworkRulesTest, LossUsesNumgenInBasisPoints) {
   v1::NetworkFault f;
   f.mutable_loss()->set_percent(2.5);
-  EXPECT_TRUE(Contains(NetworkApplyBatch("faultline_x", f, {}, {}), "numgen random mod 10000 < 250"));
+  EXPECT_TRUE(
+      Contains(NetworkApplyBatch("faultline_x", f, {}, {}), "numgen random mod 10000 < 250"));
 }
 
 TEST(NetworkRulesTest, RejectLetsItsOwnResetsOut) {

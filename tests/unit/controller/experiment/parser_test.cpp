@@ -482,7 +482,8 @@ TEST(ParserNetworkTest, LatencyWithMatchBuildsTheSpec) {
 
 TEST(ParserNetworkTest, BandwidthRateUnitsAreTcs) {
   ParseOutcome o = ParseExperimentText(
-      Replace(kValid, kDnsLine, "    network: {bandwidth: {rate: 8mbit, burst: 32kb}}\n"), "x.yaml");
+      Replace(kValid, kDnsLine, "    network: {bandwidth: {rate: 8mbit, burst: 32kb}}\n"),
+      "x.yaml");
   ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
   EXPECT_EQ(o.experiment->faults[0].spec.network().bandwidth().rate_bytes_per_second(), 1000000u);
   EXPECT_EQ(o.experiment->faults[0].spec.network().bandwidth().burst_bytes(), 32768u);
@@ -499,14 +500,15 @@ TEST(ParserNetworkTest, BadCidrAndTwoKindsArePositioned) {
       Replace(kValid, kDnsLine, "    network: {blackhole: {}, match: {cidrs: [10.0.0.300]}}\n"),
       "x.yaml");
   ExpectError(o, "faults[0].network.match.cidrs[0]", 9, 46);
-  o = ParseExperimentText(
-      Replace(kValid, kDnsLine, "    network: {blackhole: {}, reject: {}}\n"), "x.yaml");
+  o = ParseExperimentText(Replace(kValid, kDnsLine, "    network: {blackhole: {}, reject: {}}\n"),
+                          "x.yaml");
   ExpectError(o, "faults[0].network.reject", 9, 30);
 }
 
 TEST(ParserNetworkTest, ShippedNetworkExperimentsParse) {
   for (const char* name : {"dependency-latency", "region-partition"}) {
-    ParseOutcome o = ParseExperimentFile(std::string(FAULTLINE_SOURCE_DIR) + "/experiments/" + name + ".yaml");
+    ParseOutcome o =
+        ParseExperimentFile(std::string(FAULTLINE_SOURCE_DIR) + "/experiments/" + name + ".yaml");
     EXPECT_TRUE(o.experiment.has_value()) << name << "\n" << AllErrors(o);
   }
 }
