@@ -25,6 +25,7 @@
 #include "agent/fault_manager.h"
 #include "agent/fault_registry.h"
 #include "agent/journal.h"
+#include "agent/netfilter/network_backend.h"
 #include "agent/netfilter/nft_ruleset.h"
 #include "common/clock.h"
 #include "common/duration.h"
@@ -59,6 +60,8 @@ struct Flags {
   std::string max_lease_ttl = "5m";
   std::string dns_upstream;
   uint16_t dns_intercept_port = 0;
+  uint16_t nfqueue_first = 3100;
+  uint16_t nfqueue_count = 8;
   std::string ready_file;
   std::string log_level = "info";
 };
@@ -210,6 +213,17 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
+  netfilter::NetworkBackendOptions net_options;
+  net_options.control_port =
+      static_cast<uint16_t>(std::stoi(flags.listen.substr(flags.listen.rfind(':') + 1)));
+  net_options.queue_first = flags.nfqueue_first;
+  net_options.queue_count = flags.nfqueue_count;
+  auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
+  netfilter::NetworkBackend* network = network_backend.get();
+  if (Status s = registry.Register(std::move(network_backend)); !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return kExitFailure;
+  }
   Capabilities caps = registry.DetectAll();
   for (const std::string& kind : caps.available) spdlog::info("capability available: {}", kind);
   for (const auto& [kind, reason] : caps.missing) {
@@ -222,7 +236,15 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   options.max_lease_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*max_lease_ttl);
   options.max_fault_duration =
       std::chrono::duration_cast<std::chrono::milliseconds>(*max_fault_duration);
-  options.sweep_tables = [nft] { return nft->SweepTables(netfilter::kTablePrefix); };
+  // Leftovers of a crashed agent: faultline_* nft tables and the NFQUEUE rules of latency faults.
+  options.sweep_tables = [nft, net_options]() -> Result<std::vector<std::string>> {
+    auto tables = nft->SweepTables(netfilter::kTablePrefix);
+    auto rules = netfilter::SweepQueueRules(net_options);
+    if (!tables.ok()) return tables;
+    if (!rules.ok()) return rules;
+    tables->insert(tables->end(), rules->begin(), rules->end());
+    return tables;
+  };
   FaultManager manager(registry, **journal, SystemClock::Instance(), options);
 
   RecoveryReport recovery = manager.Recover();
@@ -251,6 +273,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     manager.Shutdown();
     return kExitFailure;
   }
+  network->SetControlPort(static_cast<uint16_t>(selected_port));
   const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
   const std::string address = host + ":" + std::to_string(selected_port);
   spdlog::info(
@@ -325,6 +348,12 @@ int main(int argc, char** argv) {
                  "HOST[:PORT] for pass-through DNS queries (default: first resolv.conf server)");
   app.add_option("--dns-intercept-port", flags.dns_intercept_port,
                  "DNS interceptor port on 127.0.0.1 (0: pick a free one)")
+      ->capture_default_str();
+  app.add_option("--nfqueue-first", flags.nfqueue_first, "first NFQUEUE number for latency faults")
+      ->capture_default_str();
+  app.add_option("--nfqueue-count", flags.nfqueue_count,
+                 "NFQUEUE numbers for latency faults (1-8): at most this many latency faults")
+      ->check(CLI::Range(1, 8))
       ->capture_default_str();
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once the agent serves");

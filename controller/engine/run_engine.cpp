@@ -306,8 +306,8 @@ RunResult RunEngine::Run() {
   std::string abort_reason = r.reason;  // set by Observe when it stopped early
   bool aborted = Cancelled() || !abort_reason.empty();
   if (aborted && abort_reason.empty()) abort_reason = cancel_reason_;
-  // Renewals stop first: one in flight while the revert runs is refused by the agent
-  // (FAILED_PRECONDITION, "being reverted") and would make the fault's state look unknown.
+  // Renewals stop first: a renewal racing the revert finds the fault "being reverted" and would
+  // mark its state unknown (seen with 20 s faults, whose 5 s renewal period ends on the revert).
   stop_renewer();
   RevertAll(r, aborted ? "aborted" : "duration elapsed");
   if (!aborted) ObserveAfterRevert(probes, r);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -213,6 +214,67 @@ std::optional<std::string> SplitHostPort(std::string_view s, bool port_required,
   }
   *host = std::string(h);
   return std::nullopt;
+}
+
+// An IPv4/IPv6 address, optionally with /prefix.
+bool IsCidr(std::string_view s) {
+  std::string addr(s);
+  int max_prefix = 32;
+  size_t slash = s.find('/');
+  std::string prefix;
+  if (slash != std::string_view::npos) {
+    addr = std::string(s.substr(0, slash));
+    prefix = std::string(s.substr(slash + 1));
+  }
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, addr.c_str(), buf) != 1) {
+    if (inet_pton(AF_INET6, addr.c_str(), buf) != 1) return false;
+    max_prefix = 128;
+  }
+  if (slash == std::string_view::npos) return true;
+  auto p = ParseInt(prefix, 0, max_prefix);
+  return p.has_value() && prefix[0] != '-';
+}
+
+// A number with an optional unit suffix: returns value * multiplier of the matched suffix.
+std::optional<uint64_t> WithUnit(std::string_view s,
+                                 std::initializer_list<std::pair<std::string_view, double>> units) {
+  size_t i = 0;
+  while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
+  if (i == 0 || i > 15) return std::nullopt;
+  std::string number(s.substr(0, i));
+  char* end = nullptr;
+  double v = std::strtod(number.c_str(), &end);
+  if (end != number.c_str() + number.size()) return std::nullopt;
+  std::string unit(s.substr(i));
+  std::transform(unit.begin(), unit.end(), unit.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  for (const auto& [name, mult] : units) {
+    if (unit == name) {
+      double r = v * mult;
+      if (!(r >= 0 && r < 1.8e19)) return std::nullopt;
+      return static_cast<uint64_t>(r);
+    }
+  }
+  return std::nullopt;
+}
+
+// tc's rate units: bit/kbit/mbit/gbit are bits per second, bps/kbps/mbps/gbps bytes per second.
+// Returns bytes per second.
+std::optional<uint64_t> ParseRate(std::string_view s) {
+  return WithUnit(s, {{"bit", 1.0 / 8},
+                      {"kbit", 1e3 / 8},
+                      {"mbit", 1e6 / 8},
+                      {"gbit", 1e9 / 8},
+                      {"bps", 1},
+                      {"kbps", 1e3},
+                      {"mbps", 1e6},
+                      {"gbps", 1e9}});
+}
+
+// Sizes: b, kb, mb (powers of 1024, as tc).
+std::optional<uint64_t> ParseBytes(std::string_view s) {
+  return WithUnit(s, {{"", 1}, {"b", 1}, {"kb", 1024}, {"mb", 1024 * 1024}});
 }
 
 std::optional<std::string> UrlProblem(std::string_view url) {
@@ -474,6 +536,13 @@ class Parser {
   void ParseTargets(const YAML::Node& n);
   void ParseFaults(const YAML::Node& n);
   void ParseDnsFault(const YAML::Node& n, const std::string& path, Fault* fault);
+  void ParseNetworkFault(const YAML::Node& n, const std::string& path, Fault* fault);
+  void ParseNetworkMatch(const YAML::Node& n, const std::string& path,
+                         faultline::v1::NetworkSelector* m);
+  void Cidrs(const YAML::Node& n, const std::string& path,
+             google::protobuf::RepeatedPtrField<std::string>* out);
+  void Ports(const YAML::Node& n, const std::string& path,
+             google::protobuf::RepeatedField<uint32_t>* out);
   void ParseProbes(const YAML::Node& n);
   void ParseProbe(const YAML::Node& n, const std::string& path);
   void ParseSteadyState(const YAML::Node& n);
@@ -738,16 +807,18 @@ void Parser::ParseFaults(const YAML::Node& n) {
     }
     if (kinds.empty()) {
       Error(item, path,
-            "a fault needs exactly one kind: dns (network and dependency faults are "
-            "not supported yet)");
+            "a fault needs exactly one kind: dns or network (dependency faults are not "
+            "supported yet)");
     } else if (kinds.size() > 1) {
       Error(kinds[1]->key_node, Sub(path, kinds[1]->key),
             "a fault has exactly one kind; this one already has '" + kinds[0]->key + "'");
-    } else if (kinds[0]->key != "dns") {
+    } else if (kinds[0]->key == "dns") {
+      ParseDnsFault(kinds[0]->value, path + ".dns", &f);
+    } else if (kinds[0]->key == "network") {
+      ParseNetworkFault(kinds[0]->value, path + ".network", &f);
+    } else {
       Error(kinds[0]->key_node, Sub(path, kinds[0]->key),
             kinds[0]->key + " faults are not supported yet");
-    } else {
-      ParseDnsFault(kinds[0]->value, path + ".dns", &f);
     }
     if (errors_.size() == before) exp_.faults.push_back(std::move(f));
   }
@@ -793,6 +864,268 @@ void Parser::ParseDnsFault(const YAML::Node& n, const std::string& path, Fault* 
                   " (expected drop, nxdomain, servfail, nodata or refused)");
       } else {
         dns->set_mode(it->second);
+      }
+    }
+  }
+}
+
+// `network:` holds exactly one kind (latency, loss, blackhole, reject, partition, bandwidth) and
+// an optional `match:` selecting the packets.
+void Parser::ParseNetworkFault(const YAML::Node& n, const std::string& path, Fault* fault) {
+  auto fields =
+      Map(n, path, {"latency", "loss", "blackhole", "reject", "partition", "bandwidth", "match"});
+  if (!fields) return;
+  faultline::v1::NetworkFault* net = fault->spec.mutable_network();
+  std::vector<const MapField*> kinds;
+  for (const MapField& f : *fields) {
+    if (f.key != "match") kinds.push_back(&f);
+  }
+  if (kinds.empty()) {
+    Error(n, path,
+          "a network fault needs one kind: latency, loss, blackhole, reject, partition or "
+          "bandwidth");
+    return;
+  }
+  if (kinds.size() > 1) {
+    Error(kinds[1]->key_node, Sub(path, kinds[1]->key),
+          "a network fault has exactly one kind; this one already has '" + kinds[0]->key + "'");
+    return;
+  }
+  const MapField& k = *kinds[0];
+  const std::string kpath = Sub(path, k.key);
+  // Parameterless kinds accept `blackhole: {}` or a bare `blackhole:`.
+  auto no_params = [&](const YAML::Node& v) {
+    if (v.IsNull()) return;
+    Map(v, kpath, {});
+  };
+  if (k.key == "blackhole") {
+    no_params(k.value);
+    net->mutable_blackhole();
+  } else if (k.key == "reject") {
+    no_params(k.value);
+    net->mutable_reject();
+  } else if (k.key == "partition") {
+    no_params(k.value);
+    net->mutable_partition();
+  } else if (k.key == "latency") {
+    auto lf = Map(k.value, kpath, {"delay", "jitter", "distribution", "correlation", "reorder"});
+    if (!lf) return;
+    auto* l = net->mutable_latency();
+    Duration delay{};
+    if (auto* v = Need(*lf, k.value, kpath, "delay")) {
+      if (auto d = Dur(*v, kpath + ".delay", true, Duration(std::chrono::seconds(60)))) {
+        delay = *d;
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(*d).count();
+        if (us < 1) {
+          Error(*v, kpath + ".delay", "must be at least 1us");
+        } else {
+          l->set_delay_us(static_cast<uint32_t>(us));
+        }
+      }
+    }
+    if (auto* v = Find(*lf, "jitter"); v && !v->IsNull()) {
+      if (auto d = Dur(*v, kpath + ".jitter", false)) {
+        if (*d > delay) {
+          Error(*v, kpath + ".jitter", "must not exceed the delay (" + FormatDuration(delay) + ")");
+        } else {
+          l->set_jitter_us(static_cast<uint32_t>(
+              std::chrono::duration_cast<std::chrono::microseconds>(*d).count()));
+        }
+      }
+    }
+    if (auto* v = Find(*lf, "distribution"); v && !v->IsNull()) {
+      if (auto s = String(*v, kpath + ".distribution")) {
+        if (*s == "uniform") {
+          l->set_distribution(faultline::v1::NetworkFault::Latency::UNIFORM);
+        } else if (*s == "normal") {
+          l->set_distribution(faultline::v1::NetworkFault::Latency::NORMAL);
+        } else {
+          Error(*v, kpath + ".distribution", "expected uniform or normal, got " + Quoted(*s));
+        }
+      }
+    }
+    if (auto* v = Find(*lf, "correlation"); v && !v->IsNull()) {
+      if (auto c = Int(*v, kpath + ".correlation", 0, 100)) {
+        l->set_correlation_percent(static_cast<uint32_t>(*c));
+      }
+    }
+    if (auto* v = Find(*lf, "reorder"); v && !v->IsNull()) {
+      if (auto s = String(*v, kpath + ".reorder")) {
+        if (*s == "true" || *s == "false") {
+          l->set_reorder(*s == "true");
+        } else {
+          Error(*v, kpath + ".reorder", "expected true or false, got " + Quoted(*s));
+        }
+      }
+    }
+  } else if (k.key == "loss") {
+    auto lf = Map(k.value, kpath, {"percent"});
+    if (!lf) return;
+    if (auto* v = Need(*lf, k.value, kpath, "percent")) {
+      if (auto s = String(*v, kpath + ".percent")) {
+        char* end = nullptr;
+        double p = std::strtod(s->c_str(), &end);
+        if (s->empty() || end != s->c_str() + s->size() || !(p >= 0.01 && p <= 100.0)) {
+          Error(*v, kpath + ".percent", "expected a number from 0.01 to 100, got " + Quoted(*s));
+        } else {
+          net->mutable_loss()->set_percent(p);
+        }
+      }
+    }
+  } else if (k.key == "bandwidth") {
+    auto bf = Map(k.value, kpath, {"rate", "burst"});
+    if (!bf) return;
+    auto* b = net->mutable_bandwidth();
+    if (auto* v = Need(*bf, k.value, kpath, "rate")) {
+      if (auto s = String(*v, kpath + ".rate")) {
+        auto rate = ParseRate(*s);
+        if (!rate || *rate < 1000) {
+          Error(*v, kpath + ".rate",
+                "expected a rate of at least 8kbit (e.g. 1mbit, 500kbit, 2mbps = bytes/s), got " +
+                    Quoted(*s));
+        } else {
+          b->set_rate_bytes_per_second(*rate);
+        }
+      }
+    }
+    if (auto* v = Find(*bf, "burst"); v && !v->IsNull()) {
+      if (auto s = String(*v, kpath + ".burst")) {
+        auto burst = ParseBytes(*s);
+        if (!burst || *burst < 1500 || *burst > (1u << 30)) {
+          Error(*v, kpath + ".burst",
+                "expected a size from 1500b to 1gb (e.g. 32kb), got " + Quoted(*s));
+        } else {
+          b->set_burst_bytes(static_cast<uint32_t>(*burst));
+        }
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "match"); v && !v->IsNull()) {
+    ParseNetworkMatch(*v, path + ".match", net->mutable_match());
+  }
+  const auto& m = net->match();
+  if (net->has_partition()) {
+    if (m.cidrs_size() == 0 && m.hosts_size() == 0) {
+      Error(n, path + ".match",
+            "a partition needs the peers to cut off: match.cidrs or match.hosts");
+    }
+    if (m.direction() == faultline::v1::NetworkSelector::EGRESS ||
+        m.direction() == faultline::v1::NetworkSelector::INGRESS) {
+      Error(n, path + ".match.direction", "a partition always cuts both directions");
+    }
+  }
+}
+
+void Parser::Cidrs(const YAML::Node& n, const std::string& path,
+                   google::protobuf::RepeatedPtrField<std::string>* out) {
+  if (!n.IsSequence()) {
+    Error(n, path, "expected a list of addresses or CIDRs, got " + KindOf(n));
+    return;
+  }
+  if (n.size() > 256) {
+    Error(n, path, "at most 256 entries");
+    return;
+  }
+  for (size_t i = 0; i < n.size(); ++i) {
+    auto s = String(n[i], Index(path, i));
+    if (!s) continue;
+    if (!IsCidr(*s)) {
+      Error(n[i], Index(path, i), Quoted(*s) + " is not an IPv4/IPv6 address or CIDR");
+      continue;
+    }
+    out->Add(std::string(*s));
+  }
+}
+
+void Parser::Ports(const YAML::Node& n, const std::string& path,
+                   google::protobuf::RepeatedField<uint32_t>* out) {
+  if (!n.IsSequence()) {
+    Error(n, path, "expected a list of ports, got " + KindOf(n));
+    return;
+  }
+  if (n.size() > 64) {
+    Error(n, path, "at most 64 ports");
+    return;
+  }
+  for (size_t i = 0; i < n.size(); ++i) {
+    if (auto p = Int(n[i], Index(path, i), 1, 65535)) out->Add(static_cast<uint32_t>(*p));
+  }
+}
+
+void Parser::ParseNetworkMatch(const YAML::Node& n, const std::string& path,
+                               faultline::v1::NetworkSelector* m) {
+  auto fields = Map(n, path,
+                    {"direction", "protocol", "cidrs", "hosts", "remote_ports", "local_ports",
+                     "exclude", "resolve_interval"});
+  if (!fields) return;
+  using Sel = faultline::v1::NetworkSelector;
+  if (auto* v = Find(*fields, "direction"); v && !v->IsNull()) {
+    if (auto s = String(*v, path + ".direction")) {
+      if (*s == "egress") {
+        m->set_direction(Sel::EGRESS);
+      } else if (*s == "ingress") {
+        m->set_direction(Sel::INGRESS);
+      } else if (*s == "both") {
+        m->set_direction(Sel::BOTH);
+      } else {
+        Error(*v, path + ".direction", "expected egress, ingress or both, got " + Quoted(*s));
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "protocol"); v && !v->IsNull()) {
+    if (auto s = String(*v, path + ".protocol")) {
+      if (*s == "tcp") {
+        m->set_protocol(Sel::TCP);
+      } else if (*s == "udp") {
+        m->set_protocol(Sel::UDP);
+      } else if (*s == "icmp") {
+        m->set_protocol(Sel::ICMP);
+      } else if (*s == "any") {
+        m->set_protocol(Sel::PROTOCOL_ANY);
+      } else {
+        Error(*v, path + ".protocol", "expected tcp, udp, icmp or any, got " + Quoted(*s));
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "cidrs"); v && !v->IsNull())
+    Cidrs(*v, path + ".cidrs", m->mutable_cidrs());
+  if (auto* v = Find(*fields, "exclude"); v && !v->IsNull()) {
+    Cidrs(*v, path + ".exclude", m->mutable_exclude_cidrs());
+  }
+  if (auto* v = Find(*fields, "hosts"); v && !v->IsNull()) {
+    const std::string hpath = path + ".hosts";
+    if (!v->IsSequence()) {
+      Error(*v, hpath, "expected a list of host names, got " + KindOf(*v));
+    } else if (v->size() > 16) {
+      Error(*v, hpath, "at most 16 host names");
+    } else {
+      for (size_t i = 0; i < v->size(); ++i) {
+        auto s = String((*v)[i], Index(hpath, i));
+        if (!s) continue;
+        if (auto problem = DnsNameProblem(*s, false)) {
+          Error((*v)[i], Index(hpath, i), *problem);
+          continue;
+        }
+        m->add_hosts(*s);
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "remote_ports"); v && !v->IsNull()) {
+    Ports(*v, path + ".remote_ports", m->mutable_remote_ports());
+  }
+  if (auto* v = Find(*fields, "local_ports"); v && !v->IsNull()) {
+    Ports(*v, path + ".local_ports", m->mutable_local_ports());
+  }
+  if ((m->remote_ports_size() > 0 || m->local_ports_size() > 0) && m->protocol() == Sel::ICMP) {
+    Error(n, path + ".protocol", "ports need protocol tcp, udp or any, not icmp");
+  }
+  if (auto* v = Find(*fields, "resolve_interval"); v && !v->IsNull()) {
+    if (auto d = Dur(*v, path + ".resolve_interval", true, Duration(std::chrono::hours(1)))) {
+      if (*d < std::chrono::milliseconds(100)) {
+        Error(*v, path + ".resolve_interval", "must be at least 100ms");
+      } else {
+        m->set_resolve_interval_ms(static_cast<uint32_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(*d).count()));
       }
     }
   }

@@ -323,10 +323,10 @@ TEST(ParserTest, DnsDomainsAcceptWildcardsOnlyAsTheFirstLabel) {
 
 TEST(ParserTest, UnsupportedFaultKindsAreRejected) {
   ParseOutcome o = ParseExperimentText(
-      Replace(kValid, "dns: {domains: [db.test], mode: nodata}", "network: {loss: 10}"), "x.yaml");
-  const Diagnostic* d = ExpectError(o, "faults[0].network", 9, 5);
+      Replace(kValid, "dns: {domains: [db.test], mode: nodata}", "dependency: {}"), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "faults[0].dependency", 9, 5);
   ASSERT_NE(d, nullptr);
-  EXPECT_EQ(d->message, "network faults are not supported yet");
+  EXPECT_EQ(d->message, "dependency faults are not supported yet");
 }
 
 TEST(ParserTest, DuplicateNamesAndKeysAreRejected) {
@@ -452,6 +452,65 @@ TEST(ParserTest, DiagnosticFormatting) {
   EXPECT_EQ(d.ToString(), "a.yaml:3:7: faults[0].duration: must be greater than 0");
   Diagnostic no_pos{SourcePos{"a.yaml", 0, 0}, "", "cannot read experiment file a.yaml"};
   EXPECT_EQ(no_pos.ToString(), "a.yaml: cannot read experiment file a.yaml");
+}
+
+}  // namespace
+}  // namespace faultline::experiment
+
+namespace faultline::experiment {
+namespace {
+
+constexpr std::string_view kDnsLine = "    dns: {domains: [db.test], mode: nodata}\n";
+
+TEST(ParserNetworkTest, LatencyWithMatchBuildsTheSpec) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsLine,
+              "    network:\n      latency: {delay: 100ms, jitter: 5ms, distribution: normal}\n"
+              "      match: {direction: egress, protocol: tcp, hosts: [db.test], "
+              "remote_ports: [8000], cidrs: [10.0.0.0/8], resolve_interval: 500ms}\n"),
+      "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  const auto& n = o.experiment->faults[0].spec.network();
+  EXPECT_EQ(n.latency().delay_us(), 100000u);
+  EXPECT_EQ(n.latency().jitter_us(), 5000u);
+  EXPECT_EQ(n.latency().distribution(), v1::NetworkFault::Latency::NORMAL);
+  EXPECT_EQ(n.match().direction(), v1::NetworkSelector::EGRESS);
+  EXPECT_EQ(n.match().hosts(0), "db.test");
+  EXPECT_EQ(n.match().remote_ports(0), 8000u);
+  EXPECT_EQ(n.match().resolve_interval_ms(), 500u);
+}
+
+TEST(ParserNetworkTest, BandwidthRateUnitsAreTcs) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsLine, "    network: {bandwidth: {rate: 8mbit, burst: 32kb}}\n"),
+      "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  EXPECT_EQ(o.experiment->faults[0].spec.network().bandwidth().rate_bytes_per_second(), 1000000u);
+  EXPECT_EQ(o.experiment->faults[0].spec.network().bandwidth().burst_bytes(), 32768u);
+}
+
+TEST(ParserNetworkTest, PartitionWithoutPeersIsAnError) {
+  ParseOutcome o =
+      ParseExperimentText(Replace(kValid, kDnsLine, "    network: {partition: {}}\n"), "x.yaml");
+  ExpectError(o, "faults[0].network.match", 9, 14);
+}
+
+TEST(ParserNetworkTest, BadCidrAndTwoKindsArePositioned) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsLine, "    network: {blackhole: {}, match: {cidrs: [10.0.0.300]}}\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].network.match.cidrs[0]", 9, 46);
+  o = ParseExperimentText(Replace(kValid, kDnsLine, "    network: {blackhole: {}, reject: {}}\n"),
+                          "x.yaml");
+  ExpectError(o, "faults[0].network.reject", 9, 30);
+}
+
+TEST(ParserNetworkTest, ShippedNetworkExperimentsParse) {
+  for (const char* name : {"dependency-latency", "region-partition"}) {
+    ParseOutcome o =
+        ParseExperimentFile(std::string(FAULTLINE_SOURCE_DIR) + "/experiments/" + name + ".yaml");
+    EXPECT_TRUE(o.experiment.has_value()) << name << "\n" << AllErrors(o);
+  }
 }
 
 }  // namespace

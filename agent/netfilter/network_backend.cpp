@@ -1,0 +1,510 @@
+#include "agent/netfilter/network_backend.h"
+
+#include <netdb.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "agent/netfilter/network_rules.h"
+#include "agent/netfilter/nft_ruleset.h"
+#include "agent/nfqueue/delay_line.h"
+#include "common/ids.h"
+#include "common/process.h"
+
+namespace faultline::agent::netfilter {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kCapCheckTable = "faultline_capcheck_net";
+constexpr uint32_t kFirstMarkBit = 20;
+constexpr uint16_t kMaxQueues = 8;
+constexpr auto kIptablesTimeout = 10s;
+constexpr uint32_t kDefaultResolveIntervalMs = 1000;
+
+std::string TableName(const std::string& fault_id) { return std::string(kTablePrefix) + fault_id; }
+
+// Addresses of `hosts` through the host's resolver; a host that does not resolve contributes
+// nothing (the caller keeps the previous answer when nothing at all resolves).
+std::vector<std::string> Resolve(const google::protobuf::RepeatedPtrField<std::string>& hosts) {
+  std::set<std::string> out;
+  for (const std::string& h : hosts) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(h.c_str(), nullptr, &hints, &res) != 0) continue;
+    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+      char buf[NI_MAXHOST];
+      if (getnameinfo(a->ai_addr, a->ai_addrlen, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) ==
+          0) {
+        out.insert(buf);
+      }
+    }
+    freeaddrinfo(res);
+  }
+  return {out.begin(), out.end()};
+}
+
+// True when `iptables -t raw -S` output shows no rule and no user chain and only ACCEPT
+// policies: the table has no effect on any packet.
+bool RawTableIsInert(const std::string& listing) {
+  std::istringstream lines(listing);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    if (line.rfind("-P ", 0) == 0 && line.size() > 7 &&
+        line.compare(line.size() - 7, 7, " ACCEPT") == 0) {
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+// After our NFQUEUE rules were removed from a raw table that is now inert, deletes the table
+// iptables-nft created for them, so `nft list ruleset` is as before the fault.
+void DropInertRawTable(const std::string& prog, bool v6, NftRuleset& nft) {
+  auto after = RunProcess({prog, "-w", "-t", "raw", "-S"}, 10s);
+  if (after.ok() && after->exit_code == 0 && RawTableIsInert(after->out)) {
+    (void)nft.DeleteTable(v6 ? "ip6" : "ip", "raw");
+  }
+}
+
+// The xtables NFQUEUE rules of one latency fault (IPv4 and IPv6, each active direction), and the
+// raw tables iptables-nft creates for them: removed again when this agent created them and no
+// rule is left in them, so a revert leaves `nft list ruleset` as it found it.
+class QueueRules {
+ public:
+  explicit QueueRules(NetworkBackendOptions o) : o_(std::move(o)) {}
+
+  Status Add(const std::string& comment, bool egress, bool ingress, uint32_t mark, uint16_t queue,
+             NftRuleset& nft) {
+    std::lock_guard lock(mu_);
+    if (active_ == 0) {
+      auto tables = nft.ListTables("raw");
+      if (!tables.ok()) return tables.status();
+      created_v4_ = created_v6_ = true;
+      for (const auto& t : *tables) {
+        if (t.name == "raw" && t.family == "ip") created_v4_ = false;
+        if (t.name == "raw" && t.family == "ip6") created_v6_ = false;
+      }
+    }
+    ++active_;
+    std::vector<std::vector<std::string>> added;
+    for (const std::string* prog : {&o_.iptables, &o_.ip6tables}) {
+      for (bool eg : {true, false}) {
+        if ((eg && !egress) || (!eg && !ingress)) continue;
+        std::vector<std::string> argv = {*prog};
+        auto args = QueueRuleArgs("-A", eg, comment, mark, queue);
+        argv.insert(argv.end(), args.begin(), args.end());
+        Status s = RunChecked(argv, kIptablesTimeout);
+        if (!s.ok()) {
+          RemoveLocked(comment, nft);
+          return Unavailable("network: cannot add the NFQUEUE rule: " + s.message());
+        }
+      }
+    }
+    return Status::Ok();
+  }
+
+  // `orphan`: the rule was added by an earlier agent process (journal recovery); its raw table
+  // is then dropped when our rule was in it and it is left inert.
+  Status Remove(const std::string& comment, NftRuleset& nft, bool orphan = false) {
+    std::lock_guard lock(mu_);
+    return RemoveLocked(comment, nft, orphan);
+  }
+
+ private:
+  Status RemoveLocked(const std::string& comment, NftRuleset& nft, bool orphan = false) {
+    Status first;
+    bool any_left = false;
+    for (const std::string* prog : {&o_.iptables, &o_.ip6tables}) {
+      auto listing = RunProcess({*prog, "-w", "-t", "raw", "-S"}, kIptablesTimeout);
+      if (!listing.ok() || listing->exit_code != 0) continue;  // no raw table: nothing of ours
+      auto deletions = QueueRuleDeletions(listing->out, comment, true);
+      for (auto& args : deletions) {
+        args.insert(args.begin(), *prog);
+        Status s = RunChecked(args, kIptablesTimeout);
+        if (!s.ok() && first.ok()) first = s;
+      }
+      if (orphan && !deletions.empty()) DropInertRawTable(*prog, prog == &o_.ip6tables, nft);
+      auto after = RunProcess({*prog, "-w", "-t", "raw", "-S"}, kIptablesTimeout);
+      if (after.ok() && after->out.find("-A ") != std::string::npos) any_left = true;
+    }
+    if (!first.ok()) return first;
+    if (active_ > 0) --active_;
+    if (active_ == 0 && !any_left) {
+      if (created_v4_) (void)nft.DeleteTable("ip", "raw");
+      if (created_v6_) (void)nft.DeleteTable("ip6", "raw");
+      created_v4_ = created_v6_ = false;
+    }
+    return Status::Ok();
+  }
+
+  const NetworkBackendOptions o_;
+  std::mutex mu_;
+  int active_ = 0;
+  bool created_v4_ = false;
+  bool created_v6_ = false;
+};
+
+std::shared_ptr<QueueRules>& SharedQueueRules(const NetworkBackendOptions& o) {
+  static std::shared_ptr<QueueRules> rules = std::make_shared<QueueRules>(o);
+  return rules;
+}
+
+class NetworkFaultHandle final : public FaultHandle {
+ public:
+  NetworkFaultHandle(std::string fault_id, v1::NetworkFault fault, std::shared_ptr<NftRuleset> nft,
+                     std::vector<std::string> resolved)
+      : fault_id_(std::move(fault_id)),
+        table_(TableName(fault_id_)),
+        fault_(std::move(fault)),
+        nft_(std::move(nft)),
+        resolved_(std::move(resolved)) {}
+
+  ~NetworkFaultHandle() override { (void)Revert(); }
+
+  // Latency parts, set by the backend after the table exists.
+  void AttachDelayLine(std::unique_ptr<nfqueue::DelayLine> line, std::shared_ptr<QueueRules> rules,
+                       std::function<void()> release_queue) {
+    line_ = std::move(line);
+    queue_rules_ = std::move(rules);
+    release_queue_ = std::move(release_queue);
+  }
+
+  void StartResolver() {
+    if (fault_.match().hosts_size() == 0) return;
+    uint32_t ms = fault_.match().resolve_interval_ms();
+    if (ms == 0) ms = kDefaultResolveIntervalMs;
+    resolver_ = std::thread([this, ms] {
+      std::unique_lock lock(resolver_mu_);
+      while (!resolver_cv_.wait_for(lock, std::chrono::milliseconds(ms),
+                                    [this] { return stop_resolver_; })) {
+        lock.unlock();
+        Refresh();
+        lock.lock();
+      }
+    });
+  }
+
+  Status Revert() override {
+    std::lock_guard lock(mu_);
+    if (reverted_) return Status::Ok();
+    StopResolver();
+    final_ = ReadEvidence();
+    // The queueing rules go first so nothing new is queued; then the table; then the line
+    // releases what it holds.
+    if (queue_rules_) {
+      Status s = queue_rules_->Remove(TableName(fault_id_), *nft_);
+      if (!s.ok()) return s;
+    }
+    Status s = nft_->DeleteTable("inet", table_);
+    if (!s.ok()) return s;
+    if (line_) {
+      line_->Stop();
+      final_ = ReadEvidence();
+      if (release_queue_) release_queue_();
+    }
+    reverted_ = true;
+    return Status::Ok();
+  }
+
+  Evidence GetEvidence() const override {
+    std::lock_guard lock(mu_);
+    if (reverted_) return final_;
+    return ReadEvidence();
+  }
+
+ private:
+  void StopResolver() {
+    {
+      std::lock_guard lock(resolver_mu_);
+      stop_resolver_ = true;
+    }
+    resolver_cv_.notify_all();
+    if (resolver_.joinable()) resolver_.join();
+  }
+
+  void Refresh() {
+    std::vector<std::string> now = Resolve(fault_.match().hosts());
+    ++resolutions_;
+    if (now.empty()) return;  // nothing resolved: keep faulting the last known addresses
+    {
+      std::lock_guard lock(resolved_mu_);
+      if (now == resolved_) return;
+    }
+    Status s = nft_->Run(PeerSetUpdateBatch(table_, fault_, now));
+    if (!s.ok()) {
+      spdlog::warn("network fault {}: cannot update peer addresses: {}", fault_id_, s.message());
+      return;
+    }
+    spdlog::info("network fault {}: peer addresses changed ({} now)", fault_id_, now.size());
+    ++resolution_changes_;
+    std::lock_guard lock(resolved_mu_);
+    resolved_ = std::move(now);
+  }
+
+  Evidence ReadEvidence() const {
+    Evidence e;
+    auto listing = nft_->RunWithOutput("list counters table inet " + table_);
+    if (listing.ok()) {
+      auto counters = ParseNftCounters(*listing);
+      const char* verb = fault_.has_reject()    ? "rejected"
+                         : fault_.has_latency() ? "marked"
+                                                : "dropped";
+      e["packets_matched"] = counters["matched"].packets;
+      e["bytes_matched"] = counters["matched"].bytes;
+      if (!fault_.has_latency()) {
+        e[std::string("packets_") + verb] = counters["faulted"].packets;
+        e[std::string("bytes_") + verb] = counters["faulted"].bytes;
+      }
+    } else if (!final_.empty()) {
+      e = final_;
+    }
+    if (fault_.match().hosts_size() > 0) {
+      std::lock_guard lock(resolved_mu_);
+      e["peer_addresses"] = resolved_.size();
+      e["resolutions"] = resolutions_.load();
+      e["resolution_changes"] = resolution_changes_.load();
+    }
+    if (line_) {
+      nfqueue::DelayLineStats s = line_->Stats();
+      e["packets_delayed"] = s.packets_delayed;
+      e["bytes_delayed"] = s.bytes_delayed;
+      e["added_delay_mean_us"] = s.packets_delayed ? s.added_delay_sum_us / s.packets_delayed : 0;
+      e["added_delay_max_us"] = s.added_delay_max_us;
+      e["packets_passed_over_bound"] = s.packets_passed_over_bound;
+      e["kernel_queue_dropped"] = s.kernel_dropped;
+      e["kernel_user_dropped"] = s.kernel_user_dropped;
+      e["receive_overruns"] = s.receive_overruns;
+      // A run whose fidelity was compromised says so.
+      e["fidelity_compromised"] = (s.packets_passed_over_bound + s.kernel_dropped +
+                                   s.kernel_user_dropped + s.receive_overruns) > 0;
+    }
+    return e;
+  }
+
+  const std::string fault_id_;
+  const std::string table_;
+  const v1::NetworkFault fault_;
+  std::shared_ptr<NftRuleset> nft_;
+  std::unique_ptr<nfqueue::DelayLine> line_;
+  std::shared_ptr<QueueRules> queue_rules_;
+  std::function<void()> release_queue_;
+
+  mutable std::mutex mu_;
+  bool reverted_ = false;  // guarded by mu_
+  Evidence final_;         // guarded by mu_
+
+  mutable std::mutex resolved_mu_;
+  std::vector<std::string> resolved_;  // guarded by resolved_mu_
+  std::atomic<uint64_t> resolutions_{0};
+  std::atomic<uint64_t> resolution_changes_{0};
+
+  std::thread resolver_;
+  std::mutex resolver_mu_;
+  std::condition_variable resolver_cv_;
+  bool stop_resolver_ = false;  // guarded by resolver_mu_
+};
+
+}  // namespace
+
+Result<std::vector<std::string>> SweepQueueRules(const NetworkBackendOptions& options) {
+  NftRuleset nft;
+  std::vector<std::string> deleted;
+  Status first;
+  for (const std::string* prog : {&options.iptables, &options.ip6tables}) {
+    auto listing = RunProcess({*prog, "-w", "-t", "raw", "-S"}, kIptablesTimeout);
+    if (!listing.ok() || listing->exit_code != 0) continue;
+    bool removed_any = false;
+    for (auto& args : QueueRuleDeletions(listing->out, std::string(kTablePrefix), false)) {
+      std::string comment;
+      for (size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] == "--comment") comment = args[i + 1];
+      }
+      args.insert(args.begin(), *prog);
+      Status s = RunChecked(args, kIptablesTimeout);
+      if (s.ok()) {
+        deleted.push_back(*prog + ":" + comment);
+        removed_any = true;
+      } else if (first.ok()) {
+        first = s;
+      }
+    }
+    if (removed_any) DropInertRawTable(*prog, prog == &options.ip6tables, nft);
+  }
+  if (!first.ok()) return first;
+  return deleted;
+}
+
+NetworkBackend::NetworkBackend(NetworkBackendOptions options)
+    : options_(std::move(options)),
+      nft_(std::make_shared<NftRuleset>()),
+      control_port_(options_.control_port),
+      queue_used_(std::min(options_.queue_count, kMaxQueues), false) {}
+
+NetworkBackend::~NetworkBackend() = default;
+
+Status NetworkBackend::DetectCapability() {
+  const std::string t = std::string("inet ") + kCapCheckTable;
+  // The rules can never match: they need a mark nobody sets, and live for two syscalls.
+  Status s = nft_->Run(
+      "add table " + t + "\nadd chain " + t +
+      " out { type filter hook output priority 0; policy accept; }\nadd rule " + t +
+      " out meta mark 0xfffffffe numgen random mod 10000 < 1 limit rate over 1000 bytes/second "
+      "drop\nadd rule " +
+      t + " out meta mark 0xfffffffe meta l4proto tcp reject with tcp reset\nadd rule " + t +
+      " out meta mark 0xfffffffe reject with icmpx type port-unreachable\n");
+  Status cleanup = nft_->DeleteTable("inet", kCapCheckTable);
+  if (!s.ok()) {
+    return FailedPrecondition("network: nftables filter rules are not usable here (" + s.message() +
+                              ")");
+  }
+  if (!cleanup.ok()) {
+    return FailedPrecondition("network: cannot delete nftables table: " + cleanup.message());
+  }
+  // Latency: the iptables program must exist and a queue of our range must be bindable.
+  std::string why;
+  auto version = RunProcess({options_.iptables, "--version"}, kIptablesTimeout);
+  if (!version.ok() || version->exit_code != 0) {
+    why = "no usable " + options_.iptables + " for the NFQUEUE rule";
+  } else if (version->out.find("nf_tables") == std::string::npos) {
+    why = options_.iptables + " is not iptables-nft";
+  } else if (queue_used_.empty()) {
+    why = "no NFQUEUE numbers configured";
+  } else {
+    nfqueue::DelayLineSettings probe;
+    probe.queue_num = options_.queue_first;
+    auto line = nfqueue::DelayLine::Start(probe);
+    if (!line.ok()) why = line.status().message();
+  }
+  {
+    std::lock_guard lock(mu_);
+    latency_unavailable_ = why;
+  }
+  if (why.empty()) {
+    spdlog::info("network: latency via NFQUEUE delay line, queues {}..{}", options_.queue_first,
+                 options_.queue_first + queue_used_.size() - 1);
+  } else {
+    spdlog::warn("network: latency unavailable: {}", why);
+  }
+  return Status::Ok();
+}
+
+std::string NetworkBackend::latency_unavailable_reason() const {
+  std::lock_guard lock(mu_);
+  return latency_unavailable_;
+}
+
+Status NetworkBackend::Validate(const v1::FaultSpec& spec) const {
+  if (!spec.has_network()) return InvalidArgument("network: the spec has no network section");
+  return ValidateNetworkFault(spec.network());
+}
+
+Result<int> NetworkBackend::AllocateQueue() {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < queue_used_.size(); ++i) {
+    if (!queue_used_[i]) {
+      queue_used_[i] = true;
+      return static_cast<int>(i);
+    }
+  }
+  return ResourceExhausted("network: every NFQUEUE number of the configured range is in use (" +
+                           std::to_string(queue_used_.size()) + " latency faults)");
+}
+
+void NetworkBackend::ReleaseQueue(int index) {
+  std::lock_guard lock(mu_);
+  if (index >= 0 && static_cast<size_t>(index) < queue_used_.size()) queue_used_[index] = false;
+}
+
+Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fault_id,
+                                                           const v1::FaultSpec& spec) {
+  Status valid = Validate(spec);
+  if (!valid.ok()) return valid;
+  const std::string table = TableName(fault_id);
+  if (!IsValidFaultId(fault_id) || !IsValidNftIdentifier(table)) {
+    return InvalidArgument("network: invalid fault id '" + fault_id + "'");
+  }
+  const v1::NetworkFault& fault = spec.network();
+  if (fault.has_latency()) {
+    std::string why = latency_unavailable_reason();
+    if (!why.empty()) return FailedPrecondition("network.latency: unavailable here: " + why);
+  }
+  std::vector<std::string> resolved = Resolve(fault.match().hosts());
+  NetworkRuleOptions rule_options;
+  rule_options.control_port = control_port_.load();
+
+  int queue_index = -1;
+  std::unique_ptr<nfqueue::DelayLine> line;
+  if (fault.has_latency()) {
+    auto index = AllocateQueue();
+    if (!index.ok()) return index.status();
+    queue_index = *index;
+    const auto& l = fault.latency();
+    nfqueue::DelayLineSettings ds;
+    ds.queue_num = static_cast<uint16_t>(options_.queue_first + queue_index);
+    ds.delay = std::chrono::microseconds(l.delay_us());
+    ds.jitter = std::chrono::microseconds(l.jitter_us());
+    ds.normal_distribution = l.distribution() == v1::NetworkFault::Latency::NORMAL;
+    ds.correlation = l.correlation_percent() / 100.0;
+    ds.reorder = l.reorder();
+    ds.max_held_bytes = options_.max_held_bytes;
+    auto started = nfqueue::DelayLine::Start(ds);
+    if (!started.ok()) {
+      ReleaseQueue(queue_index);
+      return started.status();
+    }
+    line = std::move(*started);
+    rule_options.queue_mark = 1u << (kFirstMarkBit + queue_index);
+  }
+
+  Status s = nft_->Run(NetworkApplyBatch(table, fault, rule_options, resolved));
+  if (!s.ok()) {
+    if (line) line->Stop();
+    ReleaseQueue(queue_index);
+    return s;
+  }
+  auto handle = std::make_unique<NetworkFaultHandle>(fault_id, fault, nft_, resolved);
+  if (line) {
+    auto dir = EffectiveDirection(fault);
+    auto rules = SharedQueueRules(options_);
+    Status q =
+        rules->Add(table, dir != v1::NetworkSelector::INGRESS, dir != v1::NetworkSelector::EGRESS,
+                   rule_options.queue_mark, line->queue_num(), *nft_);
+    if (!q.ok()) {
+      (void)nft_->DeleteTable("inet", table);
+      line->Stop();
+      ReleaseQueue(queue_index);
+      return q;
+    }
+    handle->AttachDelayLine(std::move(line), rules,
+                            [this, queue_index] { ReleaseQueue(queue_index); });
+  }
+  handle->StartResolver();
+  spdlog::info("network fault {} applied ({}, {} peer address(es) resolved)", fault_id,
+               v1::NetworkFault::descriptor()->FindFieldByNumber(fault.kind_case())->name(),
+               resolved.size());
+  return std::unique_ptr<FaultHandle>(std::move(handle));
+}
+
+Status NetworkBackend::RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) {
+  const std::string table = TableName(fault_id);
+  if (!IsValidNftIdentifier(table)) {
+    return InvalidArgument("network: invalid fault id '" + fault_id + "'");
+  }
+  if (spec.has_network() && spec.network().has_latency()) {
+    Status s = SharedQueueRules(options_)->Remove(table, *nft_, /*orphan=*/true);
+    if (!s.ok()) return s;
+  }
+  return nft_->DeleteTable("inet", table);
+}
+
+}  // namespace faultline::agent::netfilter

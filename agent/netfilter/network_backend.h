@@ -1,0 +1,82 @@
+#pragma once
+// Network fault backend: latency, loss, blackhole, reject, partition, bandwidth.
+//
+// Every fault owns nft table `inet faultline_<fault-id>` (see network_rules.h for its layout);
+// revert deletes it. Latency additionally binds an NFQUEUE queue from the configured range to a
+// DelayLine and adds one xtables NFQUEUE rule per direction and IP family through iptables-nft
+// (`-t raw`, comment faultline_<fault-id>, --queue-bypass): this kernel's nft has no `queue`
+// statement, and a libnftnl compat expression would need libnftnl-dev, which Debian's toolchain
+// here lacks. Those rules are found by their comment, removed exactly on revert, and swept at
+// agent start (SweepQueueRules). Host names are re-resolved while a fault is active and the
+// table's peer sets replaced atomically when the answer changes.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agent/fault_backend.h"
+
+namespace faultline::agent::netfilter {
+
+class NftRuleset;
+
+struct NetworkBackendOptions {
+  // The agent's gRPC port; its traffic is never faulted. 0 = set later with SetControlPort.
+  uint16_t control_port = 0;
+  // NFQUEUE numbers [queue_first, queue_first + queue_count) for latency faults; at most 8
+  // (each active latency fault also uses one mark bit, 1 << (20 + index)).
+  uint16_t queue_first = 3100;
+  uint16_t queue_count = 8;
+  // Bound on bytes held by one delay line; beyond it packets pass undelayed (and are counted).
+  uint64_t max_held_bytes = 64ull << 20;
+  // Programs for the NFQUEUE rules (looked up in PATH).
+  std::string iptables = "iptables";
+  std::string ip6tables = "ip6tables";
+};
+
+// Deletes every xtables rule (raw table, IPv4 and IPv6) whose comment starts with faultline_:
+// leftovers of a crashed agent's latency faults. Returns the comments of deleted rules. Tries
+// every rule; returns the first error when some deletion failed. Idempotent. A raw table that held
+// such a rule and is left inert (no rule, no user chain, ACCEPT policies) is deleted too: it was
+// created by iptables-nft for our rule.
+Result<std::vector<std::string>> SweepQueueRules(const NetworkBackendOptions& options);
+
+class NetworkBackend final : public FaultBackend {
+ public:
+  explicit NetworkBackend(NetworkBackendOptions options);
+  ~NetworkBackend() override;
+
+  // The agent's gRPC port, once known (when it listened on port 0). Applies to faults applied
+  // afterwards. Thread-safe.
+  void SetControlPort(uint16_t port) { control_port_.store(port); }
+
+  std::string Kind() const override { return "network"; }
+  // OK when nftables filter chains with numgen/reject/limit work. Latency's extra needs
+  // (iptables NFQUEUE, a bindable queue) are checked and logged, and enforced at Apply.
+  Status DetectCapability() override;
+  Status Validate(const v1::FaultSpec& spec) const override;
+  Result<std::unique_ptr<FaultHandle>> Apply(const std::string& fault_id,
+                                             const v1::FaultSpec& spec) override;
+  Status RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) override;
+
+  // Why latency is unavailable on this host ("" when it is). Valid after DetectCapability.
+  std::string latency_unavailable_reason() const;
+
+  struct QueueSlot;  // an allocated queue number + mark bit (internal)
+
+ private:
+  Result<int> AllocateQueue();
+  void ReleaseQueue(int index);
+
+  NetworkBackendOptions options_;
+  std::shared_ptr<NftRuleset> nft_;
+  std::atomic<uint16_t> control_port_;
+  mutable std::mutex mu_;
+  std::vector<bool> queue_used_;     // guarded by mu_
+  std::string latency_unavailable_;  // guarded by mu_
+};
+
+}  // namespace faultline::agent::netfilter

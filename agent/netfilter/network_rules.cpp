@@ -1,0 +1,453 @@
+#include "agent/netfilter/network_rules.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+namespace faultline::agent::netfilter {
+namespace {
+
+using v1::NetworkFault;
+using v1::NetworkSelector;
+
+constexpr int kMaxAddresses = 256;
+constexpr int kMaxPorts = 64;
+constexpr int kMaxHosts = 16;
+constexpr uint32_t kMaxDelayUs = 60'000'000;
+constexpr uint32_t kMinResolveIntervalMs = 100;
+constexpr uint32_t kMaxResolveIntervalMs = 3'600'000;
+constexpr uint64_t kMinRate = 1000;
+// The ICMP reject goes out with nft's "icmpx" so one rule serves IPv4 and IPv6.
+constexpr const char* kRejectIcmp = "reject with icmpx type port-unreachable";
+
+std::string Hex(uint32_t v) {
+  std::ostringstream s;
+  s << "0x" << std::hex << v;
+  return s.str();
+}
+
+std::string Join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+std::string PortSet(const google::protobuf::RepeatedField<uint32_t>& ports) {
+  std::set<uint32_t> unique(ports.begin(), ports.end());
+  std::vector<std::string> items;
+  for (uint32_t p : unique) items.push_back(std::to_string(p));
+  return "{ " + Join(items, ", ") + " }";
+}
+
+bool IsHostName(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  size_t label = 0;
+  for (char c : s) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_';
+    if (!ok || ++label > 63) return false;
+  }
+  return true;
+}
+
+bool HasPeers(const NetworkSelector& m) { return m.cidrs_size() > 0 || m.hosts_size() > 0; }
+
+// Element lists for the v4 and v6 sets from cidrs + resolved, de-duplicated.
+void SplitAddresses(const google::protobuf::RepeatedPtrField<std::string>& cidrs,
+                    const std::vector<std::string>& resolved, std::set<std::string>* v4,
+                    std::set<std::string>* v6) {
+  auto add = [&](const std::string& text) {
+    auto c = ParseCidr(text);
+    if (!c.ok()) return;  // validated earlier; resolved addresses come from getaddrinfo
+    (c->v6 ? v6 : v4)->insert(c->text);
+  };
+  for (const auto& c : cidrs) add(c);
+  for (const auto& r : resolved) add(r);
+}
+
+std::string AddElements(const std::string& t, const std::string& set,
+                        const std::set<std::string>& items) {
+  if (items.empty()) return "";
+  return "add element " + t + " " + set + " { " +
+         Join(std::vector<std::string>(items.begin(), items.end()), ", ") + " }\n";
+}
+
+std::string L4Match(const NetworkSelector& m) {
+  bool ports = m.remote_ports_size() > 0 || m.local_ports_size() > 0;
+  switch (m.protocol()) {
+    case NetworkSelector::TCP:
+      return "meta l4proto tcp ";
+    case NetworkSelector::UDP:
+      return "meta l4proto udp ";
+    case NetworkSelector::ICMP:
+      return "meta l4proto { icmp, ipv6-icmp } ";
+    default:
+      return ports ? "meta l4proto { tcp, udp } " : "";
+  }
+}
+
+// The match part of a rule for one direction, one per address family when peers are named.
+std::vector<std::string> Matches(const NetworkSelector& m, bool egress) {
+  std::string base = L4Match(m);
+  if (m.remote_ports_size() > 0) {
+    base += std::string("th ") + (egress ? "dport " : "sport ") + PortSet(m.remote_ports()) + " ";
+  }
+  if (m.local_ports_size() > 0) {
+    base += std::string("th ") + (egress ? "sport " : "dport ") + PortSet(m.local_ports()) + " ";
+  }
+  if (!HasPeers(m)) return {base};
+  const char* addr = egress ? "daddr" : "saddr";
+  return {base + "ip " + addr + " @peers4 ", base + "ip6 " + addr + " @peers6 "};
+}
+
+// The verdict part(s) for the fault's kind. Each entry becomes one rule after the match.
+std::vector<std::string> Actions(const NetworkFault& f, const NetworkSelector& m,
+                                 const NetworkRuleOptions& o) {
+  const std::string matched = "counter name \"matched\" ";
+  const std::string faulted = "counter name \"faulted\" ";
+  switch (f.kind_case()) {
+    case NetworkFault::kBlackhole:
+    case NetworkFault::kPartition:
+      return {matched + faulted + "drop"};
+    case NetworkFault::kLoss: {
+      long threshold = std::lround(f.loss().percent() * 100.0);
+      return {matched + "numgen random mod 10000 < " + std::to_string(threshold) + " " + faulted +
+              "drop"};
+    }
+    case NetworkFault::kReject: {
+      std::vector<std::string> out;
+      if (m.protocol() == NetworkSelector::TCP || m.protocol() == NetworkSelector::PROTOCOL_ANY) {
+        out.push_back("meta l4proto tcp " + matched + faulted + "reject with tcp reset");
+      }
+      if (m.protocol() != NetworkSelector::TCP) {
+        std::string not_tcp =
+            m.protocol() == NetworkSelector::PROTOCOL_ANY ? "meta l4proto != tcp " : "";
+        out.push_back(not_tcp + matched + faulted + kRejectIcmp);
+      }
+      return out;
+    }
+    case NetworkFault::kBandwidth: {
+      uint64_t rate = f.bandwidth().rate_bytes_per_second();
+      uint64_t burst = f.bandwidth().burst_bytes();
+      if (burst == 0) burst = std::max<uint64_t>(rate / 10, 1500);
+      return {matched + "limit rate over " + std::to_string(rate) + " bytes/second burst " +
+              std::to_string(burst) + " bytes " + faulted + "drop"};
+    }
+    case NetworkFault::kLatency:
+      return {matched + "meta mark set meta mark or " + Hex(o.queue_mark)};
+    default:
+      return {};
+  }
+}
+
+}  // namespace
+
+NetworkSelector::Direction EffectiveDirection(const NetworkFault& fault) {
+  auto d = fault.match().direction();
+  if (d != NetworkSelector::DIRECTION_UNSPECIFIED) return d;
+  bool egress_default = fault.has_latency() || fault.has_bandwidth();
+  return egress_default ? NetworkSelector::EGRESS : NetworkSelector::BOTH;
+}
+
+Result<Cidr> ParseCidr(const std::string& text) {
+  std::string addr = text;
+  int prefix = -1;
+  size_t slash = text.find('/');
+  if (slash != std::string::npos) {
+    addr = text.substr(0, slash);
+    std::string p = text.substr(slash + 1);
+    if (p.empty() || p.size() > 3 || p.find_first_not_of("0123456789") != std::string::npos) {
+      return InvalidArgument("invalid prefix length in '" + text + "'");
+    }
+    prefix = std::stoi(p);
+  }
+  unsigned char bytes[16] = {};
+  Cidr c;
+  if (inet_pton(AF_INET, addr.c_str(), bytes) == 1) {
+    c.v6 = false;
+  } else if (inet_pton(AF_INET6, addr.c_str(), bytes) == 1) {
+    c.v6 = true;
+  } else {
+    return InvalidArgument("'" + text + "' is not an IPv4/IPv6 address or CIDR");
+  }
+  int bits = c.v6 ? 128 : 32;
+  if (prefix > bits) return InvalidArgument("prefix length too long in '" + text + "'");
+  if (prefix < 0) prefix = bits;
+  for (int i = 0; i < bits / 8; ++i) {
+    int keep = std::clamp(prefix - i * 8, 0, 8);
+    bytes[i] &= static_cast<unsigned char>(0xff00 >> keep);
+  }
+  char out[INET6_ADDRSTRLEN] = {};
+  inet_ntop(c.v6 ? AF_INET6 : AF_INET, bytes, out, sizeof(out));
+  c.text = out;
+  if (prefix != bits) c.text += "/" + std::to_string(prefix);
+  return c;
+}
+
+Status ValidateNetworkFault(const NetworkFault& f) {
+  const NetworkSelector& m = f.match();
+  switch (f.kind_case()) {
+    case NetworkFault::KIND_NOT_SET:
+      return InvalidArgument(
+          "network: needs one kind: latency, loss, blackhole, reject, partition or bandwidth");
+    case NetworkFault::kLatency: {
+      const auto& l = f.latency();
+      if (l.delay_us() < 1 || l.delay_us() > kMaxDelayUs) {
+        return InvalidArgument("network.latency.delay: must be from 1us to 60s");
+      }
+      if (l.jitter_us() > l.delay_us()) {
+        return InvalidArgument("network.latency.jitter: must not exceed the delay");
+      }
+      if (l.correlation_percent() > 100) {
+        return InvalidArgument("network.latency.correlation: must be 0 to 100 (percent)");
+      }
+      if (!v1::NetworkFault::Latency::Distribution_IsValid(l.distribution())) {
+        return InvalidArgument("network.latency.distribution: must be uniform or normal");
+      }
+      break;
+    }
+    case NetworkFault::kLoss: {
+      double p = f.loss().percent();
+      if (!(p >= 0.01 && p <= 100.0)) {
+        return InvalidArgument("network.loss.percent: must be from 0.01 to 100");
+      }
+      break;
+    }
+    case NetworkFault::kPartition:
+      if (!HasPeers(m)) {
+        return InvalidArgument(
+            "network.partition: needs the peers to cut off (match.cidrs or match.hosts)");
+      }
+      if (m.direction() != NetworkSelector::DIRECTION_UNSPECIFIED &&
+          m.direction() != NetworkSelector::BOTH) {
+        return InvalidArgument("network.partition: a partition is always both directions");
+      }
+      break;
+    case NetworkFault::kBandwidth:
+      if (f.bandwidth().rate_bytes_per_second() < kMinRate) {
+        return InvalidArgument("network.bandwidth.rate: must be at least 1000 bytes/s");
+      }
+      if (f.bandwidth().rate_bytes_per_second() > (uint64_t{1} << 40)) {
+        return InvalidArgument("network.bandwidth.rate: too large");
+      }
+      break;
+    default:
+      break;
+  }
+  if (!NetworkSelector::Direction_IsValid(m.direction())) {
+    return InvalidArgument("network.match.direction: must be egress, ingress or both");
+  }
+  if (!NetworkSelector::Protocol_IsValid(m.protocol())) {
+    return InvalidArgument("network.match.protocol: must be tcp, udp, icmp or any");
+  }
+  if (m.cidrs_size() > kMaxAddresses || m.exclude_cidrs_size() > kMaxAddresses) {
+    return InvalidArgument("network.match: at most 256 cidrs and 256 exclusions");
+  }
+  for (int i = 0; i < m.cidrs_size(); ++i) {
+    auto c = ParseCidr(m.cidrs(i));
+    if (!c.ok()) {
+      return InvalidArgument("network.match.cidrs[" + std::to_string(i) +
+                             "]: " + c.status().message());
+    }
+  }
+  for (int i = 0; i < m.exclude_cidrs_size(); ++i) {
+    auto c = ParseCidr(m.exclude_cidrs(i));
+    if (!c.ok()) {
+      return InvalidArgument("network.match.exclude_cidrs[" + std::to_string(i) +
+                             "]: " + c.status().message());
+    }
+  }
+  if (m.hosts_size() > kMaxHosts) return InvalidArgument("network.match.hosts: at most 16");
+  for (int i = 0; i < m.hosts_size(); ++i) {
+    if (!IsHostName(m.hosts(i))) {
+      return InvalidArgument("network.match.hosts[" + std::to_string(i) + "]: '" +
+                             m.hosts(i).substr(0, 64) + "' is not a host name");
+    }
+  }
+  bool ports = m.remote_ports_size() > 0 || m.local_ports_size() > 0;
+  if (ports && m.protocol() == NetworkSelector::ICMP) {
+    return InvalidArgument("network.match: ports need protocol tcp, udp or any, not icmp");
+  }
+  if (m.remote_ports_size() > kMaxPorts || m.local_ports_size() > kMaxPorts) {
+    return InvalidArgument("network.match: at most 64 ports each");
+  }
+  for (uint32_t p : m.remote_ports()) {
+    if (p < 1 || p > 65535) return InvalidArgument("network.match.remote_ports: 1 to 65535");
+  }
+  for (uint32_t p : m.local_ports()) {
+    if (p < 1 || p > 65535) return InvalidArgument("network.match.local_ports: 1 to 65535");
+  }
+  uint32_t ri = m.resolve_interval_ms();
+  if (ri != 0 && (ri < kMinResolveIntervalMs || ri > kMaxResolveIntervalMs)) {
+    return InvalidArgument("network.match.resolve_interval: must be from 100ms to 1h");
+  }
+  return Status::Ok();
+}
+
+std::string PeerSetUpdateBatch(const std::string& table, const NetworkFault& fault,
+                               const std::vector<std::string>& resolved) {
+  const std::string t = "inet " + table;
+  std::set<std::string> v4, v6;
+  SplitAddresses(fault.match().cidrs(), resolved, &v4, &v6);
+  return "flush set " + t + " peers4\n" + "flush set " + t + " peers6\n" +
+         AddElements(t, "peers4", v4) + AddElements(t, "peers6", v6);
+}
+
+std::string NetworkApplyBatch(const std::string& table, const NetworkFault& fault,
+                              const NetworkRuleOptions& o,
+                              const std::vector<std::string>& resolved) {
+  const std::string t = "inet " + table;
+  const NetworkSelector& m = fault.match();
+  const bool latency = fault.has_latency();
+  std::string b = "add table " + t + "\ndelete table " + t + "\nadd table " + t + "\n";
+  b += "add counter " + t + " matched\nadd counter " + t + " faulted\n";
+  const char* set_flags = "flags interval; auto-merge; }\n";
+  b += "add set " + t + " peers4 { type ipv4_addr; " + set_flags;
+  b += "add set " + t + " peers6 { type ipv6_addr; " + set_flags;
+  b += "add set " + t + " excl4 { type ipv4_addr; " + set_flags;
+  b += "add set " + t + " excl6 { type ipv6_addr; " + set_flags;
+  {
+    std::set<std::string> v4, v6;
+    SplitAddresses(m.cidrs(), resolved, &v4, &v6);
+    b += AddElements(t, "peers4", v4) + AddElements(t, "peers6", v6);
+    std::set<std::string> e4, e6;
+    SplitAddresses(m.exclude_cidrs(), {}, &e4, &e6);
+    b += AddElements(t, "excl4", e4) + AddElements(t, "excl6", e6);
+  }
+  // Latency marks packets before the iptables-nft raw table (priority -300) queues them; the
+  // other kinds filter at the ordinary filter priority.
+  const std::string out_hook = latency ? "output priority -350" : "output priority 0";
+  const std::string in_hook = latency ? "prerouting priority -350" : "input priority 0";
+  const auto dir = EffectiveDirection(fault);
+  struct Chain {
+    const char* name;
+    std::string hook;
+    bool egress;
+    bool active;
+  };
+  const Chain chains[] = {
+      {"out", out_hook, true, dir != NetworkSelector::INGRESS},
+      {"in", in_hook, false, dir != NetworkSelector::EGRESS},
+  };
+  for (const Chain& c : chains) {
+    if (!c.active) continue;
+    const std::string ch = t + " " + c.name;
+    b += "add chain " + ch + " { type filter hook " + c.hook + "; policy accept; }\n";
+    // Exemptions come first: the agent's control connection, loopback, excluded peers.
+    if (o.control_port != 0) {
+      b += "add rule " + ch + " tcp " + (c.egress ? "sport " : "dport ") +
+           std::to_string(o.control_port) + " accept\n";
+    }
+    if (!HasPeers(m)) b += "add rule " + ch + " " + (c.egress ? "oif" : "iif") + " lo accept\n";
+    if (fault.has_reject()) {
+      // The resets and ICMP errors our own reject rules send pass through these chains (an
+      // egress reject's reset comes back in through loopback): rejecting them again would
+      // swallow them and turn "refused" into a timeout.
+      b += "add rule " + ch + " tcp flags & rst == rst accept\n";
+      b += "add rule " + ch + " icmp type destination-unreachable accept\n";
+      b += "add rule " + ch + " icmpv6 type destination-unreachable accept\n";
+    }
+    const char* addr = c.egress ? "daddr" : "saddr";
+    b += "add rule " + ch + " ip " + addr + " @excl4 accept\n";
+    b += "add rule " + ch + " ip6 " + addr + " @excl6 accept\n";
+    for (const std::string& match : Matches(m, c.egress)) {
+      for (const std::string& action : Actions(fault, m, o)) {
+        b += "add rule " + ch + " " + match + action + "\n";
+      }
+    }
+  }
+  return b;
+}
+
+std::map<std::string, NftCounter> ParseNftCounters(const std::string& listing) {
+  // Lines: "counter NAME {" then "packets P bytes B" (nft's default output).
+  std::map<std::string, NftCounter> out;
+  std::istringstream lines(listing);
+  std::string line, current;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string w1, w2, w3, w4;
+    words >> w1 >> w2;
+    if (w1 == "counter" && !w2.empty() && line.find('{') != std::string::npos) {
+      current = w2;
+      // "counter NAME { packets P bytes B }" on one line (some output modes).
+      size_t at = line.find("packets");
+      if (at == std::string::npos) continue;
+      std::istringstream rest(line.substr(at));
+      rest >> w1 >> w2 >> w3 >> w4;
+    } else if (w1 == "packets") {
+      words >> w3 >> w4;
+    } else {
+      continue;
+    }
+    if (current.empty() || w1 != "packets" || w3 != "bytes") continue;
+    try {
+      out[current] = {std::stoull(w2), std::stoull(w4)};
+    } catch (const std::exception&) {
+    }
+    current.clear();
+  }
+  return out;
+}
+
+std::vector<std::string> QueueRuleArgs(const std::string& op, bool egress,
+                                       const std::string& comment, uint32_t mark,
+                                       uint16_t queue_num) {
+  const std::string m = Hex(mark);
+  return {"-w",
+          "-t",
+          "raw",
+          op,
+          egress ? "OUTPUT" : "PREROUTING",
+          "-m",
+          "mark",
+          "--mark",
+          m + "/" + m,
+          "-m",
+          "comment",
+          "--comment",
+          comment,
+          "-j",
+          "NFQUEUE",
+          "--queue-num",
+          std::to_string(queue_num),
+          "--queue-bypass"};
+}
+
+std::vector<std::vector<std::string>> QueueRuleDeletions(const std::string& listing,
+                                                         const std::string& comment, bool exact) {
+  std::vector<std::vector<std::string>> out;
+  std::istringstream lines(listing);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::vector<std::string> args;
+    std::string w;
+    while (words >> w) args.push_back(w);
+    if (args.size() < 2 || args[0] != "-A") continue;
+    bool ours = false;
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == "--comment") {
+        std::string c = args[i + 1];
+        if (c.size() >= 2 && c.front() == '"' && c.back() == '"') c = c.substr(1, c.size() - 2);
+        ours = exact ? c == comment : c.rfind(comment, 0) == 0;
+      }
+    }
+    if (!ours) continue;
+    args[0] = "-D";
+    args.insert(args.begin(), {"-w", "-t", "raw"});
+    out.push_back(std::move(args));
+  }
+  return out;
+}
+
+}  // namespace faultline::agent::netfilter

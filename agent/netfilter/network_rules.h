@@ -1,0 +1,76 @@
+#pragma once
+// Pure rule generation and validation for network faults: no kernel access, so it is unit-tested
+// without root. NetworkBackend feeds the batches to NftRuleset.
+//
+// Table layout for fault <id> (family inet, name faultline_<id>):
+//   counters "matched" (every packet the fault applies to) and "faulted" (dropped / rejected);
+//   sets peers4/peers6 (cidrs + resolved hosts) and excl4/excl6 (exclusions), interval sets;
+//   chain "out" (hook output) and chain "in" (hook input; prerouting for latency), whose first
+//   rules accept the agent's control traffic, loopback (when no peers are named) and exclusions.
+// Latency does not drop anything in nftables: its rules OR a mark bit into matching packets, and
+// one xtables NFQUEUE rule per direction (iptables-nft, raw table) queues marked packets.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "faultline/v1/agent.pb.h"
+
+namespace faultline::agent::netfilter {
+
+// The direction after applying the kind's default (EGRESS for latency and bandwidth, BOTH else).
+v1::NetworkSelector::Direction EffectiveDirection(const v1::NetworkFault& fault);
+
+// Checks every field of a network fault. No side effects. INVALID_ARGUMENT naming the field
+// ("network.match.cidrs[1]: ...").
+Status ValidateNetworkFault(const v1::NetworkFault& fault);
+
+// "10.1.2.3" or "10.0.0.0/8" or "fd00::/64" in canonical form (host bits cleared), with the
+// family; INVALID_ARGUMENT for anything else.
+struct Cidr {
+  bool v6 = false;
+  std::string text;
+};
+Result<Cidr> ParseCidr(const std::string& text);
+
+struct NetworkRuleOptions {
+  // The agent's gRPC port: TCP traffic from/to it is accepted before any fault rule. 0 = none.
+  uint16_t control_port = 0;
+  // Latency only: the mark bit ORed into packets to be queued (non-zero, one bit).
+  uint32_t queue_mark = 0;
+};
+
+// The nft batch that (re)creates table `table` for `fault` (validated), with `resolved` peer
+// addresses (from hosts) added to the peer sets. One transaction; a leftover table of the same
+// name is replaced, never duplicated.
+std::string NetworkApplyBatch(const std::string& table, const v1::NetworkFault& fault,
+                              const NetworkRuleOptions& options,
+                              const std::vector<std::string>& resolved);
+
+// The nft batch that replaces the peer sets' contents with fault.match.cidrs + `resolved`
+// (atomic: no instant with an empty set).
+std::string PeerSetUpdateBatch(const std::string& table, const v1::NetworkFault& fault,
+                               const std::vector<std::string>& resolved);
+
+struct NftCounter {
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+};
+// Named counters from `nft list counters table ...` (or `list table`) output: name → values.
+std::map<std::string, NftCounter> ParseNftCounters(const std::string& listing);
+
+// The argv (without the program) of the xtables rule that queues marked packets, for
+// iptables/ip6tables: "-t raw -A|-D OUTPUT|PREROUTING -m mark --mark M/M -m comment --comment
+// faultline_<id> -j NFQUEUE --queue-num N --queue-bypass". `op` is "-A" or "-D".
+std::vector<std::string> QueueRuleArgs(const std::string& op, bool egress,
+                                       const std::string& comment, uint32_t mark,
+                                       uint16_t queue_num);
+
+// From `iptables -t raw -S` output, the delete argvs (without the program, "-w -t raw -D ...")
+// of every rule whose comment starts with `comment` (exact: equals `comment`).
+std::vector<std::vector<std::string>> QueueRuleDeletions(const std::string& listing,
+                                                         const std::string& comment, bool exact);
+
+}  // namespace faultline::agent::netfilter
