@@ -10,9 +10,9 @@ FAULTLINE_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libboost-filesystem-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
-  nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libnftables-dev libnetfilter-queue-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libnftables-dev libnetfilter-queue-dev libnetfilter-conntrack-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev
-  dnsmasq-base nftables iptables iproute2 dnsutils curl procps jq
+  dnsmasq-base nftables iptables iproute2 dnsutils dnsperf curl procps jq
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
