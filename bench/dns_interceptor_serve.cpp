@@ -4,6 +4,7 @@
 // on exit.
 //   dns_interceptor_serve <port> <upstream host:port> [fault-name]
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,9 @@ int main(int argc, char** argv) {
   o.port = static_cast<uint16_t>(std::atoi(argv[1]));
   o.upstream = argv[2];
   o.max_outstanding = 4096;
+  o.listen_ipv6_loopback = true;
+  // As the agent does: the mark lets its upstream queries bypass an nft redirect (needs root).
+  o.socket_mark = geteuid() == 0 ? 0x464c : 0;
   auto matcher = DomainMatcher::Create({argc > 3 ? argv[3] : "faulted.bench.test"});
   if (!matcher.ok()) return 2;
   DnsInterceptor interceptor(o);

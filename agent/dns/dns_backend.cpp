@@ -1,6 +1,9 @@
 #include "agent/dns/dns_backend.h"
 
+#include <linux/magic.h>
 #include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
 
 #include <algorithm>
 #include <cctype>
@@ -41,13 +44,51 @@ std::string MarkText(uint32_t mark) {
 constexpr size_t kMaxCgroupPath = 512;
 constexpr const char* kCgroupRoot = "/sys/fs/cgroup/";
 
-// The nft match for a fault's scope ("" = every process). Precondition: ValidateScope passed.
-std::string ScopeMatch(const v1::DnsFault& dns) {
+// The cgroup as nft must name it. nft stats /sys/fs/cgroup/<path> when the rule is added and
+// matches on that inode at `level` (the depth below the cgroup v2 root). Where cgroup v2 is
+// mounted elsewhere (hybrid hosts: /sys/fs/cgroup/unified) the path gets that prefix; where none
+// is visible because `ip netns exec` gave the agent a private mount namespace with a fresh /sys
+// (the sandbox), cgroup2 is mounted at /sys/fs/cgroup there — never in the host's namespace.
+// FAILED_PRECONDITION when there is no cgroup v2 or the cgroup does not exist.
+Result<std::string> CgroupPathForNft(const std::string& path) {
+  auto is_cgroup2 = [](const char* dir) {
+    struct statfs fs {};
+    return statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
+  };
+  std::string prefix;
+  if (is_cgroup2("/sys/fs/cgroup")) {
+    prefix = "";
+  } else if (is_cgroup2("/sys/fs/cgroup/unified")) {
+    prefix = "unified/";
+  } else {
+    std::error_code ec;
+    const bool own_mount_ns = std::filesystem::read_symlink("/proc/self/ns/mnt", ec) !=
+                              std::filesystem::read_symlink("/proc/1/ns/mnt", ec);
+    struct statfs fs {};
+    const bool bare_sysfs = statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == SYSFS_MAGIC;
+    if (!own_mount_ns || !bare_sysfs ||
+        mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) !=
+            0) {
+      return FailedPrecondition("dns.cgroup: no cgroup v2 hierarchy at /sys/fs/cgroup");
+    }
+    spdlog::info("dns: mounted cgroup2 at /sys/fs/cgroup in the agent's own mount namespace");
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_directory(kCgroupRoot + prefix + path, ec)) {
+    return FailedPrecondition("dns.cgroup: no cgroup v2 directory " + std::string(kCgroupRoot) +
+                              prefix + path);
+  }
+  return prefix + path;
+}
+
+// The nft match for a fault's scope ("" = every process). Precondition: Validate passed and
+// nft_cgroup_path is CgroupPathForNft's result (when a cgroup is given).
+std::string ScopeMatch(const v1::DnsFault& dns, const std::string& nft_cgroup_path) {
   std::string m;
   if (!dns.cgroup().empty()) {
     std::string path = CgroupPath(dns.cgroup());
     int level = 1 + static_cast<int>(std::count(path.begin(), path.end(), '/'));
-    m += "socket cgroupv2 level " + std::to_string(level) + " \"" + path + "\" ";
+    m += "socket cgroupv2 level " + std::to_string(level) + " \"" + nft_cgroup_path + "\" ";
   }
   if (dns.has_uid()) m += "meta skuid " + std::to_string(dns.uid()) + " ";
   return m;
@@ -273,13 +314,11 @@ Result<std::unique_ptr<FaultHandle>> DnsBackend::Apply(const std::string& fault_
   auto matcher = DomainMatcher::Create({dns.domains().begin(), dns.domains().end()},
                                        dns.match() == v1::DnsFault::SUFFIX);
   if (!matcher.ok()) return InvalidArgument("dns." + matcher.status().message());
+  std::string nft_cgroup_path;
   if (!dns.cgroup().empty()) {
-    // nft resolves the path when the rule is added; say clearly what is missing.
-    std::error_code ec;
-    if (!std::filesystem::is_directory(kCgroupRoot + CgroupPath(dns.cgroup()), ec)) {
-      return FailedPrecondition("dns.cgroup: no cgroup v2 directory " + std::string(kCgroupRoot) +
-                                CgroupPath(dns.cgroup()));
-    }
+    auto p = CgroupPathForNft(CgroupPath(dns.cgroup()));
+    if (!p.ok()) return p.status();
+    nft_cgroup_path = *p;
   }
   DnsRule rule{std::move(*matcher)};
   for (const auto& t : dns.record_types()) rule.qtypes.push_back(*RecordTypeFromName(t));
@@ -287,7 +326,7 @@ Result<std::unique_ptr<FaultHandle>> DnsBackend::Apply(const std::string& fault_
   rule.delay_ms = static_cast<int>(dns.delay_ms());
   rule.jitter_ms = static_cast<int>(dns.jitter_ms());
   rule.probability = dns.has_probability() ? dns.probability() : 1.0;
-  const std::string scope_match = ScopeMatch(dns);
+  const std::string scope_match = ScopeMatch(dns, nft_cgroup_path);
   if (!scope_match.empty()) rule.scope = fault_id;
 
   std::shared_ptr<DnsInterceptor> interceptor;
