@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ldns/wire2host.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -254,10 +255,11 @@ struct DnsInterceptor::Listener {
   }
 };
 
-// One forwarded UDP query waiting for the upstream's reply on its own connected socket. A socket
-// per query gives each a fresh source port, so replies cannot be confused between clients.
+// One forwarded UDP query waiting for the upstream's reply on a pooled upstream socket. The
+// query goes out unchanged (same transaction id), so two outstanding queries with the same id to
+// the same resolver use different sockets; a reply is matched by socket and id.
 struct DnsInterceptor::PendingUdp {
-  int fd = -1;
+  uint64_t key = 0;  // PendingKey(socket index, id)
   SocketAddress client;
   std::shared_ptr<Listener> listener;  // keeps the reply socket open
   int udp_fd = -1;                     // the listener socket the query came in on
@@ -275,6 +277,20 @@ struct DnsInterceptor::DelayedUdp {
   int udp_fd = -1;
   std::shared_ptr<DnsRuleCounters> counters;
 };
+
+// A connected, marked UDP socket to one resolver, shared by queries with distinct ids.
+struct DnsInterceptor::UpstreamSocket {
+  int fd = -1;
+  std::string dest;  // AddressKey of the resolver
+  std::vector<bool> ids_in_use = std::vector<bool>(65536, false);
+};
+
+namespace {
+uint64_t PendingKey(size_t socket, uint16_t id) { return (uint64_t{socket} << 16) | id; }
+// Upstream sockets per resolver (queries sharing an id at the same time need one each) and in all.
+constexpr size_t kSocketsPerResolver = 16;
+constexpr size_t kMaxUpstreamSockets = 256;
+}  // namespace
 
 bool DnsInterceptor::DelayedLater::operator()(const std::unique_ptr<DelayedUdp>& a,
                                               const std::unique_ptr<DelayedUdp>& b) const {
@@ -380,10 +396,15 @@ Status DnsInterceptor::Start() {
   // Fail now, with a clear reason, rather than on the first forwarded query.
   auto probe = OpenUpstreamSocket(SOCK_DGRAM, upstream_);
   if (!probe.ok()) return probe.status();
-  close(*probe);
+  // Kept as the first pooled socket to the configured upstream.
+  upstream_sockets_.push_back(UpstreamSocket{*probe, AddressKey(upstream_)});
 
   auto main = OpenListener("", options_.port);
-  if (!main.ok()) return main.status();
+  if (!main.ok()) {
+    close(upstream_sockets_.back().fd);
+    upstream_sockets_.clear();
+    return main.status();
+  }
   port_ = (*main)->port;
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -392,6 +413,8 @@ Status DnsInterceptor::Start() {
     if (stop_fd_ >= 0) close(stop_fd_);
     if (wake_fd_ >= 0) close(wake_fd_);
     stop_fd_ = wake_fd_ = -1;
+    for (auto& u : upstream_sockets_) close(u.fd);
+    upstream_sockets_.clear();
     return s;
   }
   if (options_.forward_to_original_destination) {
@@ -419,9 +442,11 @@ void DnsInterceptor::Stop() {
     std::unique_lock lock(tcp_mu_);
     tcp_cv_.wait(lock, [this] { return tcp_active_ == 0; });
   }
-  for (auto& p : pending_) close(p->fd);
   outstanding_ -= static_cast<int64_t>(pending_.size());
   pending_.clear();
+  expiry_.clear();
+  for (auto& u : upstream_sockets_) close(u.fd);
+  upstream_sockets_.clear();
   delayed_pending_ -= static_cast<int64_t>(delayed_.size());
   delayed_.clear();
   {
@@ -711,12 +736,10 @@ void DnsInterceptor::EventLoop() {
         sources.push_back({l, &s, false});
       }
     }
-    const size_t first_pending = fds.size();
+    const size_t first_upstream = fds.size();
+    for (const auto& u : upstream_sockets_) fds.push_back({u.fd, POLLIN, 0});
     auto next_deadline = SteadyClock::time_point::max();
-    for (const auto& p : pending_) {
-      fds.push_back({p->fd, POLLIN, 0});
-      next_deadline = std::min(next_deadline, p->deadline);
-    }
+    if (!expiry_.empty()) next_deadline = expiry_.front().first;
     if (!delayed_.empty()) next_deadline = std::min(next_deadline, delayed_.front()->due);
     int timeout = next_deadline == SteadyClock::time_point::max() ? -1 : MillisUntil(next_deadline);
     int n = poll(fds.data(), fds.size(), timeout);
@@ -728,62 +751,41 @@ void DnsInterceptor::EventLoop() {
       (void)ignored;
     }
 
-    // Upstream replies first (indexes from first_pending match pending_ as it was when polled).
-    std::vector<bool> done(pending_.size(), false);
+    // Upstream replies first (fds from first_upstream match upstream_sockets_ when polled).
     uint8_t buf[kMaxDnsMessage];
-    for (size_t i = 0; n > 0 && i < pending_.size(); ++i) {
-      if (fds[first_pending + i].revents == 0) continue;
-      PendingUdp& p = *pending_[i];
-      ssize_t got = recv(p.fd, buf, sizeof(buf), MSG_DONTWAIT);
-      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
-      done[i] = true;
-      if (got < 0) {
-        ++upstream_errors_;  // e.g. ICMP port unreachable: the client will time out and retry
-        continue;
-      }
-      std::span<const uint8_t> reply(buf, static_cast<size_t>(got));
-      if (p.decision.counters) {  // a DELAY rule matched the query itself
-        SendUdpAnswer(p.udp_fd, p.client, DnsWire(reply.begin(), reply.end()), p.decision.delay_ms,
-                      p.decision.counters, p.listener);
-        continue;
-      }
-      Decision r = DecideReply(p.query, reply, p.decision.qtype, p.listener->scope);
-      switch (r.kind) {
-        case Decision::Kind::kRespond:
-          SendUdpAnswer(p.udp_fd, p.client, std::move(r.response), r.delay_ms, r.counters,
-                        p.listener);
+    const size_t polled_upstreams = fds.size() - first_upstream;
+    for (size_t i = 0; n > 0 && i < polled_upstreams; ++i) {
+      if (fds[first_upstream + i].revents == 0) continue;
+      for (int batch = 0; batch < kUdpBatch; ++batch) {
+        ssize_t got = recv(upstream_sockets_[i].fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (got < 0) {
+          ++upstream_errors_;  // e.g. ICMP port unreachable: the client will time out and retry
           break;
-        case Decision::Kind::kDrop:
-          ++faulted_;
-          CountFaulted(r.counters);
-          break;
-        default:
-          if (r.counters || r.delay_ms > 0) {
-            SendUdpAnswer(p.udp_fd, p.client, DnsWire(reply.begin(), reply.end()), r.delay_ms,
-                          r.counters, p.listener);
-          } else {
-            sendto(p.udp_fd, reply.data(), reply.size(), MSG_DONTWAIT, p.client.get(),
-                   p.client.length);
-          }
+        }
+        if (got < 2) continue;
+        auto it = pending_.find(PendingKey(i, LDNS_ID_WIRE(buf)));
+        if (it == pending_.end()) continue;  // late (timed out) or stray
+        std::unique_ptr<PendingUdp> owned = std::move(it->second);
+        pending_.erase(it);
+        upstream_sockets_[i].ids_in_use[LDNS_ID_WIRE(buf)] = false;
+        --outstanding_;
+        HandleUpstreamReply(*owned, std::span<const uint8_t>(buf, static_cast<size_t>(got)));
       }
     }
     auto now = SteadyClock::now();
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      if (!done[i] && pending_[i]->deadline <= now) {
-        ++timeouts_;
-        done[i] = true;
-      }
-    }
-    size_t keep = 0;
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      if (done[i]) {
-        close(pending_[i]->fd);
+    // Every query has the same timeout, so expiry_ is in deadline order.
+    while (!expiry_.empty() && expiry_.front().first <= now) {
+      auto it = pending_.find(expiry_.front().second);
+      if (it != pending_.end() && it->second->deadline <= now) {
+        upstream_sockets_[it->first >> 16].ids_in_use[it->first & 0xffff] = false;
+        pending_.erase(it);
         --outstanding_;
-      } else {
-        pending_[keep++] = std::move(pending_[i]);
+        ++timeouts_;
       }
+      expiry_.pop_front();
     }
-    pending_.resize(keep);
 
     while (!delayed_.empty() && delayed_.front()->due <= now) {
       std::pop_heap(delayed_.begin(), delayed_.end(), DelayedLater());
@@ -873,27 +875,73 @@ void DnsInterceptor::ForwardUdp(std::span<const uint8_t> message, const SocketAd
       std::memcmp(&dest.storage, &upstream_.storage, dest.length) != 0) {
     ++orig_dst_;
   }
-  auto fd = OpenUpstreamSocket(SOCK_DGRAM, dest);
-  if (!fd.ok()) {
-    ++upstream_errors_;
-    return;
+  const uint16_t id = LDNS_ID_WIRE(message.data());  // Decide parsed it: >= 12 bytes
+  const std::string dest_key = AddressKey(dest);
+  size_t chosen = upstream_sockets_.size();
+  size_t for_dest = 0;
+  for (size_t i = 0; i < upstream_sockets_.size(); ++i) {
+    if (upstream_sockets_[i].dest != dest_key) continue;
+    ++for_dest;
+    if (!upstream_sockets_[i].ids_in_use[id]) {
+      chosen = i;
+      break;
+    }
   }
-  if (send(*fd, message.data(), message.size(), MSG_DONTWAIT) < 0) {
+  if (chosen == upstream_sockets_.size()) {
+    if (for_dest >= kSocketsPerResolver || upstream_sockets_.size() >= kMaxUpstreamSockets) {
+      ++overload_;
+      return;
+    }
+    auto fd = OpenUpstreamSocket(SOCK_DGRAM, dest);
+    if (!fd.ok()) {
+      ++upstream_errors_;
+      return;
+    }
+    upstream_sockets_.push_back(UpstreamSocket{*fd, dest_key});
+  }
+  UpstreamSocket& u = upstream_sockets_[chosen];
+  if (send(u.fd, message.data(), message.size(), MSG_DONTWAIT) < 0) {
     ++upstream_errors_;
-    close(*fd);
     return;
   }
   ++passed_;
   auto p = std::make_unique<PendingUdp>();
-  p->fd = *fd;
+  p->key = PendingKey(chosen, id);
   p->client = client;
   p->listener = listener;
   p->udp_fd = udp_fd;
   p->deadline = SteadyClock::now() + std::chrono::milliseconds(options_.upstream_timeout_ms);
   p->query.assign(message.begin(), message.end());
   p->decision = std::move(decision);
-  pending_.push_back(std::move(p));
+  u.ids_in_use[id] = true;
+  expiry_.emplace_back(p->deadline, p->key);
+  pending_.emplace(p->key, std::move(p));
   ++outstanding_;
+}
+
+void DnsInterceptor::HandleUpstreamReply(PendingUdp& p, std::span<const uint8_t> reply) {
+  if (p.decision.counters) {  // a DELAY rule matched the query itself
+    SendUdpAnswer(p.udp_fd, p.client, DnsWire(reply.begin(), reply.end()), p.decision.delay_ms,
+                  p.decision.counters, p.listener);
+    return;
+  }
+  Decision r = DecideReply(p.query, reply, p.decision.qtype, p.listener->scope);
+  switch (r.kind) {
+    case Decision::Kind::kRespond:
+      SendUdpAnswer(p.udp_fd, p.client, std::move(r.response), r.delay_ms, r.counters, p.listener);
+      break;
+    case Decision::Kind::kDrop:
+      ++faulted_;
+      CountFaulted(r.counters);
+      break;
+    default:
+      if (r.counters || r.delay_ms > 0) {
+        SendUdpAnswer(p.udp_fd, p.client, DnsWire(reply.begin(), reply.end()), r.delay_ms,
+                      r.counters, p.listener);
+      } else {
+        sendto(p.udp_fd, reply.data(), reply.size(), MSG_DONTWAIT, p.client.get(), p.client.length);
+      }
+  }
 }
 
 void DnsInterceptor::AcceptTcp(int tcp_fd, const std::string& scope) {
@@ -939,7 +987,7 @@ void DnsInterceptor::ServeTcp(int fd, const std::string& scope) {
     }
   }
   // Waits out an injected delay; false when the interceptor stops meanwhile.
-  auto wait_delay = [&](int delay_ms) {
+  auto wait_delay = [&](int delay_ms) -> bool {
     if (delay_ms <= 0) return true;
     pollfd p{stop_fd_, POLLIN, 0};
     return poll(&p, 1, delay_ms) == 0;

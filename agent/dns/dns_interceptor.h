@@ -13,14 +13,16 @@
 // scoped fault's nft rules redirect to; such a rule applies to queries arriving there only.
 //
 // Threads: one event loop (poll) serves UDP, accepts TCP, tracks outstanding upstream UDP
-// queries and sends delayed UDP answers from a timer queue (it never sleeps); each TCP connection
-// is served on its own thread, at most max_tcp_connections at once.
+// queries (sent unchanged from a small pool of marked sockets per resolver, matched by id) and
+// sends delayed UDP answers from a timer queue (it never sleeps); each TCP connection is served on
+// its own thread, at most max_tcp_connections at once.
 
 #include <sys/socket.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -191,7 +193,13 @@ class DnsInterceptor {
   int wake_fd_ = -1;  // eventfd: listeners changed, rebuild the poll set
   bool started_ = false;
   std::thread loop_;
-  std::vector<std::unique_ptr<PendingUdp>> pending_;  // event-loop thread only
+  struct UpstreamSocket;
+  void HandleUpstreamReply(PendingUdp& p, std::span<const uint8_t> reply);
+  // Event-loop thread only: forwarded UDP queries by (socket, id), their deadlines in order, and
+  // the pooled upstream sockets (bounded; closed at Stop).
+  std::unordered_map<uint64_t, std::unique_ptr<PendingUdp>> pending_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> expiry_;
+  std::vector<UpstreamSocket> upstream_sockets_;
   std::vector<std::unique_ptr<DelayedUdp>> delayed_;  // heap (DelayedLater), event loop only
   std::unordered_map<std::string, std::pair<SocketAddress, std::chrono::steady_clock::time_point>>
       orig_dst_cache_;  // event loop only: client address -> original destination, short-lived
