@@ -752,28 +752,35 @@ void DnsInterceptor::EventLoop() {
     }
 
     // Upstream replies first (fds from first_upstream match upstream_sockets_ when polled).
-    uint8_t buf[kMaxDnsMessage];
     const size_t polled_upstreams = fds.size() - first_upstream;
     for (size_t i = 0; n > 0 && i < polled_upstreams; ++i) {
       if (fds[first_upstream + i].revents == 0) continue;
-      for (int batch = 0; batch < kUdpBatch; ++batch) {
-        ssize_t got = recv(upstream_sockets_[i].fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        if (got < 0) {
-          ++upstream_errors_;  // e.g. ICMP port unreachable: the client will time out and retry
-          break;
-        }
-        if (got < 2) continue;
-        auto it = pending_.find(PendingKey(i, LDNS_ID_WIRE(buf)));
+      mmsghdr msgs[kUdpBatch];
+      iovec iovs[kUdpBatch];
+      for (int k = 0; k < kUdpBatch; ++k) {
+        iovs[k] = {Slot(k), kMaxDnsMessage};
+        msgs[k] = {};
+        msgs[k].msg_hdr.msg_iov = &iovs[k];
+        msgs[k].msg_hdr.msg_iovlen = 1;
+      }
+      int got = recvmmsg(upstream_sockets_[i].fd, msgs, kUdpBatch, MSG_DONTWAIT, nullptr);
+      if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        ++upstream_errors_;  // e.g. ICMP port unreachable: the client will time out and retry
+      }
+      for (int k = 0; k < got; ++k) {
+        const uint8_t* reply = Slot(k);
+        if (msgs[k].msg_len < 2) continue;
+        const uint16_t id = LDNS_ID_WIRE(reply);
+        auto it = pending_.find(PendingKey(i, id));
         if (it == pending_.end()) continue;  // late (timed out) or stray
         std::unique_ptr<PendingUdp> owned = std::move(it->second);
         pending_.erase(it);
-        upstream_sockets_[i].ids_in_use[LDNS_ID_WIRE(buf)] = false;
+        upstream_sockets_[i].ids_in_use[id] = false;
         --outstanding_;
-        HandleUpstreamReply(*owned, std::span<const uint8_t>(buf, static_cast<size_t>(got)));
+        HandleUpstreamReply(*owned, std::span<const uint8_t>(reply, msgs[k].msg_len));
       }
     }
+    FlushOutbox();
     auto now = SteadyClock::now();
     // Every query has the same timeout, so expiry_ is in deadline order.
     while (!expiry_.empty() && expiry_.front().first <= now) {
@@ -812,17 +819,23 @@ void DnsInterceptor::EventLoop() {
 }
 
 void DnsInterceptor::HandleUdpReadable(const std::shared_ptr<Listener>& listener, int udp_fd) {
-  uint8_t buf[kMaxDnsMessage];
+  // One recvmmsg for up to kUdpBatch queries; their forwards and answers go out in FlushOutbox.
+  mmsghdr msgs[kUdpBatch];
+  iovec iovs[kUdpBatch];
+  SocketAddress clients[kUdpBatch];
   for (int i = 0; i < kUdpBatch; ++i) {
-    SocketAddress client;
-    client.length = sizeof(client.storage);
-    ssize_t got = recvfrom(udp_fd, buf, sizeof(buf), MSG_DONTWAIT,
-                           reinterpret_cast<sockaddr*>(&client.storage), &client.length);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return;  // EAGAIN, or an error we cannot act on
-    }
-    std::span<const uint8_t> message(buf, static_cast<size_t>(got));
+    iovs[i] = {Slot(i), kMaxDnsMessage};
+    clients[i] = SocketAddress();
+    msgs[i] = {};
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &clients[i].storage;
+    msgs[i].msg_hdr.msg_namelen = sizeof(clients[i].storage);
+  }
+  int got = recvmmsg(udp_fd, msgs, kUdpBatch, MSG_DONTWAIT, nullptr);
+  for (int i = 0; i < got; ++i) {
+    clients[i].length = msgs[i].msg_hdr.msg_namelen;
+    std::span<const uint8_t> message(Slot(i), msgs[i].msg_len);
     Decision d = Decide(message, listener->scope);
     switch (d.kind) {
       case Decision::Kind::kMalformed:
@@ -832,13 +845,64 @@ void DnsInterceptor::HandleUdpReadable(const std::shared_ptr<Listener>& listener
         CountFaulted(d.counters);
         break;
       case Decision::Kind::kRespond:
-        SendUdpAnswer(udp_fd, client, std::move(d.response), d.delay_ms, d.counters, listener);
+        SendUdpAnswer(udp_fd, clients[i], std::move(d.response), d.delay_ms, d.counters, listener);
         break;
       case Decision::Kind::kForward:
-        ForwardUdp(message, client, listener, udp_fd, std::move(d));
+        ForwardUdp(message, clients[i], listener, udp_fd, std::move(d));
         break;
     }
   }
+  FlushOutbox();
+}
+
+uint8_t* DnsInterceptor::Slot(int i) {
+  if (arena_.empty()) arena_.resize(static_cast<size_t>(kUdpBatch) * kMaxDnsMessage);
+  return arena_.data() + static_cast<size_t>(i) * kMaxDnsMessage;
+}
+
+void DnsInterceptor::Queue(int fd, const SocketAddress* to, std::span<const uint8_t> bytes) {
+  OutDatagram d;
+  d.fd = fd;
+  if (to != nullptr) d.to = *to;
+  d.bytes.assign(bytes.begin(), bytes.end());
+  outbox_.push_back(std::move(d));
+}
+
+void DnsInterceptor::FlushOutbox() {
+  // Consecutive datagrams for the same socket go out in one sendmmsg. A datagram the kernel
+  // refuses is dropped, as a lost UDP packet would be: the client retries, a forwarded query
+  // times out.
+  std::vector<mmsghdr> msgs;
+  std::vector<iovec> iovs;
+  size_t start = 0;
+  while (start < outbox_.size()) {
+    size_t end = start;
+    while (end < outbox_.size() && outbox_[end].fd == outbox_[start].fd) ++end;
+    msgs.assign(end - start, mmsghdr{});
+    iovs.resize(end - start);
+    for (size_t i = start; i < end; ++i) {
+      OutDatagram& d = outbox_[i];
+      iovs[i - start] = {d.bytes.data(), d.bytes.size()};
+      msgs[i - start].msg_hdr.msg_iov = &iovs[i - start];
+      msgs[i - start].msg_hdr.msg_iovlen = 1;
+      if (d.to.length != 0) {
+        msgs[i - start].msg_hdr.msg_name = &d.to.storage;
+        msgs[i - start].msg_hdr.msg_namelen = d.to.length;
+      }
+    }
+    size_t sent = 0;
+    while (sent < msgs.size()) {
+      int n = sendmmsg(outbox_[start].fd, msgs.data() + sent, msgs.size() - sent, MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ++sent;  // skip the one the kernel refused
+        continue;
+      }
+      sent += static_cast<size_t>(n);
+    }
+    start = end;
+  }
+  outbox_.clear();
 }
 
 SocketAddress DnsInterceptor::UdpDestination(const SocketAddress& client, const Listener& listener,
@@ -900,10 +964,7 @@ void DnsInterceptor::ForwardUdp(std::span<const uint8_t> message, const SocketAd
     upstream_sockets_.push_back(UpstreamSocket{*fd, dest_key});
   }
   UpstreamSocket& u = upstream_sockets_[chosen];
-  if (send(u.fd, message.data(), message.size(), MSG_DONTWAIT) < 0) {
-    ++upstream_errors_;
-    return;
-  }
+  Queue(u.fd, nullptr, message);
   ++passed_;
   auto p = std::make_unique<PendingUdp>();
   p->key = PendingKey(chosen, id);

@@ -200,6 +200,17 @@ class DnsInterceptor {
   std::unordered_map<uint64_t, std::unique_ptr<PendingUdp>> pending_;
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> expiry_;
   std::vector<UpstreamSocket> upstream_sockets_;
+  // Batched UDP I/O (event loop only): receive slots for recvmmsg, datagrams for sendmmsg.
+  struct OutDatagram {
+    int fd = -1;
+    SocketAddress to;  // length 0: a connected socket
+    DnsWire bytes;
+  };
+  uint8_t* Slot(int i);
+  void Queue(int fd, const SocketAddress* to, std::span<const uint8_t> bytes);
+  void FlushOutbox();
+  std::vector<uint8_t> arena_;
+  std::vector<OutDatagram> outbox_;
   std::vector<std::unique_ptr<DelayedUdp>> delayed_;  // heap (DelayedLater), event loop only
   std::unordered_map<std::string, std::pair<SocketAddress, std::chrono::steady_clock::time_point>>
       orig_dst_cache_;  // event loop only: client address -> original destination, short-lived
