@@ -50,6 +50,7 @@ for path in a b c; do
   case $path in a) port=$UP ;; b) port=$ICPT ;; c) port=$FWD ;; esac
   QPS[$path]=$(throughput $port)
   LAT[$path]=$(median_us $port)
+  [ -n "${QPS[$path]}" ] && [ "${LAT[$path]}" != nan ] || { echo "path ($path): no result" >&2; exit 1; }
 done
 echo "machine: $(nproc) cores, $(uname -r); dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}'); ${DURATION}s unthrottled, ${LAT_SECONDS}s at ${RATE} q/s for latency"
 printf '%-44s %12s %10s %14s %14s\n' path "queries/s" "ratio" "median_us" "added_us"

@@ -10,7 +10,7 @@ FAULTLINE_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libboost-filesystem-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
-  nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libnftables-dev libnetfilter-queue-dev libnetfilter-conntrack-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libnftables-dev libnetfilter-queue-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev
   dnsmasq-base nftables iptables iproute2 dnsutils dnsperf curl procps jq
 )

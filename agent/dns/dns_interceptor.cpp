@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <ldns/wire2host.h>
-#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -26,10 +25,6 @@ constexpr int kUdpBatch = 64;
 // getsockopt(SO_ORIGINAL_DST) (linux/netfilter_ipv4.h) and IP6T_SO_ORIGINAL_DST share the value;
 // defined here because those kernel headers clash with the libc ones.
 constexpr int kSoOriginalDst = 80;
-// How long a UDP client address keeps its looked-up original destination (a conntrack UDP entry
-// lives 30 s after the last packet; a second is far inside that and bounds staleness).
-constexpr auto kOrigDstCacheTtl = std::chrono::seconds(1);
-constexpr size_t kOrigDstCacheMax = 4096;
 
 bool IsLoopback(const SocketAddress& a) {
   if (a.family() == AF_INET) {
@@ -47,61 +42,6 @@ uint16_t PortOf(const SocketAddress& a) {
 
 std::string AddressKey(const SocketAddress& a) {
   return std::string(reinterpret_cast<const char*>(&a.storage), a.length);
-}
-
-// conntrack GET callback: copies the original tuple's destination.
-int OrigDstCallback(enum nf_conntrack_msg_type, struct nf_conntrack* ct, void* data) {
-  auto* out = static_cast<SocketAddress*>(data);
-  uint8_t family = nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO);
-  if (family == AF_INET) {
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&out->storage);
-    v4->sin_family = AF_INET;
-    v4->sin_addr.s_addr = nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_DST);
-    v4->sin_port = nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST);
-    out->length = sizeof(sockaddr_in);
-  } else if (family == AF_INET6) {
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&out->storage);
-    v6->sin6_family = AF_INET6;
-    std::memcpy(&v6->sin6_addr, nfct_get_attr(ct, ATTR_ORIG_IPV6_DST), 16);
-    v6->sin6_port = nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST);
-    out->length = sizeof(sockaddr_in6);
-  }
-  return NFCT_CB_STOP;
-}
-
-// The pre-redirect destination of the UDP flow client -> local, through its conntrack entry's
-// reply tuple (local -> client). NOT_FOUND when there is none.
-Result<SocketAddress> ConntrackOriginalDestination(nfct_handle* h, const SocketAddress& client,
-                                                   const SocketAddress& local) {
-  std::unique_ptr<nf_conntrack, void (*)(nf_conntrack*)> ct(nfct_new(), nfct_destroy);
-  if (!ct) return Internal("nfct_new");
-  nfct_set_attr_u8(ct.get(), ATTR_REPL_L3PROTO, static_cast<uint8_t>(client.family()));
-  nfct_set_attr_u8(ct.get(), ATTR_REPL_L4PROTO, IPPROTO_UDP);
-  if (client.family() == AF_INET) {
-    nfct_set_attr_u32(ct.get(), ATTR_REPL_IPV4_SRC,
-                      reinterpret_cast<const sockaddr_in*>(&local.storage)->sin_addr.s_addr);
-    nfct_set_attr_u32(ct.get(), ATTR_REPL_IPV4_DST,
-                      reinterpret_cast<const sockaddr_in*>(&client.storage)->sin_addr.s_addr);
-    nfct_set_attr_u16(ct.get(), ATTR_REPL_PORT_SRC,
-                      reinterpret_cast<const sockaddr_in*>(&local.storage)->sin_port);
-    nfct_set_attr_u16(ct.get(), ATTR_REPL_PORT_DST,
-                      reinterpret_cast<const sockaddr_in*>(&client.storage)->sin_port);
-  } else {
-    nfct_set_attr(ct.get(), ATTR_REPL_IPV6_SRC,
-                  &reinterpret_cast<const sockaddr_in6*>(&local.storage)->sin6_addr);
-    nfct_set_attr(ct.get(), ATTR_REPL_IPV6_DST,
-                  &reinterpret_cast<const sockaddr_in6*>(&client.storage)->sin6_addr);
-    nfct_set_attr_u16(ct.get(), ATTR_REPL_PORT_SRC,
-                      reinterpret_cast<const sockaddr_in6*>(&local.storage)->sin6_port);
-    nfct_set_attr_u16(ct.get(), ATTR_REPL_PORT_DST,
-                      reinterpret_cast<const sockaddr_in6*>(&client.storage)->sin6_port);
-  }
-  SocketAddress out;
-  nfct_callback_register(h, NFCT_T_ALL, OrigDstCallback, &out);
-  int rc = nfct_query(h, NFCT_Q_GET, ct.get());
-  nfct_callback_unregister(h);
-  if (rc != 0 || out.length == 0) return NotFound("no conntrack entry");
-  return out;
 }
 
 // TCP: the accepted connection's pre-redirect destination. NOT_FOUND when it was not NATed.
@@ -417,10 +357,6 @@ Status DnsInterceptor::Start() {
     upstream_sockets_.clear();
     return s;
   }
-  if (options_.forward_to_original_destination) {
-    // Without conntrack (no CAP_NET_ADMIN, module absent) UDP goes to the configured upstream.
-    conntrack_ = nfct_open(CONNTRACK, 0);
-  }
   {
     std::lock_guard lock(listeners_mu_);
     listeners_ = {*main};
@@ -453,8 +389,6 @@ void DnsInterceptor::Stop() {
     std::lock_guard lock(listeners_mu_);
     listeners_.clear();
   }
-  if (conntrack_ != nullptr) nfct_close(static_cast<nfct_handle*>(conntrack_));
-  conntrack_ = nullptr;
   close(stop_fd_);
   close(wake_fd_);
   stop_fd_ = wake_fd_ = -1;
@@ -905,28 +839,6 @@ void DnsInterceptor::FlushOutbox() {
   outbox_.clear();
 }
 
-SocketAddress DnsInterceptor::UdpDestination(const SocketAddress& client, const Listener& listener,
-                                             int family) {
-  if (conntrack_ == nullptr) return upstream_;
-  const auto now = SteadyClock::now();
-  std::string key = AddressKey(client);
-  key.append(reinterpret_cast<const char*>(&listener.port), sizeof(listener.port));
-  auto it = orig_dst_cache_.find(key);
-  if (it != orig_dst_cache_.end() && it->second.second > now) return it->second.first;
-  SocketAddress dest = upstream_;
-  for (const auto& s : listener.sockets) {
-    if (s.family != family) continue;
-    auto orig =
-        ConntrackOriginalDestination(static_cast<nfct_handle*>(conntrack_), client, s.local);
-    // Not redirected (a client that asked the interceptor itself): the configured upstream.
-    if (orig.ok() && !(IsLoopback(*orig) && PortOf(*orig) == listener.port)) dest = *orig;
-    break;
-  }
-  if (orig_dst_cache_.size() >= kOrigDstCacheMax) orig_dst_cache_.clear();
-  orig_dst_cache_[key] = {dest, now + kOrigDstCacheTtl};
-  return dest;
-}
-
 void DnsInterceptor::ForwardUdp(std::span<const uint8_t> message, const SocketAddress& client,
                                 const std::shared_ptr<Listener>& listener, int udp_fd,
                                 Decision decision) {
@@ -934,11 +846,9 @@ void DnsInterceptor::ForwardUdp(std::span<const uint8_t> message, const SocketAd
     ++overload_;
     return;
   }
-  SocketAddress dest = UdpDestination(client, *listener, client.family());
-  if (dest.family() != upstream_.family() ||
-      std::memcmp(&dest.storage, &upstream_.storage, dest.length) != 0) {
-    ++orig_dst_;
-  }
+  // UDP goes to the configured upstream: with a nat redirect the original destination of a UDP
+  // query is only in its conntrack entry, and looking that up per query is not done yet.
+  const SocketAddress& dest = upstream_;
   const uint16_t id = LDNS_ID_WIRE(message.data());  // Decide parsed it: >= 12 bytes
   const std::string dest_key = AddressKey(dest);
   size_t chosen = upstream_sockets_.size();

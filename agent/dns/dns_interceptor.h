@@ -3,11 +3,12 @@
 // DNS fault's nft redirect sends every outbound port-53 query to. A query whose name (and record
 // type) matches an active rule gets that rule's fault answer (none for DROP, spoofed records for
 // SPOOF, the upstream's answer late for DELAY), for a `probability` share of matching queries;
-// every other query is forwarded byte-for-byte to the resolver the client asked (its original
-// destination before the redirect: SO_ORIGINAL_DST for TCP, a conntrack lookup for UDP; the
-// configured upstream when that is unknown) from a socket carrying SO_MARK (which the redirect
-// rule exempts), and the reply is relayed byte-for-byte. A relayed answer whose CNAME chain
-// reaches a name a rule matches (for the query's type) gets that rule's fault instead.
+// every other query is forwarded byte-for-byte — over TCP to the resolver the client asked (its
+// destination before the redirect, SO_ORIGINAL_DST), over UDP to the configured upstream (the
+// original destination of a redirected UDP query is not recovered yet) — from a socket carrying
+// SO_MARK (which the redirect rule exempts), and the reply is relayed byte-for-byte. A relayed
+// answer whose CNAME chain reaches a name a rule matches (for the query's type) gets that rule's
+// fault instead.
 //
 // Scoped rules: a rule may be bound to an extra listener (AddScopedListener) that only the
 // scoped fault's nft rules redirect to; such a rule applies to queries arriving there only.
@@ -56,7 +57,7 @@ struct DnsInterceptorOptions {
   // Skipped with a log line when the host has no IPv6 loopback.
   bool listen_ipv6_loopback = false;
   uint16_t port = 0;  // 0 = pick a free port (same for UDP and TCP)
-  // Forward to the client's original destination when it can be recovered (redirected queries).
+  // Forward TCP queries to the client's original destination when it was redirected.
   bool forward_to_original_destination = true;
   std::string upstream;             // see ParseSocketAddress; port 53 by default
   uint32_t socket_mark = 0;         // SO_MARK on upstream sockets; 0 = none
@@ -79,7 +80,7 @@ struct DnsInterceptorStats {
   uint64_t tcp_rejected = 0;          // connections closed because of max_tcp_connections
   uint64_t outstanding = 0;           // forwarded queries waiting right now (UDP + TCP)
   uint64_t delayed_pending = 0;       // UDP answers waiting in the timer queue right now
-  uint64_t original_destination = 0;  // forwarded to the client's original resolver
+  uint64_t original_destination = 0;  // TCP connections forwarded to the client's own resolver
 };
 
 // One rule: which queries it matches and what they get.
@@ -180,8 +181,6 @@ class DnsInterceptor {
   void ServeTcp(int fd, const std::string& scope);
   Result<DnsWire> ForwardTcp(std::span<const uint8_t> message, const SocketAddress& upstream);
   Result<int> OpenUpstreamSocket(int type, const SocketAddress& upstream);
-  // Where a redirected UDP query was headed; the configured upstream when unknown.
-  SocketAddress UdpDestination(const SocketAddress& client, const Listener& listener, int family);
   Result<std::shared_ptr<Listener>> OpenListener(const std::string& scope, uint16_t port);
   void Wake();
   static int JitteredDelay(int delay_ms, int jitter_ms);
@@ -212,9 +211,6 @@ class DnsInterceptor {
   std::vector<uint8_t> arena_;
   std::vector<OutDatagram> outbox_;
   std::vector<std::unique_ptr<DelayedUdp>> delayed_;  // heap (DelayedLater), event loop only
-  std::unordered_map<std::string, std::pair<SocketAddress, std::chrono::steady_clock::time_point>>
-      orig_dst_cache_;  // event loop only: client address -> original destination, short-lived
-  void* conntrack_ = nullptr;  // nfct_handle, event loop only (null: conntrack unavailable)
 
   mutable std::mutex listeners_mu_;
   std::vector<std::shared_ptr<Listener>> listeners_;  // [0] = the main listener
