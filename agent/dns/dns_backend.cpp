@@ -111,8 +111,14 @@ std::string ApplyBatch(const std::string& table, uint32_t mark, uint16_t port,
          "add chain " + t + " output { type nat hook output priority " + priority +  //
          "; }\n" +                                                                   //
          "add rule " + t + " output meta mark " + MarkText(mark) + " return\n" +     //
-         "add rule " + t + " output " + scope_match + "udp dport 53 redirect to :" + p + "\n" +
-         "add rule " + t + " output " + scope_match + "tcp dport 53 redirect to :" + p + "\n";
+         // IPv4 UDP carries its original destination address in the packet mark (raw payload: nft
+         // types `ip daddr` as an address, not a mark), which the interceptor reads with
+         // SO_RCVMARK; TCP has SO_ORIGINAL_DST. IPv6 UDP goes to the configured upstream.
+         "add rule " + t + " output " + scope_match +
+         "meta nfproto ipv4 udp dport 53 meta mark set @nh,128,32 redirect to :" + p + "\n" +
+         "add rule " + t + " output " + scope_match +
+         "meta nfproto ipv6 udp dport 53 redirect to :" + p + "\n" + "add rule " + t + " output " +
+         scope_match + "tcp dport 53 redirect to :" + p + "\n";
 }
 
 std::string ModeName(v1::DnsFault::Mode mode) {

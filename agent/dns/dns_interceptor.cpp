@@ -25,6 +25,8 @@ constexpr int kUdpBatch = 64;
 // getsockopt(SO_ORIGINAL_DST) (linux/netfilter_ipv4.h) and IP6T_SO_ORIGINAL_DST share the value;
 // defined here because those kernel headers clash with the libc ones.
 constexpr int kSoOriginalDst = 80;
+// setsockopt(SO_RCVMARK) (Linux 5.19+): recvmsg reports each datagram's packet mark.
+constexpr int kSoRcvMark = 75;
 
 bool IsLoopback(const SocketAddress& a) {
   if (a.family() == AF_INET) {
@@ -293,6 +295,8 @@ Result<std::shared_ptr<DnsInterceptor::Listener>> DnsInterceptor::OpenListener(
         if (ls.udp >= 0) setsockopt(ls.udp, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (ls.tcp >= 0) setsockopt(ls.tcp, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
       }
+      // The nft redirect puts an IPv4 query's original destination in the packet mark.
+      if (ls.udp >= 0) setsockopt(ls.udp, SOL_SOCKET, kSoRcvMark, &one, sizeof(one));
       bool ok = ls.udp >= 0 && ls.tcp >= 0 && bind(ls.udp, addr.get(), addr.length) == 0;
       if (ok) {
         socklen_t len = addr.length;
@@ -757,6 +761,7 @@ void DnsInterceptor::HandleUdpReadable(const std::shared_ptr<Listener>& listener
   mmsghdr msgs[kUdpBatch];
   iovec iovs[kUdpBatch];
   SocketAddress clients[kUdpBatch];
+  alignas(cmsghdr) uint8_t controls[kUdpBatch][CMSG_SPACE(sizeof(uint32_t))];
   for (int i = 0; i < kUdpBatch; ++i) {
     iovs[i] = {Slot(i), kMaxDnsMessage};
     clients[i] = SocketAddress();
@@ -765,10 +770,29 @@ void DnsInterceptor::HandleUdpReadable(const std::shared_ptr<Listener>& listener
     msgs[i].msg_hdr.msg_iovlen = 1;
     msgs[i].msg_hdr.msg_name = &clients[i].storage;
     msgs[i].msg_hdr.msg_namelen = sizeof(clients[i].storage);
+    msgs[i].msg_hdr.msg_control = controls[i];
+    msgs[i].msg_hdr.msg_controllen = sizeof(controls[i]);
   }
   int got = recvmmsg(udp_fd, msgs, kUdpBatch, MSG_DONTWAIT, nullptr);
   for (int i = 0; i < got; ++i) {
     clients[i].length = msgs[i].msg_hdr.msg_namelen;
+    // The resolver the client asked: an IPv4 address in the packet mark (see DnsBackend), port 53;
+    // no mark (a client that asked the interceptor itself, or IPv6): the configured upstream.
+    SocketAddress dest = upstream_;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != nullptr;
+         c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_MARK) continue;
+      uint32_t mark = 0;
+      std::memcpy(&mark, CMSG_DATA(c), sizeof(mark));
+      if (mark != 0 && clients[i].family() == AF_INET && options_.forward_to_original_destination) {
+        dest = SocketAddress();
+        auto* v4 = reinterpret_cast<sockaddr_in*>(&dest.storage);
+        v4->sin_family = AF_INET;
+        v4->sin_addr.s_addr = mark;  // the address bytes as they were in the header
+        v4->sin_port = htons(53);
+        dest.length = sizeof(sockaddr_in);
+      }
+    }
     std::span<const uint8_t> message(Slot(i), msgs[i].msg_len);
     Decision d = Decide(message, listener->scope);
     switch (d.kind) {
@@ -782,7 +806,7 @@ void DnsInterceptor::HandleUdpReadable(const std::shared_ptr<Listener>& listener
         SendUdpAnswer(udp_fd, clients[i], std::move(d.response), d.delay_ms, d.counters, listener);
         break;
       case Decision::Kind::kForward:
-        ForwardUdp(message, clients[i], listener, udp_fd, std::move(d));
+        ForwardUdp(message, clients[i], dest, listener, udp_fd, std::move(d));
         break;
     }
   }
@@ -840,15 +864,17 @@ void DnsInterceptor::FlushOutbox() {
 }
 
 void DnsInterceptor::ForwardUdp(std::span<const uint8_t> message, const SocketAddress& client,
+                                const SocketAddress& dest,
                                 const std::shared_ptr<Listener>& listener, int udp_fd,
                                 Decision decision) {
   if (pending_.size() >= static_cast<size_t>(std::max(1, options_.max_outstanding))) {
     ++overload_;
     return;
   }
-  // UDP goes to the configured upstream: with a nat redirect the original destination of a UDP
-  // query is only in its conntrack entry, and looking that up per query is not done yet.
-  const SocketAddress& dest = upstream_;
+  if (dest.family() != upstream_.family() ||
+      std::memcmp(&dest.storage, &upstream_.storage, dest.length) != 0) {
+    ++orig_dst_;
+  }
   const uint16_t id = LDNS_ID_WIRE(message.data());  // Decide parsed it: >= 12 bytes
   const std::string dest_key = AddressKey(dest);
   size_t chosen = upstream_sockets_.size();

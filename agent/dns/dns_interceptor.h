@@ -3,10 +3,11 @@
 // DNS fault's nft redirect sends every outbound port-53 query to. A query whose name (and record
 // type) matches an active rule gets that rule's fault answer (none for DROP, spoofed records for
 // SPOOF, the upstream's answer late for DELAY), for a `probability` share of matching queries;
-// every other query is forwarded byte-for-byte — over TCP to the resolver the client asked (its
-// destination before the redirect, SO_ORIGINAL_DST), over UDP to the configured upstream (the
-// original destination of a redirected UDP query is not recovered yet) — from a socket carrying
-// SO_MARK (which the redirect rule exempts), and the reply is relayed byte-for-byte. A relayed
+// every other query is forwarded byte-for-byte to the resolver the client asked — its destination
+// before the redirect: SO_ORIGINAL_DST for TCP, the IPv4 address the redirect rule stored in the
+// packet mark for UDP (read with SO_RCVMARK); the configured upstream for IPv6 UDP and for clients
+// that asked the interceptor directly — from a socket carrying SO_MARK (which the redirect rule
+// exempts), and the reply is relayed byte-for-byte. A relayed
 // answer whose CNAME chain reaches a name a rule matches (for the query's type) gets that rule's
 // fault instead.
 //
@@ -57,7 +58,7 @@ struct DnsInterceptorOptions {
   // Skipped with a log line when the host has no IPv6 loopback.
   bool listen_ipv6_loopback = false;
   uint16_t port = 0;  // 0 = pick a free port (same for UDP and TCP)
-  // Forward TCP queries to the client's original destination when it was redirected.
+  // Forward to the client's original destination when it was redirected (see above).
   bool forward_to_original_destination = true;
   std::string upstream;             // see ParseSocketAddress; port 53 by default
   uint32_t socket_mark = 0;         // SO_MARK on upstream sockets; 0 = none
@@ -80,7 +81,7 @@ struct DnsInterceptorStats {
   uint64_t tcp_rejected = 0;          // connections closed because of max_tcp_connections
   uint64_t outstanding = 0;           // forwarded queries waiting right now (UDP + TCP)
   uint64_t delayed_pending = 0;       // UDP answers waiting in the timer queue right now
-  uint64_t original_destination = 0;  // TCP connections forwarded to the client's own resolver
+  uint64_t original_destination = 0;  // forwarded to a resolver other than the configured one
 };
 
 // One rule: which queries it matches and what they get.
@@ -174,7 +175,8 @@ class DnsInterceptor {
   void EventLoop();
   void HandleUdpReadable(const std::shared_ptr<Listener>& listener, int udp_fd);
   void ForwardUdp(std::span<const uint8_t> message, const SocketAddress& client,
-                  const std::shared_ptr<Listener>& listener, int udp_fd, Decision decision);
+                  const SocketAddress& dest, const std::shared_ptr<Listener>& listener, int udp_fd,
+                  Decision decision);
   void SendUdpAnswer(int udp_fd, const SocketAddress& client, DnsWire answer, int delay_ms,
                      std::shared_ptr<DnsRuleCounters> counters, std::shared_ptr<Listener> listener);
   void AcceptTcp(int tcp_fd, const std::string& scope);
