@@ -3,7 +3,8 @@
 # tests/integration/testdata/dns-matrix.yaml runs: SERVFAIL over UDP, TCP and IPv6; suffix and
 # wildcard matching; a record-type rule (AAAA refused, A passes); a CNAME whose target matches;
 # delay; drop; probability; spoof scoped to a uid and to a cgroup v2 path (processes outside the
-# scope pass through). Then the per-fault evidence in the JSON report.
+# scope pass through); a query to another resolver than fl-app's configured one (a dnsmasq on
+# 127.0.0.53 in fl-app) reaches that resolver over UDP and TCP. Then the per-fault evidence.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 EXP="$ROOT/tests/integration/testdata/dns-matrix.yaml"
 S=sandbox.test
@@ -12,9 +13,16 @@ S=sandbox.test
 CG2=/sys/fs/cgroup; [ -f $CG2/cgroup.controllers ] || CG2=/sys/fs/cgroup/unified
 [ -f $CG2/cgroup.controllers ] || fail "no cgroup v2 hierarchy on this host"
 mkdir -p "$CG2/dnschaos-it"
-trap 'rmdir "$CG2/dnschaos-it" 2>/dev/null || true; cleanup' EXIT
+# lib.sh's cleanup reads the exit status from $? and kills background jobs (the resolver below).
+trap 'rc=$?; rmdir "$CG2/dnschaos-it" 2>/dev/null; (exit $rc); cleanup' EXIT
 
 sandbox_up --failover auto
+# Another resolver, only on fl-app's loopback, knowing one name fl-dns does not.
+ip netns exec fl-app dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+  --listen-address=127.0.0.53 --bind-interfaces --port=53 --pid-file= --user=nobody \
+  --host-record=elsewhere.$S,10.9.9.9 2>"$WORK/other-dnsmasq.log" &
+await 10 bash -c "[ \"\$(ip netns exec fl-app dig +short +time=1 +tries=1 @127.0.0.53 elsewhere.$S)\" = 10.9.9.9 ]" ||
+  fail "the second resolver did not start"
 "$BIN/faultline" run "$EXP" --report-json "$WORK/report.json" >"$WORK/out.txt" 2>"$WORK/err.txt" &
 run=$!
 d() { ip netns exec fl-app dig +time=2 +tries=1 "$@"; }
@@ -51,6 +59,9 @@ grep -q SERVFAIL <<<"$flaky" && grep -q NXDOMAIN <<<"$flaky" || fail "probabilit
 in_cg=$(sh -c 'echo $$ > "$1/dnschaos-it/cgroup.procs" && exec ip netns exec fl-app dig +short +time=2 +tries=1 "$2"' _ "$CG2" cg.$S)
 [ "$in_cg" = 10.4.5.6 ] || fail "cgroup-scoped spoof not applied: '$in_cg'"
 [ -z "$(d +short cg.$S)" ] || fail "cgroup-scoped spoof leaked outside the cgroup"
+# Not matching any fault: reaches the resolver the client asked, not fl-app's configured one.
+[ "$(d +short @127.0.0.53 elsewhere.$S)" = 10.9.9.9 ] || fail "UDP query did not reach 127.0.0.53"
+[ "$(d +short +tcp @127.0.0.53 elsewhere.$S)" = 10.9.9.9 ] || fail "TCP query did not reach 127.0.0.53"
 pass "every mode, match rule, transport and scope behaved as configured"
 
 set +e; wait $run; rc=$?; set -e
