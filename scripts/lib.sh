@@ -13,7 +13,7 @@ FAULTLINE_PACKAGES=(
   nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libnftables-dev libnetfilter-queue-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev libssl-dev
   clang-14 libclang-rt-14-dev openssl
-  dnsmasq-base nftables iptables iproute2 dnsutils curl procps jq
+  dnsmasq-base nftables iptables iproute2 dnsutils dnsperf curl procps jq
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -63,7 +63,7 @@ build_fuzz() {
     CC=clang-14 CXX=clang++-14 cmake -S "$FAULTLINE_ROOT" -B "$dir" "${gen[@]}" \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFAULTLINE_FUZZ=ON >/dev/null
   fi
-  cmake --build "$dir" --parallel "$(nproc)" --target fuzz_experiment_parser fuzz_agent_request
+  cmake --build "$dir" --parallel "$(nproc)" --target fuzz_experiment_parser fuzz_agent_request fuzz_dns_packet
 }
 
 setup() {

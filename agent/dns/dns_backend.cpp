@@ -1,12 +1,19 @@
 #include "agent/dns/dns_backend.h"
 
+#include <linux/magic.h>
 #include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
 
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "agent/dns/dns_interceptor.h"
 #include "agent/dns/dns_matcher.h"
+#include "agent/dns/dns_responder.h"
 #include "agent/netfilter/nft_ruleset.h"
 #include "common/ids.h"
 
@@ -14,7 +21,15 @@ namespace faultline::agent::dns {
 namespace {
 
 constexpr int kMaxDomains = 64;
+constexpr uint32_t kMaxDelayMs = 60000;
 constexpr const char* kCapCheckTable = "faultline_capcheck_dns";
+
+// "/system.slice/x.service/" -> "system.slice/x.service".
+std::string CgroupPath(std::string path) {
+  while (!path.empty() && path.front() == '/') path.erase(0, 1);
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  return path;
+}
 
 std::string TableName(const std::string& fault_id) {
   return std::string(netfilter::kTablePrefix) + fault_id;
@@ -26,29 +41,102 @@ std::string MarkText(uint32_t mark) {
   return s.str();
 }
 
+constexpr size_t kMaxCgroupPath = 512;
+constexpr const char* kCgroupRoot = "/sys/fs/cgroup/";
+
+// The cgroup as nft must name it. nft stats /sys/fs/cgroup/<path> when the rule is added and
+// matches on that inode at `level` (the depth below the cgroup v2 root). Where cgroup v2 is
+// mounted elsewhere (hybrid hosts: /sys/fs/cgroup/unified) the path gets that prefix; where none
+// is visible because `ip netns exec` gave the agent a private mount namespace with a fresh /sys
+// (the sandbox), cgroup2 is mounted at /sys/fs/cgroup there — never in the host's namespace.
+// FAILED_PRECONDITION when there is no cgroup v2 or the cgroup does not exist.
+Result<std::string> CgroupPathForNft(const std::string& path) {
+  auto is_cgroup2 = [](const char* dir) {
+    struct statfs fs {};
+    return statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
+  };
+  std::string prefix;
+  if (is_cgroup2("/sys/fs/cgroup")) {
+    prefix = "";
+  } else if (is_cgroup2("/sys/fs/cgroup/unified")) {
+    prefix = "unified/";
+  } else {
+    std::error_code ec;
+    const bool own_mount_ns = std::filesystem::read_symlink("/proc/self/ns/mnt", ec) !=
+                              std::filesystem::read_symlink("/proc/1/ns/mnt", ec);
+    struct statfs fs {};
+    const bool bare_sysfs = statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == SYSFS_MAGIC;
+    if (!own_mount_ns || !bare_sysfs ||
+        mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) !=
+            0) {
+      return FailedPrecondition("dns.cgroup: no cgroup v2 hierarchy at /sys/fs/cgroup");
+    }
+    spdlog::info("dns: mounted cgroup2 at /sys/fs/cgroup in the agent's own mount namespace");
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_directory(kCgroupRoot + prefix + path, ec)) {
+    return FailedPrecondition("dns.cgroup: no cgroup v2 directory " + std::string(kCgroupRoot) +
+                              prefix + path);
+  }
+  return prefix + path;
+}
+
+// The nft match for a fault's scope ("" = every process). Precondition: Validate passed and
+// nft_cgroup_path is CgroupPathForNft's result (when a cgroup is given).
+std::string ScopeMatch(const v1::DnsFault& dns, const std::string& nft_cgroup_path) {
+  std::string m;
+  if (!dns.cgroup().empty()) {
+    std::string path = CgroupPath(dns.cgroup());
+    int level = 1 + static_cast<int>(std::count(path.begin(), path.end(), '/'));
+    m += "socket cgroupv2 level " + std::to_string(level) + " \"" + nft_cgroup_path + "\" ";
+  }
+  if (dns.has_uid()) m += "meta skuid " + std::to_string(dns.uid()) + " ";
+  return m;
+}
+
 // The nft batch for one fault. It first removes any leftover table of the same name (add+delete
 // is a no-op-safe delete), so re-applying after a crash never duplicates rules; the batch is one
-// transaction, so either all of it takes effect or none.
-std::string ApplyBatch(const std::string& table, uint32_t mark, uint16_t port) {
+// transaction, so either all of it takes effect or none. Both families are redirected: the
+// interceptor listens on 127.0.0.1 and [::1]. A scoped fault redirects to its own listener port,
+// one priority earlier than unscoped faults, so a query in scope reaches the listener that knows
+// its scope even while an unscoped DNS fault is active too.
+std::string ApplyBatch(const std::string& table, uint32_t mark, uint16_t port,
+                       const std::string& scope_match) {
   const std::string t = "inet " + table;
   const std::string p = std::to_string(port);
-  return "add table " + t + "\n" +                                                 //
-         "delete table " + t + "\n" +                                              //
-         "add table " + t + "\n" +                                                 //
-         "add chain " + t + " output { type nat hook output priority -100; }\n" +  //
-         "add rule " + t + " output meta mark " + MarkText(mark) + " return\n" +   //
-         "add rule " + t + " output udp dport 53 redirect to :" + p + "\n" +       //
-         "add rule " + t + " output tcp dport 53 redirect to :" + p + "\n";
+  const std::string priority = scope_match.empty() ? "-100" : "-101";
+  return "add table " + t + "\n" +                                                   //
+         "delete table " + t + "\n" +                                                //
+         "add table " + t + "\n" +                                                   //
+         "add chain " + t + " output { type nat hook output priority " + priority +  //
+         "; }\n" +                                                                   //
+         "add rule " + t + " output meta mark " + MarkText(mark) + " return\n" +     //
+         // IPv4 UDP carries its original destination address in the packet mark (raw payload: nft
+         // types `ip daddr` as an address, not a mark), which the interceptor reads with
+         // SO_RCVMARK; TCP has SO_ORIGINAL_DST. IPv6 UDP goes to the configured upstream.
+         "add rule " + t + " output " + scope_match +
+         "meta nfproto ipv4 udp dport 53 meta mark set @nh,128,32 redirect to :" + p + "\n" +
+         "add rule " + t + " output " + scope_match +
+         "meta nfproto ipv6 udp dport 53 redirect to :" + p + "\n" + "add rule " + t + " output " +
+         scope_match + "tcp dport 53 redirect to :" + p + "\n";
+}
+
+std::string ModeName(v1::DnsFault::Mode mode) {
+  std::string n = v1::DnsFault::Mode_Name(mode);
+  for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return n;
 }
 
 class DnsFaultHandle final : public FaultHandle {
  public:
   DnsFaultHandle(std::string fault_id, std::shared_ptr<netfilter::NftRuleset> nft,
-                 std::shared_ptr<DnsInterceptor> interceptor, DnsInterceptor::Counter faulted)
+                 std::shared_ptr<DnsInterceptor> interceptor,
+                 std::shared_ptr<const DnsRuleCounters> counters, v1::DnsFault::Mode mode)
       : fault_id_(std::move(fault_id)),
         nft_(std::move(nft)),
         interceptor_(std::move(interceptor)),
-        faulted_(std::move(faulted)) {}
+        counters_(std::move(counters)),
+        mode_(mode) {}
 
   ~DnsFaultHandle() override = default;
 
@@ -61,17 +149,28 @@ class DnsFaultHandle final : public FaultHandle {
     Status s = nft_->DeleteTable("inet", TableName(fault_id_));
     if (!s.ok()) return s;
     interceptor_->RemoveRule(fault_id_);
+    interceptor_->RemoveScopedListener(fault_id_);
     reverted_ = true;
     return Status::Ok();
   }
 
-  Evidence GetEvidence() const override { return {{"queries_faulted", faulted_->load()}}; }
+  // Per fault: matching queries seen, faulted (also under the mode's name), passed (spared by
+  // probability) and how many of the faulted matched through a CNAME target.
+  Evidence GetEvidence() const override {
+    const uint64_t faulted = counters_->faulted.load();
+    return {{"queries_seen", counters_->seen.load()},
+            {"queries_faulted", faulted},
+            {"queries_faulted_" + ModeName(mode_), faulted},
+            {"queries_passed", counters_->passed.load()},
+            {"queries_faulted_via_cname", counters_->via_cname.load()}};
+  }
 
  private:
   const std::string fault_id_;
   std::shared_ptr<netfilter::NftRuleset> nft_;
   std::shared_ptr<DnsInterceptor> interceptor_;
-  DnsInterceptor::Counter faulted_;
+  std::shared_ptr<const DnsRuleCounters> counters_;
+  const v1::DnsFault::Mode mode_;
   std::mutex mu_;
   bool reverted_ = false;
 };
@@ -117,7 +216,55 @@ Status DnsBackend::Validate(const v1::FaultSpec& spec) const {
   if (!spec.has_dns()) return InvalidArgument("dns: the spec has no dns section");
   const auto& dns = spec.dns();
   if (dns.mode() == v1::DnsFault::MODE_UNSPECIFIED || !v1::DnsFault::Mode_IsValid(dns.mode())) {
-    return InvalidArgument("dns.mode: must be one of drop, nxdomain, servfail, nodata, refused");
+    return InvalidArgument(
+        "dns.mode: must be one of drop, nxdomain, servfail, nodata, refused, spoof, delay");
+  }
+  if (!v1::DnsFault::Match_IsValid(dns.match())) return InvalidArgument("dns.match: unknown");
+  for (int i = 0; i < dns.record_types_size(); ++i) {
+    auto t = RecordTypeFromName(dns.record_types(i));
+    if (!t.ok()) {
+      return InvalidArgument("dns.record_types[" + std::to_string(i) +
+                             "]: " + t.status().message());
+    }
+  }
+  auto answer = MakeFaultAnswer(dns);
+  if (!answer.ok()) return InvalidArgument("dns." + answer.status().message());
+  if (dns.mode() != v1::DnsFault::SPOOF && dns.spoof_addresses_size() > 0) {
+    return InvalidArgument("dns.spoof_addresses: only for mode spoof");
+  }
+  if (dns.delay_ms() > kMaxDelayMs || dns.jitter_ms() > kMaxDelayMs) {
+    return InvalidArgument("dns.delay_ms/jitter_ms: at most 60000 ms");
+  }
+  if (dns.mode() == v1::DnsFault::DELAY && dns.delay_ms() == 0 && dns.jitter_ms() == 0) {
+    return InvalidArgument("dns.delay_ms: mode delay needs a delay");
+  }
+  if (dns.mode() == v1::DnsFault::DROP && (dns.delay_ms() > 0 || dns.jitter_ms() > 0)) {
+    return InvalidArgument("dns.delay_ms: mode drop sends nothing, so it cannot be delayed");
+  }
+  if (dns.has_probability() && !(dns.probability() > 0.0 && dns.probability() <= 1.0)) {
+    return InvalidArgument("dns.probability: must be in (0, 1]");
+  }
+  if (!dns.cgroup().empty()) {
+    const std::string path = CgroupPath(dns.cgroup());
+    if (path.empty() || path.size() > kMaxCgroupPath) {
+      return InvalidArgument("dns.cgroup: must be a path below /sys/fs/cgroup, 1 to 512 chars");
+    }
+    size_t start = 0;
+    while (start <= path.size()) {
+      size_t slash = path.find('/', start);
+      std::string part = path.substr(start, slash == std::string::npos ? slash : slash - start);
+      if (part.empty() || part == "." || part == ".." ||
+          !std::all_of(part.begin(), part.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                   c == '-' || c == '@' || c == ':' || c == '+';
+          })) {
+        return InvalidArgument("dns.cgroup: '" + dns.cgroup() +
+                               "' has an empty, '.', '..' or invalid component (allowed: "
+                               "letters, digits, . _ - @ : +)");
+      }
+      if (slash == std::string::npos) break;
+      start = slash + 1;
+    }
   }
   if (dns.domains_size() < 1 || dns.domains_size() > kMaxDomains) {
     return InvalidArgument("dns.domains: must list 1 to 64 domains, got " +
@@ -138,6 +285,7 @@ Status DnsBackend::EnsureInterceptorLocked() {
   o.upstream_timeout_ms = options_.upstream_timeout_ms;
   o.max_outstanding = options_.max_outstanding;
   o.upstream = options_.upstream;
+  o.listen_ipv6_loopback = true;
   if (o.upstream.empty()) {
     std::ifstream in(options_.resolv_conf_path);
     if (!in) return FailedPrecondition("dns: cannot read " + options_.resolv_conf_path);
@@ -154,7 +302,7 @@ Status DnsBackend::EnsureInterceptorLocked() {
   auto interceptor = std::make_shared<DnsInterceptor>(o);
   Status s = interceptor->Start();
   if (!s.ok()) return Status(s.code(), "dns: interceptor: " + s.message());
-  spdlog::info("dns interceptor listening on 127.0.0.1:{} (udp+tcp), upstream {}",
+  spdlog::info("dns interceptor listening on 127.0.0.1/[::1]:{} (udp+tcp), upstream {}",
                interceptor->port(), o.upstream);
   interceptor_ = std::move(interceptor);
   return Status::Ok();
@@ -168,8 +316,24 @@ Result<std::unique_ptr<FaultHandle>> DnsBackend::Apply(const std::string& fault_
   if (!IsValidFaultId(fault_id) || !netfilter::IsValidNftIdentifier(table)) {
     return InvalidArgument("dns: invalid fault id '" + fault_id + "'");
   }
-  auto matcher = DomainMatcher::Create({spec.dns().domains().begin(), spec.dns().domains().end()});
+  const v1::DnsFault& dns = spec.dns();
+  auto matcher = DomainMatcher::Create({dns.domains().begin(), dns.domains().end()},
+                                       dns.match() == v1::DnsFault::SUFFIX);
   if (!matcher.ok()) return InvalidArgument("dns." + matcher.status().message());
+  std::string nft_cgroup_path;
+  if (!dns.cgroup().empty()) {
+    auto p = CgroupPathForNft(CgroupPath(dns.cgroup()));
+    if (!p.ok()) return p.status();
+    nft_cgroup_path = *p;
+  }
+  DnsRule rule{std::move(*matcher)};
+  for (const auto& t : dns.record_types()) rule.qtypes.push_back(*RecordTypeFromName(t));
+  rule.answer = *MakeFaultAnswer(dns);
+  rule.delay_ms = static_cast<int>(dns.delay_ms());
+  rule.jitter_ms = static_cast<int>(dns.jitter_ms());
+  rule.probability = dns.has_probability() ? dns.probability() : 1.0;
+  const std::string scope_match = ScopeMatch(dns, nft_cgroup_path);
+  if (!scope_match.empty()) rule.scope = fault_id;
 
   std::shared_ptr<DnsInterceptor> interceptor;
   {
@@ -178,18 +342,29 @@ Result<std::unique_ptr<FaultHandle>> DnsBackend::Apply(const std::string& fault_
     if (!s.ok()) return s;
     interceptor = interceptor_;
   }
+  uint16_t port = interceptor->port();
+  if (!rule.scope.empty()) {
+    auto scoped = interceptor->AddScopedListener(fault_id);
+    if (!scoped.ok()) return Status(scoped.status().code(), "dns: " + scoped.status().message());
+    port = *scoped;
+  }
   // The rule goes in before the redirect exists, so the first redirected query is already faulted.
-  auto counter = interceptor->AddRule(fault_id, std::move(*matcher), spec.dns().mode());
-  if (!counter.ok()) return counter.status();
-  Status s = nft_->Run(ApplyBatch(table, options_.socket_mark, interceptor->port()));
+  auto counters = interceptor->AddRule(fault_id, std::move(rule));
+  if (!counters.ok()) {
+    interceptor->RemoveScopedListener(fault_id);
+    return counters.status();
+  }
+  Status s = nft_->Run(ApplyBatch(table, options_.socket_mark, port, scope_match));
   if (!s.ok()) {
     interceptor->RemoveRule(fault_id);
+    interceptor->RemoveScopedListener(fault_id);
     return s;
   }
-  spdlog::info("dns fault {} applied: {} domain(s), mode {}", fault_id, spec.dns().domains_size(),
-               v1::DnsFault::Mode_Name(spec.dns().mode()));
+  spdlog::info("dns fault {} applied: {} domain(s), mode {}, scope {}", fault_id,
+               dns.domains_size(), ModeName(dns.mode()),
+               scope_match.empty() ? "host" : scope_match);
   return std::unique_ptr<FaultHandle>(
-      std::make_unique<DnsFaultHandle>(fault_id, nft_, interceptor, *counter));
+      std::make_unique<DnsFaultHandle>(fault_id, nft_, interceptor, *counters, dns.mode()));
 }
 
 Status DnsBackend::RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) {
@@ -200,7 +375,10 @@ Status DnsBackend::RevertOrphan(const std::string& fault_id, const v1::FaultSpec
   Status s = nft_->DeleteTable("inet", table);
   if (!s.ok()) return s;
   std::lock_guard lock(mu_);
-  if (interceptor_) interceptor_->RemoveRule(fault_id);
+  if (interceptor_) {
+    interceptor_->RemoveRule(fault_id);
+    interceptor_->RemoveScopedListener(fault_id);
+  }
   return Status::Ok();
 }
 

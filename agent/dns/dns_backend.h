@@ -1,10 +1,15 @@
 #pragma once
 // DNS fault backend. Apply creates nft table `inet faultline_<fault-id>` whose nat/output chain
 // returns packets carrying the interceptor's socket mark and redirects every other outbound
-// udp/tcp port-53 packet to the interceptor on 127.0.0.1:<port>. Queries whose name matches an
-// active fault's patterns get that fault's answer; others are forwarded to the upstream resolver.
-// Revert deletes the table (atomic, touches nothing else) and removes the fault's rules from the
-// interceptor.
+// udp/tcp port-53 packet (IPv4 and IPv6) to the interceptor on 127.0.0.1/[::1]:<port>. A scoped
+// fault (cgroup v2 path and/or uid) redirects only its processes' queries (`socket cgroupv2
+// level N "path"`, `meta skuid`), to a listener of its own, one chain priority earlier, so its
+// rule applies to exactly those queries even while unscoped DNS faults are active. Queries whose
+// name/type match an active fault get that fault's answer (see DnsInterceptor); others are
+// forwarded to the resolver the client asked. Evidence per fault: queries_seen, queries_faulted,
+// queries_faulted_<mode>, queries_passed (spared by probability), queries_faulted_via_cname.
+// Revert deletes the table (atomic, touches nothing else) and removes the fault's rule and
+// listener from the interceptor.
 
 #include <cstdint>
 #include <memory>

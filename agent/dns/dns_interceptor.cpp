@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ldns/wire2host.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <random>
 
 namespace faultline::agent::dns {
 namespace {
@@ -19,6 +22,45 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr size_t kMaxDnsMessage = 65535;
 // Datagrams read per poll wake-up, so a flood on the listener cannot starve upstream replies.
 constexpr int kUdpBatch = 64;
+// getsockopt(SO_ORIGINAL_DST) (linux/netfilter_ipv4.h) and IP6T_SO_ORIGINAL_DST share the value;
+// defined here because those kernel headers clash with the libc ones.
+constexpr int kSoOriginalDst = 80;
+// setsockopt(SO_RCVMARK) (Linux 5.19+): recvmsg reports each datagram's packet mark.
+constexpr int kSoRcvMark = 75;
+
+bool IsLoopback(const SocketAddress& a) {
+  if (a.family() == AF_INET) {
+    return (ntohl(reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr.s_addr) >> 24) == 127;
+  }
+  return a.family() == AF_INET6 &&
+         IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr);
+}
+
+uint16_t PortOf(const SocketAddress& a) {
+  return a.family() == AF_INET
+             ? ntohs(reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_port)
+             : ntohs(reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_port);
+}
+
+std::string AddressKey(const SocketAddress& a) {
+  return std::string(reinterpret_cast<const char*>(&a.storage), a.length);
+}
+
+// TCP: the accepted connection's pre-redirect destination. NOT_FOUND when it was not NATed.
+Result<SocketAddress> TcpOriginalDestination(int fd, int family) {
+  SocketAddress out;
+  out.length = sizeof(out.storage);
+  int level = family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+  if (getsockopt(fd, level, kSoOriginalDst, &out.storage, &out.length) != 0) {
+    return NotFound("no original destination");
+  }
+  return out;
+}
+
+std::mt19937_64& Rng() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return rng;
+}
 
 std::string ErrnoText(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -134,20 +176,75 @@ Result<SocketAddress> ParseSocketAddress(std::string_view text, uint16_t default
   return addr;
 }
 
-// One forwarded UDP query waiting for the upstream's reply on its own connected socket. A socket
-// per query gives each a fresh source port, so replies cannot be confused between clients.
-struct DnsInterceptor::PendingUdp {
-  int fd = -1;
-  SocketAddress client;
-  SteadyClock::time_point deadline;
+// A listening address family: its UDP and TCP sockets.
+struct ListenSocket {
+  int family = AF_INET;
+  int udp = -1;
+  int tcp = -1;
+  SocketAddress local;  // the bound address (port included)
 };
+
+// One listening port on every listen address; the main one has scope "".
+struct DnsInterceptor::Listener {
+  std::string scope;
+  uint16_t port = 0;
+  std::vector<ListenSocket> sockets;
+  ~Listener() {
+    for (auto& s : sockets) {
+      if (s.udp >= 0) close(s.udp);
+      if (s.tcp >= 0) close(s.tcp);
+    }
+  }
+};
+
+// One forwarded UDP query waiting for the upstream's reply on a pooled upstream socket. The
+// query goes out unchanged (same transaction id), so two outstanding queries with the same id to
+// the same resolver use different sockets; a reply is matched by socket and id.
+struct DnsInterceptor::PendingUdp {
+  uint64_t key = 0;  // PendingKey(socket index, id)
+  SocketAddress client;
+  std::shared_ptr<Listener> listener;  // keeps the reply socket open
+  int udp_fd = -1;                     // the listener socket the query came in on
+  SteadyClock::time_point deadline;
+  DnsWire query;      // kept for a CNAME-triggered fault answer
+  Decision decision;  // counters set: a DELAY rule's answer
+};
+
+// A UDP answer waiting for its send time.
+struct DnsInterceptor::DelayedUdp {
+  SteadyClock::time_point due;
+  DnsWire answer;
+  SocketAddress client;
+  std::shared_ptr<Listener> listener;
+  int udp_fd = -1;
+  std::shared_ptr<DnsRuleCounters> counters;
+};
+
+// A connected, marked UDP socket to one resolver, shared by queries with distinct ids.
+struct DnsInterceptor::UpstreamSocket {
+  int fd = -1;
+  std::string dest;  // AddressKey of the resolver
+  std::vector<bool> ids_in_use = std::vector<bool>(65536, false);
+};
+
+namespace {
+uint64_t PendingKey(size_t socket, uint16_t id) { return (uint64_t{socket} << 16) | id; }
+// Upstream sockets per resolver (queries sharing an id at the same time need one each) and in all.
+constexpr size_t kSocketsPerResolver = 16;
+constexpr size_t kMaxUpstreamSockets = 256;
+}  // namespace
+
+bool DnsInterceptor::DelayedLater::operator()(const std::unique_ptr<DelayedUdp>& a,
+                                              const std::unique_ptr<DelayedUdp>& b) const {
+  return a->due > b->due;
+}
 
 DnsInterceptor::DnsInterceptor(DnsInterceptorOptions options) : options_(std::move(options)) {}
 
 DnsInterceptor::~DnsInterceptor() { Stop(); }
 
-Result<int> DnsInterceptor::OpenUpstreamSocket(int type) {
-  int fd = socket(upstream_.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+Result<int> DnsInterceptor::OpenUpstreamSocket(int type, const SocketAddress& upstream) {
+  int fd = socket(upstream.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return Unavailable(ErrnoText("socket"));
   if (options_.socket_mark != 0) {
     uint32_t mark = options_.socket_mark;
@@ -158,7 +255,7 @@ Result<int> DnsInterceptor::OpenUpstreamSocket(int type) {
       return s;
     }
   }
-  if (connect(fd, upstream_.get(), upstream_.length) != 0 && errno != EINPROGRESS) {
+  if (connect(fd, upstream.get(), upstream.length) != 0 && errno != EINPROGRESS) {
     Status s = Unavailable(ErrnoText("connect to upstream"));
     close(fd);
     return s;
@@ -166,58 +263,107 @@ Result<int> DnsInterceptor::OpenUpstreamSocket(int type) {
   return fd;
 }
 
+Result<std::shared_ptr<DnsInterceptor::Listener>> DnsInterceptor::OpenListener(
+    const std::string& scope, uint16_t port) {
+  auto listen = ParseSocketAddress(options_.listen_address, port);
+  if (!listen.ok()) return InvalidArgument("listen address: " + listen.status().message());
+  std::vector<SocketAddress> addrs = {*listen};
+  if (options_.listen_ipv6_loopback && listen->family() != AF_INET6) {
+    addrs.push_back(*ParseSocketAddress("::1", port));
+  }
+  // With port 0 the kernel picks the first UDP port; the other sockets must get the same one,
+  // which can be taken, so try a few times.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    auto l = std::make_shared<Listener>();
+    l->scope = scope;
+    uint16_t chosen = port;
+    Status failed = Status::Ok();
+    for (size_t i = 0; i < addrs.size() && failed.ok(); ++i) {
+      SocketAddress addr = addrs[i];
+      if (addr.family() == AF_INET) {
+        reinterpret_cast<sockaddr_in*>(&addr.storage)->sin_port = htons(chosen);
+      } else {
+        reinterpret_cast<sockaddr_in6*>(&addr.storage)->sin6_port = htons(chosen);
+      }
+      ListenSocket ls;
+      ls.family = addr.family();
+      ls.udp = socket(addr.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      ls.tcp = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      int one = 1;
+      if (ls.tcp >= 0) setsockopt(ls.tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      if (addr.family() == AF_INET6) {
+        if (ls.udp >= 0) setsockopt(ls.udp, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (ls.tcp >= 0) setsockopt(ls.tcp, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+      }
+      // The nft redirect puts an IPv4 query's original destination in the packet mark.
+      if (ls.udp >= 0) setsockopt(ls.udp, SOL_SOCKET, kSoRcvMark, &one, sizeof(one));
+      bool ok = ls.udp >= 0 && ls.tcp >= 0 && bind(ls.udp, addr.get(), addr.length) == 0;
+      if (ok) {
+        socklen_t len = addr.length;
+        getsockname(ls.udp, reinterpret_cast<sockaddr*>(&addr.storage), &len);
+        chosen = PortOf(addr);
+        ok = bind(ls.tcp, addr.get(), addr.length) == 0 && ::listen(ls.tcp, 128) == 0;
+      }
+      const int bind_errno = errno;
+      ls.local = addr;
+      if (ok) {
+        l->sockets.push_back(ls);
+        continue;
+      }
+      if (ls.udp >= 0) close(ls.udp);
+      if (ls.tcp >= 0) close(ls.tcp);
+      errno = bind_errno;
+      failed = Unavailable(ErrnoText("bind DNS listener"));
+      if (i > 0 && addr.family() == AF_INET6 &&
+          (bind_errno == EADDRNOTAVAIL || bind_errno == EAFNOSUPPORT)) {
+        spdlog::warn("dns interceptor: no IPv6 loopback here; listening on IPv4 only");
+        failed = Status::Ok();
+        continue;
+      }
+      // Port 0: a port free for the first socket may be taken for another; pick again.
+      if (port != 0 || bind_errno != EADDRINUSE) return failed;
+    }
+    if (failed.ok()) {
+      l->port = chosen;
+      return l;
+    }
+  }
+  return Unavailable("cannot bind a DNS listener: ports kept being taken");
+}
+
 Status DnsInterceptor::Start() {
   if (started_) return FailedPrecondition("DNS interceptor already started");
   auto upstream = ParseSocketAddress(options_.upstream, 53);
   if (!upstream.ok()) return InvalidArgument("upstream: " + upstream.status().message());
   upstream_ = *upstream;
-  auto listen = ParseSocketAddress(options_.listen_address, options_.port);
-  if (!listen.ok()) return InvalidArgument("listen address: " + listen.status().message());
 
   // Fail now, with a clear reason, rather than on the first forwarded query.
-  auto probe = OpenUpstreamSocket(SOCK_DGRAM);
+  auto probe = OpenUpstreamSocket(SOCK_DGRAM, upstream_);
   if (!probe.ok()) return probe.status();
-  close(*probe);
+  // Kept as the first pooled socket to the configured upstream.
+  upstream_sockets_.push_back(UpstreamSocket{*probe, AddressKey(upstream_)});
 
-  // With port 0 the kernel picks the UDP port; TCP must get the same one, which can be taken,
-  // so try a few times.
-  Status last = Unavailable("cannot bind");
-  for (int attempt = 0; attempt < 20 && udp_fd_ < 0; ++attempt) {
-    SocketAddress addr = *listen;
-    int u = socket(addr.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int t = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (u >= 0 && t >= 0) setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (u < 0 || t < 0 || bind(u, addr.get(), addr.length) != 0) {
-      last = Unavailable(ErrnoText("bind UDP listener"));
-      if (u >= 0) close(u);
-      if (t >= 0) close(t);
-      break;
-    }
-    socklen_t len = addr.length;
-    getsockname(u, reinterpret_cast<sockaddr*>(&addr.storage), &len);
-    if (bind(t, addr.get(), addr.length) != 0 || ::listen(t, 128) != 0) {
-      last = Unavailable(ErrnoText("bind TCP listener"));
-      close(u);
-      close(t);
-      if (options_.port != 0) break;
-      continue;
-    }
-    udp_fd_ = u;
-    tcp_fd_ = t;
-    uint16_t port = addr.family() == AF_INET
-                        ? ntohs(reinterpret_cast<sockaddr_in*>(&addr.storage)->sin_port)
-                        : ntohs(reinterpret_cast<sockaddr_in6*>(&addr.storage)->sin6_port);
-    port_ = port;
+  auto main = OpenListener("", options_.port);
+  if (!main.ok()) {
+    close(upstream_sockets_.back().fd);
+    upstream_sockets_.clear();
+    return main.status();
   }
-  if (udp_fd_ < 0) return last;
+  port_ = (*main)->port;
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_fd_ < 0) {
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stop_fd_ < 0 || wake_fd_ < 0) {
     Status s = Unavailable(ErrnoText("eventfd"));
-    close(udp_fd_);
-    close(tcp_fd_);
-    udp_fd_ = tcp_fd_ = -1;
+    if (stop_fd_ >= 0) close(stop_fd_);
+    if (wake_fd_ >= 0) close(wake_fd_);
+    stop_fd_ = wake_fd_ = -1;
+    for (auto& u : upstream_sockets_) close(u.fd);
+    upstream_sockets_.clear();
     return s;
+  }
+  {
+    std::lock_guard lock(listeners_mu_);
+    listeners_ = {*main};
   }
   started_ = true;
   loop_ = std::thread([this] { EventLoop(); });
@@ -236,28 +382,89 @@ void DnsInterceptor::Stop() {
     std::unique_lock lock(tcp_mu_);
     tcp_cv_.wait(lock, [this] { return tcp_active_ == 0; });
   }
-  for (auto& p : pending_) close(p->fd);
   outstanding_ -= static_cast<int64_t>(pending_.size());
   pending_.clear();
-  close(udp_fd_);
-  close(tcp_fd_);
+  expiry_.clear();
+  for (auto& u : upstream_sockets_) close(u.fd);
+  upstream_sockets_.clear();
+  delayed_pending_ -= static_cast<int64_t>(delayed_.size());
+  delayed_.clear();
+  {
+    std::lock_guard lock(listeners_mu_);
+    listeners_.clear();
+  }
   close(stop_fd_);
-  udp_fd_ = tcp_fd_ = stop_fd_ = -1;
+  close(wake_fd_);
+  stop_fd_ = wake_fd_ = -1;
 }
 
-Result<DnsInterceptor::Counter> DnsInterceptor::AddRule(const std::string& fault_id,
-                                                        DomainMatcher matcher,
-                                                        v1::DnsFault::Mode mode) {
+void DnsInterceptor::Wake() {
+  uint64_t one = 1;
+  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+  (void)ignored;
+}
+
+Result<uint16_t> DnsInterceptor::AddScopedListener(const std::string& scope) {
+  if (!started_) return FailedPrecondition("DNS interceptor not started");
+  if (scope.empty()) return InvalidArgument("scope must not be empty");
+  {
+    std::lock_guard lock(listeners_mu_);
+    for (const auto& l : listeners_) {
+      if (l->scope == scope) return AlreadyExists("DNS listener for " + scope + " already open");
+    }
+  }
+  auto l = OpenListener(scope, 0);
+  if (!l.ok()) return l.status();
+  uint16_t port = (*l)->port;
+  {
+    std::lock_guard lock(listeners_mu_);
+    listeners_.push_back(*l);
+  }
+  Wake();
+  return port;
+}
+
+void DnsInterceptor::RemoveScopedListener(const std::string& scope) {
+  if (scope.empty()) return;
+  std::lock_guard lock(listeners_mu_);
+  // The event loop and TCP threads hold their own references; sockets close with the last one.
+  std::erase_if(listeners_, [&](const auto& l) { return l->scope == scope; });
+  if (wake_fd_ >= 0) Wake();
+}
+
+Result<std::shared_ptr<const DnsRuleCounters>> DnsInterceptor::AddRule(const std::string& fault_id,
+                                                                       DnsRule rule) {
+  const auto mode = rule.answer.mode;
   if (mode == v1::DnsFault::MODE_UNSPECIFIED || !v1::DnsFault::Mode_IsValid(mode)) {
     return InvalidArgument("DNS rule " + fault_id + ": mode is unspecified or unknown");
+  }
+  if (!(rule.probability > 0.0 && rule.probability <= 1.0)) {
+    return InvalidArgument("DNS rule " + fault_id + ": probability must be in (0, 1]");
+  }
+  if (rule.delay_ms < 0 || rule.jitter_ms < 0) {
+    return InvalidArgument("DNS rule " + fault_id + ": delays must not be negative");
+  }
+  if (mode == v1::DnsFault::DELAY && rule.delay_ms == 0 && rule.jitter_ms == 0) {
+    return InvalidArgument("DNS rule " + fault_id + ": delay needs a delay");
   }
   std::lock_guard lock(rules_mu_);
   for (const auto& r : rules_) {
     if (r.fault_id == fault_id) return AlreadyExists("DNS rule " + fault_id + " already exists");
   }
-  auto counter = std::make_shared<std::atomic<uint64_t>>(0);
-  rules_.push_back(Rule{fault_id, std::move(matcher), mode, counter});
-  return counter;
+  auto counters = std::make_shared<DnsRuleCounters>();
+  rules_.push_back(Rule{fault_id, std::move(rule), counters});
+  return std::shared_ptr<const DnsRuleCounters>(counters);
+}
+
+Result<DnsInterceptor::Counter> DnsInterceptor::AddRule(const std::string& fault_id,
+                                                        DomainMatcher matcher,
+                                                        v1::DnsFault::Mode mode) {
+  DnsRule rule{std::move(matcher)};
+  rule.answer.mode = mode;
+  auto counters = AddRule(fault_id, std::move(rule));
+  if (!counters.ok()) return counters.status();
+  auto mutable_counters = std::const_pointer_cast<DnsRuleCounters>(*counters);
+  return Counter(mutable_counters, &mutable_counters->faulted);
 }
 
 bool DnsInterceptor::RemoveRule(const std::string& fault_id) {
@@ -285,10 +492,32 @@ DnsInterceptorStats DnsInterceptor::GetStats() const {
   s.upstream_errors = upstream_errors_.load();
   s.tcp_rejected = tcp_rejected_.load();
   s.outstanding = static_cast<uint64_t>(std::max<int64_t>(0, outstanding_.load()));
+  s.delayed_pending = delayed_pending_.load();
+  s.original_destination = orig_dst_.load();
   return s;
 }
 
-DnsInterceptor::Decision DnsInterceptor::Decide(std::span<const uint8_t> message) {
+int DnsInterceptor::JitteredDelay(int delay_ms, int jitter_ms) {
+  if (jitter_ms <= 0) return delay_ms;
+  std::uniform_int_distribution<int> d(-jitter_ms, jitter_ms);
+  return std::max(0, delay_ms + d(Rng()));
+}
+
+namespace {
+
+bool TypeMatches(const std::vector<uint16_t>& qtypes, uint16_t qtype) {
+  return qtypes.empty() || std::find(qtypes.begin(), qtypes.end(), qtype) != qtypes.end();
+}
+
+bool Spared(double probability) {
+  if (probability >= 1.0) return false;
+  return std::uniform_real_distribution<double>(0.0, 1.0)(Rng()) >= probability;
+}
+
+}  // namespace
+
+DnsInterceptor::Decision DnsInterceptor::Decide(std::span<const uint8_t> message,
+                                                const std::string& scope) {
   ++seen_;
   Decision d;
   auto question = ParseDnsQuery(message);
@@ -297,25 +526,84 @@ DnsInterceptor::Decision DnsInterceptor::Decide(std::span<const uint8_t> message
     d.kind = Decision::Kind::kMalformed;
     return d;
   }
-  v1::DnsFault::Mode mode = v1::DnsFault::MODE_UNSPECIFIED;
+  d.qtype = question->qtype;
+  FaultAnswer answer;
+  int delay_ms = 0;
   {
     std::lock_guard lock(rules_mu_);
     for (const auto& r : rules_) {
-      if (r.matcher.Matches(question->name)) {
-        mode = r.mode;
-        d.faulted = r.faulted;
+      if (!r.rule.scope.empty() && r.rule.scope != scope) continue;
+      if (!TypeMatches(r.rule.qtypes, question->qtype)) continue;
+      if (!r.rule.matcher.Matches(question->name)) continue;
+      ++r.counters->seen;
+      if (Spared(r.rule.probability)) {
+        ++r.counters->passed;
         break;
       }
+      d.counters = r.counters;
+      answer = r.rule.answer;
+      delay_ms = JitteredDelay(r.rule.delay_ms, r.rule.jitter_ms);
+      break;
     }
   }
-  if (!d.faulted) {
+  if (!d.counters || answer.mode == v1::DnsFault::DELAY) {
     d.kind = Decision::Kind::kForward;
+    d.delay_ms = delay_ms;
     return d;
   }
-  auto response = BuildFaultResponse(message, mode);
+  auto response = BuildFaultResponse(message, answer);
   if (!response.ok()) {
     ++malformed_;
     d.kind = Decision::Kind::kMalformed;
+    return d;
+  }
+  if (!response->has_value()) {
+    d.kind = Decision::Kind::kDrop;
+  } else {
+    d.kind = Decision::Kind::kRespond;
+    d.response = std::move(**response);
+    d.delay_ms = delay_ms;
+  }
+  return d;
+}
+
+DnsInterceptor::Decision DnsInterceptor::DecideReply(std::span<const uint8_t> query,
+                                                     std::span<const uint8_t> reply, uint16_t qtype,
+                                                     const std::string& scope) {
+  Decision d;
+  d.kind = Decision::Kind::kForward;
+  {
+    std::lock_guard lock(rules_mu_);
+    if (rules_.empty()) return d;
+  }
+  // Only answers that carry a CNAME can be redirected into a faulted name; parsing is the cost.
+  std::vector<std::string> targets = CnameTargets(reply);
+  if (targets.empty()) return d;
+  FaultAnswer answer;
+  {
+    std::lock_guard lock(rules_mu_);
+    for (const auto& r : rules_) {
+      if (!r.rule.scope.empty() && r.rule.scope != scope) continue;
+      if (!TypeMatches(r.rule.qtypes, qtype)) continue;
+      bool hit = std::any_of(targets.begin(), targets.end(),
+                             [&](const std::string& t) { return r.rule.matcher.Matches(t); });
+      if (!hit) continue;
+      ++r.counters->seen;
+      if (Spared(r.rule.probability)) {
+        ++r.counters->passed;
+        return d;
+      }
+      ++r.counters->via_cname;
+      d.counters = r.counters;
+      answer = r.rule.answer;
+      d.delay_ms = JitteredDelay(r.rule.delay_ms, r.rule.jitter_ms);
+      break;
+    }
+  }
+  if (!d.counters || answer.mode == v1::DnsFault::DELAY) return d;  // the reply itself, late
+  auto response = BuildFaultResponse(query, answer);
+  if (!response.ok()) {
+    d.counters.reset();
     return d;
   }
   if (!response->has_value()) {
@@ -328,125 +616,334 @@ DnsInterceptor::Decision DnsInterceptor::Decide(std::span<const uint8_t> message
 }
 
 // Counted after the answer was sent, so whoever sees the counter move can already read the answer.
-void DnsInterceptor::CountFaulted(const Counter& counter) {
-  ++faulted_;
-  ++*counter;
+void DnsInterceptor::CountFaulted(const std::shared_ptr<DnsRuleCounters>& counters) {
+  if (!counters) return;
+  ++counters->faulted;
+}
+
+void DnsInterceptor::SendUdpAnswer(int udp_fd, const SocketAddress& client, DnsWire answer,
+                                   int delay_ms, std::shared_ptr<DnsRuleCounters> counters,
+                                   std::shared_ptr<Listener> listener) {
+  if (delay_ms <= 0) {
+    sendto(udp_fd, answer.data(), answer.size(), MSG_DONTWAIT, client.get(), client.length);
+    if (counters) {
+      ++faulted_;
+      CountFaulted(counters);
+    }
+    return;
+  }
+  if (delayed_.size() >= static_cast<size_t>(std::max(1, options_.max_outstanding))) {
+    ++overload_;
+    return;
+  }
+  auto d = std::make_unique<DelayedUdp>();
+  d->due = SteadyClock::now() + std::chrono::milliseconds(delay_ms);
+  d->answer = std::move(answer);
+  d->client = client;
+  d->listener = std::move(listener);
+  d->udp_fd = udp_fd;
+  d->counters = std::move(counters);
+  delayed_.push_back(std::move(d));
+  std::push_heap(delayed_.begin(), delayed_.end(), DelayedLater());
+  ++delayed_pending_;
 }
 
 void DnsInterceptor::EventLoop() {
   std::vector<pollfd> fds;
+  struct Source {
+    std::shared_ptr<Listener> listener;
+    const ListenSocket* socket;
+    bool udp;
+  };
+  std::vector<Source> sources;
+  std::vector<std::shared_ptr<Listener>> listeners;
   while (true) {
-    fds.clear();
-    fds.push_back({stop_fd_, POLLIN, 0});
-    fds.push_back({udp_fd_, POLLIN, 0});
-    fds.push_back({tcp_fd_, POLLIN, 0});
-    auto next_deadline = SteadyClock::time_point::max();
-    for (const auto& p : pending_) {
-      fds.push_back({p->fd, POLLIN, 0});
-      next_deadline = std::min(next_deadline, p->deadline);
+    {
+      std::lock_guard lock(listeners_mu_);
+      listeners = listeners_;
     }
+    fds.clear();
+    sources.clear();
+    fds.push_back({stop_fd_, POLLIN, 0});
+    fds.push_back({wake_fd_, POLLIN, 0});
+    for (const auto& l : listeners) {
+      for (const auto& s : l->sockets) {
+        fds.push_back({s.udp, POLLIN, 0});
+        sources.push_back({l, &s, true});
+        fds.push_back({s.tcp, POLLIN, 0});
+        sources.push_back({l, &s, false});
+      }
+    }
+    const size_t first_upstream = fds.size();
+    for (const auto& u : upstream_sockets_) fds.push_back({u.fd, POLLIN, 0});
+    auto next_deadline = SteadyClock::time_point::max();
+    if (!expiry_.empty()) next_deadline = expiry_.front().first;
+    if (!delayed_.empty()) next_deadline = std::min(next_deadline, delayed_.front()->due);
     int timeout = next_deadline == SteadyClock::time_point::max() ? -1 : MillisUntil(next_deadline);
     int n = poll(fds.data(), fds.size(), timeout);
     if (n < 0 && errno != EINTR) break;
     if (n > 0 && fds[0].revents != 0) break;
+    if (n > 0 && fds[1].revents != 0) {
+      uint64_t v;
+      ssize_t ignored = read(wake_fd_, &v, sizeof(v));
+      (void)ignored;
+    }
 
-    // Upstream replies first (index 3.. matches pending_ as it was when polled).
-    std::vector<bool> done(pending_.size(), false);
-    uint8_t buf[kMaxDnsMessage];
-    for (size_t i = 0; n > 0 && i < pending_.size(); ++i) {
-      if (fds[3 + i].revents == 0) continue;
-      PendingUdp& p = *pending_[i];
-      ssize_t got = recv(p.fd, buf, sizeof(buf), MSG_DONTWAIT);
-      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
-      if (got < 0) {
+    // Upstream replies first (fds from first_upstream match upstream_sockets_ when polled).
+    const size_t polled_upstreams = fds.size() - first_upstream;
+    for (size_t i = 0; n > 0 && i < polled_upstreams; ++i) {
+      if (fds[first_upstream + i].revents == 0) continue;
+      mmsghdr msgs[kUdpBatch];
+      iovec iovs[kUdpBatch];
+      for (int k = 0; k < kUdpBatch; ++k) {
+        iovs[k] = {Slot(k), kMaxDnsMessage};
+        msgs[k] = {};
+        msgs[k].msg_hdr.msg_iov = &iovs[k];
+        msgs[k].msg_hdr.msg_iovlen = 1;
+      }
+      int got = recvmmsg(upstream_sockets_[i].fd, msgs, kUdpBatch, MSG_DONTWAIT, nullptr);
+      if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         ++upstream_errors_;  // e.g. ICMP port unreachable: the client will time out and retry
-      } else {
-        sendto(udp_fd_, buf, static_cast<size_t>(got), MSG_DONTWAIT, p.client.get(),
-               p.client.length);
       }
-      done[i] = true;
-    }
-    auto now = SteadyClock::now();
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      if (!done[i] && pending_[i]->deadline <= now) {
-        ++timeouts_;
-        done[i] = true;
-      }
-    }
-    size_t keep = 0;
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      if (done[i]) {
-        close(pending_[i]->fd);
+      for (int k = 0; k < got; ++k) {
+        const uint8_t* reply = Slot(k);
+        if (msgs[k].msg_len < 2) continue;
+        const uint16_t id = LDNS_ID_WIRE(reply);
+        auto it = pending_.find(PendingKey(i, id));
+        if (it == pending_.end()) continue;  // late (timed out) or stray
+        std::unique_ptr<PendingUdp> owned = std::move(it->second);
+        pending_.erase(it);
+        upstream_sockets_[i].ids_in_use[id] = false;
         --outstanding_;
-      } else {
-        pending_[keep++] = std::move(pending_[i]);
+        HandleUpstreamReply(*owned, std::span<const uint8_t>(reply, msgs[k].msg_len));
       }
     }
-    pending_.resize(keep);
+    FlushOutbox();
+    auto now = SteadyClock::now();
+    // Every query has the same timeout, so expiry_ is in deadline order.
+    while (!expiry_.empty() && expiry_.front().first <= now) {
+      auto it = pending_.find(expiry_.front().second);
+      if (it != pending_.end() && it->second->deadline <= now) {
+        upstream_sockets_[it->first >> 16].ids_in_use[it->first & 0xffff] = false;
+        pending_.erase(it);
+        --outstanding_;
+        ++timeouts_;
+      }
+      expiry_.pop_front();
+    }
 
-    if (n > 0 && fds[1].revents != 0) HandleUdpReadable();
-    if (n > 0 && fds[2].revents != 0) AcceptTcp();
+    while (!delayed_.empty() && delayed_.front()->due <= now) {
+      std::pop_heap(delayed_.begin(), delayed_.end(), DelayedLater());
+      std::unique_ptr<DelayedUdp> d = std::move(delayed_.back());
+      delayed_.pop_back();
+      --delayed_pending_;
+      sendto(d->udp_fd, d->answer.data(), d->answer.size(), MSG_DONTWAIT, d->client.get(),
+             d->client.length);
+      if (d->counters) {
+        ++faulted_;
+        CountFaulted(d->counters);
+      }
+    }
+
+    for (size_t i = 0; n > 0 && i < sources.size(); ++i) {
+      if (fds[2 + i].revents == 0) continue;
+      if (sources[i].udp) {
+        HandleUdpReadable(sources[i].listener, sources[i].socket->udp);
+      } else {
+        AcceptTcp(sources[i].socket->tcp, sources[i].listener->scope);
+      }
+    }
   }
 }
 
-void DnsInterceptor::HandleUdpReadable() {
-  uint8_t buf[kMaxDnsMessage];
+void DnsInterceptor::HandleUdpReadable(const std::shared_ptr<Listener>& listener, int udp_fd) {
+  // One recvmmsg for up to kUdpBatch queries; their forwards and answers go out in FlushOutbox.
+  mmsghdr msgs[kUdpBatch];
+  iovec iovs[kUdpBatch];
+  SocketAddress clients[kUdpBatch];
+  alignas(cmsghdr) uint8_t controls[kUdpBatch][CMSG_SPACE(sizeof(uint32_t))];
   for (int i = 0; i < kUdpBatch; ++i) {
-    SocketAddress client;
-    client.length = sizeof(client.storage);
-    ssize_t got = recvfrom(udp_fd_, buf, sizeof(buf), MSG_DONTWAIT,
-                           reinterpret_cast<sockaddr*>(&client.storage), &client.length);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return;  // EAGAIN, or an error we cannot act on
+    iovs[i] = {Slot(i), kMaxDnsMessage};
+    clients[i] = SocketAddress();
+    msgs[i] = {};
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &clients[i].storage;
+    msgs[i].msg_hdr.msg_namelen = sizeof(clients[i].storage);
+    msgs[i].msg_hdr.msg_control = controls[i];
+    msgs[i].msg_hdr.msg_controllen = sizeof(controls[i]);
+  }
+  int got = recvmmsg(udp_fd, msgs, kUdpBatch, MSG_DONTWAIT, nullptr);
+  for (int i = 0; i < got; ++i) {
+    clients[i].length = msgs[i].msg_hdr.msg_namelen;
+    // The resolver the client asked: an IPv4 address in the packet mark (see DnsBackend), port 53;
+    // no mark (a client that asked the interceptor itself, or IPv6): the configured upstream.
+    SocketAddress dest = upstream_;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != nullptr;
+         c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_MARK) continue;
+      uint32_t mark = 0;
+      std::memcpy(&mark, CMSG_DATA(c), sizeof(mark));
+      if (mark != 0 && clients[i].family() == AF_INET && options_.forward_to_original_destination) {
+        dest = SocketAddress();
+        auto* v4 = reinterpret_cast<sockaddr_in*>(&dest.storage);
+        v4->sin_family = AF_INET;
+        v4->sin_addr.s_addr = mark;  // the address bytes as they were in the header
+        v4->sin_port = htons(53);
+        dest.length = sizeof(sockaddr_in);
+      }
     }
-    std::span<const uint8_t> message(buf, static_cast<size_t>(got));
-    Decision d = Decide(message);
+    std::span<const uint8_t> message(Slot(i), msgs[i].msg_len);
+    Decision d = Decide(message, listener->scope);
     switch (d.kind) {
       case Decision::Kind::kMalformed:
         break;
       case Decision::Kind::kDrop:
-        CountFaulted(d.faulted);
+        ++faulted_;
+        CountFaulted(d.counters);
         break;
       case Decision::Kind::kRespond:
-        sendto(udp_fd_, d.response.data(), d.response.size(), MSG_DONTWAIT, client.get(),
-               client.length);
-        CountFaulted(d.faulted);
+        SendUdpAnswer(udp_fd, clients[i], std::move(d.response), d.delay_ms, d.counters, listener);
         break;
       case Decision::Kind::kForward:
-        ForwardUdp(message, client);
+        ForwardUdp(message, clients[i], dest, listener, udp_fd, std::move(d));
         break;
     }
   }
+  FlushOutbox();
 }
 
-void DnsInterceptor::ForwardUdp(std::span<const uint8_t> message, const SocketAddress& client) {
+uint8_t* DnsInterceptor::Slot(int i) {
+  if (arena_.empty()) arena_.resize(static_cast<size_t>(kUdpBatch) * kMaxDnsMessage);
+  return arena_.data() + static_cast<size_t>(i) * kMaxDnsMessage;
+}
+
+void DnsInterceptor::Queue(int fd, const SocketAddress* to, std::span<const uint8_t> bytes) {
+  OutDatagram d;
+  d.fd = fd;
+  if (to != nullptr) d.to = *to;
+  d.bytes.assign(bytes.begin(), bytes.end());
+  outbox_.push_back(std::move(d));
+}
+
+void DnsInterceptor::FlushOutbox() {
+  // Consecutive datagrams for the same socket go out in one sendmmsg. A datagram the kernel
+  // refuses is dropped, as a lost UDP packet would be: the client retries, a forwarded query
+  // times out.
+  std::vector<mmsghdr> msgs;
+  std::vector<iovec> iovs;
+  size_t start = 0;
+  while (start < outbox_.size()) {
+    size_t end = start;
+    while (end < outbox_.size() && outbox_[end].fd == outbox_[start].fd) ++end;
+    msgs.assign(end - start, mmsghdr{});
+    iovs.resize(end - start);
+    for (size_t i = start; i < end; ++i) {
+      OutDatagram& d = outbox_[i];
+      iovs[i - start] = {d.bytes.data(), d.bytes.size()};
+      msgs[i - start].msg_hdr.msg_iov = &iovs[i - start];
+      msgs[i - start].msg_hdr.msg_iovlen = 1;
+      if (d.to.length != 0) {
+        msgs[i - start].msg_hdr.msg_name = &d.to.storage;
+        msgs[i - start].msg_hdr.msg_namelen = d.to.length;
+      }
+    }
+    size_t sent = 0;
+    while (sent < msgs.size()) {
+      int n = sendmmsg(outbox_[start].fd, msgs.data() + sent, msgs.size() - sent, MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ++sent;  // skip the one the kernel refused
+        continue;
+      }
+      sent += static_cast<size_t>(n);
+    }
+    start = end;
+  }
+  outbox_.clear();
+}
+
+void DnsInterceptor::ForwardUdp(std::span<const uint8_t> message, const SocketAddress& client,
+                                const SocketAddress& dest,
+                                const std::shared_ptr<Listener>& listener, int udp_fd,
+                                Decision decision) {
   if (pending_.size() >= static_cast<size_t>(std::max(1, options_.max_outstanding))) {
     ++overload_;
     return;
   }
-  auto fd = OpenUpstreamSocket(SOCK_DGRAM);
-  if (!fd.ok()) {
-    ++upstream_errors_;
-    return;
+  if (dest.family() != upstream_.family() ||
+      std::memcmp(&dest.storage, &upstream_.storage, dest.length) != 0) {
+    ++orig_dst_;
   }
-  if (send(*fd, message.data(), message.size(), MSG_DONTWAIT) < 0) {
-    ++upstream_errors_;
-    close(*fd);
-    return;
+  const uint16_t id = LDNS_ID_WIRE(message.data());  // Decide parsed it: >= 12 bytes
+  const std::string dest_key = AddressKey(dest);
+  size_t chosen = upstream_sockets_.size();
+  size_t for_dest = 0;
+  for (size_t i = 0; i < upstream_sockets_.size(); ++i) {
+    if (upstream_sockets_[i].dest != dest_key) continue;
+    ++for_dest;
+    if (!upstream_sockets_[i].ids_in_use[id]) {
+      chosen = i;
+      break;
+    }
   }
+  if (chosen == upstream_sockets_.size()) {
+    if (for_dest >= kSocketsPerResolver || upstream_sockets_.size() >= kMaxUpstreamSockets) {
+      ++overload_;
+      return;
+    }
+    auto fd = OpenUpstreamSocket(SOCK_DGRAM, dest);
+    if (!fd.ok()) {
+      ++upstream_errors_;
+      return;
+    }
+    upstream_sockets_.push_back(UpstreamSocket{*fd, dest_key});
+  }
+  UpstreamSocket& u = upstream_sockets_[chosen];
+  Queue(u.fd, nullptr, message);
   ++passed_;
   auto p = std::make_unique<PendingUdp>();
-  p->fd = *fd;
+  p->key = PendingKey(chosen, id);
   p->client = client;
+  p->listener = listener;
+  p->udp_fd = udp_fd;
   p->deadline = SteadyClock::now() + std::chrono::milliseconds(options_.upstream_timeout_ms);
-  pending_.push_back(std::move(p));
+  p->query.assign(message.begin(), message.end());
+  p->decision = std::move(decision);
+  u.ids_in_use[id] = true;
+  expiry_.emplace_back(p->deadline, p->key);
+  pending_.emplace(p->key, std::move(p));
   ++outstanding_;
 }
 
-void DnsInterceptor::AcceptTcp() {
+void DnsInterceptor::HandleUpstreamReply(PendingUdp& p, std::span<const uint8_t> reply) {
+  if (p.decision.counters) {  // a DELAY rule matched the query itself
+    SendUdpAnswer(p.udp_fd, p.client, DnsWire(reply.begin(), reply.end()), p.decision.delay_ms,
+                  p.decision.counters, p.listener);
+    return;
+  }
+  Decision r = DecideReply(p.query, reply, p.decision.qtype, p.listener->scope);
+  switch (r.kind) {
+    case Decision::Kind::kRespond:
+      SendUdpAnswer(p.udp_fd, p.client, std::move(r.response), r.delay_ms, r.counters, p.listener);
+      break;
+    case Decision::Kind::kDrop:
+      ++faulted_;
+      CountFaulted(r.counters);
+      break;
+    default:
+      if (r.counters || r.delay_ms > 0) {
+        SendUdpAnswer(p.udp_fd, p.client, DnsWire(reply.begin(), reply.end()), r.delay_ms,
+                      r.counters, p.listener);
+      } else {
+        sendto(p.udp_fd, reply.data(), reply.size(), MSG_DONTWAIT, p.client.get(), p.client.length);
+      }
+  }
+}
+
+void DnsInterceptor::AcceptTcp(int tcp_fd, const std::string& scope) {
   while (true) {
-    int fd = accept4(tcp_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(tcp_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
     {
       std::lock_guard lock(tcp_mu_);
@@ -457,8 +954,8 @@ void DnsInterceptor::AcceptTcp() {
       }
       ++tcp_active_;
     }
-    std::thread([this, fd] {
-      ServeTcp(fd);
+    std::thread([this, fd, scope] {
+      ServeTcp(fd, scope);
       close(fd);
       // Last touch of `this`: Stop() waits for tcp_active_ to reach zero before tearing down.
       std::lock_guard lock(tcp_mu_);
@@ -468,9 +965,30 @@ void DnsInterceptor::AcceptTcp() {
   }
 }
 
-void DnsInterceptor::ServeTcp(int fd) {
+void DnsInterceptor::ServeTcp(int fd, const std::string& scope) {
   const auto idle = std::chrono::milliseconds(options_.tcp_idle_timeout_ms);
   const auto io = std::chrono::milliseconds(std::max(options_.upstream_timeout_ms, 1000));
+  // The resolver the client connected to, before the redirect.
+  SocketAddress upstream = upstream_;
+  if (options_.forward_to_original_destination) {
+    sockaddr_storage local{};
+    socklen_t local_len = sizeof(local);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
+    auto orig = TcpOriginalDestination(fd, local.ss_family);
+    SocketAddress self;
+    self.storage = local;
+    self.length = local_len;
+    if (orig.ok() && !(IsLoopback(*orig) && PortOf(*orig) == PortOf(self))) {
+      upstream = *orig;
+      ++orig_dst_;
+    }
+  }
+  // Waits out an injected delay; false when the interceptor stops meanwhile.
+  auto wait_delay = [&](int delay_ms) -> bool {
+    if (delay_ms <= 0) return true;
+    pollfd p{stop_fd_, POLLIN, 0};
+    return poll(&p, 1, delay_ms) == 0;
+  };
   std::vector<uint8_t> message;
   while (true) {
     uint8_t len_buf[2];
@@ -478,39 +996,49 @@ void DnsInterceptor::ServeTcp(int fd) {
     size_t len = (static_cast<size_t>(len_buf[0]) << 8) | len_buf[1];
     message.resize(len);
     if (ReadFull(fd, message, SteadyClock::now() + io, stop_fd_) != WaitResult::kReady) return;
-    Decision d = Decide(message);
+    Decision d = Decide(message, scope);
+    if (d.kind == Decision::Kind::kForward) {
+      auto reply = ForwardTcp(message, upstream);
+      if (!reply.ok()) return;  // closing tells the client to retry elsewhere
+      if (!d.counters) d = DecideReply(message, *reply, d.qtype, scope);
+      if (d.kind == Decision::Kind::kForward) {
+        // The upstream's answer: as is, or late for a DELAY rule (counters set).
+        d.kind = Decision::Kind::kRespond;
+        d.response = std::move(*reply);
+      }
+    }
     switch (d.kind) {
       case Decision::Kind::kMalformed:
         // A stream that carried garbage cannot be trusted to be in sync any more.
         return;
       case Decision::Kind::kDrop:
         // Keep the connection open and silent: the client times out, as with a dead resolver.
-        CountFaulted(d.faulted);
+        ++faulted_;
+        CountFaulted(d.counters);
         break;
-      case Decision::Kind::kRespond: {
+      case Decision::Kind::kRespond:
+      case Decision::Kind::kForward: {  // kForward became kRespond above
+        if (!wait_delay(d.delay_ms)) return;
         DnsWire framed = Frame(d.response);
         WaitResult w = WriteFull(fd, framed, SteadyClock::now() + io, stop_fd_);
-        CountFaulted(d.faulted);
+        if (d.counters) {
+          ++faulted_;
+          CountFaulted(d.counters);
+        }
         if (w != WaitResult::kReady) return;
-        break;
-      }
-      case Decision::Kind::kForward: {
-        auto reply = ForwardTcp(message);
-        if (!reply.ok()) return;  // closing tells the client to retry elsewhere
-        DnsWire framed = Frame(*reply);
-        if (WriteFull(fd, framed, SteadyClock::now() + io, stop_fd_) != WaitResult::kReady) return;
         break;
       }
     }
   }
 }
 
-Result<DnsWire> DnsInterceptor::ForwardTcp(std::span<const uint8_t> message) {
+Result<DnsWire> DnsInterceptor::ForwardTcp(std::span<const uint8_t> message,
+                                           const SocketAddress& upstream) {
   if (outstanding_.load() >= options_.max_outstanding) {
     ++overload_;
     return ResourceExhausted("too many outstanding upstream queries");
   }
-  auto fd = OpenUpstreamSocket(SOCK_STREAM);
+  auto fd = OpenUpstreamSocket(SOCK_STREAM, upstream);
   if (!fd.ok()) {
     ++upstream_errors_;
     return fd.status();

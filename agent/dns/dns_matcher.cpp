@@ -65,7 +65,7 @@ Status ValidateDomainPattern(std::string_view pattern) {
   return Status::Ok();
 }
 
-Result<DomainMatcher> DomainMatcher::Create(const std::vector<std::string>& patterns) {
+Result<DomainMatcher> DomainMatcher::Create(const std::vector<std::string>& patterns, bool suffix) {
   DomainMatcher m;
   for (size_t i = 0; i < patterns.size(); ++i) {
     Status s = ValidateDomainPattern(patterns[i]);
@@ -73,6 +73,10 @@ Result<DomainMatcher> DomainMatcher::Create(const std::vector<std::string>& patt
     std::string p = NormalizeDomainName(patterns[i]);
     if (p.starts_with("*.")) {
       m.suffixes_.push_back(p.substr(1));
+      if (suffix) m.exact_.push_back(p.substr(2));
+    } else if (suffix) {
+      m.exact_.push_back(p);
+      m.suffixes_.push_back("." + p);
     } else {
       m.exact_.push_back(p);
     }

@@ -1,7 +1,8 @@
 #pragma once
 // Domain patterns of a DNS fault: exact names ("db.example.com") and wildcards ("*.example.com",
-// which match strict subdomains only, never "example.com" itself). Matching is case-insensitive
-// and ignores one trailing dot, on both the pattern and the queried name.
+// which match strict subdomains only, never "example.com" itself); or, in suffix mode, suffixes
+// ("example.com" matches example.com and every subdomain). Matching is case-insensitive and
+// ignores one trailing dot, on both the pattern and the queried name.
 
 #include <string>
 #include <string_view>
@@ -22,8 +23,10 @@ Status ValidateDomainPattern(std::string_view pattern);
 // An immutable set of patterns. Thread-safe (const after construction).
 class DomainMatcher {
  public:
-  // Builds a matcher; INVALID_ARGUMENT naming the first invalid pattern (by index).
-  static Result<DomainMatcher> Create(const std::vector<std::string>& patterns);
+  // Builds a matcher; INVALID_ARGUMENT naming the first invalid pattern (by index). With
+  // `suffix`, every pattern is a suffix (a leading "*." is then redundant and accepted).
+  static Result<DomainMatcher> Create(const std::vector<std::string>& patterns,
+                                      bool suffix = false);
 
   // True when the queried name matches any pattern. Any case, trailing dot allowed.
   bool Matches(std::string_view name) const;

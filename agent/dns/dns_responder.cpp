@@ -1,7 +1,9 @@
 #include "agent/dns/dns_responder.h"
 
+#include <arpa/inet.h>
 #include <ldns/ldns.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <memory>
 
@@ -49,6 +51,66 @@ Result<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> wire) {
 
 Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query,
                                                   v1::DnsFault::Mode mode) {
+  FaultAnswer answer;
+  answer.mode = mode;
+  return BuildFaultResponse(query, answer);
+}
+
+Result<FaultAnswer> MakeFaultAnswer(const v1::DnsFault& spec) {
+  FaultAnswer a;
+  a.mode = spec.mode();
+  a.ttl_s = spec.spoof_ttl_s() == 0 ? 30 : spec.spoof_ttl_s();
+  for (int i = 0; i < spec.spoof_addresses_size(); ++i) {
+    const std::string& text = spec.spoof_addresses(i);
+    uint8_t buf[16];
+    if (inet_pton(AF_INET, text.c_str(), buf) == 1) {
+      a.ipv4.push_back(text);
+    } else if (inet_pton(AF_INET6, text.c_str(), buf) == 1) {
+      a.ipv6.push_back(text);
+    } else {
+      return InvalidArgument("spoof_addresses[" + std::to_string(i) + "]: '" + text +
+                             "' is not a numeric IPv4 or IPv6 address");
+    }
+  }
+  if (a.mode == v1::DnsFault::SPOOF && a.ipv4.empty() && a.ipv6.empty()) {
+    return InvalidArgument("spoof_addresses: spoof needs at least one address");
+  }
+  return a;
+}
+
+Result<uint16_t> RecordTypeFromName(std::string_view name) {
+  std::string upper(name);
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  ldns_rr_type t = ldns_get_rr_type_by_name(upper.c_str());
+  if (upper.empty() || t == 0) {
+    return InvalidArgument("unknown DNS record type '" + std::string(name) + "'");
+  }
+  return static_cast<uint16_t>(t);
+}
+
+std::vector<std::string> CnameTargets(std::span<const uint8_t> response) {
+  std::vector<std::string> out;
+  if (response.empty()) return out;
+  ldns_pkt* raw = nullptr;
+  if (ldns_wire2pkt(&raw, response.data(), response.size()) != LDNS_STATUS_OK || raw == nullptr) {
+    return out;
+  }
+  PktPtr pkt(raw);
+  ldns_rr_list* answers = ldns_pkt_answer(pkt.get());
+  for (size_t i = 0; answers != nullptr && i < ldns_rr_list_rr_count(answers); ++i) {
+    ldns_rr* rr = ldns_rr_list_rr(answers, i);
+    if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_CNAME || ldns_rr_rd_count(rr) < 1) continue;
+    char* target = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+    if (target == nullptr) continue;
+    out.push_back(NormalizeDomainName(target));
+    std::free(target);
+  }
+  return out;
+}
+
+Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query,
+                                                  const FaultAnswer& answer) {
+  const v1::DnsFault::Mode mode = answer.mode;
   uint8_t rcode = 0;
   switch (mode) {
     case v1::DnsFault::DROP:
@@ -60,6 +122,7 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
       rcode = LDNS_RCODE_SERVFAIL;
       break;
     case v1::DnsFault::NODATA:
+    case v1::DnsFault::SPOOF:
       rcode = LDNS_RCODE_NOERROR;
       break;
     case v1::DnsFault::REFUSED:
@@ -88,6 +151,34 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
     if (copy == nullptr || !ldns_pkt_push_rr(resp.get(), LDNS_SECTION_QUESTION, copy)) {
       if (copy != nullptr) ldns_rr_free(copy);
       return Internal("ldns: cannot copy the question");
+    }
+  }
+  if (mode == v1::DnsFault::SPOOF && ldns_rr_list_rr_count(questions) > 0) {
+    ldns_rr* q = ldns_rr_list_rr(questions, 0);
+    const ldns_rr_type qtype = ldns_rr_get_type(q);
+    const std::vector<std::string>* addrs = qtype == LDNS_RR_TYPE_A      ? &answer.ipv4
+                                            : qtype == LDNS_RR_TYPE_AAAA ? &answer.ipv6
+                                                                         : nullptr;
+    for (size_t i = 0; addrs != nullptr && i < addrs->size(); ++i) {
+      ldns_rdf* rdata = ldns_rdf_new_frm_str(
+          qtype == LDNS_RR_TYPE_A ? LDNS_RDF_TYPE_A : LDNS_RDF_TYPE_AAAA, (*addrs)[i].c_str());
+      ldns_rdf* owner = ldns_rdf_clone(ldns_rr_owner(q));
+      ldns_rr* rr = ldns_rr_new();
+      if (rdata == nullptr || owner == nullptr || rr == nullptr) {
+        if (rdata) ldns_rdf_deep_free(rdata);
+        if (owner) ldns_rdf_deep_free(owner);
+        if (rr) ldns_rr_free(rr);
+        return Internal("ldns: cannot build a spoofed record");
+      }
+      ldns_rr_set_owner(rr, owner);
+      ldns_rr_set_type(rr, qtype);
+      ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
+      ldns_rr_set_ttl(rr, answer.ttl_s);
+      ldns_rr_push_rdf(rr, rdata);
+      if (!ldns_pkt_push_rr(resp.get(), LDNS_SECTION_ANSWER, rr)) {
+        ldns_rr_free(rr);
+        return Internal("ldns: cannot add a spoofed record");
+      }
     }
   }
   // RFC 6891: a query with an OPT record gets one back. 1232 is the DNS Flag Day 2020 size.

@@ -34,4 +34,29 @@ Result<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> wire);
 Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query,
                                                   v1::DnsFault::Mode mode);
 
+// What a fault answers with. For SPOOF, A queries get `ipv4` records and AAAA queries `ipv6`
+// records (TTL ttl_s), in the order given; any other type, or a family with no address, gets
+// NODATA. DELAY is not an answer of its own (the upstream's answer is sent late): INVALID_ARGUMENT.
+struct FaultAnswer {
+  v1::DnsFault::Mode mode = v1::DnsFault::MODE_UNSPECIFIED;
+  std::vector<std::string> ipv4;  // numeric, validated by MakeFaultAnswer
+  std::vector<std::string> ipv6;
+  uint32_t ttl_s = 30;
+};
+
+// Builds a FaultAnswer from the spec's mode and spoof_addresses/spoof_ttl_s. INVALID_ARGUMENT
+// for an address that is neither numeric IPv4 nor IPv6, or SPOOF without any address.
+Result<FaultAnswer> MakeFaultAnswer(const v1::DnsFault& spec);
+
+// As above, for any mode including SPOOF.
+Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query,
+                                                  const FaultAnswer& answer);
+
+// The record type number for a mnemonic ("A", "aaaa", "TYPE65"); INVALID_ARGUMENT when unknown.
+Result<uint16_t> RecordTypeFromName(std::string_view name);
+
+// The targets of the CNAME records in a response's answer section (normalised), in order. Empty
+// when the bytes do not parse as a response or hold no CNAME.
+std::vector<std::string> CnameTargets(std::span<const uint8_t> response);
+
 }  // namespace faultline::agent::dns

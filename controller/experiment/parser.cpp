@@ -543,6 +543,8 @@ class Parser {
              google::protobuf::RepeatedPtrField<std::string>* out);
   void Ports(const YAML::Node& n, const std::string& path,
              google::protobuf::RepeatedField<uint32_t>* out);
+  void ParseDnsFaultOptions(const std::vector<MapField>& fields, const YAML::Node& n,
+                            const std::string& path, faultline::v1::DnsFault* dns);
   void ParseProbes(const YAML::Node& n);
   void ParseProbe(const YAML::Node& n, const std::string& path);
   void ParseSteadyState(const YAML::Node& n);
@@ -825,7 +827,9 @@ void Parser::ParseFaults(const YAML::Node& n) {
 }
 
 void Parser::ParseDnsFault(const YAML::Node& n, const std::string& path, Fault* fault) {
-  auto fields = Map(n, path, {"domains", "mode"});
+  auto fields = Map(n, path,
+                    {"domains", "mode", "match", "record_types", "addresses", "ttl", "delay",
+                     "jitter", "probability", "scope"});
   if (!fields) return;
   faultline::v1::DnsFault* dns = fault->spec.mutable_dns();
   if (auto* v = Need(*fields, n, path, "domains")) {
@@ -855,15 +859,164 @@ void Parser::ParseDnsFault(const YAML::Node& n, const std::string& path, Fault* 
           {"servfail", faultline::v1::DnsFault::SERVFAIL},
           {"nodata", faultline::v1::DnsFault::NODATA},
           {"refused", faultline::v1::DnsFault::REFUSED},
+          {"spoof", faultline::v1::DnsFault::SPOOF},
+          {"delay", faultline::v1::DnsFault::DELAY},
       };
       auto it =
           std::find_if(kModes.begin(), kModes.end(), [&](const auto& m) { return m.first == *s; });
       if (it == kModes.end()) {
         Error(*v, path + ".mode",
               "unknown DNS fault mode " + Quoted(*s) +
-                  " (expected drop, nxdomain, servfail, nodata or refused)");
+                  " (expected drop, nxdomain, servfail, nodata, refused, spoof or delay)");
       } else {
         dns->set_mode(it->second);
+      }
+    }
+  }
+  ParseDnsFaultOptions(*fields, n, path, dns);
+}
+
+// The optional parts of a dns fault: matching, spoofed answers, delays, probability, scope.
+void Parser::ParseDnsFaultOptions(const std::vector<MapField>& fields, const YAML::Node& n,
+                                  const std::string& path, faultline::v1::DnsFault* dns) {
+  using faultline::v1::DnsFault;
+  if (auto* v = Find(fields, "match")) {
+    if (auto s = String(*v, path + ".match")) {
+      if (*s == "exact") {
+        dns->set_match(DnsFault::AS_WRITTEN);
+      } else if (*s == "suffix") {
+        dns->set_match(DnsFault::SUFFIX);
+      } else {
+        Error(*v, path + ".match",
+              "unknown match " + Quoted(*s) +
+                  " (expected exact: names as written, '*.x' for subdomains of x; or suffix: "
+                  "each name and all its subdomains)");
+      }
+    }
+  }
+  if (auto* v = Find(fields, "record_types")) {
+    const std::string tpath = path + ".record_types";
+    static const std::set<std::string> kTypes = {"A",   "AAAA",  "CNAME", "MX",    "TXT",  "SRV",
+                                                 "NS",  "PTR",   "SOA",   "HTTPS", "SVCB", "CAA",
+                                                 "ANY", "NAPTR", "DS",    "DNSKEY"};
+    if (!v->IsSequence() || v->size() == 0) {
+      Error(*v, tpath, "expected a non-empty list of record types, e.g. [AAAA]");
+    } else {
+      for (size_t i = 0; i < v->size(); ++i) {
+        auto s = String((*v)[i], Index(tpath, i));
+        if (!s) continue;
+        std::string upper = *s;
+        for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        if (!kTypes.count(upper)) {
+          Error((*v)[i], Index(tpath, i),
+                "unknown record type " + Quoted(*s) +
+                    " (expected one of A, AAAA, CNAME, MX, TXT, SRV, NS, PTR, SOA, HTTPS, SVCB, "
+                    "CAA, ANY, NAPTR, DS, DNSKEY)");
+          continue;
+        }
+        dns->add_record_types(upper);
+      }
+    }
+  }
+  const bool spoof = dns->mode() == DnsFault::SPOOF;
+  if (auto* v = Find(fields, "addresses")) {
+    const std::string apath = path + ".addresses";
+    if (!spoof) {
+      Error(*v, apath, "only for mode spoof");
+    } else if (!v->IsSequence() || v->size() == 0 || v->size() > 16) {
+      Error(*v, apath, "expected a list of 1 to 16 IPv4/IPv6 addresses");
+    } else {
+      for (size_t i = 0; i < v->size(); ++i) {
+        auto s = String((*v)[i], Index(apath, i));
+        if (!s) continue;
+        unsigned char buf[16];
+        if (inet_pton(AF_INET, s->c_str(), buf) != 1 && inet_pton(AF_INET6, s->c_str(), buf) != 1) {
+          Error((*v)[i], Index(apath, i), Quoted(*s) + " is not a numeric IPv4 or IPv6 address");
+          continue;
+        }
+        dns->add_spoof_addresses(*s);
+      }
+    }
+  } else if (spoof) {
+    Error(n, path + ".addresses", "missing required field (mode spoof answers with these)");
+  }
+  if (auto* v = Find(fields, "ttl")) {
+    if (!spoof) {
+      Error(*v, path + ".ttl", "only for mode spoof");
+    } else if (auto d = Dur(*v, path + ".ttl", true, std::chrono::hours(24))) {
+      dns->set_spoof_ttl_s(static_cast<uint32_t>(
+          std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(*d).count())));
+    }
+  }
+  const Duration kMaxDnsDelay = std::chrono::seconds(60);
+  for (const char* key : {"delay", "jitter"}) {
+    const YAML::Node* v = Find(fields, key);
+    if (!v) continue;
+    const std::string field = Sub(path, key);
+    if (dns->mode() == DnsFault::DROP) {
+      Error(*v, field, "mode drop sends no answer, so it cannot be delayed");
+      continue;
+    }
+    auto d = Dur(*v, field, false, kMaxDnsDelay);
+    if (!d) continue;
+    auto ms =
+        static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(*d).count());
+    if (std::string(key) == "delay") {
+      dns->set_delay_ms(ms);
+    } else {
+      dns->set_jitter_ms(ms);
+    }
+  }
+  if (dns->mode() == DnsFault::DELAY && dns->delay_ms() == 0 && dns->jitter_ms() == 0) {
+    Error(n, path + ".delay", "mode delay needs a delay greater than 0, e.g. delay: 800ms");
+  }
+  if (auto* v = Find(fields, "probability")) {
+    const std::string ppath = path + ".probability";
+    if (auto s = String(*v, ppath)) {
+      // 0.25 or 25%.
+      std::string text = *s;
+      double scale = 1.0;
+      if (!text.empty() && text.back() == '%') {
+        text.pop_back();
+        scale = 100.0;
+      }
+      char* end = nullptr;
+      double p = text.empty() ? -1 : std::strtod(text.c_str(), &end) / scale;
+      if (text.empty() || end == nullptr || *end != '\0' || !(p > 0.0 && p <= 1.0)) {
+        Error(*v, ppath,
+              "expected a share of matching queries in (0, 1] or (0%, 100%], got " + Quoted(*s));
+      } else {
+        dns->set_probability(p);
+      }
+    }
+  }
+  if (auto* v = Find(fields, "scope")) {
+    const std::string spath = path + ".scope";
+    auto scope = Map(*v, spath, {"cgroup", "uid"});
+    if (scope) {
+      if (auto* c = Find(*scope, "cgroup")) {
+        if (auto s = String(*c, spath + ".cgroup")) {
+          static const std::regex kCgroup(R"(/?([A-Za-z0-9_.@:+-]+/)*[A-Za-z0-9_.@:+-]+/?)");
+          bool dots = s->find("/../") != std::string::npos || s->starts_with("../") ||
+                      s->ends_with("/..") || *s == ".." || s->find("/./") != std::string::npos ||
+                      *s == "." || s->starts_with("./") || s->ends_with("/.");
+          if (s->size() > 512 || !std::regex_match(*s, kCgroup) || dots) {
+            Error(*c, spath + ".cgroup",
+                  "expected a cgroup v2 path below /sys/fs/cgroup (e.g. "
+                  "\"system.slice/orders.service\"; letters, digits, . _ - @ : +), got " +
+                      Quoted(*s));
+          } else {
+            dns->set_cgroup(*s);
+          }
+        }
+      }
+      if (auto* u = Find(*scope, "uid")) {
+        if (auto id = Int(*u, spath + ".uid", 0, 4294967294LL)) {
+          dns->set_uid(static_cast<uint32_t>(*id));
+        }
+      }
+      if (!Find(*scope, "cgroup") && !Find(*scope, "uid")) {
+        Error(*v, spath, "needs cgroup or uid (or leave scope out for the whole host)");
       }
     }
   }

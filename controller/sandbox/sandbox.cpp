@@ -223,6 +223,9 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
       dnsmasq_argv.push_back("--host-record=" + DynamoDbEndpointName(h.region) + "," + h.address);
     }
   }
+  // A CNAME to the west endpoint, for DNS faults that follow CNAME chains.
+  dnsmasq_argv.push_back("--cname=dynamodb-alias." + Str(kDomain) + "," +
+                         DynamoDbEndpointName("us-west-2"));
   // Debian's dnsmasq drops privileges to the user "dnsmasq", which only the full dnsmasq
   // package creates; dnsmasq-base alone needs another unprivileged user.
   if (getpwnam("dnsmasq") == nullptr) dnsmasq_argv.push_back("--user=nobody");

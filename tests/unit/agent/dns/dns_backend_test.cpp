@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 namespace faultline::agent::dns {
 namespace {
 
@@ -79,6 +81,60 @@ TEST_F(DnsBackendValidateTest, RefusesHostileDomainsAndModesWithAClearError) {
     Status s = backend_.Validate(spec);
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
     EXPECT_NE(s.message().find(c.error), std::string::npos) << s.message();
+  }
+}
+
+TEST_F(DnsBackendValidateTest, ChecksTheNewFieldsAndNamesTheFieldAtFault) {
+  struct Case {
+    std::function<void(v1::DnsFault*)> edit;
+    const char* field;  // empty: valid
+  };
+  std::vector<Case> cases = {
+      {[](v1::DnsFault* d) {
+         d->set_mode(v1::DnsFault::SPOOF);
+         d->add_spoof_addresses("10.0.0.1");
+         d->add_spoof_addresses("fd00::1");
+       },
+       ""},
+      {[](v1::DnsFault* d) { d->set_mode(v1::DnsFault::SPOOF); }, "spoof_addresses"},
+      {[](v1::DnsFault* d) {
+         d->set_mode(v1::DnsFault::SPOOF);
+         d->add_spoof_addresses("db.example.com");
+       },
+       "spoof_addresses"},
+      {[](v1::DnsFault* d) { d->add_spoof_addresses("10.0.0.1"); }, "spoof_addresses"},
+      {[](v1::DnsFault* d) { d->set_mode(v1::DnsFault::DELAY); }, "delay_ms"},
+      {[](v1::DnsFault* d) {
+         d->set_mode(v1::DnsFault::DELAY);
+         d->set_delay_ms(800);
+         d->set_jitter_ms(200);
+       },
+       ""},
+      {[](v1::DnsFault* d) {
+         d->set_mode(v1::DnsFault::DROP);
+         d->set_delay_ms(800);
+       },
+       "delay_ms"},
+      {[](v1::DnsFault* d) { d->set_probability(0.0); }, "probability"},
+      {[](v1::DnsFault* d) { d->set_probability(1.5); }, "probability"},
+      {[](v1::DnsFault* d) { d->set_probability(0.25); }, ""},
+      {[](v1::DnsFault* d) { d->add_record_types("AAAA"); }, ""},
+      {[](v1::DnsFault* d) { d->add_record_types("NOPE"); }, "record_types"},
+      {[](v1::DnsFault* d) { d->set_cgroup("system.slice/orders.service"); }, ""},
+      {[](v1::DnsFault* d) { d->set_cgroup("/a/../b"); }, "cgroup"},
+      {[](v1::DnsFault* d) { d->set_cgroup("a\" counter accept"); }, "cgroup"},
+      {[](v1::DnsFault* d) { d->set_uid(1000); }, ""},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    v1::FaultSpec spec = DnsSpec({"a.test"}, v1::DnsFault::NXDOMAIN);
+    cases[i].edit(spec.mutable_dns());
+    Status s = backend_.Validate(spec);
+    if (std::string(cases[i].field).empty()) {
+      EXPECT_TRUE(s.ok()) << i << ": " << s.ToString();
+    } else {
+      EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << i;
+      EXPECT_NE(s.message().find(cases[i].field), std::string::npos) << i << ": " << s.message();
+    }
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -50,9 +51,9 @@ DnsWire ToWire(ldns_pkt* pkt) {
   return wire;
 }
 
-DnsWire MakeQuery(const char* name, uint16_t id) {
+DnsWire MakeQuery(const char* name, uint16_t id, ldns_rr_type type = LDNS_RR_TYPE_A) {
   ldns_pkt* raw = nullptr;
-  EXPECT_EQ(ldns_pkt_query_new_frm_str(&raw, name, LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD),
+  EXPECT_EQ(ldns_pkt_query_new_frm_str(&raw, name, type, LDNS_RR_CLASS_IN, LDNS_RD),
             LDNS_STATUS_OK);
   Pkt pkt(raw);
   ldns_pkt_set_id(pkt.get(), id);
@@ -78,11 +79,19 @@ DnsWire MakeUpstreamAnswer(const DnsWire& query) {
   ldns_rr* question = ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(q.get()), 0));
   char* owner = ldns_rdf2str(ldns_rr_owner(question));
   ldns_pkt_push_rr(resp.get(), LDNS_SECTION_QUESTION, question);
-  ldns_rr* answer = nullptr;
-  std::string text = std::string(owner) + " 300 IN A 10.9.9.9";
+  // "alias.*" names are a CNAME to target.test (as dnsmasq --cname serves them).
+  std::vector<std::string> texts;
+  if (std::string(owner).starts_with("alias.")) {
+    texts = {std::string(owner) + " 300 IN CNAME target.test.", "target.test. 300 IN A 10.9.9.9"};
+  } else {
+    texts = {std::string(owner) + " 300 IN A 10.9.9.9"};
+  }
   std::free(owner);
-  EXPECT_EQ(ldns_rr_new_frm_str(&answer, text.c_str(), 0, nullptr, nullptr), LDNS_STATUS_OK);
-  ldns_pkt_push_rr(resp.get(), LDNS_SECTION_ANSWER, answer);
+  for (const auto& text : texts) {
+    ldns_rr* answer = nullptr;
+    EXPECT_EQ(ldns_rr_new_frm_str(&answer, text.c_str(), 0, nullptr, nullptr), LDNS_STATUS_OK);
+    ldns_pkt_push_rr(resp.get(), LDNS_SECTION_ANSWER, answer);
+  }
   return ToWire(resp.get());
 }
 
@@ -454,6 +463,238 @@ TEST_F(DnsInterceptorTest, OutstandingQueriesAreCapped) {
   // Stop closes the outstanding sockets.
   interceptor_->Stop();
   EXPECT_EQ(interceptor_->GetStats().outstanding, 0u);
+  close(hole);
+}
+
+DnsRule Rule(std::vector<std::string> patterns, v1::DnsFault::Mode mode, bool suffix = false) {
+  auto m = DomainMatcher::Create(patterns, suffix);
+  EXPECT_TRUE(m.ok());
+  DnsRule r{*m};
+  r.answer.mode = mode;
+  return r;
+}
+
+std::vector<std::string> AnswerTexts(const DnsWire& wire) {
+  std::vector<std::string> out;
+  Pkt pkt = Parse(wire);
+  if (!pkt) return out;
+  ldns_rr_list* answers = ldns_pkt_answer(pkt.get());
+  for (size_t i = 0; i < ldns_rr_list_rr_count(answers); ++i) {
+    char* text = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(answers, i), 0));
+    out.emplace_back(text);
+    std::free(text);
+  }
+  return out;
+}
+
+TEST_F(DnsInterceptorTest, SpoofAnswersAAndAaaaWithTheGivenAddresses) {
+  StartInterceptor(upstream_.port());
+  DnsRule rule = Rule({"db.test"}, v1::DnsFault::SPOOF);
+  rule.answer.ipv4 = {"10.77.0.99", "10.77.0.98"};
+  rule.answer.ipv6 = {"fd00::99"};
+  rule.answer.ttl_s = 7;
+  auto counters = interceptor_->AddRule("f1", rule);
+  ASSERT_TRUE(counters.ok());
+  UdpClient client(interceptor_->port());
+  client.Send(MakeQuery("db.test", 1, LDNS_RR_TYPE_A));
+  auto a = client.Receive();
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(AnswerTexts(*a), (std::vector<std::string>{"10.77.0.99", "10.77.0.98"}));
+  EXPECT_EQ(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(Parse(*a).get()), 0)), 7u);
+  // TCP as well, for AAAA.
+  auto aaaa = TcpQuery(interceptor_->port(), MakeQuery("db.test", 2, LDNS_RR_TYPE_AAAA));
+  ASSERT_TRUE(aaaa.has_value());
+  EXPECT_EQ(AnswerTexts(*aaaa), (std::vector<std::string>{"fd00::99"}));
+  // Another type: NOERROR, no records.
+  client.Send(MakeQuery("db.test", 3, LDNS_RR_TYPE_MX));
+  auto mx = client.Receive();
+  ASSERT_TRUE(mx.has_value());
+  EXPECT_EQ(ldns_pkt_get_rcode(Parse(*mx).get()), LDNS_RCODE_NOERROR);
+  EXPECT_TRUE(AnswerTexts(*mx).empty());
+  EXPECT_TRUE(WaitUntil([&] { return (*counters)->faulted.load() == 3; }));
+  EXPECT_EQ((*counters)->seen.load(), 3u);
+  EXPECT_TRUE(upstream_.received().empty());
+}
+
+TEST_F(DnsInterceptorTest, RecordTypeRuleFaultsOnlyThatType) {
+  StartInterceptor(upstream_.port());
+  DnsRule rule = Rule({"db.test"}, v1::DnsFault::NXDOMAIN);
+  rule.qtypes = {LDNS_RR_TYPE_AAAA};
+  auto counters = interceptor_->AddRule("f1", rule);
+  ASSERT_TRUE(counters.ok());
+  UdpClient client(interceptor_->port());
+  DnsWire a = MakeQuery("db.test", 1, LDNS_RR_TYPE_A);
+  client.Send(a);
+  auto reply_a = client.Receive();
+  ASSERT_TRUE(reply_a.has_value());
+  EXPECT_EQ(*reply_a, upstream_.sent().at(0));
+  client.Send(MakeQuery("db.test", 2, LDNS_RR_TYPE_AAAA));
+  auto reply_aaaa = client.Receive();
+  ASSERT_TRUE(reply_aaaa.has_value());
+  EXPECT_EQ(ldns_pkt_get_rcode(Parse(*reply_aaaa).get()), LDNS_RCODE_NXDOMAIN);
+  EXPECT_EQ(upstream_.received().size(), 1u);
+}
+
+TEST_F(DnsInterceptorTest, SuffixRuleMatchesTheNameAndItsSubdomainsOnly) {
+  StartInterceptor(upstream_.port());
+  auto counters = interceptor_->AddRule("f1", Rule({"Sandbox.Test"}, v1::DnsFault::REFUSED, true));
+  ASSERT_TRUE(counters.ok());
+  UdpClient client(interceptor_->port());
+  for (const char* name : {"sandbox.test", "a.b.SANDBOX.test.", "notsandbox.test"}) {
+    client.Send(MakeQuery(name, 1));
+    auto reply = client.Receive();
+    ASSERT_TRUE(reply.has_value()) << name;
+    bool refused = ldns_pkt_get_rcode(Parse(*reply).get()) == LDNS_RCODE_REFUSED;
+    EXPECT_EQ(refused, std::string(name) != "notsandbox.test") << name;
+  }
+}
+
+TEST_F(DnsInterceptorTest, DelayedAnswerDoesNotHoldUpOtherQueries) {
+  StartInterceptor(upstream_.port());
+  DnsRule rule = Rule({"slow.test"}, v1::DnsFault::DELAY);
+  rule.delay_ms = 1500;
+  auto counters = interceptor_->AddRule("f1", rule);
+  ASSERT_TRUE(counters.ok());
+  UdpClient slow(interceptor_->port());
+  UdpClient fast(interceptor_->port());
+  DnsWire slow_query = MakeQuery("slow.test", 1);
+  slow.Send(slow_query);
+  ASSERT_TRUE(WaitUntil([&] { return interceptor_->GetStats().delayed_pending == 1; }));
+  // While the slow answer waits in the timer queue, another query is answered at once.
+  fast.Send(MakeQuery("fast.test", 2));
+  ASSERT_TRUE(fast.Receive().has_value());
+  EXPECT_EQ((*counters)->faulted.load(), 0u);
+  EXPECT_FALSE(slow.ReceiveNow().has_value());
+  // The slow one is the upstream's own answer, late.
+  auto reply = slow.Receive();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(*reply, upstream_.sent().at(0));
+  EXPECT_TRUE(WaitUntil([&] { return (*counters)->faulted.load() == 1; }));
+}
+
+TEST_F(DnsInterceptorTest, TcpDelayReturnsTheUpstreamAnswer) {
+  StartInterceptor(upstream_.port());
+  DnsRule rule = Rule({"slow.test"}, v1::DnsFault::DELAY);
+  rule.delay_ms = 200;
+  rule.jitter_ms = 100;
+  auto counters = interceptor_->AddRule("f1", rule);
+  ASSERT_TRUE(counters.ok());
+  auto reply = TcpQuery(interceptor_->port(), MakeQuery("slow.test", 1));
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(*reply, upstream_.sent().at(0));
+  EXPECT_TRUE(WaitUntil([&] { return (*counters)->faulted.load() == 1; }));
+}
+
+TEST_F(DnsInterceptorTest, ProbabilityFaultsAShareAndPassesTheRest) {
+  StartInterceptor(upstream_.port());
+  DnsRule rule = Rule({"flaky.test"}, v1::DnsFault::SERVFAIL);
+  rule.probability = 0.5;
+  auto counters = interceptor_->AddRule("f1", rule);
+  ASSERT_TRUE(counters.ok());
+  UdpClient client(interceptor_->port());
+  int servfail = 0, ok = 0;
+  for (uint16_t id = 0; id < 200; ++id) {
+    client.Send(MakeQuery("flaky.test", id));
+    auto reply = client.Receive();
+    ASSERT_TRUE(reply.has_value());
+    (ldns_pkt_get_rcode(Parse(*reply).get()) == LDNS_RCODE_SERVFAIL ? servfail : ok)++;
+  }
+  // 2^-200 chance of either being zero with a fair coin.
+  EXPECT_GT(servfail, 0);
+  EXPECT_GT(ok, 0);
+  EXPECT_TRUE(WaitUntil([&] { return (*counters)->faulted.load() == uint64_t(servfail); }));
+  EXPECT_EQ((*counters)->passed.load(), uint64_t(ok));
+  EXPECT_EQ((*counters)->seen.load(), 200u);
+  EXPECT_EQ(upstream_.received().size(), size_t(ok));
+}
+
+TEST_F(DnsInterceptorTest, CnameTargetMatchingARuleFaultsTheAnswer) {
+  StartInterceptor(upstream_.port());
+  auto counters = interceptor_->AddRule("f1", Rule({"target.test"}, v1::DnsFault::SERVFAIL));
+  ASSERT_TRUE(counters.ok());
+  UdpClient client(interceptor_->port());
+  client.Send(MakeQuery("alias.test", 9));
+  auto reply = client.Receive();
+  ASSERT_TRUE(reply.has_value());
+  Pkt pkt = Parse(*reply);
+  EXPECT_EQ(ldns_pkt_id(pkt.get()), 9);
+  EXPECT_EQ(ldns_pkt_get_rcode(pkt.get()), LDNS_RCODE_SERVFAIL);
+  auto tcp = TcpQuery(interceptor_->port(), MakeQuery("alias.test", 10));
+  ASSERT_TRUE(tcp.has_value());
+  EXPECT_EQ(ldns_pkt_get_rcode(Parse(*tcp).get()), LDNS_RCODE_SERVFAIL);
+  EXPECT_TRUE(WaitUntil([&] { return (*counters)->faulted.load() == 2; }));
+  EXPECT_EQ((*counters)->via_cname.load(), 2u);
+  // Negative control: an answer without a matching CNAME is relayed as it came.
+  client.Send(MakeQuery("other.test", 11));
+  auto other = client.Receive();
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(*other, upstream_.sent().back());
+}
+
+TEST_F(DnsInterceptorTest, ScopedRuleAppliesOnlyOnItsListener) {
+  StartInterceptor(upstream_.port());
+  auto port = interceptor_->AddScopedListener("f1");
+  ASSERT_TRUE(port.ok()) << port.status().ToString();
+  ASSERT_NE(*port, interceptor_->port());
+  DnsRule rule = Rule({"db.test"}, v1::DnsFault::NXDOMAIN);
+  rule.scope = "f1";
+  ASSERT_TRUE(interceptor_->AddRule("f1", rule).ok());
+  UdpClient in_scope(*port);
+  in_scope.Send(MakeQuery("db.test", 1));
+  auto faulted = in_scope.Receive();
+  ASSERT_TRUE(faulted.has_value());
+  EXPECT_EQ(ldns_pkt_get_rcode(Parse(*faulted).get()), LDNS_RCODE_NXDOMAIN);
+  UdpClient outside(interceptor_->port());
+  outside.Send(MakeQuery("db.test", 2));
+  auto passed = outside.Receive();
+  ASSERT_TRUE(passed.has_value());
+  EXPECT_EQ(*passed, upstream_.sent().at(0));
+  size_t fds = OpenFdCount();
+  interceptor_->RemoveScopedListener("f1");
+  EXPECT_TRUE(WaitUntil([&] { return OpenFdCount() < fds; }));
+}
+
+// Resident set size of this process in kB (VmRSS).
+long RssKb() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f != nullptr && std::fgets(line, sizeof(line), f)) {
+    if (std::sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+  }
+  if (f != nullptr) std::fclose(f);
+  return kb;
+}
+
+TEST_F(DnsInterceptorTest, BlackHoledUpstreamUnderLoadKeepsFdsAndMemoryFlat) {
+  int hole = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = Loopback(0);
+  ASSERT_EQ(bind(hole, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  StartInterceptor(BoundPort(hole), /*timeout_ms=*/50, /*max_outstanding=*/32);
+  UdpClient client(interceptor_->port());
+  size_t fds_before = 0;
+  long rss_after_warmup = 0;
+  // Rounds of 100 queries with distinct ids: many hit the cap, the rest time out. The first round
+  // warms up (pool socket, receive slots); after it nothing may accumulate.
+  constexpr int kRounds = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    for (uint16_t id = 0; id < 100; ++id) client.Send(MakeQuery("b.test", id));
+    ASSERT_TRUE(WaitUntil([&] {
+      auto s = interceptor_->GetStats();
+      return s.queries_seen == uint64_t(100 * (round + 1)) && s.outstanding == 0;
+    }));
+    if (round == 0) {
+      fds_before = OpenFdCount();
+      rss_after_warmup = RssKb();
+    }
+    EXPECT_EQ(OpenFdCount(), fds_before) << "round " << round;
+  }
+  // Per-query state is checked exactly above (outstanding == 0, fds equal); RSS catches gross
+  // growth such as a receive buffer kept per query (64 KiB x 700 queries), with a loose bound.
+  EXPECT_LT(RssKb() - rss_after_warmup, 1024);
+  auto s = interceptor_->GetStats();
+  EXPECT_EQ(s.upstream_timeouts + s.overload_dropped, uint64_t(100 * kRounds));
+  EXPECT_GT(s.overload_dropped, 0u);
   close(hole);
 }
 

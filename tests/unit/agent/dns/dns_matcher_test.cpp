@@ -102,6 +102,22 @@ TEST(DomainPatternTest, AcceptsMaximumLengths) {
   EXPECT_TRUE(ValidateDomainPattern(name253 + ".").ok());
 }
 
+TEST(DomainMatcherTest, SuffixModeMatchesTheNameAndEverySubdomain) {
+  auto m = DomainMatcher::Create({"Example.COM", "*.other.test"}, /*suffix=*/true);
+  ASSERT_TRUE(m.ok());
+  EXPECT_TRUE(m->Matches("example.com"));
+  EXPECT_TRUE(m->Matches("a.b.EXAMPLE.com."));
+  EXPECT_FALSE(m->Matches("badexample.com"));
+  EXPECT_FALSE(m->Matches("example.com.evil"));
+  // In suffix mode a leading "*." is redundant: the name itself matches too.
+  EXPECT_TRUE(m->Matches("other.test"));
+  EXPECT_TRUE(m->Matches("x.other.test"));
+  // As written (the default), "example.com" is exact.
+  auto exact = DomainMatcher::Create({"example.com"});
+  ASSERT_TRUE(exact.ok());
+  EXPECT_FALSE(exact->Matches("a.example.com"));
+}
+
 TEST(NormalizeDomainNameTest, LowerCasesAndStripsTrailingDot) {
   EXPECT_EQ(NormalizeDomainName("Db.Example.COM."), "db.example.com");
   EXPECT_EQ(NormalizeDomainName("."), "");

@@ -122,7 +122,8 @@ TEST(ParserTest, WrongDnsModeNamesTheAcceptedModes) {
       ParseExperimentText(Replace(kValid, "mode: nodata", "mode: blackhole"), "x.yaml");
   const Diagnostic* d = ExpectError(o, "faults[0].dns.mode", 9, 37);
   ASSERT_NE(d, nullptr);
-  EXPECT_NE(d->message.find("drop, nxdomain, servfail, nodata or refused"), std::string::npos);
+  EXPECT_NE(d->message.find("drop, nxdomain, servfail, nodata, refused, spoof or delay"),
+            std::string::npos);
   EXPECT_EQ(d->ToString().rfind("x.yaml:9:37: faults[0].dns.mode: ", 0), 0u) << d->ToString();
 }
 
@@ -319,6 +320,63 @@ TEST(ParserTest, DnsDomainsAcceptWildcardsOnlyAsTheFirstLabel) {
   for (int i = 0; i < 65; ++i) many += (i ? ", d" : "d") + std::to_string(i) + ".test";
   ParseOutcome o = ParseExperimentText(Replace(kValid, "[db.test]", many + "]"), "x.yaml");
   ExpectError(o, "faults[0].dns.domains", 9, 20);
+}
+
+TEST(ParserTest, DnsFaultOptionsParse) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, "dns: {domains: [db.test], mode: nodata}",
+              "dns: {domains: [db.test], mode: spoof, match: suffix, record_types: [a, AAAA], "
+              "addresses: [10.77.0.99, \"fd00::99\"], ttl: 5s, delay: 100ms, jitter: 20ms, "
+              "probability: 25%, scope: {cgroup: system.slice/orders.service, uid: 1000}}"),
+      "x.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  const auto& d = o.experiment->faults[0].spec.dns();
+  EXPECT_EQ(d.mode(), faultline::v1::DnsFault::SPOOF);
+  EXPECT_EQ(d.match(), faultline::v1::DnsFault::SUFFIX);
+  ASSERT_EQ(d.record_types_size(), 2);
+  EXPECT_EQ(d.record_types(0), "A");
+  ASSERT_EQ(d.spoof_addresses_size(), 2);
+  EXPECT_EQ(d.spoof_addresses(1), "fd00::99");
+  EXPECT_EQ(d.spoof_ttl_s(), 5u);
+  EXPECT_EQ(d.delay_ms(), 100u);
+  EXPECT_EQ(d.jitter_ms(), 20u);
+  EXPECT_DOUBLE_EQ(d.probability(), 0.25);
+  EXPECT_EQ(d.cgroup(), "system.slice/orders.service");
+  EXPECT_EQ(d.uid(), 1000u);
+}
+
+TEST(ParserTest, DnsFaultOptionErrorsNameTheField) {
+  const std::string from = "dns: {domains: [db.test], mode: nodata}";
+  struct Case {
+    const char* dns;
+    const char* field;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"dns: {domains: [db.test], mode: spoof}", "faults[0].dns.addresses"},
+           {"dns: {domains: [db.test], mode: spoof, addresses: [db.other]}",
+            "faults[0].dns.addresses[0]"},
+           {"dns: {domains: [db.test], mode: nodata, addresses: [10.0.0.1]}",
+            "faults[0].dns.addresses"},
+           {"dns: {domains: [db.test], mode: delay}", "faults[0].dns.delay"},
+           {"dns: {domains: [db.test], mode: drop, delay: 1s}", "faults[0].dns.delay"},
+           {"dns: {domains: [db.test], mode: delay, delay: 2m}", "faults[0].dns.delay"},
+           {"dns: {domains: [db.test], mode: nodata, probability: 0}", "faults[0].dns.probability"},
+           {"dns: {domains: [db.test], mode: nodata, probability: 1.5}",
+            "faults[0].dns.probability"},
+           {"dns: {domains: [db.test], mode: nodata, match: regex}", "faults[0].dns.match"},
+           {"dns: {domains: [db.test], mode: nodata, record_types: [BOGUS]}",
+            "faults[0].dns.record_types[0]"},
+           {"dns: {domains: [db.test], mode: nodata, scope: {cgroup: \"a/../b\"}}",
+            "faults[0].dns.scope.cgroup"},
+           {"dns: {domains: [db.test], mode: nodata, scope: {uid: -1}}", "faults[0].dns.scope.uid"},
+           {"dns: {domains: [db.test], mode: nodata, scope: {}}", "faults[0].dns.scope"},
+       }) {
+    ParseOutcome o = ParseExperimentText(Replace(kValid, from, c.dns), "x.yaml");
+    EXPECT_FALSE(o.ok()) << c.dns;
+    bool found = false;
+    for (const auto& e : o.errors) found |= e.field == c.field;
+    EXPECT_TRUE(found) << c.dns << " -> " << AllErrors(o);
+  }
 }
 
 TEST(ParserTest, UnsupportedFaultKindsAreRejected) {
