@@ -2,19 +2,9 @@
 
 #include <algorithm>
 
+#include "common/dns_name.h"
+
 namespace faultline::agent::dns {
-namespace {
-
-constexpr size_t kMaxNameLength = 253;
-constexpr size_t kMaxLabelLength = 63;
-
-bool IsLabelChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_';
-}
-
-}  // namespace
-
 std::string NormalizeDomainName(std::string_view name) {
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
   std::string out(name);
@@ -25,44 +15,7 @@ std::string NormalizeDomainName(std::string_view name) {
 }
 
 Status ValidateDomainPattern(std::string_view pattern) {
-  std::string quoted = "'" + std::string(pattern) + "'";
-  if (!pattern.empty() && pattern.back() == '.') pattern.remove_suffix(1);
-  if (pattern.empty()) return InvalidArgument("domain pattern is empty");
-  if (pattern.size() > kMaxNameLength) {
-    return InvalidArgument("domain " + quoted + " is longer than 253 characters");
-  }
-  size_t start = 0;
-  int index = 0;
-  while (true) {
-    size_t dot = pattern.find('.', start);
-    std::string_view label =
-        pattern.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (label.empty()) return InvalidArgument("domain " + quoted + " has an empty label");
-    if (label.size() > kMaxLabelLength) {
-      return InvalidArgument("domain " + quoted + " has a label longer than 63 characters");
-    }
-    if (label == "*") {
-      if (index != 0) {
-        return InvalidArgument("domain " + quoted + ": '*' is allowed only as the first label");
-      }
-      if (dot == std::string_view::npos) {
-        return InvalidArgument("domain " + quoted +
-                               ": a wildcard needs a suffix, e.g. '*.example.com'");
-      }
-    } else {
-      for (char c : label) {
-        if (!IsLabelChar(c)) {
-          return InvalidArgument("domain " + quoted + " has invalid character '" +
-                                 std::string(1, c) +
-                                 "' (allowed: letters, digits, '-', '_', and a leading '*.')");
-        }
-      }
-    }
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-    ++index;
-  }
-  return Status::Ok();
+  return ValidateDnsName(pattern, /*allow_wildcard=*/true);
 }
 
 Result<DomainMatcher> DomainMatcher::Create(const std::vector<std::string>& patterns, bool suffix) {

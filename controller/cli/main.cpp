@@ -48,6 +48,25 @@ Result<engine::Inventory> LoadInventoryOrSandbox(const std::string& path) {
       "pass --inventory FILE listing your agents)");
 }
 
+// The agents to talk to and the credentials to reach them. Returns 0, or the exit code after
+// printing why not (2 for bad input, 4 when the agents cannot be known).
+int LoadFleet(const std::string& inventory_path, const ClientTlsArgs& tls,
+              engine::Inventory* inventory, std::shared_ptr<grpc::ChannelCredentials>* creds) {
+  auto inv = LoadInventoryOrSandbox(inventory_path);
+  if (!inv.ok()) {
+    std::cerr << "faultline: " << inv.status().message() << "\n";
+    return inv.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+  }
+  auto credentials = ResolveClientCredentials(tls);
+  if (!credentials.ok()) {
+    std::cerr << "faultline: " << credentials.status().message() << "\n";
+    return kExitUsage;
+  }
+  *inventory = std::move(*inv);
+  *creds = std::move(*credentials);
+  return 0;
+}
+
 // validate FILE...
 struct ValidateArgs {
   std::vector<std::string> files;
@@ -110,21 +129,13 @@ int Run(const RunArgs& a) {
     std::cerr << "faultline: " << a.file << " is invalid; nothing was applied\n";
     return kExitUsage;
   }
-  auto inventory = LoadInventoryOrSandbox(a.inventory);
-  if (!inventory.ok()) {
-    std::cerr << "faultline: " << inventory.status().message() << "\n";
-    return inventory.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
-  }
-
-  auto credentials = ResolveClientCredentials(a.tls);
-  if (!credentials.ok()) {
-    std::cerr << "faultline: " << credentials.status().message() << "\n";
-    return kExitUsage;
-  }
+  engine::Inventory inventory;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (int rc = LoadFleet(a.inventory, a.tls, &inventory, &credentials); rc != 0) return rc;
 
   engine::RunOptions opts;
   opts.lease_ttl = *ParseDuration(a.lease_ttl);
-  opts.agent_credentials = *credentials;
+  opts.agent_credentials = credentials;
   MonoTime origin = SystemClock::Instance().Now();
   bool tty = isatty(STDERR_FILENO);
   if (!a.quiet) {
@@ -137,7 +148,7 @@ int Run(const RunArgs& a) {
     };
   }
   probes::InitProbes();
-  engine::RunEngine engine(*outcome.experiment, std::move(*inventory), opts);
+  engine::RunEngine engine(*outcome.experiment, std::move(inventory), opts);
 
   // SIGINT/SIGTERM were blocked in main before any thread started; this thread turns them into a
   // cancel (revert everything, verdict ABORTED). A second signal exits at once: the agents'
@@ -189,20 +200,13 @@ struct AgentsArgs {
 };
 
 int Agents(const AgentsArgs& a) {
-  auto inventory = LoadInventoryOrSandbox(a.inventory);
-  if (!inventory.ok()) {
-    std::cerr << "faultline: " << inventory.status().message() << "\n";
-    return inventory.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
-  }
-  auto credentials = ResolveClientCredentials(a.tls);
-  if (!credentials.ok()) {
-    std::cerr << "faultline: " << credentials.status().message() << "\n";
-    return kExitUsage;
-  }
+  engine::Inventory inventory;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (int rc = LoadFleet(a.inventory, a.tls, &inventory, &credentials); rc != 0) return rc;
   int rc = 0;
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& ep : inventory->agents) {
-    engine::AgentClient client(ep, *credentials);
+  for (const auto& ep : inventory.agents) {
+    engine::AgentClient client(ep, credentials);
     auto info = client.GetInfo(std::chrono::seconds(3));
     nlohmann::json j{{"name", ep.name}, {"address", ep.address}, {"reachable", info.ok()}};
     if (!info.ok()) {

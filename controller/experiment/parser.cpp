@@ -17,6 +17,8 @@
 #include <sstream>
 #include <utility>
 
+#include "common/dns_name.h"
+
 namespace faultline::experiment {
 
 std::string Diagnostic::ToString() const {
@@ -140,38 +142,11 @@ std::optional<int64_t> ParseInt(std::string_view s, int64_t lo, int64_t hi) {
   return v;
 }
 
-// Returns why `name` is not a usable DNS name (empty optional when it is). A single trailing dot
-// is allowed; with `allow_wildcard`, "*" may be the whole first label of a name with a suffix.
+// Returns why `name` is not a usable DNS name (empty optional when it is); see ValidateDnsName.
 std::optional<std::string> DnsNameProblem(std::string_view name, bool allow_wildcard) {
-  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-  if (name.empty()) return "empty DNS name";
-  if (name.size() > 253) return "DNS name longer than 253 characters";
-  size_t start = 0;
-  int index = 0;
-  while (true) {
-    size_t dot = name.find('.', start);
-    std::string_view label =
-        name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (label.empty()) return "empty label in DNS name " + Quoted(name);
-    if (label.size() > 63) return "DNS label longer than 63 characters in " + Quoted(name);
-    if (label == "*") {
-      if (!allow_wildcard) return "wildcards are not allowed here: " + Quoted(name);
-      if (index != 0) return "'*' is only allowed as the whole first label: " + Quoted(name);
-      if (dot == std::string_view::npos) return "a wildcard needs a suffix, e.g. '*.example.com'";
-    } else {
-      for (char c : label) {
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) {
-          return std::string("invalid character in DNS name ") + Quoted(name) +
-                 (c == '*' ? ": '*' is only allowed as the whole first label"
-                           : ": labels are A-Z, a-z, 0-9, '-' and '_'");
-        }
-      }
-    }
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-    ++index;
-  }
-  return std::nullopt;
+  Status s = ValidateDnsName(name, allow_wildcard);
+  if (s.ok()) return std::nullopt;
+  return s.message();
 }
 
 // A host is a DNS name, an IPv4 address (which is also a DNS name syntactically) or a bracketed
