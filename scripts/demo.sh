@@ -8,6 +8,7 @@ setup
 
 BIN="$BUILD_DIR/bin"
 # One sandbox per machine: wait for a test run or another demo that is using it.
+mkdir -p /run/lock
 exec 9>/run/lock/faultline-sandbox.lock
 flock 9
 cleanup() { "$BIN/faultline" sandbox down >/dev/null 2>&1 || true; }

@@ -10,6 +10,7 @@ SANDBOX_RUN=/run/faultline/sandbox
 WORK="$(mktemp -d /tmp/faultline-it.XXXXXX)"
 
 # One sandbox per machine: wait for any other user of it (another test run, a developer's demo).
+mkdir -p /run/lock
 exec 9>/run/lock/faultline-sandbox.lock
 flock 9
 
