@@ -13,7 +13,7 @@ FAULTLINE_PACKAGES=(
   nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libnftables-dev libnetfilter-queue-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev libssl-dev
   clang-14 libclang-rt-14-dev openssl
-  dnsmasq-base nftables iptables iproute2 dnsutils dnsperf curl procps jq
+  dnsmasq-base nftables iptables iproute2 dnsutils dnsperf curl procps jq iperf3
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
