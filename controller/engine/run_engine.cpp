@@ -51,6 +51,13 @@ namespace {
 
 std::string Secs(Duration d) { return fmt::format("{:.2f}s", ToSeconds(d)); }
 
+// The FaultSpec kind as agents name their capabilities ("dns", "network", "dependency").
+std::string KindOf(const v1::FaultSpec& spec) {
+  if (spec.has_dns()) return "dns";
+  if (spec.has_network()) return "network";
+  return "dependency";
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -306,8 +313,8 @@ RunResult RunEngine::Run() {
   std::string abort_reason = r.reason;  // set by Observe when it stopped early
   bool aborted = Cancelled() || !abort_reason.empty();
   if (aborted && abort_reason.empty()) abort_reason = cancel_reason_;
-  // Renewals stop first: a renewal racing the revert finds the fault "being reverted" and would
-  // mark its state unknown (seen with 20 s faults, whose 5 s renewal period ends on the revert).
+  // No renewals once the revert starts (RevertAll also marks each fault revert_requested, which is
+  // what keeps a renewal in flight from reading the agent's "being reverted" as a lost fault).
   stop_renewer();
   RevertAll(r, aborted ? "aborted" : "duration elapsed");
   if (!aborted) ObserveAfterRevert(probes, r);
@@ -401,7 +408,7 @@ bool RunEngine::CheckAgents(RunResult& r) {
     for (const auto& f : exp_.faults) {
       const auto& agents = r.targets[f.target];
       if (std::find(agents.begin(), agents.end(), name) == agents.end()) continue;
-      std::string kind = f.spec.has_dns() ? "dns" : f.spec.has_network() ? "network" : "dependency";
+      std::string kind = KindOf(f.spec);
       const auto& caps = info->capabilities();
       if (std::find(caps.begin(), caps.end(), kind) == caps.end()) {
         auto why = info->missing_capabilities().find(kind);
@@ -464,7 +471,7 @@ bool RunEngine::ApplyAll(RunResult& r) {
       fa.fault_id = fault_id;
       fa.target = f.target;
       fa.agent = agent;
-      fa.kind = f.spec.has_dns() ? "dns" : f.spec.has_network() ? "network" : "dependency";
+      fa.kind = KindOf(f.spec);
       r.faults.push_back(fa);
       v1::ApplyFaultRequest req;
       req.set_run_id(options_.run_id);
@@ -760,14 +767,11 @@ void RunEngine::ComputeVerdict(ProbeSet& probes, RunResult& r) {
     r.objectives.push_back(res);
   }
   for (const auto& fa : r.faults) {
-    uint64_t total = 0;
-    for (const auto& [k, v] : fa.evidence) total += v;
     if (fa.applied_at && fa.kind == "dns" && fa.evidence.count("queries_faulted") &&
         fa.evidence.at("queries_faulted") == 0) {
       r.warnings.push_back("fault " + fa.fault_name + " on " + fa.agent +
                            " faulted no query: nothing on that host asked for the name");
     }
-    (void)total;
   }
 }
 
