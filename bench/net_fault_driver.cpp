@@ -1,7 +1,7 @@
 // Applies one network latency fault through NetworkBackend (no agent, no gRPC) in the current
 // network namespace, until SIGINT/SIGTERM, then reverts it. Used by bench/net_bench.sh, which runs
 // it inside its scratch namespace. Prints "ready" once applied, the fault's evidence on exit.
-//   net_fault_driver <delay_us> <peer-cidr> [queue_first]
+//   net_fault_driver <delay_us> <peer-cidr> [queue_first [egress|ingress]]
 // delay_us >= 1 (the backend's minimum; 1 us stands for "0 ms through the delay line").
 #include <signal.h>
 
@@ -27,7 +27,9 @@ int main(int argc, char** argv) {
   faultline::v1::FaultSpec spec;
   auto* net = spec.mutable_network();
   net->mutable_latency()->set_delay_us(static_cast<uint32_t>(std::strtoul(argv[1], nullptr, 10)));
-  net->mutable_match()->set_direction(faultline::v1::NetworkSelector::EGRESS);
+  bool ingress = argc > 4 && std::string(argv[4]) == "ingress";
+  net->mutable_match()->set_direction(ingress ? faultline::v1::NetworkSelector::INGRESS
+                                              : faultline::v1::NetworkSelector::EGRESS);
   net->mutable_match()->add_cidrs(argv[2]);
   if (auto s = backend.Validate(spec); !s.ok()) {
     std::fprintf(stderr, "validate: %s\n", s.ToString().c_str());

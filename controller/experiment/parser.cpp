@@ -1087,8 +1087,13 @@ void Parser::ParseNetworkFault(const YAML::Node& n, const std::string& path, Fau
       }
     }
   } else if (k.key == "loss") {
-    auto lf = Map(k.value, kpath, {"percent"});
+    auto lf = Map(k.value, kpath, {"percent", "correlation"});
     if (!lf) return;
+    if (auto* v = Find(*lf, "correlation"); v && !v->IsNull()) {
+      if (auto c = Int(*v, kpath + ".correlation", 0, 100)) {
+        net->mutable_loss()->set_correlation_percent(static_cast<uint32_t>(*c));
+      }
+    }
     if (auto* v = Need(*lf, k.value, kpath, "percent")) {
       if (auto s = String(*v, kpath + ".percent")) {
         char* end = nullptr;
