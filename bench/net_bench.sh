@@ -5,9 +5,11 @@
 # EGRESS, peer 10.98.0.2/32 — so every request a client in netbench-a sends is held, replies are not.
 #   1. Fidelity: TCP echo and UDP ping-pong (bench/net_echo, 64 B, sequential) round trips on the
 #      bare link and with 10 ms, 100 ms, 1 s requested; added = faulted - bare (median, p99).
-#   2. Throughput: iperf3 TCP, bare vs delay line at 0 ms (delay_us=1, the minimum) and 50 ms.
+#   2. Throughput: iperf3 TCP, bare vs delay line at 0 ms (delay_us=1, the minimum) and 50 ms
+#      egress (reinject line in netbench-a), and 50 ms ingress (hold line in netbench-b).
 #   3. Packets/s: net_echo blast (16-byte UDP, sendmmsg, unthrottled) bare vs delay line at 0 ms:
 #      sent/s, and delivered/s = RX packets counted on netbench-b's veth over the run.
+# The delay line threads run SCHED_FIFO priority $NET_BENCH_RT (default 10; 0 = normal scheduling).
 # Usage: bench/net_bench.sh [--smoke] [build-dir]   (root; needs iperf3, jq)
 set -euo pipefail
 N10=200 N100=200 N1000=20 IPERF_S=5 GAP_MS=5
@@ -43,8 +45,13 @@ await_line() {  # file pattern: poll up to 10 s
 await_line "$WORK/echo.out" ready
 for _ in $(seq 1 200); do ip netns exec $A bash -c "exec 3<>/dev/tcp/$IPB/$IPORT" 2>/dev/null && break; sleep 0.05; done
 
-fault_on() {  # delay_us
-  ip netns exec $A "$DRIVER" "$1" $IPB/32 >"$WORK/drv.out" 2>&1 & DRV=$!
+RT=${NET_BENCH_RT:-10}
+fault_on() {  # delay_us [ingress: applied in B on packets from A]
+  if [ "${2:-}" = ingress ]; then
+    ip netns exec $B "$DRIVER" "$1" $IPA/32 3100 ingress $RT >"$WORK/drv.out" 2>&1 & DRV=$!
+  else
+    ip netns exec $A "$DRIVER" "$1" $IPB/32 3100 egress $RT >"$WORK/drv.out" 2>&1 & DRV=$!
+  fi
   await_line "$WORK/drv.out" ready
 }
 fault_off() { kill "$DRV"; wait "$DRV" || true; echo "  driver: $(tail -n 1 "$WORK/drv.out")" >&2; DRV=""; }
@@ -78,7 +85,9 @@ echo "== throughput (iperf3 TCP, ${IPERF_S}s) and packets/s (net_echo blast, 16 
 T_BARE=$(tput); P_BARE=$(pps)
 fault_on 1; T_0=$(tput); P_0=$(pps); fault_off
 fault_on 50000; T_50=$(tput); fault_off
+fault_on 50000 ingress; T_50I=$(tput); fault_off
 
+echo "delay line threads: SCHED_FIFO priority $RT (0 = normal scheduling)"
 echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg); $(iperf3 --version | head -n 1 | cut -d' ' -f1-2)"
 printf '%-9s %-5s %5s %11s %11s %13s %13s %10s %10s\n' requested proto n median_us p99_us \
   added_med_us added_p99_us err_med_us err_p99_us
@@ -91,9 +100,9 @@ for proto in tcp udp; do
       printf "%-9s %-5s %5s %11.0f %11.0f %13.0f %13.0f %10.0f %10.0f\n", d, pr, n, m, p, m-bm, p-bp, m-bm-r, p-bp-r}'
   done
 done
-awk -v b="$T_BARE" -v z="$T_0" -v f="$T_50" 'BEGIN {
-  printf "TCP throughput: bare %.2f Gbit/s | delay line 0 ms %.3f Gbit/s (ratio %.3f) | 50 ms %.4f Gbit/s (ratio %.4f)\n",
-    b/1e9, z/1e9, z/b, f/1e9, f/b}'
+awk -v b="$T_BARE" -v z="$T_0" -v f="$T_50" -v i="$T_50I" 'BEGIN {
+  printf "TCP throughput: bare %.2f Gbit/s | delay line 0 ms %.3f Gbit/s (ratio %.3f) | 50 ms egress %.4f Gbit/s (ratio %.4f) | 50 ms ingress %.4f Gbit/s (ratio %.4f)\n",
+    b/1e9, z/1e9, z/b, f/1e9, f/b, i/1e9, i/b}'
 read -r pb_rx pb_tx <<<"$P_BARE"; read -r p0_rx p0_tx <<<"$P_0"
 awk -v brx="$pb_rx" -v btx="$pb_tx" -v rx="$p0_rx" -v tx="$p0_tx" 'BEGIN {
   printf "UDP 16 B packets/s delivered (sent): bare %.0f (%.0f) | delay line 0 ms %.0f (%.0f), ratio %.3f\n",

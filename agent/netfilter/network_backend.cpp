@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/netfilter/netem_probe.h"
 #include "agent/netfilter/network_rules.h"
 #include "agent/netfilter/nft_ruleset.h"
 #include "agent/nfqueue/delay_line.h"
@@ -393,6 +394,13 @@ Status NetworkBackend::DetectCapability() {
   {
     std::lock_guard lock(mu_);
     latency_unavailable_ = why;
+  }
+  NetemCapability netem = DetectNetem(ProcessRunner(&RunProcess));
+  spdlog::info("network: tc netem {}: {}", netem.available ? "present" : "absent", netem.detail);
+  if (ChooseLatencyMechanism(netem, why) == LatencyMechanism::kNetem) {
+    // Not yet: netem needs the egress device's root qdisc replaced by a prio + fw-mark filter,
+    // which this build does not do (it would touch qdiscs it did not create).
+    spdlog::warn("network: netem detected; latency still uses the NFQUEUE delay line");
   }
   if (why.empty()) {
     spdlog::info("network: latency via NFQUEUE delay line, queues {}..{}", options_.queue_first,

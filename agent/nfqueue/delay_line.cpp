@@ -460,7 +460,9 @@ Result<std::unique_ptr<DelayLine>> DelayLine::Start(const DelayLineSettings& set
   // Fail-open: when the kernel queue is full it accepts instead of dropping. Hold mode takes
   // GSO/GRO packets whole (nothing is modified, so unfinished checksums do not matter); reinject
   // needs them segmented by the kernel, with checksums, to send the copies again.
-  uint32_t flags = NFQA_CFG_F_FAIL_OPEN | (settings.reinject ? 0 : NFQA_CFG_F_GSO);
+  // Loss lines want them segmented too: each wire packet is its own draw, not a 64 KB burst.
+  bool whole = !settings.reinject && settings.loss_percent == 0;
+  uint32_t flags = NFQA_CFG_F_FAIL_OPEN | (whole ? NFQA_CFG_F_GSO : 0);
   ok = ok && nfq_set_queue_flags(im.queue, NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO, flags) >= 0;
   if (!ok) {
     im.Close();

@@ -5,8 +5,9 @@
 //
 // Two ways of holding a packet:
 //  - hold (ingress, and delay 0): the kernel keeps the packet; the line issues ACCEPT (clearing
-//    `clear_mark` from its mark) when it is due. The queue takes GSO/GRO super-packets whole
-//    (NFQA_CFG_F_GSO), so one netfilter packet is one queued packet.
+//    `clear_mark` from its mark) when it is due. Without loss the queue takes GSO/GRO
+//    super-packets whole (NFQA_CFG_F_GSO), so one netfilter packet is one queued packet; with
+//    loss the kernel segments them, so each wire packet is its own draw.
 //  - reinject (egress with a delay): the line copies the whole packet, drops the original at once
 //    and sends the copy through a raw socket marked `bypass_mark` when it is due. Why: a packet
 //    held in the kernel at OUTPUT still belongs to its socket (sk_wmem_alloc), and TCP Small

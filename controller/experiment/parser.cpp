@@ -1033,8 +1033,40 @@ void Parser::ParseNetworkFault(const YAML::Node& n, const std::string& path, Fau
     no_params(k.value);
     net->mutable_reject();
   } else if (k.key == "partition") {
-    no_params(k.value);
+    // `partition: {}` cuts match.cidrs/hosts off; `partition: {to: [group, ...]}` (and optionally
+    // `from: <this fault's target>`) cuts off the agents of other target groups.
     net->mutable_partition();
+    if (!k.value.IsNull()) {
+      auto pf = Map(k.value, kpath, {"from", "to"});
+      if (!pf) return;
+      if (auto* v = Find(*pf, "from"); v && !v->IsNull()) {
+        if (auto s = String(*v, kpath + ".from"); s && *s != fault->target) {
+          Error(*v, kpath + ".from",
+                "must be this fault's target " + Quoted(fault->target) + ", got " + Quoted(*s) +
+                    " (the partition is applied on the target's agents)");
+        }
+      }
+      if (auto* v = Find(*pf, "to"); v && !v->IsNull()) {
+        std::vector<YAML::Node> items;
+        if (v->IsSequence()) {
+          for (const auto& item : *v) items.push_back(item);
+        } else {
+          items.push_back(*v);
+        }
+        for (size_t i = 0; i < items.size(); ++i) {
+          const std::string ipath = v->IsSequence() ? Index(kpath + ".to", i) : kpath + ".to";
+          auto s = String(items[i], ipath);
+          if (!s) continue;
+          if (!target_names_.count(*s)) {
+            Error(items[i], ipath, "unknown target " + Quoted(*s) + " (not defined in targets)");
+          } else if (*s == fault->target) {
+            Error(items[i], ipath, "a target cannot be partitioned from itself");
+          } else {
+            fault->partition_peer_targets.push_back(*s);
+          }
+        }
+      }
+    }
   } else if (k.key == "latency") {
     auto lf = Map(k.value, kpath, {"delay", "jitter", "distribution", "correlation", "reorder"});
     if (!lf) return;
@@ -1138,9 +1170,10 @@ void Parser::ParseNetworkFault(const YAML::Node& n, const std::string& path, Fau
   }
   const auto& m = net->match();
   if (net->has_partition()) {
-    if (m.cidrs_size() == 0 && m.hosts_size() == 0) {
+    if (m.cidrs_size() == 0 && m.hosts_size() == 0 && fault->partition_peer_targets.empty()) {
       Error(n, path + ".match",
-            "a partition needs the peers to cut off: match.cidrs or match.hosts");
+            "a partition needs the peers to cut off: partition.to (target groups), match.cidrs or "
+            "match.hosts");
     }
     if (m.direction() == faultline::v1::NetworkSelector::EGRESS ||
         m.direction() == faultline::v1::NetworkSelector::INGRESS) {

@@ -563,6 +563,40 @@ TEST(ParserNetworkTest, BadCidrAndTwoKindsArePositioned) {
   ExpectError(o, "faults[0].network.reject", 9, 30);
 }
 
+TEST(ParserNetworkTest, PartitionBetweenTargetGroups) {
+  std::string text = Replace(kValid, "  app: {selector: {role: app}}\n",
+                             "  app: {selector: {role: app}}\n  db: {selector: {role: db}}\n");
+  ParseOutcome o = ParseExperimentText(
+      Replace(text, kDnsLine, "    network: {partition: {from: app, to: db}}\n"), "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  EXPECT_TRUE(o.experiment->faults[0].spec.network().has_partition());
+  EXPECT_EQ(o.experiment->faults[0].partition_peer_targets, std::vector<std::string>{"db"});
+  // An unknown group, the fault's own target, and a `from` that is not the fault's target.
+  o = ParseExperimentText(Replace(text, kDnsLine, "    network: {partition: {to: [dbx]}}\n"),
+                          "x.yaml");
+  EXPECT_FALSE(o.experiment.has_value());
+  EXPECT_NE(AllErrors(o).find("faults[0].network.partition.to[0]"), std::string::npos)
+      << AllErrors(o);
+  o = ParseExperimentText(Replace(text, kDnsLine, "    network: {partition: {to: app}}\n"),
+                          "x.yaml");
+  EXPECT_NE(AllErrors(o).find("partitioned from itself"), std::string::npos) << AllErrors(o);
+  o = ParseExperimentText(
+      Replace(text, kDnsLine, "    network: {partition: {from: db, to: app}}\n"), "x.yaml");
+  EXPECT_NE(AllErrors(o).find("faults[0].network.partition.from"), std::string::npos)
+      << AllErrors(o);
+}
+
+TEST(ParserNetworkTest, LossCorrelation) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsLine, "    network: {loss: {percent: 5, correlation: 25}}\n"), "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  EXPECT_EQ(o.experiment->faults[0].spec.network().loss().correlation_percent(), 25u);
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine, "    network: {loss: {percent: 5, correlation: 101}}\n"), "x.yaml");
+  EXPECT_NE(AllErrors(o).find("faults[0].network.loss.correlation"), std::string::npos)
+      << AllErrors(o);
+}
+
 TEST(ParserNetworkTest, ShippedNetworkExperimentsParse) {
   for (const char* name : {"dependency-latency", "region-partition"}) {
     ParseOutcome o =
