@@ -35,7 +35,7 @@ constexpr uint32_t kFullCopy = 0xffff;
 constexpr size_t kBatch = 32;  // netlink messages per recvmmsg
 constexpr size_t kHoldBuffer = 2048;
 constexpr size_t kReinjectBuffer = 0x10000 + 1024;
-constexpr int64_t kMaxCompensationUs = 200;
+constexpr int64_t kMaxCompensationUs = 1000;
 
 struct Held {
   Clock::time_point release;
@@ -327,12 +327,12 @@ struct DelayLine::Impl {
     timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &spec, nullptr);
   }
 
-  // After a timer wake-up: learns the wake-up lag (EWMA, 1/8) and, when woken early by the
+  // After a timer wake-up: learns the wake-up lag (EWMA, 1/4) and, when woken early by the
   // compensation, waits out the remaining few microseconds so nothing leaves before its time.
   void OnTimer(Clock::time_point woke, bool sample) {
     if (armed_future && sample) {
       Clock::duration lag = woke - armed_at;  // how late the kernel woke us
-      compensation += (lag - compensation) / 8;
+      compensation += (lag - compensation) / 4;
       compensation = std::clamp<Clock::duration>(compensation, Clock::duration::zero(),
                                                  std::chrono::microseconds(kMaxCompensationUs));
     }
