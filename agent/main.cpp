@@ -62,6 +62,7 @@ struct Flags {
   uint16_t dns_intercept_port = 0;
   uint16_t nfqueue_first = 3100;
   uint16_t nfqueue_count = 8;
+  int delay_line_rt_priority = 0;
   std::string ready_file;
   std::string log_level = "info";
 };
@@ -218,6 +219,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       static_cast<uint16_t>(std::stoi(flags.listen.substr(flags.listen.rfind(':') + 1)));
   net_options.queue_first = flags.nfqueue_first;
   net_options.queue_count = flags.nfqueue_count;
+  net_options.realtime_priority = flags.delay_line_rt_priority;
   auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
   netfilter::NetworkBackend* network = network_backend.get();
   if (Status s = registry.Register(std::move(network_backend)); !s.ok()) {
@@ -354,6 +356,11 @@ int main(int argc, char** argv) {
   app.add_option("--nfqueue-count", flags.nfqueue_count,
                  "NFQUEUE numbers for latency faults (1-8): at most this many latency faults")
       ->check(CLI::Range(1, 8))
+      ->capture_default_str();
+  app.add_option("--delay-line-rt-priority", flags.delay_line_rt_priority,
+                 "SCHED_FIFO priority (1-99) for NFQUEUE delay line threads: tighter release "
+                 "times on a loaded host; 0 = normal scheduling")
+      ->check(CLI::Range(0, 99))
       ->capture_default_str();
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once the agent serves");
