@@ -10,7 +10,7 @@ FAULTLINE_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libboost-filesystem-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
-  nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libnftables-dev libnetfilter-queue-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libmnl-dev libnftables-dev libnetfilter-queue-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev libssl-dev
   clang-14 libclang-rt-14-dev openssl
   dnsmasq-base nftables iptables iproute2 dnsutils dnsperf curl procps jq iperf3
