@@ -1,10 +1,12 @@
 #include "agent/process/process_selector.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -160,12 +162,27 @@ Status ValidateProcessFault(const v1::ProcessFault& f) {
   return Status::Ok();
 }
 
-SelectionScope ScopeForThisAgent() {
+SelectionScope ScopeForThisAgent(const std::string& named_netns_dir) {
   SelectionScope scope;
   scope.self_pid = static_cast<int>(::getpid());
   auto own = NetNamespaceOf(0);
+  if (!own) return scope;
   auto init = NetNamespaceOf(1);
-  if (own && init && !(*own == *init)) scope.net_namespace = own;
+  if (init && !(*own == *init)) {
+    scope.net_namespace = own;
+    return scope;
+  }
+  // pid 1's namespace is not always readable (a container's init owned by another user
+  // namespace); a namespace created with `ip netns add` is still recognisable by its name.
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(named_netns_dir, ec)) {
+    struct stat st {};
+    if (::stat(entry.path().c_str(), &st) == 0 &&
+        NamespaceId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)} == *own) {
+      scope.net_namespace = own;
+      break;
+    }
+  }
   return scope;
 }
 

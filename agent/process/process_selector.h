@@ -33,8 +33,9 @@ struct SelectionScope {
 };
 
 // The scope for this agent: its own pid, and its network namespace when that differs from
-// pid 1's (an agent started with `ip netns exec` stands for that namespace's host).
-SelectionScope ScopeForThisAgent();
+// pid 1's or is a named namespace (a bind mount in `named_netns_dir`, as `ip netns add` makes):
+// an agent started with `ip netns exec` stands for that namespace's host.
+SelectionScope ScopeForThisAgent(const std::string& named_netns_dir = "/run/netns");
 
 // Whether the scope lets the process be signalled: not pid 1, not the agent, not a kernel
 // thread, not a zombie, and in the scope's network namespace if it has one.

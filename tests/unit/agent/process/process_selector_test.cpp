@@ -159,6 +159,19 @@ TEST(ProcessSelectorTest, NamespaceScopeExcludesOtherNamespaces) {
   EXPECT_TRUE(SelectProcesses(f, elsewhere, true)->empty());
 }
 
+TEST(ProcessSelectorTest, AnAgentInANamedNetworkNamespaceIsConfinedToIt) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("pf-netns-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  // Stands for /run/netns/<name>: the same namespace inode as this process's.
+  std::filesystem::create_symlink("/proc/self/ns/net", dir / "host-a");
+  SelectionScope scope = ScopeForThisAgent(dir.string());
+  EXPECT_EQ(scope.self_pid, ::getpid());
+  ASSERT_TRUE(scope.net_namespace.has_value());
+  EXPECT_TRUE(*scope.net_namespace == *NetNamespaceOf(0));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ProcessSelectorTest, ChoosesCountOrPercentOfTheMatches) {
   std::vector<ProcessInfo> ten;
   for (int i = 0; i < 10; ++i) ten.push_back(ProcessInfo{100 + i, 1, false, 'S', "x"});
