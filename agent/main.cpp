@@ -27,6 +27,7 @@
 #include "agent/journal.h"
 #include "agent/netfilter/network_backend.h"
 #include "agent/netfilter/nft_ruleset.h"
+#include "agent/process/process_backend.h"
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/logging.h"
@@ -226,6 +227,13 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
+  process::ProcessBackendOptions process_options;
+  process_options.record_dir = flags.state_dir + "/process";
+  if (Status s = registry.Register(std::make_unique<process::ProcessBackend>(process_options));
+      !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return kExitFailure;
+  }
   Capabilities caps = registry.DetectAll();
   for (const std::string& kind : caps.available) spdlog::info("capability available: {}", kind);
   for (const auto& [kind, reason] : caps.missing) {
@@ -327,7 +335,8 @@ int main(int argc, char** argv) {
   app.add_option("--listen", flags.listen, "gRPC address, HOST:PORT")->required();
   app.add_option("--name", flags.name, "agent id reported by GetInfo (default: the hostname)");
   app.add_option("--label", flags.labels, "key=value label, repeatable ([A-Za-z0-9._-]{1,63})");
-  app.add_option("--state-dir", flags.state_dir, "state directory; the journal is DIR/journal")
+  app.add_option("--state-dir", flags.state_dir,
+                 "state directory; the journal is DIR/journal, process pause records DIR/process")
       ->capture_default_str();
   app.add_option("--tls-ca", flags.tls_ca,
                  "CA bundle (PEM) that signs accepted client certificates");

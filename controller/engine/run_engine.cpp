@@ -51,10 +51,12 @@ namespace {
 
 std::string Secs(Duration d) { return fmt::format("{:.2f}s", ToSeconds(d)); }
 
-// The FaultSpec kind as agents name their capabilities ("dns", "network", "dependency").
+// The FaultSpec kind as agents name their capabilities ("dns", "network", "process",
+// "dependency").
 std::string KindOf(const v1::FaultSpec& spec) {
   if (spec.has_dns()) return "dns";
   if (spec.has_network()) return "network";
+  if (spec.has_process()) return "process";
   return "dependency";
 }
 

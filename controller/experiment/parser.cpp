@@ -512,6 +512,7 @@ class Parser {
   void ParseFaults(const YAML::Node& n);
   void ParseDnsFault(const YAML::Node& n, const std::string& path, Fault* fault);
   void ParseNetworkFault(const YAML::Node& n, const std::string& path, Fault* fault);
+  void ParseProcessFault(const YAML::Node& n, const std::string& path, Fault* fault);
   void ParseNetworkMatch(const YAML::Node& n, const std::string& path,
                          faultline::v1::NetworkSelector* m);
   void Cidrs(const YAML::Node& n, const std::string& path,
@@ -753,7 +754,8 @@ void Parser::ParseFaults(const YAML::Node& n) {
   for (size_t i = 0; i < n.size(); ++i) {
     const YAML::Node item = n[i];
     const std::string path = Index("faults", i);
-    auto fields = Map(item, path, {"name", "target", "duration", "dns", "network", "dependency"});
+    auto fields =
+        Map(item, path, {"name", "target", "duration", "dns", "network", "dependency", "process"});
     if (!fields) continue;
     size_t before = errors_.size();
     Fault f;
@@ -778,14 +780,15 @@ void Parser::ParseFaults(const YAML::Node& n) {
     }
     std::vector<const MapField*> kinds;
     for (const MapField& field : *fields) {
-      if (field.key == "dns" || field.key == "network" || field.key == "dependency") {
+      if (field.key == "dns" || field.key == "network" || field.key == "dependency" ||
+          field.key == "process") {
         kinds.push_back(&field);
       }
     }
     if (kinds.empty()) {
       Error(item, path,
-            "a fault needs exactly one kind: dns or network (dependency faults are not "
-            "supported yet)");
+            "a fault needs exactly one kind: dns, network or process (dependency faults are "
+            "not supported yet)");
     } else if (kinds.size() > 1) {
       Error(kinds[1]->key_node, Sub(path, kinds[1]->key),
             "a fault has exactly one kind; this one already has '" + kinds[0]->key + "'");
@@ -793,6 +796,8 @@ void Parser::ParseFaults(const YAML::Node& n) {
       ParseDnsFault(kinds[0]->value, path + ".dns", &f);
     } else if (kinds[0]->key == "network") {
       ParseNetworkFault(kinds[0]->value, path + ".network", &f);
+    } else if (kinds[0]->key == "process") {
+      ParseProcessFault(kinds[0]->value, path + ".process", &f);
     } else {
       Error(kinds[0]->key_node, Sub(path, kinds[0]->key),
             kinds[0]->key + " faults are not supported yet");
@@ -992,6 +997,133 @@ void Parser::ParseDnsFaultOptions(const std::vector<MapField>& fields, const YAM
       }
       if (!Find(*scope, "cgroup") && !Find(*scope, "uid")) {
         Error(*v, spath, "needs cgroup or uid (or leave scope out for the whole host)");
+      }
+    }
+  }
+}
+
+// `process:` kills or pauses processes on the target hosts: `action: kill|pause`, exactly one
+// selector (`name`, `pidfile` or `cgroup`), optionally `count` or `percent` of the matches, and
+// for kill `signal` (default SIGKILL) and `interval` (keep killing restarted processes).
+void Parser::ParseProcessFault(const YAML::Node& n, const std::string& path, Fault* fault) {
+  using faultline::v1::ProcessFault;
+  auto fields = Map(
+      n, path, {"action", "signal", "name", "pidfile", "cgroup", "count", "percent", "interval"});
+  if (!fields) return;
+  ProcessFault* proc = fault->spec.mutable_process();
+  if (auto* v = Need(*fields, n, path, "action")) {
+    if (auto s = String(*v, path + ".action")) {
+      if (*s == "kill") {
+        proc->set_action(ProcessFault::KILL);
+      } else if (*s == "pause") {
+        proc->set_action(ProcessFault::PAUSE);
+      } else {
+        Error(*v, path + ".action",
+              "unknown process action " + Quoted(*s) +
+                  " (expected kill: send a signal once, or pause: SIGSTOP/freeze until revert)");
+      }
+    }
+  }
+  const bool pause = proc->action() == ProcessFault::PAUSE;
+  if (auto* v = Find(*fields, "signal")) {
+    const std::string spath = path + ".signal";
+    if (pause) {
+      Error(*v, spath, "only for action kill (pause sends SIGSTOP and, at revert, SIGCONT)");
+    } else if (auto s = String(*v, spath)) {
+      static const std::set<std::string> kSignals = {"KILL", "TERM", "INT",  "QUIT",
+                                                     "HUP",  "ABRT", "USR1", "USR2"};
+      std::string upper = *s;
+      for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (upper.rfind("SIG", 0) == 0) upper = upper.substr(3);
+      if (!kSignals.count(upper)) {
+        Error(*v, spath,
+              "unsupported signal " + Quoted(*s) +
+                  " (expected SIGKILL, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGABRT, SIGUSR1 or "
+                  "SIGUSR2)");
+      } else {
+        proc->set_signal("SIG" + upper);
+      }
+    }
+  }
+  std::vector<const MapField*> selectors;
+  for (const MapField& f : *fields) {
+    if (f.key == "name" || f.key == "pidfile" || f.key == "cgroup") selectors.push_back(&f);
+  }
+  if (selectors.empty()) {
+    Error(n, path, "a process fault needs exactly one selector: name, pidfile or cgroup");
+  } else if (selectors.size() > 1) {
+    Error(selectors[1]->key_node, Sub(path, selectors[1]->key),
+          "a process fault has exactly one selector; this one already has '" + selectors[0]->key +
+              "'");
+  } else {
+    const MapField& sel = *selectors[0];
+    const std::string spath = Sub(path, sel.key);
+    if (auto s = String(sel.value, spath)) {
+      if (sel.key == "name") {
+        if (s->empty() || s->size() > 255 || Printable(*s, 255) != *s ||
+            s->find('/') != std::string::npos || *s == "." || *s == "..") {
+          Error(sel.value, spath,
+                "expected a process name or executable basename (1-255 printable characters, no "
+                "'/'), got " +
+                    Quoted(*s));
+        } else {
+          proc->set_name(*s);
+        }
+      } else if (sel.key == "pidfile") {
+        bool dots = s->find("/../") != std::string::npos || s->ends_with("/..");
+        if (s->empty() || s->front() != '/' || s->back() == '/' || s->size() > 4096 ||
+            Printable(*s, 4096) != *s || dots) {
+          Error(
+              sel.value, spath,
+              "expected an absolute path of a file holding a pid, without '..', got " + Quoted(*s));
+        } else {
+          proc->set_pidfile(*s);
+        }
+      } else {
+        static const std::regex kCgroup(R"(/?([A-Za-z0-9_.@:+-]+/)*[A-Za-z0-9_.@:+-]+/?)");
+        bool dots = s->find("/../") != std::string::npos || s->starts_with("../") ||
+                    s->ends_with("/..") || *s == ".." || s->find("/./") != std::string::npos ||
+                    *s == "." || s->starts_with("./") || s->ends_with("/.");
+        if (s->size() > 512 || !std::regex_match(*s, kCgroup) || dots) {
+          Error(sel.value, spath,
+                "expected a cgroup v2 path below /sys/fs/cgroup (e.g. "
+                "\"system.slice/kv.service\"; letters, digits, . _ - @ : +), got " +
+                    Quoted(*s));
+        } else {
+          proc->set_cgroup(*s);
+        }
+      }
+    }
+  }
+  const YAML::Node* count = Find(*fields, "count");
+  const YAML::Node* percent = Find(*fields, "percent");
+  if (count && percent) {
+    Error(*percent, path + ".percent", "give count or percent, not both");
+  } else if (count) {
+    if (auto c = Int(*count, path + ".count", 1, 100000))
+      proc->set_count(static_cast<uint32_t>(*c));
+  } else if (percent) {
+    if (auto s = String(*percent, path + ".percent")) {
+      std::string text = *s;
+      if (!text.empty() && text.back() == '%') text.pop_back();
+      auto p = ParseInt(text, 1, 100);
+      if (!p || text[0] == '-') {
+        Error(*percent, path + ".percent", "expected 1% to 100%, got " + Quoted(*s));
+      } else {
+        proc->set_percent(static_cast<uint32_t>(*p));
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "interval")) {
+    const std::string ipath = path + ".interval";
+    if (pause) {
+      Error(*v, ipath, "only for action kill (kill restarted processes every interval)");
+    } else if (auto d = Dur(*v, ipath, true, std::chrono::hours(1))) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d).count();
+      if (ms < 100) {
+        Error(*v, ipath, "must be at least 100ms");
+      } else {
+        proc->set_interval_ms(static_cast<uint32_t>(ms));
       }
     }
   }

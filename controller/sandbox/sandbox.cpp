@@ -39,8 +39,12 @@ constexpr auto kPollInterval = 50ms;
 // The programs whose processes the sandbox may own; a recorded pid whose program is not one of
 // these has been reused by something else and is left alone.
 const std::vector<std::string>& OwnedProgramNames() {
-  static const std::vector<std::string> names = {
-      "dnsmasq", "faultline-agent", "faultline-sample-kv", "faultline-sample-orders", "ip"};
+  static const std::vector<std::string> names = {"dnsmasq",
+                                                 "faultline-agent",
+                                                 "faultline-sample-kv",
+                                                 "faultline-sample-orders",
+                                                 "faultline-sample-supervisor",
+                                                 "ip"};
   return names;
 }
 
@@ -235,10 +239,15 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
     if (h.role != "db") continue;
     std::string name = h.region == kPrimaryRegion ? "kv-east" : "kv-west";
     std::string ready = ReadyDir() + "/" + name;
+    // Under a restart-on-exit supervisor (like systemd's Restart=always), so a process fault
+    // that kills the service shows downtime and then a restart. The service's own pid is in
+    // pids/<name>-service.pid (for pidfile selectors).
     specs.push_back(
         {name,
          h.name,
-         {bin_dir + "/faultline-sample-kv", "--listen", "0.0.0.0:" + std::to_string(kKvPort),
+         {bin_dir + "/faultline-sample-supervisor", "--pid-file",
+          PidsDir() + "/" + name + "-service.pid", "--restart-delay", "1s", "--",
+          bin_dir + "/faultline-sample-kv", "--listen", "0.0.0.0:" + std::to_string(kKvPort),
           "--region", h.region, "--ready-file", ready},
          ready});
   }
@@ -410,7 +419,8 @@ Status Build(const SandboxOptions& o, std::vector<Started>& started) {
   if (dnsmasq.empty()) {
     return FailedPrecondition("dnsmasq not found (install the Debian package dnsmasq-base)");
   }
-  std::vector<std::string> binaries = {"faultline-sample-kv", "faultline-sample-orders"};
+  std::vector<std::string> binaries = {"faultline-sample-kv", "faultline-sample-orders",
+                                       "faultline-sample-supervisor"};
   if (o.start_agents) binaries.push_back("faultline-agent");
   for (const auto& b : binaries) {
     std::string p = bin_dir + "/" + b;

@@ -607,3 +607,84 @@ TEST(ParserNetworkTest, ShippedNetworkExperimentsParse) {
 
 }  // namespace
 }  // namespace faultline::experiment
+
+namespace faultline::experiment {
+namespace {
+
+constexpr std::string_view kDnsFaultLine = "    dns: {domains: [db.test], mode: nodata}\n";
+
+TEST(ParserProcessTest, KillByNameBuildsTheSpec) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsFaultLine,
+              "    process: {action: kill, name: faultline-sample-kv, signal: term, count: 1, "
+              "interval: 500ms}\n"),
+      "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  const v1::ProcessFault& p = o.experiment->faults[0].spec.process();
+  EXPECT_EQ(p.action(), v1::ProcessFault::KILL);
+  EXPECT_EQ(p.name(), "faultline-sample-kv");
+  EXPECT_EQ(p.signal(), "SIGTERM");
+  EXPECT_EQ(p.count(), 1u);
+  EXPECT_EQ(p.interval_ms(), 500u);
+}
+
+TEST(ParserProcessTest, PauseByPidfileOrCgroup) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsFaultLine, "    process: {action: pause, pidfile: /run/kv.pid}\n"),
+      "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  EXPECT_EQ(o.experiment->faults[0].spec.process().action(), v1::ProcessFault::PAUSE);
+  EXPECT_EQ(o.experiment->faults[0].spec.process().pidfile(), "/run/kv.pid");
+  EXPECT_TRUE(o.experiment->faults[0].spec.process().signal().empty());
+  o = ParseExperimentText(
+      Replace(kValid, kDnsFaultLine,
+              "    process: {action: pause, cgroup: system.slice/kv.service, percent: 50%}\n"),
+      "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  EXPECT_EQ(o.experiment->faults[0].spec.process().cgroup(), "system.slice/kv.service");
+  EXPECT_EQ(o.experiment->faults[0].spec.process().percent(), 50u);
+}
+
+TEST(ParserProcessTest, EveryBadFieldIsPositioned) {
+  auto parse = [](std::string_view line) {
+    return ParseExperimentText(Replace(kValid, kDnsFaultLine, line), "x.yaml");
+  };
+  ExpectError(parse("    process: {action: crash, name: kv}\n"), "faults[0].process.action", 9, 23);
+  ExpectError(parse("    process: {name: kv}\n"), "faults[0].process.action", 9, 14);
+  ExpectError(parse("    process: {action: kill}\n"), "faults[0].process", 9, 14);
+  ExpectError(parse("    process: {action: kill, name: kv, pidfile: /x.pid}\n"),
+              "faults[0].process.pidfile", 9, 39);
+  ExpectError(parse("    process: {action: kill, name: a/b}\n"), "faults[0].process.name", 9, 35);
+  ExpectError(parse("    process: {action: kill, pidfile: run/x.pid}\n"),
+              "faults[0].process.pidfile", 9, 38);
+  ExpectError(parse("    process: {action: kill, cgroup: a/../b}\n"), "faults[0].process.cgroup", 9,
+              37);
+  ExpectError(parse("    process: {action: kill, name: kv, signal: SIGSTOP}\n"),
+              "faults[0].process.signal", 9, 47);
+  ExpectError(parse("    process: {action: pause, name: kv, signal: SIGKILL}\n"),
+              "faults[0].process.signal", 9, 48);
+  ExpectError(parse("    process: {action: pause, name: kv, interval: 1s}\n"),
+              "faults[0].process.interval", 9, 50);
+  ExpectError(parse("    process: {action: kill, name: kv, interval: 10ms}\n"),
+              "faults[0].process.interval", 9, 49);
+  ExpectError(parse("    process: {action: kill, name: kv, count: 1, percent: 5%}\n"),
+              "faults[0].process.percent", 9, 58);
+  ExpectError(parse("    process: {action: kill, name: kv, count: 0}\n"), "faults[0].process.count",
+              9, 46);
+  ExpectError(parse("    process: {action: kill, name: kv, percent: 101}\n"),
+              "faults[0].process.percent", 9, 48);
+  ExpectError(parse("    process: {action: kill, nmae: kv}\n"), "faults[0].process.nmae", 9, 29);
+  ExpectError(parse("    process: {action: kill, name: kv}\n    dns: {domains: [a.test], mode: "
+                    "nodata}\n"),
+              "faults[0].dns", 10, 5);
+}
+
+TEST(ParserProcessTest, ShippedProcessExperimentParses) {
+  ParseOutcome o =
+      ParseExperimentFile(std::string(FAULTLINE_SOURCE_DIR) + "/experiments/db-process-crash.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  EXPECT_EQ(o.experiment->faults[0].spec.process().name(), "faultline-sample-kv");
+}
+
+}  // namespace
+}  // namespace faultline::experiment
