@@ -27,6 +27,7 @@
 #include "agent/journal.h"
 #include "agent/netfilter/network_backend.h"
 #include "agent/netfilter/nft_ruleset.h"
+#include "agent/proxy/proxy_backend.h"
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/logging.h"
@@ -221,6 +222,12 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
   netfilter::NetworkBackend* network = network_backend.get();
   if (Status s = registry.Register(std::move(network_backend)); !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return kExitFailure;
+  }
+  if (Status s = registry.Register(
+          std::make_unique<proxy::ProxyBackend>(proxy::ProxyBackendOptions{}));
+      !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
