@@ -35,8 +35,8 @@ ip netns del $NS 2>/dev/null || true
 ip netns add $NS
 ip -n $NS link set lo up
 in_ns() { ip netns exec $NS "$@"; }
-in_ns iperf3 -s -B 127.0.0.1 -p $IPERF >"$WORK/iperf-s.out" 2>&1 & PIDS+=($!)
-in_ns "$ECHO" serve $ECHO_PORT >"$WORK/echo.out" 2>&1 & PIDS+=($!)
+ip netns exec $NS iperf3 -s -B 127.0.0.1 -p $IPERF >"$WORK/iperf-s.out" 2>&1 & PIDS+=($!)
+ip netns exec $NS "$ECHO" serve $ECHO_PORT >"$WORK/echo.out" 2>&1 & PIDS+=($!)
 cat >"$WORK/haproxy.cfg" <<CFG
 global
   maxconn 1024
@@ -52,9 +52,9 @@ listen echo
   bind 127.0.0.1:$HAP_ECHO
   server s 127.0.0.1:$ECHO_PORT
 CFG
-in_ns haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.out" 2>&1 & PIDS+=($!)
-in_ns socat TCP-LISTEN:$SOCAT_IPERF,bind=127.0.0.1,fork,reuseaddr TCP:127.0.0.1:$IPERF & PIDS+=($!)
-in_ns socat TCP-LISTEN:$SOCAT_ECHO,bind=127.0.0.1,fork,reuseaddr TCP:127.0.0.1:$ECHO_PORT & PIDS+=($!)
+ip netns exec $NS haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.out" 2>&1 & PIDS+=($!)
+ip netns exec $NS socat TCP-LISTEN:$SOCAT_IPERF,bind=127.0.0.1,fork,reuseaddr TCP:127.0.0.1:$IPERF >/dev/null 2>&1 & PIDS+=($!)
+ip netns exec $NS socat TCP-LISTEN:$SOCAT_ECHO,bind=127.0.0.1,fork,reuseaddr TCP:127.0.0.1:$ECHO_PORT >/dev/null 2>&1 & PIDS+=($!)
 listening() { in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 for p in $IPERF $ECHO_PORT $HAP_IPERF $HAP_ECHO $SOCAT_IPERF $SOCAT_ECHO; do
   for _ in $(seq 1 200); do listening $p && break; sleep 0.05; done
@@ -62,7 +62,7 @@ for p in $IPERF $ECHO_PORT $HAP_IPERF $HAP_ECHO $SOCAT_IPERF $SOCAT_ECHO; do
 done
 
 fault_on() {  # [latency_us]
-  in_ns "$DRIVER" $IPERF,$ECHO_PORT 127.0.0.1/32 "$@" >"$WORK/drv.out" 2>&1 & DRV=$!
+  ip netns exec $NS "$DRIVER" $IPERF,$ECHO_PORT 127.0.0.1/32 "$@" >"$WORK/drv.out" 2>&1 & DRV=$!
   for _ in $(seq 1 200); do grep -q ready "$WORK/drv.out" && return 0; sleep 0.05; done
   echo "driver not ready: $(cat "$WORK/drv.out")" >&2; exit 1
 }
