@@ -28,6 +28,7 @@
 #include "agent/netfilter/network_backend.h"
 #include "agent/netfilter/nft_ruleset.h"
 #include "agent/process/process_backend.h"
+#include "agent/proxy/proxy_backend.h"
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/logging.h"
@@ -230,6 +231,12 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   process::ProcessBackendOptions process_options;
   process_options.record_dir = flags.state_dir + "/process";
   if (Status s = registry.Register(std::make_unique<process::ProcessBackend>(process_options));
+      !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return kExitFailure;
+  }
+  if (Status s = registry.Register(
+          std::make_unique<proxy::ProxyBackend>(proxy::ProxyBackendOptions{}));
       !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;

@@ -258,7 +258,7 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
        {bin_dir + "/faultline-sample-orders", "--listen", "0.0.0.0:" + std::to_string(kOrdersPort),
         "--region", Str(kPrimaryRegion), "--secondary-region", Str(kSecondaryRegion), "--failover",
         FailoverModeName(o.failover), "--failover-threshold", std::to_string(o.failover_threshold),
-        "--ready-file", orders_ready},
+        "--retries", std::to_string(o.orders_retries), "--ready-file", orders_ready},
        orders_ready});
   if (o.start_agents) {
     for (const auto& h : SandboxHosts()) {
@@ -549,6 +549,9 @@ std::string SandboxLogPath(std::string_view process) {
 
 Status SandboxUp(const SandboxOptions& options) {
   if (geteuid() != 0) return FailedPrecondition("the sandbox needs root (network namespaces)");
+  if (options.orders_retries < 0 || options.orders_retries > 100) {
+    return FailedPrecondition("orders retries must be 0 to 100");
+  }
   if (options.failover_threshold < 1) {
     return FailedPrecondition("failover threshold must be at least 1");
   }

@@ -379,12 +379,12 @@ TEST(ParserTest, DnsFaultOptionErrorsNameTheField) {
   }
 }
 
-TEST(ParserTest, UnsupportedFaultKindsAreRejected) {
+TEST(ParserTest, AnEmptyDependencyFaultNamesWhatIsMissing) {
   ParseOutcome o = ParseExperimentText(
       Replace(kValid, "dns: {domains: [db.test], mode: nodata}", "dependency: {}"), "x.yaml");
-  const Diagnostic* d = ExpectError(o, "faults[0].dependency", 9, 5);
+  const Diagnostic* d = ExpectError(o, "faults[0].dependency.match", 9, 17);
   ASSERT_NE(d, nullptr);
-  EXPECT_EQ(d->message, "dependency faults are not supported yet");
+  EXPECT_EQ(d->message, "missing required field");
 }
 
 TEST(ParserTest, DuplicateNamesAndKeysAreRejected) {
@@ -597,8 +597,83 @@ TEST(ParserNetworkTest, LossCorrelation) {
       << AllErrors(o);
 }
 
+TEST(ParserDependencyTest, ToxicsAndHttpBuildTheSpec) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsLine,
+              "    dependency:\n"
+              "      match: {hosts: [db.test], remote_ports: [8000], resolve_interval: 500ms}\n"
+              "      toxics:\n"
+              "        - {direction: downstream, toxicity: 30%, latency: {delay: 50ms, jitter: "
+              "5ms}}\n"
+              "        - {bandwidth: {rate: 1mbit}}\n"
+              "        - {reset_peer: {after: 100ms}}\n"
+              "        - {timeout: {}}\n"
+              "        - {slow_close: {delay: 1s}}\n"
+              "        - {limit_data: {bytes: 10kb}}\n"
+              "        - {slicer: {average_size: 64, size_variation: 16, delay: 1ms}}\n"
+              "      http:\n"
+              "        abort: [{status: 400, body: throttled, percent: 15%}, {status: 503, "
+              "percent: 0.15}]\n"
+              "        delay: {delay: 200ms, percent: 50%}\n"
+              "        methods: [GET, PUT]\n"
+              "        path_prefix: /kv/\n"),
+      "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  const auto& d = o.experiment->faults[0].spec.dependency();
+  using Toxic = faultline::v1::DependencyFault::Toxic;
+  EXPECT_EQ(d.match().hosts(0), "db.test");
+  EXPECT_EQ(d.match().remote_ports(0), 8000u);
+  ASSERT_EQ(d.toxics_size(), 7);
+  EXPECT_EQ(d.toxics(0).direction(), Toxic::DOWNSTREAM);
+  EXPECT_DOUBLE_EQ(d.toxics(0).toxicity(), 0.3);
+  EXPECT_EQ(d.toxics(0).latency().latency_us(), 50000u);
+  EXPECT_EQ(d.toxics(0).latency().jitter_us(), 5000u);
+  EXPECT_EQ(d.toxics(1).bandwidth().rate_bytes_per_second(), 125000u);
+  EXPECT_FALSE(d.toxics(1).has_toxicity());
+  EXPECT_EQ(d.toxics(2).reset_peer().timeout_ms(), 100u);
+  EXPECT_TRUE(d.toxics(3).has_timeout());
+  EXPECT_EQ(d.toxics(4).slow_close().delay_ms(), 1000u);
+  EXPECT_EQ(d.toxics(5).limit_data().bytes(), 10240u);
+  EXPECT_EQ(d.toxics(6).slicer().delay_us(), 1000u);
+  ASSERT_EQ(d.http().aborts_size(), 2);
+  EXPECT_EQ(d.http().aborts(0).status(), 400u);
+  EXPECT_EQ(d.http().aborts(0).body(), "throttled");
+  EXPECT_DOUBLE_EQ(d.http().aborts(1).percent(), 15.0);
+  EXPECT_EQ(d.http().delay_ms(), 200u);
+  EXPECT_DOUBLE_EQ(d.http().delay_percent(), 50.0);
+  EXPECT_EQ(d.http().methods_size(), 2);
+  EXPECT_EQ(d.http().path_prefix(), "/kv/");
+}
+
+TEST(ParserDependencyTest, BadFieldsAreReportedWithTheirPosition) {
+  const std::string head =
+      "    dependency:\n      match: {hosts: [db.test], remote_ports: [8000]}\n";
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsLine, head + "      toxics: [{latency: {delay: 5ms}, slicer: {}}]\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].dependency.toxics[0].slicer", 11, 40);
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine, head + "      toxics: [{toxicity: 130%, timeout: {}}]\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].dependency.toxics[0].toxicity", 11, 27);
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine, head + "      http: {abort: {status: 200, percent: 10%}}\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].dependency.http.abort.status", 11, 30);
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine,
+              "    dependency:\n      match: {hosts: [db.test]}\n      toxics: [{timeout: "
+              "{}}]\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].dependency.match.remote_ports", 10, 14);
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine, head + "      toxics: [{direction: sideways, timeout: {}}]\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].dependency.toxics[0].direction", 11, 28);
+}
+
 TEST(ParserNetworkTest, ShippedNetworkExperimentsParse) {
-  for (const char* name : {"dependency-latency", "region-partition"}) {
+  for (const char* name : {"dependency-latency", "region-partition", "dynamodb-throttling"}) {
     ParseOutcome o =
         ParseExperimentFile(std::string(FAULTLINE_SOURCE_DIR) + "/experiments/" + name + ".yaml");
     EXPECT_TRUE(o.experiment.has_value()) << name << "\n" << AllErrors(o);
