@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <ldns/ldns.h>
+#include <linux/close_range.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -338,9 +339,14 @@ Result<bp::child> StartDaemon(const std::string& ip, const DaemonSpec& spec) {
   try {
     // setsid before exec: a new session with no controlling terminal, so a Ctrl-C in the
     // caller's terminal (SIGINT to its foreground process group) does not reach the daemon.
+    // Every inherited descriptor above stderr is closed at exec: a daemon outlives its caller,
+    // and one that kept, say, the caller's lock on the sandbox would hold it forever.
     bp::child child(bp::exe = ip, bp::args = args, bp::std_in.close(),
                     (bp::std_out & bp::std_err) > boost::filesystem::path(log),
-                    bp::extend::on_exec_setup([](auto&) { setsid(); }));
+                    bp::extend::on_exec_setup([](auto&) {
+                      setsid();
+                      close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+                    }));
     return child;
   } catch (const std::exception& e) {
     return Internal("cannot start " + spec.name + " (" + ArgvToString(spec.argv) +
