@@ -216,8 +216,8 @@ std::string AddressHost(const std::string& address) {
   return address;
 }
 
-// Partition between target groups: the chosen agents of `peer_targets` become the fault's peers
-// (IP addresses as cidrs, names as hosts the agent re-resolves).
+}  // namespace
+
 void AddPartitionPeers(const std::vector<std::string>& peer_targets,
                        const std::map<std::string, std::vector<std::string>>& targets,
                        const Inventory& inventory, v1::NetworkSelector* match) {
@@ -241,8 +241,6 @@ void AddPartitionPeers(const std::vector<std::string>& peer_targets,
     }
   }
 }
-
-}  // namespace
 
 RunEngine::~RunEngine() = default;
 

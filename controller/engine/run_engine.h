@@ -36,6 +36,13 @@ const char* ObjectiveVerdictName(ObjectiveVerdict v);  // "PASS", "FAIL", "UNKNO
 // The `faultline run` exit code: 0 PASS, 1 FAIL, 3 ABORTED, 4 ERROR.
 int ExitCodeFor(Verdict v);
 
+// Partition between target groups: adds the addresses of the agents chosen for `peer_targets`
+// (from `targets`, target → agent names) to `match` — IP addresses (the host part of the
+// inventory address) as cidrs, names as hosts the agent re-resolves — skipping duplicates.
+void AddPartitionPeers(const std::vector<std::string>& peer_targets,
+                       const std::map<std::string, std::vector<std::string>>& targets,
+                       const Inventory& inventory, v1::NetworkSelector* match);
+
 struct ProbeSample {
   Sample sample;
   std::string detail;

@@ -370,5 +370,28 @@ TEST_F(RunEngineTest, UnmatchedSelectorIsAnErrorBeforeAnythingHappens) {
   EXPECT_EQ(backend_->applied(), 0);
 }
 
+TEST(PartitionPeersTest, ChosenAgentsOfTheOtherGroupBecomePeers) {
+  Inventory inv;
+  inv.agents = {{"fl-app", "10.77.0.10:7070", {}},
+                {"fl-db-east", "10.77.0.20:7070", {}},
+                {"db-v6", "[fd00::20]:7070", {}},
+                {"db-named", "db.internal:7070", {}},
+                {"fl-db-west", "10.77.0.30:7070", {}}};
+  std::map<std::string, std::vector<std::string>> targets = {
+      {"app", {"fl-app"}}, {"east", {"fl-db-east", "db-v6", "db-named"}}, {"west", {}}};
+  v1::NetworkSelector m;
+  m.add_cidrs("10.77.0.20");  // already named: not added twice
+  AddPartitionPeers({"east", "west"}, targets, inv, &m);
+  EXPECT_EQ(std::vector<std::string>(m.cidrs().begin(), m.cidrs().end()),
+            (std::vector<std::string>{"10.77.0.20", "fd00::20"}));
+  EXPECT_EQ(std::vector<std::string>(m.hosts().begin(), m.hosts().end()),
+            std::vector<std::string>{"db.internal"});
+  // Negative control: agents not chosen for the group (fl-db-west, fl-app) never appear.
+  for (const auto& c : m.cidrs()) {
+    EXPECT_NE(c, "10.77.0.30");
+    EXPECT_NE(c, "10.77.0.10");
+  }
+}
+
 }  // namespace
 }  // namespace faultline::engine
