@@ -167,7 +167,7 @@ class Timeline {
     ReplaceAll(&shading, "@H@", fmt::format("{:.1f}", std::max(0.0, chart_bottom - lanes_top)));
 
     std::string out;
-    const double height = chart_bottom + 34;
+    const double height = chart_bottom + 42;
     out += fmt::format(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" viewBox=\"0 0 {:.0f} {:.0f}\" "
         "width=\"{:.0f}\" height=\"{:.0f}\" role=\"img\" aria-label=\"timeline of run {}\">\n",
@@ -268,9 +268,9 @@ class Timeline {
           X(t), y, y + 5, y + 18, t == 0 ? std::string("0") : Human(t));
     }
     out += fmt::format(
-        "<text class=\"small\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">time since the run "
-        "started</text>\n",
-        kLeft - 8, y + 18);
+        "<text class=\"small\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">seconds since "
+        "the run started</text>\n",
+        kLeft + kPlot / 2, y + 32);
     return out + "</g>\n";
   }
 
@@ -378,10 +378,22 @@ class Timeline {
         what = fmt::format("recovered in {} ± {} (target {})", Secs(*o.time_to_recover_s),
                            Secs(o.uncertainty_s), Human(o.target_s));
       } else {
-        what = fmt::format("not recovered (target {})", Human(o.target_s));
+        // Not recovered: the outage lasted the whole measured window.
+        std::optional<double> end = o.after == "revert" ? std::optional<double>(m_.t_end_s)
+                                                        : m_.t_revert_start_s;
+        double x1 = X(end.value_or(m_.t_end_s));
+        *out += fmt::format(
+            "<rect class=\"unrecovered-bar\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" "
+            "height=\"10\"/>\n",
+            x0, y + 5, std::max(1.0, x1 - x0));
+        what = fmt::format("not recovered within the window (target {})", Human(o.target_s));
       }
-      *out += fmt::format("<text class=\"small\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n",
-                          std::min(x0 + 4, kLeft + kPlot - 240), y + 25, E(what));
+      // The caption starts at the window's start, or ends at the plot's edge when it would not fit.
+      double room = kLeft + kPlot - x0;
+      bool fits = room > 6.0 * static_cast<double>(what.size()) + 8;
+      *out += fmt::format(
+          "<text class=\"small\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\">{}</text>\n",
+          fits ? x0 + 4 : kLeft + kPlot - 2, y + 25, fits ? "start" : "end", E(what));
     }
     *out += "<title>" + E(o.name + " " + o.verdict + ": " + o.note) + "</title></g>\n";
     return y + 30;
@@ -422,6 +434,7 @@ svg .target.fail line,svg .target.error line{stroke:#c62828}svg .target.fail tex
 svg .note line{stroke:#7b2cbf;stroke-dasharray:1 2}svg .note text{fill:#7b2cbf;font-weight:700}
 svg .objective.pass .recover-bar{fill:#2a9d4b}svg .objective.fail .recover-bar{fill:#c62828}
 svg .objective .recover-bar{fill:#5f6b76}
+svg .unrecovered-bar{fill:#c62828;opacity:.55}
 svg .verdict-pass{fill:#2a9d4b}svg .verdict-fail{fill:#c62828}svg .verdict-error{fill:#5f6b76}
 svg .fail-text{fill:#c62828}
 .legend span{display:inline-block;margin-right:16px;font-size:12px}

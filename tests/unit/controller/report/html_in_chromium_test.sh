@@ -101,7 +101,8 @@ check '.real.scripts == 0' "the report contains a script"
 # The hostile report: every name is text, none became an element.
 check '.hostile.scripts == 0 and .hostile.imgs == 0 and .hostile.bolds_in_svg == 0' \
   "a name in the report became markup"
-check '.hostile.title | test("pwned") | not' "a script from the experiment name ran"
+check '.hostile.title != "pwned" and (.hostile.title | startswith("FAIL · <script>"))' \
+  "a script from the experiment name ran, or the name is not the page title's text"
 check '.hostile.h1 == "<script>document.title=\"pwned\"</script>x"' "the experiment name is not shown as text"
 check '.hostile.note_titles == ["<i>ana</i>: </title><script>alert(3)</script>"]' \
   "the annotation is not shown as text on the timeline"
