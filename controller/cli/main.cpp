@@ -188,7 +188,8 @@ int Run(const RunArgs& a) {
   if (live && tty) {
     redraw = std::thread([&] {
       std::unique_lock lock(redraw_mu);
-      while (!redraw_cv.wait_for(lock, std::chrono::milliseconds(250), [&] { return done.load(); })) {
+      auto finished = [&] { return done.load(); };
+      while (!redraw_cv.wait_for(lock, std::chrono::milliseconds(250), finished)) {
         live->Redraw(SystemClock::Instance().Now());
       }
     });

@@ -24,8 +24,9 @@ std::string OptSecs(const std::optional<double>& s) { return s ? Secs(*s) : "—
 std::string Human(double s) {
   if (!std::isfinite(s)) return "—";
   if (s < 1) return fmt::format("{:.0f}ms", s * 1000);
-  if (s < 60) return std::fabs(s - std::round(s)) < 1e-9 ? fmt::format("{:.0f}s", s)
-                                                         : fmt::format("{:.1f}s", s);
+  if (s < 60)
+    return std::fabs(s - std::round(s)) < 1e-9 ? fmt::format("{:.0f}s", s)
+                                               : fmt::format("{:.1f}s", s);
   long total = std::lround(s);
   long h = total / 3600, m = (total % 3600) / 60, sec = total % 60;
   std::string out;
@@ -87,7 +88,8 @@ class Timeline {
   explicit Timeline(const ReportModel& m) : m_(m) {
     double end = Clean(m.t_end_s);
     for (const auto& p : m.probes) {
-      if (!p.samples.empty()) end = std::max(end, Clean(p.samples.back().t_s) + Clean(p.interval_s));
+      if (!p.samples.empty())
+        end = std::max(end, Clean(p.samples.back().t_s) + Clean(p.interval_s));
     }
     for (const auto& a : m.annotations) {
       if (a.t_s) end = std::max(end, Clean(*a.t_s));
@@ -124,9 +126,8 @@ class Timeline {
     for (const auto& f : m_.faults) {
       for (const auto& a : f.agents) {
         const char* color = color_of[f.target];
-        body += fmt::format(
-            "<text class=\"lane\" x=\"{:.1f}\" y=\"{:.1f}\">{} @ {}</text>\n", kLeft - 8, y + 13,
-            E(f.name), E(a.agent));
+        body += fmt::format("<text class=\"lane\" x=\"{:.1f}\" y=\"{:.1f}\">{} @ {}</text>\n",
+                            kLeft - 8, y + 13, E(f.name), E(a.agent));
         if (a.applied_at_s) {
           double x0 = X(*a.applied_at_s);
           bool open = !a.reverted_at_s;
@@ -138,8 +139,8 @@ class Timeline {
           body += fmt::format(
               "<rect class=\"fault-bar{}\" data-fault=\"{}\" data-agent=\"{}\" x=\"{:.1f}\" "
               "y=\"{:.1f}\" width=\"{:.1f}\" height=\"14\" fill=\"{}\"><title>{}</title></rect>\n",
-              open ? " open" : "", E(f.name), E(a.agent), x0, y + 2, std::max(1.0, x1 - x0),
-              color, E(tip));
+              open ? " open" : "", E(f.name), E(a.agent), x0, y + 2, std::max(1.0, x1 - x0), color,
+              E(tip));
           shading += fmt::format(
               "<rect class=\"fault-window\" x=\"{:.1f}\" y=\"@TOP@\" width=\"{:.1f}\" "
               "height=\"@H@\" fill=\"{}\"/>\n",
@@ -208,9 +209,9 @@ class Timeline {
                                       *m_.t_inject_s)});
     }
     if (m_.t_revert_s) {
-      markers_.push_back({*m_.t_revert_s, std::nullopt, "revert", "reverted",
-                          fmt::format("every fault reverted at +{:.2f}s (last revert ack)",
-                                      *m_.t_revert_s)});
+      markers_.push_back(
+          {*m_.t_revert_s, std::nullopt, "revert", "reverted",
+           fmt::format("every fault reverted at +{:.2f}s (last revert ack)", *m_.t_revert_s)});
     }
     for (const auto& o : m_.objectives) {
       std::optional<double> base = o.after == "revert" ? m_.t_revert_s : m_.t_inject_s;
@@ -310,9 +311,10 @@ class Timeline {
         "<text class=\"small lane\" x=\"{:.1f}\" y=\"{:.1f}\">latency (ms)</text>\n",
         kLeft - 48, y + 12, E(p.name), kLeft - 48, y + 26);
     // y axis
-    *out += fmt::format("<g class=\"axis\"><line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" "
-                        "y2=\"{2:.1f}\"/>\n",
-                        kLeft, y, y + plot_h);
+    *out += fmt::format(
+        "<g class=\"axis\"><line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" "
+        "y2=\"{2:.1f}\"/>\n",
+        kLeft, y, y + plot_h);
     for (double ms = 0; ms <= top_ms + 1e-9; ms += ms_step) {
       *out += fmt::format(
           "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\"/><text x=\"{3:.1f}\" "
@@ -379,8 +381,8 @@ class Timeline {
                            Secs(o.uncertainty_s), Human(o.target_s));
       } else {
         // Not recovered: the outage lasted the whole measured window.
-        std::optional<double> end = o.after == "revert" ? std::optional<double>(m_.t_end_s)
-                                                        : m_.t_revert_start_s;
+        std::optional<double> end =
+            o.after == "revert" ? std::optional<double>(m_.t_end_s) : m_.t_revert_start_s;
         double x1 = X(end.value_or(m_.t_end_s));
         *out += fmt::format(
             "<rect class=\"unrecovered-bar\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" "
@@ -507,8 +509,7 @@ std::string RenderHtml(const ReportModel& m) {
       out += "<li>" +
              E(a.t_s ? fmt::format("+{:.2f}s", *a.t_s)
                      : (a.at_wall.empty() ? std::string("(no time)") : a.at_wall)) +
-             (a.author.empty() ? "" : " <b>" + E(a.author) + "</b>") + ": " + E(a.text) +
-             "</li>\n";
+             (a.author.empty() ? "" : " <b>" + E(a.author) + "</b>") + ": " + E(a.text) + "</li>\n";
     }
     out += "</ol>\n";
   }
@@ -524,16 +525,18 @@ std::string RenderHtml(const ReportModel& m) {
     for (const auto& f : m.faults) {
       for (const auto& a : f.agents) {
         std::string ev;
-        for (const auto& [k, v] : a.evidence) ev += E(k) + " = <b>" + std::to_string(v) + "</b><br>";
+        for (const auto& [k, v] : a.evidence)
+          ev += E(k) + " = <b>" + std::to_string(v) + "</b><br>";
         std::string problems = E(a.error);
-        if (a.state_unknown) problems += (problems.empty() ? "" : "<br>") + std::string("state unknown");
+        if (a.state_unknown)
+          problems += (problems.empty() ? "" : "<br>") + std::string("state unknown");
         out += fmt::format(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>"
             "<td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"warn\">{}</td></tr>\n",
             E(f.name), E(f.kind), E(f.target), E(a.agent),
             a.applied_at_s ? fmt::format("+{:.2f}s", *a.applied_at_s) : "—",
-            a.reverted_at_s ? fmt::format("+{:.2f}s", *a.reverted_at_s) : "—",
-            E(a.revert_reason), ev.empty() ? "none reported" : ev, problems);
+            a.reverted_at_s ? fmt::format("+{:.2f}s", *a.reverted_at_s) : "—", E(a.revert_reason),
+            ev.empty() ? "none reported" : ev, problems);
       }
     }
     out += "</table>\n";

@@ -19,7 +19,8 @@
 namespace faultline::report {
 
 // The HTML document. Pure and deterministic (the same model gives the same bytes); every string
-// from the model is escaped (see EscapeMarkup), so names from experiment files cannot inject markup.
+// from the model is escaped (see EscapeMarkup), so names from experiment files cannot inject
+// markup.
 std::string RenderHtml(const ReportModel& report);
 
 }  // namespace faultline::report

@@ -105,8 +105,7 @@ std::string RenderJunit(const ReportModel& m) {
       "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\" "
       "time=\"{}\"{}>\n",
       suite, cases.size(), failures, errors, Seconds(m.duration_s),
-      Timestamp(m.started_at).empty() ? ""
-                                      : " timestamp=\"" + Timestamp(m.started_at) + "\"");
+      Timestamp(m.started_at).empty() ? "" : " timestamp=\"" + Timestamp(m.started_at) + "\"");
   out += "    <properties>\n";
   auto property = [&](const std::string& name, const std::string& value) {
     out += fmt::format("      <property name=\"{}\" value=\"{}\"/>\n", name, EscapeMarkup(value));
@@ -124,8 +123,8 @@ std::string RenderJunit(const ReportModel& m) {
       out += "/>\n";
       continue;
     }
-    out += fmt::format(">\n      <{} message=\"{}\" type=\"{}\">{}</{}>\n    </testcase>\n",
-                       c.kind, EscapeMarkup(c.message), c.type, EscapeMarkup(c.body), c.kind);
+    out += fmt::format(">\n      <{} message=\"{}\" type=\"{}\">{}</{}>\n    </testcase>\n", c.kind,
+                       EscapeMarkup(c.message), c.type, EscapeMarkup(c.body), c.kind);
   }
   out += "    <system-out>" + EscapeMarkup(RenderText(m)) + "</system-out>\n";
   out += "  </testsuite>\n</testsuites>\n";

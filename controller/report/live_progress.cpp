@@ -112,8 +112,8 @@ std::vector<std::string> LiveProgress::StatusLinesLocked(MonoTime now) const {
     std::string last = "no sample yet";
     if (!st.samples.empty()) {
       const auto& s = st.samples.back();
-      last = s.ok ? fmt::format("ok {:.1f}ms", ToSeconds(s.latency) * 1000)
-                  : "FAIL " + st.last_detail;
+      last =
+          s.ok ? fmt::format("ok {:.1f}ms", ToSeconds(s.latency) * 1000) : "FAIL " + st.last_detail;
     }
     lines.push_back(fmt::format("  {:<24} {} · {} ok / {} failed", p.name, last, st.ok, st.failed));
   }
@@ -132,7 +132,8 @@ void LiveProgress::DrawLocked(MonoTime now) {
     std::string line = lines[i];
     if (i == 0) {
       line = std::string(kBold) + line + kReset;
-    } else if (line.find("MISSED") != std::string::npos || line.find(" FAIL ") != std::string::npos) {
+    } else if (line.find("MISSED") != std::string::npos ||
+               line.find(" FAIL ") != std::string::npos) {
       line = kRed + line + kReset;
     } else if (line.find(" · met") != std::string::npos) {
       line = kGreen + line + kReset;

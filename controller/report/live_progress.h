@@ -25,8 +25,7 @@ class LiveProgress {
  public:
   // `origin`: the instant shown as +0 (the run's start). `out` is written from the calling
   // threads under an internal lock; `tty` selects the redrawn block over plain lines.
-  LiveProgress(const experiment::Experiment& experiment, MonoTime origin, std::FILE* out,
-               bool tty);
+  LiveProgress(const experiment::Experiment& experiment, MonoTime origin, std::FILE* out, bool tty);
 
   // Thread-safe. Prints the event (and, on a terminal, redraws the block under it).
   void OnEvent(const engine::ProgressEvent& event);

@@ -102,7 +102,8 @@ std::string RenderJson(const ReportModel& m) {
     j["probes"].push_back({
         {"name", p.name},
         {"interval_s", p.interval_s},
-        {"latency_ms", {{"p50", p.p50_ms}, {"p90", p.p90_ms}, {"p99", p.p99_ms}, {"max", p.max_ms}}},
+        {"latency_ms",
+         {{"p50", p.p50_ms}, {"p90", p.p90_ms}, {"p99", p.p99_ms}, {"max", p.max_ms}}},
         {"samples", samples},
     });
   }

@@ -75,11 +75,10 @@ class JunitSchemaTest : public ::testing::Test {
     EXPECT_NE(mkdtemp(dir), nullptr);
     std::string path = std::string(dir) + "/report.xml";
     std::ofstream(path) << xml;
-    auto res = RunProcess({"xmllint", "--noout", "--schema",
-                           std::string(FAULTLINE_SOURCE_DIR) +
-                               "/tests/unit/controller/report/junit.xsd",
-                           path},
-                          std::chrono::seconds(20));
+    auto res = RunProcess(
+        {"xmllint", "--noout", "--schema",
+         std::string(FAULTLINE_SOURCE_DIR) + "/tests/unit/controller/report/junit.xsd", path},
+        std::chrono::seconds(20));
     unlink(path.c_str());
     rmdir(dir);
     if (!res.ok()) return "xmllint could not run: " + res.status().message();
