@@ -82,51 +82,23 @@ class Reader {
 
   void String(const json& obj, const std::string& path, const char* key, std::string* out,
               bool required = false) {
-    if (const json* v = Field(obj, path, key, required)) {
-      if (v->is_string()) {
-        *out = v->get<std::string>();
-      } else {
-        Fail(Join(path, key), "expected a string");
-      }
-    }
+    Typed(obj, path, key, out, &json::is_string, "expected a string", required);
   }
-
   void Number(const json& obj, const std::string& path, const char* key, double* out) {
-    if (const json* v = Field(obj, path, key, false)) {
-      if (v->is_number()) {
-        *out = v->get<double>();
-      } else {
-        Fail(Join(path, key), "expected a number");
-      }
-    }
+    Typed(obj, path, key, out, &json::is_number, "expected a number");
   }
-
+  void Integer(const json& obj, const std::string& path, const char* key, int64_t* out) {
+    Typed(obj, path, key, out, &json::is_number_integer, "expected an integer");
+  }
+  void Bool(const json& obj, const std::string& path, const char* key, bool* out) {
+    Typed(obj, path, key, out, &json::is_boolean, "expected true or false");
+  }
   void OptNumber(const json& obj, const std::string& path, const char* key,
                  std::optional<double>* out) {
     double d = 0;
     if (Field(obj, path, key, false)) {
       Number(obj, path, key, &d);
       *out = d;
-    }
-  }
-
-  void Integer(const json& obj, const std::string& path, const char* key, int64_t* out) {
-    if (const json* v = Field(obj, path, key, false)) {
-      if (v->is_number_integer()) {
-        *out = v->get<int64_t>();
-      } else {
-        Fail(Join(path, key), "expected an integer");
-      }
-    }
-  }
-
-  void Bool(const json& obj, const std::string& path, const char* key, bool* out) {
-    if (const json* v = Field(obj, path, key, false)) {
-      if (v->is_boolean()) {
-        *out = v->get<bool>();
-      } else {
-        Fail(Join(path, key), "expected true or false");
-      }
     }
   }
 
@@ -149,6 +121,20 @@ class Reader {
   }
 
  private:
+  // Reads `key` into *out when present and of the type `is_type` accepts; otherwise fails with
+  // `expected` (or "missing" when required and absent).
+  template <typename T>
+  void Typed(const json& obj, const std::string& path, const char* key, T* out,
+             bool (json::*is_type)() const noexcept, const char* expected, bool required = false) {
+    if (const json* v = Field(obj, path, key, required)) {
+      if ((v->*is_type)()) {
+        *out = v->get<T>();
+      } else {
+        Fail(Join(path, key), expected);
+      }
+    }
+  }
+
   std::string source_;
   Status status_;
 };

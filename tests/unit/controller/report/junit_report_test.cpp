@@ -11,13 +11,8 @@
 namespace faultline::report {
 namespace {
 
+using testing::Count;
 using testing::SampleRun;
-
-size_t Count(const std::string& s, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
-  return n;
-}
 
 TEST(JunitReportTest, PassingRunHasOneGreenTestcasePerObjective) {
   std::string xml = RenderJunit(FromRun(SampleRun(true)));

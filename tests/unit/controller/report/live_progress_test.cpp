@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "tests/unit/controller/report/report_fixture.h"
+
 namespace faultline::report {
 namespace {
 
@@ -36,6 +38,15 @@ class LiveProgressTest : public ::testing::Test {
       live.OnSample("orders-api", {engine::Sample{origin_ + t, ok, ok ? 3ms : 1s},
                                    ok ? "200" : "503 dependency unavailable"});
     }
+  }
+
+  // Everything written to `f` so far.
+  static std::string Contents(std::FILE* f) {
+    std::rewind(f);
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+    return out;
   }
 
   std::string Joined(const std::vector<std::string>& lines) {
@@ -91,11 +102,7 @@ TEST_F(LiveProgressTest, PlainLinesWithoutEscapesWhenNotATerminal) {
     live.OnEvent({origin_ + 2s, "verdict", "PASS: every objective met"});
     live.Finish();
   }
-  std::rewind(sink);
-  char buf[4096] = {};
-  size_t n = std::fread(buf, 1, sizeof buf - 1, sink);
-  std::string out(buf, n);
-  EXPECT_EQ(out,
+  EXPECT_EQ(Contents(sink),
             "[    1.50s] steady   waiting for orders-api\n"
             "[    2.00s] verdict  PASS: every objective met\n");
   std::fclose(sink);
@@ -109,16 +116,9 @@ TEST_F(LiveProgressTest, TerminalBlockIsRedrawnInPlaceAndErasedAtTheEnd) {
     live.Redraw(origin_ + 2s);
     live.Finish();
   }
-  std::rewind(sink);
-  char buf[8192] = {};
-  std::string out(buf, std::fread(buf, 1, sizeof buf - 1, sink));
+  std::string out = Contents(sink);
   // The 4-line block is drawn after the event, erased and drawn again on Redraw, erased on Finish.
-  size_t erases = 0;
-  for (size_t at = out.find("\033[4F\033[J"); at != std::string::npos;
-       at = out.find("\033[4F\033[J", at + 1)) {
-    ++erases;
-  }
-  EXPECT_EQ(erases, 2u);
+  EXPECT_EQ(testing::Count(out, "\033[4F\033[J"), 2u);
   EXPECT_NE(out.find("steady · 2.0s elapsed"), std::string::npos);
   std::fclose(sink);
 }

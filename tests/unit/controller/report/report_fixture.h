@@ -4,10 +4,18 @@
 // multiples of a millisecond so the JSON round trip is exact.
 
 #include <chrono>
+#include <string>
 
 #include "controller/engine/run_engine.h"
 
 namespace faultline::report::testing {
+
+// How many times `what` occurs in `s`.
+inline size_t Count(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+  return n;
+}
 
 inline engine::RunResult SampleRun(bool failover = true) {
   using namespace std::chrono_literals;
