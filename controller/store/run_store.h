@@ -36,7 +36,7 @@ struct RunRecord {
   std::string experiment;  // metadata.name
   std::string spec_yaml;   // the experiment file's text, as run
   RunState state = RunState::kRunning;
-  std::string verdict;     // PASS|FAIL|ABORTED|ERROR; empty while running or when interrupted
+  std::string verdict;  // PASS|FAIL|ABORTED|ERROR; empty while running or when interrupted
   int64_t started_unix_ms = 0;
   int64_t ended_unix_ms = 0;  // 0 while running
   // The full JSON report document (DESIGN.md: timeline, objectives, faults with evidence, probes
@@ -80,9 +80,9 @@ Result<ConcurrencyPolicy> ParseConcurrencyPolicy(std::string_view s);
 // A scheduled game day. The store keeps the fields as given; controller/schedule/ validates
 // them (cron syntax, time zone, window, dates) before they reach the store.
 struct Schedule {
-  std::string name;       // [a-z0-9][a-z0-9-]{0,62}
-  std::string spec_yaml;  // the experiment to run (file text)
-  std::string cron;       // 5 fields or @daily/@hourly/...
+  std::string name;        // [a-z0-9][a-z0-9-]{0,62}
+  std::string spec_yaml;   // the experiment to run (file text)
+  std::string cron;        // 5 fields or @daily/@hourly/...
   std::string tz = "UTC";  // IANA time zone the cron expression, window and dates are read in
   ConcurrencyPolicy concurrency = ConcurrencyPolicy::kForbid;
   std::string window;  // "HH:MM-HH:MM" local time (may wrap midnight); empty: any time
@@ -129,8 +129,8 @@ class RunStore {
   // running → finished with verdict, end time and report. NOT_FOUND; FAILED_PRECONDITION when the
   // run is not running (finished twice, or already marked interrupted — its report is then
   // still stored, so a controller that was wrongly presumed dead loses nothing).
-  virtual Status FinishRun(const std::string& id, const std::string& verdict,
-                           int64_t ended_unix_ms, const std::string& report_json) = 0;
+  virtual Status FinishRun(const std::string& id, const std::string& verdict, int64_t ended_unix_ms,
+                           const std::string& report_json) = 0;
   // Marks every run still `running` whose owner is `owner` as interrupted (ended now). For a
   // controller that restarts after a crash, or a leader sweeping a dead peer's runs. Idempotent;
   // returns how many runs changed.
