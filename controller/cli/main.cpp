@@ -11,7 +11,10 @@
 
 #include "common/duration.h"
 #include "common/logging.h"
+#include "controller/cli/annotate_command.h"
 #include "controller/cli/certs_command.h"
+#include "controller/cli/history_command.h"
+#include "controller/cli/report_command.h"
 #include "controller/cli/sandbox_command.h"
 #include "controller/engine/agent_client.h"
 #include "controller/engine/inventory.h"
@@ -111,6 +114,7 @@ struct RunArgs {
   std::string output = "text";
   bool quiet = false;
   ClientTlsArgs tls;
+  std::string history;
 };
 
 int Run(const RunArgs& a) {
@@ -189,6 +193,7 @@ int Run(const RunArgs& a) {
       std::cerr << "faultline: " << s.message() << "\n";
     }
   }
+  RecordRunInHistory(a.history, a.file, result);
   return engine::ExitCodeFor(result.verdict);
 }
 
@@ -280,6 +285,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   run->add_flag("--quiet,-q", ra.quiet, "No live progress on stderr");
   AddClientTlsFlags(run, &ra.tls);
+  AddHistoryFlag(run, &ra.history);
   run->callback([&] { exit_code = Run(ra); });
 
   AgentsArgs aa;
@@ -293,6 +299,9 @@ int main(int argc, char** argv) {
 
   AddSandboxCommand(app, &exit_code);
   AddCertsCommand(app, &exit_code);
+  AddHistoryCommand(app, &exit_code);
+  AddReportCommand(app, &exit_code);
+  AddAnnotateCommand(app, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -1,5 +1,7 @@
 #include "controller/report/report.h"
 
+#include "controller/report/stored_report.h"
+
 #include <spdlog/fmt/fmt.h>
 
 #include <cstdio>
@@ -21,16 +23,6 @@ json OptSeconds(const std::optional<Duration>& d) {
 
 json OptOffset(const RunResult& r, const std::optional<MonoTime>& t) {
   return t ? json(Offset(r, *t)) : json(nullptr);
-}
-
-std::string IsoTime(int64_t unix_ms) {
-  if (unix_ms <= 0) return "";
-  time_t secs = unix_ms / 1000;
-  tm t{};
-  gmtime_r(&secs, &t);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &t);
-  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(unix_ms % 1000));
 }
 
 std::string Fmt(const std::optional<Duration>& d) {

@@ -431,12 +431,13 @@ class SqlRunStore final : public RunStore {
     return r.status();
   }
 
-  Status SetFiringRun(const std::string& schedule, int64_t due_unix_ms,
+  Status UpdateFiring(const std::string& schedule, int64_t due_unix_ms, const std::string& outcome,
                       const std::string& run_id) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto r = conn_->Execute(
-        "UPDATE faultline_firings SET run_id = $3 WHERE schedule = $1 AND due_unix_ms = $2",
-        {schedule, due_unix_ms, run_id});
+        "UPDATE faultline_firings SET outcome = $3, run_id = $4 "
+        "WHERE schedule = $1 AND due_unix_ms = $2",
+        {schedule, due_unix_ms, outcome, run_id});
     if (!r.ok()) return r.status();
     return r->affected == 0
                ? NotFound("no firing of " + schedule + " at " + std::to_string(due_unix_ms))

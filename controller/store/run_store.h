@@ -99,7 +99,8 @@ struct Firing {
   int64_t recorded_unix_ms = 0;  // set by RecordFiring when 0
   // "started", "missed:<reason>" (the due time passed with no controller deciding in time, e.g.
   // "missed:controller-down") or "skipped:<reason>" (decided not to start: "skipped:window",
-  // "skipped:blackout", "skipped:paused", "skipped:concurrency").
+  // "skipped:blackout", "skipped:paused", "skipped:concurrency"), or "failed:<why>" when the run
+  // could not be started.
   std::string outcome;
   std::string run_id;  // when started
   std::string holder;  // the controller that recorded it
@@ -158,9 +159,10 @@ class RunStore {
   // ALREADY_EXISTS when this (schedule, due time) is already recorded — by this or another
   // controller: the caller must then not start a run for it.
   virtual Status RecordFiring(const Firing& firing) = 0;
-  // Sets the run id of a recorded firing (the run starts after its firing is claimed).
-  virtual Status SetFiringRun(const std::string& schedule, int64_t due_unix_ms,
-                              const std::string& run_id) = 0;
+  // Updates a recorded firing's outcome and run id: a firing is claimed ("started") before its
+  // run starts; then its run id is filled in, or the outcome becomes "failed:<why>". NOT_FOUND.
+  virtual Status UpdateFiring(const std::string& schedule, int64_t due_unix_ms,
+                              const std::string& outcome, const std::string& run_id) = 0;
   // Newest due time first; empty `schedule` means every schedule.
   virtual Result<std::vector<Firing>> ListFirings(const std::string& schedule, int limit) = 0;
   // The latest recorded due time of a schedule, nullopt when none.

@@ -59,6 +59,12 @@ class RunStoreTest : public ::testing::TestWithParam<std::string> {
     return r;
   }
 
+  static RunFilter Filter(int limit) {
+    RunFilter f;
+    f.limit = limit;
+    return f;
+  }
+
   FakeClock clock_;
   fs::path dir_;
   std::string url_;
@@ -146,21 +152,27 @@ TEST_P(RunStoreTest, ListRunsNewestFirstFilteredAndLimited) {
     if (i % 2 == 1) r.experiment = "other";
     ASSERT_TRUE(store_->CreateRun(r).ok());
   }
-  auto all = store_->ListRuns({.limit = 0});
+  auto all = store_->ListRuns(Filter(0));
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 5u);
   EXPECT_EQ((*all)[0].id, "r4");
   EXPECT_EQ((*all)[4].id, "r0");
   EXPECT_TRUE((*all)[0].report_json.empty());  // cheap listing
-  auto two = store_->ListRuns({.limit = 2, .with_report = true});
+  RunFilter with_report = Filter(2);
+  with_report.with_report = true;
+  auto two = store_->ListRuns(with_report);
   ASSERT_EQ(two->size(), 2u);
   EXPECT_EQ((*two)[1].id, "r3");
   EXPECT_EQ((*two)[1].report_json, "{\"i\":3}");
-  auto other = store_->ListRuns({.limit = 10, .experiment = "other"});
+  RunFilter other_filter = Filter(10);
+  other_filter.experiment = "other";
+  auto other = store_->ListRuns(other_filter);
   ASSERT_EQ(other->size(), 2u);
   EXPECT_EQ((*other)[0].id, "r3");
   ASSERT_TRUE(store_->FinishRun("r0", "PASS", 2000, "{}").ok());
-  auto running = store_->ListRuns({.limit = 10, .state = RunState::kRunning});
+  RunFilter running_filter = Filter(10);
+  running_filter.state = RunState::kRunning;
+  auto running = store_->ListRuns(running_filter);
   EXPECT_EQ(running->size(), 4u);
 }
 
@@ -224,8 +236,8 @@ TEST_P(RunStoreTest, FiringsAreRecordedOnceAndListedNewestFirst) {
   ASSERT_TRUE(store_->RecordFiring({"nightly", 2000, 0, "started", "", "a"}).ok());
   EXPECT_EQ(store_->RecordFiring({"nightly", 2000, 0, "started", "", "b"}).code(),
             StatusCode::kAlreadyExists);
-  ASSERT_TRUE(store_->SetFiringRun("nightly", 2000, "run42").ok());
-  EXPECT_EQ(store_->SetFiringRun("nightly", 3000, "x").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->UpdateFiring("nightly", 2000, "started", "run42").ok());
+  EXPECT_EQ(store_->UpdateFiring("nightly", 3000, "started", "x").code(), StatusCode::kNotFound);
   ASSERT_TRUE(store_->RecordFiring({"other", 1500, 0, "skipped:window", "", "a"}).ok());
   auto f = store_->ListFirings("nightly", 10);
   ASSERT_TRUE(f.ok());
