@@ -16,6 +16,7 @@
 #include "controller/cli/history_command.h"
 #include "controller/cli/report_command.h"
 #include "controller/cli/sandbox_command.h"
+#include "controller/cli/schedule_command.h"
 #include "controller/engine/agent_client.h"
 #include "controller/engine/inventory.h"
 #include "controller/engine/run_engine.h"
@@ -302,6 +303,7 @@ int main(int argc, char** argv) {
   AddHistoryCommand(app, &exit_code);
   AddReportCommand(app, &exit_code);
   AddAnnotateCommand(app, &exit_code);
+  AddScheduleCommand(app, &exit_code);
 
   try {
     app.parse(argc, argv);

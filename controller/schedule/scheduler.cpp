@@ -30,6 +30,9 @@ Status ValidateSchedule(const store::Schedule& s) {
   if (!cron.ok()) return InvalidArgument("cron: " + cron.status().message());
   auto tz = TimeZone::Load(s.tz);
   if (!tz.ok()) return InvalidArgument("tz: " + tz.status().message());
+  if (!cron->NextAfter(SystemClock::Instance().WallUnixMs(), *tz)) {
+    return InvalidArgument("cron: '" + s.cron + "' never fires (no such date in 5 years)");
+  }
   if (auto w = RunWindow::Parse(s.window); !w.ok()) {
     return InvalidArgument("window: " + w.status().message());
   }

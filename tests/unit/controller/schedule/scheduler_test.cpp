@@ -277,6 +277,7 @@ TEST(ValidateScheduleTest, NamesTheBadField) {
   EXPECT_NE(bad([](auto& c) { c.name = "Bad Name"; }).find("schedule name"), std::string::npos);
   EXPECT_NE(bad([](auto& c) { c.cron = "0 25 * * *"; }).find("cron: cron field 2 (hour)"),
             std::string::npos);
+  EXPECT_NE(bad([](auto& c) { c.cron = "0 0 30 2 *"; }).find("never fires"), std::string::npos);
   EXPECT_NE(bad([](auto& c) { c.tz = "Europe/Nowhere"; }).find("tz: unknown time zone"),
             std::string::npos);
   EXPECT_NE(bad([](auto& c) { c.window = "9-5"; }).find("window:"), std::string::npos);
