@@ -13,9 +13,12 @@
 
 #include "common/duration.h"
 #include "common/logging.h"
+#include "controller/cli/annotate_command.h"
 #include "controller/cli/certs_command.h"
+#include "controller/cli/history_command.h"
 #include "controller/cli/report_command.h"
 #include "controller/cli/sandbox_command.h"
+#include "controller/cli/schedule_command.h"
 #include "controller/engine/agent_client.h"
 #include "controller/engine/inventory.h"
 #include "controller/engine/run_engine.h"
@@ -115,6 +118,7 @@ struct RunArgs {
   std::string output = "text";
   bool quiet = false;
   ClientTlsArgs tls;
+  std::string history;
 };
 
 int Run(const RunArgs& a) {
@@ -215,6 +219,7 @@ int Run(const RunArgs& a) {
   }
   std::cout.flush();
   WriteReportFiles(model, a.reports);
+  RecordRunInHistory(a.history, a.file, result);
   return engine::ExitCodeFor(result.verdict);
 }
 
@@ -310,6 +315,7 @@ int main(int argc, char** argv) {
                 "No live progress; stdout gets only the verdict line (with --output json, only "
                 "the JSON report)");
   AddClientTlsFlags(run, &ra.tls);
+  AddHistoryFlag(run, &ra.history);
   run->callback([&] { exit_code = Run(ra); });
 
   AgentsArgs aa;
@@ -324,6 +330,9 @@ int main(int argc, char** argv) {
   AddReportCommand(app, &exit_code);
   AddSandboxCommand(app, &exit_code);
   AddCertsCommand(app, &exit_code);
+  AddHistoryCommand(app, &exit_code);
+  AddAnnotateCommand(app, &exit_code);
+  AddScheduleCommand(app, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -1,10 +1,14 @@
 #include "controller/cli/report_command.h"
 
+#include <filesystem>
 #include <iostream>
+#include <variant>
 
+#include "controller/cli/history_command.h"
 #include "controller/report/html_report.h"
 #include "controller/report/junit_report.h"
 #include "controller/report/report.h"
+#include "controller/report/stored_report.h"
 
 namespace faultline::cli {
 
@@ -17,15 +21,61 @@ struct ReportArgs {
   std::string source;
   std::string format = "text";
   std::string out;
+  std::string history;
 };
 
-int Report(const ReportArgs& a) {
-  auto model = report::LoadReportFile(a.source);
+// A path names a saved report; anything else is a run id in the history.
+bool IsReportFile(const std::string& source) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(source, ec) || source.find('/') != std::string::npos ||
+         source.ends_with(".json");
+}
+
+// The rendered report of a run in the history, or the exit code after printing why not.
+std::variant<std::string, int> RenderFromHistory(const ReportArgs& a) {
+  auto history = OpenHistory(a.history);
+  if (!history.ok()) {
+    std::cerr << "faultline: " << history.status().message() << "\n";
+    return ExitCodeForStoreError(history.status());
+  }
+  auto stored = (*history)->GetRun(a.source);
+  if (!stored.ok()) {
+    std::cerr << "faultline: " << stored.status().message() << " (SOURCE is a run id or a JSON "
+              << "report file)\n";
+    return ExitCodeForStoreError(stored.status());
+  }
+  // Text and JSON also cover runs without a report (still running, interrupted).
+  if (a.format == "text" || a.format == "json") {
+    auto out =
+        a.format == "json" ? report::RenderStoredJson(*stored) : report::RenderStoredText(*stored);
+    if (!out.ok()) {
+      std::cerr << "faultline: run " << stored->run.id << ": " << out.status().message() << "\n";
+      return kExitInfra;
+    }
+    return *out;
+  }
+  auto model = report::LoadStoredReport(*stored);
   if (!model.ok()) {
     std::cerr << "faultline: " << model.status().message() << "\n";
-    return kExitUsage;
+    return model.status().code() == StatusCode::kFailedPrecondition ? kExitUsage : kExitInfra;
   }
-  std::string rendered = RenderReport(*model, a.format);
+  return RenderReport(*model, a.format);
+}
+
+int Report(const ReportArgs& a) {
+  std::string rendered;
+  if (IsReportFile(a.source)) {
+    auto model = report::LoadReportFile(a.source);
+    if (!model.ok()) {
+      std::cerr << "faultline: " << model.status().message() << "\n";
+      return kExitUsage;
+    }
+    rendered = RenderReport(*model, a.format);
+  } else {
+    auto out = RenderFromHistory(a);
+    if (std::holds_alternative<int>(out)) return std::get<int>(out);
+    rendered = std::move(std::get<std::string>(out));
+  }
   if (a.out.empty() || a.out == "-") {
     std::cout << rendered;
     std::cout.flush();
@@ -74,14 +124,17 @@ void AddReportCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<ReportArgs>();
   auto* cmd = app.add_subcommand(
       "report",
-      "Render a saved JSON report (from `run --report-json` or `run --output json`) as text, "
-      "json, html or junit");
-  cmd->add_option("source", args->source, "JSON report file")->required();
+      "Render a run's report as text, json, html or junit: a recorded run (with its annotations) "
+      "or a saved JSON report (from `run --report-json` or `run --output json`)");
+  cmd->add_option("source", args->source,
+                  "Run id (or a unique prefix of at least 4 characters), or a JSON report file")
+      ->required();
   cmd->add_option("--format,-f", args->format,
                   "text (default), json, html (self-contained page with an SVG timeline) or "
                   "junit (JUnit XML for CI)")
       ->check(CLI::IsMember({"text", "json", "html", "junit"}));
   cmd->add_option("--out,-o", args->out, "Write to this file instead of stdout");
+  AddHistoryFlag(cmd, &args->history);
   cmd->callback([args, exit_code] { *exit_code = Report(*args); });
 }
 

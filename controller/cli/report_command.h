@@ -1,7 +1,8 @@
 #pragma once
-// `faultline report SOURCE --format text|json|html|junit [--out FILE]`: renders a saved JSON
-// report (written by `run --report-json` or `--output json`) in any format, so a report can be
-// re-rendered, attached to a ticket or turned into a CI result without the run history.
+// `faultline report SOURCE [--format text|json|html|junit] [--out FILE] [--history URL]`: a run's
+// report, rendered again in any format. SOURCE is a saved JSON report file (from `run
+// --report-json` or `run --output json`: works without any history) or a run id (or a unique
+// prefix) in the run history, whose report then carries the run's annotations.
 // Also the shared writer of `run --report-json/--report-html/--report-junit`.
 
 #include <CLI/CLI.hpp>
@@ -11,8 +12,9 @@
 
 namespace faultline::cli {
 
-// Adds the `report` verb to `app`. When it runs it stores the exit code in *exit_code: 0 rendered,
-// 2 the source cannot be read or is not a valid report, 4 the output cannot be written.
+// Adds the `report` verb to `app`. When it runs it stores the exit code in *exit_code: 0
+// rendered; 2 the source is neither a readable report file nor a known run, or is not a valid
+// report; 4 the history is unreachable or the output cannot be written.
 void AddReportCommand(CLI::App& app, int* exit_code);
 
 // The report in `format` ("text", "json", "html", "junit"). Precondition: format is one of those.

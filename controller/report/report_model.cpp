@@ -25,16 +25,6 @@ std::optional<double> OptSeconds(const std::optional<Duration>& d) {
   return d ? std::optional<double>(ToSeconds(*d)) : std::nullopt;
 }
 
-std::string IsoTime(int64_t unix_ms) {
-  if (unix_ms <= 0) return "";
-  time_t secs = unix_ms / 1000;
-  tm t{};
-  gmtime_r(&secs, &t);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &t);
-  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(unix_ms % 1000));
-}
-
 // Milliseconds since the epoch of "YYYY-MM-DDTHH:MM:SS[.fff]Z".
 std::optional<int64_t> ParseIsoMs(const std::string& s) {
   tm t{};
@@ -352,6 +342,16 @@ Result<ReportModel> ParseReportJson(std::string_view text, const std::string& so
   });
   if (!rd.status().ok()) return rd.status();
   return m;
+}
+
+std::string IsoTime(int64_t unix_ms) {
+  if (unix_ms <= 0) return "";
+  time_t secs = unix_ms / 1000;
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &t);
+  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(unix_ms % 1000));
 }
 
 Result<ReportModel> LoadReportFile(const std::string& path) {

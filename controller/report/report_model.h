@@ -110,6 +110,9 @@ Result<ReportModel> ParseReportJson(std::string_view text, const std::string& so
 // Reads and parses a JSON report file. Errors: NOT_FOUND when it cannot be read, else as above.
 Result<ReportModel> LoadReportFile(const std::string& path);
 
+// "2026-11-22T19:17:29.123Z" (ISO-8601 UTC, milliseconds) of Unix milliseconds; empty for <= 0.
+std::string IsoTime(int64_t unix_ms);
+
 // Seconds from the run's start of an ISO-8601 UTC instant ("2026-11-22T19:03:04.250Z"), given the
 // run's own start; unset when either does not parse.
 std::optional<double> OffsetOfWallTime(const std::string& started_at, const std::string& at);

@@ -8,8 +8,9 @@ mode="${2:?auto|off}"
 
 sandbox_up --failover "$mode"
 set +e
+HISTORY="sqlite://$WORK/history.db"
 "$BIN/faultline" run "$FLAGSHIP" --report-json "$WORK/report.json" --report-junit "$WORK/junit.xml" \
-  --report-html "$WORK/report.html" >"$WORK/out.txt" 2>"$WORK/err.txt"
+  --report-html "$WORK/report.html" --history "$HISTORY" >"$WORK/out.txt" 2>"$WORK/err.txt"
 rc=$?
 set -e
 cat "$WORK/err.txt" "$WORK/out.txt"
@@ -29,6 +30,15 @@ want_failures=$([ "$mode" = auto ] && echo 0 || echo 1)
   fail "JUnit report should carry $want_failures failure(s)"
 "$BIN/faultline" report "$R" --format html --out "$WORK/again.html"
 cmp -s "$WORK/report.html" "$WORK/again.html" || fail "run --report-html differs from report --format html"
+# The recorded run, annotated afterwards: its HTML report carries the note on the timeline.
+run_id=$(jq -r .run_id "$R")
+"$BIN/faultline" annotate "$run_id" "pager fired" --author ana --history "$HISTORY" >/dev/null
+"$BIN/faultline" report "$run_id" --format html --history "$HISTORY" --out "$WORK/stored.html"
+grep -q '<g class="marker note"><title>ana: pager fired</title>' "$WORK/stored.html" ||
+  fail "the annotation is not on the recorded run's timeline"
+"$BIN/faultline" report "$run_id" --format junit --history "$HISTORY" --out "$WORK/stored.xml"
+xmllint --noout --schema "$ROOT/tests/unit/controller/report/junit.xsd" "$WORK/stored.xml" ||
+  fail "the recorded run's JUnit report does not validate"
 no_fault_table fl-app || fail "fault table left behind in fl-app: $(fault_tables fl-app)"
 east_resolves || fail "east endpoint does not resolve after the run"
 

@@ -5,6 +5,7 @@
 #include "controller/report/html_report.h"
 #include "controller/report/junit_report.h"
 #include "controller/report/report.h"
+#include "controller/report/stored_report.h"
 #include "tests/unit/controller/report/report_fixture.h"
 
 namespace faultline::report {
@@ -99,6 +100,45 @@ TEST(ReportModelTest, VerdictLineSaysVerdictExperimentAndReason) {
             "FAIL dynamodb-dns-failover (run r-20261122-190304-abcd): objective "
             "automated-failover missed: not recovered within the 19.95s window after inject "
             "(target 15s)\n");
+}
+
+}  // namespace
+}  // namespace faultline::report
+
+namespace faultline::report {
+namespace {
+
+// `faultline report RUN --format html` of a recorded run: the stored report and the annotations
+// people added later, on one timeline.
+TEST(StoredReportTest, AnnotationsOfARecordedRunReachTheModelAndTheTimeline) {
+  auto run = testing::SampleRun(true);
+  store::StoredRun stored;
+  stored.run.id = run.run_id;
+  stored.run.experiment = run.experiment;
+  stored.run.state = store::RunState::kFinished;
+  stored.run.verdict = "PASS";
+  stored.run.started_unix_ms = run.started_unix_ms;
+  stored.run.report_json = RenderJson(run);
+  stored.annotations.push_back({1, run.run_id, run.started_unix_ms + 6500, "ana", "paged on-call"});
+  auto model = LoadStoredReport(stored);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  ASSERT_EQ(model->annotations.size(), 1u);
+  EXPECT_DOUBLE_EQ(*model->annotations[0].t_s, 6.5);
+  EXPECT_EQ(model->annotations[0].author, "ana");
+  std::string html = RenderHtml(*model);
+  EXPECT_NE(html.find("<g class=\"marker note\"><title>ana: paged on-call</title>"),
+            std::string::npos);
+  EXPECT_NE(RenderText(*model).find("+6.50s ana: paged on-call"), std::string::npos);
+}
+
+TEST(StoredReportTest, RunWithoutReportIsAPreconditionFailure) {
+  store::StoredRun stored;
+  stored.run.id = "abcd1234";
+  stored.run.state = store::RunState::kRunning;
+  auto model = LoadStoredReport(stored);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(model.status().message().find("has not finished"), std::string::npos);
 }
 
 }  // namespace
