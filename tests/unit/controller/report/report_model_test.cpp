@@ -110,7 +110,7 @@ namespace {
 
 // `faultline report RUN --format html` of a recorded run: the stored report and the annotations
 // people added later, on one timeline.
-TEST(StoredReportTest, AnnotationsOfARecordedRunReachTheModelAndTheTimeline) {
+TEST(StoredRunReportTest, AnnotationsOfARecordedRunReachTheModelAndTheTimeline) {
   auto run = testing::SampleRun(true);
   store::StoredRun stored;
   stored.run.id = run.run_id;
@@ -131,7 +131,7 @@ TEST(StoredReportTest, AnnotationsOfARecordedRunReachTheModelAndTheTimeline) {
   EXPECT_NE(RenderText(*model).find("+6.50s ana: paged on-call"), std::string::npos);
 }
 
-TEST(StoredReportTest, RunWithoutReportIsAPreconditionFailure) {
+TEST(StoredRunReportTest, RunWithoutReportIsAPreconditionFailure) {
   store::StoredRun stored;
   stored.run.id = "abcd1234";
   stored.run.state = store::RunState::kRunning;

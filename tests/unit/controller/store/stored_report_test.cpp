@@ -1,5 +1,6 @@
-// A stored run's report re-rendered: the JSON report read back gives the same report, and
-// annotations come out relative to the run's start and absolute.
+// A stored run's report re-rendered: the JSON report read back (into the ReportModel every
+// renderer uses) gives the same report, and annotations come out relative to the run's start and
+// absolute.
 #include "controller/report/stored_report.h"
 
 #include <gtest/gtest.h>
@@ -77,15 +78,20 @@ engine::RunResult SampleRun() {
 TEST(StoredReportTest, JsonReportReadsBackToTheSameReport) {
   engine::RunResult run = SampleRun();
   std::string json = RenderJson(run);
-  auto back = ParseJsonReport(json);
+  auto back = ParseReportJson(json, "stored report");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(RenderJson(*back), json);
   EXPECT_EQ(RenderText(*back), RenderText(run));
 }
 
 TEST(StoredReportTest, MalformedReportIsAnError) {
-  EXPECT_EQ(ParseJsonReport("not json").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(ParseJsonReport(R"({"objectives": [{"target_s": "soon"}]})").status().code(),
+  EXPECT_EQ(ParseReportJson("not json", "s").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseReportJson(R"({"experiment": "x", "run_id": "r", "verdict": "FAIL",
+                                "objectives": [{"name": "o", "verdict": "FAIL",
+                                                "target_s": "soon"}]})",
+                            "s")
+                .status()
+                .code(),
             StatusCode::kInvalidArgument);
 }
 
