@@ -20,11 +20,12 @@ log "bringing up the sandbox (automated failover on)"
 log "running experiments/dynamodb-dns-failover.yaml"
 set +e
 "$BIN/faultline" run "$FAULTLINE_ROOT/experiments/dynamodb-dns-failover.yaml" \
-  --report-json "$BUILD_DIR/dynamodb-dns-failover.report.json"
+  --report-json "$BUILD_DIR/dynamodb-dns-failover.report.json" \
+  --report-html "$BUILD_DIR/dynamodb-dns-failover.report.html"
 rc=$?
 set -e
 report="$BUILD_DIR/dynamodb-dns-failover.report.json"
-log "JSON report: $report"
+log "JSON report: $report; HTML report (open in a browser): ${report%.json}.html"
 # Ground truth: the orders service logs the instant it failed over (CLOCK_MONOTONIC, shared by
 # every namespace), so the measured time to recover can be checked against it.
 truth=$(grep -h '^FAILOVER ' /run/faultline/sandbox/logs/orders.log 2>/dev/null | head -n 1 || true)

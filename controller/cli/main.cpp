@@ -1,9 +1,11 @@
-// faultline: the operator CLI. Verbs: validate, run, agents, sandbox, certs.
+// faultline: the operator CLI. Verbs: validate, run, report, agents, sandbox, certs.
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -11,13 +13,18 @@
 
 #include "common/duration.h"
 #include "common/logging.h"
+#include "controller/cli/annotate_command.h"
 #include "controller/cli/certs_command.h"
+#include "controller/cli/history_command.h"
+#include "controller/cli/report_command.h"
 #include "controller/cli/sandbox_command.h"
+#include "controller/cli/schedule_command.h"
 #include "controller/engine/agent_client.h"
 #include "controller/engine/inventory.h"
 #include "controller/engine/run_engine.h"
 #include "controller/experiment/parser.h"
 #include "controller/probes/probe_runner.h"
+#include "controller/report/live_progress.h"
 #include "controller/report/report.h"
 #include "controller/sandbox/sandbox.h"
 
@@ -107,10 +114,11 @@ struct RunArgs {
   std::string file;
   std::string inventory;
   std::string lease_ttl = "15s";
-  std::string report_json;
+  ReportFiles reports;
   std::string output = "text";
   bool quiet = false;
   ClientTlsArgs tls;
+  std::string history;
 };
 
 int Run(const RunArgs& a) {
@@ -137,14 +145,15 @@ int Run(const RunArgs& a) {
   opts.lease_ttl = *ParseDuration(a.lease_ttl);
   opts.agent_credentials = credentials;
   MonoTime origin = SystemClock::Instance().Now();
+  // Live progress on stderr (stdout carries only the report): a redrawn status block on a
+  // terminal, plain lines elsewhere; nothing with --quiet.
   bool tty = isatty(STDERR_FILENO);
+  std::unique_ptr<report::LiveProgress> live;
   if (!a.quiet) {
-    opts.on_progress = [origin, tty](const engine::ProgressEvent& e) {
-      const char* bold = tty ? "\033[1m" : "";
-      const char* reset = tty ? "\033[0m" : "";
-      std::fprintf(stderr, "[%8.2fs] %s%-8s%s %s\n", ToSeconds(e.at - origin), bold,
-                   e.phase.c_str(), reset, e.message.c_str());
-      std::fflush(stderr);
+    live = std::make_unique<report::LiveProgress>(*outcome.experiment, origin, stderr, tty);
+    opts.on_progress = [p = live.get()](const engine::ProgressEvent& e) { p->OnEvent(e); };
+    opts.on_sample = [p = live.get()](const std::string& probe, const engine::ProbeSample& s) {
+      p->OnSample(probe, s);
     };
   }
   probes::InitProbes();
@@ -172,23 +181,45 @@ int Run(const RunArgs& a) {
     }
   });
 
-  std::fprintf(stderr, "faultline: running %s from %s\n", outcome.experiment->name.c_str(),
-               a.file.c_str());
+  if (!a.quiet) {
+    std::fprintf(stderr, "faultline: running %s from %s\n", outcome.experiment->name.c_str(),
+                 a.file.c_str());
+  }
+  // On a terminal the status block is redrawn a few times a second between events.
+  std::mutex redraw_mu;
+  std::condition_variable redraw_cv;
+  std::thread redraw;
+  if (live && tty) {
+    redraw = std::thread([&] {
+      std::unique_lock lock(redraw_mu);
+      auto finished = [&] { return done.load(); };
+      while (!redraw_cv.wait_for(lock, std::chrono::milliseconds(250), finished)) {
+        live->Redraw(SystemClock::Instance().Now());
+      }
+    });
+  }
   auto result = engine.Run();
-  done = true;
+  {
+    std::lock_guard lock(redraw_mu);
+    done = true;
+  }
+  redraw_cv.notify_all();
+  if (redraw.joinable()) redraw.join();
+  if (live) live->Finish();
   kill(getpid(), SIGUSR1);  // wake the signal thread so it sees `done`
   signals.join();
 
+  auto model = report::FromRun(result);
   if (a.output == "json") {
-    std::cout << report::RenderJson(result);
+    std::cout << report::RenderJson(model);
+  } else if (a.quiet) {
+    std::cout << report::RenderVerdictLine(model);
   } else {
-    std::cout << report::RenderText(result);
+    std::cout << report::RenderText(model);
   }
-  if (!a.report_json.empty()) {
-    if (auto s = report::WriteJsonReport(result, a.report_json); !s.ok()) {
-      std::cerr << "faultline: " << s.message() << "\n";
-    }
-  }
+  std::cout.flush();
+  WriteReportFiles(model, a.reports);
+  RecordRunInHistory(a.history, a.file, result);
   return engine::ExitCodeFor(result.verdict);
 }
 
@@ -275,11 +306,16 @@ int main(int argc, char** argv) {
                   "Agents revert a fault on their own if its lease is not renewed within this "
                   "(default 15s)")
       ->check(DurationValidator());
-  run->add_option("--report-json", ra.report_json, "Also write the JSON report to this path");
-  run->add_option("--output", ra.output, "Report on stdout: text or json")
+  AddReportFileFlags(run, &ra.reports);
+  run->add_option("--output", ra.output,
+                  "Report on stdout: text, or json (then stdout carries the JSON report and "
+                  "nothing else)")
       ->check(CLI::IsMember({"text", "json"}));
-  run->add_flag("--quiet,-q", ra.quiet, "No live progress on stderr");
+  run->add_flag("--quiet,-q", ra.quiet,
+                "No live progress; stdout gets only the verdict line (with --output json, only "
+                "the JSON report)");
   AddClientTlsFlags(run, &ra.tls);
+  AddHistoryFlag(run, &ra.history);
   run->callback([&] { exit_code = Run(ra); });
 
   AgentsArgs aa;
@@ -291,8 +327,12 @@ int main(int argc, char** argv) {
   AddClientTlsFlags(agents, &aa.tls);
   agents->callback([&] { exit_code = Agents(aa); });
 
+  AddReportCommand(app, &exit_code);
   AddSandboxCommand(app, &exit_code);
   AddCertsCommand(app, &exit_code);
+  AddHistoryCommand(app, &exit_code);
+  AddAnnotateCommand(app, &exit_code);
+  AddScheduleCommand(app, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -67,7 +67,9 @@ std::string KindOf(const v1::FaultSpec& spec) {
 
 class RunEngine::ProbeSet {
  public:
-  ProbeSet(const experiment::Experiment& exp, Clock& clock) : clock_(clock) {
+  ProbeSet(const experiment::Experiment& exp, Clock& clock,
+           std::function<void(const std::string&, const ProbeSample&)> on_sample)
+      : clock_(clock), on_sample_(std::move(on_sample)) {
     for (const auto& p : exp.probes) {
       auto slot = std::make_unique<Slot>();
       slot->probe = &p;
@@ -151,11 +153,13 @@ class RunEngine::ProbeSet {
       }
       MonoTime at = clock_.Now();
       auto outcome = probes::RunProbeOnce(*slot.probe);
+      ProbeSample sample{Sample{at, outcome.ok, outcome.latency}, outcome.detail};
       {
         std::lock_guard lock(mu_);
         if (stop_) return;
-        slot.record.samples.push_back({Sample{at, outcome.ok, outcome.latency}, outcome.detail});
+        slot.record.samples.push_back(sample);
       }
+      if (on_sample_) on_sample_(slot.record.name, sample);
       next += slot.record.interval;
       // A probe slower than its interval skips the slots it overran instead of bunching up.
       MonoTime now = clock_.Now();
@@ -164,6 +168,7 @@ class RunEngine::ProbeSet {
   }
 
   Clock& clock_;
+  std::function<void(const std::string&, const ProbeSample&)> on_sample_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -305,7 +310,7 @@ RunResult RunEngine::Run() {
   if (!ResolveTargets(r)) return finish(Verdict::kError, r.reason);
   if (!CheckAgents(r)) return finish(Verdict::kError, r.reason);
 
-  ProbeSet probes(exp_, clock_);
+  ProbeSet probes(exp_, clock_, options_.on_sample);
   probes.Start();
 
   if (!AwaitSteadyState(probes, r)) {

@@ -116,6 +116,9 @@ struct RunOptions {
   Duration lease_ttl = std::chrono::seconds(15);
   Duration rpc_deadline = std::chrono::seconds(5);
   std::function<void(const ProgressEvent&)> on_progress;  // called from the engine's thread
+  // Called with every probe sample as it is taken (for live status on a terminal), from that
+  // probe's own thread: concurrent calls for different probes are possible. Must not block.
+  std::function<void(const std::string& probe, const ProbeSample&)> on_sample;
   Clock* clock = &SystemClock::Instance();
   // How to reach the agents (see AgentClient); must not be null.
   std::shared_ptr<grpc::ChannelCredentials> agent_credentials;

@@ -2,197 +2,204 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 namespace faultline::report {
 
-using engine::RunResult;
 using json = nlohmann::json;
 
 namespace {
 
-double Offset(const RunResult& r, MonoTime t) { return ToSeconds(t - r.started); }
+json Opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
-json OptSeconds(const std::optional<Duration>& d) {
-  return d ? json(ToSeconds(*d)) : json(nullptr);
+std::string Fmt(const std::optional<double>& s) {
+  return s ? fmt::format("{:.2f}s", *s) : std::string("—");
 }
 
-json OptOffset(const RunResult& r, const std::optional<MonoTime>& t) {
-  return t ? json(Offset(r, *t)) : json(nullptr);
-}
-
-std::string IsoTime(int64_t unix_ms) {
-  if (unix_ms <= 0) return "";
-  time_t secs = unix_ms / 1000;
-  tm t{};
-  gmtime_r(&secs, &t);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &t);
-  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(unix_ms % 1000));
-}
-
-std::string Fmt(const std::optional<Duration>& d) {
-  return d ? fmt::format("{:.2f}s", ToSeconds(*d)) : std::string("—");
+// Objective targets are whole durations ("15m"); show them as written in the experiment.
+std::string Human(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0 || seconds > 7 * 86400.0) {
+    return fmt::format("{:.2f}s", seconds);
+  }
+  return FormatDuration(Duration(std::llround(seconds * 1e9)));
 }
 
 }  // namespace
 
-std::string RenderJson(const RunResult& r) {
+std::string RenderJson(const ReportModel& m) {
   json j;
-  j["experiment"] = r.experiment;
-  j["run_id"] = r.run_id;
-  j["verdict"] = engine::VerdictName(r.verdict);
-  j["exit_code"] = engine::ExitCodeFor(r.verdict);
-  j["reason"] = r.reason;
-  j["started_at"] = IsoTime(r.started_unix_ms);
-  j["ended_at"] = IsoTime(r.ended_unix_ms);
-  j["duration_s"] = ToSeconds(r.ended - r.started);
+  j["experiment"] = m.experiment;
+  j["run_id"] = m.run_id;
+  j["verdict"] = m.verdict;
+  j["exit_code"] = m.exit_code;
+  j["reason"] = m.reason;
+  j["started_at"] = m.started_at;
+  j["ended_at"] = m.ended_at;
+  j["duration_s"] = m.duration_s;
   // Instants are seconds from the run's start on the monotonic clock; the monotonic origin is
   // given too, so they compare with CLOCK_MONOTONIC stamps logged by services on the same machine.
   j["timeline"] = {
-      {"monotonic_origin_ns", r.started.count()},
-      {"t_inject_first_s", OptOffset(r, r.t_inject_first)},
-      {"t_inject_s", OptOffset(r, r.t_inject)},
-      {"t_revert_start_s", OptOffset(r, r.t_revert_start)},
-      {"t_revert_s", OptOffset(r, r.t_revert)},
-      {"t_end_s", Offset(r, r.ended)},
+      {"monotonic_origin_ns", m.monotonic_origin_ns},
+      {"t_inject_first_s", Opt(m.t_inject_first_s)},
+      {"t_inject_s", Opt(m.t_inject_s)},
+      {"t_revert_start_s", Opt(m.t_revert_start_s)},
+      {"t_revert_s", Opt(m.t_revert_s)},
+      {"t_end_s", m.t_end_s},
   };
-  j["targets"] = r.targets;
+  j["targets"] = m.targets;
   j["objectives"] = json::array();
-  for (const auto& o : r.objectives) {
-    const auto& f = o.figures;
+  for (const auto& o : m.objectives) {
     j["objectives"].push_back({
         {"name", o.name},
         {"probe", o.probe},
-        {"after", o.phase == experiment::Objective::Phase::kInject ? "inject" : "revert"},
-        {"verdict", engine::ObjectiveVerdictName(o.verdict)},
-        {"target_s", ToSeconds(o.target)},
-        {"stable_for_s", ToSeconds(o.stable_for)},
-        {"time_to_detect_s", OptSeconds(f.time_to_detect)},
-        {"time_to_recover_s", OptSeconds(f.time_to_recover)},
-        {"uncertainty_s", ToSeconds(f.uncertainty)},
-        {"availability", f.availability},
-        {"downtime_s", ToSeconds(f.downtime)},
-        {"no_impact", f.no_impact},
-        {"samples", f.samples},
-        {"failures", f.failures},
+        {"after", o.after},
+        {"verdict", o.verdict},
+        {"target_s", o.target_s},
+        {"stable_for_s", o.stable_for_s},
+        {"time_to_detect_s", Opt(o.time_to_detect_s)},
+        {"time_to_recover_s", Opt(o.time_to_recover_s)},
+        {"uncertainty_s", o.uncertainty_s},
+        {"availability", o.availability},
+        {"downtime_s", o.downtime_s},
+        {"no_impact", o.no_impact},
+        {"samples", o.samples},
+        {"failures", o.failures},
         {"note", o.note},
     });
   }
-  std::map<std::string, json> faults;
-  std::vector<std::string> order;
-  for (const auto& fa : r.faults) {
-    if (!faults.count(fa.fault_name)) {
-      order.push_back(fa.fault_name);
-      faults[fa.fault_name] = {{"name", fa.fault_name}, {"fault_id", fa.fault_id},
-                               {"kind", fa.kind}, {"target", fa.target},
-                               {"agents", json::array()}};
-    }
-    faults[fa.fault_name]["agents"].push_back({
-        {"agent", fa.agent},
-        {"applied_at", OptOffset(r, fa.applied_at)},
-        {"reverted_at", OptOffset(r, fa.reverted_at)},
-        {"applied_at_wall", IsoTime(fa.applied_at_unix_ms)},
-        {"reverted_at_wall", IsoTime(fa.reverted_at_unix_ms)},
-        {"revert_reason", fa.revert_reason},
-        {"evidence", fa.evidence},
-        {"state_unknown", fa.state_unknown},
-        {"error", fa.error.empty() ? json(nullptr) : json(fa.error)},
-    });
-  }
   j["faults"] = json::array();
-  for (const auto& name : order) j["faults"].push_back(faults[name]);
+  for (const auto& f : m.faults) {
+    json agents = json::array();
+    for (const auto& a : f.agents) {
+      agents.push_back({
+          {"agent", a.agent},
+          {"applied_at", Opt(a.applied_at_s)},
+          {"reverted_at", Opt(a.reverted_at_s)},
+          {"applied_at_wall", a.applied_at_wall},
+          {"reverted_at_wall", a.reverted_at_wall},
+          {"revert_reason", a.revert_reason},
+          {"evidence", a.evidence},
+          {"state_unknown", a.state_unknown},
+          {"error", a.error.empty() ? json(nullptr) : json(a.error)},
+      });
+    }
+    j["faults"].push_back({{"name", f.name},
+                           {"fault_id", f.fault_id},
+                           {"kind", f.kind},
+                           {"target", f.target},
+                           {"agents", agents}});
+  }
   j["probes"] = json::array();
-  for (const auto& p : r.probes) {
+  for (const auto& p : m.probes) {
     json samples = json::array();
     for (const auto& s : p.samples) {
-      samples.push_back({{"t_s", Offset(r, s.sample.at)},
-                         {"ok", s.sample.ok},
-                         {"latency_ms", ToSeconds(s.sample.latency) * 1000},
-                         {"detail", s.detail}});
+      samples.push_back(
+          {{"t_s", s.t_s}, {"ok", s.ok}, {"latency_ms", s.latency_ms}, {"detail", s.detail}});
     }
     j["probes"].push_back({
         {"name", p.name},
-        {"interval_s", ToSeconds(p.interval)},
+        {"interval_s", p.interval_s},
         {"latency_ms",
-         {{"p50", ToSeconds(p.latency.p50) * 1000},
-          {"p90", ToSeconds(p.latency.p90) * 1000},
-          {"p99", ToSeconds(p.latency.p99) * 1000},
-          {"max", ToSeconds(p.latency.max) * 1000}}},
+         {{"p50", p.p50_ms}, {"p90", p.p90_ms}, {"p99", p.p99_ms}, {"max", p.max_ms}}},
         {"samples", samples},
     });
   }
-  j["warnings"] = r.warnings;
-  return j.dump(2) + "\n";
+  j["warnings"] = m.warnings;
+  j["annotations"] = json::array();
+  for (const auto& a : m.annotations) {
+    j["annotations"].push_back(
+        {{"t_s", Opt(a.t_s)}, {"at", a.at_wall}, {"author", a.author}, {"text", a.text}});
+  }
+  // Strings come from experiment files and agents: replace invalid UTF-8 instead of throwing.
+  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-std::string RenderText(const RunResult& r) {
+std::string RenderJson(const engine::RunResult& run) { return RenderJson(FromRun(run)); }
+
+std::string RenderText(const ReportModel& m) {
   std::string out;
-  out += fmt::format("\nExperiment {}  run {}\n", r.experiment, r.run_id);
-  out += fmt::format("Verdict: {}  ({})\n", engine::VerdictName(r.verdict), r.reason);
-  if (r.t_inject) {
+  out += fmt::format("\nExperiment {}  run {}\n", m.experiment, m.run_id);
+  out += fmt::format("Verdict: {}  ({})\n", m.verdict, m.reason);
+  if (m.t_inject_s) {
     out += fmt::format("Fault in effect at +{:.2f}s (first ack +{:.2f}s), reverted at +{:.2f}s\n",
-                       Offset(r, *r.t_inject), Offset(r, *r.t_inject_first),
-                       r.t_revert ? Offset(r, *r.t_revert) : 0.0);
+                       *m.t_inject_s, m.t_inject_first_s.value_or(*m.t_inject_s),
+                       m.t_revert_s.value_or(0.0));
   }
-  if (!r.objectives.empty()) {
+  if (!m.objectives.empty()) {
     out += "\nObjectives\n";
     out += fmt::format("  {:<24} {:<7} {:>9} {:>10} {:>11} {:>8} {:>8}\n", "name", "verdict",
                        "target", "detect", "recover", "±", "avail");
-    for (const auto& o : r.objectives) {
-      const auto& f = o.figures;
-      out += fmt::format("  {:<24} {:<7} {:>9} {:>10} {:>11} {:>8} {:>7.1f}%\n", o.name,
-                         engine::ObjectiveVerdictName(o.verdict), FormatDuration(o.target),
-                         Fmt(f.time_to_detect), Fmt(f.time_to_recover),
-                         fmt::format("{:.2f}s", ToSeconds(f.uncertainty)), f.availability * 100);
-      out += fmt::format("      after {}: {}\n",
-                         o.phase == experiment::Objective::Phase::kInject ? "inject" : "revert",
-                         o.note);
+    for (const auto& o : m.objectives) {
+      out += fmt::format("  {:<24} {:<7} {:>9} {:>10} {:>11} {:>8} {:>7.1f}%\n", o.name, o.verdict,
+                         Human(o.target_s), Fmt(o.time_to_detect_s), Fmt(o.time_to_recover_s),
+                         fmt::format("{:.2f}s", o.uncertainty_s), o.availability * 100);
+      out += fmt::format("      after {}: {}\n", o.after, o.note);
     }
   }
-  if (!r.faults.empty()) {
+  if (!m.faults.empty()) {
     out += "\nFaults\n";
-    for (const auto& fa : r.faults) {
-      std::string ev;
-      for (const auto& [k, v] : fa.evidence) ev += fmt::format("{}{}={}", ev.empty() ? "" : ", ", k, v);
-      out += fmt::format("  {} on {} ({}, id {}): applied {}, reverted {}{}\n", fa.fault_name,
-                         fa.agent, fa.kind, fa.fault_id,
-                         fa.applied_at ? fmt::format("+{:.2f}s", Offset(r, *fa.applied_at)) : "—",
-                         fa.reverted_at ? fmt::format("+{:.2f}s", Offset(r, *fa.reverted_at)) : "—",
-                         fa.revert_reason.empty() ? "" : " (" + fa.revert_reason + ")");
-      out += "      evidence: " + (ev.empty() ? std::string("none reported") : ev) + "\n";
-      if (!fa.error.empty()) out += "      error: " + fa.error + "\n";
+    for (const auto& f : m.faults) {
+      for (const auto& a : f.agents) {
+        std::string ev;
+        for (const auto& [k, v] : a.evidence) {
+          ev += fmt::format("{}{}={}", ev.empty() ? "" : ", ", k, v);
+        }
+        out += fmt::format("  {} on {} ({}, id {}): applied {}, reverted {}{}\n", f.name, a.agent,
+                           f.kind, f.fault_id,
+                           a.applied_at_s ? fmt::format("+{:.2f}s", *a.applied_at_s) : "—",
+                           a.reverted_at_s ? fmt::format("+{:.2f}s", *a.reverted_at_s) : "—",
+                           a.revert_reason.empty() ? "" : " (" + a.revert_reason + ")");
+        out += "      evidence: " + (ev.empty() ? std::string("none reported") : ev) + "\n";
+        if (!a.error.empty()) out += "      error: " + a.error + "\n";
+      }
     }
   }
-  if (!r.probes.empty()) {
+  if (!m.probes.empty()) {
     out += "\nProbes\n";
-    for (const auto& p : r.probes) {
+    for (const auto& p : m.probes) {
       int ok = 0;
-      for (const auto& s : p.samples) ok += s.sample.ok;
-      out += fmt::format("  {:<24} {} samples, {} ok; latency p50 {:.1f}ms p90 {:.1f}ms p99 "
-                         "{:.1f}ms\n",
-                         p.name, p.samples.size(), ok, ToSeconds(p.latency.p50) * 1000,
-                         ToSeconds(p.latency.p90) * 1000, ToSeconds(p.latency.p99) * 1000);
+      for (const auto& s : p.samples) ok += s.ok;
+      out += fmt::format(
+          "  {:<24} {} samples, {} ok; latency p50 {:.1f}ms p90 {:.1f}ms p99 {:.1f}ms\n", p.name,
+          p.samples.size(), ok, p.p50_ms, p.p90_ms, p.p99_ms);
     }
   }
-  for (const auto& w : r.warnings) out += "warning: " + w + "\n";
+  if (!m.annotations.empty()) {
+    out += "\nAnnotations\n";
+    for (const auto& a : m.annotations) {
+      out += fmt::format("  {} {}{}\n", a.t_s ? fmt::format("+{:.2f}s", *a.t_s) : a.at_wall,
+                         a.author.empty() ? "" : a.author + ": ", a.text);
+    }
+  }
+  for (const auto& w : m.warnings) out += "warning: " + w + "\n";
   return out;
 }
 
-Status WriteJsonReport(const RunResult& run, const std::string& path) {
+std::string RenderText(const engine::RunResult& run) { return RenderText(FromRun(run)); }
+
+std::string RenderVerdictLine(const ReportModel& m) {
+  return fmt::format("{} {} (run {}): {}\n", m.verdict, m.experiment, m.run_id, m.reason);
+}
+
+Status WriteReportFile(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
   {
-    std::ofstream out(tmp, std::ios::trunc);
+    std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
     if (!out) return Internal("cannot write report " + tmp);
-    out << RenderJson(run);
+    out << content;
     if (!out.good()) return Internal("cannot write report " + tmp);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     return Internal("cannot move report into place at " + path);
   }
   return Status::Ok();
+}
+
+Status WriteJsonReport(const engine::RunResult& run, const std::string& path) {
+  return WriteReportFile(path, RenderJson(run));
 }
 
 }  // namespace faultline::report

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "agent/agent_service.h"
@@ -278,6 +279,32 @@ TEST_F(RunEngineTest, WithoutFailoverTheSameExperimentFails) {
   // Once the fault is reverted the app is healthy again.
   EXPECT_EQ(Objective(r, "after-revert").verdict, ObjectiveVerdict::kPass);
   EXPECT_EQ(backend_->reverted(), 1);
+}
+
+// The live terminal view is fed by RunOptions::on_sample: it must see every sample the report
+// holds, in order, and nothing else.
+TEST_F(RunEngineTest, EverySampleIsStreamedToTheSampleObserver) {
+  app_.SetFailoverAfter(3);
+  StartAgent();
+  auto exp = Parse();
+  std::mutex mu;
+  std::vector<std::pair<std::string, ProbeSample>> streamed;
+  RunOptions options = Options();
+  options.on_sample = [&](const std::string& probe, const ProbeSample& s) {
+    std::lock_guard lock(mu);
+    streamed.emplace_back(probe, s);
+  };
+  RunEngine engine(exp, OneAgent(port_), options);
+  RunResult r = engine.Run();
+  ASSERT_EQ(r.probes.size(), 1u);
+  const auto& kept = r.probes[0].samples;
+  std::lock_guard lock(mu);
+  ASSERT_EQ(streamed.size(), kept.size());
+  for (size_t i = 0; i < kept.size(); ++i) {
+    EXPECT_EQ(streamed[i].first, r.probes[0].name);
+    EXPECT_EQ(streamed[i].second.sample.at, kept[i].sample.at);
+    EXPECT_EQ(streamed[i].second.sample.ok, kept[i].sample.ok);
+  }
 }
 
 TEST_F(RunEngineTest, NoImpactIsFlagged) {

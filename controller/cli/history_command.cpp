@@ -1,0 +1,142 @@
+#include "controller/cli/history_command.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "controller/report/report.h"
+#include "controller/report/stored_report.h"
+
+namespace faultline::cli {
+
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitInfra = 4;
+
+std::string EffectiveUrl(const std::string& url) {
+  return url.empty() ? store::DefaultHistoryUrl() : url;
+}
+
+struct HistoryArgs {
+  std::string history;
+  int limit = 20;
+  std::string experiment;
+  std::string output = "text";
+};
+
+int History(const HistoryArgs& a) {
+  auto history = OpenHistory(a.history);
+  if (!history.ok()) {
+    std::cerr << "faultline: " << history.status().message() << "\n";
+    return ExitCodeForStoreError(history.status());
+  }
+  store::RunFilter filter;
+  filter.limit = a.limit;
+  filter.experiment = a.experiment;
+  auto runs = (*history)->ListRuns(filter);
+  if (!runs.ok()) {
+    std::cerr << "faultline: " << runs.status().message() << "\n";
+    return ExitCodeForStoreError(runs.status());
+  }
+  if (a.output == "json") {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : *runs) {
+      out.push_back(
+          {{"run_id", r.id},
+           {"experiment", r.experiment},
+           {"state", store::RunStateName(r.state)},
+           {"verdict", r.verdict.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.verdict)},
+           {"started_at", report::IsoTime(r.started_unix_ms)},
+           {"ended_at", report::IsoTime(r.ended_unix_ms)},
+           {"duration_s", r.ended_unix_ms > 0
+                              ? nlohmann::json((r.ended_unix_ms - r.started_unix_ms) / 1000.0)
+                              : nlohmann::json(nullptr)},
+           {"source", r.source}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  if (runs->empty()) {
+    std::cout << "no runs recorded in " << (*history)->Describe() << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("{:<14} {:<24} {:<28} {:<12} {:<8} {:>9}  {}\n", "RUN", "STARTED (UTC)",
+                           "EXPERIMENT", "STATE", "VERDICT", "DURATION", "SOURCE");
+  for (const auto& r : *runs) {
+    std::string duration =
+        r.ended_unix_ms > 0 ? fmt::format("{:.1f}s", (r.ended_unix_ms - r.started_unix_ms) / 1000.0)
+                            : "-";
+    std::cout << fmt::format("{:<14} {:<24} {:<28} {:<12} {:<8} {:>9}  {}\n", r.id,
+                             report::IsoTime(r.started_unix_ms), r.experiment,
+                             store::RunStateName(r.state), r.verdict.empty() ? "-" : r.verdict,
+                             duration, r.source);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddHistoryFlag(CLI::App* verb, std::string* url) {
+  verb->add_option("--history", *url,
+                   "Run history: sqlite:///path, a file path or postgresql://... (default "
+                   "$FAULTLINE_HISTORY, else sqlite:///var/lib/faultline/history.db)");
+}
+
+Result<std::unique_ptr<store::RunStore>> OpenHistory(const std::string& url) {
+  return store::OpenRunStore(EffectiveUrl(url));
+}
+
+int ExitCodeForStoreError(const Status& s) {
+  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ||
+                 s.code() == StatusCode::kAlreadyExists
+             ? kExitUsage
+             : kExitInfra;
+}
+
+void RecordRunInHistory(const std::string& url, const std::string& spec_path,
+                        const engine::RunResult& result) {
+  std::string where = EffectiveUrl(url);
+  if (where == "none") return;
+  auto warn = [&](const std::string& why) {
+    std::cerr << "faultline: warning: run " << result.run_id << " was not recorded in the history ("
+              << why << "); its verdict and exit code are unaffected\n";
+  };
+  auto history = store::OpenRunStore(where);
+  if (!history.ok()) return warn(history.status().message());
+  std::ifstream in(spec_path);
+  std::stringstream spec;
+  spec << in.rdbuf();
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  store::RunRecord run;
+  run.id = result.run_id;
+  run.experiment = result.experiment;
+  run.spec_yaml = spec.str();
+  run.state = store::RunState::kFinished;
+  run.verdict = engine::VerdictName(result.verdict);
+  run.started_unix_ms = result.started_unix_ms;
+  run.ended_unix_ms = result.ended_unix_ms;
+  run.report_json = report::RenderJson(result);
+  run.source = "cli";
+  run.owner = fmt::format("cli:{}:{}", host, getpid());
+  if (auto s = (*history)->CreateRun(run); !s.ok()) return warn(s.message());
+}
+
+void AddHistoryCommand(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<HistoryArgs>();
+  auto* verb = app.add_subcommand("history", "List recorded runs, newest first");
+  verb->add_option("--limit", args->limit, "At most this many runs (0: all; default 20)")
+      ->check(CLI::NonNegativeNumber);
+  verb->add_option("--experiment", args->experiment, "Only runs of this experiment");
+  verb->add_option("--output", args->output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  AddHistoryFlag(verb, &args->history);
+  verb->callback([args, exit_code] { *exit_code = History(*args); });
+}
+
+}  // namespace faultline::cli

@@ -1,0 +1,120 @@
+#pragma once
+// ReportModel: the one model every renderer (text, JSON, HTML, JUnit) draws from. It mirrors the
+// JSON report (DESIGN.md fixes its field names), so a report is rendered the same whether it comes
+// straight from a run (FromRun) or from a saved/stored JSON document (ParseReportJson): `faultline
+// run --report-html` and `faultline report FILE --format html` give byte-identical output.
+// Instants are seconds from the run's start (monotonic clock), as in the JSON report.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "controller/engine/run_engine.h"
+
+namespace faultline::report {
+
+struct ObjectiveRow {
+  std::string name;
+  std::string probe;
+  std::string after = "inject";  // "inject" | "revert": what the window is measured from
+  std::string verdict;           // "PASS" | "FAIL" | "UNKNOWN"
+  double target_s = 0;
+  double stable_for_s = 0;
+  std::optional<double> time_to_detect_s;
+  std::optional<double> time_to_recover_s;
+  double uncertainty_s = 0;
+  double availability = 1;
+  double downtime_s = 0;
+  bool no_impact = false;
+  int64_t samples = 0;
+  int64_t failures = 0;
+  std::string note;
+};
+
+// One fault on one agent.
+struct FaultAgentRow {
+  std::string agent;
+  std::optional<double> applied_at_s;
+  std::optional<double> reverted_at_s;
+  std::string applied_at_wall;
+  std::string reverted_at_wall;
+  std::string revert_reason;
+  std::map<std::string, uint64_t> evidence;
+  bool state_unknown = false;
+  std::string error;  // empty: none
+};
+
+struct FaultRow {
+  std::string name;
+  std::string fault_id;
+  std::string kind;
+  std::string target;
+  std::vector<FaultAgentRow> agents;
+};
+
+struct SampleRow {
+  double t_s = 0;
+  bool ok = false;
+  double latency_ms = 0;
+  std::string detail;
+};
+
+struct ProbeRow {
+  std::string name;
+  double interval_s = 0;
+  double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
+  std::vector<SampleRow> samples;
+};
+
+// A note a person attached to a run (`faultline annotate RUN`), or one the report carries.
+struct Annotation {
+  std::optional<double> t_s;  // seconds from the run's start; unset: only the wall time is known
+  std::string at_wall;        // ISO-8601 UTC, as stored
+  std::string author;
+  std::string text;
+};
+
+struct ReportModel {
+  std::string experiment;
+  std::string run_id;
+  std::string verdict;  // "PASS" | "FAIL" | "ABORTED" | "ERROR"
+  int exit_code = 4;
+  std::string reason;
+  std::string started_at;  // ISO-8601 UTC with milliseconds; empty when unknown
+  std::string ended_at;
+  double duration_s = 0;
+  int64_t monotonic_origin_ns = 0;
+  std::optional<double> t_inject_first_s, t_inject_s, t_revert_start_s, t_revert_s;
+  double t_end_s = 0;
+  std::map<std::string, std::vector<std::string>> targets;  // target → agent names
+  std::vector<ObjectiveRow> objectives;
+  std::vector<FaultRow> faults;
+  std::vector<ProbeRow> probes;
+  std::vector<std::string> warnings;
+  std::vector<Annotation> annotations;
+};
+
+// The model of a finished run. Pure; never fails.
+ReportModel FromRun(const engine::RunResult& run);
+
+// Parses a JSON report (as written by ToJson / --report-json, possibly by an older faultline).
+// `experiment`, `run_id` and `verdict` are required; other fields default when absent. Errors:
+// INVALID_ARGUMENT naming the field ("objectives[1].target_s: expected a number") or the JSON
+// syntax error. `source` names the document in messages (a path, or "run <id>").
+Result<ReportModel> ParseReportJson(std::string_view text, const std::string& source);
+
+// Reads and parses a JSON report file. Errors: NOT_FOUND when it cannot be read, else as above.
+Result<ReportModel> LoadReportFile(const std::string& path);
+
+// "2026-11-22T19:17:29.123Z" (ISO-8601 UTC, milliseconds) of Unix milliseconds; empty for <= 0.
+std::string IsoTime(int64_t unix_ms);
+
+// Seconds from the run's start of an ISO-8601 UTC instant ("2026-11-22T19:03:04.250Z"), given the
+// run's own start; unset when either does not parse.
+std::optional<double> OffsetOfWallTime(const std::string& started_at, const std::string& at);
+
+}  // namespace faultline::report

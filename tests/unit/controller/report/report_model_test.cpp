@@ -1,0 +1,145 @@
+#include "controller/report/report_model.h"
+
+#include <gtest/gtest.h>
+
+#include "controller/report/html_report.h"
+#include "controller/report/junit_report.h"
+#include "controller/report/report.h"
+#include "controller/report/stored_report.h"
+#include "tests/unit/controller/report/report_fixture.h"
+
+namespace faultline::report {
+namespace {
+
+using testing::SampleRun;
+
+TEST(ReportModelTest, JsonRoundTripKeepsEveryField) {
+  std::string json = RenderJson(SampleRun());
+  auto parsed = ParseReportJson(json, "report.json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(RenderJson(*parsed), json);
+  EXPECT_EQ(parsed->verdict, "PASS");
+  ASSERT_EQ(parsed->objectives.size(), 2u);
+  EXPECT_DOUBLE_EQ(*parsed->objectives[0].time_to_recover_s, 5.0);
+  EXPECT_FALSE(parsed->objectives[1].time_to_detect_s.has_value());
+  ASSERT_EQ(parsed->faults.size(), 1u);
+  EXPECT_EQ(parsed->faults[0].agents[0].evidence.at("queries_faulted"), 57u);
+  EXPECT_EQ(parsed->probes[0].samples.size(), 120u);
+}
+
+// `run --report-html` renders the run; `report FILE --format html` renders the saved JSON: a
+// person must get the same page either way (likewise JUnit and text).
+TEST(ReportModelTest, SavedReportRendersIdenticallyToTheRun) {
+  for (bool failover : {true, false}) {
+    auto run = SampleRun(failover);
+    auto saved = ParseReportJson(RenderJson(run), "report.json");
+    ASSERT_TRUE(saved.ok()) << saved.status().message();
+    auto live = FromRun(run);
+    EXPECT_EQ(RenderHtml(*saved), RenderHtml(live));
+    EXPECT_EQ(RenderJunit(*saved), RenderJunit(live));
+    EXPECT_EQ(RenderText(*saved), RenderText(live));
+  }
+}
+
+TEST(ReportModelTest, FieldErrorsNameTheField) {
+  std::string json = RenderJson(SampleRun());
+  auto at = json.find("\"target_s\": 15.0");
+  ASSERT_NE(at, std::string::npos);
+  json.replace(at, 16, "\"target_s\": \"15s\"");
+  auto parsed = ParseReportJson(json, "saved.json");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(parsed.status().message().find("saved.json: objectives[0].target_s: expected a number"),
+            std::string::npos)
+      << parsed.status().message();
+}
+
+TEST(ReportModelTest, RequiredFieldsAndSyntaxAreChecked) {
+  auto missing = ParseReportJson(R"({"experiment": "x", "verdict": "PASS"})", "a.json");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("a.json: run_id: missing"), std::string::npos);
+  auto broken = ParseReportJson("{\"experiment\": ", "b.json");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("b.json: not a JSON report"), std::string::npos);
+  auto not_object = ParseReportJson("[1, 2]", "c.json");
+  EXPECT_FALSE(not_object.ok());
+  auto minimal = ParseReportJson(R"({"experiment": "x", "run_id": "r", "verdict": "ERROR"})", "d");
+  ASSERT_TRUE(minimal.ok()) << minimal.status().message();
+  EXPECT_TRUE(minimal->objectives.empty());
+}
+
+TEST(ReportModelTest, MissingFileIsNotFound) {
+  auto r = LoadReportFile("/nonexistent/rp-report.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+}
+
+TEST(ReportModelTest, AnnotationWallTimeBecomesAnOffset) {
+  auto m = FromRun(SampleRun());
+  EXPECT_EQ(m.started_at, "2026-11-22T19:03:04.250Z");
+  auto offset = OffsetOfWallTime(m.started_at, "2026-11-22T19:03:11.750Z");
+  ASSERT_TRUE(offset.has_value());
+  EXPECT_DOUBLE_EQ(*offset, 7.5);
+  EXPECT_FALSE(OffsetOfWallTime(m.started_at, "yesterday").has_value());
+
+  std::string json = RenderJson(m);
+  auto at = json.rfind("\"annotations\": []");
+  ASSERT_NE(at, std::string::npos);
+  json.replace(at, 17,
+               R"("annotations": [{"at": "2026-11-22T19:03:11.750Z", "author": "ana",
+                                   "text": "paged on-call"}])");
+  auto parsed = ParseReportJson(json, "annotated.json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ASSERT_EQ(parsed->annotations.size(), 1u);
+  EXPECT_DOUBLE_EQ(*parsed->annotations[0].t_s, 7.5);
+  EXPECT_NE(RenderText(*parsed).find("+7.50s ana: paged on-call"), std::string::npos);
+}
+
+TEST(ReportModelTest, VerdictLineSaysVerdictExperimentAndReason) {
+  EXPECT_EQ(RenderVerdictLine(FromRun(SampleRun(false))),
+            "FAIL dynamodb-dns-failover (run r-20261122-190304-abcd): objective "
+            "automated-failover missed: not recovered within the 19.95s window after inject "
+            "(target 15s)\n");
+}
+
+}  // namespace
+}  // namespace faultline::report
+
+namespace faultline::report {
+namespace {
+
+// `faultline report RUN --format html` of a recorded run: the stored report and the annotations
+// people added later, on one timeline.
+TEST(StoredRunReportTest, AnnotationsOfARecordedRunReachTheModelAndTheTimeline) {
+  auto run = testing::SampleRun(true);
+  store::StoredRun stored;
+  stored.run.id = run.run_id;
+  stored.run.experiment = run.experiment;
+  stored.run.state = store::RunState::kFinished;
+  stored.run.verdict = "PASS";
+  stored.run.started_unix_ms = run.started_unix_ms;
+  stored.run.report_json = RenderJson(run);
+  stored.annotations.push_back({1, run.run_id, run.started_unix_ms + 6500, "ana", "paged on-call"});
+  auto model = LoadStoredReport(stored);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  ASSERT_EQ(model->annotations.size(), 1u);
+  EXPECT_DOUBLE_EQ(*model->annotations[0].t_s, 6.5);
+  EXPECT_EQ(model->annotations[0].author, "ana");
+  std::string html = RenderHtml(*model);
+  EXPECT_NE(html.find("<g class=\"marker note\"><title>ana: paged on-call</title>"),
+            std::string::npos);
+  EXPECT_NE(RenderText(*model).find("+6.50s ana: paged on-call"), std::string::npos);
+}
+
+TEST(StoredRunReportTest, RunWithoutReportIsAPreconditionFailure) {
+  store::StoredRun stored;
+  stored.run.id = "abcd1234";
+  stored.run.state = store::RunState::kRunning;
+  auto model = LoadStoredReport(stored);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(model.status().message().find("has not finished"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace faultline::report
