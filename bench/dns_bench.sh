@@ -35,6 +35,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT  # so a timeout (CTest) still runs cleanup
 ip netns del $APP 2>/dev/null || true
 ip netns del $DNS 2>/dev/null || true
 ip netns add $APP
@@ -54,7 +55,8 @@ ip netns exec $DNS dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resol
   --port=53 --listen-address=$UP --bind-interfaces --pid-file= --user=root "${hosts[@]}" \
   --cache-size=1000 2>"$WORK/up.log" &
 PIDS+=($!)
-inapp dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port=$FWD \
+# Started with ip netns exec directly (it execs), not through inapp: $! must be dnsmasq itself.
+ip netns exec $APP dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port=$FWD \
   --listen-address=127.0.0.1 --bind-interfaces --pid-file= --user=root --server=$UP#53 \
   --cache-size=0 2>"$WORK/fwd.log" &
 PIDS+=($!)
@@ -80,6 +82,7 @@ start_fault() {
   SERVE_PID=$!
   for _ in $(seq 1 100); do grep -q ready "$WORK/serve.out" 2>/dev/null && break; sleep 0.05; done
   grep -q ready "$WORK/serve.out" || { cat "$WORK/serve.err" >&2; echo "fault did not apply" >&2; exit 1; }
+  for _ in $(seq 1 20); do answers $UP 53 && break; done
   answers $UP 53 || { echo "(b): no answer through the interceptor" >&2; exit 1; }
   inapp dig +time=1 +tries=1 @$UP faulted.bench.test | grep -q 'status: SERVFAIL' ||
     { echo "(b): the fault is not active" >&2; exit 1; }

@@ -1,8 +1,10 @@
 #pragma once
 // DNS fault backend. Apply creates nft table `inet faultline_<fault-id>` whose nat/output chain
-// returns packets carrying the interceptor's socket mark and redirects every other outbound
-// udp/tcp port-53 packet (IPv4 and IPv6) to the interceptor on 127.0.0.1/[::1]:<port>. A scoped
-// fault (cgroup v2 path and/or uid) redirects only its processes' queries (`socket cgroupv2
+// returns packets of the interceptor's own flows (its socket mark, copied into conntrack label 127
+// by a filter chain right after conntrack so a host's mangle rules cannot hide it) and redirects
+// every other outbound udp/tcp port-53 packet (IPv4 and IPv6) to the interceptor on
+// 127.0.0.1/[::1]:<port>. Nothing is written into the redirected packets (their mark stays). A
+// scoped fault (cgroup v2 path and/or uid) redirects only its processes' queries (`socket cgroupv2
 // level N "path"`, `meta skuid`), to a listener of its own, one chain priority earlier, so its
 // rule applies to exactly those queries even while unscoped DNS faults are active. Queries whose
 // name/type match an active fault get that fault's answer (see DnsInterceptor); others are

@@ -83,6 +83,12 @@ DnsWire MakeUpstreamAnswer(const DnsWire& query) {
   std::vector<std::string> texts;
   if (std::string(owner).starts_with("alias.")) {
     texts = {std::string(owner) + " 300 IN CNAME target.test.", "target.test. 300 IN A 10.9.9.9"};
+  } else if (std::string(owner).starts_with("big.")) {
+    // A large answer (~3.4 KB): 300 A records, far over 512 bytes and the EDNS default of 1232.
+    for (int i = 0; i < 300; ++i) {
+      texts.push_back(std::string(owner) + " 300 IN A 10.9." + std::to_string(i / 250) + "." +
+                      std::to_string(i % 250));
+    }
   } else {
     texts = {std::string(owner) + " 300 IN A 10.9.9.9"};
   }
@@ -331,6 +337,32 @@ TEST_F(DnsInterceptorTest, UdpNonMatchingQueryIsRelayedByteForByte) {
   EXPECT_EQ(*reply, upstream_.sent()[0]);
   EXPECT_TRUE(WaitUntil([&] { return interceptor_->GetStats().outstanding == 0; }));
   EXPECT_EQ(interceptor_->GetStats().queries_passed, 1u);
+}
+
+TEST_F(DnsInterceptorTest, EdnsQueryAndLargeAnswerPassThroughIntactOverUdpAndTcp) {
+  StartInterceptor(upstream_.port());
+  AddRule("f1", {"a.test"}, v1::DnsFault::NXDOMAIN);
+  ldns_pkt* raw = nullptr;
+  ASSERT_EQ(ldns_pkt_query_new_frm_str(&raw, "big.test", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD),
+            LDNS_STATUS_OK);
+  Pkt q(raw);
+  ldns_pkt_set_id(q.get(), 0x5151);
+  ldns_pkt_set_edns_udp_size(q.get(), 4096);
+  ldns_pkt_set_edns_do(q.get(), true);
+  const DnsWire query = ToWire(q.get());
+  UdpClient client(interceptor_->port());
+  client.Send(query);
+  auto udp_reply = client.Receive();
+  ASSERT_TRUE(udp_reply.has_value());
+  ASSERT_EQ(upstream_.received().size(), 1u);
+  EXPECT_EQ(upstream_.received()[0], query);  // the OPT record reaches the upstream as sent
+  EXPECT_GT(udp_reply->size(), 3000u);
+  EXPECT_EQ(*udp_reply, upstream_.sent()[0]);
+  auto tcp_reply = TcpQuery(interceptor_->port(), query);
+  ASSERT_TRUE(tcp_reply.has_value());
+  ASSERT_EQ(upstream_.received().size(), 2u);
+  EXPECT_EQ(upstream_.received()[1], query);
+  EXPECT_EQ(*tcp_reply, upstream_.sent()[1]);
 }
 
 TEST_F(DnsInterceptorTest, TcpMatchingQueryGetsTheFaultAnswerAndCounts) {

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <random>
 
 namespace faultline::agent::dns {
 namespace {
@@ -190,6 +191,55 @@ TEST(ParsePlainDnsQueryTest, LeavesEverythingElseToLdns) {
       BuildFaultResponse(MakeQuery("a.test", LDNS_RR_TYPE_A, 1, true), v1::DnsFault::NXDOMAIN);
   ASSERT_TRUE(response.ok());
   EXPECT_FALSE(ParsePlainDnsQuery(**response, &q));
+}
+
+// A deterministic differential check (the fuzz target does the same open-ended): byte flips,
+// truncations and extensions of real queries; wherever the fast path answers, ldns must agree.
+TEST(ParsePlainDnsQueryTest, AgreesWithLdnsOnMutatedQueries) {
+  std::vector<DnsWire> seeds = {MakeQuery("Host1.Bench.Test.", LDNS_RR_TYPE_A, 1, true),
+                                MakeQuery("a-b_c.d.", LDNS_RR_TYPE_AAAA, 2, false),
+                                MakeQuery(".", LDNS_RR_TYPE_NS, 3, true)};
+  ldns_pkt* raw = nullptr;
+  ASSERT_EQ(ldns_pkt_query_new_frm_str(&raw, "e.test", LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN, 0),
+            LDNS_STATUS_OK);
+  Pkt edns(raw);
+  ldns_pkt_set_edns_udp_size(edns.get(), 4096);
+  uint8_t* buf = nullptr;
+  size_t size = 0;
+  ASSERT_EQ(ldns_pkt2wire(&buf, edns.get(), &size), LDNS_STATUS_OK);
+  seeds.emplace_back(buf, buf + size);
+  std::free(buf);
+  std::mt19937 rng(42);
+  size_t accepted = 0;
+  for (int i = 0; i < 20000; ++i) {
+    DnsWire w = seeds[rng() % seeds.size()];
+    for (int flips = 1 + rng() % 3; flips > 0; --flips) {
+      switch (rng() % 4) {
+        case 0:
+          w[rng() % w.size()] = static_cast<uint8_t>(rng());
+          break;
+        case 1:
+          w[rng() % w.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+          break;
+        case 2:
+          if (w.size() > 1) w.resize(rng() % w.size());
+          break;
+        default:
+          w.push_back(static_cast<uint8_t>(rng()));
+          break;
+      }
+      if (w.empty()) w.push_back(0);
+    }
+    DnsQuestion fast;
+    if (!ParsePlainDnsQuery(w, &fast)) continue;
+    ++accepted;
+    auto slow = ParseDnsQuery(w);
+    ASSERT_TRUE(slow.ok()) << "iteration " << i << ": " << slow.status().ToString();
+    ASSERT_EQ(fast.name, slow->name) << "iteration " << i;
+    ASSERT_EQ(fast.qtype, slow->qtype) << "iteration " << i;
+    ASSERT_EQ(fast.id, slow->id) << "iteration " << i;
+  }
+  EXPECT_GT(accepted, 1000u);  // the mutations kept many plain queries plain
 }
 
 TEST(MayHaveCnameTest, FalseOnlyWithoutACnameInTheAnswer) {
