@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/certificates.h"
 #include "common/duration.h"
 #include "common/logging.h"
 #include "controller/cli/certs_command.h"
@@ -17,6 +18,7 @@
 #include "controller/engine/inventory.h"
 #include "controller/engine/run_engine.h"
 #include "controller/experiment/parser.h"
+#include "controller/metrics/run_metrics.h"
 #include "controller/probes/probe_runner.h"
 #include "controller/report/report.h"
 #include "controller/sandbox/sandbox.h"
@@ -108,6 +110,7 @@ struct RunArgs {
   std::string inventory;
   std::string lease_ttl = "15s";
   std::string report_json;
+  std::string metrics_file;
   std::string output = "text";
   bool quiet = false;
   ClientTlsArgs tls;
@@ -188,6 +191,13 @@ int Run(const RunArgs& a) {
     if (auto s = report::WriteJsonReport(result, a.report_json); !s.ok()) {
       std::cerr << "faultline: " << s.message() << "\n";
     }
+  }
+  if (!a.metrics_file.empty()) {
+    metrics::Registry registry;
+    Status s = run_metrics::DeclareRunMetrics(registry);
+    if (s.ok()) s = run_metrics::RecordRun(registry, result);
+    if (s.ok()) s = WriteFileAtomically(a.metrics_file, registry.Render(), 0644);
+    if (!s.ok()) std::cerr << "faultline: --metrics-file: " << s.message() << "\n";
   }
   return engine::ExitCodeFor(result.verdict);
 }
@@ -276,6 +286,9 @@ int main(int argc, char** argv) {
                   "(default 15s)")
       ->check(DurationValidator());
   run->add_option("--report-json", ra.report_json, "Also write the JSON report to this path");
+  run->add_option("--metrics-file", ra.metrics_file,
+                  "Also write the run's Prometheus metrics (verdict, time to detect/recover, "
+                  "probe results) to this file, for node_exporter's textfile collector");
   run->add_option("--output", ra.output, "Report on stdout: text or json")
       ->check(CLI::IsMember({"text", "json"}));
   run->add_flag("--quiet,-q", ra.quiet, "No live progress on stderr");
