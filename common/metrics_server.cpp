@@ -36,8 +36,11 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& l
   httplib::Server& http = *server->server_;
   // Scrapes are rare and cheap: two workers are plenty and keep the daemon's thread count low.
   http.new_task_queue = [] { return new httplib::ThreadPool(2); };
-  http.set_read_timeout(5, 0);
-  http.set_write_timeout(5, 0);
+  // A slow or silent client must not hold one of the two workers for long.
+  http.set_read_timeout(2, 0);
+  http.set_write_timeout(2, 0);
+  http.set_keep_alive_max_count(1);
+  http.set_keep_alive_timeout(1);
   http.set_payload_max_length(4096);
   // httplib's default also sets SO_REUSEPORT, which would let a second process bind the same port
   // and take half the scrapes; a busy port must be an error instead.

@@ -1,7 +1,11 @@
 #include "common/metrics.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <limits>
@@ -121,6 +125,33 @@ TEST(MetricsServerTest, ServesMetricsOverARealSocketAndNothingElse) {
   (*server)->Stop();
   (*server)->Stop();  // idempotent
   EXPECT_FALSE(client.Get("/metrics"));
+}
+
+// A client that connects and never finishes its request (here: a POST that announces no body)
+// must not keep the endpoint from answering the next scrape for long.
+TEST(MetricsServerTest, SilentClientDoesNotBlockScrapes) {
+  Registry r;
+  ASSERT_TRUE(r.Declare("up_total", MetricType::kCounter, "u").ok());
+  auto server = MetricsServer::Start("127.0.0.1:0", r);
+  ASSERT_TRUE(server.ok());
+  std::vector<int> silent;
+  for (int i = 0; i < 4; ++i) {  // more than the server has workers
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>((*server)->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const char partial[] = "POST /metrics HTTP/1.1\r\nHost: x\r\n";
+    ASSERT_GT(::write(fd, partial, sizeof(partial) - 1), 0);
+    silent.push_back(fd);
+  }
+  httplib::Client client("127.0.0.1", (*server)->port());
+  client.set_read_timeout(30, 0);
+  auto res = client.Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  for (int fd : silent) ::close(fd);
 }
 
 TEST(MetricsServerTest, RefusesMalformedOrBusyAddresses) {
