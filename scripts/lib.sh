@@ -14,6 +14,7 @@ FAULTLINE_PACKAGES=(
   libcpp-httplib-dev libgtest-dev libgmock-dev libssl-dev
   clang-14 libclang-rt-14-dev openssl
   dnsmasq-base nftables iptables iproute2 dnsutils dnsperf curl procps jq iperf3
+  python3-yaml systemd
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
