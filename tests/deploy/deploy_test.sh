@@ -136,14 +136,29 @@ runtime_pkgs="$(awk '/^FROM debian:12-slim/{on=1} on' "$cf" | tr ' \\' '\n\n' | 
     --no-replaces --no-enhances $runtime_pkgs 2>/dev/null | grep -v '^ ' | sed 's/:amd64$//'
   dpkg-query -W -f='${Package} ${Essential} ${Priority}\n' | awk '$2=="yes" || $3=="required" {print $1}'
 } | sort -u >"$WORK/image-pkgs"
+# Which package owns each library: one dpkg -S call for all of them (it is slow per call).
+# Debian 12 is usr-merged: dpkg may know a file under /usr/lib, /lib or its real name.
+declare -A owner
+candidates=()
+for binary in faultline-agent faultline faultline-controller; do
+  [ -x "$BIN/$binary" ] || continue
+  for lib in $(ldd "$BIN/$binary" | awk '/=> \//{print $3}'); do
+    real="$(readlink -f "$lib")"
+    candidates+=("$lib" "/usr$lib" "$real" "/usr$real")
+  done
+done
+while IFS= read -r line; do
+  pkg="${line%%: *}"; path="${line#*: }"
+  owner["$path"]="${pkg%%:*}"
+done < <(dpkg -S "${candidates[@]}" 2>/dev/null | grep -v '^diversion' || true)
 for binary in faultline-agent faultline faultline-controller; do
   [ -x "$BIN/$binary" ] || continue
   n=0
   for lib in $(ldd "$BIN/$binary" | awk '/=> \//{print $3}'); do
+    real="$(readlink -f "$lib")"
     pkg=""
-    # Debian 12 is usr-merged: dpkg may know the file under /usr/lib, /lib or its real name.
-    for candidate in "$lib" "/usr$lib" "$(readlink -f "$lib")" "/usr$(readlink -f "$lib")"; do
-      pkg="$(dpkg -S "$candidate" 2>/dev/null | head -1 | cut -d: -f1)" || true
+    for candidate in "$lib" "/usr$lib" "$real" "/usr$real"; do
+      pkg="${owner[$candidate]:-}"
       [ -z "$pkg" ] || break
     done
     [ -n "$pkg" ] || fail "$binary loads $lib, which no Debian package owns"
