@@ -14,7 +14,7 @@ set -euo pipefail
 BIN="$(cd "${1:?usage: $0 BIN_DIR}" && pwd)"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 exec /usr/bin/python3 - "$BIN/faultline" "$ROOT/docs/experiment-reference.md" <<'PYEOF'
-import copy, json, os, re, subprocess, sys, tempfile
+import atexit, copy, json, os, re, shutil, subprocess, sys, tempfile
 import yaml
 
 faultline, ref = sys.argv[1], sys.argv[2]
@@ -23,7 +23,8 @@ m = re.search(r"<!-- reference-example -->\s*```yaml\n(.*?)```", text, re.S)
 if not m:
     sys.exit(f"FAIL: {ref}: no ```yaml block after <!-- reference-example -->")
 example_text = m.group(1)
-tmp = tempfile.mkdtemp(prefix="op-ref.")
+tmp = tempfile.mkdtemp(prefix="faultline-ref.")
+atexit.register(shutil.rmtree, tmp, True)
 
 def validate(doc_text):
     path = os.path.join(tmp, "x.yaml")
