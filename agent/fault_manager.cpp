@@ -164,6 +164,7 @@ Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request
   auto [it, inserted] = active_.emplace(request.fault_id(), std::move(fault));
   spdlog::info("fault applied: fault_id={} run_id={} kind={} lease_ttl_ms={}", request.fault_id(),
                request.run_id(), kind, request.lease_ttl_ms());
+  if (options_.on_applied) options_.on_applied(kind);
   return ActiveStatusLocked(it->second);
 }
 
@@ -238,6 +239,7 @@ Result<std::optional<v1::FaultStatus>> FaultManager::RevertLocked(const std::str
   active_.erase(it);
   RememberLocked(status);
   LogRevert(fault_id, run_id, kind, reason);
+  if (options_.on_reverted) options_.on_reverted(kind, reason);
   return std::optional<v1::FaultStatus>(std::move(status));
 }
 
@@ -337,6 +339,7 @@ RecoveryReport FaultManager::Recover() {
       RememberLocked(std::move(status));
     }
     LogRevert(id, entry.run_id(), kind, kReasonJournal);
+    if (options_.on_reverted) options_.on_reverted(kind, kReasonJournal);
     report.reverted.push_back(id);
   }
   if (options_.sweep_tables) {

@@ -44,6 +44,11 @@ struct FaultManagerOptions {
   std::chrono::milliseconds revert_retry = std::chrono::seconds(5);
   // Called by Recover after the journal is replayed; may be empty.
   TableSweeper sweep_tables;
+  // Observers (for metrics); may be empty. Called after a fault was applied (its kind) and after
+  // one was reverted, including journal recovery (its kind and revert reason). They run with the
+  // manager's locks held: keep them cheap and never call back into the manager.
+  std::function<void(const std::string& kind)> on_applied;
+  std::function<void(const std::string& kind, const std::string& reason)> on_reverted;
 };
 
 // What Recover found and did.

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/agent_metrics.h"
 #include "agent/agent_service.h"
 #include "agent/dns/dns_backend.h"
 #include "agent/fault_manager.h"
@@ -32,6 +33,8 @@
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "common/tls.h"
 
 namespace {
@@ -66,6 +69,7 @@ struct Flags {
   uint16_t nfqueue_count = 8;
   int delay_line_rt_priority = 0;
   std::string ready_file;
+  std::string metrics_listen;
   std::string log_level = "info";
 };
 
@@ -143,6 +147,16 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   if (Status s = ValidateListen(flags.listen); !s.ok()) {
     spdlog::error("{}", s.message());
     return kExitUsage;
+  }
+  if (!flags.metrics_listen.empty()) {
+    std::string host;
+    int port = 0;
+    if (Status s =
+            metrics::ParseListenAddress("--metrics-listen", flags.metrics_listen, &host, &port);
+        !s.ok()) {
+      spdlog::error("{}", s.message());
+      return kExitUsage;
+    }
   }
   const bool any_tls = !flags.tls_ca.empty() || !flags.tls_cert.empty() || !flags.tls_key.empty();
   std::shared_ptr<grpc::ServerCredentials> credentials;
@@ -247,6 +261,9 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     spdlog::info("capability missing: {} ({})", kind, reason);
   }
 
+  metrics::Registry metrics_registry;
+  AgentMetrics agent_metrics(metrics_registry, name, AgentVersion(), caps.available);
+
   auto nft = std::make_shared<netfilter::NftRuleset>();
   FaultManagerOptions options;
   options.max_active_faults = flags.max_active_faults;
@@ -262,7 +279,9 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     tables->insert(tables->end(), rules->begin(), rules->end());
     return tables;
   };
+  agent_metrics.InstallObservers(&options);
   FaultManager manager(registry, **journal, SystemClock::Instance(), options);
+  agent_metrics.CollectFrom(manager);
 
   RecoveryReport recovery = manager.Recover();
   spdlog::info(
@@ -300,6 +319,21 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       flags.insecure ? "PLAINTEXT, --insecure" : "mTLS, client certificates required",
       (*journal)->dir(), options.max_active_faults, FormatDuration(*max_lease_ttl),
       FormatDuration(*max_fault_duration));
+
+  // Declared after `manager` so it stops serving (and reading the manager) before it goes away.
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (!flags.metrics_listen.empty()) {
+    auto started = metrics::MetricsServer::Start(flags.metrics_listen, metrics_registry);
+    if (!started.ok()) {
+      spdlog::error("{}", started.status().message());
+      server->Shutdown();
+      manager.Shutdown();
+      return started.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+    }
+    metrics_server = std::move(started).value();
+    spdlog::info("metrics: GET http://{}/metrics (Prometheus text format)",
+                 metrics_server->address());
+  }
 
   if (!flags.ready_file.empty()) {
     if (Status s = WriteFileAtomically(flags.ready_file, address + "\n"); !s.ok()) {
@@ -380,6 +414,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once the agent serves");
+  app.add_option("--metrics-listen", flags.metrics_listen,
+                 "serve Prometheus metrics as plain HTTP `GET /metrics` on HOST:PORT (e.g. "
+                 "127.0.0.1:9464); off unless given");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();

@@ -17,6 +17,7 @@ FAULTLINE_PACKAGES=(
   dnsmasq-base nftables iptables iproute2 dnsutils dnsperf curl procps jq iperf3
   libhttp-parser-dev haproxy socat
   libxml2-utils chromium fonts-dejavu-core
+  python3-yaml systemd
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

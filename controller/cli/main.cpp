@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/certificates.h"
 #include "common/duration.h"
 #include "common/logging.h"
 #include "controller/cli/annotate_command.h"
@@ -23,6 +24,7 @@
 #include "controller/engine/inventory.h"
 #include "controller/engine/run_engine.h"
 #include "controller/experiment/parser.h"
+#include "controller/metrics/run_metrics.h"
 #include "controller/probes/probe_runner.h"
 #include "controller/report/live_progress.h"
 #include "controller/report/report.h"
@@ -115,6 +117,7 @@ struct RunArgs {
   std::string inventory;
   std::string lease_ttl = "15s";
   ReportFiles reports;
+  std::string metrics_file;
   std::string output = "text";
   bool quiet = false;
   ClientTlsArgs tls;
@@ -220,6 +223,13 @@ int Run(const RunArgs& a) {
   std::cout.flush();
   WriteReportFiles(model, a.reports);
   RecordRunInHistory(a.history, a.file, result);
+  if (!a.metrics_file.empty()) {
+    metrics::Registry registry;
+    Status s = run_metrics::DeclareRunMetrics(registry);
+    if (s.ok()) s = run_metrics::RecordRun(registry, result);
+    if (s.ok()) s = WriteFileAtomically(a.metrics_file, registry.Render(), 0644);
+    if (!s.ok()) std::cerr << "faultline: --metrics-file: " << s.message() << "\n";
+  }
   return engine::ExitCodeFor(result.verdict);
 }
 
@@ -307,6 +317,9 @@ int main(int argc, char** argv) {
                   "(default 15s)")
       ->check(DurationValidator());
   AddReportFileFlags(run, &ra.reports);
+  run->add_option("--metrics-file", ra.metrics_file,
+                  "Also write the run's Prometheus metrics (verdict, time to detect/recover, "
+                  "probe results) to this file, for node_exporter's textfile collector");
   run->add_option("--output", ra.output,
                   "Report on stdout: text, or json (then stdout carries the JSON report and "
                   "nothing else)")

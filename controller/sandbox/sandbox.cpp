@@ -276,10 +276,11 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
                                        "role=" + h.role};
       if (!h.region.empty()) argv.insert(argv.end(), {"--label", "region=" + h.region});
       const std::string certs = SandboxCertsDir();
-      argv.insert(argv.end(), {"--tls-ca", certs + "/ca.pem", "--tls-cert", certs + "/agent.pem",
-                               "--tls-key", certs + "/agent-key.pem", "--state-dir",
-                               StateDir() + "/" + h.name, "--ready-file", ready, "--log-level",
-                               "info"});
+      argv.insert(argv.end(),
+                  {"--tls-ca", certs + "/ca.pem", "--tls-cert", certs + "/agent.pem", "--tls-key",
+                   certs + "/agent-key.pem", "--state-dir", StateDir() + "/" + h.name,
+                   "--ready-file", ready, "--log-level", "info", "--metrics-listen",
+                   h.address + ":" + std::to_string(kAgentMetricsPort)});
       specs.push_back({name, h.name, argv, ready});
     }
   }

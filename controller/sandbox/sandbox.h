@@ -10,8 +10,8 @@
 //   root ns     10.77.0.1   through the veth fl-root, so the CLI reaches every host
 //
 // No host has a default route. All state lives under /run/faultline/sandbox (logs/, pids/,
-// state/, ready/, certs/, inventory.yaml, sandbox.yaml) and /etc/netns/fl-*/resolv.conf. Everything here
-// needs root. Other code takes names and addresses from SandboxHosts(), never hard-codes them.
+// state/, ready/, certs/, inventory.yaml, sandbox.yaml) and /etc/netns/fl-*/resolv.conf. Everything
+// here needs root. Other code takes names and addresses from SandboxHosts(), never hard-codes them.
 
 #include <chrono>
 #include <optional>
@@ -30,6 +30,8 @@ inline constexpr std::string_view kRootAddress = "10.77.0.1";
 inline constexpr std::string_view kSubnet = "10.77.0.0/24";
 inline constexpr int kPrefixLength = 24;
 inline constexpr int kAgentPort = 7070;
+// Each sandbox agent serves Prometheus metrics (plain HTTP GET /metrics) on its address here.
+inline constexpr int kAgentMetricsPort = 9464;
 inline constexpr int kOrdersPort = 8080;
 inline constexpr int kKvPort = 8000;
 inline constexpr std::string_view kDomain = "sandbox.test";
