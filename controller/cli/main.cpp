@@ -1,4 +1,5 @@
-// faultline: the operator CLI. Verbs: validate, run, agents, sandbox, certs.
+// faultline: the operator CLI. Verbs: validate, run, agents, sandbox, certs, faults, halt,
+// resume.
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include "common/duration.h"
 #include "common/logging.h"
 #include "controller/cli/certs_command.h"
+#include "controller/cli/controller_commands.h"
 #include "controller/cli/sandbox_command.h"
 #include "controller/engine/agent_client.h"
 #include "controller/engine/inventory.h"
@@ -105,6 +107,7 @@ int Validate(const ValidateArgs& a) {
 // run FILE
 struct RunArgs {
   std::string file;
+  std::string controller;
   std::string inventory;
   std::string lease_ttl = "15s";
   std::string report_json;
@@ -195,6 +198,7 @@ int Run(const RunArgs& a) {
 // agents
 struct AgentsArgs {
   std::string inventory;
+  std::string controller;
   std::string output = "text";
   ClientTlsArgs tls;
 };
@@ -280,7 +284,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   run->add_flag("--quiet,-q", ra.quiet, "No live progress on stderr");
   AddClientTlsFlags(run, &ra.tls);
-  run->callback([&] { exit_code = Run(ra); });
+  run->add_option("--controller", ra.controller,
+                  "Submit to this faultline-controller (HOST:PORT) instead of running directly")
+      ->excludes("--inventory");
+  run->callback([&] {
+    exit_code = ra.controller.empty() ? Run(ra)
+                                      : RunViaController(ra.controller, ra.file, ra.lease_ttl,
+                                                         ra.output, ra.report_json, ra.quiet, ra.tls);
+  });
 
   AgentsArgs aa;
   auto* agents = app.add_subcommand("agents", "Show what each agent reports (labels, "
@@ -289,10 +300,17 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   agents->add_option("--output", aa.output, "text or json")->check(CLI::IsMember({"text", "json"}));
   AddClientTlsFlags(agents, &aa.tls);
-  agents->callback([&] { exit_code = Agents(aa); });
+  agents->add_option("--controller", aa.controller,
+                     "Ask this faultline-controller (HOST:PORT) which agents are attached")
+      ->excludes("--inventory");
+  agents->callback([&] {
+    exit_code = aa.controller.empty() ? Agents(aa)
+                                      : AgentsViaController(aa.controller, aa.output, aa.tls);
+  });
 
   AddSandboxCommand(app, &exit_code);
   AddCertsCommand(app, &exit_code);
+  AddControllerCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);

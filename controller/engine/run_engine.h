@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/duration.h"
+#include "controller/engine/agent_client.h"
 #include "controller/engine/inventory.h"
 #include "controller/engine/recovery_meter.h"
 #include "controller/experiment/experiment.h"
@@ -110,7 +111,9 @@ struct RunOptions {
   Duration rpc_deadline = std::chrono::seconds(5);
   std::function<void(const ProgressEvent&)> on_progress;  // called from the engine's thread
   Clock* clock = &SystemClock::Instance();
-  // How to reach the agents (see AgentClient); must not be null.
+  // How to reach the agents: `connect` when set (the controller daemon: agents attached to it),
+  // otherwise direct gRPC (AgentClient) with agent_credentials, which must then not be null.
+  AgentConnector connect;
   std::shared_ptr<grpc::ChannelCredentials> agent_credentials;
 };
 
