@@ -22,7 +22,9 @@ ControllerLink::ControllerLink(FaultManager& manager, const FaultRegistry& regis
     : manager_(manager),
       registry_(registry),
       identity_(std::move(identity)),
-      options_(std::move(options)) {
+      options_(std::move(options)) {}
+
+std::unique_ptr<v1::Controller::Stub> ControllerLink::Dial() const {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(4 << 20);
   args.SetMaxSendMessageSize(4 << 20);
@@ -30,12 +32,12 @@ ControllerLink::ControllerLink(FaultManager& manager, const FaultRegistry& regis
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-              static_cast<int>(duration_cast<milliseconds>(options_.min_backoff).count()));
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-              static_cast<int>(duration_cast<milliseconds>(options_.max_backoff).count()));
-  channel_ = grpc::CreateCustomChannel(options_.address, options_.credentials, args);
-  stub_ = v1::Controller::NewStub(channel_);
+  // A fresh channel with its own subchannel per dial: gRPC's shared subchannels keep their own
+  // reconnect backoff (seconds to minutes) and would keep failing calls with the last error long
+  // after the controller is back. Loop() does the backoff instead.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return v1::Controller::NewStub(
+      grpc::CreateCustomChannel(options_.address, options_.credentials, args));
 }
 
 ControllerLink::~ControllerLink() { Stop(); }
@@ -93,7 +95,8 @@ grpc::Status ControllerLink::RunStream() {
     if (stop_) return grpc::Status::CANCELLED;
     context_ = ctx;
   }
-  auto stream = stub_->Attach(ctx.get());
+  std::unique_ptr<v1::Controller::Stub> stub = Dial();
+  auto stream = stub->Attach(ctx.get());
   std::mutex write_mu;  // one writer at a time: the reader answering, the heartbeat thread
   auto write = [&](const v1::AgentMessage& m) {
     std::lock_guard lock(write_mu);

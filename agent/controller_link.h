@@ -56,6 +56,7 @@ class ControllerLink {
   v1::CommandResult Execute(const v1::ControllerCommand& command);
 
  private:
+  std::unique_ptr<v1::Controller::Stub> Dial() const;
   void Loop();
   // One stream, from dial to its end; returns why it ended.
   grpc::Status RunStream();
@@ -64,8 +65,6 @@ class ControllerLink {
   const FaultRegistry& registry_;
   const AgentIdentity identity_;
   const ControllerLinkOptions options_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Controller::Stub> stub_;
 
   std::mutex mu_;
   std::condition_variable cv_;

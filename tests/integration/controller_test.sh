@@ -39,7 +39,7 @@ cleanup() {
     ip netns del "$h" 2>/dev/null || true
     ip link del "${h/cd-h/cd-r}" 2>/dev/null || true
   done
-  rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
   exit $rc
 }
 trap cleanup EXIT
@@ -121,26 +121,29 @@ EOF
 }
 
 EAST=$(experiment east "region: east" 5m)
-"$BIN/faultline" run --controller "$CTL_ADDR" "${OP[@]}" "$EAST" --quiet --lease-ttl 5s \
+"$BIN/faultline" run --controller "$CTL_ADDR" "${OP[@]}" "$EAST" --quiet --lease-ttl 2s \
   >"$WORK/east.log" 2>&1 &
 east_pid=$!
 await 15 has_table cd-h1 || fail "the east run never applied its fault on cd-h1"
 no_table cd-h2 || fail "label selection: cd-h2 (west) got a fault"
 pass "label selection: only the agent with region=east got the fault"
 
-# Heartbeat loss: a stopped agent is dropped by the controller within 3 heartbeats; the run that
-# depends on it can then never claim recovery.
+# Heartbeat loss: a stopped agent is dropped by the controller within 3 heartbeats. While it
+# stays away longer than the run's lease, the run cannot know the fault's state: it must end,
+# and never claim recovery.
 kill -STOP "${AGENT_PIDS[0]}"
 await 10 is_gone cd-h1 || fail "a stopped agent is still live: $(agents_json)"
 is_live cd-h2 || fail "the healthy agent was dropped too"
 pass "heartbeat loss: the stopped agent is gone, the other still live"
-kill -CONT "${AGENT_PIDS[0]}"
+exited() { ! kill -0 "$1" 2>/dev/null; }
+await 30 exited "$east_pid" || fail "the run whose agent vanished did not end"
 set +e; wait "$east_pid"; rc=$?; set -e
+kill -CONT "${AGENT_PIDS[0]}"
 [ $rc -ne 0 ] || fail "a run whose agent vanished passed"
-grep -q '"verdict"\|verdict' "$WORK/east.log" || true
+grep -q "unknown" "$WORK/east.log" || fail "the report does not say the fault state is unknown"
 await 10 is_live cd-h1 || fail "the agent did not come back after SIGCONT"
-await 8 no_table cd-h1 || fail "the fault outlived the lost agent's lease"
-pass "an agent lost mid-run: run exit $rc (never PASS), fault reverted by its lease"
+await 3 no_table cd-h1 || fail "the fault outlived the lost agent's lease"
+pass "an agent lost mid-run: run exit $rc (never PASS, state unknown), fault reverted by its lease"
 
 # --- 2. halt during a run -----------------------------------------------------------------------
 ALL=$(experiment all "role: db" 5m)
@@ -176,7 +179,7 @@ pass "halt: every fault reverted, run ABORTED (exit 3), idempotent, runs refused
 # --- 3. kill -9 of the controller mid-run, $ROUNDS times -----------------------------------------
 worst=0
 for i in $(seq 1 "$ROUNDS"); do
-  await 15 both_live || fail "round $i: agents did not re-attach"
+  await 15 both_live || fail "round $i: agents did not re-attach (controller $(kill -0 "$CONTROLLER_PID" 2>/dev/null && echo alive || echo dead); $(ss -ltnp | grep ":$PORT "); $(ip netns exec cd-h1 bash -c "echo > /dev/tcp/10.218.58.1/$PORT" 2>&1 && echo tcp-ok))"
   "$BIN/faultline" run --controller "$CTL_ADDR" "${OP[@]}" "$ALL" --quiet \
     --lease-ttl "${TTL_MS}ms" >"$WORK/kill-run.log" 2>&1 &
   run_pid=$!
@@ -188,9 +191,14 @@ for i in $(seq 1 "$ROUNDS"); do
   # Lease TTL + 1 s, checked on every host.
   await 2 no_tables_anywhere ||
     fail "round $i: faults still there $((TTL_MS + 1000)) ms after kill -9: $(fault_tables cd-h1) $(fault_tables cd-h2)"
-  gone=$(( $(now_ms) - killed ))
-  [ $gone -gt $worst ] && worst=$gone
+  # When each agent reverted (its log, same clock): the figure, free of the nft polling's cost.
+  for h in "${HOSTS[@]}"; do
+    line=$(grep "reason=lease-expired" "$WORK/agent-$h.log" | tail -n 1)
+    at=$(date -d "$(echo "$line" | cut -d' ' -f1 | tr T ' ')" +%s%3N)
+    gone=$(( at - killed ))
+    [ $gone -gt $worst ] && worst=$gone
+  done
   wait "$run_pid" 2>/dev/null || true
   start_controller
 done
-pass "kill -9 of the controller mid-run x$ROUNDS: every fault gone each time (worst ${worst} ms, lease ${TTL_MS} ms)"
+pass "kill -9 of the controller mid-run x$ROUNDS: every fault gone each time (latest agent revert ${worst} ms after the kill, lease ${TTL_MS} ms)"
