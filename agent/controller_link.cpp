@@ -80,8 +80,7 @@ void ControllerLink::Loop() {
     std::uniform_real_distribution<double> jitter(0.75, 1.25);
     auto wait = duration_cast<Duration>(backoff * jitter(rng));
     spdlog::warn("controller {}: stream ended ({}: {}); redialling in {}", options_.address,
-                 static_cast<int>(ended.error_code()), ended.error_message(),
-                 FormatDuration(wait));
+                 static_cast<int>(ended.error_code()), ended.error_message(), FormatDuration(wait));
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, wait, [&] { return stop_; });
     backoff = std::min<Duration>(backoff * 2, options_.max_backoff);
@@ -121,8 +120,7 @@ grpc::Status ControllerLink::RunStream() {
       std::unique_lock lock(hb_mu);
       while (!hb_cv.wait_for(lock, interval, [&] { return hb_stop; })) {
         v1::AgentMessage beat;
-        beat.mutable_heartbeat()->set_active_faults(
-            static_cast<uint32_t>(manager_.ActiveCount()));
+        beat.mutable_heartbeat()->set_active_faults(static_cast<uint32_t>(manager_.ActiveCount()));
         if (!write(beat)) break;
       }
     });
@@ -153,8 +151,8 @@ v1::CommandResult ControllerLink::Execute(const v1::ControllerCommand& command) 
   result.set_request_id(command.request_id());
   // Audit: the controller's commands are mutations like the Agent service's.
   auto audit = [&](const char* action, const std::string& what) {
-    spdlog::info("audit: action={} via=controller:{} {} outcome={}", action, options_.address,
-                 what, result.code() == 0 ? std::string("OK") : result.message());
+    spdlog::info("audit: action={} via=controller:{} {} outcome={}", action, options_.address, what,
+                 result.code() == 0 ? std::string("OK") : result.message());
   };
   switch (command.kind_case()) {
     case v1::ControllerCommand::kApply: {
@@ -195,9 +193,9 @@ v1::CommandResult ControllerLink::Execute(const v1::ControllerCommand& command) 
       } else {
         SetError(result, r.status());
       }
-      audit("RevertAll", "run_id=" + (command.revert_all().run_id().empty()
-                                          ? std::string("*")
-                                          : command.revert_all().run_id()));
+      audit("RevertAll",
+            "run_id=" + (command.revert_all().run_id().empty() ? std::string("*")
+                                                               : command.revert_all().run_id()));
       break;
     }
     case v1::ControllerCommand::kList: {

@@ -68,8 +68,8 @@ class ControllerLink {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;                                // guarded by mu_
-  std::shared_ptr<grpc::ClientContext> context_;     // guarded by mu_; the open stream's
+  bool stop_ = false;                             // guarded by mu_
+  std::shared_ptr<grpc::ClientContext> context_;  // guarded by mu_; the open stream's
   std::atomic<bool> attached_{false};
   std::thread thread_;
 };

@@ -65,12 +65,12 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
   return rc == 0 ? pid : -1;
 }
 
-// RSS in KiB from /proc/PID/status.
-long RssKib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+// A "Key:  N kB" field of a /proc/PID file, in KiB (-1 when absent).
+long ProcKib(pid_t pid, const std::string& file, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(key, 0) == 0) return std::stol(line.substr(key.size()));
   }
   return -1;
 }
@@ -99,7 +99,7 @@ struct Figures {
   double attach_s = 0;
   std::vector<double> apply_last_ms, apply_each_ms, halt_ms;
   int apply_failures = 0, halt_failures = 0;
-  std::vector<double> rss_mib, cpu_percent;
+  std::vector<double> rss_mib, pss_mib, cpu_percent;
 };
 
 Figures RunOne(int n, int rounds, const std::string& agent_bin, int port, int agent_port_base,
@@ -154,10 +154,13 @@ Figures RunOne(int n, int rounds, const std::string& agent_bin, int port, int ag
   for (size_t i = 0; i < pids.size(); ++i) {
     long after = CpuTicks(pids[i]);
     fig.cpu_percent.push_back(100.0 * (after - before[i]) / hz / window);
-    fig.rss_mib.push_back(RssKib(pids[i]) / 1024.0);
+    fig.rss_mib.push_back(ProcKib(pids[i], "status", "VmRSS:") / 1024.0);
+    // Proportional set size: shared library pages divided among the processes sharing them.
+    fig.pss_mib.push_back(ProcKib(pids[i], "smaps_rollup", "Pss:") / 1024.0);
   }
 
-  for (int r = 0; r < rounds; ++r) {
+  // Nothing to measure without agents (and no figure is better than a wrong one).
+  for (int r = 0; r < rounds && !ids.empty(); ++r) {
     // Apply to every agent at once: one command per agent, acks timed as they arrive.
     std::mutex mu;
     std::condition_variable cv;
@@ -251,29 +254,32 @@ int main(int argc, char** argv) {
     std::filesystem::remove_all(dir);
     Figures f = RunOne(n, rounds, agent_bin, port, agent_port_base, idle_s, dir);
     std::filesystem::remove_all(dir);
-    std::printf("%6d %9.1f | %12.1f / %-13.1f | %9.1f / %-10.1f | %8.1f / %-9.1f | %8.1f / %-9.1f | "
-                "%.3f / %.3f  (failures: apply %d, halt %d)\n",
-                n, f.attach_s, Percentile(f.apply_last_ms, 50), Percentile(f.apply_last_ms, 99),
-                Percentile(f.apply_each_ms, 50), Percentile(f.apply_each_ms, 99),
-                Percentile(f.halt_ms, 50), Percentile(f.halt_ms, 99), Percentile(f.rss_mib, 50),
-                Percentile(f.rss_mib, 100), Percentile(f.cpu_percent, 50),
-                Percentile(f.cpu_percent, 100), f.apply_failures, f.halt_failures);
+    std::printf(
+        "%6d %9.1f | %12.1f / %-13.1f | %9.1f / %-10.1f | %8.1f / %-9.1f | %8.1f / %-9.1f | "
+        "%.3f / %.3f  (PSS med %.1f MiB; failures: apply %d, halt %d)\n",
+        n, f.attach_s, Percentile(f.apply_last_ms, 50), Percentile(f.apply_last_ms, 99),
+        Percentile(f.apply_each_ms, 50), Percentile(f.apply_each_ms, 99), Percentile(f.halt_ms, 50),
+        Percentile(f.halt_ms, 99), Percentile(f.rss_mib, 50), Percentile(f.rss_mib, 100),
+        Percentile(f.cpu_percent, 50), Percentile(f.cpu_percent, 100), Percentile(f.pss_mib, 50),
+        f.apply_failures, f.halt_failures);
     std::fflush(stdout);
-    out.push_back({{"agents", n},
-                   {"rounds", rounds},
-                   {"attach_s", f.attach_s},
-                   {"apply_last_ack_ms", {{"median", Percentile(f.apply_last_ms, 50)},
-                                          {"p99", Percentile(f.apply_last_ms, 99)}}},
-                   {"apply_each_ack_ms", {{"median", Percentile(f.apply_each_ms, 50)},
-                                          {"p99", Percentile(f.apply_each_ms, 99)}}},
-                   {"halt_ms", {{"median", Percentile(f.halt_ms, 50)},
-                                {"p99", Percentile(f.halt_ms, 99)}}},
-                   {"agent_rss_mib", {{"median", Percentile(f.rss_mib, 50)},
-                                      {"max", Percentile(f.rss_mib, 100)}}},
-                   {"agent_cpu_percent", {{"median", Percentile(f.cpu_percent, 50)},
-                                          {"max", Percentile(f.cpu_percent, 100)}}},
-                   {"apply_failures", f.apply_failures},
-                   {"halt_failures", f.halt_failures}});
+    out.push_back(
+        {{"agents", n},
+         {"rounds", rounds},
+         {"attach_s", f.attach_s},
+         {"apply_last_ack_ms",
+          {{"median", Percentile(f.apply_last_ms, 50)}, {"p99", Percentile(f.apply_last_ms, 99)}}},
+         {"apply_each_ack_ms",
+          {{"median", Percentile(f.apply_each_ms, 50)}, {"p99", Percentile(f.apply_each_ms, 99)}}},
+         {"halt_ms", {{"median", Percentile(f.halt_ms, 50)}, {"p99", Percentile(f.halt_ms, 99)}}},
+         {"agent_rss_mib",
+          {{"median", Percentile(f.rss_mib, 50)}, {"max", Percentile(f.rss_mib, 100)}}},
+         {"agent_pss_mib",
+          {{"median", Percentile(f.pss_mib, 50)}, {"max", Percentile(f.pss_mib, 100)}}},
+         {"agent_cpu_percent",
+          {{"median", Percentile(f.cpu_percent, 50)}, {"max", Percentile(f.cpu_percent, 100)}}},
+         {"apply_failures", f.apply_failures},
+         {"halt_failures", f.halt_failures}});
   }
   if (!json_out.empty()) std::ofstream(json_out) << out.dump(2) << "\n";
   return 0;

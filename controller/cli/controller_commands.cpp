@@ -41,8 +41,8 @@ void SetDeadline(grpc::ClientContext& ctx, std::chrono::seconds d) {
 }
 
 int Failed(const std::string& what, const std::string& address, const grpc::Status& s) {
-  std::cerr << "faultline: " << what << " on controller " << address << ": "
-            << s.error_message() << "\n";
+  std::cerr << "faultline: " << what << " on controller " << address << ": " << s.error_message()
+            << "\n";
   return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? kExitUsage : kExitInfra;
 }
 
@@ -80,7 +80,8 @@ int Faults(const ControllerArgs& a) {
     return Failed("ListFaults", a.controller, s);
   }
   if (a.output == "json") {
-    nlohmann::json out{{"faults", nlohmann::json::array()}, {"unreachable", nlohmann::json::array()}};
+    nlohmann::json out{{"faults", nlohmann::json::array()},
+                       {"unreachable", nlohmann::json::array()}};
     for (const auto& f : resp.faults()) {
       out["faults"].push_back({{"agent", f.agent_id()},
                                {"run_id", f.fault().run_id()},
@@ -219,8 +220,8 @@ int RunViaController(const std::string& controller, const std::string& file,
   bool tty = isatty(STDERR_FILENO);
   while (reader->Read(&ev)) {
     if (ev.has_progress() && !quiet) {
-      std::fprintf(stderr, "[%8.2fs] %s%-8s%s %s\n", ev.progress().elapsed_s(), tty ? "\033[1m" : "",
-                   ev.progress().phase().c_str(), tty ? "\033[0m" : "",
+      std::fprintf(stderr, "[%8.2fs] %s%-8s%s %s\n", ev.progress().elapsed_s(),
+                   tty ? "\033[1m" : "", ev.progress().phase().c_str(), tty ? "\033[0m" : "",
                    ev.progress().message().c_str());
     } else if (ev.has_finished()) {
       finished = ev.finished();
@@ -262,8 +263,7 @@ int AgentsViaController(const std::string& controller, const std::string& output
   if (output == "json") {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& a : resp.agents()) {
-      std::map<std::string, std::string> labels(a.info().labels().begin(),
-                                                a.info().labels().end());
+      std::map<std::string, std::string> labels(a.info().labels().begin(), a.info().labels().end());
       out.push_back({{"name", a.info().agent_id()},
                      {"live", a.live()},
                      {"peer", a.peer()},

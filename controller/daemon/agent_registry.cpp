@@ -138,9 +138,10 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::
   bool HandleMessage() {
     if (agent_id_.empty()) {
       if (!in_.has_hello() || !IsValidAgentId(in_.hello().info().agent_id())) {
-        spdlog::warn("attach from {} refused: the first message must be a Hello with a valid "
-                     "agent id",
-                     peer_);
+        spdlog::warn(
+            "attach from {} refused: the first message must be a Hello with a valid "
+            "agent id",
+            peer_);
         FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                 "the first message must be a Hello with agent_id matching "
                                 "[A-Za-z0-9._-]{1,63}"));
@@ -247,8 +248,8 @@ class StreamAgentConnection final : public engine::AgentConnection {
                                const char* what) {
     auto r = registry_.Call(endpoint_.name, c, deadline);
     if (!r.ok()) {
-      return Status(r.status().code(),
-                    std::string(what) + " on agent " + endpoint_.name + ": " + r.status().message());
+      return Status(r.status().code(), std::string(what) + " on agent " + endpoint_.name + ": " +
+                                           r.status().message());
     }
     if (r->code() != 0) {
       return Status(static_cast<StatusCode>(r->code()),
@@ -294,8 +295,8 @@ grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* AgentRegistry:
   return session.get();
 }
 
-void AgentRegistry::OnHello(const std::shared_ptr<AgentSession>& session,
-                            const v1::AgentInfo& info, const std::string& peer) {
+void AgentRegistry::OnHello(const std::shared_ptr<AgentSession>& session, const v1::AgentInfo& info,
+                            const std::string& peer) {
   std::shared_ptr<AgentSession> replaced;
   {
     std::lock_guard lock(mu_);

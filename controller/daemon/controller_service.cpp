@@ -123,8 +123,7 @@ ControllerService::ControllerService(AgentRegistry& registry, ControllerServiceO
       spdlog::error("run history {}: {}", options_.store->Describe(),
                     interrupted.status().message());
     } else if (*interrupted > 0) {
-      spdlog::warn("{} run(s) of an earlier controller process marked interrupted",
-                   *interrupted);
+      spdlog::warn("{} run(s) of an earlier controller process marked interrupted", *interrupted);
     }
   }
 }
@@ -168,13 +167,13 @@ grpc::Status ControllerService::Authorize(grpc::CallbackServerContext* ctx, bool
   Role needed = agent_rpc ? Role::kAgent : Role::kOperator;
   if (peer.authenticated && peer.role && *peer.role == needed) return grpc::Status::OK;
   std::string why = !peer.authenticated ? "no verified client certificate"
-                    : peer.role ? std::string("role '") + RoleName(*peer.role) + "'"
-                                : "the certificate carries no faultline role";
+                    : peer.role         ? std::string("role '") + RoleName(*peer.role) + "'"
+                                        : "the certificate carries no faultline role";
   spdlog::warn("audit: action={} outcome=PERMISSION_DENIED identity=\"{}\" peer={} reason=\"{}\"",
                action, peer.Describe(), peer.address, why);
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                      std::string(action) + " refused: " + why + " (needs a certificate with role " +
-                          RoleName(needed) + ")");
+                      std::string(action) + " refused: " + why +
+                          " (needs a certificate with role " + RoleName(needed) + ")");
 }
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* ControllerService::Attach(
@@ -483,9 +482,8 @@ grpc::ServerUnaryReactor* ControllerService::ListRuns(grpc::CallbackServerContex
   std::lock_guard lock(mu_);
   std::vector<const v1::RunSummary*> all;
   for (const auto& [id, s] : runs_) all.push_back(&s);
-  std::sort(all.begin(), all.end(), [](auto* a, auto* b) {
-    return a->started_unix_ms() > b->started_unix_ms();
-  });
+  std::sort(all.begin(), all.end(),
+            [](auto* a, auto* b) { return a->started_unix_ms() > b->started_unix_ms(); });
   size_t limit = request->limit() == 0 ? all.size() : request->limit();
   for (size_t i = 0; i < all.size() && i < limit; ++i) {
     v1::RunSummary* s = response->add_runs();

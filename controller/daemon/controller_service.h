@@ -109,7 +109,7 @@ class ControllerService final : public v1::Controller::CallbackService {
     std::shared_ptr<std::atomic<bool>> done;
   };
   std::vector<Worker> threads_;  // guarded by mu_
-  bool stopping_ = false;                       // guarded by mu_
+  bool stopping_ = false;        // guarded by mu_
 };
 
 }  // namespace faultline::daemon

@@ -39,7 +39,8 @@ struct Flags {
 
 Result<Duration> PositiveDuration(const std::string& flag, const std::string& value) {
   auto d = faultline::ParseDuration(value);
-  if (!d.ok()) return faultline::InvalidArgument(flag + " '" + value + "': " + d.status().message());
+  if (!d.ok())
+    return faultline::InvalidArgument(flag + " '" + value + "': " + d.status().message());
   if (d->count() <= 0) return faultline::InvalidArgument(flag + " must be greater than 0");
   return *d;
 }
@@ -64,8 +65,9 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
           "makes development ones), or --insecure on a loopback or sandbox address");
       return kExitUsage;
     }
-    auto made = MakeServerCredentials(TlsFiles{flags.tls_ca, flags.tls_cert, flags.tls_key},
-                                      std::chrono::seconds(std::max<uint32_t>(1, flags.tls_refresh_s)));
+    auto made =
+        MakeServerCredentials(TlsFiles{flags.tls_ca, flags.tls_cert, flags.tls_key},
+                              std::chrono::seconds(std::max<uint32_t>(1, flags.tls_refresh_s)));
     if (!made.ok()) {
       spdlog::error("{}", made.status().message());
       return kExitUsage;

@@ -2,6 +2,8 @@
 // dial it through real ControllerLinks (FaultManager + a fake backend), plus an HTTP app the
 // runs probe. Covers registration, heartbeat loss, label selection, halt during a run, retries
 // that never double-apply, and an agent vanishing mid-run.
+#include "controller/daemon/controller_service.h"
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -14,7 +16,6 @@
 #include "agent/fault_registry.h"
 #include "agent/journal.h"
 #include "controller/daemon/agent_registry.h"
-#include "controller/daemon/controller_service.h"
 #include "controller/probes/probe_runner.h"
 #include "tests/unit/agent/fake_backend.h"
 
@@ -121,8 +122,8 @@ class ControllerServiceTest : public ::testing::Test {
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     address_ = "127.0.0.1:" + std::to_string(port_);
-    stub_ = v1::Controller::NewStub(
-        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    stub_ =
+        v1::Controller::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override {
