@@ -2,7 +2,8 @@
 # Dependency fault proxy benchmark (issue 6), one run, in a scratch namespace px-bench (loopback
 # only; never the fl-* sandbox). Every path carries the same traffic to the same servers:
 #   (a) bare loopback, (b) Faultline's proxy behind its real nft redirect with no toxic (applied by
-#   proxy_bench_driver through ProxyBackend: the client still dials the server's own address),
+#   proxy_bench_driver through ProxyBackend: the client still dials the server's own address;
+#   (b') the same with splice(2) for untouched directions, PX_SPLICE=1),
 #   (c) haproxy in TCP mode, (d) socat (fork per connection).
 #   1. Throughput: iperf3 TCP, ROUNDS rounds of a, b, c, d interleaved; medians; ratios to (a).
 #   2. Added latency per request: net_echo TCP ping-pong (64 B, one connection, sequential) RTT
@@ -80,16 +81,17 @@ stats() {  # file -> "median p99" in microseconds
     i = int(NR*0.99); if (i < NR*0.99) i++; print m, a[i]}'
 }
 
-declare -A NAMES=([a]="bare loopback" [b]="faultline, no toxic" [c]="haproxy tcp" [d]="socat")
+declare -A NAMES=([a]="bare loopback" [b]="faultline, no toxic" [s]="faultline, splice" [c]="haproxy tcp" [d]="socat")
 echo "== throughput: iperf3 ${IPERF_S}s x $ROUNDS rounds (a, b, c, d interleaved)"
 for r in $(seq 1 $ROUNDS); do
   iperf $IPERF >>"$WORK/tp.a"
   fault_on; iperf $IPERF >>"$WORK/tp.b"; fault_off
+  export PX_SPLICE=1; fault_on; iperf $IPERF >>"$WORK/tp.s"; fault_off; unset PX_SPLICE
   iperf $HAP_IPERF >>"$WORK/tp.c"
   iperf $SOCAT_IPERF >>"$WORK/tp.d"
 done
 A=$(median <"$WORK/tp.a")
-for k in a b c d; do
+for k in a b s c d; do
   m=$(median <"$WORK/tp.$k")
   name=${NAMES[$k]}
   awk -v n="$name" -v m="$m" -v a="$A" 'BEGIN {printf "  %-22s %8.2f Gbit/s  ratio %.2f\n", n, m/1e9, (a > 0 ? m/a : 0)}'

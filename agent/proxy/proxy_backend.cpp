@@ -214,6 +214,7 @@ Status ProxyBackend::EnsureProxyLocked() {
   o.max_connections = options_.max_connections;
   o.max_held_bytes = options_.max_held_bytes;
   o.connect_timeout_ms = options_.connect_timeout_ms;
+  o.splice = options_.splice;
   auto proxy = TcpProxy::Start(o);
   if (!proxy.ok()) return proxy.status();
   proxy_ = std::shared_ptr<TcpProxy>(std::move(*proxy));

@@ -411,7 +411,7 @@ struct TcpProxy::Impl {
             break;
         }
       }
-      f->buffered = !f->toxics.empty();
+      f->buffered = !f->toxics.empty() || !options.splice;
     }
     if (spec.has_http()) {
       c.up.buffered = true;
