@@ -53,7 +53,7 @@ class ProxyBackend final : public FaultBackend {
 
   ProxyBackendOptions options_;
   std::shared_ptr<netfilter::NftRuleset> nft_;
-  std::mutex mu_;                     // guards proxy_ start-up
+  std::mutex mu_;                    // guards proxy_ start-up
   std::shared_ptr<TcpProxy> proxy_;  // started lazily on the first Apply
 };
 

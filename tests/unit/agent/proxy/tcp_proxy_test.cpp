@@ -243,7 +243,7 @@ TEST_F(TcpProxyTest, TimeoutSwallowsDataThenCloses) {
   ASSERT_TRUE(SendAll(c, "hello"));
   int error = 0;
   EXPECT_EQ(ReadUpTo(c, 5, &error), "");  // nothing reached the echo server: nothing comes back
-  EXPECT_EQ(error, 0);                     // a clean close, not a reset
+  EXPECT_EQ(error, 0);                    // a clean close, not a reset
   EXPECT_GE(Clock::now() - start, 200ms);
   EXPECT_EQ(counters_->bytes_discarded.load(), 5u);
   EXPECT_EQ(counters_->connections_timed_out.load(), 1u);
@@ -459,7 +459,7 @@ TEST_F(TcpProxyTest, RemoveFaultClosesItsConnectionsAndListener) {
   EXPECT_EQ(ReadUpTo(c, 1), "");  // closed
   ::close(c);
   EXPECT_LT(Connect(port), 0);  // nobody listens any more
-  proxy_->RemoveFault("f1");     // idempotent
+  proxy_->RemoveFault("f1");    // idempotent
 }
 
 }  // namespace
