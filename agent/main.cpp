@@ -27,6 +27,8 @@
 #include "agent/journal.h"
 #include "agent/netfilter/network_backend.h"
 #include "agent/netfilter/nft_ruleset.h"
+#include "agent/process/process_backend.h"
+#include "agent/proxy/proxy_backend.h"
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/logging.h"
@@ -62,6 +64,7 @@ struct Flags {
   uint16_t dns_intercept_port = 0;
   uint16_t nfqueue_first = 3100;
   uint16_t nfqueue_count = 8;
+  int delay_line_rt_priority = 0;
   std::string ready_file;
   std::string log_level = "info";
 };
@@ -218,9 +221,23 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       static_cast<uint16_t>(std::stoi(flags.listen.substr(flags.listen.rfind(':') + 1)));
   net_options.queue_first = flags.nfqueue_first;
   net_options.queue_count = flags.nfqueue_count;
+  net_options.realtime_priority = flags.delay_line_rt_priority;
   auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
   netfilter::NetworkBackend* network = network_backend.get();
   if (Status s = registry.Register(std::move(network_backend)); !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return kExitFailure;
+  }
+  process::ProcessBackendOptions process_options;
+  process_options.record_dir = flags.state_dir + "/process";
+  if (Status s = registry.Register(std::make_unique<process::ProcessBackend>(process_options));
+      !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return kExitFailure;
+  }
+  if (Status s = registry.Register(
+          std::make_unique<proxy::ProxyBackend>(proxy::ProxyBackendOptions{}));
+      !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
@@ -325,7 +342,8 @@ int main(int argc, char** argv) {
   app.add_option("--listen", flags.listen, "gRPC address, HOST:PORT")->required();
   app.add_option("--name", flags.name, "agent id reported by GetInfo (default: the hostname)");
   app.add_option("--label", flags.labels, "key=value label, repeatable ([A-Za-z0-9._-]{1,63})");
-  app.add_option("--state-dir", flags.state_dir, "state directory; the journal is DIR/journal")
+  app.add_option("--state-dir", flags.state_dir,
+                 "state directory; the journal is DIR/journal, process pause records DIR/process")
       ->capture_default_str();
   app.add_option("--tls-ca", flags.tls_ca,
                  "CA bundle (PEM) that signs accepted client certificates");
@@ -354,6 +372,11 @@ int main(int argc, char** argv) {
   app.add_option("--nfqueue-count", flags.nfqueue_count,
                  "NFQUEUE numbers for latency faults (1-8): at most this many latency faults")
       ->check(CLI::Range(1, 8))
+      ->capture_default_str();
+  app.add_option("--delay-line-rt-priority", flags.delay_line_rt_priority,
+                 "SCHED_FIFO priority (1-99) for NFQUEUE delay line threads: tighter release "
+                 "times on a loaded host; 0 = normal scheduling")
+      ->check(CLI::Range(0, 99))
       ->capture_default_str();
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once the agent serves");

@@ -1,68 +1,133 @@
 #!/usr/bin/env bash
-# DNS pass-through benchmark, one run, three paths side by side, all on loopback:
-#   (a) dnsperf -> upstream dnsmasq (authoritative for bench.test, answers from memory)
-#   (b) dnsperf -> Faultline's DnsInterceptor (a SERVFAIL rule active on another name) -> (a)
-#   (c) dnsperf -> dnsmasq forwarder, cache off (--cache-size=0) -> (a)
-# Throughput: dnsperf unthrottled (-q outstanding) for DURATION seconds. Latency: a second,
-# throttled run (-Q RATE, well below saturation) with -v, median of the per-query latencies.
-# Prints a table with ratios to (a).   Usage: bench/dns_bench.sh [--smoke] [build-dir]
+# DNS pass-through benchmark: three paths side by side in one run, in scratch namespaces dz-app
+# (the client host) and dz-dns (its resolver), joined by a veth (10.96.0.1 <-> 10.96.0.2):
+#   (a) dnsperf in dz-app -> upstream dnsmasq 10.96.0.2:53 (authoritative for bench.test, from memory)
+#   (b) the same dnsperf command, with a real DNS fault applied in dz-app through the agent's
+#       DnsBackend (bench/dns_interceptor_serve: the nft redirect + interceptor, SERVFAIL on
+#       another name): dnsperf -> nft redirect -> interceptor -> the resolver dnsperf asked.
+#       The interceptor's configured upstream is a dead port, so every answer proves the query
+#       went to its original destination.
+#   (c) dnsperf in dz-app -> dnsmasq forwarder in dz-app (127.0.0.1:15355, --cache-size=0) -> (a)
+# Each round measures a, b, c in turn: throughput = dnsperf unthrottled (-q 200 -c 4) for
+# DURATION s; latency = dnsperf throttled to RATE q/s with -v for LAT_SECONDS s, median of the
+# per-query latencies. Prints per-round figures, then medians over ROUNDS rounds of queries/s,
+# of the ratio to (a) (per round) and of the added median latency. Needs root, dnsperf, dnsmasq.
+#   Usage: bench/dns_bench.sh [--smoke] [build-dir]
 set -euo pipefail
-DURATION=10; RATE=2000; LAT_SECONDS=5
-if [ "${1:-}" = --smoke ]; then DURATION=2; LAT_SECONDS=1; shift; fi
+ROUNDS=5 DURATION=8 RATE=2000 LAT_SECONDS=4
+if [ "${1:-}" = --smoke ]; then ROUNDS=1 DURATION=2 LAT_SECONDS=1; shift; fi
 BUILD="${1:-$(cd "$(dirname "$0")/.." && pwd)/build}"
 SERVE="$BUILD/bin/dns_interceptor_serve"
 [ -x "$SERVE" ] || SERVE="$BUILD/bench/dns_interceptor_serve"
-for tool in dnsperf dnsmasq; do command -v $tool >/dev/null || { echo "needs $tool" >&2; exit 2; }; done
-[ -x "$SERVE" ] || { echo "build dns_interceptor_serve first" >&2; exit 2; }
-WORK=$(mktemp -d /tmp/dnschaos-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-# Ports: pick from a high range unlikely to be in use.
-UP=25353 ICPT=25354 FWD=25355
-for i in $(seq 1 50); do echo "host$i.bench.test A"; done > "$WORK/queries"
-hosts=(); for i in $(seq 1 50); do hosts+=(--host-record="host$i.bench.test,10.1.0.$i"); done
-dnsmasq --keep-in-foreground --no-resolv --no-hosts --port=$UP --listen-address=127.0.0.1 \
-  --bind-interfaces --pid-file="$WORK/up.pid" "${hosts[@]}" --cache-size=1000 2>"$WORK/up.log" &
-PIDS+=($!)
-dnsmasq --keep-in-foreground --no-resolv --no-hosts --port=$FWD --listen-address=127.0.0.1 \
-  --bind-interfaces --pid-file="$WORK/fwd.pid" --server=127.0.0.1#$UP --cache-size=0 \
-  2>"$WORK/fwd.log" &
-PIDS+=($!)
-"$SERVE" $ICPT 127.0.0.1:$UP faulted.bench.test >"$WORK/serve.out" 2>"$WORK/serve.err" &
-PIDS+=($!)
-for _ in $(seq 1 100); do
-  grep -q ready "$WORK/serve.out" 2>/dev/null && dig +short +time=1 +tries=1 -p $UP @127.0.0.1 \
-    host1.bench.test >/dev/null 2>&1 && break
-  sleep 0.05
+for tool in dnsperf dnsmasq ip nft; do
+  command -v $tool >/dev/null || { echo "needs $tool" >&2; exit 2; }
 done
-throughput() {  # port -> queries/s
-  dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries" -l "$DURATION" -q 200 -c 4 2>&1 |
+[ -x "$SERVE" ] || { echo "build dns_interceptor_serve first" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, nftables)" >&2; exit 2; }
+APP=dz-app DNS=dz-dns UP=10.96.0.2 ICPT=15354 FWD=15355 DEAD=15399
+WORK=$(mktemp -d /tmp/dz-dns-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  ip netns del $APP 2>/dev/null || true
+  ip netns del $DNS 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip netns del $APP 2>/dev/null || true
+ip netns del $DNS 2>/dev/null || true
+ip netns add $APP
+ip netns add $DNS
+ip -n $APP link add dz-app0 type veth peer name dz-dns0 netns $DNS
+ip -n $APP addr add 10.96.0.1/24 dev dz-app0
+ip -n $DNS addr add $UP/24 dev dz-dns0
+for ns in $APP $DNS; do ip -n $ns link set lo up; done
+ip -n $APP link set dz-app0 up
+ip -n $DNS link set dz-dns0 up
+inapp() { ip netns exec $APP "$@"; }
+
+for i in $(seq 1 50); do echo "host$i.bench.test A"; done >"$WORK/queries"
+hosts=()
+for i in $(seq 1 50); do hosts+=(--host-record="host$i.bench.test,10.1.0.$i"); done
+ip netns exec $DNS dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+  --port=53 --listen-address=$UP --bind-interfaces --pid-file= --user=root "${hosts[@]}" \
+  --cache-size=1000 2>"$WORK/up.log" &
+PIDS+=($!)
+inapp dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port=$FWD \
+  --listen-address=127.0.0.1 --bind-interfaces --pid-file= --user=root --server=$UP#53 \
+  --cache-size=0 2>"$WORK/fwd.log" &
+PIDS+=($!)
+answers() { [ "$(inapp dig +short +time=1 +tries=1 -p "$2" @"$1" host1.bench.test)" = 10.1.0.1 ]; }
+for _ in $(seq 1 100); do answers $UP 53 && answers 127.0.0.1 $FWD && break; sleep 0.05; done
+answers $UP 53 && answers 127.0.0.1 $FWD || { echo "resolvers did not start" >&2; exit 1; }
+
+throughput() {  # server port -> queries/s
+  inapp dnsperf -s "$1" -p "$2" -d "$WORK/queries" -l "$DURATION" -q 200 -c 4 2>&1 |
     awk '/Queries per second/ {print $4}'
 }
-median_us() {  # port -> median latency in microseconds (throttled run)
-  dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries" -l "$LAT_SECONDS" -Q "$RATE" -v 2>/dev/null |
+median_us() {  # server port -> median latency in microseconds (throttled run)
+  inapp dnsperf -s "$1" -p "$2" -d "$WORK/queries" -l "$LAT_SECONDS" -Q "$RATE" -v 2>/dev/null |
     awk '$1 == ">" && $2 == "NOERROR" {print $NF * 1e6}' | sort -n |
     awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
 }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+start_fault() {
+  # Not through inapp: $! must be the program itself (ip netns exec execs it), not a subshell.
+  ip netns exec $APP "$SERVE" $ICPT $UP:$DEAD faulted.bench.test >"$WORK/serve.out" \
+    2>"$WORK/serve.err" &
+  SERVE_PID=$!
+  for _ in $(seq 1 100); do grep -q ready "$WORK/serve.out" 2>/dev/null && break; sleep 0.05; done
+  grep -q ready "$WORK/serve.out" || { cat "$WORK/serve.err" >&2; echo "fault did not apply" >&2; exit 1; }
+  answers $UP 53 || { echo "(b): no answer through the interceptor" >&2; exit 1; }
+  inapp dig +time=1 +tries=1 @$UP faulted.bench.test | grep -q 'status: SERVFAIL' ||
+    { echo "(b): the fault is not active" >&2; exit 1; }
+}
+stop_fault() {
+  kill "$SERVE_PID"
+  wait "$SERVE_PID" || { cat "$WORK/serve.out" "$WORK/serve.err" >&2; echo "fault did not revert" >&2; exit 1; }
+  inapp nft list tables | grep -q faultline_ && { echo "fault table left behind" >&2; exit 1; }
+  EVIDENCE=$(grep '^fault:' "$WORK/serve.out")
+}
+
+echo "machine: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg); dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}')"
+echo "per round: ${DURATION}s unthrottled (-q 200 -c 4), ${LAT_SECONDS}s at ${RATE} q/s for latency; $ROUNDS round(s)"
+printf '%-6s %-4s %12s %8s %10s %10s\n' round path "queries/s" ratio median_us added_us
 declare -A QPS LAT
-for path in a b c; do
-  case $path in a) port=$UP ;; b) port=$ICPT ;; c) port=$FWD ;; esac
-  QPS[$path]=$(throughput $port)
-  LAT[$path]=$(median_us $port)
-  [ -n "${QPS[$path]}" ] && [ "${LAT[$path]}" != nan ] || { echo "path ($path): no result" >&2; exit 1; }
+for r in $(seq 1 "$ROUNDS"); do
+  for path in a b c; do
+    case $path in
+      a) server=$UP port=53 ;;
+      b) server=$UP port=53; start_fault ;;
+      c) server=127.0.0.1 port=$FWD ;;
+    esac
+    q=$(throughput $server $port)
+    l=$(median_us $server $port)
+    [ "$path" = b ] && stop_fault
+    [ -n "$q" ] && [ "$l" != nan ] || { echo "round $r path ($path): no result" >&2; exit 1; }
+    QPS[$r$path]=$q LAT[$r$path]=$l
+  done
+  for path in a b c; do
+    ratio=$(awk -v x="${QPS[$r$path]}" -v y="${QPS[${r}a]}" 'BEGIN {printf "%.3f", x / y}')
+    added=$(awk -v x="${LAT[$r$path]}" -v y="${LAT[${r}a]}" 'BEGIN {printf "%.0f", x - y}')
+    printf '%-6s %-4s %12.0f %8s %10.0f %10s\n' "$r" "($path)" "${QPS[$r$path]}" "$ratio" \
+      "${LAT[$r$path]}" "$added"
+    echo "$ratio" >>"$WORK/ratio.$path"
+    echo "$added" >>"$WORK/added.$path"
+    echo "${QPS[$r$path]}" >>"$WORK/qps.$path"
+    echo "${LAT[$r$path]}" >>"$WORK/lat.$path"
+  done
+  echo "       (b) $EVIDENCE"
 done
-echo "machine: $(nproc) cores, $(uname -r); dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}'); ${DURATION}s unthrottled, ${LAT_SECONDS}s at ${RATE} q/s for latency"
-printf '%-44s %12s %10s %14s %14s\n' path "queries/s" "ratio" "median_us" "added_us"
+echo "medians over $ROUNDS round(s):"
+printf '%-44s %12s %14s %10s %10s\n' path "queries/s" "ratio_to_(a)" median_us added_us
 for path in a b c; do
   case $path in
     a) name="(a) upstream dnsmasq directly" ;;
-    b) name="(b) Faultline interceptor (fault on other)" ;;
+    b) name="(b) nft redirect + Faultline interceptor" ;;
     c) name="(c) dnsmasq forwarder, cache off" ;;
   esac
-  ratio=$(awk -v x="${QPS[$path]}" -v y="${QPS[a]}" 'BEGIN {printf "%.2f", x / y}')
-  added=$(awk -v x="${LAT[$path]}" -v y="${LAT[a]}" 'BEGIN {printf "%.0f", x - y}')
-  printf '%-44s %12.0f %10s %14.0f %14s\n' "$name" "${QPS[$path]}" "$ratio" "${LAT[$path]}" "$added"
+  printf '%-44s %12.0f %14s %10.0f %10s\n' "$name" "$(median <"$WORK/qps.$path")" \
+    "$(median <"$WORK/ratio.$path")" "$(median <"$WORK/lat.$path")" "$(median <"$WORK/added.$path")"
 done
-kill "${PIDS[2]}"; wait "${PIDS[2]}" 2>/dev/null || true
-echo "interceptor: $(tail -n 1 "$WORK/serve.out")"

@@ -4,6 +4,8 @@
 //                                                  prints one RTT in microseconds per line
 //   net_echo blast HOST PORT SECONDS               unthrottled 16-byte UDP datagrams (sendmmsg,
 //                                                  batches of 64); prints packets sent per second
+//   net_echo send HOST PORT COUNT                  COUNT 16-byte UDP datagrams, paced (64 per
+//                                                  0.5 ms); prints the number sent (attempted)
 // TCP: one connection (TCP_NODELAY), write 64 bytes, read 64 bytes back. UDP: a datagram carrying
 // its sequence number; replies with another sequence (late ones) are skipped; 5 s timeout each.
 #include <arpa/inet.h>
@@ -157,18 +159,46 @@ int Blast(const char* host, uint16_t port, double seconds) {
 
 }  // namespace
 
+// Paced so that no queue on the way overflows: loss counted by the tests is the fault's alone.
+int Send(const char* host, uint16_t port, long count) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (inet_pton(AF_INET, host, &a.sin_addr) != 1) return 2;
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    std::perror("connect");
+    return 1;
+  }
+  char payload[16] = {};
+  long sent = 0;
+  while (sent < count) {
+    for (int i = 0; i < 64 && sent < count; ++i) {
+      // An egress drop in netfilter fails the send (EPERM): it still left the application.
+      (void)send(fd, payload, sizeof payload, 0);
+      ++sent;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  std::printf("%ld\n", sent);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "serve") return Serve(std::atoi(argv[2]));
   if (argc == 7 && std::string(argv[1]) == "ping") {
     return Ping(std::string(argv[2]) == "tcp", argv[3], std::atoi(argv[4]), std::atoi(argv[5]),
                 std::atoi(argv[6]));
   }
+  if (argc == 5 && std::string(argv[1]) == "send") {
+    return Send(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atol(argv[4]));
+  }
   if (argc == 5 && std::string(argv[1]) == "blast") {
     return Blast(argv[2], std::atoi(argv[3]), std::atof(argv[4]));
   }
-  std::fprintf(
-      stderr,
-      "usage: %s serve PORT | blast HOST PORT SECONDS | ping tcp|udp HOST PORT COUNT GAP_MS\n",
-      argv[0]);
+  std::fprintf(stderr,
+               "usage: %s serve PORT | blast HOST PORT SECONDS | send HOST PORT COUNT | ping "
+               "tcp|udp HOST PORT COUNT GAP_MS\n",
+               argv[0]);
   return 2;
 }

@@ -10,11 +10,12 @@ FAULTLINE_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libboost-filesystem-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
-  nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libnftables-dev libnetfilter-queue-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libmnl-dev libnftables-dev libnetfilter-queue-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev libssl-dev
   libsqlite3-dev sqlite3 libpq-dev postgresql libhowardhinnant-date-dev tzdata
   clang-14 libclang-rt-14-dev openssl
   dnsmasq-base nftables iptables iproute2 dnsutils dnsperf curl procps jq iperf3
+  libhttp-parser-dev haproxy socat
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

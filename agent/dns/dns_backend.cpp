@@ -23,6 +23,8 @@ namespace {
 constexpr int kMaxDomains = 64;
 constexpr uint32_t kMaxDelayMs = 60000;
 constexpr const char* kCapCheckTable = "faultline_capcheck_dns";
+// The conntrack label bit that marks the interceptor's own upstream flows (see ApplyBatch).
+constexpr const char* kExemptLabel = "127";
 
 // "/system.slice/x.service/" -> "system.slice/x.service".
 std::string CgroupPath(std::string path) {
@@ -110,15 +112,21 @@ std::string ApplyBatch(const std::string& table, uint32_t mark, uint16_t port,
          "add table " + t + "\n" +                                                   //
          "add chain " + t + " output { type nat hook output priority " + priority +  //
          "; }\n" +                                                                   //
-         "add rule " + t + " output meta mark " + MarkText(mark) + " return\n" +     //
-         // IPv4 UDP carries its original destination address in the packet mark (raw payload: nft
-         // types `ip daddr` as an address, not a mark), which the interceptor reads with
-         // SO_RCVMARK; TCP has SO_ORIGINAL_DST. IPv6 UDP goes to the configured upstream.
-         "add rule " + t + " output " + scope_match +
-         "meta nfproto ipv4 udp dport 53 meta mark set @nh,128,32 redirect to :" + p + "\n" +
-         "add rule " + t + " output " + scope_match +
-         "meta nfproto ipv6 udp dport 53 redirect to :" + p + "\n" + "add rule " + t + " output " +
-         scope_match + "tcp dport 53 redirect to :" + p + "\n";
+         // The interceptor's own upstream queries carry its socket mark. A user's mangle rule
+         // (priority -150) that sets marks on DNS for policy routing would overwrite it before
+         // the nat hook (-100) looks, and the query would loop back to the interceptor; so the
+         // mark is copied into a conntrack label right after conntrack (-200), where the nat
+         // chain checks it. (A mark rewritten in raw, before conntrack, still defeats this.)
+         "add chain " + t + " tag { type filter hook output priority -199; }\n" +   //
+         "add rule " + t + " tag meta mark " + MarkText(mark) + " ct label set " +  //
+         kExemptLabel + "\n" +                                                      //
+         "add rule " + t + " output ct label " + kExemptLabel + " return\n" +       //
+         "add rule " + t + " output meta mark " + MarkText(mark) + " return\n" +    //
+         // Nothing is written into the packet (its mark stays the user's): the interceptor
+         // reads a UDP query's original destination from conntrack, a TCP one with
+         // SO_ORIGINAL_DST. The inet table covers IPv4 and IPv6.
+         "add rule " + t + " output " + scope_match + "udp dport 53 redirect to :" + p + "\n" +
+         "add rule " + t + " output " + scope_match + "tcp dport 53 redirect to :" + p + "\n";
 }
 
 std::string ModeName(v1::DnsFault::Mode mode) {
@@ -199,9 +207,13 @@ Status DnsBackend::DetectCapability() {
   // A throwaway table with the exact kinds of chain and rules Apply uses. Its redirect rule can
   // never match (it needs a mark nobody sets and only lives for the length of two syscalls).
   const std::string t = std::string("inet ") + kCapCheckTable;
-  Status s = nft_->Run("add table " + t + "\n" + "add chain " + t +
-                       " output { type nat hook output priority -100; }\n" + "add rule " + t +
-                       " output meta mark 0xfffffffe udp dport 53 redirect to :53\n");
+  Status s =
+      nft_->Run("add table " + t + "\n" + "add chain " + t +
+                " output { type nat hook output priority -100; }\n" + "add chain " + t +
+                " tag { type filter hook output priority -199; }\n" + "add rule " + t +
+                " tag meta mark 0xfffffffe ct label set " + kExemptLabel + "\n" + "add rule " + t +
+                " output ct label " + kExemptLabel + " return\n" + "add rule " + t +
+                " output meta mark 0xfffffffe udp dport 53 redirect to :53\n");
   Status cleanup = nft_->DeleteTable("inet", kCapCheckTable);
   if (!s.ok()) {
     return FailedPrecondition("dns: nftables nat output redirect is not usable here (" +
@@ -365,6 +377,11 @@ Result<std::unique_ptr<FaultHandle>> DnsBackend::Apply(const std::string& fault_
                scope_match.empty() ? "host" : scope_match);
   return std::unique_ptr<FaultHandle>(
       std::make_unique<DnsFaultHandle>(fault_id, nft_, interceptor, *counters, dns.mode()));
+}
+
+DnsInterceptorStats DnsBackend::InterceptorStats() {
+  std::lock_guard lock(mu_);
+  return interceptor_ ? interceptor_->GetStats() : DnsInterceptorStats{};
 }
 
 Status DnsBackend::RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) {

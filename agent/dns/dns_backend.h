@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 
+#include "agent/dns/dns_interceptor.h"
 #include "agent/fault_backend.h"
 
 namespace faultline::agent::netfilter {
@@ -42,8 +43,6 @@ struct DnsBackendOptions {
 // The first `nameserver` address in resolv.conf text; NOT_FOUND when there is none.
 Result<std::string> FirstNameserver(const std::string& resolv_conf_text);
 
-class DnsInterceptor;
-
 class DnsBackend final : public FaultBackend {
  public:
   explicit DnsBackend(DnsBackendOptions options);
@@ -55,6 +54,10 @@ class DnsBackend final : public FaultBackend {
   Result<std::unique_ptr<FaultHandle>> Apply(const std::string& fault_id,
                                              const v1::FaultSpec& spec) override;
   Status RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) override;
+
+  // The shared interceptor's counters, all faults together (zero before the first Apply).
+  // Thread-safe.
+  DnsInterceptorStats InterceptorStats();
 
  private:
   // Starts the interceptor if it is not running yet. Guarded by mu_.

@@ -25,8 +25,12 @@ constexpr int kUdpBatch = 64;
 // getsockopt(SO_ORIGINAL_DST) (linux/netfilter_ipv4.h) and IP6T_SO_ORIGINAL_DST share the value;
 // defined here because those kernel headers clash with the libc ones.
 constexpr int kSoOriginalDst = 80;
-// setsockopt(SO_RCVMARK) (Linux 5.19+): recvmsg reports each datagram's packet mark.
-constexpr int kSoRcvMark = 75;
+// How long a UDP client address:port keeps its looked-up original destination. While conntrack
+// has an entry for the flow, a datagram from that address:port to the redirect target can only
+// belong to it (a second flow would clash on the reply tuple), and every datagram renews the
+// entry for nf_conntrack_udp_timeout (30 s by default), so a second is far inside its life.
+constexpr auto kOrigDstCacheTtl = std::chrono::seconds(1);
+constexpr size_t kOrigDstCacheMax = 8192;
 
 bool IsLoopback(const SocketAddress& a) {
   if (a.family() == AF_INET) {
@@ -42,8 +46,8 @@ uint16_t PortOf(const SocketAddress& a) {
              : ntohs(reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_port);
 }
 
-std::string AddressKey(const SocketAddress& a) {
-  return std::string(reinterpret_cast<const char*>(&a.storage), a.length);
+bool SameAddress(const SocketAddress& a, const SocketAddress& b) {
+  return a.length == b.length && std::memcmp(&a.storage, &b.storage, a.length) == 0;
 }
 
 // TCP: the accepted connection's pre-redirect destination. NOT_FOUND when it was not NATed.
@@ -223,7 +227,7 @@ struct DnsInterceptor::DelayedUdp {
 // A connected, marked UDP socket to one resolver, shared by queries with distinct ids.
 struct DnsInterceptor::UpstreamSocket {
   int fd = -1;
-  std::string dest;  // AddressKey of the resolver
+  SocketAddress dest;  // the resolver
   std::vector<bool> ids_in_use = std::vector<bool>(65536, false);
 };
 
@@ -232,6 +236,8 @@ uint64_t PendingKey(size_t socket, uint16_t id) { return (uint64_t{socket} << 16
 // Upstream sockets per resolver (queries sharing an id at the same time need one each) and in all.
 constexpr size_t kSocketsPerResolver = 16;
 constexpr size_t kMaxUpstreamSockets = 256;
+// Finished PendingUdp objects kept for reuse, so a forwarded query allocates no new one.
+constexpr size_t kPendingPool = 1024;
 }  // namespace
 
 bool DnsInterceptor::DelayedLater::operator()(const std::unique_ptr<DelayedUdp>& a,
@@ -295,8 +301,6 @@ Result<std::shared_ptr<DnsInterceptor::Listener>> DnsInterceptor::OpenListener(
         if (ls.udp >= 0) setsockopt(ls.udp, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (ls.tcp >= 0) setsockopt(ls.tcp, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
       }
-      // The nft redirect puts an IPv4 query's original destination in the packet mark.
-      if (ls.udp >= 0) setsockopt(ls.udp, SOL_SOCKET, kSoRcvMark, &one, sizeof(one));
       bool ok = ls.udp >= 0 && ls.tcp >= 0 && bind(ls.udp, addr.get(), addr.length) == 0;
       if (ok) {
         socklen_t len = addr.length;
@@ -341,7 +345,18 @@ Status DnsInterceptor::Start() {
   auto probe = OpenUpstreamSocket(SOCK_DGRAM, upstream_);
   if (!probe.ok()) return probe.status();
   // Kept as the first pooled socket to the configured upstream.
-  upstream_sockets_.push_back(UpstreamSocket{*probe, AddressKey(upstream_)});
+  upstream_sockets_.push_back(UpstreamSocket{*probe, upstream_});
+  if (options_.forward_to_original_destination) {
+    auto ct = ConntrackLookup::Open();
+    if (ct.ok()) {
+      conntrack_ = std::move(*ct);
+    } else {
+      // Without CAP_NET_ADMIN no redirect can exist either: queries arrive here only directly.
+      // (No format arguments in this file: ldns's headers break fmt's templates.)
+      spdlog::info("dns interceptor: UDP goes to the configured upstream (" +
+                   ct.status().message() + ")");
+    }
+  }
 
   auto main = OpenListener("", options_.port);
   if (!main.ok()) {
@@ -387,6 +402,8 @@ void DnsInterceptor::Stop() {
   expiry_.clear();
   for (auto& u : upstream_sockets_) close(u.fd);
   upstream_sockets_.clear();
+  conntrack_.reset();
+  orig_dst_cache_.clear();
   delayed_pending_ -= static_cast<int64_t>(delayed_.size());
   delayed_.clear();
   {
@@ -520,11 +537,19 @@ DnsInterceptor::Decision DnsInterceptor::Decide(std::span<const uint8_t> message
                                                 const std::string& scope) {
   ++seen_;
   Decision d;
-  auto question = ParseDnsQuery(message);
-  if (!question.ok()) {
-    ++malformed_;
-    d.kind = Decision::Kind::kMalformed;
-    return d;
+  // Almost every query is plain and read without ldns (no allocation once the thread's name
+  // buffer has grown); anything else takes the full ldns parse, which also rejects garbage.
+  thread_local DnsQuestion plain;
+  DnsQuestion* question = &plain;
+  Result<DnsQuestion> parsed = InvalidArgument("unparsed");
+  if (!ParsePlainDnsQuery(message, &plain)) {
+    parsed = ParseDnsQuery(message);
+    if (!parsed.ok()) {
+      ++malformed_;
+      d.kind = Decision::Kind::kMalformed;
+      return d;
+    }
+    question = &*parsed;
   }
   d.qtype = question->qtype;
   FaultAnswer answer;
@@ -534,7 +559,7 @@ DnsInterceptor::Decision DnsInterceptor::Decide(std::span<const uint8_t> message
     for (const auto& r : rules_) {
       if (!r.rule.scope.empty() && r.rule.scope != scope) continue;
       if (!TypeMatches(r.rule.qtypes, question->qtype)) continue;
-      if (!r.rule.matcher.Matches(question->name)) continue;
+      if (!r.rule.matcher.MatchesNormalized(question->name)) continue;
       ++r.counters->seen;
       if (Spared(r.rule.probability)) {
         ++r.counters->passed;
@@ -576,7 +601,9 @@ DnsInterceptor::Decision DnsInterceptor::DecideReply(std::span<const uint8_t> qu
     std::lock_guard lock(rules_mu_);
     if (rules_.empty()) return d;
   }
-  // Only answers that carry a CNAME can be redirected into a faulted name; parsing is the cost.
+  // Only answers that carry a CNAME can be redirected into a faulted name; a cheap scan of the
+  // answer section spares the ldns parse of every other reply.
+  if (!MayHaveCname(reply)) return d;
   std::vector<std::string> targets = CnameTargets(reply);
   if (targets.empty()) return d;
   FaultAnswer answer;
@@ -585,8 +612,9 @@ DnsInterceptor::Decision DnsInterceptor::DecideReply(std::span<const uint8_t> qu
     for (const auto& r : rules_) {
       if (!r.rule.scope.empty() && r.rule.scope != scope) continue;
       if (!TypeMatches(r.rule.qtypes, qtype)) continue;
-      bool hit = std::any_of(targets.begin(), targets.end(),
-                             [&](const std::string& t) { return r.rule.matcher.Matches(t); });
+      bool hit = std::any_of(targets.begin(), targets.end(), [&](const std::string& t) {
+        return r.rule.matcher.MatchesNormalized(t);
+      });
       if (!hit) continue;
       ++r.counters->seen;
       if (Spared(r.rule.probability)) {
@@ -657,25 +685,31 @@ void DnsInterceptor::EventLoop() {
   };
   std::vector<Source> sources;
   std::vector<std::shared_ptr<Listener>> listeners;
+  // The poll set is rebuilt only when it changes: listeners (wake_fd_) or upstream sockets.
+  bool rebuild = true;
+  size_t first_upstream = 0;
   while (true) {
-    {
-      std::lock_guard lock(listeners_mu_);
-      listeners = listeners_;
-    }
-    fds.clear();
-    sources.clear();
-    fds.push_back({stop_fd_, POLLIN, 0});
-    fds.push_back({wake_fd_, POLLIN, 0});
-    for (const auto& l : listeners) {
-      for (const auto& s : l->sockets) {
-        fds.push_back({s.udp, POLLIN, 0});
-        sources.push_back({l, &s, true});
-        fds.push_back({s.tcp, POLLIN, 0});
-        sources.push_back({l, &s, false});
+    if (rebuild || fds.size() - first_upstream != upstream_sockets_.size()) {
+      {
+        std::lock_guard lock(listeners_mu_);
+        listeners = listeners_;
       }
+      fds.clear();
+      sources.clear();
+      fds.push_back({stop_fd_, POLLIN, 0});
+      fds.push_back({wake_fd_, POLLIN, 0});
+      for (const auto& l : listeners) {
+        for (const auto& s : l->sockets) {
+          fds.push_back({s.udp, POLLIN, 0});
+          sources.push_back({l, &s, true});
+          fds.push_back({s.tcp, POLLIN, 0});
+          sources.push_back({l, &s, false});
+        }
+      }
+      first_upstream = fds.size();
+      for (const auto& u : upstream_sockets_) fds.push_back({u.fd, POLLIN, 0});
+      rebuild = false;
     }
-    const size_t first_upstream = fds.size();
-    for (const auto& u : upstream_sockets_) fds.push_back({u.fd, POLLIN, 0});
     auto next_deadline = SteadyClock::time_point::max();
     if (!expiry_.empty()) next_deadline = expiry_.front().first;
     if (!delayed_.empty()) next_deadline = std::min(next_deadline, delayed_.front()->due);
@@ -687,6 +721,7 @@ void DnsInterceptor::EventLoop() {
       uint64_t v;
       ssize_t ignored = read(wake_fd_, &v, sizeof(v));
       (void)ignored;
+      rebuild = true;
     }
 
     // Upstream replies first (fds from first_upstream match upstream_sockets_ when polled).
@@ -713,9 +748,14 @@ void DnsInterceptor::EventLoop() {
         if (it == pending_.end()) continue;  // late (timed out) or stray
         std::unique_ptr<PendingUdp> owned = std::move(it->second);
         pending_.erase(it);
+
         upstream_sockets_[i].ids_in_use[id] = false;
         --outstanding_;
         HandleUpstreamReply(*owned, std::span<const uint8_t>(reply, msgs[k].msg_len));
+        // Back to the pool (its query buffer keeps its capacity).
+        owned->listener.reset();
+        owned->decision = Decision();
+        if (spare_pending_.size() < kPendingPool) spare_pending_.push_back(std::move(owned));
       }
     }
     FlushOutbox();
@@ -748,7 +788,7 @@ void DnsInterceptor::EventLoop() {
     for (size_t i = 0; n > 0 && i < sources.size(); ++i) {
       if (fds[2 + i].revents == 0) continue;
       if (sources[i].udp) {
-        HandleUdpReadable(sources[i].listener, sources[i].socket->udp);
+        HandleUdpReadable(sources[i].listener, sources[i].socket->udp, sources[i].socket->local);
       } else {
         AcceptTcp(sources[i].socket->tcp, sources[i].listener->scope);
       }
@@ -756,45 +796,36 @@ void DnsInterceptor::EventLoop() {
   }
 }
 
-void DnsInterceptor::HandleUdpReadable(const std::shared_ptr<Listener>& listener, int udp_fd) {
+void DnsInterceptor::HandleUdpReadable(const std::shared_ptr<Listener>& listener, int udp_fd,
+                                       const SocketAddress& local) {
   // One recvmmsg for up to kUdpBatch queries; their forwards and answers go out in FlushOutbox.
   mmsghdr msgs[kUdpBatch];
   iovec iovs[kUdpBatch];
   SocketAddress clients[kUdpBatch];
-  alignas(cmsghdr) uint8_t controls[kUdpBatch][CMSG_SPACE(sizeof(uint32_t))];
   for (int i = 0; i < kUdpBatch; ++i) {
     iovs[i] = {Slot(i), kMaxDnsMessage};
-    clients[i] = SocketAddress();
     msgs[i] = {};
     msgs[i].msg_hdr.msg_iov = &iovs[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
     msgs[i].msg_hdr.msg_name = &clients[i].storage;
     msgs[i].msg_hdr.msg_namelen = sizeof(clients[i].storage);
-    msgs[i].msg_hdr.msg_control = controls[i];
-    msgs[i].msg_hdr.msg_controllen = sizeof(controls[i]);
   }
   int got = recvmmsg(udp_fd, msgs, kUdpBatch, MSG_DONTWAIT, nullptr);
+  if (got <= 0) return;
+  Decision decisions[kUdpBatch];
+  int forwards[kUdpBatch];
+  int forward_count = 0;
   for (int i = 0; i < got; ++i) {
     clients[i].length = msgs[i].msg_hdr.msg_namelen;
-    // The resolver the client asked: an IPv4 address in the packet mark (see DnsBackend), port 53;
-    // no mark (a client that asked the interceptor itself, or IPv6): the configured upstream.
-    SocketAddress dest = upstream_;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != nullptr;
-         c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_MARK) continue;
-      uint32_t mark = 0;
-      std::memcpy(&mark, CMSG_DATA(c), sizeof(mark));
-      if (mark != 0 && clients[i].family() == AF_INET && options_.forward_to_original_destination) {
-        dest = SocketAddress();
-        auto* v4 = reinterpret_cast<sockaddr_in*>(&dest.storage);
-        v4->sin_family = AF_INET;
-        v4->sin_addr.s_addr = mark;  // the address bytes as they were in the header
-        v4->sin_port = htons(53);
-        dest.length = sizeof(sockaddr_in);
-      }
-    }
-    std::span<const uint8_t> message(Slot(i), msgs[i].msg_len);
-    Decision d = Decide(message, listener->scope);
+    decisions[i] = Decide(std::span<const uint8_t>(Slot(i), msgs[i].msg_len), listener->scope);
+    if (decisions[i].kind == Decision::Kind::kForward) forwards[forward_count++] = i;
+  }
+  // Only forwarded queries need to know where they were going: one conntrack round trip for all
+  // of the batch's cache misses.
+  SocketAddress dests[kUdpBatch];
+  ResolveUdpDestinations(clients, local, listener->port, {forwards, size_t(forward_count)}, dests);
+  for (int i = 0; i < got; ++i) {
+    Decision& d = decisions[i];
     switch (d.kind) {
       case Decision::Kind::kMalformed:
         break;
@@ -806,11 +837,75 @@ void DnsInterceptor::HandleUdpReadable(const std::shared_ptr<Listener>& listener
         SendUdpAnswer(udp_fd, clients[i], std::move(d.response), d.delay_ms, d.counters, listener);
         break;
       case Decision::Kind::kForward:
-        ForwardUdp(message, clients[i], dest, listener, udp_fd, std::move(d));
+        ForwardUdp(std::span<const uint8_t>(Slot(i), msgs[i].msg_len), clients[i], dests[i],
+                   listener, udp_fd, std::move(d));
         break;
     }
   }
   FlushOutbox();
+}
+
+size_t DnsInterceptor::FlowKeyHash::operator()(const FlowKey& k) const {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the key's bytes
+  auto mix = [&h](const uint8_t* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  };
+  mix(&k.family, 1);
+  mix(reinterpret_cast<const uint8_t*>(&k.local_port), 2);
+  mix(reinterpret_cast<const uint8_t*>(&k.client_port), 2);
+  mix(k.address, k.family == AF_INET ? 4 : 16);
+  return static_cast<size_t>(h);
+}
+
+void DnsInterceptor::ResolveUdpDestinations(const SocketAddress* clients,
+                                            const SocketAddress& local, uint16_t port,
+                                            std::span<const int> which, SocketAddress* dests) {
+  for (int i : which) dests[i] = upstream_;
+  if (conntrack_ == nullptr || which.empty()) return;
+  const auto now = SteadyClock::now();
+  FlowKey keys[kUdpBatch];
+  ConntrackLookup::Flow flows[kUdpBatch];
+  int flow_of[kUdpBatch];
+  size_t misses = 0;
+  for (int i : which) {
+    const SocketAddress& c = clients[i];
+    if (c.family() != local.family()) continue;
+    FlowKey& k = keys[i];
+    k.family = static_cast<uint8_t>(c.family());
+    k.local_port = port;
+    k.client_port = PortOf(c);
+    if (c.family() == AF_INET) {
+      std::memcpy(k.address, &reinterpret_cast<const sockaddr_in*>(&c.storage)->sin_addr, 4);
+    } else {
+      std::memcpy(k.address, &reinterpret_cast<const sockaddr_in6*>(&c.storage)->sin6_addr, 16);
+    }
+    auto it = orig_dst_cache_.find(k);
+    if (it != orig_dst_cache_.end() && it->second.expires > now) {
+      dests[i] = it->second.dest;
+      continue;
+    }
+    flows[misses] = {c, local};
+    flow_of[misses++] = i;
+  }
+  if (misses == 0) return;
+  SocketAddress found[kUdpBatch];
+  Status s = conntrack_->OriginalDestinations({flows, misses}, {found, misses});
+  if (!s.ok()) {
+    spdlog::warn("dns interceptor: " + s.message());
+    return;  // this batch goes to the configured upstream; the next one asks again
+  }
+  if (orig_dst_cache_.size() + misses > kOrigDstCacheMax) {
+    std::erase_if(orig_dst_cache_, [&](const auto& e) { return e.second.expires <= now; });
+    if (orig_dst_cache_.size() + misses > kOrigDstCacheMax) orig_dst_cache_.clear();
+  }
+  for (size_t m = 0; m < misses; ++m) {
+    const int i = flow_of[m];
+    // No entry, or one that was not redirected (the client asked this listener itself).
+    if (found[m].length != 0 && !(IsLoopback(found[m]) && PortOf(found[m]) == port)) {
+      dests[i] = found[m];
+    }
+    orig_dst_cache_[keys[i]] = OrigDst{dests[i], now + kOrigDstCacheTtl};
+  }
 }
 
 uint8_t* DnsInterceptor::Slot(int i) {
@@ -822,16 +917,18 @@ void DnsInterceptor::Queue(int fd, const SocketAddress* to, std::span<const uint
   OutDatagram d;
   d.fd = fd;
   if (to != nullptr) d.to = *to;
-  d.bytes.assign(bytes.begin(), bytes.end());
-  outbox_.push_back(std::move(d));
+  d.offset = out_bytes_.size();
+  d.length = bytes.size();
+  out_bytes_.insert(out_bytes_.end(), bytes.begin(), bytes.end());
+  outbox_.push_back(d);
 }
 
 void DnsInterceptor::FlushOutbox() {
   // Consecutive datagrams for the same socket go out in one sendmmsg. A datagram the kernel
   // refuses is dropped, as a lost UDP packet would be: the client retries, a forwarded query
   // times out.
-  std::vector<mmsghdr> msgs;
-  std::vector<iovec> iovs;
+  static thread_local std::vector<mmsghdr> msgs;  // event loop only; reused, never shrunk
+  static thread_local std::vector<iovec> iovs;
   size_t start = 0;
   while (start < outbox_.size()) {
     size_t end = start;
@@ -840,7 +937,7 @@ void DnsInterceptor::FlushOutbox() {
     iovs.resize(end - start);
     for (size_t i = start; i < end; ++i) {
       OutDatagram& d = outbox_[i];
-      iovs[i - start] = {d.bytes.data(), d.bytes.size()};
+      iovs[i - start] = {out_bytes_.data() + d.offset, d.length};
       msgs[i - start].msg_hdr.msg_iov = &iovs[i - start];
       msgs[i - start].msg_hdr.msg_iovlen = 1;
       if (d.to.length != 0) {
@@ -861,6 +958,7 @@ void DnsInterceptor::FlushOutbox() {
     start = end;
   }
   outbox_.clear();
+  out_bytes_.clear();  // keeps its capacity: no allocation per datagram once warm
 }
 
 void DnsInterceptor::ForwardUdp(std::span<const uint8_t> message, const SocketAddress& client,
@@ -871,16 +969,12 @@ void DnsInterceptor::ForwardUdp(std::span<const uint8_t> message, const SocketAd
     ++overload_;
     return;
   }
-  if (dest.family() != upstream_.family() ||
-      std::memcmp(&dest.storage, &upstream_.storage, dest.length) != 0) {
-    ++orig_dst_;
-  }
+  if (!SameAddress(dest, upstream_)) ++orig_dst_;
   const uint16_t id = LDNS_ID_WIRE(message.data());  // Decide parsed it: >= 12 bytes
-  const std::string dest_key = AddressKey(dest);
   size_t chosen = upstream_sockets_.size();
   size_t for_dest = 0;
   for (size_t i = 0; i < upstream_sockets_.size(); ++i) {
-    if (upstream_sockets_[i].dest != dest_key) continue;
+    if (!SameAddress(upstream_sockets_[i].dest, dest)) continue;
     ++for_dest;
     if (!upstream_sockets_[i].ids_in_use[id]) {
       chosen = i;
@@ -897,12 +991,18 @@ void DnsInterceptor::ForwardUdp(std::span<const uint8_t> message, const SocketAd
       ++upstream_errors_;
       return;
     }
-    upstream_sockets_.push_back(UpstreamSocket{*fd, dest_key});
+    upstream_sockets_.push_back(UpstreamSocket{*fd, dest});
   }
   UpstreamSocket& u = upstream_sockets_[chosen];
   Queue(u.fd, nullptr, message);
   ++passed_;
-  auto p = std::make_unique<PendingUdp>();
+  std::unique_ptr<PendingUdp> p;
+  if (spare_pending_.empty()) {
+    p = std::make_unique<PendingUdp>();
+  } else {
+    p = std::move(spare_pending_.back());
+    spare_pending_.pop_back();
+  }
   p->key = PendingKey(chosen, id);
   p->client = client;
   p->listener = listener;
@@ -936,7 +1036,7 @@ void DnsInterceptor::HandleUpstreamReply(PendingUdp& p, std::span<const uint8_t>
         SendUdpAnswer(p.udp_fd, p.client, DnsWire(reply.begin(), reply.end()), r.delay_ms,
                       r.counters, p.listener);
       } else {
-        sendto(p.udp_fd, reply.data(), reply.size(), MSG_DONTWAIT, p.client.get(), p.client.length);
+        Queue(p.udp_fd, &p.client, reply);  // byte-for-byte, in the next sendmmsg
       }
   }
 }

@@ -4,10 +4,11 @@
 // type) matches an active rule gets that rule's fault answer (none for DROP, spoofed records for
 // SPOOF, the upstream's answer late for DELAY), for a `probability` share of matching queries;
 // every other query is forwarded byte-for-byte to the resolver the client asked — its destination
-// before the redirect: SO_ORIGINAL_DST for TCP, the IPv4 address the redirect rule stored in the
-// packet mark for UDP (read with SO_RCVMARK); the configured upstream for IPv6 UDP and for clients
-// that asked the interceptor directly — from a socket carrying SO_MARK (which the redirect rule
-// exempts), and the reply is relayed byte-for-byte. A relayed
+// before the redirect: SO_ORIGINAL_DST for TCP, the flow's conntrack entry for UDP (IPv4 and IPv6,
+// see ConntrackLookup; nothing is written into the packet, so the client's packet mark is left
+// alone); the configured upstream for clients that asked the interceptor directly — from a socket
+// carrying SO_MARK (which the redirect rule exempts), and the reply is relayed byte-for-byte. A
+// relayed
 // answer whose CNAME chain reaches a name a rule matches (for the query's type) gets that rule's
 // fault instead.
 //
@@ -33,20 +34,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/dns/conntrack_lookup.h"
 #include "agent/dns/dns_matcher.h"
 #include "agent/dns/dns_responder.h"
 #include "common/status.h"
 #include "faultline/v1/agent.pb.h"
 
 namespace faultline::agent::dns {
-
-// A numeric socket address.
-struct SocketAddress {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  int family() const { return storage.ss_family; }
-  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
-};
 
 // Parses "1.2.3.4", "1.2.3.4:5353", "::1", "[::1]:5353" (numeric only; no DNS lookups, we are
 // the DNS). default_port applies when none is given. INVALID_ARGUMENT otherwise.
@@ -173,7 +167,15 @@ class DnsInterceptor {
                        uint16_t qtype, const std::string& scope);
   static void CountFaulted(const std::shared_ptr<DnsRuleCounters>& counters);
   void EventLoop();
-  void HandleUdpReadable(const std::shared_ptr<Listener>& listener, int udp_fd);
+  // local: the address the listener socket is bound to (the redirect's target).
+  void HandleUdpReadable(const std::shared_ptr<Listener>& listener, int udp_fd,
+                         const SocketAddress& local);
+  // Where a redirected UDP query from `client`, received on `local`, was going: its original
+  // destination per conntrack, cached for kOrigDstCacheTtl (see the .cpp); the configured
+  // upstream when it was not redirected or conntrack is unavailable. Fills dests[i] for each i
+  // in `which`.
+  void ResolveUdpDestinations(const SocketAddress* clients, const SocketAddress& local,
+                              uint16_t port, std::span<const int> which, SocketAddress* dests);
   void ForwardUdp(std::span<const uint8_t> message, const SocketAddress& client,
                   const SocketAddress& dest, const std::shared_ptr<Listener>& listener, int udp_fd,
                   Decision decision);
@@ -199,19 +201,39 @@ class DnsInterceptor {
   // Event-loop thread only: forwarded UDP queries by (socket, id), their deadlines in order, and
   // the pooled upstream sockets (bounded; closed at Stop).
   std::unordered_map<uint64_t, std::unique_ptr<PendingUdp>> pending_;
+  std::vector<std::unique_ptr<PendingUdp>> spare_pending_;
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> expiry_;
   std::vector<UpstreamSocket> upstream_sockets_;
+  // UDP original destinations (event loop only): null when conntrack cannot be queried here.
+  std::unique_ptr<ConntrackLookup> conntrack_;
+  struct FlowKey {
+    uint8_t family = 0;
+    uint16_t local_port = 0;
+    uint16_t client_port = 0;
+    uint8_t address[16] = {};
+    bool operator==(const FlowKey&) const = default;
+  };
+  struct FlowKeyHash {
+    size_t operator()(const FlowKey& k) const;
+  };
+  struct OrigDst {
+    SocketAddress dest;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::unordered_map<FlowKey, OrigDst, FlowKeyHash> orig_dst_cache_;
   // Batched UDP I/O (event loop only): receive slots for recvmmsg, datagrams for sendmmsg.
   struct OutDatagram {
     int fd = -1;
-    SocketAddress to;  // length 0: a connected socket
-    DnsWire bytes;
+    SocketAddress to;   // length 0: a connected socket
+    size_t offset = 0;  // the bytes, in out_bytes_
+    size_t length = 0;
   };
   uint8_t* Slot(int i);
   void Queue(int fd, const SocketAddress* to, std::span<const uint8_t> bytes);
   void FlushOutbox();
   std::vector<uint8_t> arena_;
   std::vector<OutDatagram> outbox_;
+  std::vector<uint8_t> out_bytes_;
   std::vector<std::unique_ptr<DelayedUdp>> delayed_;  // heap (DelayedLater), event loop only
 
   mutable std::mutex listeners_mu_;

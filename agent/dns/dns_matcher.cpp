@@ -39,7 +39,10 @@ Result<DomainMatcher> DomainMatcher::Create(const std::vector<std::string>& patt
 }
 
 bool DomainMatcher::Matches(std::string_view name) const {
-  std::string n = NormalizeDomainName(name);
+  return MatchesNormalized(NormalizeDomainName(name));
+}
+
+bool DomainMatcher::MatchesNormalized(std::string_view n) const {
   for (const auto& e : exact_) {
     if (n == e) return true;
   }

@@ -30,6 +30,8 @@ class DomainMatcher {
 
   // True when the queried name matches any pattern. Any case, trailing dot allowed.
   bool Matches(std::string_view name) const;
+  // The same for a name already normalised (NormalizeDomainName); allocates nothing.
+  bool MatchesNormalized(std::string_view name) const;
 
   // The normalised patterns, in the order given.
   const std::vector<std::string>& patterns() const { return patterns_; }

@@ -49,6 +49,101 @@ Result<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> wire) {
   return q;
 }
 
+namespace {
+
+constexpr size_t kHeaderSize = 12;
+constexpr uint16_t kTypeCname = 5;
+constexpr uint16_t kTypeOpt = 41;
+
+uint16_t ReadU16(std::span<const uint8_t> wire, size_t pos) {
+  return static_cast<uint16_t>((wire[pos] << 8) | wire[pos + 1]);
+}
+
+// Moves `pos` past a (possibly compressed) name. False when it does not fit.
+bool SkipName(std::span<const uint8_t> wire, size_t& pos) {
+  while (pos < wire.size()) {
+    const uint8_t len = wire[pos];
+    if ((len & 0xc0) == 0xc0) {  // a compression pointer ends the name
+      if (pos + 2 > wire.size()) return false;
+      pos += 2;
+      return true;
+    }
+    if ((len & 0xc0) != 0) return false;  // reserved label types
+    pos += 1 + len;
+    if (len == 0) return true;
+  }
+  return false;
+}
+
+// Moves `pos` past one resource record; its type in `type`. False when it does not fit.
+bool SkipRecord(std::span<const uint8_t> wire, size_t& pos, uint16_t* type) {
+  if (!SkipName(wire, pos) || pos + 10 > wire.size()) return false;
+  *type = ReadU16(wire, pos);
+  const size_t rdlength = ReadU16(wire, pos + 8);
+  pos += 10;
+  if (pos + rdlength > wire.size()) return false;
+  pos += rdlength;
+  return true;
+}
+
+bool PlainLabelChar(uint8_t c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+}  // namespace
+
+bool ParsePlainDnsQuery(std::span<const uint8_t> wire, DnsQuestion* out) {
+  if (wire.size() < kHeaderSize || (wire[2] & 0x80) != 0) return false;  // short, or a response
+  if (ReadU16(wire, 4) != 1 || ReadU16(wire, 6) != 0 || ReadU16(wire, 8) != 0) return false;
+  const uint16_t arcount = ReadU16(wire, 10);
+  if (arcount > 1) return false;
+  std::string& name = out->name;
+  name.clear();
+  size_t pos = kHeaderSize;
+  while (true) {
+    if (pos >= wire.size()) return false;
+    const uint8_t len = wire[pos++];
+    if (len == 0) break;
+    if (len > 63 || pos + len > wire.size()) return false;  // also rejects compression
+    if (!name.empty()) name.push_back('.');
+    for (size_t i = 0; i < len; ++i) {
+      const uint8_t c = wire[pos + i];
+      if (!PlainLabelChar(c)) return false;  // escapes, dots, binary: ldns renders those
+      name.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
+    }
+    pos += len;
+  }
+  if (name.size() > 253 || pos + 4 > wire.size()) return false;
+  const uint16_t qtype = ReadU16(wire, pos);
+  pos += 4;
+  if (arcount == 1) {
+    uint16_t type = 0;
+    if (pos >= wire.size() || wire[pos] != 0) return false;  // OPT's owner is the root
+    if (!SkipRecord(wire, pos, &type) || type != kTypeOpt) return false;
+  }
+  if (pos != wire.size()) return false;
+  out->id = ReadU16(wire, 0);
+  out->qtype = qtype;
+  return true;
+}
+
+bool MayHaveCname(std::span<const uint8_t> response) {
+  if (response.size() < kHeaderSize) return true;
+  const size_t qdcount = ReadU16(response, 4);
+  const size_t ancount = ReadU16(response, 6);
+  size_t pos = kHeaderSize;
+  for (size_t i = 0; i < qdcount; ++i) {
+    if (!SkipName(response, pos) || pos + 4 > response.size()) return true;
+    pos += 4;
+  }
+  for (size_t i = 0; i < ancount; ++i) {
+    uint16_t type = 0;
+    if (!SkipRecord(response, pos, &type) || type == kTypeCname) return true;
+  }
+  return false;
+}
+
 Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query,
                                                   v1::DnsFault::Mode mode) {
   FaultAnswer answer;

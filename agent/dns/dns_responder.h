@@ -26,6 +26,18 @@ struct DnsQuestion {
 // a response (QR set), or it carries no question.
 Result<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> wire);
 
+// The same as ParseDnsQuery without ldns and without allocating (beyond `name`), for the
+// interceptor's per-query path: true when the message is a plain query — QR clear, one question
+// whose name is plain labels (letters, digits, '-', '_', no compression), no answer or authority
+// records, at most one additional record and that an EDNS OPT, nothing after it — and then fills
+// `out` exactly as ParseDnsQuery would. False for anything else: call ParseDnsQuery, which decides.
+bool ParsePlainDnsQuery(std::span<const uint8_t> wire, DnsQuestion* out);
+
+// False only when `response` certainly holds no CNAME record in its answer section (it frames
+// correctly and none of its answer records has type CNAME): CnameTargets would be empty. True
+// otherwise, including for bytes that do not frame as a DNS message. Never allocates.
+bool MayHaveCname(std::span<const uint8_t> response);
+
 // Builds the fault's response to `query`: same id, opcode and question, QR and RA set, RD and
 // CD copied, an EDNS OPT record when the query had one; rcode NXDOMAIN, SERVFAIL or REFUSED,
 // or NOERROR with no answer or authority records for NODATA.

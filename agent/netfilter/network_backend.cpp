@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/netfilter/netem_probe.h"
 #include "agent/netfilter/network_rules.h"
 #include "agent/netfilter/nft_ruleset.h"
 #include "agent/nfqueue/delay_line.h"
@@ -23,6 +24,8 @@ using namespace std::chrono_literals;
 
 constexpr const char* kCapCheckTable = "faultline_capcheck_net";
 constexpr uint32_t kFirstMarkBit = 20;
+// Carried by the delay lines' reinjected copies (never queued again); below the queue bits.
+constexpr uint32_t kBypassMark = 1u << 19;
 constexpr uint16_t kMaxQueues = 8;
 constexpr auto kIptablesTimeout = 10s;
 constexpr uint32_t kDefaultResolveIntervalMs = 1000;
@@ -83,7 +86,9 @@ class QueueRules {
  public:
   explicit QueueRules(NetworkBackendOptions o) : o_(std::move(o)) {}
 
-  Status Add(const std::string& comment, bool egress, bool ingress, uint32_t mark, uint16_t queue,
+  // Queues marked packets at OUTPUT to `egress_queue` and at PREROUTING to `ingress_queue`
+  // (negative: that direction is not queued).
+  Status Add(const std::string& comment, int egress_queue, int ingress_queue, uint32_t mark,
              NftRuleset& nft) {
     std::lock_guard lock(mu_);
     if (active_ == 0) {
@@ -99,9 +104,10 @@ class QueueRules {
     std::vector<std::vector<std::string>> added;
     for (const std::string* prog : {&o_.iptables, &o_.ip6tables}) {
       for (bool eg : {true, false}) {
-        if ((eg && !egress) || (!eg && !ingress)) continue;
+        int queue = eg ? egress_queue : ingress_queue;
+        if (queue < 0) continue;
         std::vector<std::string> argv = {*prog};
-        auto args = QueueRuleArgs("-A", eg, comment, mark, queue);
+        auto args = QueueRuleArgs("-A", eg, comment, mark, static_cast<uint16_t>(queue));
         argv.insert(argv.end(), args.begin(), args.end());
         Status s = RunChecked(argv, kIptablesTimeout);
         if (!s.ok()) {
@@ -171,12 +177,12 @@ class NetworkFaultHandle final : public FaultHandle {
 
   ~NetworkFaultHandle() override { (void)Revert(); }
 
-  // Latency parts, set by the backend after the table exists.
-  void AttachDelayLine(std::unique_ptr<nfqueue::DelayLine> line, std::shared_ptr<QueueRules> rules,
-                       std::function<void()> release_queue) {
-    line_ = std::move(line);
+  // Delay line parts (queued faults), set by the backend after the table exists.
+  void AttachDelayLines(std::vector<std::unique_ptr<nfqueue::DelayLine>> lines,
+                        std::shared_ptr<QueueRules> rules, std::function<void()> release_queues) {
+    lines_ = std::move(lines);
     queue_rules_ = std::move(rules);
-    release_queue_ = std::move(release_queue);
+    release_queue_ = std::move(release_queues);
   }
 
   void StartResolver() {
@@ -198,7 +204,7 @@ class NetworkFaultHandle final : public FaultHandle {
     std::lock_guard lock(mu_);
     if (reverted_) return Status::Ok();
     StopResolver();
-    final_ = ReadEvidence();
+    final_ = ReadEvidence(nullptr);
     // The queueing rules go first so nothing new is queued; then the table; then the line
     // releases what it holds.
     if (queue_rules_) {
@@ -207,9 +213,10 @@ class NetworkFaultHandle final : public FaultHandle {
     }
     Status s = nft_->DeleteTable("inet", table_);
     if (!s.ok()) return s;
-    if (line_) {
-      line_->Stop();
-      final_ = ReadEvidence();
+    if (!lines_.empty()) {
+      for (auto& line : lines_) line->Stop();
+      Evidence last = ReadEvidence(&final_);
+      final_ = last;
       if (release_queue_) release_queue_();
     }
     reverted_ = true;
@@ -219,7 +226,7 @@ class NetworkFaultHandle final : public FaultHandle {
   Evidence GetEvidence() const override {
     std::lock_guard lock(mu_);
     if (reverted_) return final_;
-    return ReadEvidence();
+    return ReadEvidence(nullptr);
   }
 
  private:
@@ -251,20 +258,33 @@ class NetworkFaultHandle final : public FaultHandle {
     resolved_ = std::move(now);
   }
 
-  Evidence ReadEvidence() const {
+  // The fault's evidence now; `before_delete` (the evidence read before the table was deleted)
+  // supplies the nftables counters once the table is gone.
+  Evidence ReadEvidence(const Evidence* before_delete) const {
     Evidence e;
     auto listing = nft_->RunWithOutput("list counters table inet " + table_);
-    if (listing.ok()) {
-      auto counters = ParseNftCounters(*listing);
-      const char* verb = fault_.has_reject()    ? "rejected"
-                         : fault_.has_latency() ? "marked"
-                                                : "dropped";
+    std::map<std::string, NftCounter> counters;
+    if (listing.ok()) counters = ParseNftCounters(*listing);
+    if (!lines_.empty()) {
+      std::vector<nfqueue::DelayLineStats> stats;
+      for (const auto& line : lines_) stats.push_back(line->Stats());
+      NftCounter bypassed = counters["bypassed"];
+      if (!listing.ok() && before_delete != nullptr) {
+        auto get = [&](const char* k) {
+          auto it = before_delete->find(k);
+          return it == before_delete->end() ? uint64_t{0} : it->second;
+        };
+        bypassed = {get("packets_fail_open"), get("bytes_fail_open")};
+      }
+      e = QueuedFaultEvidence(stats, bypassed, fault_.has_latency());
+    } else if (listing.ok()) {
+      const char* verb = fault_.has_reject() ? "rejected" : "dropped";
       e["packets_matched"] = counters["matched"].packets;
       e["bytes_matched"] = counters["matched"].bytes;
-      if (!fault_.has_latency()) {
-        e[std::string("packets_") + verb] = counters["faulted"].packets;
-        e[std::string("bytes_") + verb] = counters["faulted"].bytes;
-      }
+      e[std::string("packets_") + verb] = counters["faulted"].packets;
+      e[std::string("bytes_") + verb] = counters["faulted"].bytes;
+    } else if (before_delete != nullptr) {
+      e = *before_delete;
     } else if (!final_.empty()) {
       e = final_;
     }
@@ -274,20 +294,6 @@ class NetworkFaultHandle final : public FaultHandle {
       e["resolutions"] = resolutions_.load();
       e["resolution_changes"] = resolution_changes_.load();
     }
-    if (line_) {
-      nfqueue::DelayLineStats s = line_->Stats();
-      e["packets_delayed"] = s.packets_delayed;
-      e["bytes_delayed"] = s.bytes_delayed;
-      e["added_delay_mean_us"] = s.packets_delayed ? s.added_delay_sum_us / s.packets_delayed : 0;
-      e["added_delay_max_us"] = s.added_delay_max_us;
-      e["packets_passed_over_bound"] = s.packets_passed_over_bound;
-      e["kernel_queue_dropped"] = s.kernel_dropped;
-      e["kernel_user_dropped"] = s.kernel_user_dropped;
-      e["receive_overruns"] = s.receive_overruns;
-      // A run whose fidelity was compromised says so.
-      e["fidelity_compromised"] = (s.packets_passed_over_bound + s.kernel_dropped +
-                                   s.kernel_user_dropped + s.receive_overruns) > 0;
-    }
     return e;
   }
 
@@ -295,7 +301,7 @@ class NetworkFaultHandle final : public FaultHandle {
   const std::string table_;
   const v1::NetworkFault fault_;
   std::shared_ptr<NftRuleset> nft_;
-  std::unique_ptr<nfqueue::DelayLine> line_;
+  std::vector<std::unique_ptr<nfqueue::DelayLine>> lines_;
   std::shared_ptr<QueueRules> queue_rules_;
   std::function<void()> release_queue_;
 
@@ -389,6 +395,13 @@ Status NetworkBackend::DetectCapability() {
     std::lock_guard lock(mu_);
     latency_unavailable_ = why;
   }
+  NetemCapability netem = DetectNetem(ProcessRunner(&RunProcess));
+  spdlog::info("network: tc netem {}: {}", netem.available ? "present" : "absent", netem.detail);
+  if (ChooseLatencyMechanism(netem, why) == LatencyMechanism::kNetem) {
+    // Not yet: netem needs the egress device's root qdisc replaced by a prio + fw-mark filter,
+    // which this build does not do (it would touch qdiscs it did not create).
+    spdlog::warn("network: netem detected; latency still uses the NFQUEUE delay line");
+  }
   if (why.empty()) {
     spdlog::info("network: latency via NFQUEUE delay line, queues {}..{}", options_.queue_first,
                  options_.queue_first + queue_used_.size() - 1);
@@ -434,59 +447,99 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fa
     return InvalidArgument("network: invalid fault id '" + fault_id + "'");
   }
   const v1::NetworkFault& fault = spec.network();
-  if (fault.has_latency()) {
+  const bool queued = QueuedFault(fault);
+  if (queued) {
     std::string why = latency_unavailable_reason();
-    if (!why.empty()) return FailedPrecondition("network.latency: unavailable here: " + why);
+    if (!why.empty()) {
+      return FailedPrecondition(
+          std::string(fault.has_latency() ? "network.latency" : "network.loss") +
+          ": the NFQUEUE delay line is unavailable here: " + why);
+    }
   }
   std::vector<std::string> resolved = Resolve(fault.match().hosts());
   NetworkRuleOptions rule_options;
   rule_options.control_port = control_port_.load();
 
-  int queue_index = -1;
-  std::unique_ptr<nfqueue::DelayLine> line;
-  if (fault.has_latency()) {
-    auto index = AllocateQueue();
-    if (!index.ok()) return index.status();
-    queue_index = *index;
-    const auto& l = fault.latency();
-    nfqueue::DelayLineSettings ds;
-    ds.queue_num = static_cast<uint16_t>(options_.queue_first + queue_index);
-    ds.delay = std::chrono::microseconds(l.delay_us());
-    ds.jitter = std::chrono::microseconds(l.jitter_us());
-    ds.normal_distribution = l.distribution() == v1::NetworkFault::Latency::NORMAL;
-    ds.correlation = l.correlation_percent() / 100.0;
-    ds.reorder = l.reorder();
-    ds.max_held_bytes = options_.max_held_bytes;
-    auto started = nfqueue::DelayLine::Start(ds);
-    if (!started.ok()) {
-      ReleaseQueue(queue_index);
-      return started.status();
+  // Queued faults: egress latency needs a reinject line (see delay_line.h); ingress latency and
+  // correlated loss hold packets in place, one hold line serving both hooks.
+  std::vector<int> queue_indexes;
+  auto release_queues = [this, &queue_indexes] {
+    for (int i : queue_indexes) ReleaseQueue(i);
+  };
+  std::vector<std::unique_ptr<nfqueue::DelayLine>> lines;
+  int egress_queue = -1, ingress_queue = -1;
+  if (queued) {
+    const auto dir = EffectiveDirection(fault);
+    const bool egress = dir != v1::NetworkSelector::INGRESS;
+    const bool ingress = dir != v1::NetworkSelector::EGRESS;
+    nfqueue::DelayLineSettings base;
+    if (fault.has_latency()) {
+      const auto& l = fault.latency();
+      base.delay = std::chrono::microseconds(l.delay_us());
+      base.jitter = std::chrono::microseconds(l.jitter_us());
+      base.normal_distribution = l.distribution() == v1::NetworkFault::Latency::NORMAL;
+      base.correlation = l.correlation_percent() / 100.0;
+      base.reorder = l.reorder();
+    } else {
+      base.loss_percent = fault.loss().percent();
+      base.loss_correlation = fault.loss().correlation_percent() / 100.0;
     }
-    line = std::move(*started);
-    rule_options.queue_mark = 1u << (kFirstMarkBit + queue_index);
+    base.max_held_bytes = options_.max_held_bytes;
+    base.realtime_priority = options_.realtime_priority;
+    base.bypass_mark = kBypassMark;
+    const bool reinject_egress = egress && fault.has_latency();
+    const bool hold = ingress || !reinject_egress;
+    for (int line_kind = 0; line_kind < 2; ++line_kind) {
+      bool reinject = line_kind == 0;
+      if ((reinject && !reinject_egress) || (!reinject && !hold)) continue;
+      auto index = AllocateQueue();
+      if (!index.ok()) {
+        lines.clear();
+        release_queues();
+        return index.status();
+      }
+      queue_indexes.push_back(*index);
+      if (rule_options.queue_mark == 0) rule_options.queue_mark = 1u << (kFirstMarkBit + *index);
+      nfqueue::DelayLineSettings ds = base;
+      ds.queue_num = static_cast<uint16_t>(options_.queue_first + *index);
+      ds.reinject = reinject;
+      ds.clear_mark = rule_options.queue_mark;
+      if (reinject) {
+        egress_queue = ds.queue_num;
+      } else {
+        if (ingress) ingress_queue = ds.queue_num;
+        if (egress && !reinject_egress) egress_queue = ds.queue_num;
+      }
+      auto started = nfqueue::DelayLine::Start(ds);
+      if (!started.ok()) {
+        lines.clear();
+        release_queues();
+        return started.status();
+      }
+      lines.push_back(std::move(*started));
+    }
+    rule_options.bypass_mark = kBypassMark;
   }
 
   Status s = nft_->Run(NetworkApplyBatch(table, fault, rule_options, resolved));
   if (!s.ok()) {
-    if (line) line->Stop();
-    ReleaseQueue(queue_index);
+    lines.clear();
+    release_queues();
     return s;
   }
   auto handle = std::make_unique<NetworkFaultHandle>(fault_id, fault, nft_, resolved);
-  if (line) {
-    auto dir = EffectiveDirection(fault);
+  if (!lines.empty()) {
     auto rules = SharedQueueRules(options_);
-    Status q =
-        rules->Add(table, dir != v1::NetworkSelector::INGRESS, dir != v1::NetworkSelector::EGRESS,
-                   rule_options.queue_mark, line->queue_num(), *nft_);
+    Status q = rules->Add(table, egress_queue, ingress_queue, rule_options.queue_mark, *nft_);
     if (!q.ok()) {
       (void)nft_->DeleteTable("inet", table);
-      line->Stop();
-      ReleaseQueue(queue_index);
+      lines.clear();
+      release_queues();
       return q;
     }
-    handle->AttachDelayLine(std::move(line), rules,
-                            [this, queue_index] { ReleaseQueue(queue_index); });
+    handle->AttachDelayLines(std::move(lines), rules, [this, queue_indexes] {
+      for (int i : queue_indexes) ReleaseQueue(i);
+    });
   }
   handle->StartResolver();
   spdlog::info("network fault {} applied ({}, {} peer address(es) resolved)", fault_id,
@@ -500,7 +553,7 @@ Status NetworkBackend::RevertOrphan(const std::string& fault_id, const v1::Fault
   if (!IsValidNftIdentifier(table)) {
     return InvalidArgument("network: invalid fault id '" + fault_id + "'");
   }
-  if (spec.has_network() && spec.network().has_latency()) {
+  if (spec.has_network() && QueuedFault(spec.network())) {
     Status s = SharedQueueRules(options_)->Remove(table, *nft_, /*orphan=*/true);
     if (!s.ok()) return s;
   }

@@ -26,12 +26,16 @@ class NftRuleset;
 struct NetworkBackendOptions {
   // The agent's gRPC port; its traffic is never faulted. 0 = set later with SetControlPort.
   uint16_t control_port = 0;
-  // NFQUEUE numbers [queue_first, queue_first + queue_count) for latency faults; at most 8
-  // (each active latency fault also uses one mark bit, 1 << (20 + index)).
+  // NFQUEUE numbers [queue_first, queue_first + queue_count) for queued faults (latency,
+  // correlated loss); at most 8. A fault uses one or two (egress latency reinjects, ingress
+  // holds) and the mark bit 1 << (20 + its first index); reinjected copies carry 1 << 19.
   uint16_t queue_first = 3100;
   uint16_t queue_count = 8;
   // Bound on bytes held by one delay line; beyond it packets pass undelayed (and are counted).
   uint64_t max_held_bytes = 64ull << 20;
+  // SCHED_FIFO priority for delay line threads (0: default scheduling). Tighter release times on
+  // a loaded host; the threads block between packets, so they cannot monopolise a core.
+  int realtime_priority = 0;
   // Programs for the NFQUEUE rules (looked up in PATH).
   std::string iptables = "iptables";
   std::string ip6tables = "ip6tables";

@@ -119,6 +119,7 @@ std::vector<std::string> Actions(const NetworkFault& f, const NetworkSelector& m
     case NetworkFault::kPartition:
       return {matched + faulted + "drop"};
     case NetworkFault::kLoss: {
+      if (QueuedFault(f)) return {matched + "meta mark set meta mark or " + Hex(o.queue_mark)};
       long threshold = std::lround(f.loss().percent() * 100.0);
       return {matched + "numgen random mod 10000 < " + std::to_string(threshold) + " " + faulted +
               "drop"};
@@ -150,6 +151,10 @@ std::vector<std::string> Actions(const NetworkFault& f, const NetworkSelector& m
 }
 
 }  // namespace
+
+bool QueuedFault(const NetworkFault& fault) {
+  return fault.has_latency() || (fault.has_loss() && fault.loss().correlation_percent() > 0);
+}
 
 NetworkSelector::Direction EffectiveDirection(const NetworkFault& fault) {
   auto d = fault.match().direction();
@@ -219,6 +224,9 @@ Status ValidateNetworkFault(const NetworkFault& f) {
       double p = f.loss().percent();
       if (!(p >= 0.01 && p <= 100.0)) {
         return InvalidArgument("network.loss.percent: must be from 0.01 to 100");
+      }
+      if (f.loss().correlation_percent() > 100) {
+        return InvalidArgument("network.loss.correlation: must be 0 to 100 (percent)");
       }
       break;
     }
@@ -307,9 +315,10 @@ std::string NetworkApplyBatch(const std::string& table, const NetworkFault& faul
                               const std::vector<std::string>& resolved) {
   const std::string t = "inet " + table;
   const NetworkSelector& m = fault.match();
-  const bool latency = fault.has_latency();
+  const bool queued = QueuedFault(fault);
   std::string b = "add table " + t + "\ndelete table " + t + "\nadd table " + t + "\n";
   b += "add counter " + t + " matched\nadd counter " + t + " faulted\n";
+  if (queued) b += "add counter " + t + " bypassed\n";
   const char* set_flags = "flags interval; auto-merge; }\n";
   b += "add set " + t + " peers4 { type ipv4_addr; " + set_flags;
   b += "add set " + t + " peers6 { type ipv6_addr; " + set_flags;
@@ -323,10 +332,10 @@ std::string NetworkApplyBatch(const std::string& table, const NetworkFault& faul
     SplitAddresses(m.exclude_cidrs(), {}, &e4, &e6);
     b += AddElements(t, "excl4", e4) + AddElements(t, "excl6", e6);
   }
-  // Latency marks packets before the iptables-nft raw table (priority -300) queues them; the
+  // Queued faults mark packets before the iptables-nft raw table (priority -300) queues them; the
   // other kinds filter at the ordinary filter priority.
-  const std::string out_hook = latency ? "output priority -350" : "output priority 0";
-  const std::string in_hook = latency ? "prerouting priority -350" : "input priority 0";
+  const std::string out_hook = queued ? "output priority -350" : "output priority 0";
+  const std::string in_hook = queued ? "prerouting priority -350" : "input priority 0";
   const auto dir = EffectiveDirection(fault);
   struct Chain {
     const char* name;
@@ -343,6 +352,10 @@ std::string NetworkApplyBatch(const std::string& table, const NetworkFault& faul
     const std::string ch = t + " " + c.name;
     b += "add chain " + ch + " { type filter hook " + c.hook + "; policy accept; }\n";
     // Exemptions come first: the agent's control connection, loopback, excluded peers.
+    if (queued && c.egress && o.bypass_mark != 0) {
+      b += "add rule " + ch + " meta mark & " + Hex(o.bypass_mark) + " == " + Hex(o.bypass_mark) +
+           " accept\n";
+    }
     if (o.control_port != 0) {
       b += "add rule " + ch + " tcp " + (c.egress ? "sport " : "dport ") +
            std::to_string(o.control_port) + " accept\n";
@@ -363,6 +376,13 @@ std::string NetworkApplyBatch(const std::string& table, const NetworkFault& faul
       for (const std::string& action : Actions(fault, m, o)) {
         b += "add rule " + ch + " " + match + action + "\n";
       }
+    }
+    if (queued) {
+      const std::string q = t + " " + c.name + "q";
+      b += "add chain " + q + " { type filter hook " + (c.egress ? "output" : "prerouting") +
+           " priority -250; policy accept; }\n";
+      b += "add rule " + q + " meta mark & " + Hex(o.queue_mark) + " == " + Hex(o.queue_mark) +
+           " counter name \"bypassed\"\n";
     }
   }
   return b;
@@ -397,6 +417,56 @@ std::map<std::string, NftCounter> ParseNftCounters(const std::string& listing) {
     current.clear();
   }
   return out;
+}
+
+Evidence QueuedFaultEvidence(const std::vector<nfqueue::DelayLineStats>& lines,
+                             const NftCounter& bypassed, bool latency) {
+  nfqueue::DelayLineStats t;
+  uint64_t compensation_ns = 0;
+  bool realtime = !lines.empty();
+  for (const auto& s : lines) {
+    t.packets_received += s.packets_received;
+    t.bytes_received += s.bytes_received;
+    t.packets_delayed += s.packets_delayed;
+    t.bytes_delayed += s.bytes_delayed;
+    t.packets_dropped += s.packets_dropped;
+    t.bytes_dropped += s.bytes_dropped;
+    t.packets_passed_over_bound += s.packets_passed_over_bound;
+    t.reinject_errors += s.reinject_errors;
+    t.added_delay_sum_us += s.added_delay_sum_us;
+    t.added_delay_max_us = std::max(t.added_delay_max_us, s.added_delay_max_us);
+    t.held_packets += s.held_packets;
+    t.kernel_dropped += s.kernel_dropped;
+    t.kernel_user_dropped += s.kernel_user_dropped;
+    t.receive_overruns += s.receive_overruns;
+    compensation_ns = std::max(compensation_ns, s.timer_compensation_ns);
+    realtime = realtime && s.realtime;
+  }
+  Evidence e;
+  e["packets_matched"] = t.packets_received + bypassed.packets;
+  e["bytes_matched"] = t.bytes_received + bypassed.bytes;
+  e["packets_fail_open"] = bypassed.packets;
+  e["bytes_fail_open"] = bypassed.bytes;
+  e["packets_held"] = t.held_packets;
+  e["packets_passed_over_bound"] = t.packets_passed_over_bound;
+  e["reinject_errors"] = t.reinject_errors;
+  e["kernel_queue_dropped"] = t.kernel_dropped;
+  e["kernel_user_dropped"] = t.kernel_user_dropped;
+  e["receive_overruns"] = t.receive_overruns;
+  e["packets_dropped"] = t.packets_dropped;
+  e["bytes_dropped"] = t.bytes_dropped;
+  if (latency) {
+    e["packets_delayed"] = t.packets_delayed;
+    e["bytes_delayed"] = t.bytes_delayed;
+    e["added_delay_mean_us"] = t.packets_delayed ? t.added_delay_sum_us / t.packets_delayed : 0;
+    e["added_delay_max_us"] = t.added_delay_max_us;
+    e["timer_compensation_us"] = compensation_ns / 1000;
+    e["realtime"] = realtime ? 1 : 0;
+  }
+  // A run whose fidelity was compromised says so.
+  e["fidelity_compromised"] = (bypassed.packets + t.packets_passed_over_bound + t.reinject_errors +
+                               t.kernel_dropped + t.kernel_user_dropped + t.receive_overruns) > 0;
+  return e;
 }
 
 std::vector<std::string> QueueRuleArgs(const std::string& op, bool egress,

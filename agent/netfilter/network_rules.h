@@ -7,14 +7,19 @@
 //   sets peers4/peers6 (cidrs + resolved hosts) and excl4/excl6 (exclusions), interval sets;
 //   chain "out" (hook output) and chain "in" (hook input; prerouting for latency), whose first
 //   rules accept the agent's control traffic, loopback (when no peers are named) and exclusions.
-// Latency does not drop anything in nftables: its rules OR a mark bit into matching packets, and
-// one xtables NFQUEUE rule per direction (iptables-nft, raw table) queues marked packets.
+// Queued faults (latency, correlated loss) do not drop anything in nftables: their rules OR a mark
+// bit into matching packets, and one xtables NFQUEUE rule per direction (iptables-nft, raw table,
+// priority -300) queues marked packets. Chains "outq"/"inq" (priority -250, after the raw table)
+// count in "bypassed" the marked packets the kernel let pass around the delay line (no listener,
+// or the queue was full: fail-open); the line clears the bit from packets it releases.
 
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "agent/fault_backend.h"
+#include "agent/nfqueue/delay_line.h"
 #include "common/status.h"
 #include "faultline/v1/agent.pb.h"
 
@@ -38,9 +43,16 @@ Result<Cidr> ParseCidr(const std::string& text);
 struct NetworkRuleOptions {
   // The agent's gRPC port: TCP traffic from/to it is accepted before any fault rule. 0 = none.
   uint16_t control_port = 0;
-  // Latency only: the mark bit ORed into packets to be queued (non-zero, one bit).
+  // Queued faults (QueuedFault): the mark bit ORed into packets to be queued (non-zero, one bit).
   uint32_t queue_mark = 0;
+  // Queued faults: packets carrying this bit are the delay line's own reinjected copies and are
+  // never marked again (0 = none).
+  uint32_t bypass_mark = 0;
 };
+
+// True when the fault runs through an NFQUEUE delay line: latency, and loss with correlation
+// (nftables has no per-packet state for a correlated draw).
+bool QueuedFault(const v1::NetworkFault& fault);
 
 // The nft batch that (re)creates table `table` for `fault` (validated), with `resolved` peer
 // addresses (from hosts) added to the peer sets. One transaction; a leftover table of the same
@@ -60,6 +72,17 @@ struct NftCounter {
 };
 // Named counters from `nft list counters table ...` (or `list table`) output: name → values.
 std::map<std::string, NftCounter> ParseNftCounters(const std::string& listing);
+
+// Evidence of a queued fault (latency, correlated loss) from its delay lines' counters and the
+// table's "bypassed" counter, in one unit (packets as queued: GSO packets whole on hold lines,
+// wire segments on reinject lines):
+//   packets_matched = packets the lines received + packets_fail_open (passed around the lines);
+//   packets received = packets_delayed + packets_dropped + packets_passed_over_bound
+//                      + reinject_errors + packets_held.
+// fidelity_compromised is 1 when any packet escaped the requested treatment (fail-open, bound,
+// kernel or socket drops, failed reinjection). `latency` selects the delay keys.
+Evidence QueuedFaultEvidence(const std::vector<nfqueue::DelayLineStats>& lines,
+                             const NftCounter& bypassed, bool latency);
 
 // The argv (without the program) of the xtables rule that queues marked packets, for
 // iptables/ip6tables: "-t raw -A|-D OUTPUT|PREROUTING -m mark --mark M/M -m comment --comment

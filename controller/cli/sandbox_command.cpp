@@ -18,6 +18,7 @@ constexpr int kExitInfrastructure = 4;
 struct UpFlags {
   std::string failover = "auto";
   int threshold = 3;
+  int retries = 0;
   std::string bin_dir;
   std::string dnsmasq = "dnsmasq";
   bool no_agents = false;
@@ -94,6 +95,10 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
   up->add_option("--bin-dir", up_flags->bin_dir,
                  "directory with faultline-agent and the sample services (default: this "
                  "program's directory)");
+  up->add_option("--retries", up_flags->retries,
+                 "the orders service retries a failed dependency call this many times")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
   up->add_option("--dnsmasq", up_flags->dnsmasq, "dnsmasq program")->capture_default_str();
   up->add_flag("--no-agents", up_flags->no_agents,
                "start no agents (the inventory then lists none)");
@@ -106,6 +111,7 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
     o.failover =
         up_flags->failover == "off" ? sandbox::FailoverMode::kOff : sandbox::FailoverMode::kAuto;
     o.failover_threshold = up_flags->threshold;
+    o.orders_retries = up_flags->retries;
     o.bin_dir = up_flags->bin_dir;
     o.dnsmasq = up_flags->dnsmasq;
     o.start_agents = !up_flags->no_agents;

@@ -51,10 +51,12 @@ namespace {
 
 std::string Secs(Duration d) { return fmt::format("{:.2f}s", ToSeconds(d)); }
 
-// The FaultSpec kind as agents name their capabilities ("dns", "network", "dependency").
+// The FaultSpec kind as agents name their capabilities ("dns", "network", "process",
+// "dependency").
 std::string KindOf(const v1::FaultSpec& spec) {
   if (spec.has_dns()) return "dns";
   if (spec.has_network()) return "network";
+  if (spec.has_process()) return "process";
   return "dependency";
 }
 
@@ -201,6 +203,43 @@ std::optional<Duration> TrailingSuccessSpan(const std::vector<Sample>& samples) 
   MonoTime first = samples.back().at;
   for (auto it = samples.rbegin(); it != samples.rend() && it->ok; ++it) first = it->at;
   return samples.back().at - first;
+}
+
+// The host part of an inventory address ("10.77.0.20:7070", "[fd00::1]:7070", "db:7070").
+std::string AddressHost(const std::string& address) {
+  if (!address.empty() && address.front() == '[') {
+    size_t close = address.find(']');
+    return close == std::string::npos ? address : address.substr(1, close - 1);
+  }
+  size_t colon = address.rfind(':');
+  if (colon != std::string::npos && address.find(':') == colon) return address.substr(0, colon);
+  return address;
+}
+
+// Partition between target groups: the chosen agents of `peer_targets` become the fault's peers
+// (IP addresses as cidrs, names as hosts the agent re-resolves).
+void AddPartitionPeers(const std::vector<std::string>& peer_targets,
+                       const std::map<std::string, std::vector<std::string>>& targets,
+                       const Inventory& inventory, v1::NetworkSelector* match) {
+  std::set<std::string> added(match->cidrs().begin(), match->cidrs().end());
+  for (const auto& peer : peer_targets) {
+    auto agents = targets.find(peer);
+    if (agents == targets.end()) continue;
+    for (const auto& name : agents->second) {
+      for (const auto& a : inventory.agents) {
+        if (a.name != name) continue;
+        std::string host = AddressHost(a.address);
+        if (!added.insert(host).second) continue;
+        bool ip = host.find_first_not_of("0123456789.") == std::string::npos ||
+                  host.find(':') != std::string::npos;
+        if (ip) {
+          match->add_cidrs(host);
+        } else {
+          match->add_hosts(host);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -477,6 +516,10 @@ bool RunEngine::ApplyAll(RunResult& r) {
       req.set_run_id(options_.run_id);
       req.set_fault_id(fault_id);
       *req.mutable_spec() = f.spec;
+      if (!f.partition_peer_targets.empty() && req.spec().has_network()) {
+        AddPartitionPeers(f.partition_peer_targets, r.targets, inventory_,
+                          req.mutable_spec()->mutable_network()->mutable_match());
+      }
       req.set_lease_ttl_ms(static_cast<uint32_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl).count()));
       auto client = state_->Client(agent);

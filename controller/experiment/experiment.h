@@ -37,6 +37,9 @@ struct Fault {
   std::string target;             // a Target name
   faultline::v1::FaultSpec spec;  // exactly one kind set
   Duration duration{};
+  // Network partition between target groups (`partition: {to: [db_east]}`): the engine adds the
+  // addresses of these targets' chosen agents (inventory) to spec.network.match before applying.
+  std::vector<std::string> partition_peer_targets;
   SourcePos pos;
 };
 

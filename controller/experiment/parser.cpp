@@ -512,6 +512,14 @@ class Parser {
   void ParseFaults(const YAML::Node& n);
   void ParseDnsFault(const YAML::Node& n, const std::string& path, Fault* fault);
   void ParseNetworkFault(const YAML::Node& n, const std::string& path, Fault* fault);
+  void ParseProcessFault(const YAML::Node& n, const std::string& path, Fault* fault);
+  void ParseDependencyFault(const YAML::Node& n, const std::string& path, Fault* fault);
+  void ParseToxic(const YAML::Node& n, const std::string& path,
+                  faultline::v1::DependencyFault::Toxic* toxic);
+  void ParseHttpFault(const YAML::Node& n, const std::string& path,
+                      faultline::v1::DependencyFault::Http* http);
+  std::optional<double> Share(const YAML::Node& n, const std::string& field);
+  std::optional<uint32_t> Millis(const YAML::Node& n, const std::string& field, bool positive);
   void ParseNetworkMatch(const YAML::Node& n, const std::string& path,
                          faultline::v1::NetworkSelector* m);
   void Cidrs(const YAML::Node& n, const std::string& path,
@@ -753,7 +761,8 @@ void Parser::ParseFaults(const YAML::Node& n) {
   for (size_t i = 0; i < n.size(); ++i) {
     const YAML::Node item = n[i];
     const std::string path = Index("faults", i);
-    auto fields = Map(item, path, {"name", "target", "duration", "dns", "network", "dependency"});
+    auto fields =
+        Map(item, path, {"name", "target", "duration", "dns", "network", "dependency", "process"});
     if (!fields) continue;
     size_t before = errors_.size();
     Fault f;
@@ -778,14 +787,13 @@ void Parser::ParseFaults(const YAML::Node& n) {
     }
     std::vector<const MapField*> kinds;
     for (const MapField& field : *fields) {
-      if (field.key == "dns" || field.key == "network" || field.key == "dependency") {
+      if (field.key == "dns" || field.key == "network" || field.key == "dependency" ||
+          field.key == "process") {
         kinds.push_back(&field);
       }
     }
     if (kinds.empty()) {
-      Error(item, path,
-            "a fault needs exactly one kind: dns or network (dependency faults are not "
-            "supported yet)");
+      Error(item, path, "a fault needs exactly one kind: dns, network, dependency or process");
     } else if (kinds.size() > 1) {
       Error(kinds[1]->key_node, Sub(path, kinds[1]->key),
             "a fault has exactly one kind; this one already has '" + kinds[0]->key + "'");
@@ -793,9 +801,10 @@ void Parser::ParseFaults(const YAML::Node& n) {
       ParseDnsFault(kinds[0]->value, path + ".dns", &f);
     } else if (kinds[0]->key == "network") {
       ParseNetworkFault(kinds[0]->value, path + ".network", &f);
+    } else if (kinds[0]->key == "process") {
+      ParseProcessFault(kinds[0]->value, path + ".process", &f);
     } else {
-      Error(kinds[0]->key_node, Sub(path, kinds[0]->key),
-            kinds[0]->key + " faults are not supported yet");
+      ParseDependencyFault(kinds[0]->value, path + ".dependency", &f);
     }
     if (errors_.size() == before) exp_.faults.push_back(std::move(f));
   }
@@ -997,6 +1006,133 @@ void Parser::ParseDnsFaultOptions(const std::vector<MapField>& fields, const YAM
   }
 }
 
+// `process:` kills or pauses processes on the target hosts: `action: kill|pause`, exactly one
+// selector (`name`, `pidfile` or `cgroup`), optionally `count` or `percent` of the matches, and
+// for kill `signal` (default SIGKILL) and `interval` (keep killing restarted processes).
+void Parser::ParseProcessFault(const YAML::Node& n, const std::string& path, Fault* fault) {
+  using faultline::v1::ProcessFault;
+  auto fields = Map(
+      n, path, {"action", "signal", "name", "pidfile", "cgroup", "count", "percent", "interval"});
+  if (!fields) return;
+  ProcessFault* proc = fault->spec.mutable_process();
+  if (auto* v = Need(*fields, n, path, "action")) {
+    if (auto s = String(*v, path + ".action")) {
+      if (*s == "kill") {
+        proc->set_action(ProcessFault::KILL);
+      } else if (*s == "pause") {
+        proc->set_action(ProcessFault::PAUSE);
+      } else {
+        Error(*v, path + ".action",
+              "unknown process action " + Quoted(*s) +
+                  " (expected kill: send a signal once, or pause: SIGSTOP/freeze until revert)");
+      }
+    }
+  }
+  const bool pause = proc->action() == ProcessFault::PAUSE;
+  if (auto* v = Find(*fields, "signal")) {
+    const std::string spath = path + ".signal";
+    if (pause) {
+      Error(*v, spath, "only for action kill (pause sends SIGSTOP and, at revert, SIGCONT)");
+    } else if (auto s = String(*v, spath)) {
+      static const std::set<std::string> kSignals = {"KILL", "TERM", "INT",  "QUIT",
+                                                     "HUP",  "ABRT", "USR1", "USR2"};
+      std::string upper = *s;
+      for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (upper.rfind("SIG", 0) == 0) upper = upper.substr(3);
+      if (!kSignals.count(upper)) {
+        Error(*v, spath,
+              "unsupported signal " + Quoted(*s) +
+                  " (expected SIGKILL, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGABRT, SIGUSR1 or "
+                  "SIGUSR2)");
+      } else {
+        proc->set_signal("SIG" + upper);
+      }
+    }
+  }
+  std::vector<const MapField*> selectors;
+  for (const MapField& f : *fields) {
+    if (f.key == "name" || f.key == "pidfile" || f.key == "cgroup") selectors.push_back(&f);
+  }
+  if (selectors.empty()) {
+    Error(n, path, "a process fault needs exactly one selector: name, pidfile or cgroup");
+  } else if (selectors.size() > 1) {
+    Error(selectors[1]->key_node, Sub(path, selectors[1]->key),
+          "a process fault has exactly one selector; this one already has '" + selectors[0]->key +
+              "'");
+  } else {
+    const MapField& sel = *selectors[0];
+    const std::string spath = Sub(path, sel.key);
+    if (auto s = String(sel.value, spath)) {
+      if (sel.key == "name") {
+        if (s->empty() || s->size() > 255 || Printable(*s, 255) != *s ||
+            s->find('/') != std::string::npos || *s == "." || *s == "..") {
+          Error(sel.value, spath,
+                "expected a process name or executable basename (1-255 printable characters, no "
+                "'/'), got " +
+                    Quoted(*s));
+        } else {
+          proc->set_name(*s);
+        }
+      } else if (sel.key == "pidfile") {
+        bool dots = s->find("/../") != std::string::npos || s->ends_with("/..");
+        if (s->empty() || s->front() != '/' || s->back() == '/' || s->size() > 4096 ||
+            Printable(*s, 4096) != *s || dots) {
+          Error(
+              sel.value, spath,
+              "expected an absolute path of a file holding a pid, without '..', got " + Quoted(*s));
+        } else {
+          proc->set_pidfile(*s);
+        }
+      } else {
+        static const std::regex kCgroup(R"(/?([A-Za-z0-9_.@:+-]+/)*[A-Za-z0-9_.@:+-]+/?)");
+        bool dots = s->find("/../") != std::string::npos || s->starts_with("../") ||
+                    s->ends_with("/..") || *s == ".." || s->find("/./") != std::string::npos ||
+                    *s == "." || s->starts_with("./") || s->ends_with("/.");
+        if (s->size() > 512 || !std::regex_match(*s, kCgroup) || dots) {
+          Error(sel.value, spath,
+                "expected a cgroup v2 path below /sys/fs/cgroup (e.g. "
+                "\"system.slice/kv.service\"; letters, digits, . _ - @ : +), got " +
+                    Quoted(*s));
+        } else {
+          proc->set_cgroup(*s);
+        }
+      }
+    }
+  }
+  const YAML::Node* count = Find(*fields, "count");
+  const YAML::Node* percent = Find(*fields, "percent");
+  if (count && percent) {
+    Error(*percent, path + ".percent", "give count or percent, not both");
+  } else if (count) {
+    if (auto c = Int(*count, path + ".count", 1, 100000))
+      proc->set_count(static_cast<uint32_t>(*c));
+  } else if (percent) {
+    if (auto s = String(*percent, path + ".percent")) {
+      std::string text = *s;
+      if (!text.empty() && text.back() == '%') text.pop_back();
+      auto p = ParseInt(text, 1, 100);
+      if (!p || text[0] == '-') {
+        Error(*percent, path + ".percent", "expected 1% to 100%, got " + Quoted(*s));
+      } else {
+        proc->set_percent(static_cast<uint32_t>(*p));
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "interval")) {
+    const std::string ipath = path + ".interval";
+    if (pause) {
+      Error(*v, ipath, "only for action kill (kill restarted processes every interval)");
+    } else if (auto d = Dur(*v, ipath, true, std::chrono::hours(1))) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d).count();
+      if (ms < 100) {
+        Error(*v, ipath, "must be at least 100ms");
+      } else {
+        proc->set_interval_ms(static_cast<uint32_t>(ms));
+      }
+    }
+  }
+}
+
 // `network:` holds exactly one kind (latency, loss, blackhole, reject, partition, bandwidth) and
 // an optional `match:` selecting the packets.
 void Parser::ParseNetworkFault(const YAML::Node& n, const std::string& path, Fault* fault) {
@@ -1033,8 +1169,40 @@ void Parser::ParseNetworkFault(const YAML::Node& n, const std::string& path, Fau
     no_params(k.value);
     net->mutable_reject();
   } else if (k.key == "partition") {
-    no_params(k.value);
+    // `partition: {}` cuts match.cidrs/hosts off; `partition: {to: [group, ...]}` (and optionally
+    // `from: <this fault's target>`) cuts off the agents of other target groups.
     net->mutable_partition();
+    if (!k.value.IsNull()) {
+      auto pf = Map(k.value, kpath, {"from", "to"});
+      if (!pf) return;
+      if (auto* v = Find(*pf, "from"); v && !v->IsNull()) {
+        if (auto s = String(*v, kpath + ".from"); s && *s != fault->target) {
+          Error(*v, kpath + ".from",
+                "must be this fault's target " + Quoted(fault->target) + ", got " + Quoted(*s) +
+                    " (the partition is applied on the target's agents)");
+        }
+      }
+      if (auto* v = Find(*pf, "to"); v && !v->IsNull()) {
+        std::vector<YAML::Node> items;
+        if (v->IsSequence()) {
+          for (const auto& item : *v) items.push_back(item);
+        } else {
+          items.push_back(*v);
+        }
+        for (size_t i = 0; i < items.size(); ++i) {
+          const std::string ipath = v->IsSequence() ? Index(kpath + ".to", i) : kpath + ".to";
+          auto s = String(items[i], ipath);
+          if (!s) continue;
+          if (!target_names_.count(*s)) {
+            Error(items[i], ipath, "unknown target " + Quoted(*s) + " (not defined in targets)");
+          } else if (*s == fault->target) {
+            Error(items[i], ipath, "a target cannot be partitioned from itself");
+          } else {
+            fault->partition_peer_targets.push_back(*s);
+          }
+        }
+      }
+    }
   } else if (k.key == "latency") {
     auto lf = Map(k.value, kpath, {"delay", "jitter", "distribution", "correlation", "reorder"});
     if (!lf) return;
@@ -1087,8 +1255,13 @@ void Parser::ParseNetworkFault(const YAML::Node& n, const std::string& path, Fau
       }
     }
   } else if (k.key == "loss") {
-    auto lf = Map(k.value, kpath, {"percent"});
+    auto lf = Map(k.value, kpath, {"percent", "correlation"});
     if (!lf) return;
+    if (auto* v = Find(*lf, "correlation"); v && !v->IsNull()) {
+      if (auto c = Int(*v, kpath + ".correlation", 0, 100)) {
+        net->mutable_loss()->set_correlation_percent(static_cast<uint32_t>(*c));
+      }
+    }
     if (auto* v = Need(*lf, k.value, kpath, "percent")) {
       if (auto s = String(*v, kpath + ".percent")) {
         char* end = nullptr;
@@ -1133,14 +1306,319 @@ void Parser::ParseNetworkFault(const YAML::Node& n, const std::string& path, Fau
   }
   const auto& m = net->match();
   if (net->has_partition()) {
-    if (m.cidrs_size() == 0 && m.hosts_size() == 0) {
+    if (m.cidrs_size() == 0 && m.hosts_size() == 0 && fault->partition_peer_targets.empty()) {
       Error(n, path + ".match",
-            "a partition needs the peers to cut off: match.cidrs or match.hosts");
+            "a partition needs the peers to cut off: partition.to (target groups), match.cidrs or "
+            "match.hosts");
     }
     if (m.direction() == faultline::v1::NetworkSelector::EGRESS ||
         m.direction() == faultline::v1::NetworkSelector::INGRESS) {
       Error(n, path + ".match.direction", "a partition always cuts both directions");
     }
+  }
+}
+
+// A share: 0.3 or 30%, in (0, 1].
+std::optional<double> Parser::Share(const YAML::Node& n, const std::string& field) {
+  auto s = String(n, field);
+  if (!s) return std::nullopt;
+  std::string text = *s;
+  double scale = 1.0;
+  if (!text.empty() && text.back() == '%') {
+    text.pop_back();
+    scale = 100.0;
+  }
+  char* end = nullptr;
+  double p = text.empty() ? -1 : std::strtod(text.c_str(), &end) / scale;
+  if (text.empty() || end == nullptr || *end != '\0' || !(p > 0.0 && p <= 1.0)) {
+    Error(n, field, "expected a share in (0, 1] or (0%, 100%], got " + Quoted(*s));
+    return std::nullopt;
+  }
+  return p;
+}
+
+// A duration in whole milliseconds, at most 60 s.
+std::optional<uint32_t> Parser::Millis(const YAML::Node& n, const std::string& field,
+                                       bool positive) {
+  auto d = Dur(n, field, positive, Duration(std::chrono::seconds(60)));
+  if (!d) return std::nullopt;
+  return static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(*d).count());
+}
+
+// `dependency:` a match (the dependency: hosts/cidrs and remote_ports), toxics and/or http.
+void Parser::ParseDependencyFault(const YAML::Node& n, const std::string& path, Fault* fault) {
+  auto fields = Map(n, path, {"match", "toxics", "http"});
+  if (!fields) return;
+  faultline::v1::DependencyFault* dep = fault->spec.mutable_dependency();
+  if (auto* v = Need(*fields, n, path, "match")) {
+    const std::string mpath = path + ".match";
+    ParseNetworkMatch(*v, mpath, dep->mutable_match());
+    const auto& m = dep->match();
+    if (m.direction() != faultline::v1::NetworkSelector::DIRECTION_UNSPECIFIED) {
+      Error(*v, mpath + ".direction", "not used: the proxy takes outbound connections");
+    }
+    if (m.protocol() != faultline::v1::NetworkSelector::PROTOCOL_ANY &&
+        m.protocol() != faultline::v1::NetworkSelector::TCP) {
+      Error(*v, mpath + ".protocol", "the fault proxy carries TCP only");
+    }
+    if (m.local_ports_size() > 0) Error(*v, mpath + ".local_ports", "not used by the proxy");
+    if (v->IsMap() && m.remote_ports_size() == 0) {
+      Error(*v, mpath + ".remote_ports", "name the dependency's port(s), e.g. remote_ports: [8000]");
+    }
+  }
+  if (auto* v = Find(*fields, "toxics"); v && !v->IsNull()) {
+    const std::string tpath = path + ".toxics";
+    if (!v->IsSequence()) {
+      Error(*v, tpath, "expected a list of toxics, got " + KindOf(*v));
+    } else if (v->size() > 16) {
+      Error(*v, tpath, "at most 16 toxics");
+    } else {
+      for (size_t i = 0; i < v->size(); ++i) {
+        ParseToxic((*v)[i], Index(tpath, i), dep->add_toxics());
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "http"); v && !v->IsNull()) {
+    ParseHttpFault(*v, path + ".http", dep->mutable_http());
+  }
+  if (dep->toxics_size() == 0 && !dep->has_http() && !Find(*fields, "toxics") &&
+      !Find(*fields, "http")) {
+    Error(n, path, "a dependency fault needs toxics or an http section");
+  }
+}
+
+void Parser::ParseToxic(const YAML::Node& n, const std::string& path,
+                        faultline::v1::DependencyFault::Toxic* t) {
+  using Toxic = faultline::v1::DependencyFault::Toxic;
+  static constexpr std::string_view kKinds[] = {"latency",    "bandwidth",  "reset_peer",
+                                                "timeout",    "slow_close", "limit_data",
+                                                "slicer"};
+  auto fields = Map(n, path,
+                    {"direction", "toxicity", "latency", "bandwidth", "reset_peer", "timeout",
+                     "slow_close", "limit_data", "slicer"});
+  if (!fields) return;
+  if (auto* v = Find(*fields, "direction"); v && !v->IsNull()) {
+    if (auto s = String(*v, path + ".direction")) {
+      if (*s == "upstream") {
+        t->set_direction(Toxic::UPSTREAM);
+      } else if (*s == "downstream") {
+        t->set_direction(Toxic::DOWNSTREAM);
+      } else {
+        Error(*v, path + ".direction",
+              "expected upstream (to the dependency) or downstream (to the client), got " +
+                  Quoted(*s));
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "toxicity"); v && !v->IsNull()) {
+    if (auto p = Share(*v, path + ".toxicity")) t->set_toxicity(*p);
+  }
+  std::vector<const MapField*> kinds;
+  for (const MapField& f : *fields) {
+    if (std::find(std::begin(kKinds), std::end(kKinds), f.key) != std::end(kKinds)) {
+      kinds.push_back(&f);
+    }
+  }
+  if (kinds.empty()) {
+    Error(n, path,
+          "a toxic needs one kind: latency, bandwidth, reset_peer, timeout, slow_close, "
+          "limit_data or slicer");
+    return;
+  }
+  if (kinds.size() > 1) {
+    Error(kinds[1]->key_node, Sub(path, kinds[1]->key),
+          "a toxic has exactly one kind; this one already has '" + kinds[0]->key + "'");
+    return;
+  }
+  const MapField& k = *kinds[0];
+  const std::string kpath = Sub(path, k.key);
+  const YAML::Node empty(YAML::NodeType::Map);
+  const YAML::Node& body = k.value.IsNull() ? empty : k.value;
+  if (k.key == "latency") {
+    auto lf = Map(body, kpath, {"delay", "jitter"});
+    if (!lf) return;
+    auto* l = t->mutable_latency();
+    if (auto* v = Need(*lf, k.value, kpath, "delay")) {
+      if (auto d = Dur(*v, kpath + ".delay", true, Duration(std::chrono::seconds(60)))) {
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(*d).count();
+        if (us < 1) {
+          Error(*v, kpath + ".delay", "must be at least 1us");
+        } else {
+          l->set_latency_us(static_cast<uint32_t>(us));
+        }
+      }
+    }
+    if (auto* v = Find(*lf, "jitter"); v && !v->IsNull()) {
+      if (auto d = Dur(*v, kpath + ".jitter", false, Duration(std::chrono::seconds(60)))) {
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(*d).count();
+        if (static_cast<uint64_t>(us) > l->latency_us()) {
+          Error(*v, kpath + ".jitter", "must not exceed the delay");
+        } else {
+          l->set_jitter_us(static_cast<uint32_t>(us));
+        }
+      }
+    }
+  } else if (k.key == "bandwidth") {
+    auto bf = Map(body, kpath, {"rate"});
+    if (!bf) return;
+    if (auto* v = Need(*bf, k.value, kpath, "rate")) {
+      if (auto s = String(*v, kpath + ".rate")) {
+        auto rate = ParseRate(*s);
+        if (!rate || *rate < 1) {
+          Error(*v, kpath + ".rate",
+                "expected a rate such as 1mbit, 500kbit or 100kbps (= bytes/s), got " +
+                    Quoted(*s));
+        } else {
+          t->mutable_bandwidth()->set_rate_bytes_per_second(*rate);
+        }
+      }
+    }
+  } else if (k.key == "reset_peer" || k.key == "timeout") {
+    auto rf = Map(body, kpath, {"after"});
+    if (!rf) return;
+    uint32_t ms = 0;
+    if (auto* v = Find(*rf, "after"); v && !v->IsNull()) {
+      if (auto m = Millis(*v, kpath + ".after", false)) ms = *m;
+    }
+    if (k.key == "reset_peer") {
+      t->mutable_reset_peer()->set_timeout_ms(ms);
+    } else {
+      t->mutable_timeout()->set_timeout_ms(ms);
+    }
+  } else if (k.key == "slow_close") {
+    auto sf = Map(body, kpath, {"delay"});
+    if (!sf) return;
+    if (auto* v = Need(*sf, k.value, kpath, "delay")) {
+      if (auto m = Millis(*v, kpath + ".delay", true)) t->mutable_slow_close()->set_delay_ms(*m);
+    }
+  } else if (k.key == "limit_data") {
+    auto lf = Map(body, kpath, {"bytes"});
+    if (!lf) return;
+    if (auto* v = Need(*lf, k.value, kpath, "bytes")) {
+      if (auto s = String(*v, kpath + ".bytes")) {
+        auto bytes = ParseBytes(*s);
+        if (!bytes || *bytes < 1) {
+          Error(*v, kpath + ".bytes", "expected a size of at least 1 byte (e.g. 10kb), got " +
+                                          Quoted(*s));
+        } else {
+          t->mutable_limit_data()->set_bytes(*bytes);
+        }
+      }
+    }
+  } else if (k.key == "slicer") {
+    auto sf = Map(body, kpath, {"average_size", "size_variation", "delay"});
+    if (!sf) return;
+    auto* sl = t->mutable_slicer();
+    if (auto* v = Need(*sf, k.value, kpath, "average_size")) {
+      if (auto a = Int(*v, kpath + ".average_size", 1, 1 << 20)) {
+        sl->set_average_size(static_cast<uint32_t>(*a));
+      }
+    }
+    if (auto* v = Find(*sf, "size_variation"); v && !v->IsNull()) {
+      if (auto a = Int(*v, kpath + ".size_variation", 0, 1 << 20)) {
+        if (sl->average_size() > 0 && *a >= sl->average_size()) {
+          Error(*v, kpath + ".size_variation", "must be smaller than average_size");
+        } else {
+          sl->set_size_variation(static_cast<uint32_t>(*a));
+        }
+      }
+    }
+    if (auto* v = Find(*sf, "delay"); v && !v->IsNull()) {
+      if (auto d = Dur(*v, kpath + ".delay", false, Duration(std::chrono::seconds(1)))) {
+        sl->set_delay_us(static_cast<uint32_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(*d).count()));
+      }
+    }
+  }
+}
+
+// `http:` aborts (status, body, percent), a delay (delay, percent), methods, path_prefix.
+void Parser::ParseHttpFault(const YAML::Node& n, const std::string& path,
+                            faultline::v1::DependencyFault::Http* h) {
+  auto fields = Map(n, path, {"abort", "delay", "methods", "path_prefix"});
+  if (!fields) return;
+  if (auto* v = Find(*fields, "abort"); v && !v->IsNull()) {
+    const std::string apath = path + ".abort";
+    // One abort as a mapping, or several as a list.
+    std::vector<YAML::Node> items;
+    if (v->IsSequence()) {
+      for (size_t i = 0; i < v->size(); ++i) items.push_back((*v)[i]);
+    } else {
+      items.push_back(*v);
+    }
+    if (items.empty() || items.size() > 8) Error(*v, apath, "expected 1 to 8 aborts");
+    double total = 0.0;
+    for (size_t i = 0; i < items.size() && i < 8; ++i) {
+      const std::string ipath = v->IsSequence() ? Index(apath, i) : apath;
+      auto af = Map(items[i], ipath, {"status", "body", "percent"});
+      if (!af) continue;
+      auto* a = h->add_aborts();
+      if (auto* s = Need(*af, items[i], ipath, "status")) {
+        if (auto code = Int(*s, ipath + ".status", 400, 599)) a->set_status(static_cast<uint32_t>(*code));
+      }
+      if (auto* b = Find(*af, "body"); b && !b->IsNull()) {
+        if (auto body = String(*b, ipath + ".body")) {
+          if (body->size() > 4096) {
+            Error(*b, ipath + ".body", "at most 4096 bytes");
+          } else {
+            a->set_body(*body);
+          }
+        }
+      }
+      if (auto* p = Need(*af, items[i], ipath, "percent")) {
+        if (auto share = Share(*p, ipath + ".percent")) {
+          a->set_percent(*share * 100.0);
+          total += *share;
+          if (total > 1.0 + 1e-9) Error(*p, ipath + ".percent", "the aborts add up to over 100%");
+        }
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "delay"); v && !v->IsNull()) {
+    const std::string dpath = path + ".delay";
+    auto df = Map(*v, dpath, {"delay", "percent"});
+    if (df) {
+      if (auto* d = Need(*df, *v, dpath, "delay")) {
+        if (auto ms = Millis(*d, dpath + ".delay", true)) h->set_delay_ms(*ms);
+      }
+      h->set_delay_percent(100.0);
+      if (auto* p = Find(*df, "percent"); p && !p->IsNull()) {
+        if (auto share = Share(*p, dpath + ".percent")) h->set_delay_percent(*share * 100.0);
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "methods"); v && !v->IsNull()) {
+    const std::string mpath = path + ".methods";
+    if (!v->IsSequence() || v->size() > 16) {
+      Error(*v, mpath, "expected a list of at most 16 HTTP methods");
+    } else {
+      for (size_t i = 0; i < v->size(); ++i) {
+        auto s = String((*v)[i], Index(mpath, i));
+        if (!s) continue;
+        if (s->empty() || s->size() > 32 ||
+            !std::all_of(s->begin(), s->end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+          Error((*v)[i], Index(mpath, i), "expected an upper-case method such as GET, got " +
+                                              Quoted(*s));
+          continue;
+        }
+        h->add_methods(*s);
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "path_prefix"); v && !v->IsNull()) {
+    if (auto s = String(*v, path + ".path_prefix")) {
+      if (s->empty() || s->front() != '/' || s->size() > 1024 ||
+          std::any_of(s->begin(), s->end(), [](char c) { return c <= ' ' || c == 0x7f; })) {
+        Error(*v, path + ".path_prefix",
+              "expected a path starting with '/' without spaces, got " + Quoted(*s));
+      } else {
+        h->set_path_prefix(*s);
+      }
+    }
+  }
+  if (h->aborts_size() == 0 && h->delay_ms() == 0 && !Find(*fields, "abort") &&
+      !Find(*fields, "delay")) {
+    Error(n, path, "needs an abort or a delay");
   }
 }
 

@@ -39,8 +39,12 @@ constexpr auto kPollInterval = 50ms;
 // The programs whose processes the sandbox may own; a recorded pid whose program is not one of
 // these has been reused by something else and is left alone.
 const std::vector<std::string>& OwnedProgramNames() {
-  static const std::vector<std::string> names = {
-      "dnsmasq", "faultline-agent", "faultline-sample-kv", "faultline-sample-orders", "ip"};
+  static const std::vector<std::string> names = {"dnsmasq",
+                                                 "faultline-agent",
+                                                 "faultline-sample-kv",
+                                                 "faultline-sample-orders",
+                                                 "faultline-sample-supervisor",
+                                                 "ip"};
   return names;
 }
 
@@ -235,10 +239,15 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
     if (h.role != "db") continue;
     std::string name = h.region == kPrimaryRegion ? "kv-east" : "kv-west";
     std::string ready = ReadyDir() + "/" + name;
+    // Under a restart-on-exit supervisor (like systemd's Restart=always), so a process fault
+    // that kills the service shows downtime and then a restart. The service's own pid is in
+    // pids/<name>-service.pid (for pidfile selectors).
     specs.push_back(
         {name,
          h.name,
-         {bin_dir + "/faultline-sample-kv", "--listen", "0.0.0.0:" + std::to_string(kKvPort),
+         {bin_dir + "/faultline-sample-supervisor", "--pid-file",
+          PidsDir() + "/" + name + "-service.pid", "--restart-delay", "1s", "--",
+          bin_dir + "/faultline-sample-kv", "--listen", "0.0.0.0:" + std::to_string(kKvPort),
           "--region", h.region, "--ready-file", ready},
          ready});
   }
@@ -249,7 +258,7 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
        {bin_dir + "/faultline-sample-orders", "--listen", "0.0.0.0:" + std::to_string(kOrdersPort),
         "--region", Str(kPrimaryRegion), "--secondary-region", Str(kSecondaryRegion), "--failover",
         FailoverModeName(o.failover), "--failover-threshold", std::to_string(o.failover_threshold),
-        "--ready-file", orders_ready},
+        "--retries", std::to_string(o.orders_retries), "--ready-file", orders_ready},
        orders_ready});
   if (o.start_agents) {
     for (const auto& h : SandboxHosts()) {
@@ -410,7 +419,8 @@ Status Build(const SandboxOptions& o, std::vector<Started>& started) {
   if (dnsmasq.empty()) {
     return FailedPrecondition("dnsmasq not found (install the Debian package dnsmasq-base)");
   }
-  std::vector<std::string> binaries = {"faultline-sample-kv", "faultline-sample-orders"};
+  std::vector<std::string> binaries = {"faultline-sample-kv", "faultline-sample-orders",
+                                       "faultline-sample-supervisor"};
   if (o.start_agents) binaries.push_back("faultline-agent");
   for (const auto& b : binaries) {
     std::string p = bin_dir + "/" + b;
@@ -539,6 +549,9 @@ std::string SandboxLogPath(std::string_view process) {
 
 Status SandboxUp(const SandboxOptions& options) {
   if (geteuid() != 0) return FailedPrecondition("the sandbox needs root (network namespaces)");
+  if (options.orders_retries < 0 || options.orders_retries > 100) {
+    return FailedPrecondition("orders retries must be 0 to 100");
+  }
   if (options.failover_threshold < 1) {
     return FailedPrecondition("failover threshold must be at least 1");
   }

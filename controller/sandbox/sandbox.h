@@ -63,6 +63,8 @@ const char* FailoverModeName(FailoverMode mode);
 struct SandboxOptions {
   FailoverMode failover = FailoverMode::kAuto;
   int failover_threshold = 3;  // must be >= 1
+  // The orders service's extra attempts of a failed dependency call (--retries), 0-100.
+  int orders_retries = 0;
   // Directory holding faultline-agent, faultline-sample-orders and faultline-sample-kv. Empty:
   // the directory of the running executable (/proc/self/exe).
   std::string bin_dir;

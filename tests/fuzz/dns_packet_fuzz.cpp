@@ -1,5 +1,6 @@
 // libFuzzer target for the DNS interceptor's packet path: every function that sees a client's
-// or an upstream's bytes (ParseDnsQuery, BuildFaultResponse in every mode, CnameTargets), and the
+// or an upstream's bytes (ParseDnsQuery and its fast path ParsePlainDnsQuery, which must agree,
+// BuildFaultResponse in every mode, CnameTargets and MayHaveCname), and the
 // matcher on whatever name the parser extracted. Build: cmake -DFAULTLINE_FUZZ=ON with clang.
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +34,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if ((*r)->size() < 2 || (((**r)[0] << 8) | (**r)[1]) != q->id) __builtin_trap();
     }
   }
-  for (const auto& t : CnameTargets(wire)) (void)kMatcher.Matches(t);
+  // The interceptor's fast paths must agree with ldns wherever they give an answer.
+  DnsQuestion plain;
+  if (ParsePlainDnsQuery(wire, &plain)) {
+    if (!q.ok() || q->name != plain.name || q->qtype != plain.qtype || q->id != plain.id) {
+      __builtin_trap();
+    }
+  }
+  const auto targets = CnameTargets(wire);
+  if (!targets.empty() && !MayHaveCname(wire)) __builtin_trap();
+  for (const auto& t : targets) (void)kMatcher.Matches(t);
   return 0;
 }

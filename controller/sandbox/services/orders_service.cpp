@@ -6,6 +6,8 @@
 //                        "failover_threshold","consecutive_failures","failed_over_at_monotonic_ns"}
 //   GET /healthz     -> 200 ok
 //
+// With --retries N, a failed dependency call is tried again at once, up to N more times, before
+// it counts as a failure.
 // With --failover auto, after N consecutive dependency failures it switches to the secondary
 // region for good, retries the failing request there at once, and prints one line on stdout:
 //   FAILOVER monotonic_ns=<ns> wall_unix_ms=<ms> from=<region> to=<region> after_failures=<n>
@@ -33,6 +35,8 @@ struct Settings {
   // "{region}" is replaced by the region in use.
   std::string endpoint = "http://dynamodb.{region}.sandbox.test:8000";
   long timeout_ms = 500;
+  // Extra attempts of a failed dependency call in the same region, at once (0 = none).
+  int retries = 0;
 };
 
 struct FetchResult {
@@ -200,6 +204,10 @@ int main(int argc, char** argv) {
                  "connect and total timeout of one dependency call, in milliseconds")
       ->check(CLI::Range(1L, 600000L))
       ->capture_default_str();
+  app.add_option("--retries", settings.retries,
+                 "extra attempts of a failed dependency call before it counts as a failure")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
   app.add_option("--ready-file", ready_file,
                  "file written (with the bound port) once the server accepts connections");
   CLI11_PARSE(app, argc, argv);
@@ -222,6 +230,10 @@ int main(int argc, char** argv) {
     const std::string id = req.matches[1];
     std::string region = state.Region();
     FetchResult fetched = Fetch(settings, region, id);
+    for (int attempt = 0; attempt < settings.retries && !fetched.ok; ++attempt) {
+      std::fprintf(stderr, "orders: %s (retrying)\n", fetched.error.c_str());
+      fetched = Fetch(settings, region, id);
+    }
     if (!fetched.ok) {
       std::fprintf(stderr, "orders: %s\n", fetched.error.c_str());
       if (auto retry_region = state.RecordFailure(region)) {

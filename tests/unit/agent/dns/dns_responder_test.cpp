@@ -144,5 +144,82 @@ TEST(ParseDnsQueryTest, RejectsGarbageEmptyAndResponses) {
   EXPECT_NE(parsed.status().message().find("response"), std::string::npos);
 }
 
+TEST(ParsePlainDnsQueryTest, AgreesWithLdnsOnPlainQueries) {
+  DnsWire plain = MakeQuery("DynamoDB.US-East-1.Sandbox_x.Test.", LDNS_RR_TYPE_AAAA, 4242, true);
+  // The same query with an EDNS OPT record, as dig sends it.
+  ldns_pkt* raw = nullptr;
+  ASSERT_EQ(ldns_pkt_query_new_frm_str(&raw, "Host1.Bench.Test", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN,
+                                       LDNS_RD),
+            LDNS_STATUS_OK);
+  Pkt query(raw);
+  ldns_pkt_set_id(query.get(), 7);
+  ldns_pkt_set_edns_udp_size(query.get(), 1232);
+  uint8_t* buf = nullptr;
+  size_t size = 0;
+  ASSERT_EQ(ldns_pkt2wire(&buf, query.get(), &size), LDNS_STATUS_OK);
+  DnsWire edns(buf, buf + size);
+  std::free(buf);
+  for (const DnsWire& wire : {plain, edns, MakeQuery(".", LDNS_RR_TYPE_NS, 9, false)}) {
+    DnsQuestion fast;
+    ASSERT_TRUE(ParsePlainDnsQuery(wire, &fast));
+    auto slow = ParseDnsQuery(wire);
+    ASSERT_TRUE(slow.ok());
+    EXPECT_EQ(fast.name, slow->name);
+    EXPECT_EQ(fast.qtype, slow->qtype);
+    EXPECT_EQ(fast.id, slow->id);
+  }
+}
+
+TEST(ParsePlainDnsQueryTest, LeavesEverythingElseToLdns) {
+  DnsQuestion q;
+  EXPECT_FALSE(ParsePlainDnsQuery(DnsWire{}, &q));
+  EXPECT_FALSE(ParsePlainDnsQuery(DnsWire(12, 0), &q));  // no question
+  DnsWire truncated = MakeQuery("a.test", LDNS_RR_TYPE_A, 1, true);
+  truncated.resize(truncated.size() - 3);
+  EXPECT_FALSE(ParsePlainDnsQuery(truncated, &q));
+  DnsWire trailing = MakeQuery("a.test", LDNS_RR_TYPE_A, 1, true);
+  trailing.push_back(0);
+  EXPECT_FALSE(ParsePlainDnsQuery(trailing, &q));
+  // A label holding a dot must never read as two labels ("a.b" + "test" is not "a.b.test").
+  DnsWire dotted = MakeQuery("a\\.b.test", LDNS_RR_TYPE_A, 1, true);
+  EXPECT_FALSE(ParsePlainDnsQuery(dotted, &q));
+  auto slow = ParseDnsQuery(dotted);
+  ASSERT_TRUE(slow.ok());
+  EXPECT_NE(slow->name, "a.b.test");
+  auto response =
+      BuildFaultResponse(MakeQuery("a.test", LDNS_RR_TYPE_A, 1, true), v1::DnsFault::NXDOMAIN);
+  ASSERT_TRUE(response.ok());
+  EXPECT_FALSE(ParsePlainDnsQuery(**response, &q));
+}
+
+TEST(MayHaveCnameTest, FalseOnlyWithoutACnameInTheAnswer) {
+  FaultAnswer spoof;
+  spoof.mode = v1::DnsFault::SPOOF;
+  spoof.ipv4 = {"10.0.0.1", "10.0.0.2"};
+  auto answer = BuildFaultResponse(MakeQuery("a.test", LDNS_RR_TYPE_A, 1, true), spoof);
+  ASSERT_TRUE(answer.ok() && answer->has_value());
+  EXPECT_FALSE(MayHaveCname(**answer));
+  EXPECT_TRUE(CnameTargets(**answer).empty());
+  // A response with a CNAME: built with ldns from text.
+  ldns_pkt* raw = nullptr;
+  ASSERT_EQ(ldns_pkt_query_new_frm_str(&raw, "alias.test", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, 0),
+            LDNS_STATUS_OK);
+  Pkt pkt(raw);
+  ldns_pkt_set_qr(pkt.get(), true);
+  ldns_rr* rr = nullptr;
+  ASSERT_EQ(ldns_rr_new_frm_str(&rr, "alias.test. 30 IN CNAME Target.Test.", 0, nullptr, nullptr),
+            LDNS_STATUS_OK);
+  ASSERT_TRUE(ldns_pkt_push_rr(pkt.get(), LDNS_SECTION_ANSWER, rr));
+  uint8_t* buf = nullptr;
+  size_t size = 0;
+  ASSERT_EQ(ldns_pkt2wire(&buf, pkt.get(), &size), LDNS_STATUS_OK);
+  DnsWire wire(buf, buf + size);
+  std::free(buf);
+  EXPECT_TRUE(MayHaveCname(wire));
+  EXPECT_EQ(CnameTargets(wire), std::vector<std::string>{"target.test"});
+  // Bytes that do not frame: let ldns decide.
+  EXPECT_TRUE(MayHaveCname(DnsWire{1, 2, 3}));
+}
+
 }  // namespace
 }  // namespace faultline::agent::dns

@@ -79,6 +79,38 @@ TEST(NetworkRulesTest, LatencyMarksAndDefaultsToEgress) {
   EXPECT_FALSE(Contains(b, " drop")) << b;
 }
 
+TEST(NetworkRulesTest, QueuedFaultsLetReinjectedCopiesPassAndCountFailOpen) {
+  v1::NetworkFault f;
+  f.mutable_latency()->set_delay_us(1000);
+  NetworkRuleOptions o;
+  o.queue_mark = 1u << 20;
+  o.bypass_mark = 1u << 19;
+  std::string b = NetworkApplyBatch("faultline_x", f, o, {});
+  size_t pass = b.find("add rule inet faultline_x out meta mark & 0x80000 == 0x80000 accept");
+  ASSERT_NE(pass, std::string::npos) << b;
+  EXPECT_LT(pass, b.find("meta mark set meta mark or 0x100000")) << b;
+  EXPECT_TRUE(
+      Contains(b, "add chain inet faultline_x outq { type filter hook output priority -250"))
+      << b;
+  EXPECT_TRUE(Contains(b, "outq meta mark & 0x100000 == 0x100000 counter name \"bypassed\"")) << b;
+}
+
+TEST(NetworkRulesTest, CorrelatedLossGoesThroughTheQueueIndependentLossStaysInNft) {
+  v1::NetworkFault f;
+  f.mutable_loss()->set_percent(5);
+  EXPECT_FALSE(QueuedFault(f));
+  f.mutable_loss()->set_correlation_percent(50);
+  EXPECT_TRUE(QueuedFault(f));
+  NetworkRuleOptions o;
+  o.queue_mark = 1u << 21;
+  std::string b = NetworkApplyBatch("faultline_x", f, o, {});
+  EXPECT_TRUE(Contains(b, "meta mark set meta mark or 0x200000")) << b;
+  EXPECT_FALSE(Contains(b, "numgen")) << b;
+  EXPECT_TRUE(Contains(b, "add chain inet faultline_x in { type filter hook prerouting")) << b;
+  f.mutable_loss()->set_correlation_percent(101);
+  EXPECT_FALSE(ValidateNetworkFault(f).ok());
+}
+
 TEST(NetworkRulesTest, ResolvedHostsJoinThePeerSets) {
   v1::NetworkFault f = Blackhole();
   f.mutable_match()->add_hosts("db.test");

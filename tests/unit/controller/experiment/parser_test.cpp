@@ -379,12 +379,12 @@ TEST(ParserTest, DnsFaultOptionErrorsNameTheField) {
   }
 }
 
-TEST(ParserTest, UnsupportedFaultKindsAreRejected) {
+TEST(ParserTest, AnEmptyDependencyFaultNamesWhatIsMissing) {
   ParseOutcome o = ParseExperimentText(
       Replace(kValid, "dns: {domains: [db.test], mode: nodata}", "dependency: {}"), "x.yaml");
-  const Diagnostic* d = ExpectError(o, "faults[0].dependency", 9, 5);
+  const Diagnostic* d = ExpectError(o, "faults[0].dependency.match", 9, 17);
   ASSERT_NE(d, nullptr);
-  EXPECT_EQ(d->message, "dependency faults are not supported yet");
+  EXPECT_EQ(d->message, "missing required field");
 }
 
 TEST(ParserTest, DuplicateNamesAndKeysAreRejected) {
@@ -563,12 +563,202 @@ TEST(ParserNetworkTest, BadCidrAndTwoKindsArePositioned) {
   ExpectError(o, "faults[0].network.reject", 9, 30);
 }
 
+TEST(ParserNetworkTest, PartitionBetweenTargetGroups) {
+  std::string text = Replace(kValid, "  app: {selector: {role: app}}\n",
+                             "  app: {selector: {role: app}}\n  db: {selector: {role: db}}\n");
+  ParseOutcome o = ParseExperimentText(
+      Replace(text, kDnsLine, "    network: {partition: {from: app, to: db}}\n"), "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  EXPECT_TRUE(o.experiment->faults[0].spec.network().has_partition());
+  EXPECT_EQ(o.experiment->faults[0].partition_peer_targets, std::vector<std::string>{"db"});
+  // An unknown group, the fault's own target, and a `from` that is not the fault's target.
+  o = ParseExperimentText(Replace(text, kDnsLine, "    network: {partition: {to: [dbx]}}\n"),
+                          "x.yaml");
+  EXPECT_FALSE(o.experiment.has_value());
+  EXPECT_NE(AllErrors(o).find("faults[0].network.partition.to[0]"), std::string::npos)
+      << AllErrors(o);
+  o = ParseExperimentText(Replace(text, kDnsLine, "    network: {partition: {to: app}}\n"),
+                          "x.yaml");
+  EXPECT_NE(AllErrors(o).find("partitioned from itself"), std::string::npos) << AllErrors(o);
+  o = ParseExperimentText(
+      Replace(text, kDnsLine, "    network: {partition: {from: db, to: app}}\n"), "x.yaml");
+  EXPECT_NE(AllErrors(o).find("faults[0].network.partition.from"), std::string::npos)
+      << AllErrors(o);
+}
+
+TEST(ParserNetworkTest, LossCorrelation) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsLine, "    network: {loss: {percent: 5, correlation: 25}}\n"), "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  EXPECT_EQ(o.experiment->faults[0].spec.network().loss().correlation_percent(), 25u);
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine, "    network: {loss: {percent: 5, correlation: 101}}\n"), "x.yaml");
+  EXPECT_NE(AllErrors(o).find("faults[0].network.loss.correlation"), std::string::npos)
+      << AllErrors(o);
+}
+
+TEST(ParserDependencyTest, ToxicsAndHttpBuildTheSpec) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsLine,
+              "    dependency:\n"
+              "      match: {hosts: [db.test], remote_ports: [8000], resolve_interval: 500ms}\n"
+              "      toxics:\n"
+              "        - {direction: downstream, toxicity: 30%, latency: {delay: 50ms, jitter: "
+              "5ms}}\n"
+              "        - {bandwidth: {rate: 1mbit}}\n"
+              "        - {reset_peer: {after: 100ms}}\n"
+              "        - {timeout: {}}\n"
+              "        - {slow_close: {delay: 1s}}\n"
+              "        - {limit_data: {bytes: 10kb}}\n"
+              "        - {slicer: {average_size: 64, size_variation: 16, delay: 1ms}}\n"
+              "      http:\n"
+              "        abort: [{status: 400, body: throttled, percent: 15%}, {status: 503, "
+              "percent: 0.15}]\n"
+              "        delay: {delay: 200ms, percent: 50%}\n"
+              "        methods: [GET, PUT]\n"
+              "        path_prefix: /kv/\n"),
+      "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  const auto& d = o.experiment->faults[0].spec.dependency();
+  using Toxic = faultline::v1::DependencyFault::Toxic;
+  EXPECT_EQ(d.match().hosts(0), "db.test");
+  EXPECT_EQ(d.match().remote_ports(0), 8000u);
+  ASSERT_EQ(d.toxics_size(), 7);
+  EXPECT_EQ(d.toxics(0).direction(), Toxic::DOWNSTREAM);
+  EXPECT_DOUBLE_EQ(d.toxics(0).toxicity(), 0.3);
+  EXPECT_EQ(d.toxics(0).latency().latency_us(), 50000u);
+  EXPECT_EQ(d.toxics(0).latency().jitter_us(), 5000u);
+  EXPECT_EQ(d.toxics(1).bandwidth().rate_bytes_per_second(), 125000u);
+  EXPECT_FALSE(d.toxics(1).has_toxicity());
+  EXPECT_EQ(d.toxics(2).reset_peer().timeout_ms(), 100u);
+  EXPECT_TRUE(d.toxics(3).has_timeout());
+  EXPECT_EQ(d.toxics(4).slow_close().delay_ms(), 1000u);
+  EXPECT_EQ(d.toxics(5).limit_data().bytes(), 10240u);
+  EXPECT_EQ(d.toxics(6).slicer().delay_us(), 1000u);
+  ASSERT_EQ(d.http().aborts_size(), 2);
+  EXPECT_EQ(d.http().aborts(0).status(), 400u);
+  EXPECT_EQ(d.http().aborts(0).body(), "throttled");
+  EXPECT_DOUBLE_EQ(d.http().aborts(1).percent(), 15.0);
+  EXPECT_EQ(d.http().delay_ms(), 200u);
+  EXPECT_DOUBLE_EQ(d.http().delay_percent(), 50.0);
+  EXPECT_EQ(d.http().methods_size(), 2);
+  EXPECT_EQ(d.http().path_prefix(), "/kv/");
+}
+
+TEST(ParserDependencyTest, BadFieldsAreReportedWithTheirPosition) {
+  const std::string head =
+      "    dependency:\n      match: {hosts: [db.test], remote_ports: [8000]}\n";
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsLine, head + "      toxics: [{latency: {delay: 5ms}, slicer: {}}]\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].dependency.toxics[0].slicer", 11, 40);
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine, head + "      toxics: [{toxicity: 130%, timeout: {}}]\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].dependency.toxics[0].toxicity", 11, 27);
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine, head + "      http: {abort: {status: 200, percent: 10%}}\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].dependency.http.abort.status", 11, 30);
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine,
+              "    dependency:\n      match: {hosts: [db.test]}\n      toxics: [{timeout: "
+              "{}}]\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].dependency.match.remote_ports", 10, 14);
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine, head + "      toxics: [{direction: sideways, timeout: {}}]\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].dependency.toxics[0].direction", 11, 28);
+}
+
 TEST(ParserNetworkTest, ShippedNetworkExperimentsParse) {
-  for (const char* name : {"dependency-latency", "region-partition"}) {
+  for (const char* name : {"dependency-latency", "region-partition", "dynamodb-throttling"}) {
     ParseOutcome o =
         ParseExperimentFile(std::string(FAULTLINE_SOURCE_DIR) + "/experiments/" + name + ".yaml");
     EXPECT_TRUE(o.experiment.has_value()) << name << "\n" << AllErrors(o);
   }
+}
+
+}  // namespace
+}  // namespace faultline::experiment
+
+namespace faultline::experiment {
+namespace {
+
+constexpr std::string_view kDnsFaultLine = "    dns: {domains: [db.test], mode: nodata}\n";
+
+TEST(ParserProcessTest, KillByNameBuildsTheSpec) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsFaultLine,
+              "    process: {action: kill, name: faultline-sample-kv, signal: term, count: 1, "
+              "interval: 500ms}\n"),
+      "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  const v1::ProcessFault& p = o.experiment->faults[0].spec.process();
+  EXPECT_EQ(p.action(), v1::ProcessFault::KILL);
+  EXPECT_EQ(p.name(), "faultline-sample-kv");
+  EXPECT_EQ(p.signal(), "SIGTERM");
+  EXPECT_EQ(p.count(), 1u);
+  EXPECT_EQ(p.interval_ms(), 500u);
+}
+
+TEST(ParserProcessTest, PauseByPidfileOrCgroup) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsFaultLine, "    process: {action: pause, pidfile: /run/kv.pid}\n"),
+      "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  EXPECT_EQ(o.experiment->faults[0].spec.process().action(), v1::ProcessFault::PAUSE);
+  EXPECT_EQ(o.experiment->faults[0].spec.process().pidfile(), "/run/kv.pid");
+  EXPECT_TRUE(o.experiment->faults[0].spec.process().signal().empty());
+  o = ParseExperimentText(
+      Replace(kValid, kDnsFaultLine,
+              "    process: {action: pause, cgroup: system.slice/kv.service, percent: 50%}\n"),
+      "x.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  EXPECT_EQ(o.experiment->faults[0].spec.process().cgroup(), "system.slice/kv.service");
+  EXPECT_EQ(o.experiment->faults[0].spec.process().percent(), 50u);
+}
+
+TEST(ParserProcessTest, EveryBadFieldIsPositioned) {
+  auto parse = [](std::string_view line) {
+    return ParseExperimentText(Replace(kValid, kDnsFaultLine, line), "x.yaml");
+  };
+  ExpectError(parse("    process: {action: crash, name: kv}\n"), "faults[0].process.action", 9, 23);
+  ExpectError(parse("    process: {name: kv}\n"), "faults[0].process.action", 9, 14);
+  ExpectError(parse("    process: {action: kill}\n"), "faults[0].process", 9, 14);
+  ExpectError(parse("    process: {action: kill, name: kv, pidfile: /x.pid}\n"),
+              "faults[0].process.pidfile", 9, 39);
+  ExpectError(parse("    process: {action: kill, name: a/b}\n"), "faults[0].process.name", 9, 35);
+  ExpectError(parse("    process: {action: kill, pidfile: run/x.pid}\n"),
+              "faults[0].process.pidfile", 9, 38);
+  ExpectError(parse("    process: {action: kill, cgroup: a/../b}\n"), "faults[0].process.cgroup", 9,
+              37);
+  ExpectError(parse("    process: {action: kill, name: kv, signal: SIGSTOP}\n"),
+              "faults[0].process.signal", 9, 47);
+  ExpectError(parse("    process: {action: pause, name: kv, signal: SIGKILL}\n"),
+              "faults[0].process.signal", 9, 48);
+  ExpectError(parse("    process: {action: pause, name: kv, interval: 1s}\n"),
+              "faults[0].process.interval", 9, 50);
+  ExpectError(parse("    process: {action: kill, name: kv, interval: 10ms}\n"),
+              "faults[0].process.interval", 9, 49);
+  ExpectError(parse("    process: {action: kill, name: kv, count: 1, percent: 5%}\n"),
+              "faults[0].process.percent", 9, 58);
+  ExpectError(parse("    process: {action: kill, name: kv, count: 0}\n"), "faults[0].process.count",
+              9, 46);
+  ExpectError(parse("    process: {action: kill, name: kv, percent: 101}\n"),
+              "faults[0].process.percent", 9, 48);
+  ExpectError(parse("    process: {action: kill, nmae: kv}\n"), "faults[0].process.nmae", 9, 29);
+  ExpectError(parse("    process: {action: kill, name: kv}\n    dns: {domains: [a.test], mode: "
+                    "nodata}\n"),
+              "faults[0].dns", 10, 5);
+}
+
+TEST(ParserProcessTest, ShippedProcessExperimentParses) {
+  ParseOutcome o =
+      ParseExperimentFile(std::string(FAULTLINE_SOURCE_DIR) + "/experiments/db-process-crash.yaml");
+  ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
+  EXPECT_EQ(o.experiment->faults[0].spec.process().name(), "faultline-sample-kv");
 }
 
 }  // namespace

@@ -1,0 +1,291 @@
+#include "agent/process/process_selector.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+
+namespace faultline::agent::process {
+namespace {
+
+constexpr size_t kMaxName = 255;
+constexpr size_t kMaxPath = 4096;
+constexpr size_t kMaxCgroupPath = 512;
+constexpr uint32_t kMaxCount = 100000;
+constexpr uint32_t kMinIntervalMs = 100;
+constexpr uint32_t kMaxIntervalMs = 3600 * 1000;
+constexpr size_t kMaxPidfileBytes = 64;
+
+const std::map<std::string, int>& Signals() {
+  static const std::map<std::string, int> kSignals = {
+      {"SIGKILL", SIGKILL}, {"SIGTERM", SIGTERM}, {"SIGINT", SIGINT},   {"SIGQUIT", SIGQUIT},
+      {"SIGHUP", SIGHUP},   {"SIGABRT", SIGABRT}, {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}};
+  return kSignals;
+}
+
+bool Printable(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    unsigned char u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x7f;
+  });
+}
+
+bool IsCgroupComponent(const std::string& part) {
+  return !part.empty() && part != "." && part != ".." &&
+         std::all_of(part.begin(), part.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ||
+                  c == '@' || c == ':' || c == '+';
+         });
+}
+
+// The pid in a pidfile: the first line, decimal. nullopt with the reason in `why`.
+std::optional<int> ReadPidfile(const std::string& path, std::string* why) {
+  std::ifstream in(path);
+  if (!in) {
+    *why = "cannot read pidfile " + path;
+    return std::nullopt;
+  }
+  std::string text(kMaxPidfileBytes, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  std::string line = text.substr(0, text.find('\n'));
+  while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+  while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.erase(0, 1);
+  if (line.empty() || line.size() > 10 ||
+      line.find_first_not_of("0123456789") != std::string::npos) {
+    *why = "pidfile " + path + " does not start with a pid";
+    return std::nullopt;
+  }
+  long pid = std::stol(line);
+  if (pid <= 0 || pid > 0x7fffffff) {
+    *why = "pidfile " + path + " holds an invalid pid";
+    return std::nullopt;
+  }
+  return static_cast<int>(pid);
+}
+
+bool InCgroup(int pid, const std::string& normalized_cgroup) {
+  auto path = CgroupV2PathOf(pid);
+  if (!path) return false;
+  const std::string want = "/" + normalized_cgroup;
+  return *path == want || path->rfind(want + "/", 0) == 0;
+}
+
+}  // namespace
+
+Result<int> SignalNumber(const std::string& name) {
+  auto it = Signals().find(name);
+  if (it == Signals().end()) return NotFound("unknown signal");
+  return it->second;
+}
+
+std::string NormalizedCgroup(const std::string& cgroup) {
+  std::string path = cgroup;
+  while (!path.empty() && path.front() == '/') path.erase(0, 1);
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  return path;
+}
+
+Status ValidateProcessFault(const v1::ProcessFault& f) {
+  if (f.action() != v1::ProcessFault::KILL && f.action() != v1::ProcessFault::PAUSE) {
+    return InvalidArgument("process.action: must be kill or pause");
+  }
+  if (f.action() == v1::ProcessFault::KILL) {
+    if (!f.signal().empty() && !SignalNumber(f.signal()).ok()) {
+      return InvalidArgument(
+          "process.signal: must be one of SIGKILL, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGABRT, "
+          "SIGUSR1, SIGUSR2");
+    }
+    if (f.interval_ms() != 0 &&
+        (f.interval_ms() < kMinIntervalMs || f.interval_ms() > kMaxIntervalMs)) {
+      return InvalidArgument("process.interval_ms: must be 0 or 100 to 3600000");
+    }
+  } else {
+    if (!f.signal().empty()) {
+      return InvalidArgument("process.signal: pause sends SIGSTOP/SIGCONT; leave signal empty");
+    }
+    if (f.interval_ms() != 0) return InvalidArgument("process.interval_ms: only for kill");
+  }
+  switch (f.selector_case()) {
+    case v1::ProcessFault::kName:
+      if (f.name().empty() || f.name().size() > kMaxName || !Printable(f.name()) ||
+          f.name().find('/') != std::string::npos || f.name() == "." || f.name() == "..") {
+        return InvalidArgument(
+            "process.name: must be 1 to 255 printable characters without '/' (a process name or "
+            "executable basename)");
+      }
+      break;
+    case v1::ProcessFault::kPidfile: {
+      const std::string& p = f.pidfile();
+      if (p.empty() || p.front() != '/' || p.size() > kMaxPath || !Printable(p) ||
+          p.find("/../") != std::string::npos || p.ends_with("/..") || p.back() == '/') {
+        return InvalidArgument(
+            "process.pidfile: must be an absolute file path without '..' components");
+      }
+      break;
+    }
+    case v1::ProcessFault::kCgroup: {
+      const std::string path = NormalizedCgroup(f.cgroup());
+      if (path.empty() || path.size() > kMaxCgroupPath) {
+        return InvalidArgument(
+            "process.cgroup: must be a path below the cgroup v2 root, 1 to 512 characters");
+      }
+      size_t start = 0;
+      while (true) {
+        size_t slash = path.find('/', start);
+        std::string part =
+            path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+        if (!IsCgroupComponent(part)) {
+          return InvalidArgument(
+              "process.cgroup: has an empty, '.', '..' or invalid component (allowed: letters, "
+              "digits, . _ - @ : +)");
+        }
+        if (slash == std::string::npos) break;
+        start = slash + 1;
+      }
+      break;
+    }
+    default:
+      return InvalidArgument("process: needs exactly one selector: name, pidfile or cgroup");
+  }
+  if (f.count() != 0 && f.percent() != 0) {
+    return InvalidArgument("process.count/percent: give at most one of them");
+  }
+  if (f.count() > kMaxCount) return InvalidArgument("process.count: at most 100000");
+  if (f.percent() > 100) return InvalidArgument("process.percent: must be 1 to 100");
+  return Status::Ok();
+}
+
+SelectionScope ScopeForThisAgent(const std::string& named_netns_dir) {
+  SelectionScope scope;
+  scope.self_pid = static_cast<int>(::getpid());
+  auto own = NetNamespaceOf(0);
+  if (!own) return scope;
+  auto init = NetNamespaceOf(1);
+  if (init && !(*own == *init)) {
+    scope.net_namespace = own;
+    return scope;
+  }
+  // pid 1's namespace is not always readable (a container's init owned by another user
+  // namespace); a namespace created with `ip netns add` is still recognisable by its name.
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(named_netns_dir, ec)) {
+    struct stat st {};
+    if (::stat(entry.path().c_str(), &st) == 0 &&
+        NamespaceId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)} == *own) {
+      scope.net_namespace = own;
+      break;
+    }
+  }
+  return scope;
+}
+
+bool IsEligible(const ProcessInfo& info, const SelectionScope& scope) {
+  if (info.pid <= 1 || info.pid == scope.self_pid || info.kernel_thread || info.state == 'Z' ||
+      info.state == 'X') {
+    return false;
+  }
+  if (scope.net_namespace) {
+    auto ns = NetNamespaceOf(info.pid);
+    if (!ns || !(*ns == *scope.net_namespace)) return false;
+  }
+  return true;
+}
+
+Result<std::vector<ProcessInfo>> SelectProcesses(const v1::ProcessFault& fault,
+                                                 const SelectionScope& scope, bool strict) {
+  std::vector<ProcessInfo> out;
+  switch (fault.selector_case()) {
+    case v1::ProcessFault::kName:
+      for (ProcessInfo& p : ListProcesses()) {
+        if (!IsEligible(p, scope)) continue;
+        if (p.comm == fault.name() || ExeBasename(p.pid) == fault.name()) {
+          out.push_back(std::move(p));
+        }
+      }
+      break;
+    case v1::ProcessFault::kPidfile: {
+      std::string why;
+      std::optional<int> pid = ReadPidfile(fault.pidfile(), &why);
+      if (!pid) {
+        if (strict) return NotFound("process: " + why);
+        break;
+      }
+      Result<ProcessInfo> p = ReadProcess(*pid);
+      if (!p.ok()) {
+        if (strict) {
+          return NotFound("process: pidfile " + fault.pidfile() + " names pid " +
+                          std::to_string(*pid) + ", which is not running");
+        }
+        break;
+      }
+      if (!IsEligible(*p, scope)) {
+        if (strict) {
+          return FailedPrecondition("process: pidfile " + fault.pidfile() + " names pid " +
+                                    std::to_string(*pid) +
+                                    ", which this agent may not signal (pid 1, the agent, a "
+                                    "kernel thread or outside its network namespace)");
+        }
+        break;
+      }
+      out.push_back(std::move(p).value());
+      break;
+    }
+    case v1::ProcessFault::kCgroup: {
+      const std::string cgroup = NormalizedCgroup(fault.cgroup());
+      for (ProcessInfo& p : ListProcesses()) {
+        if (IsEligible(p, scope) && InCgroup(p.pid, cgroup)) out.push_back(std::move(p));
+      }
+      break;
+    }
+    default:
+      return InvalidArgument("process: needs exactly one selector: name, pidfile or cgroup");
+  }
+  return out;
+}
+
+std::vector<ProcessInfo> ProcessesInCgroup(const std::string& normalized_cgroup) {
+  std::vector<ProcessInfo> out;
+  for (ProcessInfo& p : ListProcesses()) {
+    if (InCgroup(p.pid, normalized_cgroup)) out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::vector<ProcessInfo> ChooseSubset(std::vector<ProcessInfo> matching,
+                                      const v1::ProcessFault& fault) {
+  size_t n = matching.size();
+  size_t want = n;
+  if (fault.count() != 0) want = std::min<size_t>(fault.count(), n);
+  if (fault.percent() != 0) want = std::max<size_t>(1, (n * fault.percent() + 99) / 100);
+  want = std::min(want, n);
+  if (want == n) return matching;
+  std::random_device seed;
+  std::mt19937 rng(seed());
+  std::shuffle(matching.begin(), matching.end(), rng);
+  matching.resize(want);
+  std::sort(matching.begin(), matching.end(),
+            [](const ProcessInfo& a, const ProcessInfo& b) { return a.pid < b.pid; });
+  return matching;
+}
+
+std::string DescribeSelector(const v1::ProcessFault& fault) {
+  switch (fault.selector_case()) {
+    case v1::ProcessFault::kName:
+      return "name '" + fault.name() + "'";
+    case v1::ProcessFault::kPidfile:
+      return "pidfile '" + fault.pidfile() + "'";
+    case v1::ProcessFault::kCgroup:
+      return "cgroup '" + NormalizedCgroup(fault.cgroup()) + "'";
+    default:
+      return "no selector";
+  }
+}
+
+}  // namespace faultline::agent::process

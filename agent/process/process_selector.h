@@ -1,0 +1,62 @@
+#pragma once
+// Which processes a ProcessFault applies to: validation of the spec (every field, before
+// anything is read or signalled), selection by name, pidfile or cgroup, and the guard that keeps
+// pid 1, the agent itself, kernel threads and (when the agent is confined to a network
+// namespace) processes of other namespaces out of every selection.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/process/proc_reader.h"
+#include "common/status.h"
+#include "faultline/v1/agent.pb.h"
+
+namespace faultline::agent::process {
+
+// The signal names a KILL fault may send, and their numbers. NOT_FOUND for others.
+Result<int> SignalNumber(const std::string& name);
+
+// Checks every field of a process fault (see ProcessFault in agent.proto). No side effects.
+// INVALID_ARGUMENT naming the field ("process.cgroup: ...").
+Status ValidateProcessFault(const v1::ProcessFault& fault);
+
+// "system.slice/x.service" from "/system.slice/x.service/". Precondition: validated.
+std::string NormalizedCgroup(const std::string& cgroup);
+
+// What a selection may never include.
+struct SelectionScope {
+  int self_pid = 0;  // the agent
+  // Set: only processes in this network namespace are eligible (the agent runs in a namespace
+  // of its own, e.g. a sandbox host). Unset: every process on the machine.
+  std::optional<NamespaceId> net_namespace;
+};
+
+// The scope for this agent: its own pid, and its network namespace when that differs from
+// pid 1's or is a named namespace (a bind mount in `named_netns_dir`, as `ip netns add` makes):
+// an agent started with `ip netns exec` stands for that namespace's host.
+SelectionScope ScopeForThisAgent(const std::string& named_netns_dir = "/run/netns");
+
+// Whether the scope lets the process be signalled: not pid 1, not the agent, not a kernel
+// thread, not a zombie, and in the scope's network namespace if it has one.
+bool IsEligible(const ProcessInfo& info, const SelectionScope& scope);
+
+// Every eligible process the selector matches, in pid order. A pidfile that is missing, empty
+// or names a process that does not exist selects nothing (NOT_FOUND only when `strict`, with
+// the reason; the apply path is strict, the restart watcher is not). Precondition: validated.
+Result<std::vector<ProcessInfo>> SelectProcesses(const v1::ProcessFault& fault,
+                                                 const SelectionScope& scope, bool strict);
+
+// Every process (eligible or not) in the cgroup subtree; used to decide whether freezing the
+// whole cgroup would touch only what the fault may touch.
+std::vector<ProcessInfo> ProcessesInCgroup(const std::string& normalized_cgroup);
+
+// The subset a fault applies to: all of `matching` unless count (min(count, n)) or percent
+// (ceil(n * percent / 100), at least 1) is set; chosen at random, returned in pid order.
+std::vector<ProcessInfo> ChooseSubset(std::vector<ProcessInfo> matching,
+                                      const v1::ProcessFault& fault);
+
+// "name 'x'", "pidfile '/run/x.pid'", "cgroup 'a/b'": for messages and logs.
+std::string DescribeSelector(const v1::ProcessFault& fault);
+
+}  // namespace faultline::agent::process

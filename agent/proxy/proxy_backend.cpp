@@ -1,0 +1,273 @@
+#include "agent/proxy/proxy_backend.h"
+
+#include <netdb.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "agent/netfilter/network_rules.h"
+#include "agent/netfilter/nft_ruleset.h"
+#include "agent/proxy/proxy_rules.h"
+#include "common/ids.h"
+
+namespace faultline::agent::proxy {
+namespace {
+
+constexpr const char* kCapCheckTable = "faultline_capcheck_proxy";
+constexpr uint32_t kDefaultResolveIntervalMs = 1000;
+
+std::string TableName(const std::string& fault_id) {
+  return std::string(netfilter::kTablePrefix) + fault_id;
+}
+
+// Addresses of `hosts` through the host's resolver; a host that does not resolve contributes
+// nothing (the caller keeps the previous answer when nothing at all resolves).
+std::vector<std::string> ResolveHosts(
+    const google::protobuf::RepeatedPtrField<std::string>& hosts) {
+  std::set<std::string> out;
+  for (const std::string& h : hosts) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(h.c_str(), nullptr, &hints, &res) != 0) continue;
+    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+      char buf[NI_MAXHOST];
+      if (getnameinfo(a->ai_addr, a->ai_addrlen, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) ==
+          0) {
+        out.insert(buf);
+      }
+    }
+    freeaddrinfo(res);
+  }
+  return {out.begin(), out.end()};
+}
+
+class ProxyFaultHandle final : public FaultHandle {
+ public:
+  ProxyFaultHandle(std::string fault_id, v1::DependencyFault fault,
+                   std::shared_ptr<netfilter::NftRuleset> nft, std::shared_ptr<TcpProxy> proxy,
+                   std::shared_ptr<ProxyCounters> counters, std::vector<std::string> resolved)
+      : fault_id_(std::move(fault_id)),
+        table_(TableName(fault_id_)),
+        fault_(std::move(fault)),
+        nft_(std::move(nft)),
+        proxy_(std::move(proxy)),
+        counters_(std::move(counters)),
+        resolved_(std::move(resolved)) {}
+
+  ~ProxyFaultHandle() override { (void)Revert(); }
+
+  void StartResolver() {
+    if (fault_.match().hosts_size() == 0) return;
+    uint32_t ms = fault_.match().resolve_interval_ms();
+    if (ms == 0) ms = kDefaultResolveIntervalMs;
+    resolver_ = std::thread([this, ms] {
+      std::unique_lock lock(resolver_mu_);
+      while (!resolver_cv_.wait_for(lock, std::chrono::milliseconds(ms),
+                                    [this] { return stop_resolver_; })) {
+        lock.unlock();
+        Refresh();
+        lock.lock();
+      }
+    });
+  }
+
+  Status Revert() override {
+    std::lock_guard lock(mu_);
+    if (reverted_) return Status::Ok();
+    StopResolver();
+    redirected_final_ = ReadRedirected();
+    // The redirect goes first, so no new connection reaches a listener that is closing.
+    Status s = nft_->DeleteTable("inet", table_);
+    if (!s.ok()) return s;
+    proxy_->RemoveFault(fault_id_);
+    reverted_ = true;
+    return Status::Ok();
+  }
+
+  Evidence GetEvidence() const override {
+    Evidence e = counters_->ToEvidence();
+    {
+      std::lock_guard lock(mu_);
+      e["connections_redirected"] = reverted_ ? redirected_final_ : ReadRedirected();
+    }
+    if (fault_.match().hosts_size() > 0) {
+      std::lock_guard lock(resolved_mu_);
+      e["peer_addresses"] = resolved_.size();
+      e["resolutions"] = resolutions_.load();
+      e["resolution_changes"] = resolution_changes_.load();
+    }
+    return e;
+  }
+
+ private:
+  uint64_t ReadRedirected() const {
+    auto listing = nft_->RunWithOutput("list counters table inet " + table_);
+    if (!listing.ok()) return 0;
+    return netfilter::ParseNftCounters(*listing)["redirected"].packets;
+  }
+
+  void StopResolver() {
+    {
+      std::lock_guard lock(resolver_mu_);
+      stop_resolver_ = true;
+    }
+    resolver_cv_.notify_all();
+    if (resolver_.joinable()) resolver_.join();
+  }
+
+  void Refresh() {
+    std::vector<std::string> now = ResolveHosts(fault_.match().hosts());
+    ++resolutions_;
+    if (now.empty()) return;  // nothing resolved: keep faulting the last known addresses
+    {
+      std::lock_guard lock(resolved_mu_);
+      if (now == resolved_) return;
+    }
+    Status s = nft_->Run(RedirectPeerUpdateBatch(table_, fault_, now));
+    if (!s.ok()) {
+      spdlog::warn("dependency fault {}: cannot update peer addresses: {}", fault_id_,
+                   s.message());
+      return;
+    }
+    spdlog::info("dependency fault {}: peer addresses changed ({} now)", fault_id_, now.size());
+    ++resolution_changes_;
+    std::lock_guard lock(resolved_mu_);
+    resolved_ = std::move(now);
+  }
+
+  const std::string fault_id_;
+  const std::string table_;
+  const v1::DependencyFault fault_;
+  std::shared_ptr<netfilter::NftRuleset> nft_;
+  std::shared_ptr<TcpProxy> proxy_;
+  std::shared_ptr<ProxyCounters> counters_;
+
+  mutable std::mutex mu_;
+  bool reverted_ = false;          // guarded by mu_
+  uint64_t redirected_final_ = 0;  // guarded by mu_
+
+  mutable std::mutex resolved_mu_;
+  std::vector<std::string> resolved_;  // guarded by resolved_mu_
+  std::atomic<uint64_t> resolutions_{0};
+  std::atomic<uint64_t> resolution_changes_{0};
+
+  std::thread resolver_;
+  std::mutex resolver_mu_;
+  std::condition_variable resolver_cv_;
+  bool stop_resolver_ = false;  // guarded by resolver_mu_
+};
+
+}  // namespace
+
+ProxyBackend::ProxyBackend(ProxyBackendOptions options)
+    : options_(options), nft_(std::make_shared<netfilter::NftRuleset>()) {}
+
+ProxyBackend::~ProxyBackend() {
+  if (proxy_) proxy_->Stop();
+}
+
+Status ProxyBackend::DetectCapability() {
+  // A throwaway table with the kinds of chain and rules Apply uses; its redirect needs a mark
+  // nobody sets and lives for two syscalls.
+  const std::string t = std::string("inet ") + kCapCheckTable;
+  Status s = nft_->Run("add table " + t + "\nadd chain " + t +
+                       " output { type nat hook output priority -100; }\nadd rule " + t +
+                       " output meta mark 0xfffffffe tcp dport { 1 } redirect to :1\n");
+  Status cleanup = nft_->DeleteTable("inet", kCapCheckTable);
+  if (!s.ok()) {
+    return FailedPrecondition("dependency: nftables nat output redirect is not usable here (" +
+                              s.message() + ")");
+  }
+  if (!cleanup.ok()) {
+    return FailedPrecondition("dependency: cannot delete nftables table: " + cleanup.message());
+  }
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  uint32_t mark = options_.socket_mark;
+  bool marked = fd >= 0 && ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0;
+  std::string why = marked ? "" : std::strerror(errno);
+  if (fd >= 0) ::close(fd);
+  if (!marked) {
+    return FailedPrecondition("dependency: cannot mark the proxy's sockets (SO_MARK needs "
+                              "CAP_NET_ADMIN): " + why);
+  }
+  return Status::Ok();
+}
+
+Status ProxyBackend::Validate(const v1::FaultSpec& spec) const {
+  if (!spec.has_dependency()) return InvalidArgument("dependency: the spec has no dependency section");
+  return ValidateDependencyFault(spec.dependency());
+}
+
+Status ProxyBackend::EnsureProxyLocked() {
+  if (proxy_) return Status::Ok();
+  if (options_.socket_mark == 0) return InvalidArgument("dependency: socket_mark must be non-zero");
+  ProxyOptions o;
+  o.socket_mark = options_.socket_mark;
+  o.max_connections = options_.max_connections;
+  o.max_held_bytes = options_.max_held_bytes;
+  o.connect_timeout_ms = options_.connect_timeout_ms;
+  auto proxy = TcpProxy::Start(o);
+  if (!proxy.ok()) return proxy.status();
+  proxy_ = std::shared_ptr<TcpProxy>(std::move(*proxy));
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<FaultHandle>> ProxyBackend::Apply(const std::string& fault_id,
+                                                         const v1::FaultSpec& spec) {
+  Status valid = Validate(spec);
+  if (!valid.ok()) return valid;
+  const std::string table = TableName(fault_id);
+  if (!IsValidFaultId(fault_id) || !netfilter::IsValidNftIdentifier(table)) {
+    return InvalidArgument("dependency: invalid fault id '" + fault_id + "'");
+  }
+  const v1::DependencyFault& fault = spec.dependency();
+  std::shared_ptr<TcpProxy> proxy;
+  {
+    std::lock_guard lock(mu_);
+    Status s = EnsureProxyLocked();
+    if (!s.ok()) return s;
+    proxy = proxy_;
+  }
+  auto counters = std::make_shared<ProxyCounters>();
+  auto listening = proxy->AddFault(fault_id, ProxyRoute{fault, std::nullopt}, counters);
+  if (!listening.ok()) return listening.status();
+  std::vector<std::string> resolved = ResolveHosts(fault.match().hosts());
+  RedirectOptions ro;
+  ro.socket_mark = options_.socket_mark;
+  ro.port = listening->port;
+  ro.ipv6 = listening->ipv6;
+  Status s = nft_->Run(RedirectApplyBatch(table, fault, ro, resolved));
+  if (!s.ok()) {
+    proxy->RemoveFault(fault_id);
+    return s;
+  }
+  auto handle = std::make_unique<ProxyFaultHandle>(fault_id, fault, nft_, proxy, counters,
+                                                   std::move(resolved));
+  handle->StartResolver();
+  spdlog::info("dependency fault {} applied: proxy on 127.0.0.1{}:{}, {} toxic(s), http {}",
+               fault_id, listening->ipv6 ? "/[::1]" : "", listening->port, fault.toxics_size(),
+               fault.has_http() ? "on" : "off");
+  return std::unique_ptr<FaultHandle>(std::move(handle));
+}
+
+Status ProxyBackend::RevertOrphan(const std::string& fault_id, const v1::FaultSpec&) {
+  const std::string table = TableName(fault_id);
+  if (!netfilter::IsValidNftIdentifier(table)) {
+    return InvalidArgument("dependency: invalid fault id '" + fault_id + "'");
+  }
+  Status s = nft_->DeleteTable("inet", table);
+  if (!s.ok()) return s;
+  std::lock_guard lock(mu_);
+  if (proxy_) proxy_->RemoveFault(fault_id);
+  return Status::Ok();
+}
+
+}  // namespace faultline::agent::proxy

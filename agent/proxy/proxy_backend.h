@@ -1,0 +1,59 @@
+#pragma once
+// Dependency fault backend (kind "dependency"): the transparent TCP fault proxy.
+//
+// Apply gives the fault a listener in the shared TcpProxy and creates nft table
+// `inet faultline_<fault-id>` whose nat/output chain returns the proxy's own (marked) upstream
+// connections and redirects every other new outbound TCP connection to the dependency (ports,
+// peers = cidrs + hosts re-resolved every resolve_interval_ms, minus exclusions) to that
+// listener. Connections already open when the fault is applied are not affected. Revert deletes
+// the table first (new connections go direct again), then closes the fault's listener and the
+// connections it carries. Evidence: see ProxyCounters::ToEvidence (connections_affected,
+// requests_aborted, bytes_delayed, ...), plus connections_redirected (the nft counter) and, with
+// hosts, peer_addresses / resolutions.
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "agent/fault_backend.h"
+#include "agent/proxy/tcp_proxy.h"
+
+namespace faultline::agent::netfilter {
+class NftRuleset;
+}
+
+namespace faultline::agent::proxy {
+
+struct ProxyBackendOptions {
+  // SO_MARK on the proxy's upstream sockets; the redirect rule lets them pass. Differs from the
+  // DNS interceptor's mark.
+  uint32_t socket_mark = 0x464d;  // "FM"
+  int max_connections = 4096;
+  uint64_t max_held_bytes = 64ull << 20;
+  int connect_timeout_ms = 5000;
+};
+
+class ProxyBackend final : public FaultBackend {
+ public:
+  explicit ProxyBackend(ProxyBackendOptions options);
+  ~ProxyBackend() override;
+
+  std::string Kind() const override { return "dependency"; }
+  // OK when nft nat output redirect works and SO_MARK can be set (CAP_NET_ADMIN).
+  Status DetectCapability() override;
+  Status Validate(const v1::FaultSpec& spec) const override;
+  Result<std::unique_ptr<FaultHandle>> Apply(const std::string& fault_id,
+                                             const v1::FaultSpec& spec) override;
+  Status RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) override;
+
+ private:
+  Status EnsureProxyLocked();
+
+  ProxyBackendOptions options_;
+  std::shared_ptr<netfilter::NftRuleset> nft_;
+  std::mutex mu_;                     // guards proxy_ start-up
+  std::shared_ptr<TcpProxy> proxy_;  // started lazily on the first Apply
+};
+
+}  // namespace faultline::agent::proxy

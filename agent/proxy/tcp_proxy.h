@@ -1,0 +1,110 @@
+#pragma once
+// TcpProxy: the dependency fault's transparent TCP proxy. One event-loop thread (epoll,
+// non-blocking sockets, a timerfd for every deadline) serves every active dependency fault; each
+// fault has its own listener on 127.0.0.1 (and [::1]) that the fault's nft rule redirects to.
+// An accepted connection learns its pre-redirect destination (SO_ORIGINAL_DST), connects onward
+// from a socket carrying `socket_mark` (which the redirect rule exempts), and draws its toxics.
+// A direction no toxic touches moves bytes with splice(2) through a pipe pair (zero-copy); a
+// direction with toxics or HTTP faults goes through a user-space queue of timed chunks.
+//
+// Bounds: at most max_connections proxied connections (more are reset at once and counted);
+// at most max_held_bytes held in queues over all connections (a direction stops reading while
+// the budget is spent: back-pressure, never loss); an upstream that does not answer the connect
+// within connect_timeout_ms is given up (the client is reset), so a black-holed dependency cannot
+// grow the fd count beyond the cap.
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/fault_backend.h"
+#include "common/status.h"
+#include "faultline/v1/agent.pb.h"
+
+namespace faultline::agent::proxy {
+
+// Evidence of one fault; written by the loop thread, read by anyone.
+struct ProxyCounters {
+  std::atomic<uint64_t> connections_accepted{0};
+  std::atomic<uint64_t> connections_affected{0};  // got at least one toxic or a faulted request
+  std::atomic<uint64_t> connections_active{0};
+  std::atomic<uint64_t> connections_refused_over_cap{0};
+  std::atomic<uint64_t> connections_not_redirected{0};  // reached the listener directly: closed
+  std::atomic<uint64_t> upstream_connect_failures{0};
+  std::atomic<uint64_t> connections_reset{0};      // reset_peer fired
+  std::atomic<uint64_t> connections_timed_out{0};  // timeout toxic closed them
+  std::atomic<uint64_t> connections_limited{0};    // limit_data closed them
+  std::atomic<uint64_t> requests_seen{0};
+  std::atomic<uint64_t> requests_matched{0};
+  std::atomic<uint64_t> requests_aborted{0};
+  std::atomic<uint64_t> requests_delayed{0};
+  std::atomic<uint64_t> requests_uninspected{0};
+  std::atomic<uint64_t> bytes_upstream{0};
+  std::atomic<uint64_t> bytes_downstream{0};
+  std::atomic<uint64_t> bytes_delayed{0};
+  std::atomic<uint64_t> bytes_discarded{0};
+  std::atomic<uint64_t> held_budget_stalls{0};
+  // Connections that drew each toxic kind, indexed by Toxic::kind_case() - kFirstToxicField.
+  static constexpr int kFirstToxicField = 10;
+  static constexpr int kToxicKinds = 7;
+  std::atomic<uint64_t> toxic_connections[kToxicKinds]{};
+
+  Evidence ToEvidence() const;
+};
+
+struct ProxyOptions {
+  uint32_t socket_mark = 0;  // SO_MARK on upstream sockets (needs CAP_NET_ADMIN); 0 = none
+  int max_connections = 4096;
+  uint64_t max_held_bytes = 64ull << 20;
+  int connect_timeout_ms = 5000;
+  // Pipe size for spliced directions (F_SETPIPE_SZ); 0 = the kernel default (64 KiB).
+  int pipe_size = 256 * 1024;
+};
+
+// How one fault's listener treats its connections.
+struct ProxyRoute {
+  v1::DependencyFault fault;  // validated
+  // Where connections that were not redirected go (tests and benchmarks without nft); unset =
+  // such connections are closed and counted.
+  std::optional<sockaddr_storage> fixed_upstream;
+};
+
+class TcpProxy {
+ public:
+  // Starts the event loop thread. INTERNAL when epoll/eventfd/timerfd cannot be created.
+  static Result<std::unique_ptr<TcpProxy>> Start(ProxyOptions options);
+  ~TcpProxy();
+  TcpProxy(const TcpProxy&) = delete;
+  TcpProxy& operator=(const TcpProxy&) = delete;
+
+  struct Listening {
+    uint16_t port = 0;
+    bool ipv6 = false;  // also listening on [::1]:port
+  };
+  // Listens for fault `id` on 127.0.0.1:<free port> (and [::1] on the same port when the host
+  // has IPv6 loopback). ALREADY_EXISTS for an id that is listening; UNAVAILABLE when no socket
+  // could be bound. Thread-safe.
+  Result<Listening> AddFault(const std::string& id, ProxyRoute route,
+                             std::shared_ptr<ProxyCounters> counters);
+  // Closes the fault's listener and every connection it carries (FIN to both peers). Returns once
+  // done. Idempotent; thread-safe.
+  void RemoveFault(const std::string& id);
+  // Stops the loop and closes everything. Idempotent.
+  void Stop();
+  // Proxied connections open right now (all faults). Thread-safe.
+  size_t open_connections() const;
+  // Bytes held in user-space queues right now (all faults). Thread-safe.
+  uint64_t held_bytes() const;
+
+  struct Impl;
+
+ private:
+  explicit TcpProxy(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace faultline::agent::proxy

@@ -1,0 +1,60 @@
+// Benchmark helper for bench/proxy_bench.sh (not product code): applies one dependency fault
+// through ProxyBackend in the current network namespace (real nft redirect, real proxy), prints
+// "ready", waits for SIGINT/SIGTERM, reverts and prints the fault's evidence on one line.
+//   proxy_bench_driver PORTS CIDR [LATENCY_US]   PORTS comma-separated; no toxic, or a downstream
+//                                                latency toxic
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "agent/proxy/proxy_backend.h"
+
+int main(int argc, char** argv) {
+  if (argc < 3 || argc > 4) {
+    std::fprintf(stderr, "usage: %s PORTS CIDR [LATENCY_US]\n", argv[0]);
+    return 2;
+  }
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  faultline::v1::FaultSpec spec;
+  auto* dep = spec.mutable_dependency();
+  for (std::string ports = argv[1]; !ports.empty();) {
+    size_t comma = ports.find(',');
+    dep->mutable_match()->add_remote_ports(static_cast<uint32_t>(std::atoi(ports.c_str())));
+    ports = comma == std::string::npos ? "" : ports.substr(comma + 1);
+  }
+  dep->mutable_match()->add_cidrs(argv[2]);
+  if (argc == 4) {
+    auto* t = dep->add_toxics();
+    t->set_direction(faultline::v1::DependencyFault::Toxic::DOWNSTREAM);
+    t->mutable_latency()->set_latency_us(static_cast<uint32_t>(std::atol(argv[3])));
+  }
+  faultline::agent::proxy::ProxyBackend backend({});
+  if (auto s = backend.DetectCapability(); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 1;
+  }
+  auto handle = backend.Apply("pxbench", spec);
+  if (!handle.ok()) {
+    std::fprintf(stderr, "%s\n", handle.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("ready\n");
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&stop, &sig);
+  auto evidence = (*handle)->GetEvidence();
+  auto s = (*handle)->Revert();
+  std::string line;
+  for (const auto& [k, v] : evidence) {
+    if (v != 0) line += k + "=" + std::to_string(v) + " ";
+  }
+  std::printf("%s\n", line.c_str());
+  return s.ok() ? 0 : 1;
+}

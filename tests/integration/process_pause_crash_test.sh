@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Pause of the kv service on fl-db-east (SIGSTOP, selected by pidfile), then kill -9 of that
+# host's agent mid-fault: the service stays stopped while the agent is down (nobody else would
+# continue it), and the restarted agent continues exactly that process from its journal and
+# pause record before serving. The run that lost track of its fault ends ERROR (exit 4).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+KV_PIDFILE="$SANDBOX_RUN/pids/kv-east-service.pid"
+HOST=fl-db-east
+
+sandbox_up --failover auto
+kv=$(cat "$KV_PIDFILE")
+kv_state() { awk '{print $3}' "/proc/$kv/stat"; }
+kv_stopped() { [ "$(kv_state)" = T ]; }
+kv_running() { [ "$(kv_state)" != T ]; }
+
+"$BIN/faultline" run "$ROOT/tests/integration/testdata/process-pause.yaml" --lease-ttl 15s \
+  --quiet --report-json "$WORK/report.json" >"$WORK/run.log" 2>&1 &
+run_pid=$!
+await 30 kv_stopped || { cat "$WORK/run.log"; fail "the kv service was never paused"; }
+pass "pause: kv pid $kv stopped (SIGSTOP)"
+curl -s --max-time 1 http://10.77.0.20:8000/healthz >/dev/null && fail "a paused kv service answered"
+
+agent_pid=$(cat "$SANDBOX_RUN/pids/agent-$HOST.pid")
+[ "$(cat /proc/"$agent_pid"/comm)" = faultline-agent ] || fail "cannot find the $HOST agent"
+mapfile -d '' agent_argv < "/proc/$agent_pid/cmdline"
+kill -9 "$agent_pid"
+while kill -0 "$agent_pid" 2>/dev/null; do sleep 0.05; done
+kv_stopped || fail "the kv service was continued although its agent died"
+record=$(ls "$SANDBOX_RUN"/state/$HOST/process/*.paused 2>/dev/null | head -n 1)
+[ -n "$record" ] || fail "no pause record in the agent's state dir"
+grep -q "^pid $kv " "$record" || fail "the pause record does not name pid $kv: $(cat "$record")"
+
+ready="$WORK/agent.ready"
+args=()
+skip=0
+for a in "${agent_argv[@]}"; do  # same command line, but our own ready file
+  if [ $skip -eq 1 ]; then skip=0; continue; fi
+  if [ "$a" = --ready-file ]; then skip=1; continue; fi
+  args+=("$a")
+done
+ip netns exec $HOST setsid "${args[@]}" --ready-file "$ready" >"$WORK/agent-restart.log" 2>&1 &
+await 20 test -f "$ready" || { cat "$WORK/agent-restart.log"; fail "restarted agent never became ready"; }
+kv_running || fail "restarted agent did not continue the paused kv service (state $(kv_state))"
+[ "$(cat "$KV_PIDFILE")" = "$kv" ] || fail "the kv service was restarted instead of continued"
+[ ! -e "$record" ] || fail "the pause record was not removed after the revert"
+grep -q "reason=journal" "$WORK/agent-restart.log" || fail "restarted agent did not log the journal revert"
+await 5 curl -sf --max-time 1 http://10.77.0.20:8000/healthz >/dev/null ||
+  fail "the continued kv service does not answer"
+pass "journal: the restarted agent continued the paused process"
+
+set +e
+wait "$run_pid"
+rc=$?
+set -e
+cat "$WORK/run.log"
+[ $rc -eq 4 ] || fail "run whose agent crashed should end ERROR (exit 4), got $rc"
+pass "run ended ERROR, claiming no recovery"

@@ -1,0 +1,196 @@
+#include "agent/process/process_selector.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/unit/agent/process/child_process.h"
+
+namespace faultline::agent::process {
+namespace {
+
+using testing::ChildProcess;
+using testing::UniqueName;
+
+v1::ProcessFault Kill() {
+  v1::ProcessFault f;
+  f.set_action(v1::ProcessFault::KILL);
+  f.set_name("x");
+  return f;
+}
+
+SelectionScope TestScope() { return SelectionScope{static_cast<int>(::getpid()), std::nullopt}; }
+
+std::string Message(const v1::ProcessFault& f) { return ValidateProcessFault(f).message(); }
+
+TEST(ProcessSelectorTest, AcceptsEachSelectorAndAction) {
+  v1::ProcessFault f = Kill();
+  EXPECT_TRUE(ValidateProcessFault(f).ok());
+  f.set_signal("SIGTERM");
+  f.set_interval_ms(500);
+  f.set_count(2);
+  EXPECT_TRUE(ValidateProcessFault(f).ok());
+  f.set_pidfile("/run/x/kv.pid");
+  EXPECT_TRUE(ValidateProcessFault(f).ok());
+  f.set_cgroup("/system.slice/kv@1.service/");
+  EXPECT_TRUE(ValidateProcessFault(f).ok());
+  v1::ProcessFault p;
+  p.set_action(v1::ProcessFault::PAUSE);
+  p.set_cgroup("a/b");
+  p.set_percent(50);
+  EXPECT_TRUE(ValidateProcessFault(p).ok());
+}
+
+TEST(ProcessSelectorTest, RejectsEveryBadFieldNamingIt) {
+  v1::ProcessFault f = Kill();
+  f.set_action(v1::ProcessFault::ACTION_UNSPECIFIED);
+  EXPECT_NE(Message(f).find("process.action"), std::string::npos);
+
+  f = Kill();
+  f.set_signal("SIGSTOP");  // not in the allow-list: pause is its own action
+  EXPECT_NE(Message(f).find("process.signal"), std::string::npos);
+  f.set_signal("9");
+  EXPECT_NE(Message(f).find("process.signal"), std::string::npos);
+
+  f = Kill();
+  f.set_interval_ms(10);
+  EXPECT_NE(Message(f).find("process.interval_ms"), std::string::npos);
+
+  v1::ProcessFault p;
+  p.set_action(v1::ProcessFault::PAUSE);
+  p.set_name("x");
+  p.set_signal("SIGKILL");
+  EXPECT_NE(Message(p).find("process.signal"), std::string::npos);
+  p.clear_signal();
+  p.set_interval_ms(1000);
+  EXPECT_NE(Message(p).find("process.interval_ms"), std::string::npos);
+
+  f = Kill();
+  f.clear_selector();
+  EXPECT_NE(Message(f).find("exactly one selector"), std::string::npos);
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a/b", "..", std::string(256, 'a'), "tab\there"}) {
+    f.set_name(bad);
+    EXPECT_NE(Message(f).find("process.name"), std::string::npos) << bad;
+  }
+  for (const char* bad : {"", "relative.pid", "/run/../etc/shadow", "/run/x/..", "/run/dir/"}) {
+    f.set_pidfile(bad);
+    EXPECT_NE(Message(f).find("process.pidfile"), std::string::npos) << bad;
+  }
+  for (const char* bad : {"", "/", "a/../b", "..", "a//b", "./a", "a/b c", "a/$(x)"}) {
+    f.set_cgroup(bad);
+    EXPECT_NE(Message(f).find("process.cgroup"), std::string::npos) << bad;
+  }
+  f = Kill();
+  f.set_count(1);
+  f.set_percent(10);
+  EXPECT_NE(Message(f).find("at most one"), std::string::npos);
+  f.set_count(0);
+  f.set_percent(101);
+  EXPECT_NE(Message(f).find("process.percent"), std::string::npos);
+}
+
+TEST(ProcessSelectorTest, SelectsByNameExactly) {
+  const std::string name = UniqueName("n");
+  ChildProcess a(name), b(name), other(UniqueName("m"));
+  v1::ProcessFault f = Kill();
+  f.set_name(name);
+  auto selected = SelectProcesses(f, TestScope(), true);
+  ASSERT_TRUE(selected.ok());
+  ASSERT_EQ(selected->size(), 2u);
+  EXPECT_EQ((*selected)[0].pid, std::min(a.pid(), b.pid()));
+  EXPECT_EQ((*selected)[1].pid, std::max(a.pid(), b.pid()));
+  // Exact: a prefix of the name matches nothing.
+  f.set_name(name.substr(0, name.size() - 1));
+  EXPECT_TRUE(SelectProcesses(f, TestScope(), true)->empty());
+}
+
+TEST(ProcessSelectorTest, NeverSelectsTheAgentPidOneOrKernelThreads) {
+  v1::ProcessFault f = Kill();
+  // This test binary stands for the agent: its own name selects only its children, never it.
+  f.set_name("agent_process_test");
+  auto own_name = SelectProcesses(f, TestScope(), true);
+  ASSERT_TRUE(own_name.ok());
+  for (const ProcessInfo& p : *own_name) {
+    EXPECT_NE(p.pid, ::getpid());
+  }
+  f.set_name("kthreadd");
+  EXPECT_TRUE(SelectProcesses(f, TestScope(), true)->empty());
+  const std::string pidfile =
+      (std::filesystem::temp_directory_path() / (UniqueName("p1") + ".pid")).string();
+  std::ofstream(pidfile) << "1\n";
+  f.set_pidfile(pidfile);
+  EXPECT_EQ(SelectProcesses(f, TestScope(), true).status().code(), StatusCode::kFailedPrecondition);
+  std::ofstream(pidfile) << ::getpid() << "\n";
+  EXPECT_EQ(SelectProcesses(f, TestScope(), true).status().code(), StatusCode::kFailedPrecondition);
+  std::filesystem::remove(pidfile);
+}
+
+TEST(ProcessSelectorTest, SelectsByPidfile) {
+  ChildProcess child(UniqueName("pf"));
+  const std::string pidfile =
+      (std::filesystem::temp_directory_path() / (UniqueName("pf") + ".pid")).string();
+  v1::ProcessFault f = Kill();
+  f.set_pidfile(pidfile);
+  std::filesystem::remove(pidfile);
+  EXPECT_EQ(SelectProcesses(f, TestScope(), true).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(SelectProcesses(f, TestScope(), false)->empty());
+  std::ofstream(pidfile) << "garbage\n";
+  EXPECT_EQ(SelectProcesses(f, TestScope(), true).status().code(), StatusCode::kNotFound);
+  std::ofstream(pidfile) << " " << child.pid() << "\n";
+  auto selected = SelectProcesses(f, TestScope(), true);
+  ASSERT_TRUE(selected.ok()) << selected.status().ToString();
+  ASSERT_EQ(selected->size(), 1u);
+  EXPECT_EQ((*selected)[0].pid, child.pid());
+  std::filesystem::remove(pidfile);
+}
+
+TEST(ProcessSelectorTest, NamespaceScopeExcludesOtherNamespaces) {
+  ChildProcess child(UniqueName("ns"));
+  v1::ProcessFault f = Kill();
+  f.set_name(UniqueName("ns"));
+  SelectionScope own = TestScope();
+  own.net_namespace = NetNamespaceOf(0);
+  EXPECT_EQ(SelectProcesses(f, own, true)->size(), 1u);
+  SelectionScope elsewhere = TestScope();
+  elsewhere.net_namespace = NamespaceId{1, 1};
+  EXPECT_TRUE(SelectProcesses(f, elsewhere, true)->empty());
+}
+
+TEST(ProcessSelectorTest, AnAgentInANamedNetworkNamespaceIsConfinedToIt) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("pf-netns-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  // Stands for /run/netns/<name>: the same namespace inode as this process's.
+  std::filesystem::create_symlink("/proc/self/ns/net", dir / "host-a");
+  SelectionScope scope = ScopeForThisAgent(dir.string());
+  EXPECT_EQ(scope.self_pid, ::getpid());
+  ASSERT_TRUE(scope.net_namespace.has_value());
+  EXPECT_TRUE(*scope.net_namespace == *NetNamespaceOf(0));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ProcessSelectorTest, ChoosesCountOrPercentOfTheMatches) {
+  std::vector<ProcessInfo> ten;
+  for (int i = 0; i < 10; ++i) ten.push_back(ProcessInfo{100 + i, 1, false, 'S', "x"});
+  v1::ProcessFault f = Kill();
+  EXPECT_EQ(ChooseSubset(ten, f).size(), 10u);
+  f.set_count(3);
+  auto three = ChooseSubset(ten, f);
+  ASSERT_EQ(three.size(), 3u);
+  EXPECT_TRUE(std::is_sorted(three.begin(), three.end(),
+                             [](const auto& a, const auto& b) { return a.pid < b.pid; }));
+  f.set_count(50);
+  EXPECT_EQ(ChooseSubset(ten, f).size(), 10u);
+  f.set_count(0);
+  f.set_percent(25);  // 2.5 rounds up
+  EXPECT_EQ(ChooseSubset(ten, f).size(), 3u);
+  f.set_percent(1);  // at least one
+  EXPECT_EQ(ChooseSubset(ten, f).size(), 1u);
+  EXPECT_TRUE(ChooseSubset({}, f).empty());
+}
+
+}  // namespace
+}  // namespace faultline::agent::process
