@@ -267,6 +267,7 @@ grpc::ServerWriteReactor<v1::RunEvent>* ControllerService::SubmitRun(
   if (halted_) engine->Cancel("halted");
   Spawn([this, engine, outcome, stream, run_id] {
     engine::RunResult result = engine->Run();
+    if (options_.on_run_finished) options_.on_run_finished(result);
     v1::RunSummary summary = Summarize(result);
     spdlog::info("run {} finished: {} ({})", run_id, summary.verdict(), summary.reason());
     {

@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,9 @@ struct ControllerServiceOptions {
   // left `running` (it was killed mid-run) is marked interrupted.
   store::RunStore* store = nullptr;
   std::string controller_id = "faultline-controller";
+  // Called with every finished run's result (e.g. to update Prometheus run metrics), on the run's
+  // thread, before the result is recorded. May be empty. Must be thread-safe.
+  std::function<void(const engine::RunResult&)> on_run_finished;
 };
 
 // What a halt did.

@@ -15,6 +15,10 @@
 #include "common/tls.h"
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
+#include "controller/metrics/run_metrics.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
+#include "controller/store/run_store.h"
 #include "controller/probes/probe_runner.h"
 
 namespace {
@@ -35,6 +39,9 @@ struct Flags {
   std::string fanout_deadline = "5s";
   std::string ready_file;
   std::string log_level = "info";
+  std::string store = faultline::store::DefaultHistoryUrl();
+  std::string id;
+  std::string metrics_listen;
 };
 
 Result<Duration> PositiveDuration(const std::string& flag, const std::string& value) {
@@ -85,13 +92,74 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
   probes::InitProbes();
 
+  // The shared run history: several controllers may point at one PostgreSQL URL.
+  std::unique_ptr<store::RunStore> run_store;
+  if (flags.store != "none") {
+    auto opened = store::OpenRunStore(flags.store);
+    if (!opened.ok()) {
+      spdlog::error("--store {}: {}", flags.store, opened.status().message());
+      return kExitUsage;
+    }
+    run_store = std::move(*opened);
+  }
+  std::string controller_id = flags.id;
+  if (controller_id.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    controller_id = std::string("faultline-controller@") + host;
+  }
+
+  // Prometheus: run verdicts and figures, attached agents, halt state. Off unless asked.
+  metrics::Registry metrics_registry;
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  std::mutex metrics_mu;
+  if (!flags.metrics_listen.empty()) {
+    Status s = run_metrics::DeclareRunMetrics(metrics_registry);
+    if (s.ok()) {
+      s = metrics_registry.Declare("faultline_controller_agents_live", metrics::MetricType::kGauge,
+                                   "Agents attached to this controller with a live heartbeat");
+    }
+    if (s.ok()) {
+      s = metrics_registry.Declare("faultline_controller_halted", metrics::MetricType::kGauge,
+                                   "1 while a halt is in force (until resume), else 0");
+    }
+    if (!s.ok()) {
+      spdlog::error("metrics: {}", s.message());
+      return kExitFailure;
+    }
+  }
+
   daemon::AgentRegistryOptions registry_options;
   registry_options.heartbeat_interval = *heartbeat;
   daemon::AgentRegistry registry(registry_options);
   daemon::ControllerServiceOptions service_options;
   service_options.plaintext_allow_all = flags.insecure;
   service_options.fanout_deadline = *fanout;
+  service_options.store = run_store.get();
+  service_options.controller_id = controller_id;
+  if (!flags.metrics_listen.empty()) {
+    service_options.on_run_finished = [&metrics_registry, &metrics_mu](const engine::RunResult& r) {
+      std::lock_guard lock(metrics_mu);
+      if (Status s = run_metrics::RecordRun(metrics_registry, r); !s.ok()) {
+        spdlog::warn("metrics: run not recorded: {}", s.message());
+      }
+    };
+  }
   auto service = std::make_unique<daemon::ControllerService>(registry, service_options);
+  if (!flags.metrics_listen.empty()) {
+    daemon::ControllerService* svc = service.get();
+    metrics_registry.AddCollector([&registry, svc](metrics::Registry& r) {
+      r.Set("faultline_controller_agents_live", {}, static_cast<double>(registry.LiveCount()));
+      r.Set("faultline_controller_halted", {}, svc->halted() ? 1 : 0);
+    });
+    auto started = metrics::MetricsServer::Start(flags.metrics_listen, metrics_registry);
+    if (!started.ok()) {
+      spdlog::error("--metrics-listen: {}", started.status().message());
+      return kExitUsage;
+    }
+    metrics_server = std::move(*started);
+    spdlog::info("metrics on http://{}/metrics", metrics_server->address());
+  }
 
   int port = 0;
   grpc::ServerBuilder builder;
@@ -121,6 +189,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   spdlog::info("received {}: cancelling runs (their faults are reverted) and stopping",
                strsignal(sig));
   // Runs first, while agents are still attached, so their faults are reverted on the way out.
+  if (metrics_server) metrics_server->Stop();
   service.reset();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
@@ -155,6 +224,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once serving");
+  app.add_option("--store", flags.store,
+                 "run history: sqlite:///path (default $FAULTLINE_HISTORY, else "
+                 "sqlite:///var/lib/faultline/history.db), postgresql://... shared by several "
+                 "controllers, or none");
+  app.add_option("--id", flags.id,
+                 "this controller's name in the store (default faultline-controller@HOSTNAME); "
+                 "runs it left running when killed are marked interrupted at its next start");
+  app.add_option("--metrics-listen", flags.metrics_listen,
+                 "serve Prometheus metrics (GET /metrics only) on HOST:PORT; off by default");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
