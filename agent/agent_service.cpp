@@ -14,8 +14,6 @@
 namespace faultline::agent {
 namespace {
 
-constexpr char kReasonRequest[] = "request";
-constexpr char kReasonRevertAll[] = "revert-all";
 
 // Every handler answers synchronously; FaultManager calls are short (a journal fsync and a
 // netlink transaction at most), so they run on the callback thread rather than a worker pool.
@@ -68,6 +66,21 @@ const char* CodeName(grpc::StatusCode code) {
 
 const char* AgentVersion() { return FAULTLINE_VERSION; }
 
+v1::AgentInfo DescribeAgent(const FaultManager& manager, const FaultRegistry& registry,
+                            const AgentIdentity& identity) {
+  v1::AgentInfo info;
+  info.set_agent_id(identity.agent_id);
+  for (const auto& [key, value] : identity.labels) (*info.mutable_labels())[key] = value;
+  info.set_version(AgentVersion());
+  Capabilities caps = registry.GetCapabilities();
+  for (const std::string& kind : caps.available) info.add_capabilities(kind);
+  for (const auto& [kind, reason] : caps.missing) (*info.mutable_missing_capabilities())[kind] = reason;
+  info.set_active_faults(static_cast<uint32_t>(manager.ActiveCount()));
+  info.set_max_active_faults(manager.options().max_active_faults);
+  info.set_max_lease_ttl_ms(static_cast<uint32_t>(manager.options().max_lease_ttl.count()));
+  return info;
+}
+
 grpc::Status ToGrpcStatus(const Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), status.message());
@@ -114,17 +127,7 @@ void AgentService::Audit(grpc::CallbackServerContext* ctx, const char* action,
 grpc::ServerUnaryReactor* AgentService::GetInfo(grpc::CallbackServerContext* ctx,
                                                 const v1::GetInfoRequest* request,
                                                 v1::AgentInfo* response) {
-  response->set_agent_id(identity_.agent_id);
-  for (const auto& [key, value] : identity_.labels) (*response->mutable_labels())[key] = value;
-  response->set_version(AgentVersion());
-  Capabilities caps = registry_.GetCapabilities();
-  for (const std::string& kind : caps.available) response->add_capabilities(kind);
-  for (const auto& [kind, reason] : caps.missing) {
-    (*response->mutable_missing_capabilities())[kind] = reason;
-  }
-  response->set_active_faults(static_cast<uint32_t>(manager_.ActiveCount()));
-  response->set_max_active_faults(manager_.options().max_active_faults);
-  response->set_max_lease_ttl_ms(static_cast<uint32_t>(manager_.options().max_lease_ttl.count()));
+  *response = DescribeAgent(manager_, registry_, identity_);
   return Finish(ctx, grpc::Status::OK);
 }
 
@@ -168,7 +171,7 @@ grpc::ServerUnaryReactor* AgentService::RevertFault(grpc::CallbackServerContext*
     return Finish(ctx, denied);
   }
   Result<std::optional<v1::FaultStatus>> result =
-      manager_.Revert(request->fault_id(), kReasonRequest);
+      manager_.Revert(request->fault_id(), kRevertReasonRequest);
   if (result.ok() && result->has_value()) *response->mutable_fault() = std::move(**result);
   grpc::Status status = ToGrpcStatus(result.status());
   Audit(ctx, "RevertFault", what, status);
@@ -184,7 +187,7 @@ grpc::ServerUnaryReactor* AgentService::RevertAll(grpc::CallbackServerContext* c
     return Finish(ctx, denied);
   }
   Result<std::vector<v1::FaultStatus>> result =
-      manager_.RevertAll(request->run_id(), kReasonRevertAll);
+      manager_.RevertAll(request->run_id(), kRevertReasonRevertAll);
   if (result.ok()) {
     for (v1::FaultStatus& status : *result) *response->add_reverted() = std::move(status);
   }

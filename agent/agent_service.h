@@ -30,6 +30,15 @@ struct AgentIdentity {
 // The agent's version (the CMake project version, e.g. "0.1.0").
 const char* AgentVersion();
 
+// Revert reasons of a RevertFault and a RevertAll, whoever asked (operator, controller stream).
+inline constexpr char kRevertReasonRequest[] = "request";
+inline constexpr char kRevertReasonRevertAll[] = "revert-all";
+
+// What GetInfo reports (and what an agent's Hello to a controller carries): identity, version,
+// detected and missing capabilities, active faults and limits.
+v1::AgentInfo DescribeAgent(const FaultManager& manager, const FaultRegistry& registry,
+                            const AgentIdentity& identity);
+
 // Status → grpc::Status with the same code and message.
 grpc::Status ToGrpcStatus(const Status& status);
 

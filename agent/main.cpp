@@ -22,6 +22,8 @@
 
 #include "agent/agent_metrics.h"
 #include "agent/agent_service.h"
+#include "agent/controller_link.h"
+#include "agent/dry_run_backend.h"
 #include "agent/dns/dns_backend.h"
 #include "agent/fault_manager.h"
 #include "agent/fault_registry.h"
@@ -52,6 +54,9 @@ constexpr auto kServerShutdownGrace = std::chrono::seconds(5);
 
 struct Flags {
   std::string listen;
+  std::string controller;
+  std::string controller_max_backoff = "5s";
+  bool dry_run = false;
   std::string name;
   std::vector<std::string> labels;
   std::string state_dir = "/var/lib/faultline/agent";
@@ -144,9 +149,15 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   using namespace faultline;
   using namespace faultline::agent;
 
-  if (Status s = ValidateListen(flags.listen); !s.ok()) {
-    spdlog::error("{}", s.message());
+  if (flags.listen.empty() && flags.controller.empty()) {
+    spdlog::error("give --listen HOST:PORT, --controller HOST:PORT, or both");
     return kExitUsage;
+  }
+  if (!flags.listen.empty()) {
+    if (Status s = ValidateListen(flags.listen); !s.ok()) {
+      spdlog::error("{}", s.message());
+      return kExitUsage;
+    }
   }
   if (!flags.metrics_listen.empty()) {
     std::string host;
@@ -165,9 +176,12 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       spdlog::error("--insecure and --tls-* exclude each other: choose one");
       return kExitUsage;
     }
-    if (Status s = CheckPlaintextAllowed(flags.listen); !s.ok()) {
-      spdlog::error("{}", s.message());
-      return kExitUsage;
+    for (const std::string& address : {flags.listen, flags.controller}) {
+      if (address.empty()) continue;
+      if (Status s = CheckPlaintextAllowed(address); !s.ok()) {
+        spdlog::error("{}", s.message());
+        return kExitUsage;
+      }
     }
   } else {
     if (flags.tls_ca.empty() || flags.tls_cert.empty() || flags.tls_key.empty()) {
@@ -223,22 +237,29 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   }
 
   FaultRegistry registry;
+  // --dry-run: every kind validated by its real backend, nothing touches the host.
+  auto register_backend = [&](std::unique_ptr<FaultBackend> backend) {
+    if (flags.dry_run) backend = std::make_unique<DryRunBackend>(std::move(backend));
+    return registry.Register(std::move(backend));
+  };
   dns::DnsBackendOptions dns_options;
   dns_options.upstream = flags.dns_upstream;
   dns_options.intercept_port = flags.dns_intercept_port;
-  if (Status s = registry.Register(std::make_unique<dns::DnsBackend>(dns_options)); !s.ok()) {
+  if (Status s = register_backend(std::make_unique<dns::DnsBackend>(dns_options)); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
   netfilter::NetworkBackendOptions net_options;
   net_options.control_port =
-      static_cast<uint16_t>(std::stoi(flags.listen.substr(flags.listen.rfind(':') + 1)));
+      flags.listen.empty()
+          ? 0
+          : static_cast<uint16_t>(std::stoi(flags.listen.substr(flags.listen.rfind(':') + 1)));
   net_options.queue_first = flags.nfqueue_first;
   net_options.queue_count = flags.nfqueue_count;
   net_options.realtime_priority = flags.delay_line_rt_priority;
   auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
   netfilter::NetworkBackend* network = network_backend.get();
-  if (Status s = registry.Register(std::move(network_backend)); !s.ok()) {
+  if (Status s = register_backend(std::move(network_backend)); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
@@ -271,7 +292,8 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   options.max_fault_duration =
       std::chrono::duration_cast<std::chrono::milliseconds>(*max_fault_duration);
   // Leftovers of a crashed agent: faultline_* nft tables and the NFQUEUE rules of latency faults.
-  options.sweep_tables = [nft, net_options]() -> Result<std::vector<std::string>> {
+  // Not in a dry run: it created none, and other agents on this host may own such tables.
+  if (!flags.dry_run) options.sweep_tables = [nft, net_options]() -> Result<std::vector<std::string>> {
     auto tables = nft->SweepTables(netfilter::kTablePrefix);
     auto rules = netfilter::SweepQueueRules(net_options);
     if (!tables.ok()) return tables;
@@ -294,31 +316,69 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   AgentService service(manager, registry, AgentIdentity{name, *labels},
                        flags.insecure ? AccessPolicy::kPlaintextAllowAll
                                       : AccessPolicy::kRequireOperatorOrController);
-  int selected_port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(flags.listen,
-                           flags.insecure ? grpc::InsecureServerCredentials() : credentials,
-                           &selected_port);
-  builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
-  builder.SetMaxSendMessageSize(kMaxSendMessageBytes);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || selected_port == 0) {
-    spdlog::error("cannot listen on {}", flags.listen);
-    manager.Shutdown();
-    return kExitFailure;
+  std::unique_ptr<grpc::Server> server;
+  std::string address = "(no server)";
+  if (!flags.listen.empty()) {
+    int selected_port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(flags.listen,
+                             flags.insecure ? grpc::InsecureServerCredentials() : credentials,
+                             &selected_port);
+    builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+    builder.SetMaxSendMessageSize(kMaxSendMessageBytes);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
+    builder.RegisterService(&service);
+    server = builder.BuildAndStart();
+    if (server == nullptr || selected_port == 0) {
+      spdlog::error("cannot listen on {}", flags.listen);
+      manager.Shutdown();
+      return kExitFailure;
+    }
+    network->SetControlPort(static_cast<uint16_t>(selected_port));
+    const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
+    address = host + ":" + std::to_string(selected_port);
   }
-  network->SetControlPort(static_cast<uint16_t>(selected_port));
-  const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
-  const std::string address = host + ":" + std::to_string(selected_port);
   spdlog::info(
       "faultline-agent {} '{}' listening on {} ({}), journal {}, max {} faults, max lease {}, "
-      "max fault duration {}",
+      "max fault duration {}{}",
       AgentVersion(), name, address,
       flags.insecure ? "PLAINTEXT, --insecure" : "mTLS, client certificates required",
       (*journal)->dir(), options.max_active_faults, FormatDuration(*max_lease_ttl),
-      FormatDuration(*max_fault_duration));
+      FormatDuration(*max_fault_duration), flags.dry_run ? ", DRY RUN (nothing is applied)" : "");
+
+  // The outbound link to a controller, executing its commands with the same manager.
+  std::unique_ptr<ControllerLink> link;
+  if (!flags.controller.empty()) {
+    ControllerLinkOptions link_options;
+    link_options.address = flags.controller;
+    Result<Duration> max_backoff = ParseDuration(flags.controller_max_backoff);
+    if (!max_backoff.ok() || *max_backoff < link_options.min_backoff) {
+      spdlog::error("--controller-max-backoff '{}': want a duration of at least 200ms",
+                    flags.controller_max_backoff);
+      if (server) server->Shutdown();
+      manager.Shutdown();
+      return kExitUsage;
+    }
+    link_options.max_backoff = *max_backoff;
+    if (flags.insecure) {
+      link_options.credentials = grpc::InsecureChannelCredentials();
+    } else {
+      auto made = MakeChannelCredentials(TlsFiles{flags.tls_ca, flags.tls_cert, flags.tls_key},
+                                         std::chrono::seconds(flags.tls_refresh_s));
+      if (!made.ok()) {
+        spdlog::error("{}", made.status().message());
+        if (server) server->Shutdown();
+        manager.Shutdown();
+        return kExitUsage;
+      }
+      link_options.credentials = *made;
+    }
+    link = std::make_unique<ControllerLink>(manager, registry, AgentIdentity{name, *labels},
+                                            link_options);
+    link->Start();
+    spdlog::info("dialling controller {}", flags.controller);
+    if (flags.listen.empty()) address = "controller " + flags.controller;
+  }
 
   // Declared after `manager` so it stops serving (and reading the manager) before it goes away.
   std::unique_ptr<metrics::MetricsServer> metrics_server;
@@ -338,7 +398,8 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   if (!flags.ready_file.empty()) {
     if (Status s = WriteFileAtomically(flags.ready_file, address + "\n"); !s.ok()) {
       spdlog::error("{}", s.ToString());
-      server->Shutdown();
+      if (link) link->Stop();
+      if (server) server->Shutdown();
       manager.Shutdown();
       return kExitFailure;
     }
@@ -349,7 +410,8 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   }
   spdlog::info("received {}: stopping the server and reverting every active fault",
                strsignal(signal_number));
-  server->Shutdown(std::chrono::system_clock::now() + kServerShutdownGrace);
+  if (link) link->Stop();
+  if (server) server->Shutdown(std::chrono::system_clock::now() + kServerShutdownGrace);
   Status shutdown = manager.Shutdown();
   if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
   if (!shutdown.ok()) {
@@ -373,7 +435,16 @@ int main(int argc, char** argv) {
 
   Flags flags;
   CLI::App app{"faultline-agent: applies and reverts faults on this host for Faultline"};
-  app.add_option("--listen", flags.listen, "gRPC address, HOST:PORT")->required();
+  app.add_option("--listen", flags.listen, "serve the Agent service on HOST:PORT");
+  app.add_option("--controller", flags.controller,
+                 "dial this faultline-controller (HOST:PORT) and take its commands (outbound "
+                 "only; works behind NAT); with --listen the agent does both");
+  app.add_option("--controller-max-backoff", flags.controller_max_backoff,
+                 "longest wait between redials of a lost controller (jittered)")
+      ->capture_default_str();
+  app.add_flag("--dry-run", flags.dry_run,
+               "validate and record every fault with the real backends' checks, but apply "
+               "nothing to this host");
   app.add_option("--name", flags.name, "agent id reported by GetInfo (default: the hostname)");
   app.add_option("--label", flags.labels, "key=value label, repeatable ([A-Za-z0-9._-]{1,63})");
   app.add_option("--state-dir", flags.state_dir,

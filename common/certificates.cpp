@@ -255,14 +255,18 @@ Status WriteDevCertificates(const std::string& dir, const DevCertificateOptions&
   if (ec) return Internal("cannot create " + dir + ": " + ec.message());
   ::chmod(dir.c_str(), 0700);
 
+  // Agents serve (their Agent service) and are clients (dialling a faultline-controller); the
+  // controller is the reverse. Both carry the agent SANs, so either can be dialled on them.
   CertificateRequest agent{"faultline-agent", Role::kAgent};
   agent.server_auth = true;
+  CertificateRequest controller{"faultline-controller", Role::kController};
+  controller.server_auth = true;
   std::vector<std::string> sans = DefaultAgentSans();
   sans.insert(sans.end(), options.extra_agent_sans.begin(), options.extra_agent_sans.end());
   for (const std::string& san : sans) {
     (IsIpLiteral(san) ? agent.ip_sans : agent.dns_sans).push_back(san);
+    (IsIpLiteral(san) ? controller.ip_sans : controller.dns_sans).push_back(san);
   }
-  CertificateRequest controller{"faultline-controller", Role::kController};
   CertificateRequest op{"faultline-operator", Role::kOperator};
 
   Result<CertificateAndKey> ca =

@@ -1,4 +1,5 @@
-// faultline: the operator CLI. Verbs: validate, run, report, agents, sandbox, certs.
+// faultline: the operator CLI. Verbs: validate, run, report, history, annotate, schedule, agents,
+// sandbox, certs, faults, halt, resume.
 #include <signal.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "common/logging.h"
 #include "controller/cli/annotate_command.h"
 #include "controller/cli/certs_command.h"
+#include "controller/cli/controller_commands.h"
 #include "controller/cli/history_command.h"
 #include "controller/cli/report_command.h"
 #include "controller/cli/sandbox_command.h"
@@ -114,6 +116,7 @@ int Validate(const ValidateArgs& a) {
 // run FILE
 struct RunArgs {
   std::string file;
+  std::string controller;
   std::string inventory;
   std::string lease_ttl = "15s";
   ReportFiles reports;
@@ -236,6 +239,7 @@ int Run(const RunArgs& a) {
 // agents
 struct AgentsArgs {
   std::string inventory;
+  std::string controller;
   std::string output = "text";
   ClientTlsArgs tls;
 };
@@ -329,7 +333,14 @@ int main(int argc, char** argv) {
                 "the JSON report)");
   AddClientTlsFlags(run, &ra.tls);
   AddHistoryFlag(run, &ra.history);
-  run->callback([&] { exit_code = Run(ra); });
+  run->add_option("--controller", ra.controller,
+                  "Submit to this faultline-controller (HOST:PORT) instead of running directly")
+      ->excludes("--inventory");
+  run->callback([&] {
+    exit_code = ra.controller.empty() ? Run(ra)
+                                      : RunViaController(ra.controller, ra.file, ra.lease_ttl,
+                                                         ra.output, ra.reports.json, ra.quiet, ra.tls);
+  });
 
   AgentsArgs aa;
   auto* agents = app.add_subcommand("agents", "Show what each agent reports (labels, "
@@ -338,7 +349,13 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   agents->add_option("--output", aa.output, "text or json")->check(CLI::IsMember({"text", "json"}));
   AddClientTlsFlags(agents, &aa.tls);
-  agents->callback([&] { exit_code = Agents(aa); });
+  agents->add_option("--controller", aa.controller,
+                     "Ask this faultline-controller (HOST:PORT) which agents are attached")
+      ->excludes("--inventory");
+  agents->callback([&] {
+    exit_code = aa.controller.empty() ? Agents(aa)
+                                      : AgentsViaController(aa.controller, aa.output, aa.tls);
+  });
 
   AddReportCommand(app, &exit_code);
   AddSandboxCommand(app, &exit_code);
@@ -346,6 +363,7 @@ int main(int argc, char** argv) {
   AddHistoryCommand(app, &exit_code);
   AddAnnotateCommand(app, &exit_code);
   AddScheduleCommand(app, &exit_code);
+  AddControllerCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);

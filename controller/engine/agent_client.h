@@ -1,10 +1,14 @@
 #pragma once
-// AgentClient: the controller side of the Agent service. Every call carries a deadline and
-// returns a Status whose message names the agent.
+// AgentConnection: how the run engine talks to one agent. Two implementations: AgentClient
+// (direct gRPC to the agent's own server, `faultline run`) and the controller daemon's link
+// over an agent's Attach stream (controller/daemon/attached_agent.h). Every call carries a
+// deadline and returns a Status whose message names the agent.
 
 #include <grpcpp/security/credentials.h>
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "common/duration.h"
@@ -14,7 +18,28 @@
 
 namespace faultline::engine {
 
-class AgentClient {
+class AgentConnection {
+ public:
+  virtual ~AgentConnection() = default;
+  virtual const AgentEndpoint& endpoint() const = 0;
+  virtual Result<v1::AgentInfo> GetInfo(Duration deadline) = 0;
+  // Idempotent on the agent side (same fault id + same spec), so a retry never double-applies.
+  virtual Result<v1::FaultStatus> ApplyFault(const v1::ApplyFaultRequest& request,
+                                             Duration deadline) = 0;
+  virtual Result<v1::FaultStatus> RenewLease(const std::string& fault_id, Duration ttl,
+                                             Duration deadline) = 0;
+  // Idempotent: reverting an unknown or already reverted fault succeeds.
+  virtual Result<v1::FaultStatus> RevertFault(const std::string& fault_id, Duration deadline) = 0;
+  virtual Result<std::vector<v1::FaultStatus>> ListFaults(bool include_reverted,
+                                                          Duration deadline) = 0;
+};
+
+// Makes the connection to one agent of a run; never returns null.
+using AgentConnector =
+    std::function<std::shared_ptr<AgentConnection>(const AgentEndpoint& endpoint)>;
+
+// Direct gRPC to an agent's Agent service.
+class AgentClient final : public AgentConnection {
  public:
   // Connects lazily (no I/O here) with `credentials`: normally mTLS (MakeChannelCredentials in
   // common/tls.h, which also checks the agent's certificate against the address dialled);
@@ -22,15 +47,15 @@ class AgentClient {
   // Messages are capped at 4 MiB each way.
   AgentClient(AgentEndpoint endpoint, std::shared_ptr<grpc::ChannelCredentials> credentials);
 
-  const AgentEndpoint& endpoint() const { return endpoint_; }
-
-  Result<v1::AgentInfo> GetInfo(Duration deadline);
-  // Idempotent on the agent side (same fault id + same spec), so a retry never double-applies.
-  Result<v1::FaultStatus> ApplyFault(const v1::ApplyFaultRequest& request, Duration deadline);
-  Result<v1::FaultStatus> RenewLease(const std::string& fault_id, Duration ttl, Duration deadline);
-  // Idempotent: reverting an unknown or already reverted fault succeeds.
-  Result<v1::FaultStatus> RevertFault(const std::string& fault_id, Duration deadline);
-  Result<std::vector<v1::FaultStatus>> ListFaults(bool include_reverted, Duration deadline);
+  const AgentEndpoint& endpoint() const override { return endpoint_; }
+  Result<v1::AgentInfo> GetInfo(Duration deadline) override;
+  Result<v1::FaultStatus> ApplyFault(const v1::ApplyFaultRequest& request,
+                                     Duration deadline) override;
+  Result<v1::FaultStatus> RenewLease(const std::string& fault_id, Duration ttl,
+                                     Duration deadline) override;
+  Result<v1::FaultStatus> RevertFault(const std::string& fault_id, Duration deadline) override;
+  Result<std::vector<v1::FaultStatus>> ListFaults(bool include_reverted,
+                                                  Duration deadline) override;
 
  private:
   Status Convert(const grpc::Status& s, const char* what) const;

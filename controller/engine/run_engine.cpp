@@ -180,13 +180,13 @@ class RunEngine::ProbeSet {
 
 // The run's clients and in-flight state, shared by the phases and the lease renewer.
 struct RunEngine::RunState {
-  std::map<std::string, std::shared_ptr<AgentClient>> clients;
+  std::map<std::string, std::shared_ptr<AgentConnection>> clients;
   std::mutex mu;  // guards RunResult::faults and revert_requested while the lease renewer runs
   // Indices into RunResult::faults whose revert has been sent: the renewer leaves them alone (the
   // agent refuses to renew a fault it is reverting, which is no loss of state).
   std::set<size_t> revert_requested;
 
-  std::shared_ptr<AgentClient> Client(const std::string& name) {
+  std::shared_ptr<AgentConnection> Client(const std::string& name) {
     auto it = clients.find(name);
     return it == clients.end() ? nullptr : it->second;
   }
@@ -423,7 +423,7 @@ bool RunEngine::ResolveTargets(RunResult& r) {
 }
 
 bool RunEngine::CheckAgents(RunResult& r) {
-  if (!options_.agent_credentials) {
+  if (!options_.connect && !options_.agent_credentials) {
     r.reason = "no credentials to reach the agents (RunOptions::agent_credentials is unset)";
     return false;
   }
@@ -432,7 +432,9 @@ bool RunEngine::CheckAgents(RunResult& r) {
   for (const auto& name : needed) {
     auto it = std::find_if(inventory_.agents.begin(), inventory_.agents.end(),
                            [&](const AgentEndpoint& a) { return a.name == name; });
-    state_->clients[name] = std::make_shared<AgentClient>(*it, options_.agent_credentials);
+    state_->clients[name] = options_.connect
+                                ? options_.connect(*it)
+                                : std::make_shared<AgentClient>(*it, options_.agent_credentials);
   }
   // Ask every agent concurrently: a fleet check should not take N deadlines.
   std::map<std::string, std::future<Result<v1::AgentInfo>>> infos;
@@ -557,7 +559,7 @@ bool RunEngine::ApplyAll(RunResult& r) {
 }
 
 void RunEngine::RenewLeases(RunResult& r) {
-  std::vector<std::pair<size_t, std::shared_ptr<AgentClient>>> todo;
+  std::vector<std::pair<size_t, std::shared_ptr<AgentConnection>>> todo;
   {
     std::lock_guard lock(state_->mu);
     for (size_t i = 0; i < r.faults.size(); ++i) {
@@ -576,6 +578,10 @@ void RunEngine::RenewLeases(RunResult& r) {
     MonoTime now = clock_.Now();
     std::lock_guard lock(state_->mu);
     if (state_->revert_requested.count(i)) continue;  // raced with our own revert
+    // Once the run is cancelled (a halt reverts every fault fleet-wide at the same time), the
+    // revert phase that follows asks each agent and classifies the fault; a renewal failing now
+    // says nothing more.
+    if (Cancelled()) continue;
     auto& fa = r.faults[i];
     if (res.ok() && res->state() == v1::ACTIVE) {
       fa.last_confirmed = now;
@@ -705,7 +711,9 @@ void RunEngine::RevertAll(RunResult& r, const std::string& why, const std::strin
       continue;
     }
     if (!fa.applied_at) continue;
-    if (!res->revert_reason().empty() && res->revert_reason() != "request") {
+    // A halt's revert-all during a cancelled run is the abort itself: the fault's state is known.
+    bool halted = Cancelled() && res->revert_reason() == "revert-all";
+    if (!res->revert_reason().empty() && res->revert_reason() != "request" && !halted) {
       // Someone else ended it first (lease expiry, agent restart, halt): the fault did not last
       // the window this run measured.
       fa.state_unknown = true;

@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/duration.h"
+#include "controller/engine/agent_client.h"
 #include "controller/engine/inventory.h"
 #include "controller/engine/recovery_meter.h"
 #include "controller/experiment/experiment.h"
@@ -120,7 +121,9 @@ struct RunOptions {
   // probe's own thread: concurrent calls for different probes are possible. Must not block.
   std::function<void(const std::string& probe, const ProbeSample&)> on_sample;
   Clock* clock = &SystemClock::Instance();
-  // How to reach the agents (see AgentClient); must not be null.
+  // How to reach the agents: `connect` when set (the controller daemon: agents attached to it),
+  // otherwise direct gRPC (AgentClient) with agent_credentials, which must then not be null.
+  AgentConnector connect;
   std::shared_ptr<grpc::ChannelCredentials> agent_credentials;
 };
 

@@ -1,0 +1,217 @@
+#include "agent/controller_link.h"
+
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+namespace faultline::agent {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+
+void SetError(v1::CommandResult& result, const Status& s) {
+  result.set_code(static_cast<int32_t>(s.code()));
+  result.set_message(s.message());
+}
+
+}  // namespace
+
+ControllerLink::ControllerLink(FaultManager& manager, const FaultRegistry& registry,
+                               AgentIdentity identity, ControllerLinkOptions options)
+    : manager_(manager),
+      registry_(registry),
+      identity_(std::move(identity)),
+      options_(std::move(options)) {}
+
+std::unique_ptr<v1::Controller::Stub> ControllerLink::Dial() const {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(4 << 20);
+  args.SetMaxSendMessageSize(4 << 20);
+  // Notice a dead controller (or a cut network) within seconds even while nothing is sent.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // A fresh channel with its own subchannel per dial: gRPC's shared subchannels keep their own
+  // reconnect backoff (seconds to minutes) and would keep failing calls with the last error long
+  // after the controller is back. Loop() does the backoff instead.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return v1::Controller::NewStub(
+      grpc::CreateCustomChannel(options_.address, options_.credentials, args));
+}
+
+ControllerLink::~ControllerLink() { Stop(); }
+
+void ControllerLink::Start() {
+  std::lock_guard lock(mu_);
+  if (thread_.joinable() || stop_) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void ControllerLink::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    if (context_) context_->TryCancel();
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ControllerLink::Loop() {
+  std::mt19937 rng(std::random_device{}());
+  Duration backoff = options_.min_backoff;
+  while (true) {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) return;
+    }
+    const MonoTime started = SystemClock::Instance().Now();
+    grpc::Status ended = RunStream();
+    attached_ = false;
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) return;
+    }
+    // A stream that lived a while was healthy: start the backoff over.
+    if (SystemClock::Instance().Now() - started > options_.max_backoff) {
+      backoff = options_.min_backoff;
+    }
+    std::uniform_real_distribution<double> jitter(0.75, 1.25);
+    auto wait = duration_cast<Duration>(backoff * jitter(rng));
+    spdlog::warn("controller {}: stream ended ({}: {}); redialling in {}", options_.address,
+                 static_cast<int>(ended.error_code()), ended.error_message(), FormatDuration(wait));
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, wait, [&] { return stop_; });
+    backoff = std::min<Duration>(backoff * 2, options_.max_backoff);
+  }
+}
+
+grpc::Status ControllerLink::RunStream() {
+  auto ctx = std::make_shared<grpc::ClientContext>();
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return grpc::Status::CANCELLED;
+    context_ = ctx;
+  }
+  std::unique_ptr<v1::Controller::Stub> stub = Dial();
+  auto stream = stub->Attach(ctx.get());
+  std::mutex write_mu;  // one writer at a time: the reader answering, the heartbeat thread
+  auto write = [&](const v1::AgentMessage& m) {
+    std::lock_guard lock(write_mu);
+    return stream->Write(m);
+  };
+
+  v1::AgentMessage hello;
+  *hello.mutable_hello()->mutable_info() = DescribeAgent(manager_, registry_, identity_);
+  bool ok = write(hello);
+
+  v1::ControllerMessage in;
+  std::thread heartbeat;
+  std::mutex hb_mu;
+  std::condition_variable hb_cv;
+  bool hb_stop = false;
+  if (ok && stream->Read(&in) && in.has_welcome()) {
+    attached_ = true;
+    Duration interval = milliseconds(std::max<uint32_t>(50, in.welcome().heartbeat_interval_ms()));
+    spdlog::info("attached to controller {} (version {}, heartbeat {})", options_.address,
+                 in.welcome().controller_version(), FormatDuration(interval));
+    heartbeat = std::thread([&, interval] {
+      std::unique_lock lock(hb_mu);
+      while (!hb_cv.wait_for(lock, interval, [&] { return hb_stop; })) {
+        v1::AgentMessage beat;
+        beat.mutable_heartbeat()->set_active_faults(static_cast<uint32_t>(manager_.ActiveCount()));
+        if (!write(beat)) break;
+      }
+    });
+    while (stream->Read(&in)) {
+      if (!in.has_command()) continue;
+      v1::AgentMessage answer;
+      *answer.mutable_result() = Execute(in.command());
+      if (!write(answer)) break;
+    }
+  }
+  {
+    std::lock_guard lock(hb_mu);
+    hb_stop = true;
+  }
+  hb_cv.notify_all();
+  if (heartbeat.joinable()) heartbeat.join();
+  ctx->TryCancel();
+  grpc::Status status = stream->Finish();
+  {
+    std::lock_guard lock(mu_);
+    context_.reset();
+  }
+  return status;
+}
+
+v1::CommandResult ControllerLink::Execute(const v1::ControllerCommand& command) {
+  v1::CommandResult result;
+  result.set_request_id(command.request_id());
+  // Audit: the controller's commands are mutations like the Agent service's.
+  auto audit = [&](const char* action, const std::string& what) {
+    spdlog::info("audit: action={} via=controller:{} {} outcome={}", action, options_.address, what,
+                 result.code() == 0 ? std::string("OK") : result.message());
+  };
+  switch (command.kind_case()) {
+    case v1::ControllerCommand::kApply: {
+      auto r = manager_.Apply(command.apply());
+      if (r.ok()) {
+        *result.mutable_fault() = std::move(r).value();
+      } else {
+        SetError(result, r.status());
+      }
+      audit("ApplyFault", "run_id=" + command.apply().run_id() +
+                              " fault_id=" + command.apply().fault_id() +
+                              " kind=" + FaultKindOf(command.apply().spec()));
+      break;
+    }
+    case v1::ControllerCommand::kRenew: {
+      auto r = manager_.Renew(command.renew().fault_id(), command.renew().lease_ttl_ms());
+      if (r.ok()) {
+        *result.mutable_fault() = std::move(r).value();
+      } else {
+        SetError(result, r.status());
+      }
+      break;
+    }
+    case v1::ControllerCommand::kRevert: {
+      auto r = manager_.Revert(command.revert().fault_id(), kRevertReasonRequest);
+      if (r.ok()) {
+        if (r->has_value()) *result.mutable_fault() = std::move(**r);
+      } else {
+        SetError(result, r.status());
+      }
+      audit("RevertFault", "fault_id=" + command.revert().fault_id());
+      break;
+    }
+    case v1::ControllerCommand::kRevertAll: {
+      auto r = manager_.RevertAll(command.revert_all().run_id(), kRevertReasonRevertAll);
+      if (r.ok()) {
+        for (auto& s : *r) *result.mutable_revert_all()->add_reverted() = std::move(s);
+      } else {
+        SetError(result, r.status());
+      }
+      audit("RevertAll",
+            "run_id=" + (command.revert_all().run_id().empty() ? std::string("*")
+                                                               : command.revert_all().run_id()));
+      break;
+    }
+    case v1::ControllerCommand::kList: {
+      for (auto& s : manager_.List(command.list().include_reverted())) {
+        *result.mutable_list()->add_faults() = std::move(s);
+      }
+      break;
+    }
+    case v1::ControllerCommand::kGetInfo:
+      *result.mutable_info() = DescribeAgent(manager_, registry_, identity_);
+      break;
+    default:
+      SetError(result, InvalidArgument("unknown command (is this agent older than the "
+                                       "controller?)"));
+  }
+  return result;
+}
+
+}  // namespace faultline::agent

@@ -1,0 +1,77 @@
+#pragma once
+// ControllerLink: the agent's outbound connection to a faultline-controller. The agent dials out
+// (so it works behind NAT and needs no open port), sends a Hello with its identity and
+// capabilities, then heartbeats, and executes the commands that come down the stream with the
+// same FaultManager its Agent service uses, answering each with its request id. A broken stream
+// is redialled with exponential backoff and jitter; faults stay protected by their leases
+// meanwhile (a controller that dies never leaves a fault behind).
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "agent/agent_service.h"
+#include "agent/fault_manager.h"
+#include "agent/fault_registry.h"
+#include "common/duration.h"
+#include "faultline/v1/controller.grpc.pb.h"
+
+namespace faultline::agent {
+
+struct ControllerLinkOptions {
+  // HOST:PORT of the controller.
+  std::string address;
+  // mTLS (MakeChannelCredentials) or grpc::InsecureChannelCredentials(); must not be null.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Redial backoff: starts at min, doubles up to max, each wait +-25% jitter so a fleet that
+  // lost its controller does not come back in one burst.
+  Duration min_backoff = std::chrono::milliseconds(200);
+  Duration max_backoff = std::chrono::seconds(5);
+};
+
+class ControllerLink {
+ public:
+  // `manager` and `registry` must outlive the link.
+  ControllerLink(FaultManager& manager, const FaultRegistry& registry, AgentIdentity identity,
+                 ControllerLinkOptions options);
+  // Stop().
+  ~ControllerLink();
+  ControllerLink(const ControllerLink&) = delete;
+  ControllerLink& operator=(const ControllerLink&) = delete;
+
+  // Starts dialling in the background. Idempotent.
+  void Start();
+  // Closes the stream and joins the thread. Leaves faults as they are. Idempotent.
+  void Stop();
+  // True while a stream is open and the controller has welcomed this agent.
+  bool attached() const { return attached_.load(); }
+
+  // Executes one command with the FaultManager and returns its answer (request id copied).
+  // Public so it can be tested without a stream.
+  v1::CommandResult Execute(const v1::ControllerCommand& command);
+
+ private:
+  std::unique_ptr<v1::Controller::Stub> Dial() const;
+  void Loop();
+  // One stream, from dial to its end; returns why it ended.
+  grpc::Status RunStream();
+
+  FaultManager& manager_;
+  const FaultRegistry& registry_;
+  const AgentIdentity identity_;
+  const ControllerLinkOptions options_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;                             // guarded by mu_
+  std::shared_ptr<grpc::ClientContext> context_;  // guarded by mu_; the open stream's
+  std::atomic<bool> attached_{false};
+  std::thread thread_;
+};
+
+}  // namespace faultline::agent

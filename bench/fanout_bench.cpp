@@ -1,0 +1,286 @@
+// Fan-out benchmark of the controller daemon (issue 7). Starts the real ControllerService on
+// loopback and N real `faultline-agent --dry-run` processes (each with its own gRPC server on
+// 127.0.0.1:20000+i and an outbound Attach stream to the controller), then measures:
+//   - apply: one ApplyFault command to every agent at once (the registry's async fan-out, one
+//     in-flight command per agent, per-agent deadline); time from the first send to each ack and
+//     to the last ack, per round;
+//   - halt: ControllerService::HaltAll (what `faultline halt` runs), time until the last agent
+//     confirmed its revert-all;
+//   - the agents' idle footprint: RSS (VmRSS) and CPU over an idle window (utime+stime deltas).
+// Figures are printed (a table, and JSON with --json FILE); nothing is asserted.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/logging.h"
+#include "controller/daemon/agent_registry.h"
+#include "controller/daemon/controller_service.h"
+
+extern char** environ;
+
+namespace {
+
+using namespace faultline;
+using Steady = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+double Ms(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p / 100.0 * (v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+// A "Key:  N kB" field of a /proc/PID file, in KiB (-1 when absent).
+long ProcKib(pid_t pid, const std::string& file, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key, 0) == 0) return std::stol(line.substr(key.size()));
+  }
+  return -1;
+}
+
+// utime + stime in clock ticks from /proc/PID/stat.
+long CpuTicks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = s.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(s.substr(close + 2));
+  std::string f;
+  long utime = 0, stime = 0;
+  for (int i = 3; fields >> f; ++i) {  // field 3 is state
+    if (i == 14) utime = std::stol(f);
+    if (i == 15) {
+      stime = std::stol(f);
+      break;
+    }
+  }
+  return utime + stime;
+}
+
+struct Figures {
+  int agents = 0;
+  double attach_s = 0;
+  std::vector<double> apply_last_ms, apply_each_ms, halt_ms;
+  int apply_failures = 0, halt_failures = 0;
+  std::vector<double> rss_mib, pss_mib, cpu_percent;
+};
+
+Figures RunOne(int n, int rounds, const std::string& agent_bin, int port, int agent_port_base,
+               double idle_s, const std::string& dir) {
+  Figures fig;
+  fig.agents = n;
+  daemon::AgentRegistryOptions ro;
+  ro.heartbeat_interval = 1s;
+  daemon::AgentRegistry registry(ro);
+  daemon::ControllerServiceOptions so;
+  so.plaintext_allow_all = true;
+  so.fanout_deadline = 10s;
+  auto service = std::make_unique<daemon::ControllerService>(registry, so);
+  grpc::ServerBuilder builder;
+  int selected = 0;
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &selected);
+  builder.RegisterService(service.get());
+  auto server = builder.BuildAndStart();
+  if (!server || selected == 0) {
+    std::fprintf(stderr, "fanout_bench: cannot listen on %s\n", address.c_str());
+    std::exit(1);
+  }
+
+  std::vector<pid_t> pids;
+  auto t0 = Steady::now();
+  for (int i = 0; i < n; ++i) {
+    std::string state = dir + "/agent-" + std::to_string(i);
+    std::filesystem::create_directories(state);
+    pids.push_back(Spawn({agent_bin, "--controller", address, "--insecure", "--dry-run", "--listen",
+                          "127.0.0.1:" + std::to_string(agent_port_base + i), "--name",
+                          "bench-" + std::to_string(i), "--label", "bench=fanout", "--state-dir",
+                          state, "--log-level", "warn", "--controller-max-backoff", "1s"},
+                         state + "/agent.log"));
+  }
+  bool all = registry.AwaitLiveCount(n, 300s);
+  fig.attach_s = std::chrono::duration<double>(Steady::now() - t0).count();
+  if (!all) {
+    std::fprintf(stderr, "fanout_bench: only %zu of %d agents attached\n", registry.LiveCount(), n);
+  }
+  std::vector<std::string> ids;
+  for (const auto& a : registry.List(false)) ids.push_back(a.info.agent_id());
+
+  // Idle footprint: let start-up settle, then measure CPU over the idle window.
+  std::this_thread::sleep_for(2s);
+  std::vector<long> before;
+  for (pid_t p : pids) before.push_back(CpuTicks(p));
+  auto idle_start = Steady::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(idle_s));
+  double window = std::chrono::duration<double>(Steady::now() - idle_start).count();
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (size_t i = 0; i < pids.size(); ++i) {
+    long after = CpuTicks(pids[i]);
+    fig.cpu_percent.push_back(100.0 * (after - before[i]) / hz / window);
+    fig.rss_mib.push_back(ProcKib(pids[i], "status", "VmRSS:") / 1024.0);
+    // Proportional set size: shared library pages divided among the processes sharing them.
+    fig.pss_mib.push_back(ProcKib(pids[i], "smaps_rollup", "Pss:") / 1024.0);
+  }
+
+  // Nothing to measure without agents (and no figure is better than a wrong one).
+  for (int r = 0; r < rounds && !ids.empty(); ++r) {
+    // Apply to every agent at once: one command per agent, acks timed as they arrive.
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = ids.size();
+    std::vector<double> acks;
+    int failures = 0;
+    auto start = Steady::now();
+    for (const std::string& id : ids) {
+      v1::ControllerCommand c;
+      auto* a = c.mutable_apply();
+      a->set_run_id("bench" + std::to_string(r));
+      a->set_fault_id("bench_" + std::to_string(r));
+      a->set_lease_ttl_ms(60000);
+      a->mutable_spec()->mutable_dns()->add_domains("db.bench.test");
+      a->mutable_spec()->mutable_dns()->set_mode(v1::DnsFault::NODATA);
+      registry.Send(id, std::move(c), 10s, [&](Result<v1::CommandResult> res) {
+        double ms = Ms(Steady::now() - start);
+        std::lock_guard lock(mu);
+        if (!res.ok() || res->code() != 0) ++failures;
+        acks.push_back(ms);
+        if (--left == 0) cv.notify_all();
+      });
+    }
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return left == 0; });
+    }
+    fig.apply_last_ms.push_back(*std::max_element(acks.begin(), acks.end()));
+    fig.apply_each_ms.insert(fig.apply_each_ms.end(), acks.begin(), acks.end());
+    fig.apply_failures += failures;
+
+    daemon::HaltOutcome halt = service->HaltAll("benchmark");
+    fig.halt_ms.push_back(Ms(halt.elapsed));
+    fig.halt_failures += static_cast<int>(halt.failed.size());
+    if (halt.faults_reverted != ids.size()) {
+      std::fprintf(stderr, "round %d: halt reverted %u faults, expected %zu\n", r,
+                   halt.faults_reverted, ids.size());
+    }
+    service->ResumeAll();
+  }
+
+  for (pid_t p : pids) kill(p, SIGTERM);
+  for (pid_t p : pids) waitpid(p, nullptr, 0);
+  service.reset();
+  server->Shutdown(std::chrono::system_clock::now() + 2s);
+  return fig;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> sizes = {10, 100, 1000};
+  int rounds = 20;
+  double idle_s = 10;
+  bool smoke = false;
+  std::string agent_bin;
+  std::string json_out;
+  int port = 15850;
+  int agent_port_base = 20000;
+  std::string dir = "/dev/shm/cd-fanout-bench";
+  CLI::App app{"fanout_bench: controller fan-out to N real dry-run agent processes"};
+  app.add_option("--agents", sizes, "agent counts to measure")->capture_default_str();
+  app.add_option("--rounds", rounds, "apply+halt rounds per count")->capture_default_str();
+  app.add_option("--idle", idle_s, "idle window for CPU, seconds")->capture_default_str();
+  app.add_option("--agent-bin", agent_bin, "path of faultline-agent")->required();
+  app.add_option("--port", port, "controller port on 127.0.0.1")->capture_default_str();
+  app.add_option("--agent-port-base", agent_port_base, "agent i listens on base+i")
+      ->capture_default_str();
+  app.add_option("--state-dir", dir, "agents' journals (tmpfs keeps fsync out of the figures)")
+      ->capture_default_str();
+  app.add_option("--json", json_out, "also write the figures as JSON here");
+  app.add_flag("--smoke", smoke, "N=10, 3 rounds, 1 s idle window (CTest)");
+  CLI11_PARSE(app, argc, argv);
+  if (smoke) {
+    sizes = {10};
+    rounds = 3;
+    idle_s = 1;
+  }
+  SetupLogging("error", "fanout_bench");
+  // Each agent holds a stream (one socket) to the controller.
+  rlimit lim{};
+  getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = lim.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &lim);
+
+  nlohmann::json out = nlohmann::json::array();
+  std::printf("%6s %9s | %-28s | %-22s | %-20s | %-20s | %s\n", "agents", "attach_s",
+              "apply last ack ms (med/p99)", "apply each ack ms p50/p99", "halt ms (med/p99)",
+              "agent RSS MiB med/max", "agent CPU % med/max");
+  for (int n : sizes) {
+    std::filesystem::remove_all(dir);
+    Figures f = RunOne(n, rounds, agent_bin, port, agent_port_base, idle_s, dir);
+    std::filesystem::remove_all(dir);
+    std::printf(
+        "%6d %9.1f | %12.1f / %-13.1f | %9.1f / %-10.1f | %8.1f / %-9.1f | %8.1f / %-9.1f | "
+        "%.3f / %.3f  (PSS med %.1f MiB; failures: apply %d, halt %d)\n",
+        n, f.attach_s, Percentile(f.apply_last_ms, 50), Percentile(f.apply_last_ms, 99),
+        Percentile(f.apply_each_ms, 50), Percentile(f.apply_each_ms, 99), Percentile(f.halt_ms, 50),
+        Percentile(f.halt_ms, 99), Percentile(f.rss_mib, 50), Percentile(f.rss_mib, 100),
+        Percentile(f.cpu_percent, 50), Percentile(f.cpu_percent, 100), Percentile(f.pss_mib, 50),
+        f.apply_failures, f.halt_failures);
+    std::fflush(stdout);
+    out.push_back(
+        {{"agents", n},
+         {"rounds", rounds},
+         {"attach_s", f.attach_s},
+         {"apply_last_ack_ms",
+          {{"median", Percentile(f.apply_last_ms, 50)}, {"p99", Percentile(f.apply_last_ms, 99)}}},
+         {"apply_each_ack_ms",
+          {{"median", Percentile(f.apply_each_ms, 50)}, {"p99", Percentile(f.apply_each_ms, 99)}}},
+         {"halt_ms", {{"median", Percentile(f.halt_ms, 50)}, {"p99", Percentile(f.halt_ms, 99)}}},
+         {"agent_rss_mib",
+          {{"median", Percentile(f.rss_mib, 50)}, {"max", Percentile(f.rss_mib, 100)}}},
+         {"agent_pss_mib",
+          {{"median", Percentile(f.pss_mib, 50)}, {"max", Percentile(f.pss_mib, 100)}}},
+         {"agent_cpu_percent",
+          {{"median", Percentile(f.cpu_percent, 50)}, {"max", Percentile(f.cpu_percent, 100)}}},
+         {"apply_failures", f.apply_failures},
+         {"halt_failures", f.halt_failures}});
+  }
+  if (!json_out.empty()) std::ofstream(json_out) << out.dump(2) << "\n";
+  return 0;
+}

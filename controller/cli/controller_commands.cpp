@@ -1,0 +1,291 @@
+#include "controller/cli/controller_commands.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "common/certificates.h"
+#include "common/duration.h"
+#include "faultline/v1/controller.grpc.pb.h"
+
+namespace faultline::cli {
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitInfra = 4;
+
+// A stub for `address`, or the exit code after saying why not.
+int Dial(const std::string& address, const ClientTlsArgs& tls,
+         std::unique_ptr<v1::Controller::Stub>* stub) {
+  auto creds = ResolveClientCredentials(tls);
+  if (!creds.ok()) {
+    std::cerr << "faultline: " << creds.status().message() << "\n";
+    return kExitUsage;
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  *stub = v1::Controller::NewStub(grpc::CreateCustomChannel(address, *creds, args));
+  return 0;
+}
+
+void SetDeadline(grpc::ClientContext& ctx, std::chrono::seconds d) {
+  ctx.set_deadline(std::chrono::system_clock::now() + d);
+}
+
+int Failed(const std::string& what, const std::string& address, const grpc::Status& s) {
+  std::cerr << "faultline: " << what << " on controller " << address << ": " << s.error_message()
+            << "\n";
+  return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? kExitUsage : kExitInfra;
+}
+
+std::string Labels(const google::protobuf::Map<std::string, std::string>& labels) {
+  std::map<std::string, std::string> sorted(labels.begin(), labels.end());
+  std::string out;
+  for (const auto& [k, v] : sorted) out += (out.empty() ? "" : ",") + k + "=" + v;
+  return out;
+}
+
+struct ControllerArgs {
+  std::string controller;
+  std::string output = "text";
+  std::string reason;
+  bool include_reverted = false;
+  ClientTlsArgs tls;
+};
+
+void AddCommon(CLI::App* verb, ControllerArgs* a) {
+  verb->add_option("--controller", a->controller, "faultline-controller address, HOST:PORT")
+      ->required();
+  verb->add_option("--output", a->output, "text or json")->check(CLI::IsMember({"text", "json"}));
+  AddClientTlsFlags(verb, &a->tls);
+}
+
+int Faults(const ControllerArgs& a) {
+  std::unique_ptr<v1::Controller::Stub> stub;
+  if (int rc = Dial(a.controller, a.tls, &stub); rc != 0) return rc;
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(30));
+  v1::ListFleetFaultsRequest req;
+  req.set_include_reverted(a.include_reverted);
+  v1::ListFleetFaultsResponse resp;
+  if (auto s = stub->ListFaults(&ctx, req, &resp); !s.ok()) {
+    return Failed("ListFaults", a.controller, s);
+  }
+  if (a.output == "json") {
+    nlohmann::json out{{"faults", nlohmann::json::array()},
+                       {"unreachable", nlohmann::json::array()}};
+    for (const auto& f : resp.faults()) {
+      out["faults"].push_back({{"agent", f.agent_id()},
+                               {"run_id", f.fault().run_id()},
+                               {"fault_id", f.fault().fault_id()},
+                               {"state", v1::FaultState_Name(f.fault().state())},
+                               {"applied_at_unix_ms", f.fault().applied_at_unix_ms()},
+                               {"lease_expires_unix_ms", f.fault().lease_expires_unix_ms()},
+                               {"revert_reason", f.fault().revert_reason()}});
+    }
+    for (const auto& e : resp.unreachable()) {
+      out["unreachable"].push_back({{"agent", e.agent_id()}, {"error", e.error()}});
+    }
+    std::cout << out.dump(2) << "\n";
+  } else {
+    if (resp.faults().empty()) std::cout << "no active faults in the fleet\n";
+    for (const auto& f : resp.faults()) {
+      std::cout << f.agent_id() << "  run " << f.fault().run_id() << "  fault "
+                << f.fault().fault_id() << "  " << v1::FaultState_Name(f.fault().state())
+                << (f.fault().revert_reason().empty() ? "" : " (" + f.fault().revert_reason() + ")")
+                << "\n";
+    }
+    for (const auto& e : resp.unreachable()) {
+      std::cout << e.agent_id() << "  UNKNOWN: " << e.error() << "\n";
+    }
+  }
+  return resp.unreachable().empty() ? 0 : kExitInfra;
+}
+
+int Halt(const ControllerArgs& a) {
+  std::unique_ptr<v1::Controller::Stub> stub;
+  if (int rc = Dial(a.controller, a.tls, &stub); rc != 0) return rc;
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(60));
+  v1::HaltRequest req;
+  req.set_reason(a.reason);
+  v1::HaltResponse resp;
+  if (auto s = stub->Halt(&ctx, req, &resp); !s.ok()) return Failed("Halt", a.controller, s);
+  if (a.output == "json") {
+    nlohmann::json out{{"agents", resp.agents()},
+                       {"faults_reverted", resp.faults_reverted()},
+                       {"runs_cancelled", resp.runs_cancelled()},
+                       {"elapsed_s", resp.elapsed_s()},
+                       {"failed", nlohmann::json::array()}};
+    for (const auto& e : resp.failed()) {
+      out["failed"].push_back({{"agent", e.agent_id()}, {"error", e.error()}});
+    }
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::printf(
+        "halted: %u agent(s) asked, %u fault(s) reverted, %u run(s) cancelled in %.3fs; no run "
+        "starts until `faultline resume`\n",
+        resp.agents(), resp.faults_reverted(), resp.runs_cancelled(), resp.elapsed_s());
+    for (const auto& e : resp.failed()) {
+      std::printf("  %s did NOT confirm: %s (its faults end when their leases expire)\n",
+                  e.agent_id().c_str(), e.error().c_str());
+    }
+  }
+  return resp.failed().empty() ? 0 : kExitInfra;
+}
+
+int Resume(const ControllerArgs& a) {
+  std::unique_ptr<v1::Controller::Stub> stub;
+  if (int rc = Dial(a.controller, a.tls, &stub); rc != 0) return rc;
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(10));
+  v1::ResumeResponse resp;
+  if (auto s = stub->Resume(&ctx, v1::ResumeRequest(), &resp); !s.ok()) {
+    return Failed("Resume", a.controller, s);
+  }
+  std::cout << (resp.was_halted() ? "resumed: runs may start again\n" : "was not halted\n");
+  return 0;
+}
+
+}  // namespace
+
+void AddControllerCommands(CLI::App& app, int* exit_code) {
+  static ControllerArgs faults_args, halt_args, resume_args;
+  auto* faults = app.add_subcommand("faults", "Every active fault in the fleet (via a controller)");
+  AddCommon(faults, &faults_args);
+  faults->add_flag("--include-reverted", faults_args.include_reverted,
+                   "also faults reverted recently, with why");
+  faults->callback([exit_code] { *exit_code = Faults(faults_args); });
+
+  auto* halt = app.add_subcommand(
+      "halt",
+      "Revert every fault on every agent attached to the controller and cancel every run (verdict "
+      "ABORTED); no run starts until `faultline resume`. Idempotent.");
+  AddCommon(halt, &halt_args);
+  halt->add_option("--reason", halt_args.reason, "why, for the audit log");
+  halt->callback([exit_code] { *exit_code = Halt(halt_args); });
+
+  auto* resume = app.add_subcommand("resume", "Lift a halt: runs may start again");
+  AddCommon(resume, &resume_args);
+  resume->callback([exit_code] { *exit_code = Resume(resume_args); });
+}
+
+int RunViaController(const std::string& controller, const std::string& file,
+                     const std::string& lease_ttl, const std::string& output,
+                     const std::string& report_json, bool quiet, const ClientTlsArgs& tls) {
+  // Ctrl-C/SIGTERM cancel the stream; the controller then aborts the run and reverts its faults.
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGINT);
+  sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) {
+    std::cerr << "faultline: cannot read " << file << "\n";
+    return kExitUsage;
+  }
+  std::unique_ptr<v1::Controller::Stub> stub;
+  if (int rc = Dial(controller, tls, &stub); rc != 0) return rc;
+  v1::SubmitRunRequest req;
+  req.set_experiment_yaml(text.str());
+  req.set_file_name(file);
+  req.set_lease_ttl_ms(static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(*ParseDuration(lease_ttl)).count()));
+  grpc::ClientContext ctx;
+  std::atomic<bool> done{false};
+  std::thread signals([&] {
+    int sig = 0;
+    while (sigwait(&blocked, &sig) == 0 && !done) {
+      if (sig == SIGUSR1) continue;
+      std::fprintf(stderr, "\nfaultline: %s received: asking the controller to abort the run\n",
+                   sig == SIGINT ? "interrupt" : "terminate");
+      ctx.TryCancel();
+    }
+  });
+  auto reader = stub->SubmitRun(&ctx, req);
+  v1::RunEvent ev;
+  std::optional<v1::RunSummary> finished;
+  bool tty = isatty(STDERR_FILENO);
+  while (reader->Read(&ev)) {
+    if (ev.has_progress() && !quiet) {
+      std::fprintf(stderr, "[%8.2fs] %s%-8s%s %s\n", ev.progress().elapsed_s(),
+                   tty ? "\033[1m" : "", ev.progress().phase().c_str(), tty ? "\033[0m" : "",
+                   ev.progress().message().c_str());
+    } else if (ev.has_finished()) {
+      finished = ev.finished();
+    }
+  }
+  grpc::Status status = reader->Finish();
+  done = true;
+  kill(getpid(), SIGUSR1);
+  signals.join();
+  if (!finished) {
+    if (status.error_code() == grpc::StatusCode::CANCELLED) {
+      std::cerr << "faultline: run aborted; the controller reverts its faults\n";
+      return 3;
+    }
+    if (status.ok()) status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended early");
+    return Failed("SubmitRun", controller, status);
+  }
+  std::cout << (output == "json" ? finished->report_json() : finished->report_text());
+  if (!report_json.empty()) {
+    if (Status s = WriteFileAtomically(report_json, finished->report_json(), 0644); !s.ok()) {
+      std::cerr << "faultline: " << s.message() << "\n";
+    }
+  }
+  return finished->exit_code();
+}
+
+int AgentsViaController(const std::string& controller, const std::string& output,
+                        const ClientTlsArgs& tls) {
+  std::unique_ptr<v1::Controller::Stub> stub;
+  if (int rc = Dial(controller, tls, &stub); rc != 0) return rc;
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(10));
+  v1::ListAgentsRequest req;
+  req.set_include_gone(true);
+  v1::ListAgentsResponse resp;
+  if (auto s = stub->ListAgents(&ctx, req, &resp); !s.ok()) {
+    return Failed("ListAgents", controller, s);
+  }
+  if (output == "json") {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& a : resp.agents()) {
+      std::map<std::string, std::string> labels(a.info().labels().begin(), a.info().labels().end());
+      out.push_back({{"name", a.info().agent_id()},
+                     {"live", a.live()},
+                     {"peer", a.peer()},
+                     {"labels", labels},
+                     {"capabilities", std::vector<std::string>(a.info().capabilities().begin(),
+                                                               a.info().capabilities().end())},
+                     {"active_faults", a.info().active_faults()},
+                     {"version", a.info().version()},
+                     {"last_seen_unix_ms", a.last_seen_unix_ms()}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  if (resp.agents().empty()) std::cout << "no agent has attached to " << controller << "\n";
+  for (const auto& a : resp.agents()) {
+    std::string caps;
+    for (const auto& c : a.info().capabilities()) caps += (caps.empty() ? "" : ",") + c;
+    std::cout << a.info().agent_id() << "  " << (a.live() ? "LIVE" : "GONE") << "  " << a.peer()
+              << "  v" << a.info().version() << "  labels{" << Labels(a.info().labels())
+              << "}  capabilities[" << caps << "]\n";
+  }
+  return 0;
+}
+
+}  // namespace faultline::cli
