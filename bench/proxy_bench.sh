@@ -2,7 +2,8 @@
 # Dependency fault proxy benchmark (issue 6), one run, in a scratch namespace px-bench (loopback
 # only; never the fl-* sandbox). Every path carries the same traffic to the same servers:
 #   (a) bare loopback, (b) Faultline's proxy behind its real nft redirect with no toxic (applied by
-#   proxy_bench_driver through ProxyBackend: the client still dials the server's own address),
+#   proxy_bench_driver through ProxyBackend: the client still dials the server's own address;
+#   (b') the same with splice(2) for untouched directions, PX_SPLICE=1),
 #   (c) haproxy in TCP mode, (d) socat (fork per connection).
 #   1. Throughput: iperf3 TCP, ROUNDS rounds of a, b, c, d interleaved; medians; ratios to (a).
 #   2. Added latency per request: net_echo TCP ping-pong (64 B, one connection, sequential) RTT
@@ -68,8 +69,11 @@ fault_on() {  # [latency_us]
 }
 fault_off() { kill "$DRV"; wait "$DRV" || true; echo "  proxy evidence: $(tail -n 1 "$WORK/drv.out")" >&2; DRV=""; }
 iperf() {  # port -> bits/s received
-  in_ns iperf3 -c 127.0.0.1 -p "$1" -t $IPERF_S -J >"$WORK/iperf.json" 2>&1 || true
-  jq -r '.end.sum_received.bits_per_second // 0' "$WORK/iperf.json"
+  in_ns iperf3 -c 127.0.0.1 -p "$1" -t $IPERF_S -J >"$WORK/iperf.json" 2>"$WORK/iperf.err" || true
+  jq -r '.end.sum_received.bits_per_second // 0' "$WORK/iperf.json" 2>/dev/null || {
+    echo "  iperf3 via port $1 failed: $(head -c 300 "$WORK/iperf.json" "$WORK/iperf.err")" >&2
+    echo 0
+  }
 }
 median() { sort -g | awk '{a[NR]=$1} END {print NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 stats() {  # file -> "median p99" in microseconds
@@ -77,18 +81,20 @@ stats() {  # file -> "median p99" in microseconds
     i = int(NR*0.99); if (i < NR*0.99) i++; print m, a[i]}'
 }
 
+declare -A NAMES=([a]="bare loopback" [b]="faultline, no toxic" [s]="faultline, splice" [c]="haproxy tcp" [d]="socat")
 echo "== throughput: iperf3 ${IPERF_S}s x $ROUNDS rounds (a, b, c, d interleaved)"
 for r in $(seq 1 $ROUNDS); do
   iperf $IPERF >>"$WORK/tp.a"
   fault_on; iperf $IPERF >>"$WORK/tp.b"; fault_off
+  export PX_SPLICE=1; fault_on; iperf $IPERF >>"$WORK/tp.s"; fault_off; unset PX_SPLICE
   iperf $HAP_IPERF >>"$WORK/tp.c"
   iperf $SOCAT_IPERF >>"$WORK/tp.d"
 done
 A=$(median <"$WORK/tp.a")
-for k in a b c d; do
+for k in a b s c d; do
   m=$(median <"$WORK/tp.$k")
-  name=$(case $k in a) echo "bare loopback";; b) echo "faultline, no toxic";; c) echo "haproxy tcp";; d) echo socat;; esac)
-  awk -v n="$name" -v m="$m" -v a="$A" 'BEGIN {printf "  %-22s %8.2f Gbit/s  ratio %.2f\n", n, m/1e9, a > 0 ? m/a : 0}'
+  name=${NAMES[$k]}
+  awk -v n="$name" -v m="$m" -v a="$A" 'BEGIN {printf "  %-22s %8.2f Gbit/s  ratio %.2f\n", n, m/1e9, (a > 0 ? m/a : 0)}'
 done
 
 echo "== added latency per request: $PINGS sequential 64-byte TCP round trips"
@@ -100,7 +106,7 @@ read -r am ap < <(stats "$WORK/rtt.a")
 echo "  bare loopback          RTT median ${am} us, p99 ${ap} us"
 for k in b c d; do
   read -r m p < <(stats "$WORK/rtt.$k")
-  name=$(case $k in b) echo "faultline, no toxic";; c) echo "haproxy tcp";; d) echo socat;; esac)
+  name=${NAMES[$k]}
   awk -v n="$name" -v m="$m" -v p="$p" -v am="$am" -v ap="$ap" \
     'BEGIN {printf "  %-22s RTT median %s us, p99 %s us; added median %+d us, p99 %+d us\n", n, m, p, m-am, p-ap}'
 done

@@ -35,7 +35,11 @@ int main(int argc, char** argv) {
     t->set_direction(faultline::v1::DependencyFault::Toxic::DOWNSTREAM);
     t->mutable_latency()->set_latency_us(static_cast<uint32_t>(std::atol(argv[3])));
   }
-  faultline::agent::proxy::ProxyBackend backend({});
+  faultline::agent::proxy::ProxyBackendOptions options;
+  // PX_SPLICE=1: untouched directions through splice(2) (to compare with the default path).
+  const char* splice = std::getenv("PX_SPLICE");
+  options.splice = splice != nullptr && std::string(splice) == "1";
+  faultline::agent::proxy::ProxyBackend backend(options);
   if (auto s = backend.DetectCapability(); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());
     return 1;

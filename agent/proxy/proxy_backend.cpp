@@ -133,8 +133,7 @@ class ProxyFaultHandle final : public FaultHandle {
     }
     Status s = nft_->Run(RedirectPeerUpdateBatch(table_, fault_, now));
     if (!s.ok()) {
-      spdlog::warn("dependency fault {}: cannot update peer addresses: {}", fault_id_,
-                   s.message());
+      spdlog::warn("dependency fault {}: cannot update peer addresses: {}", fault_id_, s.message());
       return;
     }
     spdlog::info("dependency fault {}: peer addresses changed ({} now)", fault_id_, now.size());
@@ -195,14 +194,17 @@ Status ProxyBackend::DetectCapability() {
   std::string why = marked ? "" : std::strerror(errno);
   if (fd >= 0) ::close(fd);
   if (!marked) {
-    return FailedPrecondition("dependency: cannot mark the proxy's sockets (SO_MARK needs "
-                              "CAP_NET_ADMIN): " + why);
+    return FailedPrecondition(
+        "dependency: cannot mark the proxy's sockets (SO_MARK needs "
+        "CAP_NET_ADMIN): " +
+        why);
   }
   return Status::Ok();
 }
 
 Status ProxyBackend::Validate(const v1::FaultSpec& spec) const {
-  if (!spec.has_dependency()) return InvalidArgument("dependency: the spec has no dependency section");
+  if (!spec.has_dependency())
+    return InvalidArgument("dependency: the spec has no dependency section");
   return ValidateDependencyFault(spec.dependency());
 }
 
@@ -214,6 +216,7 @@ Status ProxyBackend::EnsureProxyLocked() {
   o.max_connections = options_.max_connections;
   o.max_held_bytes = options_.max_held_bytes;
   o.connect_timeout_ms = options_.connect_timeout_ms;
+  o.splice = options_.splice;
   auto proxy = TcpProxy::Start(o);
   if (!proxy.ok()) return proxy.status();
   proxy_ = std::shared_ptr<TcpProxy>(std::move(*proxy));

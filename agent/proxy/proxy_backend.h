@@ -32,6 +32,7 @@ struct ProxyBackendOptions {
   int max_connections = 4096;
   uint64_t max_held_bytes = 64ull << 20;
   int connect_timeout_ms = 5000;
+  bool splice = false;  // see ProxyOptions::splice
 };
 
 class ProxyBackend final : public FaultBackend {
@@ -52,7 +53,7 @@ class ProxyBackend final : public FaultBackend {
 
   ProxyBackendOptions options_;
   std::shared_ptr<netfilter::NftRuleset> nft_;
-  std::mutex mu_;                     // guards proxy_ start-up
+  std::mutex mu_;                    // guards proxy_ start-up
   std::shared_ptr<TcpProxy> proxy_;  // started lazily on the first Apply
 };
 

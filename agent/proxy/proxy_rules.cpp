@@ -91,7 +91,8 @@ Status ValidateToxic(const Toxic& t, const std::string& f) {
       }
       return Status::Ok();
     case Toxic::kResetPeer:
-      if (t.reset_peer().timeout_ms() > kMaxDelayMs) return Field(f + ".reset_peer", "at most 60 s");
+      if (t.reset_peer().timeout_ms() > kMaxDelayMs)
+        return Field(f + ".reset_peer", "at most 60 s");
       return Status::Ok();
     case Toxic::kTimeout:
       if (t.timeout().timeout_ms() > kMaxDelayMs) return Field(f + ".timeout", "at most 60 s");
@@ -114,26 +115,41 @@ Status ValidateToxic(const Toxic& t, const std::string& f) {
     case Toxic::KIND_NOT_SET:
       break;
   }
-  return Field(f, "a toxic needs one kind: latency, bandwidth, reset_peer, timeout, slow_close, "
-                  "limit_data or slicer");
+  return Field(f,
+               "a toxic needs one kind: latency, bandwidth, reset_peer, timeout, slow_close, "
+               "limit_data or slicer");
 }
 
 const char* ReasonPhrase(uint32_t status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 500 ? "Client Error" : "Server Error";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return status < 500 ? "Client Error" : "Server Error";
   }
 }
 
@@ -239,16 +255,16 @@ Status ValidateDependencyFault(const DependencyFault& fault) {
         (!h.path_prefix().empty() && h.path_prefix()[0] != '/') ||
         std::any_of(h.path_prefix().begin(), h.path_prefix().end(),
                     [](char c) { return c <= ' ' || c == 0x7f; })) {
-      return Field("http.path_prefix", "must start with '/' and hold no spaces or control "
-                                       "characters (at most 1024 bytes)");
+      return Field("http.path_prefix",
+                   "must start with '/' and hold no spaces or control "
+                   "characters (at most 1024 bytes)");
     }
   }
   return Status::Ok();
 }
 
 std::string RedirectApplyBatch(const std::string& table, const DependencyFault& fault,
-                               const RedirectOptions& o,
-                               const std::vector<std::string>& resolved) {
+                               const RedirectOptions& o, const std::vector<std::string>& resolved) {
   const std::string t = "inet " + table;
   const NetworkSelector& m = fault.match();
   std::string b = "add table " + t + "\ndelete table " + t + "\nadd table " + t + "\n";
@@ -272,7 +288,8 @@ std::string RedirectApplyBatch(const std::string& table, const DependencyFault& 
   std::vector<std::string> ports;
   for (uint32_t p : unique) ports.push_back(std::to_string(p));
   const std::string match = "tcp dport { " + Join(ports) + " } ";
-  const std::string to = "counter name \"redirected\" redirect to :" + std::to_string(o.port) + "\n";
+  const std::string to =
+      "counter name \"redirected\" redirect to :" + std::to_string(o.port) + "\n";
   b += "add rule " + t + " output meta nfproto ipv4 " + match +
        (HasPeers(m) ? "ip daddr @peers4 " : "") + to;
   if (o.ipv6) {
@@ -311,8 +328,8 @@ std::string AbortResponse(uint32_t status, const std::string& body) {
   const bool json = !body.empty() && (body.front() == '{' || body.front() == '[');
   return "HTTP/1.1 " + std::to_string(status) + " " + ReasonPhrase(status) +
          "\r\nContent-Type: " + (json ? "application/json" : "text/plain") +
-         "\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\nConnection: close\r\n\r\n" + body;
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
+         body;
 }
 
 HttpRequestGate::HttpRequestGate(DependencyFault::Http http, std::function<double()> uniform)
@@ -385,9 +402,9 @@ void HttpRequestGate::Decide(Output* out, size_t header_end) {
   }
   ++counters_.requests_seen;
   const std::string method = http_method_str(static_cast<http_method>(parser.method));
-  bool matched = http_.methods().empty() ||
-                 std::find(http_.methods().begin(), http_.methods().end(), method) !=
-                     http_.methods().end();
+  bool matched =
+      http_.methods().empty() ||
+      std::find(http_.methods().begin(), http_.methods().end(), method) != http_.methods().end();
   matched = matched && info.url.compare(0, http_.path_prefix().size(), http_.path_prefix()) == 0;
   // Absent Content-Length: http-parser reports ULLONG_MAX; a request then has no body.
   const uint64_t body = parser.content_length == ULLONG_MAX ? 0 : parser.content_length;

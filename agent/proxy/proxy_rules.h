@@ -78,11 +78,11 @@ class HttpRequestGate {
     std::string response;
   };
   struct Counters {
-    uint64_t requests_seen = 0;      // complete header blocks
-    uint64_t requests_matched = 0;   // method and path prefix match
+    uint64_t requests_seen = 0;     // complete header blocks
+    uint64_t requests_matched = 0;  // method and path prefix match
     uint64_t requests_aborted = 0;
     uint64_t requests_delayed = 0;
-    uint64_t uninspected = 0;        // inspection ended (see above)
+    uint64_t uninspected = 0;  // inspection ended (see above)
   };
 
   // `uniform` returns values in [0, 1). Precondition: http was validated.
@@ -100,8 +100,8 @@ class HttpRequestGate {
   const v1::DependencyFault::Http http_;
   std::function<double()> uniform_;
   State state_ = State::kHeaders;
-  std::string pending_;        // bytes of a header block not yet complete
-  uint64_t body_left_ = 0;     // kBody: bytes of the current body still to come
+  std::string pending_;     // bytes of a header block not yet complete
+  uint64_t body_left_ = 0;  // kBody: bytes of the current body still to come
   std::chrono::microseconds body_delay_{0};
   Counters counters_;
 };

@@ -390,8 +390,8 @@ struct TcpProxy::Impl {
         if (index >= 0 && index < ProxyCounters::kToxicKinds) ++counters.toxic_connections[index];
         switch (t.kind_case()) {
           case Toxic::kResetPeer:
-            c.reset_at = std::min(c.reset_at,
-                                  now + std::chrono::milliseconds(t.reset_peer().timeout_ms()));
+            c.reset_at =
+                std::min(c.reset_at, now + std::chrono::milliseconds(t.reset_peer().timeout_ms()));
             break;
           case Toxic::kTimeout:
             f->discard = true;
@@ -411,7 +411,7 @@ struct TcpProxy::Impl {
             break;
         }
       }
-      f->buffered = !f->toxics.empty();
+      f->buffered = !f->toxics.empty() || !options.splice;
     }
     if (spec.has_http()) {
       c.up.buffered = true;
@@ -773,7 +773,8 @@ struct TcpProxy::Impl {
                 size += std::uniform_int_distribution<int64_t>(-int64_t{s.size_variation()},
                                                                s.size_variation())(rng);
               }
-              size_t take = std::min(p.data.size() - off, static_cast<size_t>(std::max<int64_t>(1, size)));
+              size_t take =
+                  std::min(p.data.size() - off, static_cast<size_t>(std::max<int64_t>(1, size)));
               sliced.push_back({p.data.substr(off, take), 0, at});
               off += take;
               at += microseconds(s.delay_us());

@@ -88,7 +88,11 @@ void AddHistoryFlag(CLI::App* verb, std::string* url) {
 }
 
 Result<std::unique_ptr<store::RunStore>> OpenHistory(const std::string& url) {
-  return store::OpenRunStore(EffectiveUrl(url));
+  std::string where = EffectiveUrl(url);
+  if (where == "none") {
+    return InvalidArgument("the history is turned off (\"none\"): give --history URL");
+  }
+  return store::OpenRunStore(where);
 }
 
 int ExitCodeForStoreError(const Status& s) {

@@ -1363,7 +1363,8 @@ void Parser::ParseDependencyFault(const YAML::Node& n, const std::string& path, 
     }
     if (m.local_ports_size() > 0) Error(*v, mpath + ".local_ports", "not used by the proxy");
     if (v->IsMap() && m.remote_ports_size() == 0) {
-      Error(*v, mpath + ".remote_ports", "name the dependency's port(s), e.g. remote_ports: [8000]");
+      Error(*v, mpath + ".remote_ports",
+            "name the dependency's port(s), e.g. remote_ports: [8000]");
     }
   }
   if (auto* v = Find(*fields, "toxics"); v && !v->IsNull()) {
@@ -1390,9 +1391,8 @@ void Parser::ParseDependencyFault(const YAML::Node& n, const std::string& path, 
 void Parser::ParseToxic(const YAML::Node& n, const std::string& path,
                         faultline::v1::DependencyFault::Toxic* t) {
   using Toxic = faultline::v1::DependencyFault::Toxic;
-  static constexpr std::string_view kKinds[] = {"latency",    "bandwidth",  "reset_peer",
-                                                "timeout",    "slow_close", "limit_data",
-                                                "slicer"};
+  static constexpr std::string_view kKinds[] = {"latency",    "bandwidth",  "reset_peer", "timeout",
+                                                "slow_close", "limit_data", "slicer"};
   auto fields = Map(n, path,
                     {"direction", "toxicity", "latency", "bandwidth", "reset_peer", "timeout",
                      "slow_close", "limit_data", "slicer"});
@@ -1466,8 +1466,7 @@ void Parser::ParseToxic(const YAML::Node& n, const std::string& path,
         auto rate = ParseRate(*s);
         if (!rate || *rate < 1) {
           Error(*v, kpath + ".rate",
-                "expected a rate such as 1mbit, 500kbit or 100kbps (= bytes/s), got " +
-                    Quoted(*s));
+                "expected a rate such as 1mbit, 500kbit or 100kbps (= bytes/s), got " + Quoted(*s));
         } else {
           t->mutable_bandwidth()->set_rate_bytes_per_second(*rate);
         }
@@ -1498,8 +1497,8 @@ void Parser::ParseToxic(const YAML::Node& n, const std::string& path,
       if (auto s = String(*v, kpath + ".bytes")) {
         auto bytes = ParseBytes(*s);
         if (!bytes || *bytes < 1) {
-          Error(*v, kpath + ".bytes", "expected a size of at least 1 byte (e.g. 10kb), got " +
-                                          Quoted(*s));
+          Error(*v, kpath + ".bytes",
+                "expected a size of at least 1 byte (e.g. 10kb), got " + Quoted(*s));
         } else {
           t->mutable_limit_data()->set_bytes(*bytes);
         }
@@ -1554,7 +1553,8 @@ void Parser::ParseHttpFault(const YAML::Node& n, const std::string& path,
       if (!af) continue;
       auto* a = h->add_aborts();
       if (auto* s = Need(*af, items[i], ipath, "status")) {
-        if (auto code = Int(*s, ipath + ".status", 400, 599)) a->set_status(static_cast<uint32_t>(*code));
+        if (auto code = Int(*s, ipath + ".status", 400, 599))
+          a->set_status(static_cast<uint32_t>(*code));
       }
       if (auto* b = Find(*af, "body"); b && !b->IsNull()) {
         if (auto body = String(*b, ipath + ".body")) {
@@ -1597,8 +1597,8 @@ void Parser::ParseHttpFault(const YAML::Node& n, const std::string& path,
         if (!s) continue;
         if (s->empty() || s->size() > 32 ||
             !std::all_of(s->begin(), s->end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
-          Error((*v)[i], Index(mpath, i), "expected an upper-case method such as GET, got " +
-                                              Quoted(*s));
+          Error((*v)[i], Index(mpath, i),
+                "expected an upper-case method such as GET, got " + Quoted(*s));
           continue;
         }
         h->add_methods(*s);

@@ -50,10 +50,20 @@ Scheduler::Scheduler(store::RunStore& store, Clock& clock, RunLauncher launcher,
 
 Result<TickOutcome> Scheduler::Tick() {
   TickOutcome out;
+  // Presence first: a controller that ticks is alive, so its running runs are not orphans.
+  auto present = store_.TryAcquireLeadership(store::PresenceLock(options_.holder), options_.holder,
+                                             options_.lease_ttl);
+  if (!present.ok()) return present.status();
   auto held = store_.TryAcquireLeadership(options_.lock, options_.holder, options_.lease_ttl);
   if (!held.ok()) return held.status();
   out.leader = *held;
   if (!out.leader) return out;
+  auto orphans = store_.MarkOrphanedRunsInterrupted();
+  if (orphans.ok()) {
+    out.interrupted = *orphans;
+  } else {
+    out.errors.push_back("marking orphaned runs: " + orphans.status().message());
+  }
   auto schedules = store_.ListSchedules();
   if (!schedules.ok()) return schedules.status();
   int64_t now = clock_.WallUnixMs();
@@ -61,7 +71,10 @@ Result<TickOutcome> Scheduler::Tick() {
   return out;
 }
 
-Status Scheduler::Resign() { return store_.ReleaseLeadership(options_.lock, options_.holder); }
+Status Scheduler::Resign() {
+  // Presence stays until it expires: runs this controller still finishes are not orphans.
+  return store_.ReleaseLeadership(options_.lock, options_.holder);
+}
 
 bool Scheduler::Record(store::Firing firing, TickOutcome& out) {
   firing.holder = options_.holder;

@@ -30,8 +30,9 @@
 namespace faultline::schedule {
 
 // Starts the run of `schedule` for due time `due_unix_ms` and returns its run id. The launcher
-// must record the run in the store with source "schedule:<name>" and state running before it
-// returns (that is what concurrency: forbid looks for). Called on the Tick() thread.
+// must record the run in the store with source "schedule:<name>", state running and owner =
+// SchedulerOptions::holder before it returns (concurrency: forbid looks for it; a run whose owner
+// stops renewing its presence is marked interrupted). Called on the Tick() thread.
 using RunLauncher =
     std::function<Result<std::string>(const store::Schedule& schedule, int64_t due_unix_ms)>;
 
@@ -48,6 +49,7 @@ struct SchedulerOptions {
 
 struct TickOutcome {
   bool leader = false;
+  int interrupted = 0;                  // runs of vanished controllers marked interrupted
   std::vector<store::Firing> recorded;  // what this tick recorded, in order
   std::vector<std::string> errors;      // per-schedule problems (invalid cron, store errors)
 };
@@ -57,7 +59,9 @@ class Scheduler {
   // `store` and `clock` must outlive the Scheduler.
   Scheduler(store::RunStore& store, Clock& clock, RunLauncher launcher, SchedulerOptions options);
 
-  // One pass: acquire or renew the lease; if held, handle every schedule's due times up to now.
+  // One pass: renew this controller's presence lease (store::PresenceLock(holder)); acquire or
+  // renew the scheduler lease; if held, mark the runs of vanished controllers interrupted
+  // (store::MarkOrphanedRunsInterrupted) and handle every schedule's due times up to now.
   // Returns an error only when the store cannot be reached for the lease; per-schedule problems
   // land in TickOutcome::errors and do not stop the other schedules. Not reentrant: call it
   // from one thread (the controller's scheduling loop).

@@ -62,6 +62,8 @@ std::string DefaultHistoryUrl() {
   return "sqlite:///var/lib/faultline/history.db";
 }
 
+std::string PresenceLock(const std::string& owner) { return "presence:" + owner; }
+
 namespace {
 
 // Schema migrations, applied in order; the index + 1 is the version. Never edit a released
@@ -288,6 +290,18 @@ class SqlRunStore final : public RunStore {
         "UPDATE faultline_runs SET state = 'interrupted', ended_unix_ms = $2 "
         "WHERE owner = $1 AND state = 'running'",
         {owner, clock_->WallUnixMs()});
+    if (!r.ok()) return r.status();
+    return static_cast<int>(r->affected);
+  }
+
+  Result<int> MarkOrphanedRunsInterrupted() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = conn_->Execute(
+        "UPDATE faultline_runs SET state = 'interrupted', ended_unix_ms = $1 "
+        "WHERE state = 'running' AND source <> 'cli' AND NOT EXISTS (SELECT 1 FROM "
+        "faultline_leases l WHERE l.name = 'presence:' || faultline_runs.owner "
+        "AND l.expires_unix_ms > $1)",
+        {clock_->WallUnixMs()});
     if (!r.ok()) return r.status();
     return static_cast<int>(r->affected);
   }

@@ -136,6 +136,10 @@ class RunStore {
   // controller that restarts after a crash, or a leader sweeping a dead peer's runs. Idempotent;
   // returns how many runs changed.
   virtual Result<int> MarkInterrupted(const std::string& owner) = 0;
+  // Marks interrupted every run still `running` that was not started by the CLI and whose owner
+  // holds no unexpired lease named PresenceLock(owner): its controller died (or stalled past its
+  // lease) mid-run. Called by the leading controller each tick. Returns how many runs changed.
+  virtual Result<int> MarkOrphanedRunsInterrupted() = 0;
   // The run and its annotations. `id` may be a unique prefix of at least 4 characters.
   // NOT_FOUND; INVALID_ARGUMENT when a prefix matches several runs.
   virtual Result<StoredRun> GetRun(const std::string& id) = 0;
@@ -182,6 +186,9 @@ class RunStore {
   // The current unexpired holder, nullopt when none.
   virtual Result<std::optional<Leadership>> CurrentLeader(const std::string& lock) = 0;
 };
+
+// The lease a live controller renews so that its running runs are not taken for orphans.
+std::string PresenceLock(const std::string& owner);
 
 // Opens (creating or migrating the schema as needed) the store named by `url`:
 //   "sqlite:///abs/path.db", "sqlite://rel/path.db" or a plain path → SqliteRunStore (parent

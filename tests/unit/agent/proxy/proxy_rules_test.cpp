@@ -58,8 +58,7 @@ TEST(ValidateDependencyFaultTest, RejectsEachBadFieldByName) {
        "toxics[1].slicer.average_size"},
       {[](DependencyFault* f) { f->add_toxics()->mutable_limit_data(); },
        "toxics[1].limit_data.bytes"},
-      {[](DependencyFault* f) { *f->mutable_http() = AbortAll(200, ""); },
-       "http.aborts[0].status"},
+      {[](DependencyFault* f) { *f->mutable_http() = AbortAll(200, ""); }, "http.aborts[0].status"},
       {[](DependencyFault* f) {
          *f->mutable_http() = AbortAll(503, "");
          auto* b = f->mutable_http()->add_aborts();

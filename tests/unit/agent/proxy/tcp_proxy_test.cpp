@@ -161,7 +161,9 @@ class TcpProxyTest : public ::testing::Test {
 };
 
 TEST_F(TcpProxyTest, PassesBytesUnchangedThroughTheSplicedPath) {
-  StartProxy();
+  ProxyOptions o;
+  o.splice = true;
+  StartProxy(o);
   // An upstream-only toxic that never fires leaves both directions spliced.
   auto f = WithToxic([](Toxic* t) {
     t->mutable_reset_peer()->set_timeout_ms(60000);
@@ -181,6 +183,24 @@ TEST_F(TcpProxyTest, PassesBytesUnchangedThroughTheSplicedPath) {
   EXPECT_EQ(counters_->connections_affected.load(), 0u);
   EXPECT_EQ(counters_->bytes_upstream.load(), data.size());
   EXPECT_EQ(counters_->bytes_downstream.load(), data.size());
+}
+
+TEST_F(TcpProxyTest, PassesBytesUnchangedThroughTheUserSpacePath) {
+  StartProxy();
+  auto f = WithToxic([](Toxic* t) {
+    t->mutable_reset_peer()->set_timeout_ms(60000);
+    t->set_toxicity(1e-9);
+  });
+  int c = Connect(AddFault(f, echo_.port()));
+  ASSERT_GE(c, 0);
+  std::string data(1 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13 + 1);
+  std::thread writer([&] { SendAll(c, data); });
+  EXPECT_EQ(ReadUpTo(c, data.size()), data);
+  writer.join();
+  ::close(c);
+  EXPECT_TRUE(WaitUntil([&] { return proxy_->open_connections() == 0; }));
+  EXPECT_EQ(proxy_->held_bytes(), 0u);
 }
 
 TEST_F(TcpProxyTest, LatencyHoldsEachChunkAtLeastTheDelay) {
@@ -223,7 +243,7 @@ TEST_F(TcpProxyTest, TimeoutSwallowsDataThenCloses) {
   ASSERT_TRUE(SendAll(c, "hello"));
   int error = 0;
   EXPECT_EQ(ReadUpTo(c, 5, &error), "");  // nothing reached the echo server: nothing comes back
-  EXPECT_EQ(error, 0);                     // a clean close, not a reset
+  EXPECT_EQ(error, 0);                    // a clean close, not a reset
   EXPECT_GE(Clock::now() - start, 200ms);
   EXPECT_EQ(counters_->bytes_discarded.load(), 5u);
   EXPECT_EQ(counters_->connections_timed_out.load(), 1u);
@@ -439,7 +459,7 @@ TEST_F(TcpProxyTest, RemoveFaultClosesItsConnectionsAndListener) {
   EXPECT_EQ(ReadUpTo(c, 1), "");  // closed
   ::close(c);
   EXPECT_LT(Connect(port), 0);  // nobody listens any more
-  proxy_->RemoveFault("f1");     // idempotent
+  proxy_->RemoveFault("f1");    // idempotent
 }
 
 }  // namespace

@@ -52,8 +52,9 @@ SchedulerOptions Opts(const std::string& holder, const std::string& lock = "sche
 // Starts "runs" the way a controller would: a running record with source schedule:<name>.
 class FakeLauncher {
  public:
-  explicit FakeLauncher(store::RunStore& store, std::string prefix = "run")
-      : store_(store), prefix_(std::move(prefix)) {}
+  explicit FakeLauncher(store::RunStore& store, std::string prefix = "run",
+                        std::string owner = "ctl-a")
+      : store_(store), prefix_(std::move(prefix)), owner_(std::move(owner)) {}
   RunLauncher Fn() {
     return [this](const store::Schedule& s, int64_t due) -> Result<std::string> {
       std::lock_guard<std::mutex> lock(mu_);
@@ -65,6 +66,7 @@ class FakeLauncher {
       r.spec_yaml = s.spec_yaml;
       r.started_unix_ms = due;
       r.source = "schedule:" + s.name;
+      r.owner = owner_;
       if (auto st = store_.CreateRun(r); !st.ok()) return st;
       launched_.push_back(due);
       return id;
@@ -79,6 +81,7 @@ class FakeLauncher {
  private:
   store::RunStore& store_;
   std::string prefix_;
+  std::string owner_;
   std::mutex mu_;
   std::vector<int64_t> launched_;
   bool fail_ = false;
@@ -300,7 +303,7 @@ TEST(SchedulerPostgresTest, TwoControllersOnOnePostgresFireEachDueTimeOnce) {
   store::Schedule every15 = Sched("every-15", "*/15 * * * *", "UTC");
   every15.concurrency = store::ConcurrencyPolicy::kAllow;
   ASSERT_TRUE((*store_a)->AddSchedule(every15).ok());
-  FakeLauncher launch_a(**store_a, "runa"), launch_b(**store_b, "runb");
+  FakeLauncher launch_a(**store_a, "runa", "ctl-a"), launch_b(**store_b, "runb", "ctl-b");
   // Both lead (separate lock names) to prove the firing claim alone prevents a double start;
   // the lease is exercised below with a shared lock.
   Scheduler a(**store_a, clock, launch_a.Fn(), Opts("ctl-a", "la"));
@@ -329,6 +332,13 @@ TEST(SchedulerPostgresTest, TwoControllersOnOnePostgresFireEachDueTimeOnce) {
   SetWall(clock, Utc(2026, 11, 22, 2, 30));  // c is gone; its 30 s lease has lapsed
   auto took_over = d.Tick();
   EXPECT_TRUE(took_over->leader);
+  // c was killed mid-run: its running runs are marked interrupted by the new leader.
+  // (At least c's 02:15 run; ticks 15 min apart with a 30 s lease made earlier ones orphans
+  // already.)
+  EXPECT_GE(took_over->interrupted, 1);
+  for (const auto& r : *(*store_b)->ListRuns(store::RunFilter())) {
+    if (r.owner == "ctl-a") EXPECT_EQ(r.state, store::RunState::kInterrupted) << r.id;
+  }
   ASSERT_EQ(took_over->recorded.size(), 1u);
   EXPECT_EQ(took_over->recorded[0].holder, "ctl-b");
 }

@@ -136,6 +136,22 @@ TEST_P(RunStoreTest, MarkInterruptedTouchesOnlyThatOwnersRunningRuns) {
   EXPECT_EQ(late->run.report_json, "{\"late\":true}");
 }
 
+TEST_P(RunStoreTest, RunsOfAControllerWithoutPresenceAreOrphans) {
+  ASSERT_TRUE(store_->CreateRun(Run("alive", 1, "ctl-a")).ok());
+  ASSERT_TRUE(store_->CreateRun(Run("dead", 2, "ctl-b")).ok());
+  RunRecord cli = Run("cli", 3, "cli:host:7");
+  cli.source = "cli";
+  ASSERT_TRUE(store_->CreateRun(cli).ok());
+  ASSERT_TRUE(*store_->TryAcquireLeadership(PresenceLock("ctl-a"), "ctl-a", seconds(30)));
+  ASSERT_TRUE(*store_->TryAcquireLeadership(PresenceLock("ctl-b"), "ctl-b", seconds(10)));
+  EXPECT_EQ(*store_->MarkOrphanedRunsInterrupted(), 0);
+  clock_.Advance(seconds(11));  // ctl-b stopped renewing
+  EXPECT_EQ(*store_->MarkOrphanedRunsInterrupted(), 1);
+  EXPECT_EQ(store_->GetRun("dead")->run.state, RunState::kInterrupted);
+  EXPECT_EQ(store_->GetRun("alive")->run.state, RunState::kRunning);
+  EXPECT_EQ(store_->GetRun("cli")->run.state, RunState::kRunning);  // no controller to miss
+}
+
 TEST_P(RunStoreTest, GetRunByUniquePrefix) {
   ASSERT_TRUE(store_->CreateRun(Run("3fa9c2d1e0b4", 1)).ok());
   ASSERT_TRUE(store_->CreateRun(Run("3fa9ffffffff", 2)).ok());
