@@ -4,7 +4,8 @@
 # root (one bash session per file, so `export`/`cd` carry over). A command must exit 0, or the
 # code its trailing comment names with "expect exit N". A line whose comment says "not run by the
 # doc test" is skipped (the suite's own entry points, production-only commands). `faultline*`
-# resolve to the build under test, whatever PATH the docs set.
+# resolve to the build under test, whatever PATH the docs set. Runs are recorded in a history of
+# the test's own ($FAULTLINE_HISTORY, as the docs allow), never in the machine's.
 # Usage: docs_commands_test.sh BIN_DIR [DOC...]
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh" "$1"
 shift
@@ -13,10 +14,11 @@ docs=("$@")
 
 for doc in "${docs[@]}"; do
   script="$WORK/$(basename "$doc").sh"
-  /usr/bin/python3 - "$doc" "$BIN" "$ROOT" >"$script" <<'PYEOF'
+  /usr/bin/python3 - "$doc" "$BIN" "$ROOT" "$WORK/history.db" >"$script" <<'PYEOF'
 import re, shlex, sys
-doc, bin_dir, root = sys.argv[1], sys.argv[2], sys.argv[3]
+doc, bin_dir, root, history = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 print("cd " + shlex.quote(root))
+print("export FAULTLINE_HISTORY=" + shlex.quote(history))
 for name in ("faultline", "faultline-agent", "faultline-controller"):
     print(f'{name}() {{ {shlex.quote(bin_dir + "/" + name)} "$@"; }}')
 in_sh, count = False, 0

@@ -7,8 +7,10 @@
 #    section must have a table in the reference (heading `### \`path\``) listing exactly those keys —
 #    a key the parser accepts but the reference misses fails, and so does a documented key the
 #    parser rejects;
-# 3. every documented key appears in the example (unless its row says "not supported yet"), so
-#    step 2 reaches every section, including ones added later.
+# 3. every documented key appears in the example (unless its row says "not supported yet", or
+#    "rejected here" for a key a shared mapping accepts but this section refuses, such as
+#    `direction` in a dependency's match), so step 2 reaches every section, including ones added
+#    later.
 # Usage: experiment_reference_test.sh BIN_DIR
 set -euo pipefail
 BIN="$(cd "${1:?usage: $0 BIN_DIR}" && pwd)"
@@ -54,7 +56,7 @@ for line in text.splitlines():
     row = re.match(r"^\| `([A-Za-z_][A-Za-z0-9_]*)` \|", line)
     if row and current is not None:
         documented[current].add(row.group(1))
-        if "not supported yet" in line:
+        if "not supported yet" in line or "rejected here" in line:
             reserved.add((current, row.group(1)))
 
 BOGUS = "zzqxjkwv"
