@@ -7,7 +7,8 @@
 # resolve to the build under test, whatever PATH the docs set. Runs are recorded in a history of
 # the test's own ($FAULTLINE_HISTORY, as the docs allow), never in the machine's.
 # Usage: docs_commands_test.sh BIN_DIR [DOC...]
-source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh" "$1"
+# All arguments go to lib.sh: it re-runs this script under the sandbox lock with them (DOC... too).
+source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh" "$@"
 shift
 docs=("$@")
 [ ${#docs[@]} -gt 0 ] || docs=("$ROOT/docs/tutorial-us-east-1.md" "$ROOT/README.md")
