@@ -204,19 +204,42 @@ Result<std::vector<QdiscRecord>> PlanNetem(const ProcessRunner& run) {
 }
 
 Status InstallNetem(const ProcessRunner& run, const std::vector<QdiscRecord>& records,
-                    const std::vector<std::string>& netem_args) {
+                    const std::vector<std::string>& netem_args, uint16_t exempt_port) {
+  const std::string port = std::to_string(exempt_port);
   for (size_t i = 0; i < records.size(); ++i) {
-    if (!IsValidDeviceName(records[i].device)) {
-      return InvalidArgument("netem: invalid device name '" + records[i].device + "'");
+    const std::string& dev = records[i].device;
+    if (!IsValidDeviceName(dev)) {
+      return InvalidArgument("netem: invalid device name '" + dev + "'");
     }
-    std::vector<std::string> argv = {"tc",   "qdisc",  "replace",    "dev",  records[i].device,
-                                     "root", "handle", kNetemHandle, "netem"};
-    argv.insert(argv.end(), netem_args.begin(), netem_args.end());
-    Status s = RunTc(run, argv);
-    if (!s.ok()) {
-      // Restore every device tried so far, including this one (tc may have half-succeeded).
-      (void)RestoreQdiscs(run, {records.begin(), records.begin() + i + 1});
-      return s;
+    // prio with every priority in band 2 (class fa17:2, netem); band 1 (fa17:1, a plain FIFO)
+    // takes only what the filters send there: the agent's control traffic.
+    std::vector<std::vector<std::string>> steps;
+    std::vector<std::string> root = {"tc",     "qdisc",      "replace", "dev",   dev, "root",
+                                     "handle", kNetemHandle, "prio",    "bands", "2", "priomap"};
+    for (int p = 0; p < 16; ++p) root.push_back("1");
+    steps.push_back(root);
+    std::vector<std::string> netem = {"tc",     "qdisc",  "add",    "dev",   dev,
+                                      "parent", "fa17:2", "handle", "fa18:", "netem"};
+    netem.insert(netem.end(), netem_args.begin(), netem_args.end());
+    steps.push_back(netem);
+    if (exempt_port != 0) {
+      int prio = 1;
+      for (const char* family : {"ip", "ipv6"}) {
+        const std::string match = std::string(family) == "ip" ? "ip" : "ip6";
+        for (const char* field : {"sport", "dport"}) {
+          steps.push_back({"tc", "filter", "add", "dev", dev, "parent", kNetemHandle, "protocol",
+                           family, "prio", std::to_string(prio++), "u32", "match", match, field,
+                           port, "0xffff", "flowid", "fa17:1"});
+        }
+      }
+    }
+    for (const auto& argv : steps) {
+      Status s = RunTc(run, argv);
+      if (!s.ok()) {
+        // Restore every device tried so far, including this one (half set up).
+        (void)RestoreQdiscs(run, {records.begin(), records.begin() + i + 1});
+        return s;
+      }
     }
   }
   return Status::Ok();

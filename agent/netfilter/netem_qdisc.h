@@ -5,12 +5,14 @@
 // every child) was attached by the kernel itself (handle 0:) and is of a default kind (noqueue,
 // pfifo_fast, fq_codel, fq, mq). Revert deletes our root qdisc, and the kernel re-attaches its
 // default, which is what was there; the recorded kind is checked and re-created when the kernel's
-// default changed meanwhile. Our qdiscs carry handle fa17: so a startup sweep finds leftovers.
+// default changed meanwhile. Our root is a prio qdisc with handle fa17: (netem in its default band,
+// the agent's control port filtered around it), so a startup sweep finds leftovers.
 // With no selector the fault is host-wide: every non-loopback device that is up gets netem, or, if
 // any of them has a non-default root qdisc, none does and the delay line is used instead.
 //
 // tc runs through the ProcessRunner seam (argv lists only), so tests play the kernel.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -62,10 +64,13 @@ Result<std::vector<std::string>> ParseNonLoopbackDevices(const std::string& ip_j
 // reason to fall back) when a device's root qdisc is not a default one or there is no device.
 Result<std::vector<QdiscRecord>> PlanNetem(const ProcessRunner& run);
 
-// Replaces each recorded device's root qdisc with `netem <args>` under handle fa17:. On failure
-// the devices already done are restored. Precondition: `records` from PlanNetem.
+// Replaces each recorded device's root qdisc with `prio` (handle fa17:) whose default band holds
+// `netem <args>` (handle fa18:) and whose other band, a plain FIFO, gets TCP/UDP with source or
+// destination port `exempt_port` (the agent's control port, never delayed; 0 = none) through u32
+// filters. On failure the devices already done are restored. Precondition: `records` from
+// PlanNetem.
 Status InstallNetem(const ProcessRunner& run, const std::vector<QdiscRecord>& records,
-                    const std::vector<std::string>& netem_args);
+                    const std::vector<std::string>& netem_args, uint16_t exempt_port);
 
 // Puts back each recorded root qdisc: deletes the root only while it is ours (handle fa17:), then
 // checks the kind the kernel attached and re-creates the recorded one if it differs. A device that

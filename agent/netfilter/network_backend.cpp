@@ -612,9 +612,16 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::ApplyNetem(const std::strin
     // Before any qdisc changes: a crash in between leaves a record naming default qdiscs only.
     if (Status s = WriteQdiscRecords(record, decision->records); !s.ok()) return s;
   }
-  if (Status s = InstallNetem(options_.run, decision->records, decision->args); !s.ok()) {
+  if (Status s =
+          InstallNetem(options_.run, decision->records, decision->args, control_port_.load());
+      !s.ok()) {
+    // InstallNetem restored what it changed. The probe checked sch_netem only; sch_prio or
+    // cls_u32 may still be missing: auto falls back to the delay line, netem fails.
     if (!record.empty()) (void)::unlink(record.c_str());
-    return s;
+    if (options_.latency_mechanism == LatencyMechanismFlag::kNetem) return s;
+    spdlog::warn("network fault {}: netem setup failed ({}); using the NFQUEUE delay line",
+                 fault_id, s.message());
+    return std::unique_ptr<FaultHandle>();
   }
   std::string devices;
   for (const auto& r : decision->records) devices += (devices.empty() ? "" : ",") + r.device;

@@ -96,14 +96,18 @@ struct FakeKernel {
       } else if (argv[2] == "del") {
         d.root = {d.kernel_default, "0:"};
         d.children.clear();
-      } else if (argv[2] == "replace" && argv.size() > 8 && argv[8] == "netem") {
+      } else if (argv[2] == "replace" && argv.size() > 8 && argv[8] == "prio") {
+        d.root = {"prio", argv[7]};
+        d.children.clear();
+      } else if (argv[1] == "qdisc" && argv[2] == "add" && argv[9] == "netem") {
         if (!has_netem || dev == fail_replace_on) {
           r.exit_code = 2;
           r.err = "Error: Specified qdisc kind is unknown.\n";
         } else {
-          d.root = {"netem", argv[7]};
-          d.children.clear();
+          d.children.push_back({"netem", argv[8]});
         }
+      } else if (argv[1] == "filter") {
+        if (d.root.handle != argv[6]) r.exit_code = 2;
       } else if (argv[2] == "replace") {
         d.root = {argv[6], "8001:"};
         d.children.clear();
@@ -137,12 +141,25 @@ TEST(NetemQdiscTest, ChoosesNetemWhenDetectedAndEveryRootQdiscIsTheKernelDefault
   EXPECT_EQ(d->args, (std::vector<std::string>{"delay", "50000us"}));
   EXPECT_EQ(k.CountCalls("tc qdisc"), 0u) << "deciding must not change any qdisc";
 
-  ASSERT_TRUE(InstallNetem(k.Runner(), d->records, d->args).ok());
-  EXPECT_EQ(k.devices["eth0"].root.kind, "netem");
+  ASSERT_TRUE(InstallNetem(k.Runner(), d->records, d->args, 7443).ok());
+  EXPECT_EQ(k.devices["eth0"].root.kind, "prio");
   EXPECT_EQ(k.devices["eth0"].root.handle, "fa17:");
-  EXPECT_EQ(k.devices["veth1"].root.kind, "netem");
+  ASSERT_EQ(k.devices["eth0"].children.size(), 1u);
+  EXPECT_EQ(k.devices["eth0"].children[0].kind, "netem");
+  EXPECT_EQ(k.devices["veth1"].root.kind, "prio");
   EXPECT_EQ(k.devices["lo"].root.kind, "noqueue");
-  EXPECT_EQ(k.CountCalls("tc qdisc replace dev eth0 root handle fa17: netem delay 50000us"), 1u);
+  EXPECT_EQ(k.CountCalls("tc qdisc replace dev eth0 root handle fa17: prio bands 2 priomap 1 1"),
+            1u);
+  EXPECT_EQ(k.CountCalls("tc qdisc add dev eth0 parent fa17:2 handle fa18: netem delay 50000us"),
+            1u);
+  // The agent's control port goes around netem, both families, both port fields.
+  EXPECT_EQ(k.CountCalls("tc filter add dev eth0 parent fa17: protocol ip prio 1 u32 match ip "
+                         "sport 7443 0xffff flowid fa17:1"),
+            1u);
+  EXPECT_EQ(k.CountCalls("tc filter add dev eth0 parent fa17: protocol ipv6 prio 4 u32 match ip6 "
+                         "dport 7443 0xffff flowid fa17:1"),
+            1u);
+  EXPECT_EQ(k.CountCalls("tc filter add dev veth1"), 4u);
 }
 
 TEST(NetemQdiscTest, JitterCorrelationAndNormalDistributionBecomeNetemArguments) {
@@ -253,7 +270,7 @@ TEST(NetemQdiscTest, RevertRestoresTheRecordedQdiscsAndIsIdempotent) {
   FakeKernel k;
   auto d = DecideNetem(LatencyMechanismFlag::kAuto, true, Latency(50'000), k.Runner());
   ASSERT_TRUE(d.ok() && d->use);
-  ASSERT_TRUE(InstallNetem(k.Runner(), d->records, d->args).ok());
+  ASSERT_TRUE(InstallNetem(k.Runner(), d->records, d->args, 7443).ok());
   ASSERT_TRUE(RestoreQdiscs(k.Runner(), d->records).ok());
   EXPECT_EQ(k.devices["eth0"].root.kind, "fq_codel");
   EXPECT_EQ(k.devices["eth0"].root.handle, "0:");
@@ -262,13 +279,13 @@ TEST(NetemQdiscTest, RevertRestoresTheRecordedQdiscsAndIsIdempotent) {
   EXPECT_EQ(dels, 2u);
   ASSERT_TRUE(RestoreQdiscs(k.Runner(), d->records).ok());
   EXPECT_EQ(k.CountCalls("tc qdisc del"), dels) << "a second revert must change nothing";
-  EXPECT_EQ(k.CountCalls("tc qdisc replace"), 2u);
+  EXPECT_EQ(k.CountCalls("tc qdisc replace"), 2u) << "only the two prio roots";
 }
 
 TEST(NetemQdiscTest, RevertRecreatesTheRecordedKindWhenTheKernelDefaultChanged) {
   FakeKernel k;
   std::vector<QdiscRecord> records = {{"eth0", "fq_codel"}};
-  ASSERT_TRUE(InstallNetem(k.Runner(), records, {"delay", "1000us"}).ok());
+  ASSERT_TRUE(InstallNetem(k.Runner(), records, {"delay", "1000us"}, 0).ok());
   k.devices["eth0"].kernel_default = "pfifo_fast";  // net.core.default_qdisc changed meanwhile
   ASSERT_TRUE(RestoreQdiscs(k.Runner(), records).ok());
   EXPECT_EQ(k.devices["eth0"].root.kind, "fq_codel");
@@ -278,7 +295,7 @@ TEST(NetemQdiscTest, RevertRecreatesTheRecordedKindWhenTheKernelDefaultChanged) 
 TEST(NetemQdiscTest, RevertLeavesAQdiscSomeoneElseInstalledAndAGoneDevice) {
   FakeKernel k;
   std::vector<QdiscRecord> records = {{"eth0", "fq_codel"}, {"veth1", "noqueue"}};
-  ASSERT_TRUE(InstallNetem(k.Runner(), records, {"delay", "1000us"}).ok());
+  ASSERT_TRUE(InstallNetem(k.Runner(), records, {"delay", "1000us"}, 0).ok());
   k.devices["eth0"].root = {"htb", "1:"};  // an operator replaced our netem meanwhile
   k.devices.erase("veth1");                // the device went away with our qdisc
   ASSERT_TRUE(RestoreQdiscs(k.Runner(), records).ok());
@@ -290,7 +307,7 @@ TEST(NetemQdiscTest, AFailedInstallRestoresTheDevicesAlreadyChanged) {
   FakeKernel k;
   k.fail_replace_on = "veth1";
   std::vector<QdiscRecord> records = {{"eth0", "fq_codel"}, {"veth1", "noqueue"}};
-  Status s = InstallNetem(k.Runner(), records, {"delay", "1000us"});
+  Status s = InstallNetem(k.Runner(), records, {"delay", "1000us"}, 0);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("veth1"), std::string::npos) << s.message();
   EXPECT_EQ(k.devices["eth0"].root.kind, "fq_codel");
@@ -305,7 +322,7 @@ TEST(NetemQdiscTest, OrphanRevertRestoresFromTheRecordAndRemovesIt) {
   auto d = DecideNetem(LatencyMechanismFlag::kAuto, true, Latency(50'000), k.Runner());
   ASSERT_TRUE(d.ok() && d->use);
   ASSERT_TRUE(WriteQdiscRecords(record, d->records).ok());
-  ASSERT_TRUE(InstallNetem(k.Runner(), d->records, d->args).ok());
+  ASSERT_TRUE(InstallNetem(k.Runner(), d->records, d->args, 7443).ok());
   auto read = ReadQdiscRecords(record);
   ASSERT_TRUE(read.ok());
   EXPECT_EQ(*read, d->records);
@@ -332,7 +349,7 @@ TEST(NetemQdiscTest, MalformedRecordIsRefusedWithItsLine) {
 
 TEST(NetemQdiscTest, SweepRemovesOnlyFaultlineRootQdiscs) {
   FakeKernel k;
-  ASSERT_TRUE(InstallNetem(k.Runner(), {{"eth0", "fq_codel"}}, {"delay", "1000us"}).ok());
+  ASSERT_TRUE(InstallNetem(k.Runner(), {{"eth0", "fq_codel"}}, {"delay", "1000us"}, 0).ok());
   k.devices["veth1"].root = {"netem", "1:"};  // someone else's netem
   auto swept = SweepNetemQdiscs(k.Runner());
   ASSERT_TRUE(swept.ok()) << swept.status().ToString();
@@ -352,7 +369,7 @@ TEST(NetemQdiscTest, DeviceNamesAreValidatedBeforeTc) {
   EXPECT_FALSE(IsValidDeviceName("-x y"));
   EXPECT_FALSE(IsValidDeviceName(".."));
   FakeKernel k;
-  EXPECT_FALSE(InstallNetem(k.Runner(), {{"eth0 x", "noqueue"}}, {"delay", "1us"}).ok());
+  EXPECT_FALSE(InstallNetem(k.Runner(), {{"eth0 x", "noqueue"}}, {"delay", "1us"}, 0).ok());
   EXPECT_TRUE(k.calls.empty());
   EXPECT_FALSE(ParseNonLoopbackDevices(R"([{"ifname":"a/b","flags":[]}])").ok());
 }
