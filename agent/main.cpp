@@ -73,6 +73,7 @@ struct Flags {
   uint16_t nfqueue_first = 3100;
   uint16_t nfqueue_count = 8;
   int delay_line_rt_priority = 0;
+  std::string latency_mechanism = "auto";
   std::string ready_file;
   std::string metrics_listen;
   std::string log_level = "info";
@@ -225,6 +226,12 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     spdlog::error("--max-active-faults must be at least 1");
     return kExitUsage;
   }
+  Result<netfilter::LatencyMechanismFlag> latency_mechanism =
+      netfilter::ParseLatencyMechanismFlag(flags.latency_mechanism);
+  if (!latency_mechanism.ok()) {
+    spdlog::error("{}", latency_mechanism.status().message());
+    return kExitUsage;
+  }
   const std::string name = flags.name.empty() ? HostName() : flags.name;
 
   // A ready file from an earlier run must not announce this one before it is ready.
@@ -257,6 +264,8 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   net_options.queue_first = flags.nfqueue_first;
   net_options.queue_count = flags.nfqueue_count;
   net_options.realtime_priority = flags.delay_line_rt_priority;
+  net_options.latency_mechanism = *latency_mechanism;
+  net_options.netem_record_dir = flags.state_dir + "/netem";
   auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
   netfilter::NetworkBackend* network = network_backend.get();
   if (Status s = register_backend(std::move(network_backend)); !s.ok()) {
@@ -270,8 +279,8 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
-  if (Status s = registry.Register(
-          std::make_unique<proxy::ProxyBackend>(proxy::ProxyBackendOptions{}));
+  if (Status s =
+          registry.Register(std::make_unique<proxy::ProxyBackend>(proxy::ProxyBackendOptions{}));
       !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
@@ -291,14 +300,22 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   options.max_lease_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*max_lease_ttl);
   options.max_fault_duration =
       std::chrono::duration_cast<std::chrono::milliseconds>(*max_fault_duration);
-  // Leftovers of a crashed agent: faultline_* nft tables and the NFQUEUE rules of latency faults.
-  // Not in a dry run: it created none, and other agents on this host may own such tables.
+  // Leftovers of a crashed agent: faultline_* nft tables, the NFQUEUE rules of latency faults and
+  // netem root qdiscs (handle fa17:) no journal record restored. Not in a dry run: it created
+  // none, and other agents on this host may own such state.
   if (!flags.dry_run) options.sweep_tables = [nft, net_options]() -> Result<std::vector<std::string>> {
     auto tables = nft->SweepTables(netfilter::kTablePrefix);
     auto rules = netfilter::SweepQueueRules(net_options);
+    auto qdiscs = netfilter::SweepNetemQdiscs(net_options.run);
     if (!tables.ok()) return tables;
     if (!rules.ok()) return rules;
     tables->insert(tables->end(), rules->begin(), rules->end());
+    // No ip/tc only means no netem qdisc of ours can exist: not a reason to fail recovery.
+    if (qdiscs.ok()) {
+      tables->insert(tables->end(), qdiscs->begin(), qdiscs->end());
+    } else {
+      spdlog::warn("sweep: netem qdiscs not checked: {}", qdiscs.status().message());
+    }
     return tables;
   };
   agent_metrics.InstallObservers(&options);
@@ -482,6 +499,11 @@ int main(int argc, char** argv) {
                  "SCHED_FIFO priority (1-99) for NFQUEUE delay line threads: tighter release "
                  "times on a loaded host; 0 = normal scheduling")
       ->check(CLI::Range(0, 99))
+      ->capture_default_str();
+  app.add_option("--latency-mechanism", flags.latency_mechanism,
+                 "latency faults: auto (tc netem where detected and the egress devices' root "
+                 "qdiscs are kernel defaults, else the NFQUEUE delay line), delay-line, or netem "
+                 "(Apply fails where netem cannot be used)")
       ->capture_default_str();
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once the agent serves");

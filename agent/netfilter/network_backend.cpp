@@ -3,9 +3,11 @@
 #include <netdb.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <filesystem>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -277,6 +279,7 @@ class NetworkFaultHandle final : public FaultHandle {
         bypassed = {get("packets_fail_open"), get("bytes_fail_open")};
       }
       e = QueuedFaultEvidence(stats, bypassed, fault_.has_latency());
+      if (fault_.has_latency()) e["mechanism_netem"] = 0;
     } else if (listing.ok()) {
       const char* verb = fault_.has_reject() ? "rejected" : "dropped";
       e["packets_matched"] = counters["matched"].packets;
@@ -318,6 +321,35 @@ class NetworkFaultHandle final : public FaultHandle {
   std::mutex resolver_mu_;
   std::condition_variable resolver_cv_;
   bool stop_resolver_ = false;  // guarded by resolver_mu_
+};
+
+// A latency fault running as netem root qdiscs (netem_qdisc.h).
+class NetemFaultHandle final : public FaultHandle {
+ public:
+  NetemFaultHandle(ProcessRunner run, std::vector<QdiscRecord> records, std::string record_path)
+      : run_(std::move(run)), records_(std::move(records)), record_path_(std::move(record_path)) {}
+  ~NetemFaultHandle() override { (void)Revert(); }
+
+  Status Revert() override {
+    std::lock_guard lock(mu_);
+    if (reverted_) return Status::Ok();
+    Status s = RestoreQdiscs(run_, records_);
+    if (!s.ok()) return s;
+    if (!record_path_.empty()) (void)::unlink(record_path_.c_str());
+    reverted_ = true;
+    return Status::Ok();
+  }
+
+  Evidence GetEvidence() const override {
+    return {{"mechanism_netem", 1}, {"netem_devices", records_.size()}};
+  }
+
+ private:
+  const ProcessRunner run_;
+  const std::vector<QdiscRecord> records_;
+  const std::string record_path_;
+  std::mutex mu_;
+  bool reverted_ = false;  // guarded by mu_
 };
 
 }  // namespace
@@ -395,12 +427,16 @@ Status NetworkBackend::DetectCapability() {
     std::lock_guard lock(mu_);
     latency_unavailable_ = why;
   }
-  NetemCapability netem = DetectNetem(ProcessRunner(&RunProcess));
+  NetemCapability netem = DetectNetem(options_.run);
   spdlog::info("network: tc netem {}: {}", netem.available ? "present" : "absent", netem.detail);
-  if (ChooseLatencyMechanism(netem, why) == LatencyMechanism::kNetem) {
-    // Not yet: netem needs the egress device's root qdisc replaced by a prio + fw-mark filter,
-    // which this build does not do (it would touch qdiscs it did not create).
-    spdlog::warn("network: netem detected; latency still uses the NFQUEUE delay line");
+  {
+    std::lock_guard lock(mu_);
+    netem_detected_ = netem.available;
+  }
+  if (netem.available && options_.latency_mechanism != LatencyMechanismFlag::kDelayLine) {
+    spdlog::info(
+        "network: egress latency with an empty selector will use netem on devices with a default "
+        "root qdisc; other latency faults use the NFQUEUE delay line");
   }
   if (why.empty()) {
     spdlog::info("network: latency via NFQUEUE delay line, queues {}..{}", options_.queue_first,
@@ -447,6 +483,11 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fa
     return InvalidArgument("network: invalid fault id '" + fault_id + "'");
   }
   const v1::NetworkFault& fault = spec.network();
+  if (fault.has_latency()) {
+    auto netem = ApplyNetem(fault_id, fault);
+    if (!netem.ok()) return netem.status();
+    if (*netem) return std::move(*netem);
+  }
   const bool queued = QueuedFault(fault);
   if (queued) {
     std::string why = latency_unavailable_reason();
@@ -548,10 +589,55 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fa
   return std::unique_ptr<FaultHandle>(std::move(handle));
 }
 
+Result<std::unique_ptr<FaultHandle>> NetworkBackend::ApplyNetem(const std::string& fault_id,
+                                                                const v1::NetworkFault& fault) {
+  bool detected;
+  {
+    std::lock_guard lock(mu_);
+    detected = netem_detected_;
+  }
+  std::lock_guard netem_lock(netem_mu_);
+  auto decision = DecideNetem(options_.latency_mechanism, detected, fault, options_.run);
+  if (!decision.ok()) return decision.status();
+  if (!decision->use) {
+    spdlog::info("network fault {}: latency via the NFQUEUE delay line, not netem: {}", fault_id,
+                 decision->reason);
+    return std::unique_ptr<FaultHandle>();
+  }
+  std::string record;
+  if (!options_.netem_record_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.netem_record_dir, ec);
+    record = options_.netem_record_dir + "/" + fault_id;
+    // Before any qdisc changes: a crash in between leaves a record naming default qdiscs only.
+    if (Status s = WriteQdiscRecords(record, decision->records); !s.ok()) return s;
+  }
+  if (Status s =
+          InstallNetem(options_.run, decision->records, decision->args, control_port_.load());
+      !s.ok()) {
+    // InstallNetem restored what it changed. The probe checked sch_netem only; sch_prio or
+    // cls_u32 may still be missing: auto falls back to the delay line, netem fails.
+    if (!record.empty()) (void)::unlink(record.c_str());
+    if (options_.latency_mechanism == LatencyMechanismFlag::kNetem) return s;
+    spdlog::warn("network fault {}: netem setup failed ({}); using the NFQUEUE delay line",
+                 fault_id, s.message());
+    return std::unique_ptr<FaultHandle>();
+  }
+  std::string devices;
+  for (const auto& r : decision->records) devices += (devices.empty() ? "" : ",") + r.device;
+  spdlog::info("network fault {} applied (latency via netem on {})", fault_id, devices);
+  return std::unique_ptr<FaultHandle>(
+      std::make_unique<NetemFaultHandle>(options_.run, std::move(decision->records), record));
+}
+
 Status NetworkBackend::RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) {
   const std::string table = TableName(fault_id);
   if (!IsValidNftIdentifier(table)) {
     return InvalidArgument("network: invalid fault id '" + fault_id + "'");
+  }
+  if (spec.has_network() && spec.network().has_latency() && !options_.netem_record_dir.empty()) {
+    Status s = RevertNetemOrphan(options_.run, options_.netem_record_dir + "/" + fault_id);
+    if (!s.ok()) return s;
   }
   if (spec.has_network() && QueuedFault(spec.network())) {
     Status s = SharedQueueRules(options_)->Remove(table, *nft_, /*orphan=*/true);

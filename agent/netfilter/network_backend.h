@@ -1,6 +1,10 @@
 #pragma once
 // Network fault backend: latency, loss, blackhole, reject, partition, bandwidth.
 //
+// Egress latency with an empty selector uses tc netem instead of the delay line where sch_netem
+// was detected and every non-loopback device has a kernel-default root qdisc (netem_qdisc.h);
+// evidence `mechanism_netem` says which one ran (1 netem, 0 delay line).
+//
 // Every fault owns nft table `inet faultline_<fault-id>` (see network_rules.h for its layout);
 // revert deletes it. Latency additionally binds an NFQUEUE queue from the configured range to a
 // DelayLine and adds one xtables NFQUEUE rule per direction and IP family through iptables-nft
@@ -18,6 +22,7 @@
 #include <vector>
 
 #include "agent/fault_backend.h"
+#include "agent/netfilter/netem_qdisc.h"
 
 namespace faultline::agent::netfilter {
 
@@ -39,6 +44,14 @@ struct NetworkBackendOptions {
   // Programs for the NFQUEUE rules (looked up in PATH).
   std::string iptables = "iptables";
   std::string ip6tables = "ip6tables";
+  // Latency mechanism (netem_qdisc.h): auto = netem where detected and usable, else delay line.
+  LatencyMechanismFlag latency_mechanism = LatencyMechanismFlag::kAuto;
+  // Directory for netem faults' records of the qdiscs they replaced (orphan revert after a
+  // crash); created on demand. "" = no record: the startup sweep (SweepNetemQdiscs) still removes
+  // a crashed agent's netem qdiscs and the kernel re-attaches its default.
+  std::string netem_record_dir;
+  // Runs ip/tc for the netem path (tests pass a fake).
+  ProcessRunner run = &RunProcess;
 };
 
 // Deletes every xtables rule (raw table, IPv4 and IPv6) whose comment starts with faultline_:
@@ -72,6 +85,9 @@ class NetworkBackend final : public FaultBackend {
   struct QueueSlot;  // an allocated queue number + mark bit (internal)
 
  private:
+  // The fault as netem root qdiscs when DecideNetem says so; a null handle to use the delay line.
+  Result<std::unique_ptr<FaultHandle>> ApplyNetem(const std::string& fault_id,
+                                                  const v1::NetworkFault& fault);
   Result<int> AllocateQueue();
   void ReleaseQueue(int index);
 
@@ -81,6 +97,9 @@ class NetworkBackend final : public FaultBackend {
   mutable std::mutex mu_;
   std::vector<bool> queue_used_;     // guarded by mu_
   std::string latency_unavailable_;  // guarded by mu_
+  bool netem_detected_ = false;      // guarded by mu_
+  // Serialises netem plan + install so two faults never both take a device's default qdisc.
+  std::mutex netem_mu_;
 };
 
 }  // namespace faultline::agent::netfilter
