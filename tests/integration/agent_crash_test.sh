@@ -2,7 +2,7 @@
 # kill -9 of the agent mid-fault: the fault stays in the kernel (the agent could not revert), and
 # the restarted agent reverts it from its journal before serving. The run that lost track of its
 # fault must not claim a recovery: it ends ERROR (exit 4).
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
 sandbox_up --failover auto
 "$BIN/faultline" run "$FLAGSHIP" --lease-ttl 15s --quiet --report-json "$WORK/report.json" \

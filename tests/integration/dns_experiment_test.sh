@@ -3,7 +3,7 @@
 # automated failover it must PASS (exit 0); with failover off (the negative control) it must FAIL
 # (exit 1). Either way the fault must have bitten (evidence) and left nothing behind.
 # Usage: dns_experiment_test.sh BIN_DIR EXPERIMENT_NAME auto|off
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 name="${2:?experiment name}"
 mode="${3:?auto|off}"
 EXP="$ROOT/experiments/$name.yaml"

@@ -7,7 +7,7 @@
 # 127.0.0.53 and [::1] in fl-app) reaches that resolver over UDP and TCP, IPv4 and IPv6; a packet
 # mark the host sets on DNS (policy routing) survives the redirect and does not make the
 # interceptor's own queries loop. Then the per-fault evidence.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 EXP="$ROOT/tests/integration/testdata/dns-matrix.yaml"
 S=sandbox.test
 

@@ -4,7 +4,7 @@
 # endpoint's answer is byte-for-byte what fl-dns's dnsmasq gives directly (same dig +noall output,
 # transaction flags included). With --failover auto the run PASSes; with off it FAILs. The report
 # carries the fault's per-mode evidence (queries_seen/faulted/passed).
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 mode="${2:?auto|off}"
 EXP="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/experiments/dns-spoofed-endpoint.yaml"
 EAST=dynamodb.us-east-1.sandbox.test

@@ -3,7 +3,7 @@
 # time to recover matches the orders service's own logged failover instant within one probe
 # interval + 100 ms. With failover off (the negative control) the same file FAILs (exit 1).
 # Both ways the JUnit report validates and the HTML report equals the saved JSON re-rendered.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 mode="${2:?auto|off}"
 
 sandbox_up --failover "$mode"

@@ -3,7 +3,7 @@
 # it, `report` re-renders the stored report identical to the one written at run time,
 # `annotate` adds a timestamped human event to it; and a history that cannot be written leaves
 # the run's exit code alone (a warning only).
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 EXP="$ROOT/experiments/dns-servfail-storm.yaml"
 H="sqlite://$WORK/history.db"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # An invalid experiment file: exit 2, the error names file:line:column and the field, and nothing
 # is applied on any host.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 BAD="$ROOT/tests/integration/testdata/invalid-mode.yaml"
 
 sandbox_up --failover auto

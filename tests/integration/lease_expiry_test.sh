@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kill -9 of `faultline run` mid-fault: nobody renews the lease, so the agent reverts on its own.
 # Within lease TTL + 1 s the faultline_* table is gone from fl-app and the name resolves again.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 TTL=3
 
 sandbox_up --failover auto

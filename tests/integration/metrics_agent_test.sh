@@ -5,7 +5,7 @@
 # counter rises as the orders service keeps resolving; after the run the fault is counted as
 # applied and reverted (reason request) and its evidence series is gone. Only GET /metrics is
 # served. Then `faultline run --metrics-file` wrote the run's verdict for the textfile collector.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 URL=http://10.77.0.10:9464/metrics
 
 scrape() { curl -fsS --max-time 2 "$URL"; }

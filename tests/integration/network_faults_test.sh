@@ -4,7 +4,7 @@
 # full blackhole; kill -9 of the agent while the delay line holds packets lets traffic flow again
 # within a second and the restarted agent leaves no rule behind; the two example experiments PASS
 # with automated failover; and `nft list ruleset` / `tc qdisc show` are unchanged afterwards.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 ROOT_EXP="$ROOT/experiments"
 KV=http://10.77.0.20:8000/
 

@@ -11,7 +11,7 @@
 #     rules and tc qdiscs exactly as before.
 # Takes the sandbox lock through lib.sh (so it never overlaps other network tests), but does not
 # bring up the sandbox.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 DRIVER="$BIN/net_fault_driver" ECHO="$BIN/net_echo"
 for b in "$DRIVER" "$ECHO"; do [ -x "$b" ] || fail "build $(basename "$b") first"; done
 C=nz-c S1=nz-s1 S2=nz-s2 IP1=10.99.1.2 IP2=10.99.2.2 PORT=15410 IPORT=15411

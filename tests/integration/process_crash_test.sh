@@ -8,7 +8,7 @@
 #        the restarted service is killed again), so east never comes back during the fault:
 #        FAIL (exit 1); after the revert the supervisor restarts it and the service is healthy.
 # Usage: process_crash_test.sh BIN_DIR auto|off
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 mode="${2:?auto|off}"
 EXP="$ROOT/experiments/db-process-crash.yaml"
 KV_PIDFILE="$SANDBOX_RUN/pids/kv-east-service.pid"

@@ -3,7 +3,7 @@
 # host's agent mid-fault: the service stays stopped while the agent is down (nobody else would
 # continue it), and the restarted agent continues exactly that process from its journal and
 # pause record before serving. The run that lost track of its fault ends ERROR (exit 4).
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 KV_PIDFILE="$SANDBOX_RUN/pids/kv-east-service.pid"
 HOST=fl-db-east
 

@@ -3,7 +3,7 @@
 # reconfigured): a downstream latency toxic, an HTTP abort by path prefix, reset_peer; then kill -9
 # of the agent mid-fault: redirected connections fail while it is down, and the restarted agent
 # sweeps the redirect so connections go direct again.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
 sandbox_up --failover off
 "$BIN/faultline" run "$ROOT/tests/integration/testdata/proxy-toxics.yaml" --lease-ttl 15s \

@@ -5,7 +5,7 @@
 # control) it must FAIL (exit 1). Either way the fault must have bitten (requests_aborted), the
 # application was not reconfigured (same orders process, same command line) and nothing is left.
 # Usage: proxy_throttling_test.sh BIN_DIR RETRIES
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 retries="${2:?retries}"
 EXP="$ROOT/experiments/dynamodb-throttling.yaml"
 

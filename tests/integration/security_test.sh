@@ -2,7 +2,7 @@
 # Secure by default, on real namespaces: the sandbox's agents serve mTLS only (one listener each),
 # plaintext and certificate-less clients are refused, an agent-role certificate cannot apply a
 # fault, and --insecure is refused outside loopback / the sandbox's namespaces.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 CERTS="$SANDBOX_RUN/certs"
 
 # 1. --insecure on an address that is neither loopback nor a sandbox host: refused before serving.
@@ -26,12 +26,18 @@ pass "--insecure refused on 0.0.0.0, 10.77.0.1 (root namespace), 192.0.2.1; no-T
 
 sandbox_up --failover auto
 
-# 2. Port scan of a running agent: exactly one listener in fl-app, the agent's, on :7070.
+# 2. Port scan of a running agent: in fl-app the agent listens on exactly two ports: gRPC (mTLS) on
+# :7070 and, because the sandbox asks for it with --metrics-listen, Prometheus metrics on :9464,
+# which answers GET /metrics and nothing else.
 ss_out=$(ip netns exec fl-app ss -ltnpH)
 echo "$ss_out"
 agent_listeners=$(grep -c 'faultline-agent' <<<"$ss_out" || true)
-[ "$agent_listeners" = 1 ] || fail "expected one agent listener in fl-app, got $agent_listeners"
+[ "$agent_listeners" = 2 ] || fail "expected two agent listeners in fl-app (gRPC, metrics), got $agent_listeners"
 grep 'faultline-agent' <<<"$ss_out" | grep -qE '(^|[^0-9])10\.77\.0\.10\]?:7070' || fail "agent not on 10.77.0.10:7070"
+grep 'faultline-agent' <<<"$ss_out" | grep -qE '(^|[^0-9])10\.77\.0\.10\]?:9464' || fail "agent metrics not on 10.77.0.10:9464"
+[ "$(curl -s -o /dev/null -w '%{http_code}' http://10.77.0.10:9464/metrics)" = 200 ] || fail "GET /metrics"
+[ "$(curl -s -o /dev/null -w '%{http_code}' http://10.77.0.10:9464/)" = 404 ] || fail "metrics port serves more than /metrics"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x http://10.77.0.10:9464/metrics)" = 405 ] || fail "metrics port accepts POST"
 
 # 3. That listener speaks TLS and requires a client certificate.
 tls_probe() {  # extra openssl s_client args...; prints the handshake transcript
@@ -44,7 +50,7 @@ grep -q "Verify return code: 0 (ok)" <<<"$with_cert" || fail "operator TLS hands
 no_cert=$(tls_probe -tls1_2)
 grep -qE "Cipher is \(NONE\)|unexpected eof|alert handshake failure|certificate required" <<<"$no_cert" ||
   fail "a client without a certificate was not refused: $no_cert"
-pass "one listener (10.77.0.10:7070), TLS with verified server cert; no client cert -> refused"
+pass "listeners: gRPC 10.77.0.10:7070 (TLS with verified server cert; no client cert -> refused) and GET-only /metrics on :9464"
 
 # 4. Plaintext gRPC to an mTLS agent fails; the default (sandbox certificates) works.
 set +e
