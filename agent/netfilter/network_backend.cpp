@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/netfilter/host_addresses.h"
 #include "agent/netfilter/netem_probe.h"
 #include "agent/netfilter/network_rules.h"
 #include "agent/netfilter/nft_ruleset.h"
@@ -33,28 +34,6 @@ constexpr auto kIptablesTimeout = 10s;
 constexpr uint32_t kDefaultResolveIntervalMs = 1000;
 
 std::string TableName(const std::string& fault_id) { return std::string(kTablePrefix) + fault_id; }
-
-// Addresses of `hosts` through the host's resolver; a host that does not resolve contributes
-// nothing (the caller keeps the previous answer when nothing at all resolves).
-std::vector<std::string> Resolve(const google::protobuf::RepeatedPtrField<std::string>& hosts) {
-  std::set<std::string> out;
-  for (const std::string& h : hosts) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (getaddrinfo(h.c_str(), nullptr, &hints, &res) != 0) continue;
-    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-      char buf[NI_MAXHOST];
-      if (getnameinfo(a->ai_addr, a->ai_addrlen, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) ==
-          0) {
-        out.insert(buf);
-      }
-    }
-    freeaddrinfo(res);
-  }
-  return {out.begin(), out.end()};
-}
 
 // True when `iptables -t raw -S` output shows no rule and no user chain and only ACCEPT
 // policies: the table has no effect on any packet.
@@ -242,7 +221,8 @@ class NetworkFaultHandle final : public FaultHandle {
   }
 
   void Refresh() {
-    std::vector<std::string> now = Resolve(fault_.match().hosts());
+    std::vector<std::string> now =
+        ResolveHostAddresses({fault_.match().hosts().begin(), fault_.match().hosts().end()});
     ++resolutions_;
     if (now.empty()) return;  // nothing resolved: keep faulting the last known addresses
     {
@@ -497,7 +477,8 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fa
           ": the NFQUEUE delay line is unavailable here: " + why);
     }
   }
-  std::vector<std::string> resolved = Resolve(fault.match().hosts());
+  std::vector<std::string> resolved =
+      ResolveHostAddresses({fault.match().hosts().begin(), fault.match().hosts().end()});
   NetworkRuleOptions rule_options;
   rule_options.control_port = control_port_.load();
 

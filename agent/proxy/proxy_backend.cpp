@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/netfilter/host_addresses.h"
 #include "agent/netfilter/network_rules.h"
 #include "agent/netfilter/nft_ruleset.h"
 #include "agent/proxy/proxy_rules.h"
@@ -24,29 +25,6 @@ constexpr uint32_t kDefaultResolveIntervalMs = 1000;
 
 std::string TableName(const std::string& fault_id) {
   return std::string(netfilter::kTablePrefix) + fault_id;
-}
-
-// Addresses of `hosts` through the host's resolver; a host that does not resolve contributes
-// nothing (the caller keeps the previous answer when nothing at all resolves).
-std::vector<std::string> ResolveHosts(
-    const google::protobuf::RepeatedPtrField<std::string>& hosts) {
-  std::set<std::string> out;
-  for (const std::string& h : hosts) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (getaddrinfo(h.c_str(), nullptr, &hints, &res) != 0) continue;
-    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-      char buf[NI_MAXHOST];
-      if (getnameinfo(a->ai_addr, a->ai_addrlen, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) ==
-          0) {
-        out.insert(buf);
-      }
-    }
-    freeaddrinfo(res);
-  }
-  return {out.begin(), out.end()};
 }
 
 class ProxyFaultHandle final : public FaultHandle {
@@ -124,7 +102,8 @@ class ProxyFaultHandle final : public FaultHandle {
   }
 
   void Refresh() {
-    std::vector<std::string> now = ResolveHosts(fault_.match().hosts());
+    std::vector<std::string> now = netfilter::ResolveHostAddresses(
+        {fault_.match().hosts().begin(), fault_.match().hosts().end()});
     ++resolutions_;
     if (now.empty()) return;  // nothing resolved: keep faulting the last known addresses
     {
@@ -242,7 +221,8 @@ Result<std::unique_ptr<FaultHandle>> ProxyBackend::Apply(const std::string& faul
   auto counters = std::make_shared<ProxyCounters>();
   auto listening = proxy->AddFault(fault_id, ProxyRoute{fault, std::nullopt}, counters);
   if (!listening.ok()) return listening.status();
-  std::vector<std::string> resolved = ResolveHosts(fault.match().hosts());
+  std::vector<std::string> resolved =
+      netfilter::ResolveHostAddresses({fault.match().hosts().begin(), fault.match().hosts().end()});
   RedirectOptions ro;
   ro.socket_mark = options_.socket_mark;
   ro.port = listening->port;
