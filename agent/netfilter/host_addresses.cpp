@@ -5,7 +5,7 @@
 
 #include <set>
 
-namespace faultline::netfilter {
+namespace faultline::agent::netfilter {
 
 std::vector<std::string> ResolveHostAddresses(const std::vector<std::string>& hosts) {
   std::set<std::string> out;
@@ -27,4 +27,4 @@ std::vector<std::string> ResolveHostAddresses(const std::vector<std::string>& ho
   return {out.begin(), out.end()};
 }
 
-}  // namespace faultline::netfilter
+}  // namespace faultline::agent::netfilter
