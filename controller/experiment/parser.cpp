@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <string_view>
 #include <cctype>
 #include <cstdint>
 #include <cstdlib>
@@ -340,6 +341,28 @@ class Parser {
 
   // Checks that `n` is a mapping whose keys are unique scalars from `allowed`; reports every
   // violation. Returns nullopt (after an error) when `n` is not a mapping at all.
+  // The one field of `fields` whose key is one of `kinds` (a oneof written as alternative keys).
+  // None: `missing` is reported at `n`; several: the second is reported, naming the first
+  // ("<what> has exactly one kind; ..."). nullptr after an error.
+  const MapField* OneKind(const std::vector<MapField>& fields, const YAML::Node& n,
+                          const std::string& path, const std::vector<std::string_view>& kinds,
+                          const std::string& what, const std::string& missing) {
+    std::vector<const MapField*> found;
+    for (const MapField& f : fields) {
+      if (std::find(kinds.begin(), kinds.end(), f.key) != kinds.end()) found.push_back(&f);
+    }
+    if (found.empty()) {
+      Error(n, path, missing);
+      return nullptr;
+    }
+    if (found.size() > 1) {
+      Error(found[1]->key_node, Sub(path, found[1]->key),
+            what + " has exactly one kind; this one already has '" + found[0]->key + "'");
+      return nullptr;
+    }
+    return found[0];
+  }
+
   std::optional<std::vector<MapField>> Map(const YAML::Node& n, const std::string& path,
                                            std::initializer_list<std::string_view> allowed) {
     std::vector<std::string_view> keys(allowed);
@@ -785,26 +808,19 @@ void Parser::ParseFaults(const YAML::Node& n) {
     if (auto* v = Need(*fields, item, path, "duration")) {
       if (auto d = Dur(*v, path + ".duration", true, kMaxFaultDuration)) f.duration = *d;
     }
-    std::vector<const MapField*> kinds;
-    for (const MapField& field : *fields) {
-      if (field.key == "dns" || field.key == "network" || field.key == "dependency" ||
-          field.key == "process") {
-        kinds.push_back(&field);
-      }
-    }
-    if (kinds.empty()) {
-      Error(item, path, "a fault needs exactly one kind: dns, network, dependency or process");
-    } else if (kinds.size() > 1) {
-      Error(kinds[1]->key_node, Sub(path, kinds[1]->key),
-            "a fault has exactly one kind; this one already has '" + kinds[0]->key + "'");
-    } else if (kinds[0]->key == "dns") {
-      ParseDnsFault(kinds[0]->value, path + ".dns", &f);
-    } else if (kinds[0]->key == "network") {
-      ParseNetworkFault(kinds[0]->value, path + ".network", &f);
-    } else if (kinds[0]->key == "process") {
-      ParseProcessFault(kinds[0]->value, path + ".process", &f);
+    const MapField* kind =
+        OneKind(*fields, item, path, {"dns", "network", "dependency", "process"}, "a fault",
+                "a fault needs exactly one kind: dns, network, dependency or process");
+    if (kind == nullptr) {
+      // reported
+    } else if (kind->key == "dns") {
+      ParseDnsFault(kind->value, path + ".dns", &f);
+    } else if (kind->key == "network") {
+      ParseNetworkFault(kind->value, path + ".network", &f);
+    } else if (kind->key == "process") {
+      ParseProcessFault(kind->value, path + ".process", &f);
     } else {
-      ParseDependencyFault(kinds[0]->value, path + ".dependency", &f);
+      ParseDependencyFault(kind->value, path + ".dependency", &f);
     }
     if (errors_.size() == before) exp_.faults.push_back(std::move(f));
   }
@@ -1140,22 +1156,12 @@ void Parser::ParseNetworkFault(const YAML::Node& n, const std::string& path, Fau
       Map(n, path, {"latency", "loss", "blackhole", "reject", "partition", "bandwidth", "match"});
   if (!fields) return;
   faultline::v1::NetworkFault* net = fault->spec.mutable_network();
-  std::vector<const MapField*> kinds;
-  for (const MapField& f : *fields) {
-    if (f.key != "match") kinds.push_back(&f);
-  }
-  if (kinds.empty()) {
-    Error(n, path,
-          "a network fault needs one kind: latency, loss, blackhole, reject, partition or "
-          "bandwidth");
-    return;
-  }
-  if (kinds.size() > 1) {
-    Error(kinds[1]->key_node, Sub(path, kinds[1]->key),
-          "a network fault has exactly one kind; this one already has '" + kinds[0]->key + "'");
-    return;
-  }
-  const MapField& k = *kinds[0];
+  const MapField* kind = OneKind(
+      *fields, n, path, {"latency", "loss", "blackhole", "reject", "partition", "bandwidth"},
+      "a network fault",
+      "a network fault needs one kind: latency, loss, blackhole, reject, partition or bandwidth");
+  if (kind == nullptr) return;
+  const MapField& k = *kind;
   const std::string kpath = Sub(path, k.key);
   // Parameterless kinds accept `blackhole: {}` or a bare `blackhole:`.
   auto no_params = [&](const YAML::Node& v) {
@@ -1413,24 +1419,12 @@ void Parser::ParseToxic(const YAML::Node& n, const std::string& path,
   if (auto* v = Find(*fields, "toxicity"); v && !v->IsNull()) {
     if (auto p = Share(*v, path + ".toxicity")) t->set_toxicity(*p);
   }
-  std::vector<const MapField*> kinds;
-  for (const MapField& f : *fields) {
-    if (std::find(std::begin(kKinds), std::end(kKinds), f.key) != std::end(kKinds)) {
-      kinds.push_back(&f);
-    }
-  }
-  if (kinds.empty()) {
-    Error(n, path,
-          "a toxic needs one kind: latency, bandwidth, reset_peer, timeout, slow_close, "
-          "limit_data or slicer");
-    return;
-  }
-  if (kinds.size() > 1) {
-    Error(kinds[1]->key_node, Sub(path, kinds[1]->key),
-          "a toxic has exactly one kind; this one already has '" + kinds[0]->key + "'");
-    return;
-  }
-  const MapField& k = *kinds[0];
+  const MapField* kind = OneKind(*fields, n, path, {std::begin(kKinds), std::end(kKinds)},
+                                 "a toxic",
+                                 "a toxic needs one kind: latency, bandwidth, reset_peer, timeout, "
+                                 "slow_close, limit_data or slicer");
+  if (kind == nullptr) return;
+  const MapField& k = *kind;
   const std::string kpath = Sub(path, k.key);
   const YAML::Node empty(YAML::NodeType::Map);
   const YAML::Node& body = k.value.IsNull() ? empty : k.value;
@@ -1777,20 +1771,11 @@ void Parser::ParseProbe(const YAML::Node& item, const std::string& path) {
     }
   };
 
-  std::vector<const MapField*> kinds;
-  for (const MapField& f : *fields) {
-    if (f.key == "http" || f.key == "tcp" || f.key == "dns" || f.key == "command" ||
-        f.key == "grpc_health") {
-      kinds.push_back(&f);
-    }
-  }
-  if (kinds.empty()) {
-    Error(item, path, "a probe needs exactly one kind: http, tcp, dns or command");
-  } else if (kinds.size() > 1) {
-    Error(kinds[1]->key_node, Sub(path, kinds[1]->key),
-          "a probe has exactly one kind; this one already has '" + kinds[0]->key + "'");
-  } else {
-    const MapField& k = *kinds[0];
+  const MapField* kind =
+      OneKind(*fields, item, path, {"http", "tcp", "dns", "command", "grpc_health"}, "a probe",
+              "a probe needs exactly one kind: http, tcp, dns or command");
+  if (kind != nullptr) {
+    const MapField& k = *kind;
     const std::string kpath = Sub(path, k.key);
     const YAML::Node& kn = k.value;
     if (k.key == "grpc_health") {
