@@ -401,9 +401,12 @@ grpc::ServerUnaryReactor* ControllerService::ListFaults(grpc::CallbackServerCont
 HaltOutcome ControllerService::HaltAll(const std::string& reason) {
   HaltOutcome out = HaltHere(reason);
   if (options_.store) {
+    std::lock_guard lock(halt_mu_);
     if (Status s = schedule::RecordHalt(*options_.store, options_.controller_id); !s.ok()) {
       spdlog::error("HALT not recorded in {} (other controllers on it do not halt): {}",
                     options_.store->Describe(), s.message());
+    } else {
+      store_halt_seen_ = true;
     }
   }
   return out;
@@ -411,6 +414,7 @@ HaltOutcome ControllerService::HaltAll(const std::string& reason) {
 
 void ControllerService::SyncHaltWithStore() {
   if (!options_.store) return;
+  std::lock_guard lock(halt_mu_);
   Result<bool> recorded = schedule::HaltRecorded(*options_.store);
   if (!recorded.ok()) {
     spdlog::warn("halt state in {}: {}", options_.store->Describe(), recorded.status().message());
@@ -478,12 +482,14 @@ HaltOutcome ControllerService::HaltHere(const std::string& reason) {
 bool ControllerService::ResumeAll() {
   bool was = false;
   if (options_.store) {
-    // The store first: a tick between the two would otherwise halt this controller again.
+    std::lock_guard lock(halt_mu_);
     Result<bool> recorded = schedule::HaltRecorded(*options_.store);
     was = recorded.ok() && *recorded;
     if (Status s = schedule::ClearHalt(*options_.store); !s.ok()) {
       spdlog::error("RESUME not recorded in {} (other controllers there stay halted): {}",
                     options_.store->Describe(), s.message());
+    } else {
+      store_halt_seen_ = false;
     }
   }
   was = halted_.exchange(false) || was;

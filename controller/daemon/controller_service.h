@@ -159,7 +159,10 @@ class ControllerService final : public v1::Controller::CallbackService {
   const ControllerServiceOptions options_;
   std::atomic<bool> halted_{false};
   std::unique_ptr<schedule::ScheduleService> schedules_;  // null without a store
-  bool store_halt_seen_ = false;                          // SyncHaltWithStore's thread only
+  // The store's halt as this controller last saw or wrote it: SyncHaltWithStore acts on changes
+  // only. Reading the store and acting, or writing it and noting so, happen under halt_mu_.
+  std::mutex halt_mu_;
+  bool store_halt_seen_ = false;  // guarded by halt_mu_
 
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<engine::RunEngine>> active_runs_;  // guarded by mu_
