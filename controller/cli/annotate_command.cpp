@@ -51,8 +51,8 @@ int Annotate(const AnnotateArgs& a) {
   note.run_id = stored->run.id;
   note.author = a.author.empty() ? DefaultAuthor() : a.author;
   note.text = a.text;
-  auto added = history ? history->AddAnnotation(note)
-                       : AnnotateViaController(a.controller, a.tls, note);
+  auto added =
+      history ? history->AddAnnotation(note) : AnnotateViaController(a.controller, a.tls, note);
   if (!added.ok()) {
     std::cerr << "faultline: " << added.status().message() << "\n";
     return ExitCodeForStoreError(added.status());

@@ -158,7 +158,7 @@ int Resume(const ControllerArgs& a) {
 }  // namespace
 
 Result<std::shared_ptr<v1::Controller::Stub>> DialController(const std::string& address,
-                                                            const ClientTlsArgs& tls) {
+                                                             const ClientTlsArgs& tls) {
   auto creds = ResolveClientCredentials(tls);
   if (!creds.ok()) return creds.status();
   grpc::ChannelArguments args;

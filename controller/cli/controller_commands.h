@@ -27,7 +27,7 @@ int RunViaController(const std::string& controller, const std::string& file,
 // A stub for the controller at `address` with the credentials `tls` resolves to.
 // INVALID_ARGUMENT for unusable TLS flags (as ResolveClientCredentials).
 Result<std::shared_ptr<v1::Controller::Stub>> DialController(const std::string& address,
-                                                            const ClientTlsArgs& tls);
+                                                             const ClientTlsArgs& tls);
 
 // The shared history through a controller (`history|report|annotate --controller ADDR`), with
 // the same errors as the store's methods (NOT_FOUND, INVALID_ARGUMENT for an ambiguous prefix;

@@ -94,8 +94,8 @@ int History(const HistoryArgs& a) {
 
 CLI::Option* AddHistoryFlag(CLI::App* verb, std::string* url) {
   return verb->add_option("--history", *url,
-                   "Run history: sqlite:///path, a file path or postgresql://... (default "
-                   "$FAULTLINE_HISTORY, else sqlite:///var/lib/faultline/history.db)");
+                          "Run history: sqlite:///path, a file path or postgresql://... (default "
+                          "$FAULTLINE_HISTORY, else sqlite:///var/lib/faultline/history.db)");
 }
 
 Result<std::unique_ptr<store::RunStore>> OpenHistory(const std::string& url) {

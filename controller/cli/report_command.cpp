@@ -142,8 +142,7 @@ void AddReportCommand(CLI::App& app, int* exit_code) {
                   "junit (JUnit XML for CI)")
       ->check(CLI::IsMember({"text", "json", "html", "junit"}));
   cmd->add_option("--out,-o", args->out, "Write to this file instead of stdout");
-  AddControllerSourceFlags(cmd, AddHistoryFlag(cmd, &args->history), &args->controller,
-                           &args->tls);
+  AddControllerSourceFlags(cmd, AddHistoryFlag(cmd, &args->history), &args->controller, &args->tls);
   cmd->callback([args, exit_code] { *exit_code = Report(*args); });
 }
 

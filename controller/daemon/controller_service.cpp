@@ -7,8 +7,8 @@
 
 #include "common/ids.h"
 #include "common/tls.h"
-#include "controller/experiment/parser.h"
 #include "controller/daemon/store_proto.h"
+#include "controller/experiment/parser.h"
 #include "controller/report/report.h"
 #include "controller/schedule/scheduler.h"
 
@@ -535,9 +535,9 @@ grpc::ServerUnaryReactor* ControllerService::Resume(grpc::CallbackServerContext*
 
 grpc::Status ControllerService::NeedStore(const char* action) const {
   if (options_.store) return grpc::Status::OK;
-  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                      std::string(action) +
-                          ": this controller has no store (started with --store none)");
+  return grpc::Status(
+      grpc::StatusCode::FAILED_PRECONDITION,
+      std::string(action) + ": this controller has no store (started with --store none)");
 }
 
 grpc::ServerUnaryReactor* ControllerService::GetRun(grpc::CallbackServerContext* ctx,
@@ -655,8 +655,8 @@ grpc::ServerUnaryReactor* ControllerService::AddSchedule(grpc::CallbackServerCon
   if (!parsed.ok()) {
     std::string errors;
     for (const auto& d : parsed.errors) errors += "\n" + d.ToString();
-    return Finish(ctx, ToGrpc(InvalidArgument("experiment_yaml: the experiment is invalid:" +
-                                              errors)));
+    return Finish(ctx,
+                  ToGrpc(InvalidArgument("experiment_yaml: the experiment is invalid:" + errors)));
   }
   Status added = schedules_->Add(*schedule);
   if (added.ok()) {

@@ -12,15 +12,15 @@
 #include "common/certificates.h"
 #include "common/duration.h"
 #include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "common/tls.h"
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
 #include "controller/daemon/schedule_loop.h"
 #include "controller/metrics/run_metrics.h"
-#include "common/metrics.h"
-#include "common/metrics_server.h"
-#include "controller/store/run_store.h"
 #include "controller/probes/probe_runner.h"
+#include "controller/store/run_store.h"
 
 namespace {
 

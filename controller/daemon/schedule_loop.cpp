@@ -77,8 +77,8 @@ void ScheduleLoop::Loop() {
                      out->interrupted);
       }
       for (const auto& f : out->recorded) {
-        spdlog::info("schedule {}: due {}: {}{}", f.schedule, report::IsoTime(f.due_unix_ms), f.outcome,
-                     f.run_id.empty() ? "" : " (run " + f.run_id + ")");
+        spdlog::info("schedule {}: due {}: {}{}", f.schedule, report::IsoTime(f.due_unix_ms),
+                     f.outcome, f.run_id.empty() ? "" : " (run " + f.run_id + ")");
       }
       for (const auto& e : out->errors) spdlog::error("scheduler: {}", e);
     }

@@ -91,9 +91,9 @@ store::StoredRun StoredRunFromProto(const v1::RunSummary& p) {
   r.spec_yaml = p.spec_yaml();
   auto state = store::ParseRunState(p.state());
   // A controller without a store knows only its own runs: RUNNING until they finish.
-  r.state = state.ok()                  ? *state
-            : p.verdict() == "RUNNING"  ? store::RunState::kRunning
-                                        : store::RunState::kFinished;
+  r.state = state.ok()                 ? *state
+            : p.verdict() == "RUNNING" ? store::RunState::kRunning
+                                       : store::RunState::kFinished;
   if (r.state == store::RunState::kFinished) r.verdict = p.verdict();
   r.started_unix_ms = p.started_unix_ms();
   r.ended_unix_ms = p.ended_unix_ms();

@@ -64,7 +64,8 @@ struct Controller {
     builder.RegisterService(service.get());
     server = builder.BuildAndStart();
     address = "127.0.0.1:" + std::to_string(port);
-    stub = v1::Controller::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    stub =
+        v1::Controller::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   }
   ~Controller() {
     service.reset();
