@@ -64,7 +64,9 @@ no_table() { [ -z "$(fault_tables "$1")" ]; }
 # --- PostgreSQL, hosts, certificates, controllers, agents ---------------------------------------
 "$BIN/faultline-test-postgres" "$PG_PORT" faultline >"$WORK/pg.url" 2>"$WORK/postgres.log" &
 PG_PID=$!
-await 30 test -s "$WORK/pg.url" || fail "PostgreSQL did not start"
+# Bounded by the helper itself (initdb, then readiness): it prints the URL or exits.
+pg_settled() { [ -s "$WORK/pg.url" ] || ! kill -0 "$PG_PID" 2>/dev/null; }
+await 200 pg_settled && [ -s "$WORK/pg.url" ] || fail "PostgreSQL did not start"
 STORE=$(cat "$WORK/pg.url")
 sql() { psql "$STORE" -qtAX -c "$1"; }
 
@@ -93,7 +95,7 @@ start_controller() {  # start_controller ID
     --tls-ca "$CERTS/ca.pem" --tls-cert "$CERTS/controller.pem" \
     --tls-key "$CERTS/controller-key.pem" --ready-file "$WORK/$1.ready" >>"$WORK/$1.log" 2>&1 &
   PID[$1]=$!
-  await 10 test -s "$WORK/$1.ready" || fail "controller $1 did not start"
+  await 30 test -s "$WORK/$1.ready" || fail "controller $1 did not start"
 }
 start_controller ctl-a
 start_controller ctl-b
@@ -109,7 +111,7 @@ live() {
   [ "$("$BIN/faultline" agents --controller "$(addr "$1")" "${OP[@]}" --output json 2>/dev/null |
     jq '[.[] | select(.live)] | length')" = 1 ]
 }
-await 15 live ctl-a && await 15 live ctl-b || fail "agents did not attach"
+await 60 live ctl-a && await 60 live ctl-b || fail "agents did not attach"
 
 cat >"$WORK/gameday.yaml" <<EOF
 apiVersion: faultline/v1
@@ -162,11 +164,11 @@ pass "an invalid schedule is refused by the controller (exit 2, field named), no
 
 # --- 1. fires exactly once across both controllers ----------------------------------------------
 add_owed gameday ctl-a
-await 15 recorded gameday ctl-b || fail "the owed due time was not decided: $(firings_json gameday ctl-b)"
+await 30 recorded gameday ctl-b || fail "the owed due time was not decided: $(firings_json gameday ctl-b)"
 [ "$(firing_outcome gameday ctl-b)" = started ] || fail "gameday: $(firings_json gameday ctl-b)"
 fired_at=$(( $(date +%s%N) / 1000000 ))
 # Both controllers have ticked since (each renews its presence every tick): neither starts it again.
-await 10 presence_after ctl-a "$fired_at" && await 10 presence_after ctl-b "$fired_at" ||
+await 20 presence_after ctl-a "$fired_at" && await 20 presence_after ctl-b "$fired_at" ||
   fail "the controllers stopped ticking"
 [ "$(sql "SELECT count(*) FROM faultline_runs WHERE source = 'schedule:gameday'")" = 1 ] ||
   fail "not one run: $(sql "SELECT id, owner FROM faultline_runs")"
@@ -181,17 +183,17 @@ SURVIVOR=$([ "$OWNER" = ctl-a ] && echo ctl-b || echo ctl-a)
 pass "the owed due time fired once across two controllers: run $RUN1 on $OWNER"
 
 # --- 2. kill -9 of the controller running it ----------------------------------------------------
-await 15 has_table "${HOST[$OWNER]}" || fail "the scheduled run never applied its fault"
+await 30 has_table "${HOST[$OWNER]}" || fail "the scheduled run never applied its fault"
 [ "$(run_state "$RUN1")" = running ] || fail "run $RUN1 is $(run_state "$RUN1") while $OWNER lives"
 kill -9 "${PID[$OWNER]}"
 wait "${PID[$OWNER]}" 2>/dev/null || true
 unset "PID[$OWNER]"
-# The fault: gone by its lease ($LEASE) + 1 s.
-await 3 no_table "${HOST[$OWNER]}" ||
+# The fault: gone by its lease ($LEASE; the deadline leaves room for a loaded machine).
+await 10 no_table "${HOST[$OWNER]}" ||
   fail "the fault outlived the killed controller's lease: $(fault_tables "${HOST[$OWNER]}")"
 # The run: the survivor takes the scheduling lease and, once $OWNER's presence lapses, marks it.
 interrupted() { [ "$(run_state "$RUN1")" = interrupted ]; }
-await 15 interrupted || fail "run $RUN1 is $(run_state "$RUN1") after its controller was killed"
+await 30 interrupted || fail "run $RUN1 is $(run_state "$RUN1") after its controller was killed"
 grep -q "marked interrupted" "$WORK/$SURVIVOR.log" || fail "$SURVIVOR did not say it marked the run"
 "$BIN/faultline" history --controller "$(addr "$SURVIVOR")" "${OP[@]}" --output json >"$WORK/history.json"
 [ "$(jq -r --arg id "$RUN1" '.[] | select(.run_id == $id) | "\(.state) \(.source)"' "$WORK/history.json")" = \
@@ -204,10 +206,10 @@ pass "kill -9 of $OWNER mid-run: fault gone by its lease, $SURVIVOR marked the r
 S=$SURVIVOR
 [ "$(halted_metric "$S")" = 0 ] || fail "faultline_controller_halted is not 0 before the halt"
 add_owed second "$S"
-await 15 recorded second "$S" || fail "schedule second was not decided"
+await 30 recorded second "$S" || fail "schedule second was not decided"
 [ "$(firing_outcome second "$S")" = started ] || fail "second (not halted): $(firings_json second "$S")"
 RUN2=$(firings_json second "$S" | jq -r '.[0].run_id')
-await 15 has_table "${HOST[$S]}" || fail "run $RUN2 never applied its fault"
+await 30 has_table "${HOST[$S]}" || fail "run $RUN2 never applied its fault"
 "$BIN/faultline" annotate "$RUN2" "paged on-call" --author cs-test --controller "$(addr "$S")" \
   "${OP[@]}" >/dev/null || fail "annotate --controller"
 "$BIN/faultline" halt --controller "$(addr "$S")" "${OP[@]}" --reason "schedule test" \
@@ -215,25 +217,25 @@ await 15 has_table "${HOST[$S]}" || fail "run $RUN2 never applied its fault"
 grep -q "1 run(s) cancelled" "$WORK/halt.log" || fail "halt did not cancel the scheduled run: $(cat "$WORK/halt.log")"
 no_table "${HOST[$S]}" || fail "a fault survived the halt"
 aborted() { [ "$(sql "SELECT verdict FROM faultline_runs WHERE id = '$RUN2'")" = ABORTED ]; }
-await 10 aborted || fail "the halted scheduled run is not ABORTED"
+await 20 aborted || fail "the halted scheduled run is not ABORTED"
 [ "$(halted_metric "$S")" = 1 ] || fail "faultline_controller_halted is not 1 during the halt"
 add_owed third "$S"
-await 15 recorded third "$S" || fail "schedule third was not decided"
+await 30 recorded third "$S" || fail "schedule third was not decided"
 [ "$(firing_outcome third "$S")" = skipped:halted ] || fail "third (halted): $(firings_json third "$S")"
 [ "$(sql "SELECT count(*) FROM faultline_runs WHERE source = 'schedule:third'")" = 0 ] ||
   fail "a run started while halted"
 # A controller started during the halt honours it (the halt is in the store).
 start_controller "$OWNER"
 halted_1() { [ "$(halted_metric "$1")" = 1 ]; }
-await 10 halted_1 "$OWNER" || fail "$OWNER, started during the halt, is not halted"
+await 20 halted_1 "$OWNER" || fail "$OWNER, started during the halt, is not halted"
 pass "halt: scheduled run ABORTED, due time recorded skipped:halted (control: started before), metrics 1, honoured by a controller started later"
 
 "$BIN/faultline" resume --controller "$(addr "$S")" "${OP[@]}" >/dev/null || fail "resume"
 halted_0() { [ "$(halted_metric "$1")" = 0 ]; }
 [ "$(halted_metric "$S")" = 0 ] || fail "faultline_controller_halted is not 0 after resume"
-await 10 halted_0 "$OWNER" || fail "$OWNER stayed halted after a resume on $S"
+await 20 halted_0 "$OWNER" || fail "$OWNER stayed halted after a resume on $S"
 add_owed fourth "$S"
-await 15 recorded fourth "$S" || fail "schedule fourth was not decided"
+await 30 recorded fourth "$S" || fail "schedule fourth was not decided"
 [ "$(firing_outcome fourth "$S")" = started ] || fail "fourth (resumed): $(firings_json fourth "$S")"
 pass "resume: metrics 0 on both controllers, due times start again"
 
