@@ -10,7 +10,8 @@
 #     the server never sees the request, and the client still dialled the server's own address;
 #     the fault follows the name to a new AAAA address while active;
 #   - one fault naming an IPv4 and an IPv6 address aborts on both families;
-#   - every revert leaves no faultline_ table and traffic goes direct again.
+#   - every revert leaves no faultline_ table and traffic goes direct again;
+#   - without IPv6 loopback in the namespace a fault on an IPv6 peer is refused, not a no-op.
 # Takes the sandbox lock through lib.sh (network tests never overlap) but needs no sandbox.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 DRIVER="$BIN/net_fault_driver"
@@ -149,3 +150,18 @@ fault_off mixed
 [ "$(http "http://$A4:$HPORT/index.txt")" = "200 $A4" ] || fail "mixed: IPv4 after revert"
 [ "$(http "http://[$A6]:$HPORT/index.txt")" = "200 $A6" ] || fail "mixed: IPv6 after revert"
 pass "one fault on $A4 and $A6: both aborted, $B6 untouched; direct again after revert"
+
+# --- Without IPv6 loopback in the namespace the proxy has no [::1] listener: a fault on an IPv6
+# peer is refused (it could redirect nothing) and leaves nothing behind; IPv4 still works.
+in_c sysctl -qw net.ipv6.conf.lo.disable_ipv6=1
+if in_c "$DRIVER" spec nolo6 '{"dependency": {"match": {"cidrs": ["'$A6'"], "remotePorts": ['$HPORT']},
+  "http": {"aborts": [{"status": 503, "percent": 100}]}}}' >"$WORK/nolo6.out" 2>"$WORK/nolo6.err"; then
+  fail "nolo6: a fault on an IPv6 peer was applied without IPv6 loopback"
+fi
+grep -q "cannot listen on \[::1\]" "$WORK/nolo6.err" || fail "nolo6: unclear error: $(cat "$WORK/nolo6.err")"
+no_tables || fail "nolo6: the refused fault left $(in_c nft list tables)"
+fault_on nolo4 '{"dependency": {"match": {"cidrs": ["'$A4'"], "remotePorts": ['$HPORT']},
+  "http": {"aborts": [{"status": 503, "percent": 100}]}}}'
+[ "$(http "http://$A4:$HPORT/index.txt")" = "503 $A4" ] || fail "nolo4: IPv4 not aborted"
+fault_off nolo4
+pass "no IPv6 loopback: a fault on $A6 is refused ($(tail -n 1 "$WORK/nolo6.err")), IPv4 faults still work"
