@@ -53,8 +53,8 @@ class HostWatcher {
   void Start(ApplyFn apply);
 
   // One refresh, on the calling thread (what the thread does every interval; before Start, a
-  // changed answer becomes current without any apply). For tests: must not run concurrently
-  // with a started watcher.
+  // changed answer becomes current without any apply). For tests: must not overlap the
+  // thread's own refresh (tests that also Start use a long interval).
   void RefreshOnce();
 
   // Stops the thread without waiting for the interval to end (a resolution in progress finishes
