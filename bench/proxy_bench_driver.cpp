@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   // splice(2) (to compare the two paths).
   const char* splice = std::getenv("PX_SPLICE");
   options.splice = splice == nullptr || std::string(splice) != "0";
+  // PX_SLICE_US=N: the loop thread's scheduler slice request (0 = kernel default).
+  if (const char* slice = std::getenv("PX_SLICE_US")) options.sched_slice_us = std::atoi(slice);
   faultline::agent::proxy::ProxyBackend backend(options);
   if (auto s = backend.DetectCapability(); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());

@@ -69,6 +69,15 @@ struct ProxyOptions {
   // quarter of the syscalls of read/write per byte and at least its throughput
   // (bench/RESULTS.md). false: every direction through user space (benchmark comparison).
   bool splice = true;
+  // Scheduler slice requested for the loop thread, in microseconds (Linux 6.12+ EEVDF; the
+  // kernel clamps to 100..100000): short, so a socket event or a latency toxic's release is
+  // served at once on a busy CPU. 0 = the kernel default.
+  int sched_slice_us = 100;
+  // The timerfd fires this early and the loop busy-waits the rest, so a toxic's release is on
+  // time rather than a timer wake-up late (~0.1 ms here); at most timer_spin_budget_us of
+  // busy-waiting per second (then the timer is armed at the deadline itself). 0 = no lead.
+  int timer_lead_us = 150;
+  int timer_spin_budget_us = 20000;
 };
 
 // How one fault's listener treats its connections.

@@ -16,9 +16,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <future>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
