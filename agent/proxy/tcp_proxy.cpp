@@ -287,10 +287,11 @@ struct TcpProxy::Impl {
   }
 
   // The loop sleeps, wakes on a socket or the timerfd, does a few microseconds of work and sleeps
-  // again. Under EEVDF (Linux 6.12+) a waking task normally waits for the running task's slice
-  // (~3 ms) to end, so on a busy CPU a release was milliseconds late; a short slice request
+  // again. Under EEVDF (Linux 6.12+) a waking task may wait for the running task's slice (~3 ms)
+  // to end, so on a saturated CPU a release can be milliseconds late; a short slice request
   // (sched_attr.sched_runtime for SCHED_OTHER) makes the loop thread preempt at wake-up instead.
-  // It changes latency only, not the CPU share. Older kernels ignore the field.
+  // It changes latency only, not the CPU share; off by default (see ProxyOptions). Older
+  // kernels ignore the field.
   void RequestShortSlice() {
     if (options.sched_slice_us <= 0) return;
     SchedAttr attr;

@@ -70,9 +70,10 @@ struct ProxyOptions {
   // (bench/RESULTS.md). false: every direction through user space (benchmark comparison).
   bool splice = true;
   // Scheduler slice requested for the loop thread, in microseconds (Linux 6.12+ EEVDF; the
-  // kernel clamps to 100..100000): short, so a socket event or a latency toxic's release is
-  // served at once on a busy CPU. 0 = the kernel default.
-  int sched_slice_us = 100;
+  // kernel clamps to 100..100000). 0 = the kernel default, the default here: 100 cut a timer
+  // wake-up's delay on CPUs saturated by nice'd builds from 2-4 ms to ~0.12 ms (median), but
+  // added ~60 us to a 64-byte round trip through the proxy on a quiet machine (145 -> 205 us).
+  int sched_slice_us = 0;
   // The timerfd fires this early and the loop busy-waits the rest, so a toxic's release is on
   // time rather than a timer wake-up late (~0.1 ms here); at most timer_spin_budget_us of
   // busy-waiting per second (then the timer is armed at the deadline itself). 0 = no lead.
