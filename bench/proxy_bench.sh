@@ -3,7 +3,8 @@
 # only; never the fl-* sandbox). Every path carries the same traffic to the same servers:
 #   (a) bare loopback, (b) Faultline's proxy behind its real nft redirect with no toxic (applied by
 #   proxy_bench_driver through ProxyBackend: the client still dials the server's own address;
-#   (b') the same with splice(2) for untouched directions, PX_SPLICE=1),
+#   untouched directions use splice(2), the default; (b') the same through user-space
+#   read/write, PX_SPLICE=0),
 #   (c) haproxy in TCP mode, (d) socat (fork per connection).
 #   1. Throughput: iperf3 TCP, ROUNDS rounds of a, b, c, d interleaved; medians; ratios to (a).
 #   2. Added latency per request: net_echo TCP ping-pong (64 B, one connection, sequential) RTT
@@ -81,12 +82,12 @@ stats() {  # file -> "median p99" in microseconds
     i = int(NR*0.99); if (i < NR*0.99) i++; print m, a[i]}'
 }
 
-declare -A NAMES=([a]="bare loopback" [b]="faultline, no toxic" [s]="faultline, splice" [c]="haproxy tcp" [d]="socat")
+declare -A NAMES=([a]="bare loopback" [b]="faultline, no toxic" [s]="faultline, read/write" [c]="haproxy tcp" [d]="socat")
 echo "== throughput: iperf3 ${IPERF_S}s x $ROUNDS rounds (a, b, c, d interleaved)"
 for r in $(seq 1 $ROUNDS); do
   iperf $IPERF >>"$WORK/tp.a"
   fault_on; iperf $IPERF >>"$WORK/tp.b"; fault_off
-  export PX_SPLICE=1; fault_on; iperf $IPERF >>"$WORK/tp.s"; fault_off; unset PX_SPLICE
+  export PX_SPLICE=0; fault_on; iperf $IPERF >>"$WORK/tp.s"; fault_off; unset PX_SPLICE
   iperf $HAP_IPERF >>"$WORK/tp.c"
   iperf $SOCAT_IPERF >>"$WORK/tp.d"
 done

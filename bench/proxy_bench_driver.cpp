@@ -36,9 +36,12 @@ int main(int argc, char** argv) {
     t->mutable_latency()->set_latency_us(static_cast<uint32_t>(std::atol(argv[3])));
   }
   faultline::agent::proxy::ProxyBackendOptions options;
-  // PX_SPLICE=1: untouched directions through splice(2) (to compare with the default path).
+  // PX_SPLICE=0: untouched directions through user-space read/write instead of the default
+  // splice(2) (to compare the two paths).
   const char* splice = std::getenv("PX_SPLICE");
-  options.splice = splice != nullptr && std::string(splice) == "1";
+  options.splice = splice == nullptr || std::string(splice) != "0";
+  // PX_SLICE_US=N: the loop thread's scheduler slice request (0 = kernel default).
+  if (const char* slice = std::getenv("PX_SLICE_US")) options.sched_slice_us = std::atoi(slice);
   faultline::agent::proxy::ProxyBackend backend(options);
   if (auto s = backend.DetectCapability(); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());

@@ -143,6 +143,7 @@ Status ProxyBackend::EnsureProxyLocked() {
   o.max_held_bytes = options_.max_held_bytes;
   o.connect_timeout_ms = options_.connect_timeout_ms;
   o.splice = options_.splice;
+  o.sched_slice_us = options_.sched_slice_us;
   auto proxy = TcpProxy::Start(o);
   if (!proxy.ok()) return proxy.status();
   proxy_ = std::shared_ptr<TcpProxy>(std::move(*proxy));

@@ -34,7 +34,8 @@ struct ProxyBackendOptions {
   int max_connections = 4096;
   uint64_t max_held_bytes = 64ull << 20;
   int connect_timeout_ms = 5000;
-  bool splice = false;  // see ProxyOptions::splice
+  bool splice = true;      // see ProxyOptions::splice
+  int sched_slice_us = 0;  // see ProxyOptions::sched_slice_us
 };
 
 class ProxyBackend final : public FaultBackend {

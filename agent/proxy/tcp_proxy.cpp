@@ -8,6 +8,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -46,11 +48,29 @@ constexpr size_t kSpliceChunk = 1 << 20;
 // Work done per connection per wake-up before yielding to others (level-triggered epoll calls
 // again when more is ready).
 constexpr int kStepsPerWake = 16;
+// Which directions an event concerns (Pump's `flows`).
+constexpr unsigned kUpFlow = 1;
+constexpr unsigned kDownFlow = 2;
+constexpr unsigned kBothFlows = kUpFlow | kDownFlow;
 // Bytes one direction may hold before it stops reading (on top of the global budget).
 constexpr size_t kMaxQueuedPerFlow = 4 << 20;
 // After an HTTP abort, how long the client's leftover bytes are drained before the close (so
 // the close is a FIN after the response, not an RST that could destroy it).
 constexpr auto kAbortLinger = std::chrono::seconds(1);
+
+// struct sched_attr of sched_setattr(2), first version (48 bytes); glibc 2.36 has no wrapper and
+// <linux/sched/types.h> clashes with <sched.h>.
+struct SchedAttr {
+  uint32_t size = sizeof(SchedAttr);
+  uint32_t sched_policy = 0;
+  uint64_t sched_flags = 0;
+  int32_t sched_nice = 0;
+  uint32_t sched_priority = 0;
+  uint64_t sched_runtime = 0;
+  uint64_t sched_deadline = 0;
+  uint64_t sched_period = 0;
+};
+static_assert(sizeof(SchedAttr) == 48);
 
 void CloseFd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -97,6 +117,7 @@ struct Flow {
   // Spliced path.
   int pipe_r = -1;
   int pipe_w = -1;
+  size_t pipe_capacity = 0;
   size_t in_pipe = 0;
   // Buffered path.
   std::deque<Chunk> queue;
@@ -166,6 +187,7 @@ Evidence ProxyCounters::ToEvidence() const {
              {"bytes_downstream", bytes_downstream.load()},
              {"bytes_delayed", bytes_delayed.load()},
              {"bytes_discarded", bytes_discarded.load()},
+             {"bytes_spliced", bytes_spliced.load()},
              {"held_budget_stalls", held_budget_stalls.load()}};
   for (int i = 0; i < kToxicKinds; ++i) {
     const auto* field = Toxic::descriptor()->FindFieldByNumber(kFirstToxicField + i);
@@ -193,6 +215,8 @@ struct TcpProxy::Impl {
   using TimerEntry = std::pair<Time, uint64_t>;
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers;
   Time armed = kNever;
+  Time spin_window_start{};
+  std::chrono::nanoseconds spun{};  // busy-waited in the window that began at spin_window_start
   std::mt19937_64 rng{std::random_device{}()};
   char buffer[kReadChunk];
 
@@ -228,6 +252,7 @@ struct TcpProxy::Impl {
     sigemptyset(&pipe_signal);
     sigaddset(&pipe_signal, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+    RequestShortSlice();
     epoll_event events[256];
     while (!stopping) {
       int n = epoll_wait(epoll_fd, events, 256, -1);
@@ -261,31 +286,90 @@ struct TcpProxy::Impl {
     while (!conns.empty()) Kill(*conns.begin()->second, false);
   }
 
+  // The loop sleeps, wakes on a socket or the timerfd, does a few microseconds of work and sleeps
+  // again. Under EEVDF (Linux 6.12+) a waking task may wait for the running task's slice (~3 ms)
+  // to end, so on a saturated CPU a release can be milliseconds late; a short slice request
+  // (sched_attr.sched_runtime for SCHED_OTHER) makes the loop thread preempt at wake-up instead.
+  // It changes latency only, not the CPU share; off by default (see ProxyOptions). Older
+  // kernels ignore the field.
+  void RequestShortSlice() {
+    if (options.sched_slice_us <= 0) return;
+    SchedAttr attr;
+    attr.sched_policy = SCHED_OTHER;
+    errno = 0;
+    const int nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
+    attr.sched_nice = errno == 0 ? nice : 0;  // sched_setattr sets the nice value too: keep it
+    attr.sched_runtime = static_cast<uint64_t>(options.sched_slice_us) * 1000;
+    if (::syscall(SYS_sched_setattr, 0, &attr, 0) != 0) {
+      spdlog::debug("proxy: sched_setattr(slice {} us): {}", options.sched_slice_us,
+                    std::strerror(errno));
+    }
+  }
+
   void Schedule(Conn& c, Time when) {
     if (when == kNever || when == c.scheduled) return;
     c.scheduled = when;
     timers.push({when, c.id});
   }
 
+  // Drops timer entries of closed connections and of deadlines that moved (lazily, here).
+  void DropStaleTimers() {
+    while (!timers.empty()) {
+      auto it = conns.find(timers.top().second);
+      if (it != conns.end() && it->second->scheduled == timers.top().first) return;
+      timers.pop();
+    }
+  }
+
+  // Whether the loop may busy-wait `d` now, within options.timer_spin_budget_us per second.
+  bool MaySpin(Time now, std::chrono::nanoseconds d) {
+    if (now - spin_window_start >= std::chrono::seconds(1)) {
+      spin_window_start = now;
+      spun = {};
+    }
+    return spun + d <= microseconds(options.timer_spin_budget_us);
+  }
+
   void RunTimers() {
     Time now = SteadyClock::now();
-    while (!timers.empty() && timers.top().first <= now) {
-      auto [when, id] = timers.top();
-      timers.pop();
-      auto it = conns.find(id);
-      if (it == conns.end() || it->second->scheduled != when) continue;  // stale
-      it->second->scheduled = kNever;
-      Pump(*it->second);
-      now = SteadyClock::now();
+    while (true) {
+      while (!timers.empty() && timers.top().first <= now) {
+        auto [when, id] = timers.top();
+        timers.pop();
+        auto it = conns.find(id);
+        if (it == conns.end() || it->second->scheduled != when) continue;  // stale
+        it->second->scheduled = kNever;
+        Pump(*it->second);
+        now = SteadyClock::now();
+      }
+      DropStaleTimers();
+      if (timers.empty()) break;
+      // The timerfd is armed timer_lead_us early (a wake-up from the timer interrupt measured
+      // ~80-100 us late on this VM even on an idle CPU); the rest is waited out on the CPU so
+      // a latency toxic releases on time, not late. Bounded by the spin budget.
+      const auto wait = timers.top().first - now;
+      if (wait > microseconds(options.timer_lead_us) || !MaySpin(now, wait)) break;
+      spun += wait;
+      const Time due = timers.top().first;
+      while ((now = SteadyClock::now()) < due) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+      }
     }
-    // Stale entries of closed connections are dropped lazily; arm for the earliest live one.
-    while (!timers.empty() && !conns.count(timers.top().second)) timers.pop();
     Time next = timers.empty() ? kNever : timers.top().first;
-    if (next == armed) return;
-    armed = next;
+    // Early by the lead while the spin budget lasts; once spent, at the deadline itself (a
+    // wake-up that could not spin would only re-arm).
+    Time arm_at = next;
+    if (next != kNever && options.timer_lead_us > 0 &&
+        MaySpin(now, microseconds(options.timer_lead_us))) {
+      arm_at = std::max(now, next - microseconds(options.timer_lead_us));
+    }
+    if (arm_at == armed) return;
+    armed = arm_at;
     itimerspec spec{};
-    if (next != kNever) {
-      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next.time_since_epoch());
+    if (arm_at != kNever) {
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(arm_at.time_since_epoch());
       spec.it_value.tv_sec = ns.count() / 1'000'000'000;
       spec.it_value.tv_nsec = ns.count() % 1'000'000'000;
       if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
@@ -428,6 +512,8 @@ struct TcpProxy::Impl {
         return;
       }
       if (options.pipe_size > 0) ::fcntl(p[1], F_SETPIPE_SZ, options.pipe_size);
+      const int capacity = ::fcntl(p[1], F_GETPIPE_SZ);
+      f->pipe_capacity = capacity > 0 ? static_cast<size_t>(capacity) : 0;
       f->pipe_r = p[0];
       f->pipe_w = p[1];
     }
@@ -441,6 +527,7 @@ struct TcpProxy::Impl {
 
   // ---- connections ----
   void OnEvent(Conn& c, int side, uint32_t ev) {
+    const bool was_connecting = c.connecting;
     if (c.connecting && side == 1) {
       int err = 0;
       socklen_t len = sizeof(err);
@@ -458,7 +545,16 @@ struct TcpProxy::Impl {
       return;
     }
     const uint64_t id = c.id;
-    Pump(c);
+    // Only the directions this socket's readiness concerns: readable side s feeds the flow
+    // reading from s, writable side s the flow writing to s. Stepping the other one too cost a
+    // read() that returns EAGAIN per event on the request/response path.
+    unsigned flows = kBothFlows;
+    if (!was_connecting && !(ev & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))) {
+      flows = 0;
+      if (ev & EPOLLIN) flows |= side == 0 ? kUpFlow : kDownFlow;
+      if (ev & EPOLLOUT) flows |= side == 0 ? kDownFlow : kUpFlow;
+    }
+    Pump(c, flows);
     if (!(ev & EPOLLHUP)) return;
     auto it = conns.find(id);
     if (it == conns.end()) return;
@@ -476,8 +572,9 @@ struct TcpProxy::Impl {
     }
   }
 
-  // Moves whatever can move now, fires due deadlines, closes finished connections. Idempotent.
-  void Pump(Conn& c) {
+  // Moves whatever can move now in `flows` (both on timers), fires due deadlines, closes
+  // finished connections. Idempotent.
+  void Pump(Conn& c, unsigned flows = kBothFlows) {
     ProxyCounters& counters = *c.fault->counters;
     const Time now = SteadyClock::now();
     if (now >= c.reset_at) {
@@ -504,7 +601,7 @@ struct TcpProxy::Impl {
       DrainAborted(c, now);
       return;
     }
-    if (!Step(c, c.up, now)) {
+    if ((flows & kUpFlow) && !Step(c, c.up, now)) {
       Kill(c, true);
       return;
     }
@@ -512,7 +609,7 @@ struct TcpProxy::Impl {
       DrainAborted(c, now);
       return;
     }
-    if (!Step(c, c.down, now)) {
+    if ((flows & kDownFlow) && !Step(c, c.down, now)) {
       Kill(c, true);
       return;
     }
@@ -560,7 +657,14 @@ struct TcpProxy::Impl {
       const Flow& writing = side == 0 ? c.down : c.up;
       uint32_t ev = 0;
       if (WantsRead(c, reading)) ev |= EPOLLIN;
-      if ((side == 1 && c.connecting) || (writing.write_blocked && !c.aborted)) ev |= EPOLLOUT;
+      // A spliced direction that stopped at its step budget with bytes still in the pipe has no
+      // readable event to come back on (it reads only into an empty pipe): the writable
+      // destination brings it back at once. Without this the pipe sat full until some unrelated
+      // wake-up (the 0.03 Gbit/s of the first splice measurements).
+      const bool pipe_pending = !writing.buffered && writing.in_pipe > 0;
+      if ((side == 1 && c.connecting) || ((writing.write_blocked || pipe_pending) && !c.aborted)) {
+        ev |= EPOLLOUT;
+      }
       if (c.fd[side] < 0) continue;
       if (!c.registered[side]) {
         // A socket whose both directions are done is left unwatched (see OnEvent).
@@ -604,6 +708,7 @@ struct TcpProxy::Impl {
   bool StepSpliced(Conn& c, Flow& f) {
     ProxyCounters& counters = *c.fault->counters;
     auto& bytes = f.upstream ? counters.bytes_upstream : counters.bytes_downstream;
+    bool source_drained = false;
     for (int i = 0; i < kStepsPerWake; ++i) {
       if (f.in_pipe > 0) {
         ssize_t n = ::splice(f.pipe_r, nullptr, c.fd[f.dst], nullptr, f.in_pipe,
@@ -611,6 +716,7 @@ struct TcpProxy::Impl {
         if (n > 0) {
           f.in_pipe -= static_cast<size_t>(n);
           bytes += static_cast<uint64_t>(n);
+          counters.bytes_spliced += static_cast<uint64_t>(n);
           f.write_blocked = false;
           continue;
         }
@@ -620,11 +726,13 @@ struct TcpProxy::Impl {
         }
         return false;
       }
-      if (f.src_eof) break;
+      if (f.src_eof || source_drained) break;
       ssize_t n = ::splice(c.fd[f.src], nullptr, f.pipe_w, nullptr, kSpliceChunk,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         f.in_pipe += static_cast<size_t>(n);
+        // Less than a pipeful: the socket had no more (as for a short read, see StepBuffered).
+        source_drained = static_cast<size_t>(n) < f.pipe_capacity;
         continue;
       }
       if (n == 0) {
@@ -673,6 +781,9 @@ struct TcpProxy::Impl {
       if (n > 0) {
         Ingest(c, f, std::string_view(buffer, static_cast<size_t>(n)), now);
         if (c.aborted) return true;
+        // A short read emptied the socket: no second read just to see EAGAIN (level-triggered
+        // epoll reports whatever arrives later).
+        if (static_cast<size_t>(n) < sizeof(buffer)) break;
         continue;
       }
       if (n == 0) {

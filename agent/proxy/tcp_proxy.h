@@ -4,9 +4,9 @@
 // fault has its own listener on 127.0.0.1 (and [::1]) that the fault's nft rule redirects to.
 // An accepted connection learns its pre-redirect destination (SO_ORIGINAL_DST), connects onward
 // from a socket carrying `socket_mark` (which the redirect rule exempts), and draws its toxics.
-// A direction no toxic touches can move bytes with splice(2) through a pipe pair (zero-copy,
-// ProxyOptions::splice; off by default, see there); a direction with toxics or HTTP faults goes
-// through a user-space queue of timed chunks.
+// A direction no toxic touches moves bytes with splice(2) through a pipe (zero-copy,
+// ProxyOptions::splice, on by default); a direction with toxics or HTTP faults goes through a
+// user-space queue of timed chunks, released by a timerfd armed with the earliest deadline.
 //
 // Bounds: at most max_connections proxied connections (more are reset at once and counted);
 // at most max_held_bytes held in queues over all connections (a direction stops reading while
@@ -48,6 +48,7 @@ struct ProxyCounters {
   std::atomic<uint64_t> bytes_downstream{0};
   std::atomic<uint64_t> bytes_delayed{0};
   std::atomic<uint64_t> bytes_discarded{0};
+  std::atomic<uint64_t> bytes_spliced{0};  // of bytes_upstream + bytes_downstream, zero-copy
   std::atomic<uint64_t> held_budget_stalls{0};
   // Connections that drew each toxic kind, indexed by Toxic::kind_case() - kFirstToxicField.
   static constexpr int kFirstToxicField = 10;
@@ -64,10 +65,20 @@ struct ProxyOptions {
   int connect_timeout_ms = 5000;
   // Pipe size for spliced directions (F_SETPIPE_SZ); 0 = the kernel default (64 KiB).
   int pipe_size = 256 * 1024;
-  // true: directions no toxic touches move bytes with splice(2) through a pipe pair (zero-copy).
-  // Off by default: on this machine's kernel (6.18, loopback) the spliced path measured 0.05-0.15
-  // Gbit/s against 3-3.5 for read/write of 64 KiB chunks (bench/RESULTS.md).
-  bool splice = false;
+  // true: directions no toxic touches move bytes with splice(2) through a pipe (zero-copy); a
+  // quarter of the syscalls of read/write per byte and at least its throughput
+  // (bench/RESULTS.md). false: every direction through user space (benchmark comparison).
+  bool splice = true;
+  // Scheduler slice requested for the loop thread, in microseconds (Linux 6.12+ EEVDF; the
+  // kernel clamps to 100..100000). 0 = the kernel default, the default here: 100 cut a timer
+  // wake-up's delay on CPUs saturated by nice'd builds from 2-4 ms to ~0.12 ms (median), but
+  // added ~60 us to a 64-byte round trip through the proxy on a quiet machine (145 -> 205 us).
+  int sched_slice_us = 0;
+  // The timerfd fires this early and the loop busy-waits the rest, so a toxic's release is on
+  // time rather than a timer wake-up late (~0.1 ms here); at most timer_spin_budget_us of
+  // busy-waiting per second (then the timer is armed at the deadline itself). 0 = no lead.
+  int timer_lead_us = 150;
+  int timer_spin_budget_us = 20000;
 };
 
 // How one fault's listener treats its connections.

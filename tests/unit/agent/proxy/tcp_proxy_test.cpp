@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -14,8 +15,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -70,8 +73,9 @@ int Connect(uint16_t port) {
     ::close(fd);
     return -1;
   }
-  timeval tv{5, 0};
+  timeval tv{5, 0};  // a stalled proxy fails the test instead of hanging it
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   return fd;
 }
 
@@ -133,6 +137,63 @@ class EchoServer {
   std::thread thread_;
 };
 
+// FNV-1a, to compare what a peer received with what was sent without keeping both copies.
+uint64_t Fnv(uint64_t h, const char* data, size_t n) {
+  for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(data[i])) * 1099511628211ull;
+  return h;
+}
+constexpr uint64_t kFnvBasis = 14695981039346656037ull;
+
+// A sink: reads one connection to EOF (after `gate` opens, `chunk` bytes per read), then answers
+// with the byte count and FNV-1a hash of what it read (16 bytes) and closes: the answer only
+// arrives through a proxy that carries a half-closed connection.
+class SinkServer {
+ public:
+  explicit SinkServer(std::shared_future<void> gate = {}, size_t chunk = 65536)
+      : fd_(Listen()), gate_(std::move(gate)), chunk_(chunk) {
+    if (gate_.valid()) {  // a small window (inherited by the accepted socket) fills sooner
+      int size = 64 * 1024;
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    }
+    thread_ = std::thread([this] {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      conn_ = c;
+      if (gate_.valid()) gate_.wait();
+      std::vector<char> buf(chunk_);
+      uint64_t reply[2] = {0, kFnvBasis};
+      while (true) {
+        ssize_t n = ::recv(c, buf.data(), buf.size(), 0);
+        if (n <= 0) break;
+        reply[0] += static_cast<uint64_t>(n);
+        reply[1] = Fnv(reply[1], buf.data(), static_cast<size_t>(n));
+      }
+      SendAll(c, std::string(reinterpret_cast<char*>(reply), sizeof(reply)));
+      ::close(c);
+    });
+  }
+  ~SinkServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    if (int c = conn_.load(); c >= 0) ::shutdown(c, SHUT_RDWR);  // a failed test: never hang
+    ::close(fd_);
+    thread_.join();
+  }
+  uint16_t port() const { return PortOf(fd_); }
+
+ private:
+  int fd_;
+  std::atomic<int> conn_{-1};
+  std::shared_future<void> gate_;
+  size_t chunk_;
+  std::thread thread_;
+};
+
+std::string Pattern(size_t size, int seed) {
+  std::string data(size, '\0');
+  for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>(i * seed + (i >> 16));
+  return data;
+}
+
 class TcpProxyTest : public ::testing::Test {
  protected:
   void StartProxy(ProxyOptions o = {}) {
@@ -185,8 +246,103 @@ TEST_F(TcpProxyTest, PassesBytesUnchangedThroughTheSplicedPath) {
   EXPECT_EQ(counters_->bytes_downstream.load(), data.size());
 }
 
-TEST_F(TcpProxyTest, PassesBytesUnchangedThroughTheUserSpacePath) {
+TEST_F(TcpProxyTest, SplicedPathCarriesBulkAndAHalfClosedReply) {
+  StartProxy();  // splice is the default for untouched directions
+  SinkServer sink;
+  int c = Connect(AddFault(v1::DependencyFault{}, sink.port()));
+  ASSERT_GE(c, 0);
+  // Enough for the spliced direction to use up its per-wake-up step budget many times over (a
+  // budget exit once left a full pipe with no event to come back on: the transfer stalled).
+  const std::string data = Pattern(64 << 20, 11);
+  const bool sent = SendAll(c, data);  // fails after SO_SNDTIMEO if the proxy stalls
+  if (!sent) ::close(c);
+  ASSERT_TRUE(sent);
+  ::shutdown(c, SHUT_WR);  // half-close: the reply must still come back
+  std::string reply = ReadUpTo(c, 17);
+  ASSERT_EQ(reply.size(), 16u);
+  uint64_t got[2];
+  std::memcpy(got, reply.data(), sizeof(got));
+  EXPECT_EQ(got[0], data.size());
+  EXPECT_EQ(got[1], Fnv(kFnvBasis, data.data(), data.size()));
+  ::close(c);
+  EXPECT_TRUE(WaitUntil([&] { return proxy_->open_connections() == 0; }));
+  EXPECT_EQ(counters_->bytes_upstream.load(), data.size());
+  EXPECT_EQ(counters_->bytes_downstream.load(), 16u);
+  // A connection no toxic touches is zero-copy both ways.
+  EXPECT_EQ(counters_->bytes_spliced.load(), data.size() + 16);
+}
+
+TEST_F(TcpProxyTest, SplicedPathResumesAfterPartialDrainsToASlowReader) {
   StartProxy();
+  std::promise<void> open_gate;
+  // The sink reads nothing until the whole chain is full, then 1000 bytes at a time, so the
+  // proxy's pipe is drained in many partial splices.
+  SinkServer sink(open_gate.get_future().share(), 1000);
+  bool gate_open = false;
+  struct OpenOnExit {  // a failed assertion must not leave the sink waiting (its join would hang)
+    std::promise<void>& gate;
+    bool& open;
+    ~OpenOnExit() {
+      if (!open) gate.set_value();
+    }
+  } open_on_exit{open_gate, gate_open};
+  int c = Connect(AddFault(v1::DependencyFault{}, sink.port()));
+  ASSERT_GE(c, 0);
+  const std::string data = Pattern(32 << 20, 5);
+  int size = 64 * 1024;
+  ::setsockopt(c, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+  ::fcntl(c, F_SETFL, ::fcntl(c, F_GETFL) | O_NONBLOCK);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(c, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) << std::strerror(errno);
+    // Our send buffer is full: the proxy has stopped reading, its pipe is full and blocked.
+    if (!gate_open) open_gate.set_value(), gate_open = true;
+    pollfd p{c, POLLOUT, 0};
+    ASSERT_EQ(::poll(&p, 1, 10000), 1);
+  }
+  ASSERT_TRUE(gate_open) << "32 MiB never filled the chain; the test proves nothing";
+  ::fcntl(c, F_SETFL, ::fcntl(c, F_GETFL) & ~O_NONBLOCK);
+  ::shutdown(c, SHUT_WR);
+  std::string reply = ReadUpTo(c, 17);
+  ASSERT_EQ(reply.size(), 16u);
+  uint64_t got[2];
+  std::memcpy(got, reply.data(), sizeof(got));
+  EXPECT_EQ(got[0], data.size());
+  EXPECT_EQ(got[1], Fnv(kFnvBasis, data.data(), data.size()));
+  ::close(c);
+  EXPECT_EQ(counters_->bytes_spliced.load(), data.size() + 16);
+}
+
+TEST_F(TcpProxyTest, DownstreamToxicLeavesTheUpstreamSpliced) {
+  StartProxy();
+  auto f = WithToxic([](Toxic* t) {
+    t->set_direction(Toxic::DOWNSTREAM);
+    t->mutable_latency()->set_latency_us(1000);
+  });
+  int c = Connect(AddFault(f, echo_.port()));
+  ASSERT_GE(c, 0);
+  const std::string data = Pattern(1 << 20, 3);
+  std::thread writer([&] { SendAll(c, data); });
+  EXPECT_EQ(ReadUpTo(c, data.size()), data);
+  writer.join();
+  ::close(c);
+  EXPECT_TRUE(WaitUntil([&] { return proxy_->open_connections() == 0; }));
+  EXPECT_EQ(counters_->bytes_upstream.load(), data.size());
+  EXPECT_EQ(counters_->bytes_downstream.load(), data.size());
+  // Upstream zero-copy, downstream through the latency queue.
+  EXPECT_EQ(counters_->bytes_spliced.load(), data.size());
+  EXPECT_EQ(counters_->bytes_delayed.load(), data.size());
+}
+
+TEST_F(TcpProxyTest, PassesBytesUnchangedThroughTheUserSpacePath) {
+  ProxyOptions o;
+  o.splice = false;
+  StartProxy(o);
   auto f = WithToxic([](Toxic* t) {
     t->mutable_reset_peer()->set_timeout_ms(60000);
     t->set_toxicity(1e-9);
@@ -201,6 +357,7 @@ TEST_F(TcpProxyTest, PassesBytesUnchangedThroughTheUserSpacePath) {
   ::close(c);
   EXPECT_TRUE(WaitUntil([&] { return proxy_->open_connections() == 0; }));
   EXPECT_EQ(proxy_->held_bytes(), 0u);
+  EXPECT_EQ(counters_->bytes_spliced.load(), 0u);
 }
 
 TEST_F(TcpProxyTest, LatencyHoldsEachChunkAtLeastTheDelay) {
