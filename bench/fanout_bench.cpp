@@ -147,11 +147,12 @@ struct Figures {
 };
 
 Figures RunOne(int n, int rounds, const std::string& agent_bin, int port, int agent_port_base,
-               double idle_s, const std::string& dir, int spawn_batch, Duration attach_deadline) {
+               double idle_s, const std::string& dir, int spawn_batch, Duration attach_deadline,
+               Duration heartbeat) {
   Figures fig;
   fig.agents = n;
   daemon::AgentRegistryOptions ro;
-  ro.heartbeat_interval = 1s;
+  ro.heartbeat_interval = heartbeat;
   daemon::AgentRegistry registry(ro);
   daemon::ControllerServiceOptions so;
   so.plaintext_allow_all = true;
@@ -283,6 +284,7 @@ int main(int argc, char** argv) {
   int agent_port_base = 20000;
   std::string dir = "/dev/shm/fo-fanout-bench";
   int spawn_batch = 50;
+  double heartbeat_s = 1;  // faultline-controller's --heartbeat default
   double attach_deadline_s = 60;
   CLI::App app{"fanout_bench: controller fan-out to N real dry-run agent processes"};
   app.add_option("--agents", sizes, "agent counts to measure")->capture_default_str();
@@ -305,6 +307,9 @@ int main(int argc, char** argv) {
   app.add_option("--agent-nice", g_agent_nice,
                  "nice value of the agents (the controller keeps 0): one host's cores stand in "
                  "for a fleet's")
+      ->capture_default_str();
+  app.add_option("--heartbeat", heartbeat_s,
+                 "seconds between the agents' heartbeats (the controller's --heartbeat)")
       ->capture_default_str();
   app.add_option("--pid-file", g_pid_file,
                  "keep the running agents' pids here (one a line) for a caller's cleanup");
@@ -338,6 +343,8 @@ int main(int argc, char** argv) {
   setrlimit(RLIMIT_NOFILE, &lim);
 
   nlohmann::json out = nlohmann::json::array();
+  std::printf("heartbeat %.1f s, agents at nice %d, spawned %d at a time\n", heartbeat_s,
+              g_agent_nice, spawn_batch);
   std::printf("%6s %9s | %-28s | %-22s | %-20s | %-20s | %s\n", "agents", "attach_s",
               "apply last ack ms (med/p99)", "apply each ack ms p50/p99", "halt ms (med/p99)",
               "agent RSS MiB med/max", "agent CPU % med/max");
@@ -345,7 +352,9 @@ int main(int argc, char** argv) {
     std::filesystem::remove_all(dir);
     Figures f = RunOne(n, rounds, agent_bin, port, agent_port_base, idle_s, dir, spawn_batch,
                        std::chrono::duration_cast<Duration>(
-                           std::chrono::duration<double>(attach_deadline_s)));
+                           std::chrono::duration<double>(attach_deadline_s)),
+                       std::chrono::duration_cast<Duration>(
+                           std::chrono::duration<double>(heartbeat_s)));
     std::filesystem::remove_all(dir);
     std::printf(
         "%6d %9.1f | %12.1f / %-13.1f | %9.1f / %-10.1f | %8.1f / %-9.1f | %8.1f / %-9.1f | "
@@ -373,7 +382,8 @@ int main(int argc, char** argv) {
           {{"median", Percentile(f.cpu_percent, 50)},
            {"max", Percentile(f.cpu_percent, 100)},
            {"mean", f.cpu_mean_percent}}},
-         {"load_before", LoadAverage()},
+         {"load_after", LoadAverage()},
+         {"heartbeat_s", heartbeat_s},
          {"apply_failures", f.apply_failures},
          {"halt_failures", f.halt_failures}});
   }
