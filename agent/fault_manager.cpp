@@ -96,7 +96,7 @@ void FaultManager::RememberLocked(v1::FaultStatus status) {
   while (recent_.size() > options_.max_recent_reverted) recent_.pop_back();
 }
 
-Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request) {
+Result<FaultBackend*> FaultManager::BackendFor(const v1::ApplyFaultRequest& request) const {
   if (!IsValidRunId(request.run_id())) {
     return InvalidArgument("run_id '" + request.run_id() + "' is invalid: want [a-z0-9]{1,32}");
   }
@@ -111,6 +111,20 @@ Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request
   if (backend == nullptr) {
     return FailedPrecondition("fault kind '" + kind + "' is not supported by this agent");
   }
+  return backend;
+}
+
+Status FaultManager::ValidateRequest(const v1::ApplyFaultRequest& request) const {
+  auto backend = BackendFor(request);
+  if (!backend.ok()) return backend.status();
+  return (*backend)->Validate(request.spec());
+}
+
+Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request) {
+  auto found = BackendFor(request);
+  if (!found.ok()) return found.status();
+  FaultBackend* backend = *found;
+  const std::string kind = FaultKindOf(request.spec());
   if (Status s = registry_.CheckAvailable(kind); !s.ok()) return s;
   if (Status s = backend->Validate(request.spec()); !s.ok()) return s;
 

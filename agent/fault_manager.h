@@ -87,6 +87,12 @@ class FaultManager {
   // UNAVAILABLE after Shutdown. Nothing is left behind on any error.
   Result<v1::FaultStatus> Apply(const v1::ApplyFaultRequest& request);
 
+  // Every check Apply makes on the request itself before anything reaches the journal or the
+  // kernel: ids, lease ttl, kind, a backend for it, the backend's Validate (same errors, same
+  // order), without the host's capability (DetectAll's result). No side effects; thread-safe.
+  // The agent-request fuzz target drives it.
+  Status ValidateRequest(const v1::ApplyFaultRequest& request) const;
+
   // Moves the lease of an active fault to now + lease_ttl_ms. INVALID_ARGUMENT for a bad id or
   // ttl; NOT_FOUND for a fault that is not active (FAILED_PRECONDITION when it was reverted
   // recently, naming the reason); FAILED_PRECONDITION when the lease has already expired or a
@@ -146,6 +152,8 @@ class FaultManager {
   };
 
   void OnLeaseExpired(const std::string& fault_id);
+  // Ids, ttl and kind of an Apply request; the backend serving the kind.
+  Result<FaultBackend*> BackendFor(const v1::ApplyFaultRequest& request) const;
   // Precondition: mutation_mu_ held.
   Result<std::optional<v1::FaultStatus>> RevertLocked(const std::string& fault_id,
                                                       const std::string& reason);

@@ -4,9 +4,10 @@
 //   net_fault_driver <delay_us> <peer-cidr> [queue_first [egress|ingress [rt_priority]]]
 // delay_us >= 1 (the backend's minimum; 1 us stands for "0 ms through the delay line").
 //   net_fault_driver spec <fault-id> <FaultSpec JSON> [apply-count] [realtime-priority]
-// applies any fault through the agent's FaultManager (journal in a temp dir), apply-count times
-// with the same id (idempotence), and on SIGTERM reverts it and prints its final status as JSON
-// (used by tests/integration/network_traffic_test.sh).
+// applies a network or dependency fault through the agent's FaultManager (journal in a temp dir;
+// the real NetworkBackend and ProxyBackend), apply-count times with the same id (idempotence), and
+// on SIGTERM reverts it and prints its final status as JSON (used by
+// tests/integration/network_traffic_test.sh and proxy_ipv6_test.sh).
 #include <google/protobuf/util/json_util.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "agent/fault_registry.h"
 #include "agent/journal.h"
 #include "agent/netfilter/network_backend.h"
+#include "agent/proxy/proxy_backend.h"
 #include "common/clock.h"
 
 namespace {
@@ -52,6 +54,8 @@ int SpecMode(int argc, char** argv) {
   o.queue_first = 3400;  // not the agent's default range: a sandbox agent may run alongside
   agent::FaultRegistry registry;
   (void)registry.Register(std::make_unique<agent::netfilter::NetworkBackend>(o));
+  (void)registry.Register(
+      std::make_unique<agent::proxy::ProxyBackend>(agent::proxy::ProxyBackendOptions{}));
   registry.DetectAll();
   char dir[] = "/tmp/nz-journal.XXXXXX";
   if (mkdtemp(dir) == nullptr) return 1;

@@ -1,18 +1,15 @@
 #include "agent/netfilter/network_backend.h"
 
-#include <netdb.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <filesystem>
-#include <set>
 #include <sstream>
-#include <thread>
 
 #include "agent/netfilter/host_addresses.h"
+#include "agent/netfilter/host_watcher.h"
 #include "agent/netfilter/netem_probe.h"
 #include "agent/netfilter/network_rules.h"
 #include "agent/netfilter/nft_ruleset.h"
@@ -31,7 +28,6 @@ constexpr uint32_t kFirstMarkBit = 20;
 constexpr uint32_t kBypassMark = 1u << 19;
 constexpr uint16_t kMaxQueues = 8;
 constexpr auto kIptablesTimeout = 10s;
-constexpr uint32_t kDefaultResolveIntervalMs = 1000;
 
 std::string TableName(const std::string& fault_id) { return std::string(kTablePrefix) + fault_id; }
 
@@ -149,12 +145,12 @@ std::shared_ptr<QueueRules>& SharedQueueRules(const NetworkBackendOptions& o) {
 class NetworkFaultHandle final : public FaultHandle {
  public:
   NetworkFaultHandle(std::string fault_id, v1::NetworkFault fault, std::shared_ptr<NftRuleset> nft,
-                     std::vector<std::string> resolved)
+                     std::unique_ptr<HostWatcher> hosts)
       : fault_id_(std::move(fault_id)),
         table_(TableName(fault_id_)),
         fault_(std::move(fault)),
         nft_(std::move(nft)),
-        resolved_(std::move(resolved)) {}
+        hosts_(std::move(hosts)) {}
 
   ~NetworkFaultHandle() override { (void)Revert(); }
 
@@ -166,25 +162,17 @@ class NetworkFaultHandle final : public FaultHandle {
     release_queue_ = std::move(release_queues);
   }
 
+  // Re-resolves the fault's host names while it is active (no thread without hosts).
   void StartResolver() {
-    if (fault_.match().hosts_size() == 0) return;
-    uint32_t ms = fault_.match().resolve_interval_ms();
-    if (ms == 0) ms = kDefaultResolveIntervalMs;
-    resolver_ = std::thread([this, ms] {
-      std::unique_lock lock(resolver_mu_);
-      while (!resolver_cv_.wait_for(lock, std::chrono::milliseconds(ms),
-                                    [this] { return stop_resolver_; })) {
-        lock.unlock();
-        Refresh();
-        lock.lock();
-      }
+    hosts_->Start([this](const std::vector<std::string>& addresses) {
+      return nft_->Run(PeerSetUpdateBatch(table_, fault_, addresses));
     });
   }
 
   Status Revert() override {
     std::lock_guard lock(mu_);
     if (reverted_) return Status::Ok();
-    StopResolver();
+    hosts_->Stop();
     final_ = ReadEvidence(nullptr);
     // The queueing rules go first so nothing new is queued; then the table; then the line
     // releases what it holds.
@@ -211,35 +199,6 @@ class NetworkFaultHandle final : public FaultHandle {
   }
 
  private:
-  void StopResolver() {
-    {
-      std::lock_guard lock(resolver_mu_);
-      stop_resolver_ = true;
-    }
-    resolver_cv_.notify_all();
-    if (resolver_.joinable()) resolver_.join();
-  }
-
-  void Refresh() {
-    std::vector<std::string> now =
-        ResolveHostAddresses({fault_.match().hosts().begin(), fault_.match().hosts().end()});
-    ++resolutions_;
-    if (now.empty()) return;  // nothing resolved: keep faulting the last known addresses
-    {
-      std::lock_guard lock(resolved_mu_);
-      if (now == resolved_) return;
-    }
-    Status s = nft_->Run(PeerSetUpdateBatch(table_, fault_, now));
-    if (!s.ok()) {
-      spdlog::warn("network fault {}: cannot update peer addresses: {}", fault_id_, s.message());
-      return;
-    }
-    spdlog::info("network fault {}: peer addresses changed ({} now)", fault_id_, now.size());
-    ++resolution_changes_;
-    std::lock_guard lock(resolved_mu_);
-    resolved_ = std::move(now);
-  }
-
   // The fault's evidence now; `before_delete` (the evidence read before the table was deleted)
   // supplies the nftables counters once the table is gone.
   Evidence ReadEvidence(const Evidence* before_delete) const {
@@ -271,12 +230,7 @@ class NetworkFaultHandle final : public FaultHandle {
     } else if (!final_.empty()) {
       e = final_;
     }
-    if (fault_.match().hosts_size() > 0) {
-      std::lock_guard lock(resolved_mu_);
-      e["peer_addresses"] = resolved_.size();
-      e["resolutions"] = resolutions_.load();
-      e["resolution_changes"] = resolution_changes_.load();
-    }
+    hosts_->AddEvidence(&e);
     return e;
   }
 
@@ -292,15 +246,7 @@ class NetworkFaultHandle final : public FaultHandle {
   bool reverted_ = false;  // guarded by mu_
   Evidence final_;         // guarded by mu_
 
-  mutable std::mutex resolved_mu_;
-  std::vector<std::string> resolved_;  // guarded by resolved_mu_
-  std::atomic<uint64_t> resolutions_{0};
-  std::atomic<uint64_t> resolution_changes_{0};
-
-  std::thread resolver_;
-  std::mutex resolver_mu_;
-  std::condition_variable resolver_cv_;
-  bool stop_resolver_ = false;  // guarded by resolver_mu_
+  const std::unique_ptr<HostWatcher> hosts_;
 };
 
 // A latency fault running as netem root qdiscs (netem_qdisc.h).
@@ -477,8 +423,11 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fa
           ": the NFQUEUE delay line is unavailable here: " + why);
     }
   }
-  std::vector<std::string> resolved =
-      ResolveHostAddresses({fault.match().hosts().begin(), fault.match().hosts().end()});
+  auto hosts = std::make_unique<HostWatcher>(
+      std::vector<std::string>(fault.match().hosts().begin(), fault.match().hosts().end()),
+      std::chrono::milliseconds(fault.match().resolve_interval_ms()), "network fault " + fault_id,
+      &ResolveHostAddresses);
+  const std::vector<std::string> resolved = hosts->ResolveInitial();
   NetworkRuleOptions rule_options;
   rule_options.control_port = control_port_.load();
 
@@ -549,7 +498,7 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fa
     release_queues();
     return s;
   }
-  auto handle = std::make_unique<NetworkFaultHandle>(fault_id, fault, nft_, resolved);
+  auto handle = std::make_unique<NetworkFaultHandle>(fault_id, fault, nft_, std::move(hosts));
   if (!lines.empty()) {
     auto rules = SharedQueueRules(options_);
     Status q = rules->Add(table, egress_queue, ingress_queue, rule_options.queue_mark, *nft_);

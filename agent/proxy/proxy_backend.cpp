@@ -1,17 +1,14 @@
 #include "agent/proxy/proxy_backend.h"
 
-#include <netdb.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstring>
-#include <set>
-#include <thread>
 #include <vector>
 
 #include "agent/netfilter/host_addresses.h"
+#include "agent/netfilter/host_watcher.h"
 #include "agent/netfilter/network_rules.h"
 #include "agent/netfilter/nft_ruleset.h"
 #include "agent/proxy/proxy_rules.h"
@@ -21,7 +18,6 @@ namespace faultline::agent::proxy {
 namespace {
 
 constexpr const char* kCapCheckTable = "faultline_capcheck_proxy";
-constexpr uint32_t kDefaultResolveIntervalMs = 1000;
 
 std::string TableName(const std::string& fault_id) {
   return std::string(netfilter::kTablePrefix) + fault_id;
@@ -31,36 +27,29 @@ class ProxyFaultHandle final : public FaultHandle {
  public:
   ProxyFaultHandle(std::string fault_id, v1::DependencyFault fault,
                    std::shared_ptr<netfilter::NftRuleset> nft, std::shared_ptr<TcpProxy> proxy,
-                   std::shared_ptr<ProxyCounters> counters, std::vector<std::string> resolved)
+                   std::shared_ptr<ProxyCounters> counters,
+                   std::unique_ptr<netfilter::HostWatcher> hosts)
       : fault_id_(std::move(fault_id)),
         table_(TableName(fault_id_)),
         fault_(std::move(fault)),
         nft_(std::move(nft)),
         proxy_(std::move(proxy)),
         counters_(std::move(counters)),
-        resolved_(std::move(resolved)) {}
+        hosts_(std::move(hosts)) {}
 
   ~ProxyFaultHandle() override { (void)Revert(); }
 
+  // Re-resolves the fault's host names while it is active (no thread without hosts).
   void StartResolver() {
-    if (fault_.match().hosts_size() == 0) return;
-    uint32_t ms = fault_.match().resolve_interval_ms();
-    if (ms == 0) ms = kDefaultResolveIntervalMs;
-    resolver_ = std::thread([this, ms] {
-      std::unique_lock lock(resolver_mu_);
-      while (!resolver_cv_.wait_for(lock, std::chrono::milliseconds(ms),
-                                    [this] { return stop_resolver_; })) {
-        lock.unlock();
-        Refresh();
-        lock.lock();
-      }
+    hosts_->Start([this](const std::vector<std::string>& addresses) {
+      return nft_->Run(RedirectPeerUpdateBatch(table_, fault_, addresses));
     });
   }
 
   Status Revert() override {
     std::lock_guard lock(mu_);
     if (reverted_) return Status::Ok();
-    StopResolver();
+    hosts_->Stop();
     redirected_final_ = ReadRedirected();
     // The redirect goes first, so no new connection reaches a listener that is closing.
     Status s = nft_->DeleteTable("inet", table_);
@@ -76,12 +65,7 @@ class ProxyFaultHandle final : public FaultHandle {
       std::lock_guard lock(mu_);
       e["connections_redirected"] = reverted_ ? redirected_final_ : ReadRedirected();
     }
-    if (fault_.match().hosts_size() > 0) {
-      std::lock_guard lock(resolved_mu_);
-      e["peer_addresses"] = resolved_.size();
-      e["resolutions"] = resolutions_.load();
-      e["resolution_changes"] = resolution_changes_.load();
-    }
+    hosts_->AddEvidence(&e);
     return e;
   }
 
@@ -90,35 +74,6 @@ class ProxyFaultHandle final : public FaultHandle {
     auto listing = nft_->RunWithOutput("list counters table inet " + table_);
     if (!listing.ok()) return 0;
     return netfilter::ParseNftCounters(*listing)["redirected"].packets;
-  }
-
-  void StopResolver() {
-    {
-      std::lock_guard lock(resolver_mu_);
-      stop_resolver_ = true;
-    }
-    resolver_cv_.notify_all();
-    if (resolver_.joinable()) resolver_.join();
-  }
-
-  void Refresh() {
-    std::vector<std::string> now = netfilter::ResolveHostAddresses(
-        {fault_.match().hosts().begin(), fault_.match().hosts().end()});
-    ++resolutions_;
-    if (now.empty()) return;  // nothing resolved: keep faulting the last known addresses
-    {
-      std::lock_guard lock(resolved_mu_);
-      if (now == resolved_) return;
-    }
-    Status s = nft_->Run(RedirectPeerUpdateBatch(table_, fault_, now));
-    if (!s.ok()) {
-      spdlog::warn("dependency fault {}: cannot update peer addresses: {}", fault_id_, s.message());
-      return;
-    }
-    spdlog::info("dependency fault {}: peer addresses changed ({} now)", fault_id_, now.size());
-    ++resolution_changes_;
-    std::lock_guard lock(resolved_mu_);
-    resolved_ = std::move(now);
   }
 
   const std::string fault_id_;
@@ -132,15 +87,7 @@ class ProxyFaultHandle final : public FaultHandle {
   bool reverted_ = false;          // guarded by mu_
   uint64_t redirected_final_ = 0;  // guarded by mu_
 
-  mutable std::mutex resolved_mu_;
-  std::vector<std::string> resolved_;  // guarded by resolved_mu_
-  std::atomic<uint64_t> resolutions_{0};
-  std::atomic<uint64_t> resolution_changes_{0};
-
-  std::thread resolver_;
-  std::mutex resolver_mu_;
-  std::condition_variable resolver_cv_;
-  bool stop_resolver_ = false;  // guarded by resolver_mu_
+  const std::unique_ptr<netfilter::HostWatcher> hosts_;
 };
 
 }  // namespace
@@ -221,8 +168,26 @@ Result<std::unique_ptr<FaultHandle>> ProxyBackend::Apply(const std::string& faul
   auto counters = std::make_shared<ProxyCounters>();
   auto listening = proxy->AddFault(fault_id, ProxyRoute{fault, std::nullopt}, counters);
   if (!listening.ok()) return listening.status();
-  std::vector<std::string> resolved =
-      netfilter::ResolveHostAddresses({fault.match().hosts().begin(), fault.match().hosts().end()});
+  if (!listening->ipv6) {
+    // Without a [::1] listener IPv6 connections cannot be redirected: a fault on IPv6 peers
+    // would silently do nothing.
+    for (const std::string& c : fault.match().cidrs()) {
+      auto cidr = netfilter::ParseCidr(c);
+      if (cidr.ok() && cidr->v6) {
+        proxy->RemoveFault(fault_id);
+        return FailedPrecondition("dependency.match.cidrs: " + c +
+                                  " is IPv6, but the proxy cannot listen on [::1] here (no IPv6 "
+                                  "loopback in this network namespace)");
+      }
+    }
+    spdlog::warn("dependency fault {}: no IPv6 loopback: only IPv4 connections are redirected",
+                 fault_id);
+  }
+  auto hosts = std::make_unique<netfilter::HostWatcher>(
+      std::vector<std::string>(fault.match().hosts().begin(), fault.match().hosts().end()),
+      std::chrono::milliseconds(fault.match().resolve_interval_ms()),
+      "dependency fault " + fault_id, &netfilter::ResolveHostAddresses);
+  const std::vector<std::string> resolved = hosts->ResolveInitial();
   RedirectOptions ro;
   ro.socket_mark = options_.socket_mark;
   ro.port = listening->port;
@@ -232,8 +197,8 @@ Result<std::unique_ptr<FaultHandle>> ProxyBackend::Apply(const std::string& faul
     proxy->RemoveFault(fault_id);
     return s;
   }
-  auto handle = std::make_unique<ProxyFaultHandle>(fault_id, fault, nft_, proxy, counters,
-                                                   std::move(resolved));
+  auto handle =
+      std::make_unique<ProxyFaultHandle>(fault_id, fault, nft_, proxy, counters, std::move(hosts));
   handle->StartResolver();
   spdlog::info("dependency fault {} applied: proxy on 127.0.0.1{}:{}, {} toxic(s), http {}",
                fault_id, listening->ipv6 ? "/[::1]" : "", listening->port, fault.toxics_size(),

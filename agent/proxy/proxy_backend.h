@@ -9,7 +9,9 @@
 // the table first (new connections go direct again), then closes the fault's listener and the
 // connections it carries. Evidence: see ProxyCounters::ToEvidence (connections_affected,
 // requests_aborted, bytes_delayed, ...), plus connections_redirected (the nft counter) and, with
-// hosts, peer_addresses / resolutions.
+// hosts, peer_addresses / resolutions. IPv6 connections are redirected to the listener's [::1]
+// twin (IP6T_SO_ORIGINAL_DST gives their destination); where the namespace has no IPv6 loopback
+// only IPv4 is redirected, and a fault naming IPv6 cidrs fails with FAILED_PRECONDITION.
 
 #include <cstdint>
 #include <memory>

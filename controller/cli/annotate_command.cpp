@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "controller/cli/controller_commands.h"
 #include "controller/cli/history_command.h"
 #include "controller/report/stored_report.h"
 
@@ -19,6 +20,8 @@ struct AnnotateArgs {
   std::string text;
   std::string author;
   std::string history;
+  std::string controller;
+  ClientTlsArgs tls;
 };
 
 // $USER, else the login name of the real uid.
@@ -29,12 +32,17 @@ std::string DefaultAuthor() {
 }
 
 int Annotate(const AnnotateArgs& a) {
-  auto history = OpenHistory(a.history);
-  if (!history.ok()) {
-    std::cerr << "faultline: " << history.status().message() << "\n";
-    return ExitCodeForStoreError(history.status());
+  std::unique_ptr<store::RunStore> history;
+  if (a.controller.empty()) {
+    auto opened = OpenHistory(a.history);
+    if (!opened.ok()) {
+      std::cerr << "faultline: " << opened.status().message() << "\n";
+      return ExitCodeForStoreError(opened.status());
+    }
+    history = std::move(*opened);
   }
-  auto stored = (*history)->GetRun(a.run);  // resolves a prefix to the full id
+  // Resolves a prefix to the full id.
+  auto stored = history ? history->GetRun(a.run) : GetRunViaController(a.controller, a.tls, a.run);
   if (!stored.ok()) {
     std::cerr << "faultline: " << stored.status().message() << "\n";
     return ExitCodeForStoreError(stored.status());
@@ -43,7 +51,8 @@ int Annotate(const AnnotateArgs& a) {
   note.run_id = stored->run.id;
   note.author = a.author.empty() ? DefaultAuthor() : a.author;
   note.text = a.text;
-  auto added = (*history)->AddAnnotation(note);
+  auto added =
+      history ? history->AddAnnotation(note) : AnnotateViaController(a.controller, a.tls, note);
   if (!added.ok()) {
     std::cerr << "faultline: " << added.status().message() << "\n";
     return ExitCodeForStoreError(added.status());
@@ -63,7 +72,8 @@ void AddAnnotateCommand(CLI::App& app, int* exit_code) {
   verb->add_option("run", args->run, "Run id (or a unique prefix)")->required();
   verb->add_option("text", args->text, "What happened")->required();
   verb->add_option("--author", args->author, "Who (default $USER)");
-  AddHistoryFlag(verb, &args->history);
+  AddControllerSourceFlags(verb, AddHistoryFlag(verb, &args->history), &args->controller,
+                           &args->tls);
   verb->callback([args, exit_code] { *exit_code = Annotate(*args); });
 }
 

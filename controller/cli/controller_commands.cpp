@@ -14,6 +14,8 @@
 
 #include "common/certificates.h"
 #include "common/duration.h"
+#include "controller/daemon/remote_schedule_service.h"
+#include "controller/daemon/store_proto.h"
 #include "faultline/v1/controller.grpc.pb.h"
 
 namespace faultline::cli {
@@ -24,15 +26,13 @@ constexpr int kExitInfra = 4;
 
 // A stub for `address`, or the exit code after saying why not.
 int Dial(const std::string& address, const ClientTlsArgs& tls,
-         std::unique_ptr<v1::Controller::Stub>* stub) {
-  auto creds = ResolveClientCredentials(tls);
-  if (!creds.ok()) {
-    std::cerr << "faultline: " << creds.status().message() << "\n";
+         std::shared_ptr<v1::Controller::Stub>* stub) {
+  auto dialed = DialController(address, tls);
+  if (!dialed.ok()) {
+    std::cerr << "faultline: " << dialed.status().message() << "\n";
     return kExitUsage;
   }
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  *stub = v1::Controller::NewStub(grpc::CreateCustomChannel(address, *creds, args));
+  *stub = std::move(*dialed);
   return 0;
 }
 
@@ -69,7 +69,7 @@ void AddCommon(CLI::App* verb, ControllerArgs* a) {
 }
 
 int Faults(const ControllerArgs& a) {
-  std::unique_ptr<v1::Controller::Stub> stub;
+  std::shared_ptr<v1::Controller::Stub> stub;
   if (int rc = Dial(a.controller, a.tls, &stub); rc != 0) return rc;
   grpc::ClientContext ctx;
   SetDeadline(ctx, std::chrono::seconds(30));
@@ -111,7 +111,7 @@ int Faults(const ControllerArgs& a) {
 }
 
 int Halt(const ControllerArgs& a) {
-  std::unique_ptr<v1::Controller::Stub> stub;
+  std::shared_ptr<v1::Controller::Stub> stub;
   if (int rc = Dial(a.controller, a.tls, &stub); rc != 0) return rc;
   grpc::ClientContext ctx;
   SetDeadline(ctx, std::chrono::seconds(60));
@@ -143,7 +143,7 @@ int Halt(const ControllerArgs& a) {
 }
 
 int Resume(const ControllerArgs& a) {
-  std::unique_ptr<v1::Controller::Stub> stub;
+  std::shared_ptr<v1::Controller::Stub> stub;
   if (int rc = Dial(a.controller, a.tls, &stub); rc != 0) return rc;
   grpc::ClientContext ctx;
   SetDeadline(ctx, std::chrono::seconds(10));
@@ -156,6 +156,74 @@ int Resume(const ControllerArgs& a) {
 }
 
 }  // namespace
+
+Result<std::shared_ptr<v1::Controller::Stub>> DialController(const std::string& address,
+                                                             const ClientTlsArgs& tls) {
+  auto creds = ResolveClientCredentials(tls);
+  if (!creds.ok()) return creds.status();
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return std::shared_ptr<v1::Controller::Stub>(
+      v1::Controller::NewStub(grpc::CreateCustomChannel(address, *creds, args)));
+}
+
+Result<std::vector<store::RunRecord>> ListRunsViaController(const std::string& address,
+                                                            const ClientTlsArgs& tls, int limit,
+                                                            const std::string& experiment) {
+  auto stub = DialController(address, tls);
+  if (!stub.ok()) return stub.status();
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(30));
+  v1::ListRunsRequest req;
+  req.set_limit(limit > 0 ? static_cast<uint32_t>(limit) : 0);
+  req.set_experiment(experiment);
+  v1::ListRunsResponse resp;
+  if (auto s = (*stub)->ListRuns(&ctx, req, &resp); !s.ok()) return daemon::FromGrpc(s, address);
+  std::vector<store::RunRecord> out;
+  for (const auto& r : resp.runs()) out.push_back(daemon::StoredRunFromProto(r).run);
+  return out;
+}
+
+Result<store::StoredRun> GetRunViaController(const std::string& address, const ClientTlsArgs& tls,
+                                             const std::string& run_id) {
+  auto stub = DialController(address, tls);
+  if (!stub.ok()) return stub.status();
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(30));
+  v1::GetRunRequest req;
+  req.set_run_id(run_id);
+  v1::RunSummary resp;
+  if (auto s = (*stub)->GetRun(&ctx, req, &resp); !s.ok()) return daemon::FromGrpc(s, address);
+  return daemon::StoredRunFromProto(resp);
+}
+
+Result<store::Annotation> AnnotateViaController(const std::string& address,
+                                                const ClientTlsArgs& tls,
+                                                const store::Annotation& note) {
+  auto stub = DialController(address, tls);
+  if (!stub.ok()) return stub.status();
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(30));
+  v1::AnnotateRunRequest req;
+  req.set_run_id(note.run_id);
+  req.set_author(note.author);
+  req.set_text(note.text);
+  v1::RunAnnotation resp;
+  if (auto s = (*stub)->AnnotateRun(&ctx, req, &resp); !s.ok()) {
+    return daemon::FromGrpc(s, address);
+  }
+  return daemon::AnnotationFromProto(resp);
+}
+
+void AddControllerSourceFlags(CLI::App* verb, CLI::Option* store_flag, std::string* address,
+                              ClientTlsArgs* tls) {
+  CLI::Option* controller = verb->add_option(
+      "--controller", *address,
+      "Ask a faultline-controller, HOST:PORT, instead of opening the store (its store: the "
+      "history shared by every controller on it)");
+  controller->excludes(store_flag);
+  AddClientTlsFlags(verb, tls);
+}
 
 void AddControllerCommands(CLI::App& app, int* exit_code) {
   static ControllerArgs faults_args, halt_args, resume_args;
@@ -196,7 +264,7 @@ int RunViaController(const std::string& controller, const std::string& file,
     std::cerr << "faultline: cannot read " << file << "\n";
     return kExitUsage;
   }
-  std::unique_ptr<v1::Controller::Stub> stub;
+  std::shared_ptr<v1::Controller::Stub> stub;
   if (int rc = Dial(controller, tls, &stub); rc != 0) return rc;
   v1::SubmitRunRequest req;
   req.set_experiment_yaml(text.str());
@@ -250,7 +318,7 @@ int RunViaController(const std::string& controller, const std::string& file,
 
 int AgentsViaController(const std::string& controller, const std::string& output,
                         const ClientTlsArgs& tls) {
-  std::unique_ptr<v1::Controller::Stub> stub;
+  std::shared_ptr<v1::Controller::Stub> stub;
   if (int rc = Dial(controller, tls, &stub); rc != 0) return rc;
   grpc::ClientContext ctx;
   SetDeadline(ctx, std::chrono::seconds(10));

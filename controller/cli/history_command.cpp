@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "controller/cli/controller_commands.h"
 #include "controller/report/report.h"
 #include "controller/report/stored_report.h"
 
@@ -24,21 +25,31 @@ std::string EffectiveUrl(const std::string& url) {
 
 struct HistoryArgs {
   std::string history;
+  std::string controller;
+  ClientTlsArgs tls;
   int limit = 20;
   std::string experiment;
   std::string output = "text";
 };
 
 int History(const HistoryArgs& a) {
-  auto history = OpenHistory(a.history);
-  if (!history.ok()) {
-    std::cerr << "faultline: " << history.status().message() << "\n";
-    return ExitCodeForStoreError(history.status());
+  std::string where;
+  Result<std::vector<store::RunRecord>> runs = std::vector<store::RunRecord>();
+  if (!a.controller.empty()) {
+    where = "controller " + a.controller;
+    runs = ListRunsViaController(a.controller, a.tls, a.limit, a.experiment);
+  } else {
+    auto history = OpenHistory(a.history);
+    if (!history.ok()) {
+      std::cerr << "faultline: " << history.status().message() << "\n";
+      return ExitCodeForStoreError(history.status());
+    }
+    where = (*history)->Describe();
+    store::RunFilter filter;
+    filter.limit = a.limit;
+    filter.experiment = a.experiment;
+    runs = (*history)->ListRuns(filter);
   }
-  store::RunFilter filter;
-  filter.limit = a.limit;
-  filter.experiment = a.experiment;
-  auto runs = (*history)->ListRuns(filter);
   if (!runs.ok()) {
     std::cerr << "faultline: " << runs.status().message() << "\n";
     return ExitCodeForStoreError(runs.status());
@@ -62,7 +73,7 @@ int History(const HistoryArgs& a) {
     return 0;
   }
   if (runs->empty()) {
-    std::cout << "no runs recorded in " << (*history)->Describe() << "\n";
+    std::cout << "no runs recorded in " << where << "\n";
     return 0;
   }
   std::cout << fmt::format("{:<14} {:<24} {:<28} {:<12} {:<8} {:>9}  {}\n", "RUN", "STARTED (UTC)",
@@ -81,10 +92,10 @@ int History(const HistoryArgs& a) {
 
 }  // namespace
 
-void AddHistoryFlag(CLI::App* verb, std::string* url) {
-  verb->add_option("--history", *url,
-                   "Run history: sqlite:///path, a file path or postgresql://... (default "
-                   "$FAULTLINE_HISTORY, else sqlite:///var/lib/faultline/history.db)");
+CLI::Option* AddHistoryFlag(CLI::App* verb, std::string* url) {
+  return verb->add_option("--history", *url,
+                          "Run history: sqlite:///path, a file path or postgresql://... (default "
+                          "$FAULTLINE_HISTORY, else sqlite:///var/lib/faultline/history.db)");
 }
 
 Result<std::unique_ptr<store::RunStore>> OpenHistory(const std::string& url) {
@@ -139,7 +150,8 @@ void AddHistoryCommand(CLI::App& app, int* exit_code) {
   verb->add_option("--experiment", args->experiment, "Only runs of this experiment");
   verb->add_option("--output", args->output, "text or json")
       ->check(CLI::IsMember({"text", "json"}));
-  AddHistoryFlag(verb, &args->history);
+  AddControllerSourceFlags(verb, AddHistoryFlag(verb, &args->history), &args->controller,
+                           &args->tls);
   verb->callback([args, exit_code] { *exit_code = History(*args); });
 }
 

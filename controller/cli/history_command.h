@@ -14,8 +14,8 @@
 
 namespace faultline::cli {
 
-// Adds `--history URL` to a verb.
-void AddHistoryFlag(CLI::App* verb, std::string* url);
+// Adds `--history URL` to a verb; returns the option.
+CLI::Option* AddHistoryFlag(CLI::App* verb, std::string* url);
 
 // Opens the history named by `url` (empty: the default). Errors as store::OpenRunStore.
 Result<std::unique_ptr<store::RunStore>> OpenHistory(const std::string& url);
@@ -29,7 +29,7 @@ int ExitCodeForStoreError(const Status& s);
 void RecordRunInHistory(const std::string& url, const std::string& spec_path,
                         const engine::RunResult& result);
 
-// Adds `history [--limit N] [--output text|json] [--history URL]`.
+// Adds `history [--limit N] [--output text|json] [--history URL | --controller ADDR]`.
 void AddHistoryCommand(CLI::App& app, int* exit_code);
 
 }  // namespace faultline::cli

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <variant>
 
+#include "controller/cli/controller_commands.h"
 #include "controller/cli/history_command.h"
 #include "controller/report/html_report.h"
 #include "controller/report/junit_report.h"
@@ -22,6 +23,8 @@ struct ReportArgs {
   std::string format = "text";
   std::string out;
   std::string history;
+  std::string controller;
+  ClientTlsArgs tls;
 };
 
 // A path names a saved report; anything else is a run id in the history.
@@ -33,12 +36,17 @@ bool IsReportFile(const std::string& source) {
 
 // The rendered report of a run in the history, or the exit code after printing why not.
 std::variant<std::string, int> RenderFromHistory(const ReportArgs& a) {
-  auto history = OpenHistory(a.history);
-  if (!history.ok()) {
-    std::cerr << "faultline: " << history.status().message() << "\n";
-    return ExitCodeForStoreError(history.status());
+  Result<store::StoredRun> stored = store::StoredRun();
+  if (!a.controller.empty()) {
+    stored = GetRunViaController(a.controller, a.tls, a.source);
+  } else {
+    auto history = OpenHistory(a.history);
+    if (!history.ok()) {
+      std::cerr << "faultline: " << history.status().message() << "\n";
+      return ExitCodeForStoreError(history.status());
+    }
+    stored = (*history)->GetRun(a.source);
   }
-  auto stored = (*history)->GetRun(a.source);
   if (!stored.ok()) {
     std::cerr << "faultline: " << stored.status().message() << " (SOURCE is a run id or a JSON "
               << "report file)\n";
@@ -134,7 +142,7 @@ void AddReportCommand(CLI::App& app, int* exit_code) {
                   "junit (JUnit XML for CI)")
       ->check(CLI::IsMember({"text", "json", "html", "junit"}));
   cmd->add_option("--out,-o", args->out, "Write to this file instead of stdout");
-  AddHistoryFlag(cmd, &args->history);
+  AddControllerSourceFlags(cmd, AddHistoryFlag(cmd, &args->history), &args->controller, &args->tls);
   cmd->callback([args, exit_code] { *exit_code = Report(*args); });
 }
 

@@ -8,7 +8,9 @@
 #include <sstream>
 
 #include "common/clock.h"
+#include "controller/cli/controller_commands.h"
 #include "controller/cli/history_command.h"
+#include "controller/daemon/remote_schedule_service.h"
 #include "controller/experiment/parser.h"
 #include "controller/report/stored_report.h"
 #include "controller/schedule/cron.h"
@@ -22,6 +24,8 @@ constexpr int kExitUsage = 2;
 
 struct ScheduleArgs {
   std::string store;
+  std::string controller;
+  ClientTlsArgs tls;
   std::string output = "text";
   // add
   std::string name;
@@ -36,6 +40,11 @@ struct ScheduleArgs {
 };
 
 Result<std::unique_ptr<schedule::ScheduleService>> Connect(const ScheduleArgs& a) {
+  if (!a.controller.empty()) {
+    auto stub = DialController(a.controller, a.tls);
+    if (!stub.ok()) return stub.status();
+    return daemon::MakeRemoteScheduleService(*stub, a.controller);
+  }
   auto store = OpenHistory(a.store);
   if (!store.ok()) return store.status();
   return schedule::MakeStoreScheduleService(std::move(*store));
@@ -165,9 +174,11 @@ int Remove(const ScheduleArgs& a) {
 }
 
 void AddStoreFlag(CLI::App* verb, ScheduleArgs* args) {
-  verb->add_option("--store", args->store,
-                   "Where schedules live: sqlite:///path, a file path or postgresql://... (the "
-                   "controller's store; default as for --history)");
+  CLI::Option* store =
+      verb->add_option("--store", args->store,
+                       "Where schedules live: sqlite:///path, a file path or postgresql://... (the "
+                       "controller's store; default as for --history)");
+  AddControllerSourceFlags(verb, store, &args->controller, &args->tls);
 }
 
 }  // namespace

@@ -7,8 +7,10 @@
 
 #include "common/ids.h"
 #include "common/tls.h"
+#include "controller/daemon/store_proto.h"
 #include "controller/experiment/parser.h"
 #include "controller/report/report.h"
+#include "controller/schedule/scheduler.h"
 
 namespace faultline::daemon {
 namespace {
@@ -65,9 +67,16 @@ class ControllerService::RunStream final : public grpc::ServerWriteReactor<v1::R
     final_ = status;
     if (!writing_) Finish(final_);
   }
+  // Runs `f` on cancellation, or now when the client already went away.
   void set_on_cancel(std::function<void()> f) {
-    std::lock_guard lock(mu_);
-    on_cancel_ = std::move(f);
+    {
+      std::lock_guard lock(mu_);
+      if (!cancelled_) {
+        on_cancel_ = std::move(f);
+        return;
+      }
+    }
+    f();
   }
   void Own(std::shared_ptr<RunStream> self) { self_ = std::move(self); }
 
@@ -89,6 +98,7 @@ class ControllerService::RunStream final : public grpc::ServerWriteReactor<v1::R
     std::function<void()> f;
     {
       std::lock_guard lock(mu_);
+      cancelled_ = true;
       f = on_cancel_;
     }
     if (f) f();
@@ -108,6 +118,7 @@ class ControllerService::RunStream final : public grpc::ServerWriteReactor<v1::R
   bool writing_ = false;
   bool closing_ = false;
   bool done_ = false;
+  bool cancelled_ = false;
   grpc::Status final_;
   std::function<void()> on_cancel_;
   std::shared_ptr<RunStream> self_;  // keeps this alive until OnDone
@@ -116,6 +127,7 @@ class ControllerService::RunStream final : public grpc::ServerWriteReactor<v1::R
 ControllerService::ControllerService(AgentRegistry& registry, ControllerServiceOptions options)
     : registry_(registry), options_(std::move(options)) {
   if (options_.store) {
+    schedules_ = schedule::MakeStoreScheduleService(*options_.store);
     // Runs a previous incarnation of this controller was executing when it died: their faults
     // expired with their leases, their verdicts are unknown.
     Result<int> interrupted = options_.store->MarkInterrupted(options_.controller_id);
@@ -189,6 +201,87 @@ grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* ControllerServ
   return registry_.NewSession(ctx);
 }
 
+Result<std::string> ControllerService::StartRun(RunRequest request) {
+  if (halted_) {
+    return FailedPrecondition("the controller is halted: no run starts until `faultline resume`");
+  }
+  auto outcome = std::make_shared<experiment::ParseOutcome>(experiment::ParseExperimentText(
+      request.experiment_yaml,
+      request.file_name.empty() ? std::string("<submitted>") : request.file_name));
+  if (!outcome->ok()) {
+    std::string errors;
+    for (const auto& d : outcome->errors) errors += "\n" + d.ToString();
+    return InvalidArgument("the experiment is invalid; nothing was applied:" + errors);
+  }
+  engine::RunOptions opts;
+  opts.run_id = NewRunId();
+  opts.lease_ttl =
+      request.lease_ttl > Duration::zero() ? request.lease_ttl : options_.default_lease_ttl;
+  opts.rpc_deadline = options_.rpc_deadline;
+  opts.connect = [this](const engine::AgentEndpoint& ep) { return registry_.Connect(ep); };
+  opts.on_progress = std::move(request.on_progress);
+  auto engine =
+      std::make_shared<engine::RunEngine>(*outcome->experiment, registry_.LiveInventory(), opts);
+  const std::string run_id = opts.run_id;
+  const int64_t started = SystemClock::Instance().WallUnixMs();
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return Unavailable("the controller is stopping");
+    active_runs_[run_id] = engine;
+    v1::RunSummary running;
+    running.set_run_id(run_id);
+    running.set_experiment(outcome->experiment->name);
+    running.set_verdict("RUNNING");
+    running.set_started_unix_ms(started);
+    running.set_state(store::RunStateName(store::RunState::kRunning));
+    running.set_source(request.source);
+    running.set_owner(options_.controller_id);
+    runs_[run_id] = running;
+  }
+  if (options_.store) {
+    store::RunRecord record;
+    record.id = run_id;
+    record.experiment = outcome->experiment->name;
+    record.spec_yaml = request.experiment_yaml;
+    record.state = store::RunState::kRunning;
+    record.started_unix_ms = started;
+    record.source = request.source;
+    record.owner = options_.controller_id;
+    if (Status s = options_.store->CreateRun(record); !s.ok()) {
+      spdlog::error("run {}: not recorded in {}: {}", run_id, options_.store->Describe(),
+                    s.message());
+    }
+  }
+  spdlog::info("run {} started ({}): experiment {}", run_id, request.source,
+               outcome->experiment->name);
+  // Halted between the check above and now: the run must not start.
+  if (halted_) engine->Cancel("halted");
+  Spawn([this, engine, outcome, run_id, on_finished = std::move(request.on_finished)] {
+    engine::RunResult result = engine->Run();
+    if (options_.on_run_finished) options_.on_run_finished(result);
+    v1::RunSummary summary = Summarize(result);
+    spdlog::info("run {} finished: {} ({})", run_id, summary.verdict(), summary.reason());
+    {
+      std::lock_guard lock(mu_);
+      active_runs_.erase(run_id);
+      summary.set_source(runs_[run_id].source());
+      summary.set_owner(options_.controller_id);
+    }
+    summary.set_state(store::RunStateName(store::RunState::kFinished));
+    RecordRun(summary);
+    if (on_finished) on_finished(std::move(summary));
+  });
+  return run_id;
+}
+
+bool ControllerService::CancelRun(const std::string& run_id, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  auto it = active_runs_.find(run_id);
+  if (it == active_runs_.end()) return false;
+  it->second->Cancel(reason);
+  return true;
+}
+
 grpc::ServerWriteReactor<v1::RunEvent>* ControllerService::SubmitRun(
     grpc::CallbackServerContext* ctx, const v1::SubmitRunRequest* request) {
   auto stream = std::make_shared<RunStream>();
@@ -197,30 +290,14 @@ grpc::ServerWriteReactor<v1::RunEvent>* ControllerService::SubmitRun(
     stream->Close(denied);
     return stream.get();
   }
-  if (halted_) {
-    stream->Close(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                               "the controller is halted: no run starts until `faultline resume`"));
-    return stream.get();
-  }
-  auto outcome = std::make_shared<experiment::ParseOutcome>(experiment::ParseExperimentText(
-      request->experiment_yaml(),
-      request->file_name().empty() ? std::string("<submitted>") : request->file_name()));
-  if (!outcome->ok()) {
-    std::string errors;
-    for (const auto& d : outcome->errors) errors += "\n" + d.ToString();
-    stream->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                               "the experiment is invalid; nothing was applied:" + errors));
-    return stream.get();
-  }
-  engine::RunOptions opts;
-  opts.run_id = NewRunId();
-  opts.lease_ttl = request->lease_ttl_ms() > 0 ? Duration(milliseconds(request->lease_ttl_ms()))
-                                               : options_.default_lease_ttl;
-  opts.rpc_deadline = options_.rpc_deadline;
-  opts.connect = [this](const engine::AgentEndpoint& ep) { return registry_.Connect(ep); };
+  RunRequest run;
+  run.experiment_yaml = request->experiment_yaml();
+  run.file_name = request->file_name();
+  run.lease_ttl = Duration(milliseconds(request->lease_ttl_ms()));
+  run.source = "controller";
   const MonoTime origin = SystemClock::Instance().Now();
   std::weak_ptr<RunStream> weak = stream;
-  opts.on_progress = [weak, origin](const engine::ProgressEvent& e) {
+  run.on_progress = [weak, origin](const engine::ProgressEvent& e) {
     if (auto s = weak.lock()) {
       v1::RunEvent ev;
       ev.mutable_progress()->set_elapsed_s(ToSeconds(e.at - origin));
@@ -229,57 +306,27 @@ grpc::ServerWriteReactor<v1::RunEvent>* ControllerService::SubmitRun(
       s->Push(std::move(ev));
     }
   };
-  auto engine =
-      std::make_shared<engine::RunEngine>(*outcome->experiment, registry_.LiveInventory(), opts);
-  const std::string run_id = opts.run_id;
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) {
-      stream->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the controller is stopping"));
-      return stream.get();
-    }
-    active_runs_[run_id] = engine;
-    v1::RunSummary running;
-    running.set_run_id(run_id);
-    running.set_experiment(outcome->experiment->name);
-    running.set_verdict("RUNNING");
-    running.set_started_unix_ms(SystemClock::Instance().WallUnixMs());
-    runs_[run_id] = running;
-  }
-  if (options_.store) {
-    store::RunRecord record;
-    record.id = run_id;
-    record.experiment = outcome->experiment->name;
-    record.spec_yaml = request->experiment_yaml();
-    record.state = store::RunState::kRunning;
-    record.started_unix_ms = SystemClock::Instance().WallUnixMs();
-    record.source = "controller";
-    record.owner = options_.controller_id;
-    if (Status s = options_.store->CreateRun(record); !s.ok()) {
-      spdlog::error("run {}: not recorded in {}: {}", run_id, options_.store->Describe(),
-                    s.message());
-    }
-  }
-  // The operator's client going away (Ctrl-C) aborts the run, as in direct mode.
-  stream->set_on_cancel([engine] { engine->Cancel("the submitting client disconnected"); });
-  spdlog::info("run {} submitted: experiment {}", run_id, outcome->experiment->name);
-  // Halted between the check above and now: the run must not start.
-  if (halted_) engine->Cancel("halted");
-  Spawn([this, engine, outcome, stream, run_id] {
-    engine::RunResult result = engine->Run();
-    if (options_.on_run_finished) options_.on_run_finished(result);
-    v1::RunSummary summary = Summarize(result);
-    spdlog::info("run {} finished: {} ({})", run_id, summary.verdict(), summary.reason());
-    {
-      std::lock_guard lock(mu_);
-      active_runs_.erase(run_id);
-    }
-    RecordRun(summary);
+  run.on_finished = [stream](v1::RunSummary summary) {
     v1::RunEvent ev;
     *ev.mutable_finished() = std::move(summary);
     stream->Push(std::move(ev));
     stream->Close(grpc::Status::OK);
-  });
+  };
+  Result<std::string> started = StartRun(std::move(run));
+  if (!started.ok()) {
+    stream->Close(ToGrpc(started.status()));
+    return stream.get();
+  }
+  // The operator's client going away (Ctrl-C) aborts the run, as in direct mode. The engine,
+  // not the service, is captured: the stream may outlive the service.
+  std::shared_ptr<engine::RunEngine> engine;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = active_runs_.find(*started); it != active_runs_.end()) engine = it->second;
+  }
+  if (engine) {
+    stream->set_on_cancel([engine] { engine->Cancel("the submitting client disconnected"); });
+  }
   return stream.get();
 }
 
@@ -352,6 +399,37 @@ grpc::ServerUnaryReactor* ControllerService::ListFaults(grpc::CallbackServerCont
 }
 
 HaltOutcome ControllerService::HaltAll(const std::string& reason) {
+  HaltOutcome out = HaltHere(reason);
+  if (options_.store) {
+    std::lock_guard lock(halt_mu_);
+    if (Status s = schedule::RecordHalt(*options_.store, options_.controller_id); !s.ok()) {
+      spdlog::error("HALT not recorded in {} (other controllers on it do not halt): {}",
+                    options_.store->Describe(), s.message());
+    } else {
+      store_halt_seen_ = true;
+    }
+  }
+  return out;
+}
+
+void ControllerService::SyncHaltWithStore() {
+  if (!options_.store) return;
+  std::lock_guard lock(halt_mu_);
+  Result<bool> recorded = schedule::HaltRecorded(*options_.store);
+  if (!recorded.ok()) {
+    spdlog::warn("halt state in {}: {}", options_.store->Describe(), recorded.status().message());
+    return;
+  }
+  if (*recorded == store_halt_seen_) return;
+  store_halt_seen_ = *recorded;
+  if (*recorded && !halted_) {
+    HaltHere("halt recorded in " + options_.store->Describe() + " by another controller");
+  } else if (!*recorded && halted_.exchange(false)) {
+    spdlog::warn("RESUME (lifted in {}): runs may start again", options_.store->Describe());
+  }
+}
+
+HaltOutcome ControllerService::HaltHere(const std::string& reason) {
   const MonoTime start = SystemClock::Instance().Now();
   halted_ = true;
   HaltOutcome out;
@@ -402,7 +480,19 @@ HaltOutcome ControllerService::HaltAll(const std::string& reason) {
 }
 
 bool ControllerService::ResumeAll() {
-  bool was = halted_.exchange(false);
+  bool was = false;
+  if (options_.store) {
+    std::lock_guard lock(halt_mu_);
+    Result<bool> recorded = schedule::HaltRecorded(*options_.store);
+    was = recorded.ok() && *recorded;
+    if (Status s = schedule::ClearHalt(*options_.store); !s.ok()) {
+      spdlog::error("RESUME not recorded in {} (other controllers there stay halted): {}",
+                    options_.store->Describe(), s.message());
+    } else {
+      store_halt_seen_ = false;
+    }
+  }
+  was = halted_.exchange(false) || was;
   if (was) spdlog::warn("RESUME: runs may start again");
   return was;
 }
@@ -443,6 +533,13 @@ grpc::ServerUnaryReactor* ControllerService::Resume(grpc::CallbackServerContext*
   return Finish(ctx, grpc::Status::OK);
 }
 
+grpc::Status ControllerService::NeedStore(const char* action) const {
+  if (options_.store) return grpc::Status::OK;
+  return grpc::Status(
+      grpc::StatusCode::FAILED_PRECONDITION,
+      std::string(action) + ": this controller has no store (started with --store none)");
+}
+
 grpc::ServerUnaryReactor* ControllerService::GetRun(grpc::CallbackServerContext* ctx,
                                                     const v1::GetRunRequest* request,
                                                     v1::RunSummary* response) {
@@ -450,27 +547,31 @@ grpc::ServerUnaryReactor* ControllerService::GetRun(grpc::CallbackServerContext*
     return Finish(ctx, denied);
   }
   {
+    // This process's runs carry their text report too.
     std::lock_guard lock(mu_);
     auto it = runs_.find(request->run_id());
-    if (it != runs_.end()) {
+    if (it != runs_.end() && (!options_.store || it->second.verdict() != "RUNNING")) {
       *response = it->second;
-      return Finish(ctx, grpc::Status::OK);
     }
   }
   if (!options_.store) {
+    if (!response->run_id().empty()) return Finish(ctx, grpc::Status::OK);
     return Finish(ctx, ToGrpc(NotFound("no run " + request->run_id() + " on this controller")));
   }
+  // The store has the annotations, and the state other controllers (or a restart) gave the run.
   Result<store::StoredRun> stored = options_.store->GetRun(request->run_id());
-  if (!stored.ok()) return Finish(ctx, ToGrpc(stored.status()));
-  const store::RunRecord& r = stored->run;
-  response->set_run_id(r.id);
-  response->set_experiment(r.experiment);
-  response->set_verdict(r.state == store::RunState::kFinished      ? r.verdict
-                        : r.state == store::RunState::kInterrupted ? "INTERRUPTED"
-                                                                   : "RUNNING");
-  response->set_started_unix_ms(r.started_unix_ms);
-  response->set_ended_unix_ms(r.ended_unix_ms);
-  response->set_report_json(r.report_json);
+  if (!stored.ok()) {
+    if (!response->run_id().empty()) return Finish(ctx, grpc::Status::OK);
+    return Finish(ctx, ToGrpc(stored.status()));
+  }
+  std::string text = response->report_text();
+  int32_t exit_code = response->exit_code();
+  std::string reason = response->reason();
+  *response = RunToProto(stored->run);
+  response->set_report_text(text);
+  response->set_exit_code(exit_code);
+  response->set_reason(reason);
+  for (const auto& a : stored->annotations) *response->add_annotations() = AnnotationToProto(a);
   return Finish(ctx, grpc::Status::OK);
 }
 
@@ -480,9 +581,22 @@ grpc::ServerUnaryReactor* ControllerService::ListRuns(grpc::CallbackServerContex
   if (grpc::Status denied = Authorize(ctx, false, "ListRuns"); !denied.ok()) {
     return Finish(ctx, denied);
   }
+  if (options_.store) {
+    store::RunFilter filter;
+    filter.limit = static_cast<int>(std::min<uint32_t>(request->limit(), 1'000'000));
+    filter.experiment = request->experiment();
+    auto runs = options_.store->ListRuns(filter);
+    if (!runs.ok()) return Finish(ctx, ToGrpc(runs.status()));
+    for (const auto& r : *runs) *response->add_runs() = RunToProto(r);
+    return Finish(ctx, grpc::Status::OK);
+  }
   std::lock_guard lock(mu_);
   std::vector<const v1::RunSummary*> all;
-  for (const auto& [id, s] : runs_) all.push_back(&s);
+  for (const auto& [id, s] : runs_) {
+    if (request->experiment().empty() || s.experiment() == request->experiment()) {
+      all.push_back(&s);
+    }
+  }
   std::sort(all.begin(), all.end(),
             [](auto* a, auto* b) { return a->started_unix_ms() > b->started_unix_ms(); });
   size_t limit = request->limit() == 0 ? all.size() : request->limit();
@@ -490,7 +604,118 @@ grpc::ServerUnaryReactor* ControllerService::ListRuns(grpc::CallbackServerContex
     v1::RunSummary* s = response->add_runs();
     *s = *all[i];
     s->clear_report_json();  // the list is a table; GetRun has the reports
+    s->clear_report_text();
   }
+  return Finish(ctx, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* ControllerService::AnnotateRun(grpc::CallbackServerContext* ctx,
+                                                         const v1::AnnotateRunRequest* request,
+                                                         v1::RunAnnotation* response) {
+  if (grpc::Status denied = Authorize(ctx, false, "AnnotateRun"); !denied.ok()) {
+    return Finish(ctx, denied);
+  }
+  if (grpc::Status s = NeedStore("AnnotateRun"); !s.ok()) return Finish(ctx, s);
+  if (request->run_id().empty()) {
+    return Finish(ctx, ToGrpc(InvalidArgument("run_id: required")));
+  }
+  if (request->text().empty()) return Finish(ctx, ToGrpc(InvalidArgument("text: required")));
+  if (request->text().size() > 4096) {
+    return Finish(ctx, ToGrpc(InvalidArgument("text: longer than 4096 bytes")));
+  }
+  if (request->author().size() > 256) {
+    return Finish(ctx, ToGrpc(InvalidArgument("author: longer than 256 bytes")));
+  }
+  auto stored = options_.store->GetRun(request->run_id());  // resolves a prefix
+  if (!stored.ok()) return Finish(ctx, ToGrpc(stored.status()));
+  store::Annotation note;
+  note.run_id = stored->run.id;
+  note.author = request->author().empty() ? IdentifyPeer(*ctx).Describe() : request->author();
+  note.text = request->text();
+  auto added = options_.store->AddAnnotation(note);
+  if (!added.ok()) return Finish(ctx, ToGrpc(added.status()));
+  *response = AnnotationToProto(*added);
+  return Finish(ctx, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* ControllerService::AddSchedule(grpc::CallbackServerContext* ctx,
+                                                         const v1::AddScheduleRequest* request,
+                                                         v1::AddScheduleResponse*) {
+  if (grpc::Status denied = Authorize(ctx, false, "AddSchedule"); !denied.ok()) {
+    return Finish(ctx, denied);
+  }
+  if (grpc::Status s = NeedStore("AddSchedule"); !s.ok()) return Finish(ctx, s);
+  auto schedule = ScheduleFromProto(request->schedule());
+  if (!schedule.ok()) return Finish(ctx, ToGrpc(schedule.status()));
+  schedule->created_unix_ms = 0;  // the store stamps it: due times before now are not owed
+  if (Status s = schedule::ValidateSchedule(*schedule); !s.ok()) return Finish(ctx, ToGrpc(s));
+  // The experiment must be one the controller could run when the schedule fires.
+  auto parsed = experiment::ParseExperimentText(schedule->spec_yaml,
+                                                "schedule " + schedule->name + " experiment");
+  if (!parsed.ok()) {
+    std::string errors;
+    for (const auto& d : parsed.errors) errors += "\n" + d.ToString();
+    return Finish(ctx,
+                  ToGrpc(InvalidArgument("experiment_yaml: the experiment is invalid:" + errors)));
+  }
+  Status added = schedules_->Add(*schedule);
+  if (added.ok()) {
+    spdlog::info("schedule {} added (\"{}\" in {}) by {}", schedule->name, schedule->cron,
+                 schedule->tz, IdentifyPeer(*ctx).Describe());
+  }
+  return Finish(ctx, ToGrpc(added));
+}
+
+grpc::ServerUnaryReactor* ControllerService::ListSchedules(grpc::CallbackServerContext* ctx,
+                                                           const v1::ListSchedulesRequest*,
+                                                           v1::ListSchedulesResponse* response) {
+  if (grpc::Status denied = Authorize(ctx, false, "ListSchedules"); !denied.ok()) {
+    return Finish(ctx, denied);
+  }
+  if (grpc::Status s = NeedStore("ListSchedules"); !s.ok()) return Finish(ctx, s);
+  auto list = schedules_->List();
+  if (!list.ok()) return Finish(ctx, ToGrpc(list.status()));
+  for (const auto& sc : *list) *response->add_schedules() = ScheduleToProto(sc);
+  return Finish(ctx, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* ControllerService::RemoveSchedule(
+    grpc::CallbackServerContext* ctx, const v1::RemoveScheduleRequest* request,
+    v1::RemoveScheduleResponse*) {
+  if (grpc::Status denied = Authorize(ctx, false, "RemoveSchedule"); !denied.ok()) {
+    return Finish(ctx, denied);
+  }
+  if (grpc::Status s = NeedStore("RemoveSchedule"); !s.ok()) return Finish(ctx, s);
+  if (request->name().empty()) return Finish(ctx, ToGrpc(InvalidArgument("name: required")));
+  Status removed = schedules_->Remove(request->name());
+  if (removed.ok()) {
+    spdlog::info("schedule {} removed by {}", request->name(), IdentifyPeer(*ctx).Describe());
+  }
+  return Finish(ctx, ToGrpc(removed));
+}
+
+grpc::ServerUnaryReactor* ControllerService::PauseSchedule(grpc::CallbackServerContext* ctx,
+                                                           const v1::PauseScheduleRequest* request,
+                                                           v1::PauseScheduleResponse*) {
+  if (grpc::Status denied = Authorize(ctx, false, "PauseSchedule"); !denied.ok()) {
+    return Finish(ctx, denied);
+  }
+  if (grpc::Status s = NeedStore("PauseSchedule"); !s.ok()) return Finish(ctx, s);
+  if (request->name().empty()) return Finish(ctx, ToGrpc(InvalidArgument("name: required")));
+  return Finish(ctx, ToGrpc(schedules_->SetPaused(request->name(), request->paused())));
+}
+
+grpc::ServerUnaryReactor* ControllerService::ListFirings(grpc::CallbackServerContext* ctx,
+                                                         const v1::ListFiringsRequest* request,
+                                                         v1::ListFiringsResponse* response) {
+  if (grpc::Status denied = Authorize(ctx, false, "ListFirings"); !denied.ok()) {
+    return Finish(ctx, denied);
+  }
+  if (grpc::Status s = NeedStore("ListFirings"); !s.ok()) return Finish(ctx, s);
+  auto firings = schedules_->Firings(
+      request->name(), static_cast<int>(std::min<uint32_t>(request->limit(), 1'000'000)));
+  if (!firings.ok()) return Finish(ctx, ToGrpc(firings.status()));
+  for (const auto& f : *firings) *response->add_firings() = FiringToProto(f);
   return Finish(ctx, grpc::Status::OK);
 }
 

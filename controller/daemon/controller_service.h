@@ -7,7 +7,12 @@
 // Authorization by certificate role (common/certificates.h): Attach needs role agent, every
 // other RPC role operator; anything else is PERMISSION_DENIED. Under AccessPolicy kPlaintext
 // (--insecure on loopback or the sandbox) there is no identity and every caller is allowed.
-// Blocking work (runs, fan-outs) happens on the service's own threads, never in a handler.
+// Blocking work (runs, fan-outs) happens on the service's own threads, never in a handler; the
+// store's calls (history, schedules) are short and made in the handler.
+//
+// With a store, the service also serves the shared history (GetRun/ListRuns/AnnotateRun) and
+// the schedules (AddSchedule...ListFirings); ScheduleLoop (schedule_loop.h) fires them through
+// StartRun, and a halt is recorded in the store for every controller on it.
 
 #include <grpcpp/grpcpp.h>
 
@@ -23,6 +28,7 @@
 #include "common/duration.h"
 #include "controller/daemon/agent_registry.h"
 #include "controller/engine/run_engine.h"
+#include "controller/schedule/schedule_service.h"
 #include "controller/store/run_store.h"
 #include "faultline/v1/controller.grpc.pb.h"
 
@@ -45,6 +51,17 @@ struct ControllerServiceOptions {
   // Called with every finished run's result (e.g. to update Prometheus run metrics), on the run's
   // thread, before the result is recorded. May be empty. Must be thread-safe.
   std::function<void(const engine::RunResult&)> on_run_finished;
+};
+
+// One run to start (SubmitRun, or a schedule's due time).
+struct RunRequest {
+  std::string experiment_yaml;
+  std::string file_name;  // for error messages; empty: "<submitted>"
+  Duration lease_ttl{};   // lease of every fault; zero: ControllerServiceOptions::default_lease_ttl
+  std::string source = "controller";  // recorded in the store: "controller", "schedule:<name>"
+  // Both may be empty. Called on the run's thread.
+  std::function<void(const engine::ProgressEvent&)> on_progress;
+  std::function<void(v1::RunSummary)> on_finished;
 };
 
 // What a halt did.
@@ -84,14 +101,48 @@ class ControllerService final : public v1::Controller::CallbackService {
   grpc::ServerUnaryReactor* ListRuns(grpc::CallbackServerContext* ctx,
                                      const v1::ListRunsRequest* request,
                                      v1::ListRunsResponse* response) override;
+  grpc::ServerUnaryReactor* AnnotateRun(grpc::CallbackServerContext* ctx,
+                                        const v1::AnnotateRunRequest* request,
+                                        v1::RunAnnotation* response) override;
+  grpc::ServerUnaryReactor* AddSchedule(grpc::CallbackServerContext* ctx,
+                                        const v1::AddScheduleRequest* request,
+                                        v1::AddScheduleResponse* response) override;
+  grpc::ServerUnaryReactor* ListSchedules(grpc::CallbackServerContext* ctx,
+                                          const v1::ListSchedulesRequest* request,
+                                          v1::ListSchedulesResponse* response) override;
+  grpc::ServerUnaryReactor* RemoveSchedule(grpc::CallbackServerContext* ctx,
+                                           const v1::RemoveScheduleRequest* request,
+                                           v1::RemoveScheduleResponse* response) override;
+  grpc::ServerUnaryReactor* PauseSchedule(grpc::CallbackServerContext* ctx,
+                                          const v1::PauseScheduleRequest* request,
+                                          v1::PauseScheduleResponse* response) override;
+  grpc::ServerUnaryReactor* ListFirings(grpc::CallbackServerContext* ctx,
+                                        const v1::ListFiringsRequest* request,
+                                        v1::ListFiringsResponse* response) override;
+
+  // Starts a run on a service thread with the engine, talking to the attached agents, and
+  // returns its id once it is registered (and, with a store, recorded as running with owner
+  // controller_id — what the Scheduler's launcher must guarantee). FAILED_PRECONDITION while
+  // halted; INVALID_ARGUMENT for an invalid experiment (every error as file:line:column,
+  // nothing applied); UNAVAILABLE while the service is stopping.
+  Result<std::string> StartRun(RunRequest request);
+  // Cancels a run of this process (verdict ABORTED, faults reverted); false when not active.
+  bool CancelRun(const std::string& run_id, const std::string& reason);
 
   // Halt without gRPC (the RPC calls this): refuses new runs until ResumeAll, cancels every run
   // and sends revert-all to every live agent at once, retrying agents that failed while time is
-  // left. Blocking; idempotent.
+  // left; then records the halt in the store (if any) for the other controllers on it.
+  // Blocking; idempotent.
   HaltOutcome HaltAll(const std::string& reason);
-  // Lifts a halt; returns whether one was in force.
+  // Lifts a halt, here and in the store; returns whether one was in force (here or there).
   bool ResumeAll();
   bool halted() const { return halted_.load(); }
+  // Follows the store's halt (given to another controller on it): halts here when it was
+  // recorded and resumes when it was lifted, since the last call (the first call compares with
+  // "not halted", so a controller started during a halt halts). A halt given to this controller
+  // whose store write failed is kept. Call from one thread (the scheduling loop). No-op without
+  // a store.
+  void SyncHaltWithStore();
 
  private:
   class RunStream;
@@ -100,10 +151,18 @@ class ControllerService final : public v1::Controller::CallbackService {
   // Runs `work` on a service thread (joined at destruction).
   void Spawn(std::function<void()> work);
   void RecordRun(const v1::RunSummary& summary);
+  HaltOutcome HaltHere(const std::string& reason);
+  // OK with a store; FAILED_PRECONDITION for a store-only RPC without one.
+  grpc::Status NeedStore(const char* action) const;
 
   AgentRegistry& registry_;
   const ControllerServiceOptions options_;
   std::atomic<bool> halted_{false};
+  std::unique_ptr<schedule::ScheduleService> schedules_;  // null without a store
+  // The store's halt as this controller last saw or wrote it: SyncHaltWithStore acts on changes
+  // only. Reading the store and acting, or writing it and noting so, happen under halt_mu_.
+  std::mutex halt_mu_;
+  bool store_halt_seen_ = false;  // guarded by halt_mu_
 
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<engine::RunEngine>> active_runs_;  // guarded by mu_

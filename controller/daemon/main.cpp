@@ -12,14 +12,15 @@
 #include "common/certificates.h"
 #include "common/duration.h"
 #include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "common/tls.h"
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
+#include "controller/daemon/schedule_loop.h"
 #include "controller/metrics/run_metrics.h"
-#include "common/metrics.h"
-#include "common/metrics_server.h"
-#include "controller/store/run_store.h"
 #include "controller/probes/probe_runner.h"
+#include "controller/store/run_store.h"
 
 namespace {
 
@@ -42,6 +43,10 @@ struct Flags {
   std::string store = faultline::store::DefaultHistoryUrl();
   std::string id;
   std::string metrics_listen;
+  std::string lease_ttl = "15s";
+  std::string schedule_tick = "5s";
+  std::string schedule_lease = "30s";
+  std::string schedule_start_deadline = "1m";
 };
 
 Result<Duration> PositiveDuration(const std::string& flag, const std::string& value) {
@@ -83,11 +88,27 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   }
   auto heartbeat = PositiveDuration("--heartbeat", flags.heartbeat);
   auto fanout = PositiveDuration("--fanout-deadline", flags.fanout_deadline);
-  for (const Status& s : {heartbeat.status(), fanout.status()}) {
+  auto lease_ttl = PositiveDuration("--lease-ttl", flags.lease_ttl);
+  auto tick = PositiveDuration("--schedule-tick", flags.schedule_tick);
+  auto schedule_lease = PositiveDuration("--schedule-lease", flags.schedule_lease);
+  auto start_deadline =
+      PositiveDuration("--schedule-start-deadline", flags.schedule_start_deadline);
+  for (const Status& s : {heartbeat.status(), fanout.status(), lease_ttl.status(), tick.status(),
+                          schedule_lease.status(), start_deadline.status()}) {
     if (!s.ok()) {
       spdlog::error("{}", s.message());
       return kExitUsage;
     }
+  }
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  daemon::ScheduleLoopOptions loop_options;
+  loop_options.tick = duration_cast<milliseconds>(*tick);
+  loop_options.scheduler.lease_ttl = duration_cast<milliseconds>(*schedule_lease);
+  loop_options.scheduler.start_deadline = duration_cast<milliseconds>(*start_deadline);
+  if (Status s = daemon::ValidateScheduleLoopOptions(loop_options); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return kExitUsage;
   }
   if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
   probes::InitProbes();
@@ -135,6 +156,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   daemon::ControllerServiceOptions service_options;
   service_options.plaintext_allow_all = flags.insecure;
   service_options.fanout_deadline = *fanout;
+  service_options.default_lease_ttl = *lease_ttl;
   service_options.store = run_store.get();
   service_options.controller_id = controller_id;
   if (!flags.metrics_listen.empty()) {
@@ -183,11 +205,24 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       return kExitFailure;
     }
   }
+  // Schedules fire only with a store: the leader lease and the firings live there.
+  std::unique_ptr<daemon::ScheduleLoop> schedule_loop;
+  if (run_store) {
+    loop_options.scheduler.holder = controller_id;
+    schedule_loop = std::make_unique<daemon::ScheduleLoop>(*service, *run_store,
+                                                           SystemClock::Instance(), loop_options);
+    spdlog::info("schedules from {} (controller id {}, tick {})", run_store->Describe(),
+                 controller_id, FormatDuration(*tick));
+  } else {
+    spdlog::info("--store none: no run history and no schedules");
+  }
   int sig = 0;
   while (sigwait(&stop_signals, &sig) != 0) {
   }
   spdlog::info("received {}: cancelling runs (their faults are reverted) and stopping",
                strsignal(sig));
+  // No new scheduled run; the lease goes to another controller at once.
+  if (schedule_loop) schedule_loop->Stop();
   // Runs first, while agents are still attached, so their faults are reverted on the way out.
   if (metrics_server) metrics_server->Stop();
   service.reset();
@@ -206,7 +241,9 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   Flags flags;
-  CLI::App app{"faultline-controller: agent registry, runs, fleet-wide halt for Faultline"};
+  CLI::App app{
+      "faultline-controller: agent registry, runs, scheduled game days, shared run history, "
+      "fleet-wide halt for Faultline"};
   app.add_option("--listen", flags.listen, "gRPC address agents and operators dial, HOST:PORT")
       ->required();
   app.add_flag("--insecure", flags.insecure,
@@ -225,12 +262,32 @@ int main(int argc, char** argv) {
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once serving");
   app.add_option("--store", flags.store,
-                 "run history: sqlite:///path (default $FAULTLINE_HISTORY, else "
-                 "sqlite:///var/lib/faultline/history.db), postgresql://... shared by several "
-                 "controllers, or none");
+                 "run history, schedules and halt state: sqlite:///path (default "
+                 "$FAULTLINE_HISTORY, else sqlite:///var/lib/faultline/history.db), "
+                 "postgresql://... shared by several controllers (a schedule fires once across "
+                 "them), or none (no history and no schedules)");
   app.add_option("--id", flags.id,
-                 "this controller's name in the store (default faultline-controller@HOSTNAME); "
-                 "runs it left running when killed are marked interrupted at its next start");
+                 "this controller's name in the store (default faultline-controller@HOSTNAME; "
+                 "unique per controller); runs it left running when killed are marked "
+                 "interrupted at its next start, or by another controller once its presence "
+                 "lease (--schedule-lease) lapses");
+  app.add_option("--lease-ttl", flags.lease_ttl,
+                 "lease of the faults of scheduled runs, and of submitted runs that do not say; "
+                 "a fault outlives a killed controller by at most this")
+      ->capture_default_str();
+  app.add_option("--schedule-tick", flags.schedule_tick,
+                 "how often due schedules are checked and the leases renewed (at most a third of "
+                 "--schedule-lease)")
+      ->capture_default_str();
+  app.add_option("--schedule-lease", flags.schedule_lease,
+                 "TTL of the scheduling leader lease and of this controller's presence lease: "
+                 "another controller takes over scheduling, and marks this one's runs "
+                 "interrupted, at most this long after it dies")
+      ->capture_default_str();
+  app.add_option("--schedule-start-deadline", flags.schedule_start_deadline,
+                 "a due time first seen later than this after it passed is recorded "
+                 "missed:controller-down instead of starting late")
+      ->capture_default_str();
   app.add_option("--metrics-listen", flags.metrics_listen,
                  "serve Prometheus metrics (GET /metrics only) on HOST:PORT; off by default");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")

@@ -8,8 +8,8 @@ namespace {
 
 class StoreScheduleService final : public ScheduleService {
  public:
-  explicit StoreScheduleService(std::unique_ptr<store::RunStore> store)
-      : store_(std::move(store)) {}
+  StoreScheduleService(store::RunStore& store, std::unique_ptr<store::RunStore> owned)
+      : owned_(std::move(owned)), store_(&store) {}
 
   std::string Describe() const override { return store_->Describe(); }
 
@@ -27,13 +27,19 @@ class StoreScheduleService final : public ScheduleService {
   }
 
  private:
-  std::unique_ptr<store::RunStore> store_;
+  std::unique_ptr<store::RunStore> owned_;  // null when the caller keeps the store
+  store::RunStore* store_;
 };
 
 }  // namespace
 
 std::unique_ptr<ScheduleService> MakeStoreScheduleService(std::unique_ptr<store::RunStore> store) {
-  return std::make_unique<StoreScheduleService>(std::move(store));
+  store::RunStore& ref = *store;
+  return std::make_unique<StoreScheduleService>(ref, std::move(store));
+}
+
+std::unique_ptr<ScheduleService> MakeStoreScheduleService(store::RunStore& store) {
+  return std::make_unique<StoreScheduleService>(store, nullptr);
 }
 
 }  // namespace faultline::schedule

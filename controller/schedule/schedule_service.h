@@ -29,5 +29,8 @@ class ScheduleService {
 
 // A ScheduleService on a RunStore (owned).
 std::unique_ptr<ScheduleService> MakeStoreScheduleService(std::unique_ptr<store::RunStore> store);
+// A ScheduleService on a RunStore the caller keeps (it must outlive the service): the
+// controller serves its schedule RPCs from its own store this way.
+std::unique_ptr<ScheduleService> MakeStoreScheduleService(store::RunStore& store);
 
 }  // namespace faultline::schedule

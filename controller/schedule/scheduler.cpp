@@ -44,6 +44,28 @@ Status ValidateSchedule(const store::Schedule& s) {
   return Status::Ok();
 }
 
+namespace {
+constexpr std::chrono::milliseconds kHaltTtl{100LL * 365 * 24 * 3600 * 1000};
+}  // namespace
+
+Status RecordHalt(store::RunStore& store, const std::string& holder) {
+  auto held = store.TryAcquireLeadership(kHaltLock, holder, kHaltTtl);
+  return held.ok() ? Status::Ok() : held.status();  // held by another controller: halted too
+}
+
+Status ClearHalt(store::RunStore& store) {
+  auto current = store.CurrentLeader(kHaltLock);
+  if (!current.ok()) return current.status();
+  if (!current->has_value()) return Status::Ok();
+  return store.ReleaseLeadership(kHaltLock, (*current)->holder);
+}
+
+Result<bool> HaltRecorded(store::RunStore& store) {
+  auto current = store.CurrentLeader(kHaltLock);
+  if (!current.ok()) return current.status();
+  return current->has_value();
+}
+
 Scheduler::Scheduler(store::RunStore& store, Clock& clock, RunLauncher launcher,
                      SchedulerOptions options)
     : store_(store), clock_(clock), launcher_(std::move(launcher)), options_(std::move(options)) {}
@@ -137,6 +159,8 @@ void Scheduler::HandleSchedule(const store::Schedule& s, int64_t now, TickOutcom
       outcome = "skipped:window";
     } else if (now - d > options_.start_deadline.count()) {
       outcome = "missed:controller-down";
+    } else if (options_.halted && options_.halted()) {
+      outcome = "skipped:halted";
     } else if (s.concurrency == store::ConcurrencyPolicy::kForbid) {
       store::RunFilter filter;
       filter.limit = 1;

@@ -14,6 +14,7 @@
 //   d's local date is a blackout date        → skipped:blackout
 //   d's local time is outside the run window → skipped:window
 //   now - d > start_deadline                 → missed:controller-down (no leader saw it in time)
+//   a halt is in force (SchedulerOptions::halted) → skipped:halted (until `faultline resume`)
 //   concurrency forbid and a run of this schedule is still running → skipped:concurrency
 //   otherwise                                → started (the launcher starts the run) or
 //                                              failed:<why> when it cannot be started
@@ -45,6 +46,9 @@ struct SchedulerOptions {
   // Due times recorded one by one per tick and schedule; older ones of a long outage are
   // summed up in one firing ("missed:controller-down (+N earlier due times)").
   int max_recorded_per_tick = 100;
+  // Whether a halt is in force (`faultline halt` until `faultline resume`): due times are then
+  // recorded skipped:halted instead of starting. Empty: never halted. Called on the Tick() thread.
+  std::function<bool()> halted;
 };
 
 struct TickOutcome {
@@ -81,6 +85,19 @@ class Scheduler {
   RunLauncher launcher_;
   SchedulerOptions options_;
 };
+
+// The halt in a shared store, so every controller on it honours a `faultline halt` given to any
+// of them: a lease named kHaltLock held (with a TTL of a century) from halt until resume. A
+// lease row and not a new table: leases are already atomic across controllers, and a store of
+// an older schema version knows them.
+inline constexpr char kHaltLock[] = "halt";
+// Records the halt (by `holder`, a controller id). Idempotent: a halt already recorded by
+// another controller stays as it is.
+Status RecordHalt(store::RunStore& store, const std::string& holder);
+// Lifts a recorded halt, whoever recorded it. Idempotent.
+Status ClearHalt(store::RunStore& store);
+// Whether a halt is recorded.
+Result<bool> HaltRecorded(store::RunStore& store);
 
 // Checks a schedule's fields (name, cron, time zone, window, blackout dates) as `schedule add`
 // and the controller do before storing it. INVALID_ARGUMENT naming the field.

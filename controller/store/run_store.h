@@ -99,8 +99,8 @@ struct Firing {
   int64_t recorded_unix_ms = 0;  // set by RecordFiring when 0
   // "started", "missed:<reason>" (the due time passed with no controller deciding in time, e.g.
   // "missed:controller-down") or "skipped:<reason>" (decided not to start: "skipped:window",
-  // "skipped:blackout", "skipped:paused", "skipped:concurrency"), or "failed:<why>" when the run
-  // could not be started.
+  // "skipped:blackout", "skipped:paused", "skipped:concurrency", "skipped:halted"), or
+  // "failed:<why>" when the run could not be started.
   std::string outcome;
   std::string run_id;  // when started
   std::string holder;  // the controller that recorded it

@@ -211,8 +211,14 @@ TEST_F(FaultManagerTest, InvalidRequestsAreRejectedWithNothingApplied) {
   cases.push_back({unsupported, StatusCode::kFailedPrecondition});
 
   for (const Case& c : cases) {
-    EXPECT_EQ(manager_->Apply(c.request).status().code(), c.code) << c.request.ShortDebugString();
+    Status applied = manager_->Apply(c.request).status();
+    EXPECT_EQ(applied.code(), c.code) << c.request.ShortDebugString();
+    // The validation the fuzz target drives gives the very same answer.
+    Status validated = manager_->ValidateRequest(c.request);
+    EXPECT_EQ(validated.code(), applied.code()) << c.request.ShortDebugString();
+    EXPECT_EQ(validated.message(), applied.message());
   }
+  EXPECT_TRUE(manager_->ValidateRequest(MakeRequest("run1", "run1_0")).ok());
   EXPECT_EQ(Applied(), 0u);
   EXPECT_EQ(manager_->ActiveCount(), 0u);
   EXPECT_TRUE(journal_->LoadAll().entries.empty());
@@ -228,6 +234,8 @@ TEST_F(FaultManagerTest, UndetectedCapabilityIsFailedPrecondition) {
   EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(status.message().find("no nat hook"), std::string::npos) << status.message();
   EXPECT_EQ(Applied(), 0u);
+  // ValidateRequest judges the request, not the host.
+  EXPECT_TRUE(manager_->ValidateRequest(MakeRequest("run1", "run1_0")).ok());
 }
 
 TEST_F(FaultManagerTest, BackendApplyFailureRemovesJournalRecord) {

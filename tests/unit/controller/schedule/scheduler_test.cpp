@@ -269,6 +269,64 @@ TEST_F(SchedulerTest, OnlyTheLeaseHolderActs) {
   EXPECT_EQ(launcher_->launched().size(), 2u);
 }
 
+TEST_F(SchedulerTest, DueTimesDuringAHaltAreRecordedSkippedHaltedUntilResume) {
+  SetWall(clock_, Utc(2026, 11, 22, 7, 58));
+  Add(Sched("every-5", "*/5 * * * *", "UTC"));
+  std::atomic<bool> halted{false};
+  SchedulerOptions o = Opts("ctl-a");
+  o.halted = [&halted] { return halted.load(); };
+  Scheduler s(*store_, clock_, launcher_->Fn(), o);
+  EXPECT_EQ(TickAt(s, Utc(2026, 11, 22, 8, 0)), Outcomes{"started"});  // control: not halted
+  halted = true;
+  EXPECT_EQ(TickAt(s, Utc(2026, 11, 22, 8, 5)), Outcomes{"skipped:halted"});
+  EXPECT_EQ(TickAt(s, Utc(2026, 11, 22, 8, 6)), Outcomes{});  // decided once, not again
+  EXPECT_EQ(TickAt(s, Utc(2026, 11, 22, 8, 10)), Outcomes{"skipped:halted"});
+  halted = false;
+  // Resumed: the skipped due times stay skipped (not started late); the next one starts.
+  EXPECT_EQ(TickAt(s, Utc(2026, 11, 22, 8, 11)), Outcomes{});
+  EXPECT_EQ(TickAt(s, Utc(2026, 11, 22, 8, 15)), Outcomes{"started"});
+  EXPECT_EQ(launcher_->launched(),
+            (std::vector<int64_t>{Utc(2026, 11, 22, 8, 0), Utc(2026, 11, 22, 8, 15)}));
+  auto firings = store_->ListFirings("every-5", 0);
+  ASSERT_EQ(firings->size(), 4u);
+  EXPECT_EQ((*firings)[1].outcome, "skipped:halted");
+  EXPECT_EQ((*firings)[1].due_unix_ms, Utc(2026, 11, 22, 8, 10));
+  EXPECT_TRUE((*firings)[1].run_id.empty());
+}
+
+TEST_F(SchedulerTest, APausedScheduleStaysSkippedPausedDuringAHalt) {
+  SetWall(clock_, Utc(2026, 11, 22, 7, 58));
+  store::Schedule paused = Sched("paused", "0 * * * *", "UTC");
+  paused.paused = true;
+  Add(paused);
+  SchedulerOptions o = Opts("ctl-a");
+  o.halted = [] { return true; };
+  Scheduler s(*store_, clock_, launcher_->Fn(), o);
+  EXPECT_EQ(TickAt(s, Utc(2026, 11, 22, 8, 0)), Outcomes{"skipped:paused"});
+}
+
+TEST_F(SchedulerTest, AHaltRecordedInTheStoreIsSeenByEveryControllerAndLiftedByAny) {
+  auto recorded = [this] {
+    auto r = HaltRecorded(*store_);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() && *r;
+  };
+  EXPECT_FALSE(recorded());
+  ASSERT_TRUE(RecordHalt(*store_, "ctl-a").ok());
+  EXPECT_TRUE(recorded());
+  ASSERT_TRUE(RecordHalt(*store_, "ctl-b").ok());  // idempotent, whoever halts again
+  // It does not lapse like a scheduling lease.
+  SetWall(clock_, clock_.WallUnixMs() + 365LL * 24 * 3600 * 1000);
+  EXPECT_TRUE(recorded());
+  // Any controller lifts it, not only the one that recorded it.
+  ASSERT_TRUE(ClearHalt(*store_).ok());
+  EXPECT_FALSE(recorded());
+  ASSERT_TRUE(ClearHalt(*store_).ok());  // idempotent
+  // The scheduling lease is a different lock: halting does not take leadership.
+  ASSERT_TRUE(RecordHalt(*store_, "ctl-a").ok());
+  EXPECT_TRUE(*store_->TryAcquireLeadership("scheduler", "ctl-b", std::chrono::seconds(30)));
+}
+
 TEST(ValidateScheduleTest, NamesTheBadField) {
   store::Schedule s = Sched("ok", "0 9 * * *", "UTC");
   EXPECT_TRUE(ValidateSchedule(s).ok());

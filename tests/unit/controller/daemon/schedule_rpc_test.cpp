@@ -1,0 +1,286 @@
+// The controller's store-backed RPCs over real gRPC (127.0.0.1:0, plaintext): schedules through
+// the remote ScheduleService (what `faultline schedule ... --controller` uses), field validation
+// by the controller, the shared history (ListRuns/GetRun/AnnotateRun), and the halt recorded in
+// the store followed by a second controller on it.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "controller/daemon/agent_registry.h"
+#include "controller/daemon/controller_service.h"
+#include "controller/daemon/remote_schedule_service.h"
+#include "controller/schedule/scheduler.h"
+
+namespace faultline::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr char kExperiment[] = R"(apiVersion: faultline/v1
+kind: Experiment
+metadata: {name: scheduled}
+targets:
+  db: {selector: {role: db}, mode: all}
+faults:
+  - name: dns
+    target: db
+    dns: {domains: ["db.example.test"], mode: nodata}
+    duration: 1m
+probes:
+  - name: ok
+    command: {argv: ["true"]}
+    interval: 100ms
+steady_state: {probes: [ok], for: 100ms}
+objectives:
+  - {name: available, probe: ok, recover_within: 1m, stable_for: 100ms}
+)";
+
+store::Schedule Valid(const std::string& name) {
+  store::Schedule s;
+  s.name = name;
+  s.spec_yaml = kExperiment;
+  s.cron = "30 2 * * 1-5";
+  s.tz = "Europe/Berlin";
+  s.concurrency = store::ConcurrencyPolicy::kAllow;
+  s.window = "01:00-05:00";
+  s.blackout_dates = {"2026-12-24", "2026-12-31"};
+  return s;
+}
+
+// One controller (service + gRPC server) on a store.
+struct Controller {
+  Controller(store::RunStore* store, const std::string& id) {
+    ControllerServiceOptions options;
+    options.plaintext_allow_all = true;
+    options.fanout_deadline = 1s;
+    options.store = store;
+    options.controller_id = id;
+    service = std::make_unique<ControllerService>(registry, options);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service.get());
+    server = builder.BuildAndStart();
+    address = "127.0.0.1:" + std::to_string(port);
+    stub =
+        v1::Controller::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  }
+  ~Controller() {
+    service.reset();
+    server->Shutdown(std::chrono::system_clock::now() + 1s);
+  }
+
+  AgentRegistry registry{AgentRegistryOptions{}};
+  std::unique_ptr<ControllerService> service;
+  int port = 0;
+  std::unique_ptr<grpc::Server> server;
+  std::string address;
+  std::shared_ptr<v1::Controller::Stub> stub;
+};
+
+class ScheduleRpcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("cs_rpc" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    auto s = store::OpenRunStore((dir_ / "h.db").string());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    controller_ = std::make_unique<Controller>(store_.get(), "ctl-a");
+    remote_ = MakeRemoteScheduleService(controller_->stub, controller_->address);
+  }
+  void TearDown() override {
+    remote_.reset();
+    controller_.reset();
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+
+  fs::path dir_;
+  std::unique_ptr<store::RunStore> store_;
+  std::unique_ptr<Controller> controller_;
+  std::unique_ptr<schedule::ScheduleService> remote_;
+};
+
+TEST_F(ScheduleRpcTest, RemoteServiceAddsListsPausesRemovesAndListsFirings) {
+  ASSERT_TRUE(remote_->Add(Valid("nightly")).ok());
+  EXPECT_EQ(remote_->Add(Valid("nightly")).code(), StatusCode::kAlreadyExists);
+  auto list = remote_->List();
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ(list->size(), 1u);
+  const store::Schedule& got = (*list)[0];
+  EXPECT_EQ(got.name, "nightly");
+  EXPECT_EQ(got.spec_yaml, kExperiment);
+  EXPECT_EQ(got.cron, "30 2 * * 1-5");
+  EXPECT_EQ(got.tz, "Europe/Berlin");
+  EXPECT_EQ(got.concurrency, store::ConcurrencyPolicy::kAllow);
+  EXPECT_EQ(got.window, "01:00-05:00");
+  EXPECT_EQ(got.blackout_dates, (std::vector<std::string>{"2026-12-24", "2026-12-31"}));
+  EXPECT_FALSE(got.paused);
+  EXPECT_GT(got.created_unix_ms, 0);  // stamped by the controller's store
+
+  ASSERT_TRUE(remote_->SetPaused("nightly", true).ok());
+  ASSERT_TRUE(remote_->SetPaused("nightly", true).ok());  // idempotent
+  EXPECT_TRUE((*remote_->List())[0].paused);
+  EXPECT_TRUE((*store_->GetSchedule("nightly")).paused);  // the same store the scheduler reads
+  EXPECT_EQ(remote_->SetPaused("absent", true).code(), StatusCode::kNotFound);
+
+  ASSERT_TRUE(store_->RecordFiring({"nightly", 1000, 0, "skipped:halted", "", "ctl-a"}).ok());
+  ASSERT_TRUE(store_->RecordFiring({"nightly", 2000, 0, "started", "run1", "ctl-b"}).ok());
+  auto firings = remote_->Firings("nightly", 0);
+  ASSERT_TRUE(firings.ok()) << firings.status().ToString();
+  ASSERT_EQ(firings->size(), 2u);
+  EXPECT_EQ((*firings)[0].outcome, "started");  // newest due time first
+  EXPECT_EQ((*firings)[0].run_id, "run1");
+  EXPECT_EQ((*firings)[0].holder, "ctl-b");
+  EXPECT_EQ((*firings)[1].outcome, "skipped:halted");
+  EXPECT_EQ(remote_->Firings("nightly", 1)->size(), 1u);
+
+  ASSERT_TRUE(remote_->Remove("nightly").ok());
+  EXPECT_TRUE(remote_->List()->empty());
+  EXPECT_EQ(remote_->Remove("nightly").code(), StatusCode::kNotFound);
+  EXPECT_EQ(remote_->Firings("nightly", 0)->size(), 2u);  // history stays
+}
+
+TEST_F(ScheduleRpcTest, TheControllerValidatesEveryFieldAndStoresNothingBad) {
+  struct Case {
+    std::function<void(store::Schedule&)> spoil;
+    std::string field;  // the error names it
+  };
+  std::vector<Case> cases = {
+      {[](store::Schedule& s) { s.name = "Bad Name"; }, "name"},
+      {[](store::Schedule& s) { s.cron = "0 25 * * *"; }, "cron"},
+      {[](store::Schedule& s) { s.cron = ""; }, "cron"},
+      {[](store::Schedule& s) { s.tz = "Mars/Olympus"; }, "tz"},
+      {[](store::Schedule& s) { s.window = "09:00-09:00"; }, "window"},
+      {[](store::Schedule& s) { s.blackout_dates = {"2026-02-30"}; }, "blackout date"},
+      {[](store::Schedule& s) { s.spec_yaml = "apiVersion: faultline/v1\nkind: Nope\n"; },
+       "experiment_yaml"},
+      {[](store::Schedule& s) { s.spec_yaml = ""; }, "experiment"},
+  };
+  for (const auto& c : cases) {
+    store::Schedule s = Valid("spoiled");
+    c.spoil(s);
+    Status st = remote_->Add(s);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << c.field << ": " << st.ToString();
+    EXPECT_NE(st.message().find(c.field), std::string::npos) << st.message();
+  }
+  // A policy the store does not know, sent as the wire allows.
+  grpc::ClientContext ctx;
+  v1::AddScheduleRequest req;
+  req.mutable_schedule()->set_name("spoiled");
+  req.mutable_schedule()->set_experiment_yaml(kExperiment);
+  req.mutable_schedule()->set_cron("@daily");
+  req.mutable_schedule()->set_concurrency("sometimes");
+  v1::AddScheduleResponse resp;
+  grpc::Status st = controller_->stub->AddSchedule(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("concurrency"), std::string::npos) << st.error_message();
+  EXPECT_TRUE(store_->ListSchedules()->empty());
+  // The control: the unspoiled schedule is accepted.
+  EXPECT_TRUE(remote_->Add(Valid("spoiled")).ok());
+}
+
+TEST_F(ScheduleRpcTest, HistoryThroughTheControllerIsTheSharedStore) {
+  // A run another controller recorded, and one of the CLI.
+  store::RunRecord r;
+  r.id = "abcdef123456";
+  r.experiment = "scheduled";
+  r.spec_yaml = kExperiment;
+  r.started_unix_ms = 1'700'000'000'000;
+  r.source = "schedule:nightly";
+  r.owner = "ctl-b";
+  ASSERT_TRUE(store_->CreateRun(r).ok());
+  ASSERT_EQ(*store_->MarkInterrupted("ctl-b"), 1);
+  r.id = "fedcba654321";
+  r.experiment = "other";
+  r.state = store::RunState::kFinished;
+  r.verdict = "PASS";
+  r.started_unix_ms += 1000;
+  r.ended_unix_ms = r.started_unix_ms + 5000;
+  r.source = "cli";
+  ASSERT_TRUE(store_->CreateRun(r).ok());
+
+  grpc::ClientContext list_ctx;
+  v1::ListRunsRequest list_req;
+  list_req.set_experiment("scheduled");
+  v1::ListRunsResponse runs;
+  ASSERT_TRUE(controller_->stub->ListRuns(&list_ctx, list_req, &runs).ok());
+  ASSERT_EQ(runs.runs_size(), 1);
+  EXPECT_EQ(runs.runs(0).run_id(), "abcdef123456");
+  EXPECT_EQ(runs.runs(0).verdict(), "INTERRUPTED");
+  EXPECT_EQ(runs.runs(0).state(), "interrupted");
+  EXPECT_EQ(runs.runs(0).source(), "schedule:nightly");
+  EXPECT_EQ(runs.runs(0).owner(), "ctl-b");
+
+  grpc::ClientContext note_ctx;
+  v1::AnnotateRunRequest note;
+  note.set_run_id("abcd");  // a prefix
+  note.set_author("oncall");
+  note.set_text("paged the on-call");
+  v1::RunAnnotation added;
+  ASSERT_TRUE(controller_->stub->AnnotateRun(&note_ctx, note, &added).ok());
+  EXPECT_EQ(added.run_id(), "abcdef123456");
+
+  grpc::ClientContext get_ctx;
+  v1::GetRunRequest get;
+  get.set_run_id("abcd");
+  v1::RunSummary run;
+  ASSERT_TRUE(controller_->stub->GetRun(&get_ctx, get, &run).ok());
+  EXPECT_EQ(run.run_id(), "abcdef123456");
+  EXPECT_EQ(run.spec_yaml(), kExperiment);
+  ASSERT_EQ(run.annotations_size(), 1);
+  EXPECT_EQ(run.annotations(0).text(), "paged the on-call");
+  EXPECT_EQ(run.annotations(0).author(), "oncall");
+
+  grpc::ClientContext bad_ctx;
+  note.set_text("");
+  grpc::Status st = controller_->stub->AnnotateRun(&bad_ctx, note, &added);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("text"), std::string::npos);
+  grpc::ClientContext missing_ctx;
+  get.set_run_id("0000000000");
+  EXPECT_EQ(controller_->stub->GetRun(&missing_ctx, get, &run).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ScheduleRpcTest, AHaltGivenToOneControllerHaltsEveryControllerOnTheStore) {
+  Controller b(store_.get(), "ctl-b");
+  b.service->SyncHaltWithStore();
+  EXPECT_FALSE(b.service->halted());  // control: nothing recorded yet
+  controller_->service->HaltAll("test");
+  EXPECT_TRUE(controller_->service->halted());
+  b.service->SyncHaltWithStore();
+  EXPECT_TRUE(b.service->halted());
+  // A controller that starts during the halt halts at its first sync.
+  Controller c(store_.get(), "ctl-c");
+  c.service->SyncHaltWithStore();
+  EXPECT_TRUE(c.service->halted());
+  // Resumed on another controller than the one halted: lifted everywhere.
+  EXPECT_TRUE(b.service->ResumeAll());
+  controller_->service->SyncHaltWithStore();
+  c.service->SyncHaltWithStore();
+  EXPECT_FALSE(controller_->service->halted());
+  EXPECT_FALSE(c.service->halted());
+  EXPECT_FALSE(*schedule::HaltRecorded(*store_));
+  // While halted, StartRun refuses (what the scheduler's launcher and SubmitRun use).
+  b.service->HaltAll("again");
+  RunRequest run;
+  run.experiment_yaml = kExperiment;
+  EXPECT_EQ(b.service->StartRun(run).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(ScheduleRpcNoStoreTest, StoreOnlyRpcsAreRefusedWithoutAStore) {
+  Controller bare(nullptr, "ctl-none");
+  auto remote = MakeRemoteScheduleService(bare.stub, bare.address);
+  Status st = remote->Add(Valid("nightly"));
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("no store"), std::string::npos);
+  EXPECT_EQ(remote->List().status().code(), StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace faultline::daemon
