@@ -111,6 +111,7 @@ grpc::Status ControllerLink::RunStream() {
   std::mutex hb_mu;
   std::condition_variable hb_cv;
   bool hb_stop = false;
+  bool read_ended = false;
   if (ok && stream->Read(&in) && in.has_welcome()) {
     attached_ = true;
     Duration interval = milliseconds(std::max<uint32_t>(50, in.welcome().heartbeat_interval_ms()));
@@ -124,7 +125,11 @@ grpc::Status ControllerLink::RunStream() {
         if (!write(beat)) break;
       }
     });
-    while (stream->Read(&in)) {
+    while (true) {
+      if (!stream->Read(&in)) {
+        read_ended = true;
+        break;
+      }
       if (!in.has_command()) continue;
       v1::AgentMessage answer;
       *answer.mutable_result() = Execute(in.command());
@@ -137,7 +142,9 @@ grpc::Status ControllerLink::RunStream() {
   }
   hb_cv.notify_all();
   if (heartbeat.joinable()) heartbeat.join();
-  ctx->TryCancel();
+  // A stream the controller ended has its status waiting for Finish (e.g. "heartbeat lost");
+  // cancelling it first would replace that with CANCELLED.
+  if (!read_ended) ctx->TryCancel();
   grpc::Status status = stream->Finish();
   {
     std::lock_guard lock(mu_);

@@ -244,7 +244,8 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   }
 
   FaultRegistry registry;
-  // --dry-run: every kind validated by its real backend, nothing touches the host.
+  // --dry-run: every kind validated by its real backend, nothing touches the host (not even
+  // capability detection: no nft tables, no netlink, no subprocesses).
   auto register_backend = [&](std::unique_ptr<FaultBackend> backend) {
     if (flags.dry_run) backend = std::make_unique<DryRunBackend>(std::move(backend));
     return registry.Register(std::move(backend));
@@ -274,13 +275,13 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   }
   process::ProcessBackendOptions process_options;
   process_options.record_dir = flags.state_dir + "/process";
-  if (Status s = registry.Register(std::make_unique<process::ProcessBackend>(process_options));
+  if (Status s = register_backend(std::make_unique<process::ProcessBackend>(process_options));
       !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
   if (Status s =
-          registry.Register(std::make_unique<proxy::ProxyBackend>(proxy::ProxyBackendOptions{}));
+          register_backend(std::make_unique<proxy::ProxyBackend>(proxy::ProxyBackendOptions{}));
       !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
@@ -294,7 +295,6 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   metrics::Registry metrics_registry;
   AgentMetrics agent_metrics(metrics_registry, name, AgentVersion(), caps.available);
 
-  auto nft = std::make_shared<netfilter::NftRuleset>();
   FaultManagerOptions options;
   options.max_active_faults = flags.max_active_faults;
   options.max_lease_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*max_lease_ttl);
@@ -303,8 +303,8 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   // Leftovers of a crashed agent: faultline_* nft tables, the NFQUEUE rules of latency faults and
   // netem root qdiscs (handle fa17:) no journal record restored. Not in a dry run: it created
   // none, and other agents on this host may own such state.
-  if (!flags.dry_run) options.sweep_tables = [nft, net_options]() -> Result<std::vector<std::string>> {
-    auto tables = nft->SweepTables(netfilter::kTablePrefix);
+  if (!flags.dry_run) options.sweep_tables = [net_options]() -> Result<std::vector<std::string>> {
+    auto tables = netfilter::NftRuleset().SweepTables(netfilter::kTablePrefix);
     auto rules = netfilter::SweepQueueRules(net_options);
     auto qdiscs = netfilter::SweepNetemQdiscs(net_options.run);
     if (!tables.ok()) return tables;

@@ -35,21 +35,22 @@ bool IsValidNftFamily(std::string_view family) {
   return false;
 }
 
-NftRuleset::NftRuleset() {
-  ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
-  if (ctx_ != nullptr) {
-    // Buffered so that output and errors come back to us instead of going to stdout/stderr.
-    nft_ctx_buffer_output(ctx_);
-    nft_ctx_buffer_error(ctx_);
-  }
-}
+// The libnftables context is made on first use: a process that never runs a command (a dry-run
+// agent, a backend whose kind is never applied) pays neither its start-up work nor its memory.
+NftRuleset::NftRuleset() = default;
 
 NftRuleset::~NftRuleset() {
   if (ctx_ != nullptr) nft_ctx_free(ctx_);
 }
 
 Result<std::string> NftRuleset::RunLocked(const std::string& commands) {
-  if (ctx_ == nullptr) return Internal("libnftables: nft_ctx_new failed");
+  if (ctx_ == nullptr) {
+    ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (ctx_ == nullptr) return Internal("libnftables: nft_ctx_new failed");
+    // Buffered so that output and errors come back to us instead of going to stdout/stderr.
+    nft_ctx_buffer_output(ctx_);
+    nft_ctx_buffer_error(ctx_);
+  }
   int rc = nft_run_cmd_from_buffer(ctx_, commands.c_str());
   // The buffers are reset by the next run, so copy them now.
   const char* out = nft_ctx_get_output_buffer(ctx_);

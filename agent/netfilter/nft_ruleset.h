@@ -64,7 +64,7 @@ class NftRuleset {
   Result<std::string> RunLocked(const std::string& commands);
 
   std::mutex mu_;
-  nft_ctx* ctx_ = nullptr;
+  nft_ctx* ctx_ = nullptr;  // guarded by mu_; made by the first RunLocked
 };
 
 }  // namespace faultline::agent::netfilter

@@ -243,7 +243,62 @@ class StreamAgentConnection final : public engine::AgentConnection {
     return std::vector<v1::FaultStatus>(r->list().faults().begin(), r->list().faults().end());
   }
 
+  // One attempt each, down the stream (the engine's FanOut retries): no thread waits.
+  void GetInfoAsync(Duration deadline, Done<v1::AgentInfo> done) override {
+    v1::ControllerCommand c;
+    c.mutable_get_info();
+    SendAsync(std::move(c), deadline, "GetInfo", [done = std::move(done)](auto r) {
+      if (!r.ok()) return done(r.status());
+      done(std::move(*r->mutable_info()));
+    });
+  }
+  void ApplyFaultAsync(const v1::ApplyFaultRequest& request, Duration deadline,
+                       Done<v1::FaultStatus> done) override {
+    v1::ControllerCommand c;
+    *c.mutable_apply() = request;
+    SendAsync(std::move(c), deadline, "ApplyFault", FaultOf(std::move(done)));
+  }
+  void RenewLeaseAsync(const std::string& fault_id, Duration ttl, Duration deadline,
+                       Done<v1::FaultStatus> done) override {
+    v1::ControllerCommand c;
+    c.mutable_renew()->set_fault_id(fault_id);
+    c.mutable_renew()->set_lease_ttl_ms(
+        static_cast<uint32_t>(duration_cast<milliseconds>(ttl).count()));
+    SendAsync(std::move(c), deadline, "RenewLease", FaultOf(std::move(done)));
+  }
+  void RevertFaultAsync(const std::string& fault_id, Duration deadline,
+                        Done<v1::FaultStatus> done) override {
+    v1::ControllerCommand c;
+    c.mutable_revert()->set_fault_id(fault_id);
+    SendAsync(std::move(c), deadline, "RevertFault", FaultOf(std::move(done)));
+  }
+
  private:
+  static CommandCallback FaultOf(Done<v1::FaultStatus> done) {
+    return [done = std::move(done)](Result<v1::CommandResult> r) {
+      if (!r.ok()) return done(r.status());
+      done(std::move(*r->mutable_fault()));
+    };
+  }
+  // Like Do, without waiting: the agent's error code becomes the Status.
+  void SendAsync(v1::ControllerCommand c, Duration deadline, const char* what,
+                 CommandCallback done) {
+    registry_.Send(endpoint_.name, std::move(c), deadline,
+                   [what, name = endpoint_.name, done = std::move(done)](
+                       Result<v1::CommandResult> r) {
+                     if (!r.ok()) {
+                       return done(Status(r.status().code(), std::string(what) + " on agent " +
+                                                                 name + ": " +
+                                                                 r.status().message()));
+                     }
+                     if (r->code() != 0) {
+                       return done(Status(static_cast<StatusCode>(r->code()),
+                                          std::string(what) + " on agent " + name + ": " +
+                                              r->message()));
+                     }
+                     done(std::move(r));
+                   });
+  }
   Result<v1::CommandResult> Do(const v1::ControllerCommand& c, Duration deadline,
                                const char* what) {
     auto r = registry_.Call(endpoint_.name, c, deadline);

@@ -15,6 +15,14 @@ uint32_t ToMs(Duration d) {
   return static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }
 
+// One unary call in flight on gRPC's callback API: owns what must live until its callback.
+template <typename Request, typename Response>
+struct AsyncCall {
+  grpc::ClientContext ctx;
+  Request request;
+  Response response;
+};
+
 }  // namespace
 
 AgentClient::AgentClient(AgentEndpoint endpoint,
@@ -91,6 +99,53 @@ Result<std::vector<v1::FaultStatus>> AgentClient::ListFaults(bool include_revert
   auto s = stub_->ListFaults(&ctx, req, &resp);
   if (!s.ok()) return Convert(s, "ListFaults");
   return std::vector<v1::FaultStatus>(resp.faults().begin(), resp.faults().end());
+}
+
+void AgentClient::GetInfoAsync(Duration deadline, Done<v1::AgentInfo> done) {
+  auto call = std::make_shared<AsyncCall<v1::GetInfoRequest, v1::AgentInfo>>();
+  SetDeadline(call->ctx, deadline);
+  stub_->async()->GetInfo(&call->ctx, &call->request, &call->response,
+                          [this, call, done = std::move(done)](grpc::Status s) {
+                            if (!s.ok()) return done(Convert(s, "GetInfo"));
+                            done(std::move(call->response));
+                          });
+}
+
+void AgentClient::ApplyFaultAsync(const v1::ApplyFaultRequest& request, Duration deadline,
+                                  Done<v1::FaultStatus> done) {
+  auto call = std::make_shared<AsyncCall<v1::ApplyFaultRequest, v1::ApplyFaultResponse>>();
+  SetDeadline(call->ctx, deadline);
+  call->request = request;
+  stub_->async()->ApplyFault(&call->ctx, &call->request, &call->response,
+                             [this, call, done = std::move(done)](grpc::Status s) {
+                               if (!s.ok()) return done(Convert(s, "ApplyFault"));
+                               done(std::move(*call->response.mutable_fault()));
+                             });
+}
+
+void AgentClient::RenewLeaseAsync(const std::string& fault_id, Duration ttl, Duration deadline,
+                                  Done<v1::FaultStatus> done) {
+  auto call = std::make_shared<AsyncCall<v1::RenewLeaseRequest, v1::RenewLeaseResponse>>();
+  SetDeadline(call->ctx, deadline);
+  call->request.set_fault_id(fault_id);
+  call->request.set_lease_ttl_ms(ToMs(ttl));
+  stub_->async()->RenewLease(&call->ctx, &call->request, &call->response,
+                             [this, call, done = std::move(done)](grpc::Status s) {
+                               if (!s.ok()) return done(Convert(s, "RenewLease"));
+                               done(std::move(*call->response.mutable_fault()));
+                             });
+}
+
+void AgentClient::RevertFaultAsync(const std::string& fault_id, Duration deadline,
+                                   Done<v1::FaultStatus> done) {
+  auto call = std::make_shared<AsyncCall<v1::RevertFaultRequest, v1::RevertFaultResponse>>();
+  SetDeadline(call->ctx, deadline);
+  call->request.set_fault_id(fault_id);
+  stub_->async()->RevertFault(&call->ctx, &call->request, &call->response,
+                              [this, call, done = std::move(done)](grpc::Status s) {
+                                if (!s.ok()) return done(Convert(s, "RevertFault"));
+                                done(std::move(*call->response.mutable_fault()));
+                              });
 }
 
 }  // namespace faultline::engine

@@ -32,6 +32,28 @@ class AgentConnection {
   virtual Result<v1::FaultStatus> RevertFault(const std::string& fault_id, Duration deadline) = 0;
   virtual Result<std::vector<v1::FaultStatus>> ListFaults(bool include_reverted,
                                                           Duration deadline) = 0;
+
+  // Asynchronous forms, for fanning one operation out to many agents without a thread each
+  // (controller/engine/fan_out.h). `done` is called exactly once, from any thread, possibly
+  // before the call returns; the connection must outlive that call. The defaults run the
+  // blocking form on the caller's thread (fine for fakes; real connections override them).
+  template <typename T>
+  using Done = std::function<void(Result<T>)>;
+  virtual void GetInfoAsync(Duration deadline, Done<v1::AgentInfo> done) {
+    done(GetInfo(deadline));
+  }
+  virtual void ApplyFaultAsync(const v1::ApplyFaultRequest& request, Duration deadline,
+                               Done<v1::FaultStatus> done) {
+    done(ApplyFault(request, deadline));
+  }
+  virtual void RenewLeaseAsync(const std::string& fault_id, Duration ttl, Duration deadline,
+                               Done<v1::FaultStatus> done) {
+    done(RenewLease(fault_id, ttl, deadline));
+  }
+  virtual void RevertFaultAsync(const std::string& fault_id, Duration deadline,
+                                Done<v1::FaultStatus> done) {
+    done(RevertFault(fault_id, deadline));
+  }
 };
 
 // Makes the connection to one agent of a run; never returns null.
@@ -56,6 +78,14 @@ class AgentClient final : public AgentConnection {
   Result<v1::FaultStatus> RevertFault(const std::string& fault_id, Duration deadline) override;
   Result<std::vector<v1::FaultStatus>> ListFaults(bool include_reverted,
                                                   Duration deadline) override;
+  // gRPC's callback API: no thread is held while the agent answers.
+  void GetInfoAsync(Duration deadline, Done<v1::AgentInfo> done) override;
+  void ApplyFaultAsync(const v1::ApplyFaultRequest& request, Duration deadline,
+                       Done<v1::FaultStatus> done) override;
+  void RenewLeaseAsync(const std::string& fault_id, Duration ttl, Duration deadline,
+                       Done<v1::FaultStatus> done) override;
+  void RevertFaultAsync(const std::string& fault_id, Duration deadline,
+                        Done<v1::FaultStatus> done) override;
 
  private:
   Status Convert(const grpc::Status& s, const char* what) const;

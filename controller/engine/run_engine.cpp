@@ -3,7 +3,6 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
-#include <future>
 #include <memory>
 #include <random>
 #include <set>
@@ -437,14 +436,16 @@ bool RunEngine::CheckAgents(RunResult& r) {
                                 : std::make_shared<AgentClient>(*it, options_.agent_credentials);
   }
   // Ask every agent concurrently: a fleet check should not take N deadlines.
-  std::map<std::string, std::future<Result<v1::AgentInfo>>> infos;
-  for (const auto& name : needed) {
-    auto client = state_->Client(name);
-    infos[name] = std::async(std::launch::async,
-                             [client, this] { return client->GetInfo(options_.rpc_deadline); });
-  }
-  for (auto& [name, fut] : infos) {
-    auto info = fut.get();
+  std::vector<std::string> names(needed.begin(), needed.end());
+  std::vector<Result<v1::AgentInfo>> infos = FanOut<v1::AgentInfo>(
+      names.size(),
+      [&](size_t i, Duration deadline, auto done) {
+        state_->Client(names[i])->GetInfoAsync(deadline, std::move(done));
+      },
+      FanOutFor(options_.rpc_attempts));
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    auto& info = infos[i];
     if (!info.ok()) {
       r.reason = "agent unreachable: " + info.status().message();
       return false;
@@ -500,13 +501,17 @@ bool RunEngine::AwaitSteadyState(ProbeSet& probes, RunResult& r) {
   }
 }
 
+FanOutOptions RunEngine::FanOutFor(int attempts) const {
+  FanOutOptions f;
+  f.max_in_flight = options_.max_in_flight;
+  f.attempt_deadline = options_.rpc_deadline;
+  f.max_attempts = attempts;
+  return f;
+}
+
 bool RunEngine::ApplyAll(RunResult& r) {
   int index = 0;
-  struct Pending {
-    size_t slot;
-    std::future<Result<v1::FaultStatus>> fut;
-  };
-  std::vector<Pending> pending;
+  std::vector<v1::ApplyFaultRequest> requests;
   for (const auto& f : exp_.faults) {
     std::string fault_id = MakeFaultId(options_.run_id, index++);
     for (const auto& agent : r.targets[f.target]) {
@@ -527,20 +532,25 @@ bool RunEngine::ApplyAll(RunResult& r) {
       }
       req.set_lease_ttl_ms(static_cast<uint32_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl).count()));
-      auto client = state_->Client(agent);
-      pending.push_back({r.faults.size() - 1,
-                         std::async(std::launch::async, [client, req, this] {
-                           return client->ApplyFault(req, options_.rpc_deadline);
-                         })});
+      requests.push_back(std::move(req));
     }
   }
+  // Every (fault, agent) at once, bounded; a lost ack is retried with the same fault id, which
+  // the agent applies once. The ack instant is when this process learned the fault is in effect
+  // on that agent, taken as each answer arrives.
+  std::vector<MonoTime> acked(requests.size());
+  std::vector<Result<v1::FaultStatus>> results = FanOut<v1::FaultStatus>(
+      requests.size(),
+      [&](size_t i, Duration deadline, auto done) {
+        state_->Client(r.faults[i].agent)->ApplyFaultAsync(requests[i], deadline, std::move(done));
+      },
+      FanOutFor(options_.rpc_attempts),
+      [&](size_t i, const Result<v1::FaultStatus>&) { acked[i] = clock_.Now(); });
   bool ok = true;
-  for (auto& p : pending) {
-    auto res = p.fut.get();
-    // The ack instant is when this process learned the fault is in effect on that agent.
-    MonoTime acked = clock_.Now();
+  for (size_t i = 0; i < results.size(); ++i) {
+    auto& res = results[i];
     std::lock_guard lock(state_->mu);
-    auto& fa = r.faults[p.slot];
+    auto& fa = r.faults[i];
     if (!res.ok()) {
       fa.error = res.status().message();
       ok = false;
@@ -548,10 +558,10 @@ bool RunEngine::ApplyAll(RunResult& r) {
       Progress("inject", fa.fault_name + " on " + fa.agent + ": FAILED: " + fa.error);
       continue;
     }
-    fa.applied_at = acked;
+    fa.applied_at = acked[i];
     fa.applied_at_unix_ms = res->applied_at_unix_ms();
-    if (!r.t_inject_first || acked < *r.t_inject_first) r.t_inject_first = acked;
-    if (!r.t_inject || acked > *r.t_inject) r.t_inject = acked;
+    if (!r.t_inject_first || acked[i] < *r.t_inject_first) r.t_inject_first = acked[i];
+    if (!r.t_inject || acked[i] > *r.t_inject) r.t_inject = acked[i];
     Progress("inject", fa.fault_name + " applied on " + fa.agent + " (fault " + fa.fault_id +
                            ", lease " + FormatDuration(options_.lease_ttl) + ")");
   }
@@ -568,14 +578,25 @@ void RunEngine::RenewLeases(RunResult& r) {
       }
     }
   }
-  for (auto& [i, client] : todo) {
-    std::string id;
-    {
-      std::lock_guard lock(state_->mu);
-      id = r.faults[i].fault_id;
-    }
-    auto res = client->RenewLease(id, options_.lease_ttl, options_.rpc_deadline);
-    MonoTime now = clock_.Now();
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(state_->mu);
+    for (auto& [i, client] : todo) ids.push_back(r.faults[i].fault_id);
+  }
+  // Every renewal at once: one silent agent must not hold the others' renewals past their lease.
+  // One attempt each: the next round is the retry.
+  std::vector<MonoTime> answered(todo.size());
+  std::vector<Result<v1::FaultStatus>> results = FanOut<v1::FaultStatus>(
+      todo.size(),
+      [&](size_t k, Duration deadline, auto done) {
+        todo[k].second->RenewLeaseAsync(ids[k], options_.lease_ttl, deadline, std::move(done));
+      },
+      FanOutFor(1),
+      [&](size_t k, const Result<v1::FaultStatus>&) { answered[k] = clock_.Now(); });
+  for (size_t k = 0; k < todo.size(); ++k) {
+    const size_t i = todo[k].first;
+    auto& res = results[k];
+    MonoTime now = answered[k];
     std::lock_guard lock(state_->mu);
     if (state_->revert_requested.count(i)) continue;  // raced with our own revert
     // Once the run is cancelled (a halt reverts every fault fleet-wide at the same time), the
@@ -680,7 +701,8 @@ void RunEngine::RevertAll(RunResult& r, const std::string& why, const std::strin
   if (!r.t_revert_start) r.t_revert_start = clock_.Now();
   struct Pending {
     size_t slot;
-    std::future<Result<v1::FaultStatus>> fut;
+    std::shared_ptr<AgentConnection> client;
+    std::string fault_id;
   };
   std::vector<Pending> pending;
   {
@@ -689,20 +711,24 @@ void RunEngine::RevertAll(RunResult& r, const std::string& why, const std::strin
       auto& fa = r.faults[i];
       if (fa.reverted_at || (!only_fault.empty() && fa.fault_name != only_fault)) continue;
       state_->revert_requested.insert(i);
-      auto client = state_->Client(fa.agent);
-      std::string id = fa.fault_id;
       // Revert even faults whose apply failed or timed out: the agent may have applied it anyway,
       // and reverting an unknown id is a no-op.
-      pending.push_back({i, std::async(std::launch::async, [client, id, this] {
-                           return client->RevertFault(id, options_.rpc_deadline);
-                         })});
+      pending.push_back({i, state_->Client(fa.agent), fa.fault_id});
     }
   }
-  for (auto& p : pending) {
-    auto res = p.fut.get();
-    MonoTime acked = clock_.Now();
+  std::vector<MonoTime> answered(pending.size());
+  std::vector<Result<v1::FaultStatus>> results = FanOut<v1::FaultStatus>(
+      pending.size(),
+      [&](size_t k, Duration deadline, auto done) {
+        pending[k].client->RevertFaultAsync(pending[k].fault_id, deadline, std::move(done));
+      },
+      FanOutFor(options_.rpc_attempts),
+      [&](size_t k, const Result<v1::FaultStatus>&) { answered[k] = clock_.Now(); });
+  for (size_t k = 0; k < pending.size(); ++k) {
+    auto& res = results[k];
+    MonoTime acked = answered[k];
     std::lock_guard lock(state_->mu);
-    auto& fa = r.faults[p.slot];
+    auto& fa = r.faults[pending[k].slot];
     if (!res.ok()) {
       fa.state_unknown = true;
       fa.error = "revert failed: " + res.status().message() + "; the agent reverts it itself " +

@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/duration.h"
 #include "controller/engine/agent_client.h"
+#include "controller/engine/fan_out.h"
 #include "controller/engine/inventory.h"
 #include "controller/engine/recovery_meter.h"
 #include "controller/experiment/experiment.h"
@@ -115,7 +116,13 @@ struct ProgressEvent {
 struct RunOptions {
   std::string run_id;  // empty: a new one
   Duration lease_ttl = std::chrono::seconds(15);
+  // Deadline of each call to an agent.
   Duration rpc_deadline = std::chrono::seconds(5);
+  // Attempts per agent call: a call that got no answer (lost ack, broken connection) is sent
+  // again with the same fault id, which the agent applies once (FanOut in fan_out.h).
+  int rpc_attempts = 3;
+  // Agent calls outstanding at once when one phase (check, apply, renew, revert) fans out.
+  size_t max_in_flight = 256;
   std::function<void(const ProgressEvent&)> on_progress;  // called from the engine's thread
   // Called with every probe sample as it is taken (for live status on a terminal), from that
   // probe's own thread: concurrent calls for different probes are possible. Must not block.
@@ -148,6 +155,7 @@ class RunEngine {
   bool CheckAgents(RunResult& r);
   bool AwaitSteadyState(ProbeSet& probes, RunResult& r);
   bool ApplyAll(RunResult& r);
+  FanOutOptions FanOutFor(int attempts) const;
   void Observe(ProbeSet& probes, RunResult& r);
   // Reverts every applied fault not yet reverted (only those named `only_fault` when given).
   void RevertAll(RunResult& r, const std::string& why, const std::string& only_fault = "");

@@ -317,6 +317,85 @@ TEST_F(RunEngineTest, NoImpactIsFlagged) {
   EXPECT_FALSE(r.warnings.empty());
 }
 
+// Direct gRPC to the agent, except that the first ApplyFault's answer is lost on the way back:
+// the agent applied the fault, the engine sees DEADLINE_EXCEEDED.
+class LosesFirstApplyAck final : public AgentConnection {
+ public:
+  explicit LosesFirstApplyAck(const AgentEndpoint& endpoint)
+      : inner_(endpoint, grpc::InsecureChannelCredentials()) {}
+  const AgentEndpoint& endpoint() const override { return inner_.endpoint(); }
+  Result<v1::AgentInfo> GetInfo(Duration d) override { return inner_.GetInfo(d); }
+  Result<v1::FaultStatus> ApplyFault(const v1::ApplyFaultRequest& req, Duration d) override {
+    return inner_.ApplyFault(req, d);
+  }
+  Result<v1::FaultStatus> RenewLease(const std::string& id, Duration ttl, Duration d) override {
+    return inner_.RenewLease(id, ttl, d);
+  }
+  Result<v1::FaultStatus> RevertFault(const std::string& id, Duration d) override {
+    return inner_.RevertFault(id, d);
+  }
+  Result<std::vector<v1::FaultStatus>> ListFaults(bool all, Duration d) override {
+    return inner_.ListFaults(all, d);
+  }
+  void ApplyFaultAsync(const v1::ApplyFaultRequest& req, Duration d,
+                       Done<v1::FaultStatus> done) override {
+    const int attempt = ++apply_attempts;
+    inner_.ApplyFaultAsync(req, d, [attempt, done = std::move(done)](Result<v1::FaultStatus> r) {
+      if (attempt == 1 && r.ok()) return done(DeadlineExceeded("ApplyFault: ack lost"));
+      done(std::move(r));
+    });
+  }
+  std::atomic<int> apply_attempts{0};
+
+ private:
+  AgentClient inner_;
+};
+
+TEST_F(RunEngineTest, ApplyRetriedAfterALostAckAppliesOnce) {
+  app_.SetFailoverAfter(3);
+  StartAgent();
+  auto exp = Parse();
+  std::shared_ptr<LosesFirstApplyAck> conn;
+  RunOptions options = Options();
+  options.connect = [&](const AgentEndpoint& e) {
+    conn = std::make_shared<LosesFirstApplyAck>(e);
+    return conn;
+  };
+  RunEngine engine(exp, OneAgent(port_), options);
+  RunResult r = engine.Run();
+  EXPECT_EQ(r.verdict, Verdict::kPass) << r.reason;
+  ASSERT_NE(conn, nullptr);
+  EXPECT_EQ(conn->apply_attempts.load(), 2);  // the retry, with the same fault id
+  EXPECT_EQ(backend_->applied(), 1);          // ...which the agent did not apply a second time
+  EXPECT_EQ(backend_->reverted(), 1);
+  ASSERT_EQ(r.faults.size(), 1u);
+  EXPECT_TRUE(r.faults[0].applied_at.has_value());
+  EXPECT_TRUE(r.faults[0].error.empty()) << r.faults[0].error;
+}
+
+// The control: without retries the lost ack fails the run, and the fault the agent did apply
+// is still reverted (the engine reverts faults whose apply failed, too).
+TEST_F(RunEngineTest, WithoutRetriesALostAckIsAnErrorAndTheFaultIsStillReverted) {
+  app_.SetFailoverAfter(3);
+  StartAgent();
+  auto exp = Parse();
+  std::shared_ptr<LosesFirstApplyAck> conn;
+  RunOptions options = Options();
+  options.rpc_attempts = 1;
+  options.connect = [&](const AgentEndpoint& e) {
+    conn = std::make_shared<LosesFirstApplyAck>(e);
+    return conn;
+  };
+  RunEngine engine(exp, OneAgent(port_), options);
+  RunResult r = engine.Run();
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  EXPECT_NE(r.reason.find("ack lost"), std::string::npos) << r.reason;
+  ASSERT_NE(conn, nullptr);
+  EXPECT_EQ(conn->apply_attempts.load(), 1);
+  EXPECT_EQ(backend_->applied(), 1);
+  EXPECT_EQ(backend_->reverted(), 1);
+}
+
 TEST_F(RunEngineTest, MissingCapabilityIsAnInfrastructureErrorAndAppliesNothing) {
   backend_->detect_ = FailedPrecondition("nftables nat is not available");
   StartAgent();
