@@ -72,15 +72,7 @@ sql() { psql "$STORE" -qtAX -c "$1"; }
 
 for h in cs-h1 cs-h2; do
   r="${h/cs-h/cs-r}"
-  ip netns del "$h" 2>/dev/null || true
-  ip link del "$r" 2>/dev/null || true
-  ip netns add "$h"
-  ip link add "$r" type veth peer name eth0 netns "$h"
-  ip addr add "${ROOT_IP[$h]}/30" dev "$r"
-  ip link set "$r" up
-  ip -n "$h" addr add "${HOST_IP[$h]}/30" dev eth0
-  ip -n "$h" link set eth0 up
-  ip -n "$h" link set lo up
+  scratch_host "$h" "$r" "${ROOT_IP[$h]}" "${HOST_IP[$h]}"
 done
 CERTS="$WORK/certs"
 "$BIN/faultline" certs init "$CERTS" --san 10.218.60.1 --san 10.218.60.5 >/dev/null

@@ -52,15 +52,7 @@ no_tables_anywhere() { no_table cd-h1 && no_table cd-h2; }
 # --- hosts, certificates, agents ----------------------------------------------------------------
 for h in "${HOSTS[@]}"; do
   r="${h/cd-h/cd-r}"
-  ip netns del "$h" 2>/dev/null || true
-  ip link del "$r" 2>/dev/null || true
-  ip netns add "$h"
-  ip link add "$r" type veth peer name eth0 netns "$h"
-  ip addr add "${ROOT_IP[$h]}/30" dev "$r"
-  ip link set "$r" up
-  ip -n "$h" addr add "${HOST_IP[$h]}/30" dev eth0
-  ip -n "$h" link set eth0 up
-  ip -n "$h" link set lo up
+  scratch_host "$h" "$r" "${ROOT_IP[$h]}" "${HOST_IP[$h]}"
 done
 CERTS="$WORK/certs"
 "$BIN/faultline" certs init "$CERTS" --san 10.218.58.1 --san 10.218.58.5 >/dev/null

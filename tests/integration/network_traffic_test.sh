@@ -30,15 +30,8 @@ ip -n $C addr add 10.99.1.1/24 dev nz-c1; ip -n $S1 addr add $IP1/24 dev nz-s1v
 ip -n $C addr add 10.99.2.1/24 dev nz-c2; ip -n $S2 addr add $IP2/24 dev nz-s2v
 for l in "$C nz-c1" "$C nz-c2" "$S1 nz-s1v" "$S2 nz-s2v"; do ip -n ${l% *} link set ${l#* } up; done
 # nz-c resolves through our dnsmasq (ip netns exec binds /etc/netns/nz-c/resolv.conf).
-mkdir -p /etc/netns/$C
-echo "nameserver 127.0.0.1" >/etc/netns/$C/resolv.conf
 echo "$IP1 $NAME" >"$HOSTS"
-chmod a+rx "$WORK"; chmod a+r "$HOSTS"  # dnsmasq reads it as nobody
-ip netns exec $C dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file \
-  --listen-address=127.0.0.1 --bind-interfaces --port=53 --no-resolv --no-hosts \
-  --addn-hosts="$HOSTS" --local-ttl=0 --user=nobody --log-facility=- \
-  >"$WORK/dnsmasq.log" 2>&1 &
-DNSMASQ=$!
+scratch_dnsmasq $C "$HOSTS" "$WORK/dnsmasq.log"
 for s in "$S1 $IP1" "$S2 $IP2"; do
   ip netns exec ${s% *} "$ECHO" serve $PORT >"$WORK/echo-${s% *}.log" 2>&1 &
 done

@@ -40,15 +40,8 @@ ip -n $S link set p6-sv up
 
 # p6-c resolves through our dnsmasq (ip netns exec binds /etc/netns/p6-c/resolv.conf). The name
 # has an AAAA record only.
-mkdir -p /etc/netns/$C
-echo "nameserver 127.0.0.1" >/etc/netns/$C/resolv.conf
 echo "$A6 $NAME" >"$HOSTS"
-chmod a+rx "$WORK"; chmod a+r "$HOSTS"  # dnsmasq reads it as nobody
-ip netns exec $C dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file \
-  --listen-address=127.0.0.1 --bind-interfaces --port=53 --no-resolv --no-hosts \
-  --addn-hosts="$HOSTS" --local-ttl=0 --user=nobody --log-facility=- \
-  >"$WORK/dnsmasq.log" 2>&1 &
-DNSMASQ=$!
+scratch_dnsmasq $C "$HOSTS" "$WORK/dnsmasq.log"
 
 # Servers in p6-s: a file over plain TCP (one connection each), an HTTP server on both families.
 mkdir -p "$DOCS"
