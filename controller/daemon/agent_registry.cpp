@@ -6,6 +6,7 @@
 #include <future>
 
 #include "common/tls.h"
+#include "controller/engine/fan_out.h"
 
 namespace faultline::daemon {
 namespace {
@@ -472,25 +473,17 @@ Result<v1::CommandResult> AgentRegistry::Call(const std::string& agent_id,
 std::vector<Result<v1::CommandResult>> AgentRegistry::Broadcast(
     const std::vector<std::string>& agent_ids, const v1::ControllerCommand& command,
     Duration deadline) {
-  struct Latch {
-    std::mutex mu;
-    std::condition_variable cv;
-    size_t left;
-    std::vector<Result<v1::CommandResult>> results;
-  };
-  auto latch = std::make_shared<Latch>();
-  latch->left = agent_ids.size();
-  latch->results.assign(agent_ids.size(), Result<v1::CommandResult>(Unavailable("not sent")));
-  for (size_t i = 0; i < agent_ids.size(); ++i) {
-    Send(agent_ids[i], command, deadline, [latch, i](Result<v1::CommandResult> r) {
-      std::lock_guard lock(latch->mu);
-      latch->results[i] = std::move(r);
-      if (--latch->left == 0) latch->cv.notify_all();
-    });
-  }
-  std::unique_lock lock(latch->mu);
-  latch->cv.wait(lock, [&] { return latch->left == 0; });
-  return std::move(latch->results);
+  // Every agent at once, one attempt each: the caller (halt) retries with the time it has left.
+  engine::FanOutOptions options;
+  options.max_in_flight = std::max<size_t>(1, agent_ids.size());
+  options.attempt_deadline = deadline;
+  options.max_attempts = 1;
+  return engine::FanOut<v1::CommandResult>(
+      agent_ids.size(),
+      [&](size_t i, Duration attempt_deadline, CommandCallback done) {
+        Send(agent_ids[i], command, attempt_deadline, std::move(done));
+      },
+      options);
 }
 
 bool AgentRegistry::AwaitLive(const std::string& agent_id, Duration timeout) const {
