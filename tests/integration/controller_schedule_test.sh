@@ -18,6 +18,7 @@
 # Does not use the sandbox (its own cs-* namespaces), so it does not take the sandbox lock.
 set -euo pipefail
 BIN="$(cd "${1:?usage: $0 BIN_DIR}" && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/scratch.sh"
 WORK="$(mktemp -d /tmp/cs-it.XXXXXX)"
 PG_PORT=15760
 declare -A PORT=([ctl-a]=15801 [ctl-b]=15802)

@@ -8,6 +8,7 @@
 # Does not use the sandbox (its own cd-* namespaces), so it does not take the sandbox lock.
 set -euo pipefail
 BIN="$(cd "${1:?usage: $0 BIN_DIR}" && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/scratch.sh"
 WORK="$(mktemp -d /tmp/cd-it.XXXXXX)"
 PORT=15810
 ROUNDS=${CONTROLLER_KILL_ROUNDS:-20}

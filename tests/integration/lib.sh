@@ -59,32 +59,4 @@ east_resolves() { [ "$(resolve_east)" = "10.77.0.20" ]; }
 
 now_ns() { date +%s%N; }
 
-# A scratch host for tests that build their own hosts instead of the sandbox's: namespace HOST
-# whose eth0 (HOST_IP/30) is veth-paired with ROOT_IF (ROOT_IP/30) in the root namespace. A
-# leftover of an earlier run with the same names is removed first. The caller deletes both.
-scratch_host() {  # scratch_host HOST ROOT_IF ROOT_IP HOST_IP
-  local h=$1 r=$2
-  ip netns del "$h" 2>/dev/null || true
-  ip link del "$r" 2>/dev/null || true
-  ip netns add "$h"
-  ip link add "$r" type veth peer name eth0 netns "$h"
-  ip addr add "$3/30" dev "$r"
-  ip link set "$r" up
-  ip -n "$h" addr add "$4/30" dev eth0
-  ip -n "$h" link set eth0 up
-  ip -n "$h" link set lo up
-}
-
-# A resolver of namespace NS alone: dnsmasq on NS's 127.0.0.1:53 answering from HOSTS_FILE with
-# TTL 0, and NS's resolv.conf pointing at it (`ip netns exec` binds /etc/netns/NS/resolv.conf;
-# the caller removes /etc/netns/NS). Sets DNSMASQ to its pid: after changing HOSTS_FILE,
-# `kill -HUP $DNSMASQ` makes the change visible at once.
-scratch_dnsmasq() {  # scratch_dnsmasq NS HOSTS_FILE LOG
-  mkdir -p "/etc/netns/$1"
-  echo "nameserver 127.0.0.1" >"/etc/netns/$1/resolv.conf"
-  chmod a+rx "$(dirname "$2")"; chmod a+r "$2"  # dnsmasq reads it as nobody
-  ip netns exec "$1" dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file \
-    --listen-address=127.0.0.1 --bind-interfaces --port=53 --no-resolv --no-hosts \
-    --addn-hosts="$2" --local-ttl=0 --user=nobody --log-facility=- >"$3" 2>&1 &
-  DNSMASQ=$!
-}
+source "$ROOT/tests/integration/scratch.sh"
