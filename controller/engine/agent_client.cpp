@@ -23,6 +23,31 @@ struct AsyncCall {
   Response response;
 };
 
+// Starts one unary call with `start(ctx, request, response, callback)` and hands `done` the
+// response (through `take`) or the error (through `fail`).
+//
+// The callback frees the call before it calls `done`. The ClientContext holds a reference to the
+// channel, and once `done` has run the caller may drop its AgentClient, whose channel would then
+// be released on gRPC's callback thread. gRPC 1.51 then tears down its callback completion queue
+// from that very thread and aborts ("assertion failed: prior > 0" in grpc_cq_internal_unref;
+// grpc/grpc#32584). Freed first, the context's reference is never the last one: the AgentClient
+// still holds its channel until `done` has run.
+template <typename T, typename Request, typename Response, typename Start, typename Take,
+          typename Fail>
+void CallAsync(Request request, Duration deadline, Start start, Take take, Fail fail,
+               std::function<void(Result<T>)> done) {
+  auto call = std::make_shared<AsyncCall<Request, Response>>();
+  SetDeadline(call->ctx, deadline);
+  call->request = std::move(request);
+  AsyncCall<Request, Response>* raw = call.get();
+  start(&raw->ctx, &raw->request, &raw->response,
+        [call = std::move(call), take, fail, done = std::move(done)](grpc::Status s) mutable {
+          Result<T> result = s.ok() ? Result<T>(take(call->response)) : Result<T>(fail(s));
+          call.reset();
+          done(std::move(result));
+        });
+}
+
 }  // namespace
 
 AgentClient::AgentClient(AgentEndpoint endpoint,
@@ -102,50 +127,51 @@ Result<std::vector<v1::FaultStatus>> AgentClient::ListFaults(bool include_revert
 }
 
 void AgentClient::GetInfoAsync(Duration deadline, Done<v1::AgentInfo> done) {
-  auto call = std::make_shared<AsyncCall<v1::GetInfoRequest, v1::AgentInfo>>();
-  SetDeadline(call->ctx, deadline);
-  stub_->async()->GetInfo(&call->ctx, &call->request, &call->response,
-                          [this, call, done = std::move(done)](grpc::Status s) {
-                            if (!s.ok()) return done(Convert(s, "GetInfo"));
-                            done(std::move(call->response));
-                          });
+  CallAsync<v1::AgentInfo, v1::GetInfoRequest, v1::AgentInfo>(
+      v1::GetInfoRequest(), deadline,
+      [this](auto* ctx, auto* req, auto* resp, auto cb) {
+        stub_->async()->GetInfo(ctx, req, resp, std::move(cb));
+      },
+      [](v1::AgentInfo& resp) { return std::move(resp); },
+      [this](const grpc::Status& s) { return Convert(s, "GetInfo"); }, std::move(done));
 }
 
 void AgentClient::ApplyFaultAsync(const v1::ApplyFaultRequest& request, Duration deadline,
                                   Done<v1::FaultStatus> done) {
-  auto call = std::make_shared<AsyncCall<v1::ApplyFaultRequest, v1::ApplyFaultResponse>>();
-  SetDeadline(call->ctx, deadline);
-  call->request = request;
-  stub_->async()->ApplyFault(&call->ctx, &call->request, &call->response,
-                             [this, call, done = std::move(done)](grpc::Status s) {
-                               if (!s.ok()) return done(Convert(s, "ApplyFault"));
-                               done(std::move(*call->response.mutable_fault()));
-                             });
+  CallAsync<v1::FaultStatus, v1::ApplyFaultRequest, v1::ApplyFaultResponse>(
+      request, deadline,
+      [this](auto* ctx, auto* req, auto* resp, auto cb) {
+        stub_->async()->ApplyFault(ctx, req, resp, std::move(cb));
+      },
+      [](v1::ApplyFaultResponse& resp) { return std::move(*resp.mutable_fault()); },
+      [this](const grpc::Status& s) { return Convert(s, "ApplyFault"); }, std::move(done));
 }
 
 void AgentClient::RenewLeaseAsync(const std::string& fault_id, Duration ttl, Duration deadline,
                                   Done<v1::FaultStatus> done) {
-  auto call = std::make_shared<AsyncCall<v1::RenewLeaseRequest, v1::RenewLeaseResponse>>();
-  SetDeadline(call->ctx, deadline);
-  call->request.set_fault_id(fault_id);
-  call->request.set_lease_ttl_ms(ToMs(ttl));
-  stub_->async()->RenewLease(&call->ctx, &call->request, &call->response,
-                             [this, call, done = std::move(done)](grpc::Status s) {
-                               if (!s.ok()) return done(Convert(s, "RenewLease"));
-                               done(std::move(*call->response.mutable_fault()));
-                             });
+  v1::RenewLeaseRequest request;
+  request.set_fault_id(fault_id);
+  request.set_lease_ttl_ms(ToMs(ttl));
+  CallAsync<v1::FaultStatus, v1::RenewLeaseRequest, v1::RenewLeaseResponse>(
+      std::move(request), deadline,
+      [this](auto* ctx, auto* req, auto* resp, auto cb) {
+        stub_->async()->RenewLease(ctx, req, resp, std::move(cb));
+      },
+      [](v1::RenewLeaseResponse& resp) { return std::move(*resp.mutable_fault()); },
+      [this](const grpc::Status& s) { return Convert(s, "RenewLease"); }, std::move(done));
 }
 
 void AgentClient::RevertFaultAsync(const std::string& fault_id, Duration deadline,
                                    Done<v1::FaultStatus> done) {
-  auto call = std::make_shared<AsyncCall<v1::RevertFaultRequest, v1::RevertFaultResponse>>();
-  SetDeadline(call->ctx, deadline);
-  call->request.set_fault_id(fault_id);
-  stub_->async()->RevertFault(&call->ctx, &call->request, &call->response,
-                              [this, call, done = std::move(done)](grpc::Status s) {
-                                if (!s.ok()) return done(Convert(s, "RevertFault"));
-                                done(std::move(*call->response.mutable_fault()));
-                              });
+  v1::RevertFaultRequest request;
+  request.set_fault_id(fault_id);
+  CallAsync<v1::FaultStatus, v1::RevertFaultRequest, v1::RevertFaultResponse>(
+      std::move(request), deadline,
+      [this](auto* ctx, auto* req, auto* resp, auto cb) {
+        stub_->async()->RevertFault(ctx, req, resp, std::move(cb));
+      },
+      [](v1::RevertFaultResponse& resp) { return std::move(*resp.mutable_fault()); },
+      [this](const grpc::Status& s) { return Convert(s, "RevertFault"); }, std::move(done));
 }
 
 }  // namespace faultline::engine
