@@ -85,7 +85,7 @@ std::optional<v1::FaultStatus> FaultManager::RecentLocked(const std::string& fau
 }
 
 void FaultManager::RememberLocked(v1::FaultStatus status) {
-  // One entry per id: a re-applied and re-reverted id replaces its older record.
+  // One entry per id (a reverted id is never applied again; see Apply).
   for (auto it = recent_.begin(); it != recent_.end(); ++it) {
     if (it->fault_id() == status.fault_id()) {
       recent_.erase(it);
@@ -147,6 +147,14 @@ Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request
                                   " has expired and the fault is being reverted");
       }
       return ActiveStatusLocked(existing);
+    }
+    // A fault id is applied at most once. An apply that arrives after its fault was reverted is
+    // a stale attempt (a retry whose first try was delayed, or one overtaken by a halt): applying
+    // it would put the fault back after its run ended, until the lease ran out.
+    if (auto recent = RecentLocked(request.fault_id())) {
+      return FailedPrecondition("fault " + request.fault_id() + " was already reverted (" +
+                                recent->revert_reason() +
+                                "); a fault id is applied at most once");
     }
     if (active_.size() >= options_.max_active_faults) {
       return ResourceExhausted("this agent already has " + std::to_string(active_.size()) +

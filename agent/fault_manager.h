@@ -81,7 +81,9 @@ class FaultManager {
   // backend for the kind exists and its capability was detected FAILED_PRECONDITION; the
   // backend's Validate (its error). Then, atomically with respect to every other Apply/Revert:
   // the same id already active with the same run and spec → the lease is renewed and the current
-  // status returned (idempotent); with a different run or spec → ALREADY_EXISTS; at the cap of
+  // status returned (idempotent); with a different run or spec → ALREADY_EXISTS; an id among the
+  // recently reverted (options.max_recent_reverted) → FAILED_PRECONDITION, never applied again,
+  // so a delayed or retried apply cannot outlive its run's revert or a halt; at the cap of
   // active faults → RESOURCE_EXHAUSTED. The request is journaled (INTERNAL on I/O error) before
   // the backend applies it; a backend error removes the journal record and is returned as is.
   // UNAVAILABLE after Shutdown. Nothing is left behind on any error.

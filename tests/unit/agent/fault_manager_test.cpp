@@ -165,6 +165,22 @@ TEST_F(FaultManagerTest, SameIdSameSpecRenewsLeaseWithoutReapplying) {
   EXPECT_TRUE(manager_->CheckLeases().empty());  // renewed at t=4s until t=9s
 }
 
+TEST_F(FaultManagerTest, ApplyArrivingAfterTheRevertIsRefusedNotReapplied) {
+  // A retried apply whose first attempt was delayed in the network reaches the agent after the
+  // run reverted the fault (or after a halt): it must not put the fault back.
+  ASSERT_TRUE(manager_->Apply(MakeRequest("run1", "run1_0")).ok());
+  ASSERT_TRUE(manager_->Revert("run1_0", "halt").ok());
+  Result<v1::FaultStatus> late = manager_->Apply(MakeRequest("run1", "run1_0"));
+  EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(late.status().message().find("halt"), std::string::npos) << late.status().ToString();
+  EXPECT_EQ(Applied(), 1u);
+  EXPECT_EQ(manager_->ActiveCount(), 0u);
+  EXPECT_FALSE(Journaled("run1_0"));
+  // Control: another fault id of the same run still applies.
+  EXPECT_TRUE(manager_->Apply(MakeRequest("run1", "run1_1")).ok());
+  EXPECT_EQ(Applied(), 2u);
+}
+
 TEST_F(FaultManagerTest, SameIdDifferentSpecIsAlreadyExists) {
   ASSERT_TRUE(manager_->Apply(MakeRequest("run1", "run1_0", "a.test")).ok());
   EXPECT_EQ(manager_->Apply(MakeRequest("run1", "run1_0", "b.test")).status().code(),
