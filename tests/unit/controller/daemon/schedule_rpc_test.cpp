@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
 #include "controller/daemon/remote_schedule_service.h"
+#include "controller/daemon/schedule_loop.h"
 #include "controller/schedule/scheduler.h"
 
 namespace faultline::daemon {
@@ -271,6 +274,86 @@ TEST_F(ScheduleRpcTest, AHaltGivenToOneControllerHaltsEveryControllerOnTheStore)
   RunRequest run;
   run.experiment_yaml = kExperiment;
   EXPECT_EQ(b.service->StartRun(run).status().code(), StatusCode::kFailedPrecondition);
+}
+
+// Polls `cond` until it holds (true) or 30 s pass (false); the loop under test ticks every 20 ms.
+template <typename F>
+bool Eventually(F cond) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+TEST_F(ScheduleRpcTest, TheLoopStartsADueTimeOnceSkipsItWhileHaltedAndResignsOnStop) {
+  // The scheduler reads due times from a FakeClock (wall time 2023-11-14 22:13:20 UTC); the
+  // loop's own thread ticks in real time.
+  FakeClock clock;
+  store::Schedule every = Valid("every-minute");
+  every.cron = "* * * * *";
+  every.tz = "UTC";
+  every.window.clear();
+  every.blackout_dates.clear();
+  every.created_unix_ms = clock.WallUnixMs();
+  ASSERT_TRUE(store_->AddSchedule(every).ok());
+  auto firings = [&] { return *store_->ListFirings("every-minute", 0); };  // newest first
+
+  ScheduleLoopOptions options;
+  options.tick = 20ms;
+  options.scheduler.holder = "ctl-a";
+  options.scheduler.lease_ttl = 10s;
+  options.scheduler.start_deadline = 30s;
+  ASSERT_TRUE(ValidateScheduleLoopOptions(options).ok());
+  ScheduleLoop loop(*controller_->service, *store_, clock, options);
+
+  // Leader at its first pass: another controller's scheduler is not (the control for Stop).
+  schedule::SchedulerOptions other_options;
+  other_options.holder = "ctl-b";
+  schedule::Scheduler other(
+      *store_, clock,
+      [](const store::Schedule&, int64_t) -> Result<std::string> { return Internal("not here"); },
+      other_options);
+  ASSERT_TRUE(Eventually([&] {
+    auto lead = store_->CurrentLeader("scheduler");
+    return lead.ok() && lead->has_value() && (*lead)->holder == "ctl-a";
+  }));
+  EXPECT_FALSE(other.Tick()->leader);
+
+  // 22:14:00 becomes due: started once, by this controller, through StartRun.
+  clock.Advance(41s);
+  // The due time is claimed (recorded) before its run starts, and the run id added after.
+  ASSERT_TRUE(Eventually([&] {
+    auto f = firings();
+    return !f.empty() && (f[0].outcome != "started" || !f[0].run_id.empty());
+  }));
+  store::Firing first = firings()[0];
+  EXPECT_EQ(first.outcome, "started");
+  EXPECT_EQ(first.holder, "ctl-a");
+  EXPECT_EQ(first.due_unix_ms, every.created_unix_ms + 40'000);
+  ASSERT_FALSE(first.run_id.empty());
+  auto run = store_->GetRun(first.run_id);
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  EXPECT_EQ(run->run.source, "schedule:every-minute");
+  EXPECT_EQ(run->run.owner, "ctl-a");
+
+  // Halted (through the store, as `faultline halt` on any controller): 22:15:00 is recorded
+  // skipped:halted, and 22:14:00 was not decided twice in the ticks between.
+  controller_->service->HaltAll("test");
+  clock.Advance(60s);
+  ASSERT_TRUE(Eventually([&] { return firings().size() >= 2; }));
+  auto both = firings();
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[0].outcome, "skipped:halted");
+  EXPECT_EQ(both[0].due_unix_ms, first.due_unix_ms + 60'000);
+  EXPECT_TRUE(both[0].run_id.empty());
+  EXPECT_EQ(both[1].run_id, first.run_id);
+  EXPECT_TRUE(controller_->service->ResumeAll());
+
+  // Stop gives the lease up: the other controller leads at once, not after the 10 s TTL.
+  loop.Stop();
+  EXPECT_TRUE(other.Tick()->leader);
 }
 
 TEST(ScheduleRpcNoStoreTest, StoreOnlyRpcsAreRefusedWithoutAStore) {
