@@ -15,8 +15,10 @@
 # "Owed now" without waiting for a minute boundary: a schedule at the last minute boundary
 # (cron "M H * * *"), whose creation time is then moved one minute back in the store, so that
 # boundary is its one due time (within --schedule-start-deadline).
-# Does not use the sandbox (its own cs-* namespaces), so it does not take the sandbox lock.
+# Does not use the sandbox (its own cs-* namespaces), but takes its lock like every integration
+# test: two runs of this test (two worktrees, two CI jobs on one host) would share those names.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/sandbox_lock.sh"
 BIN="$(cd "${1:?usage: $0 BIN_DIR}" && pwd)"
 source "$(dirname "${BASH_SOURCE[0]}")/scratch.sh"
 WORK="$(mktemp -d /tmp/cs-it.XXXXXX)"
@@ -31,12 +33,6 @@ LEASE=2s  # faults of scheduled runs
 PG_PID=""
 AGENT_PIDS=()
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok: $*"; }
-await() {  # await SECONDS CMD...: polls every 50 ms until CMD succeeds or the deadline passes
-  local end=$(( $(date +%s%N) + $1 * 1000000000 )); shift
-  until "$@"; do [ "$(date +%s%N)" -lt "$end" ] || return 1; sleep 0.05; done
-}
 
 cleanup() {
   local rc=$?
@@ -58,9 +54,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fault_tables() { ip netns exec "$1" nft list tables 2>/dev/null | awk '$3 ~ /^faultline_/ {print $3}'; }
-has_table() { [ -n "$(fault_tables "$1")" ]; }
-no_table() { [ -z "$(fault_tables "$1")" ]; }
 
 # --- PostgreSQL, hosts, certificates, controllers, agents ---------------------------------------
 "$BIN/faultline-test-postgres" "$PG_PORT" faultline >"$WORK/pg.url" 2>"$WORK/postgres.log" &
@@ -176,13 +169,13 @@ SURVIVOR=$([ "$OWNER" = ctl-a ] && echo ctl-b || echo ctl-a)
 pass "the owed due time fired once across two controllers: run $RUN1 on $OWNER"
 
 # --- 2. kill -9 of the controller running it ----------------------------------------------------
-await 30 has_table "${HOST[$OWNER]}" || fail "the scheduled run never applied its fault"
+await 30 has_fault_table "${HOST[$OWNER]}" || fail "the scheduled run never applied its fault"
 [ "$(run_state "$RUN1")" = running ] || fail "run $RUN1 is $(run_state "$RUN1") while $OWNER lives"
 kill -9 "${PID[$OWNER]}"
 wait "${PID[$OWNER]}" 2>/dev/null || true
 unset "PID[$OWNER]"
 # The fault: gone by its lease ($LEASE; the deadline leaves room for a loaded machine).
-await 10 no_table "${HOST[$OWNER]}" ||
+await 10 no_fault_table "${HOST[$OWNER]}" ||
   fail "the fault outlived the killed controller's lease: $(fault_tables "${HOST[$OWNER]}")"
 # The run: the survivor takes the scheduling lease and, once $OWNER's presence lapses, marks it.
 interrupted() { [ "$(run_state "$RUN1")" = interrupted ]; }
@@ -202,13 +195,13 @@ add_owed second "$S"
 await 30 recorded second "$S" || fail "schedule second was not decided"
 [ "$(firing_outcome second "$S")" = started ] || fail "second (not halted): $(firings_json second "$S")"
 RUN2=$(firings_json second "$S" | jq -r '.[0].run_id')
-await 30 has_table "${HOST[$S]}" || fail "run $RUN2 never applied its fault"
+await 30 has_fault_table "${HOST[$S]}" || fail "run $RUN2 never applied its fault"
 "$BIN/faultline" annotate "$RUN2" "paged on-call" --author cs-test --controller "$(addr "$S")" \
   "${OP[@]}" >/dev/null || fail "annotate --controller"
 "$BIN/faultline" halt --controller "$(addr "$S")" "${OP[@]}" --reason "schedule test" \
   >"$WORK/halt.log" 2>&1 || fail "halt: $(cat "$WORK/halt.log")"
 grep -q "1 run(s) cancelled" "$WORK/halt.log" || fail "halt did not cancel the scheduled run: $(cat "$WORK/halt.log")"
-no_table "${HOST[$S]}" || fail "a fault survived the halt"
+no_fault_table "${HOST[$S]}" || fail "a fault survived the halt"
 aborted() { [ "$(sql "SELECT verdict FROM faultline_runs WHERE id = '$RUN2'")" = ABORTED ]; }
 await 20 aborted || fail "the halted scheduled run is not ABORTED"
 [ "$(halted_metric "$S")" = 1 ] || fail "faultline_controller_halted is not 1 during the halt"

@@ -5,8 +5,10 @@
 #   2. halt during a run: every fault (real nft table) reverted, the run ends ABORTED (exit 3),
 #      no run starts until resume; authorization by certificate role;
 #   3. kill -9 of the controller mid-run, 20 times: every fault gone within lease TTL + 1 s.
-# Does not use the sandbox (its own cd-* namespaces), so it does not take the sandbox lock.
+# Does not use the sandbox (its own cd-* namespaces), but takes its lock like every integration
+# test: two runs of this test (two worktrees, two CI jobs on one host) would share those names.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/sandbox_lock.sh"
 BIN="$(cd "${1:?usage: $0 BIN_DIR}" && pwd)"
 source "$(dirname "${BASH_SOURCE[0]}")/scratch.sh"
 WORK="$(mktemp -d /tmp/cd-it.XXXXXX)"
@@ -20,13 +22,7 @@ declare -A LABELS=([cd-h1]="region=east" [cd-h2]="region=west")
 CONTROLLER_PID=""
 AGENT_PIDS=()
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok: $*"; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-await() {  # await SECONDS CMD...: polls every 50 ms until CMD succeeds or the deadline passes
-  local end=$(( $(date +%s%N) + $1 * 1000000000 )); shift
-  until "$@"; do [ "$(date +%s%N)" -lt "$end" ] || return 1; sleep 0.05; done
-}
 
 cleanup() {
   local rc=$?
@@ -45,10 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fault_tables() { ip netns exec "$1" nft list tables 2>/dev/null | awk '$3 ~ /^faultline_/ {print $3}'; }
-has_table() { [ -n "$(fault_tables "$1")" ]; }
-no_table() { [ -z "$(fault_tables "$1")" ]; }
-no_tables_anywhere() { no_table cd-h1 && no_table cd-h2; }
+no_tables_anywhere() { no_fault_table cd-h1 && no_fault_table cd-h2; }
 
 # --- hosts, certificates, agents ----------------------------------------------------------------
 for h in "${HOSTS[@]}"; do
@@ -117,8 +110,8 @@ EAST=$(experiment east "region: east" 5m)
 "$BIN/faultline" run --controller "$CTL_ADDR" "${OP[@]}" "$EAST" --quiet --lease-ttl 2s \
   >"$WORK/east.log" 2>&1 &
 east_pid=$!
-await 15 has_table cd-h1 || fail "the east run never applied its fault on cd-h1"
-no_table cd-h2 || fail "label selection: cd-h2 (west) got a fault"
+await 15 has_fault_table cd-h1 || fail "the east run never applied its fault on cd-h1"
+no_fault_table cd-h2 || fail "label selection: cd-h2 (west) got a fault"
 pass "label selection: only the agent with region=east got the fault"
 
 # Heartbeat loss: a stopped agent is dropped by the controller within 3 heartbeats. While it
@@ -135,7 +128,7 @@ kill -CONT "${AGENT_PIDS[0]}"
 [ $rc -ne 0 ] || fail "a run whose agent vanished passed"
 grep -q "unknown" "$WORK/east.log" || fail "the report does not say the fault state is unknown"
 await 10 is_live cd-h1 || fail "the agent did not come back after SIGCONT"
-await 3 no_table cd-h1 || fail "the fault outlived the lost agent's lease"
+await 3 no_fault_table cd-h1 || fail "the fault outlived the lost agent's lease"
 pass "an agent lost mid-run: run exit $rc (never PASS, state unknown), fault reverted by its lease"
 
 # --- 2. halt during a run -----------------------------------------------------------------------
@@ -143,8 +136,8 @@ ALL=$(experiment all "role: db" 5m)
 "$BIN/faultline" run --controller "$CTL_ADDR" "${OP[@]}" "$ALL" --quiet --lease-ttl 10s \
   >"$WORK/halted-run.log" 2>&1 &
 run_pid=$!
-await 15 has_table cd-h1 || fail "fault never applied on cd-h1"
-await 5 has_table cd-h2 || fail "fault never applied on cd-h2"
+await 15 has_fault_table cd-h1 || fail "fault never applied on cd-h1"
+await 5 has_fault_table cd-h2 || fail "fault never applied on cd-h2"
 # Authorization: an agent's certificate may not halt.
 set +e
 "$BIN/faultline" halt --controller "$CTL_ADDR" --tls-ca "$CERTS/ca.pem" \
@@ -153,7 +146,7 @@ denied=$?
 set -e
 [ $denied -ne 0 ] && grep -q "PERMISSION_DENIED\|refused" "$WORK/denied.log" ||
   fail "an agent certificate was allowed to halt: $(cat "$WORK/denied.log")"
-has_table cd-h1 || fail "a refused halt changed something"
+has_fault_table cd-h1 || fail "a refused halt changed something"
 "$BIN/faultline" halt --controller "$CTL_ADDR" "${OP[@]}" --reason "integration test" \
   >"$WORK/halt.log" 2>&1 || fail "halt failed: $(cat "$WORK/halt.log")"
 set +e; wait "$run_pid"; rc=$?; set -e
@@ -176,8 +169,8 @@ for i in $(seq 1 "$ROUNDS"); do
   "$BIN/faultline" run --controller "$CTL_ADDR" "${OP[@]}" "$ALL" --quiet \
     --lease-ttl "${TTL_MS}ms" >"$WORK/kill-run.log" 2>&1 &
   run_pid=$!
-  await 15 has_table cd-h1 || fail "round $i: fault never applied on cd-h1"
-  await 5 has_table cd-h2 || fail "round $i: fault never applied on cd-h2"
+  await 15 has_fault_table cd-h1 || fail "round $i: fault never applied on cd-h1"
+  await 5 has_fault_table cd-h2 || fail "round $i: fault never applied on cd-h2"
   kill -9 "$CONTROLLER_PID"
   killed=$(now_ms)
   wait "$CONTROLLER_PID" 2>/dev/null || true

@@ -5,6 +5,7 @@
 # failover (kv service in fl-db-east killed) and its negative control (--failover off), then tears
 # down and checks nothing is left. Leaves no sandbox behind, pass or fail. Exit 0 on success.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/sandbox_lock.sh"
 
 BIN=${1:?usage: $0 BUILD_BIN_DIR}
 BIN=$(cd "$BIN" && pwd)

@@ -1,6 +1,25 @@
-# Scratch hosts and resolvers for integration tests that build their own namespaces instead of
-# (or beside) the sandbox's. Sourced by lib.sh, and directly by tests that do not use the sandbox
-# and so do not take its lock. Defines functions only.
+# Helpers of every integration test (fail/pass, await, fault tables) and scratch hosts and
+# resolvers for tests that build their own namespaces instead of (or beside) the sandbox's.
+# Sourced by lib.sh, and directly by tests that do not use the sandbox and so do not take its
+# lock. Defines functions only.
+
+# Shared by every integration test: a failure ends the test with its message.
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+# Polls (every 50 ms) until CMD succeeds or the deadline (seconds) passes.
+await() {  # await SECONDS CMD...
+  local end=$(( $(date +%s%N) + $1 * 1000000000 )); shift
+  until "$@"; do
+    [ "$(date +%s%N)" -lt "$end" ] || return 1
+    sleep 0.05
+  done
+}
+
+# Names of faultline_* nft tables in a namespace.
+fault_tables() { ip netns exec "$1" nft list tables 2>/dev/null | awk '$3 ~ /^faultline_/ {print $3}'; }
+has_fault_table() { [ -n "$(fault_tables "$1")" ]; }
+no_fault_table() { [ -z "$(fault_tables "$1")" ]; }
 
 # A scratch host for tests that build their own hosts instead of the sandbox's: namespace HOST
 # whose eth0 (HOST_IP/30) is veth-paired with ROOT_IF (ROOT_IP/30) in the root namespace. A
