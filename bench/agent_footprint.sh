@@ -45,7 +45,10 @@ cpu_ns() {
   echo "$sum"
 }
 kib() { awk -v k="$2:" '$1 == k {print $2}' "$1"; }
-median() { sort -n | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+median() {
+  sort -n | awk '{a[NR] = $1}
+    END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
 
 # One start of agent $2 labelled $1; appends "label wall_ms cpu_ms rss anon file pss idle_pct".
 measure() {
@@ -80,7 +83,10 @@ measure() {
   i1=$(cpu_ns "$AGENT_PID")
   kill -TERM "$AGENT_PID"
   local waited=0
-  while kill -0 "$AGENT_PID" 2>/dev/null && [ $waited -lt 500 ]; do sleep 0.01; waited=$((waited + 1)); done
+  while kill -0 "$AGENT_PID" 2>/dev/null && [ $waited -lt 500 ]; do
+    sleep 0.01
+    waited=$((waited + 1))
+  done
   kill -KILL "$AGENT_PID" 2>/dev/null || true
   wait "$AGENT_PID" 2>/dev/null || true
   AGENT_PID=""
@@ -90,10 +96,12 @@ measure() {
             d / (idle * 1e9) * 100}' >> "$DIR/samples"
 }
 
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $ROUNDS rounds, idle window ${IDLE} s"
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+  "$ROUNDS rounds, idle window ${IDLE} s"
 for spec in "$@"; do
   bin="${spec#*=}"
-  echo "${spec%%=*}: $bin, $(stat -c %s "$bin") bytes, $(ldd "$bin" | grep -c '=>') shared libraries"
+  echo "${spec%%=*}: $bin, $(stat -c %s "$bin") bytes," \
+    "$(ldd "$bin" | grep -c '=>') shared libraries"
 done
 for ((r = 0; r < ROUNDS; r++)); do
   for spec in "$@"; do measure "${spec%%=*}" "${spec#*=}"; done

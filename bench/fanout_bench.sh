@@ -27,6 +27,7 @@ cleanup() {
 trap cleanup EXIT
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BUILD/bin/fanout_bench" --agent-bin "${FANOUT_AGENT_BIN:-$BUILD/bin/faultline-agent}" \
-  "${AGENTS[@]}" "${SMOKE[@]}" --rounds "${FANOUT_ROUNDS:-20}" --spawn-batch "${FANOUT_SPAWN_BATCH:-50}" \
+  "${AGENTS[@]}" "${SMOKE[@]}" --rounds "${FANOUT_ROUNDS:-20}" \
+  --spawn-batch "${FANOUT_SPAWN_BATCH:-50}" \
   --heartbeat "${FANOUT_HEARTBEAT:-5}" --pid-file "$PIDS" --json "${FANOUT_JSON:-/tmp/fo-fanout.json}"
 echo "after: load $(cut -d' ' -f1-3 /proc/loadavg)"
