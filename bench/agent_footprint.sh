@@ -2,7 +2,10 @@
 # One agent alone (issue 7, idle footprint): start-up CPU, memory and idle CPU of
 # `faultline-agent --dry-run`, for one or more agent binaries side by side in one run (e.g. the
 # dynamically and the statically linked build), rounds interleaved, medians.
-# Usage: bench/agent_footprint.sh [--smoke] [--rounds N] [--idle SECONDS] LABEL=AGENT_BINARY...
+# Usage: bench/agent_footprint.sh [--smoke] [--rounds N] [--idle SECONDS] [--tls CERT_DIR]
+#          LABEL=AGENT_BINARY...
+# --tls serves mTLS with the agent certificates of CERT_DIR (`faultline certs init CERT_DIR`)
+# instead of plaintext (--insecure); no client connects either way.
 # Per start: wall time to the ready file; CPU to ready = the sum over the agent's threads of
 # /proc/PID/task/*/schedstat run time (ns) when the ready file appears (threads that already
 # exited are not counted: the agent starts none that end before it is ready); then after 1 s
@@ -15,19 +18,27 @@ set -euo pipefail
 ROUNDS=7
 IDLE=10
 SETTLE=1
+TLS_DIR=""
 if [ "${1:-}" = "--smoke" ]; then ROUNDS=1; IDLE=1; SETTLE=0.2; shift; fi
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS="$2"; shift 2 ;;
     --idle) IDLE="$2"; shift 2 ;;
+    --tls) TLS_DIR="$2"; shift 2 ;;
     *) break ;;
   esac
 done
 if [ $# -eq 0 ]; then
-  echo "usage: $0 [--smoke] [--rounds N] [--idle SECONDS] LABEL=AGENT_BINARY..." >&2
+  echo "usage: $0 [--smoke] [--rounds N] [--idle SECONDS] [--tls CERT_DIR]" \
+    "LABEL=AGENT_BINARY..." >&2
   exit 2
 fi
-DIR="$(mktemp -d /dev/shm/sa-footprint.XXXXXX)"
+SECURITY=(--insecure)
+if [ -n "$TLS_DIR" ]; then
+  SECURITY=(--tls-ca "$TLS_DIR/ca.pem" --tls-cert "$TLS_DIR/agent.pem"
+    --tls-key "$TLS_DIR/agent-key.pem")
+fi
+DIR="$(mktemp -d /dev/shm/agent-footprint.XXXXXX)"
 AGENT_PID=""
 cleanup() {
   if [ -n "$AGENT_PID" ]; then kill -KILL "$AGENT_PID" 2>/dev/null || true; fi
@@ -57,7 +68,7 @@ measure() {
   mkdir -p "$state"
   local t0 t1
   t0=$(date +%s%N)
-  "$bin" --dry-run --insecure --listen 127.0.0.1:0 --name footprint --state-dir "$state" \
+  "$bin" --dry-run "${SECURITY[@]}" --listen 127.0.0.1:0 --name footprint --state-dir "$state" \
     --ready-file "$ready" --log-level warn > "$DIR/agent.log" 2>&1 &
   AGENT_PID=$!
   local deadline=$((t0 + 30000000000))
@@ -96,8 +107,10 @@ measure() {
             d / (idle * 1e9) * 100}' >> "$DIR/samples"
 }
 
+MODE=plaintext
+if [ -n "$TLS_DIR" ]; then MODE="mTLS ($TLS_DIR)"; fi
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
-  "$ROUNDS rounds, idle window ${IDLE} s"
+  "$ROUNDS rounds, idle window ${IDLE} s, $MODE"
 for spec in "$@"; do
   bin="${spec#*=}"
   echo "${spec%%=*}: $bin, $(stat -c %s "$bin") bytes," \
