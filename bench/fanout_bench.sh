@@ -6,6 +6,8 @@
 # before the next; FANOUT_HEARTBEAT sets the heartbeat: 5 s here (`faultline-controller
 # --heartbeat 5s`), because at the controller's default 1 s a thousand agents on 2 shared cores
 # are dropped for missed heartbeats and the machine's load runs away (bench/RESULTS.md).
+# FANOUT_AGENT_BIN runs another agent binary (default BUILD_DIR/bin/faultline-agent), e.g. a
+# dynamically linked build against the static one (bench/RESULTS.md).
 # Every agent is stopped on exit, whatever ends the run (the benchmark's own handlers, the
 # agents' parent-death signal, and this script's trap).
 set -euo pipefail
@@ -24,7 +26,8 @@ cleanup() {
 }
 trap cleanup EXIT
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
-"$BUILD/bin/fanout_bench" --agent-bin "$BUILD/bin/faultline-agent" "${AGENTS[@]}" \
-  "${SMOKE[@]}" --rounds "${FANOUT_ROUNDS:-20}" --spawn-batch "${FANOUT_SPAWN_BATCH:-50}" \
+"$BUILD/bin/fanout_bench" --agent-bin "${FANOUT_AGENT_BIN:-$BUILD/bin/faultline-agent}" \
+  "${AGENTS[@]}" "${SMOKE[@]}" --rounds "${FANOUT_ROUNDS:-20}" \
+  --spawn-batch "${FANOUT_SPAWN_BATCH:-50}" \
   --heartbeat "${FANOUT_HEARTBEAT:-5}" --pid-file "$PIDS" --json "${FANOUT_JSON:-/tmp/fo-fanout.json}"
 echo "after: load $(cut -d' ' -f1-3 /proc/loadavg)"

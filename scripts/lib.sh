@@ -9,6 +9,7 @@ BUILD_DIR="${FAULTLINE_BUILD_DIR:-$FAULTLINE_ROOT/build}"
 FAULTLINE_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc-dev libabsl-dev libre2-dev libc-ares-dev zlib1g-dev libboost-filesystem1.74-dev
   libboost-dev libboost-filesystem-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libcurl4-openssl-dev libldns-dev libmnl-dev libnftables-dev libnetfilter-queue-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev libssl-dev
