@@ -22,8 +22,12 @@ set(FAULTLINE_STATIC_KEEP_SHARED ssl crypto z pthread dl rt m atomic)
 # against: the two kinds must be the same version of the same library.
 function(faultline_dependency name)
   cmake_parse_arguments(arg "" "" "SHARED;STATIC" ${ARGN})
-  set(is_static "$<BOOL:$<TARGET_PROPERTY:FAULTLINE_STATIC_DEPS>>")
   add_library(${name} INTERFACE)
+  if(NOT FAULTLINE_STATIC_AGENT)  # no target links statically: the SHARED items, plainly
+    target_link_libraries(${name} INTERFACE ${arg_SHARED})
+    return()
+  endif()
+  set(is_static "$<BOOL:$<TARGET_PROPERTY:FAULTLINE_STATIC_DEPS>>")
   foreach(item IN LISTS arg_SHARED)
     target_link_libraries(${name} INTERFACE "$<$<NOT:${is_static}>:${item}>")
   endforeach()
@@ -35,8 +39,14 @@ endfunction()
 # faultline_static_archives(<out-var> <lib names...>)
 # Full paths of lib<name>.a for each name not in FAULTLINE_STATIC_KEEP_SHARED (those are
 # returned as plain names for the shared linker, in <out-var>_SHARED). Fails at configure time
-# if an archive is missing.
+# if an archive is missing; looks for none (both lists empty) when FAULTLINE_STATIC_AGENT is OFF,
+# so a system without the archives builds with -DFAULTLINE_STATIC_AGENT=OFF.
 function(faultline_static_archives out)
+  if(NOT FAULTLINE_STATIC_AGENT)
+    set(${out} "" PARENT_SCOPE)
+    set(${out}_SHARED "" PARENT_SCOPE)
+    return()
+  endif()
   set(archives)
   set(shared)
   foreach(lib IN LISTS ARGN)
