@@ -196,6 +196,17 @@ std::string Pattern(size_t size, int seed) {
 
 class TcpProxyTest : public ::testing::Test {
  protected:
+  // Sends `data` on `c` from a second thread while reading the echo back, closes `c` and waits
+  // until the proxy has let go of the connection. Returns what came back.
+  std::string EchoAndClose(int c, const std::string& data) {
+    std::thread writer([&] { SendAll(c, data); });
+    std::string got = ReadUpTo(c, data.size());
+    writer.join();
+    ::close(c);
+    EXPECT_TRUE(WaitUntil([&] { return proxy_->open_connections() == 0; }));
+    return got;
+  }
+
   void StartProxy(ProxyOptions o = {}) {
     auto p = TcpProxy::Start(o);
     ASSERT_TRUE(p.ok()) << p.status().ToString();
@@ -233,14 +244,8 @@ TEST_F(TcpProxyTest, PassesBytesUnchangedThroughTheSplicedPath) {
   uint16_t port = AddFault(f, echo_.port());
   int c = Connect(port);
   ASSERT_GE(c, 0);
-  std::string data(1 << 20, '\0');
-  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + 3);
-  std::thread writer([&] { SendAll(c, data); });
-  std::string got = ReadUpTo(c, data.size());
-  writer.join();
-  EXPECT_EQ(got, data);
-  ::close(c);
-  EXPECT_TRUE(WaitUntil([&] { return proxy_->open_connections() == 0; }));
+  const std::string data = Pattern(1 << 20, 7);
+  EXPECT_EQ(EchoAndClose(c, data), data);
   EXPECT_EQ(counters_->connections_affected.load(), 0u);
   EXPECT_EQ(counters_->bytes_upstream.load(), data.size());
   EXPECT_EQ(counters_->bytes_downstream.load(), data.size());
@@ -327,11 +332,7 @@ TEST_F(TcpProxyTest, DownstreamToxicLeavesTheUpstreamSpliced) {
   int c = Connect(AddFault(f, echo_.port()));
   ASSERT_GE(c, 0);
   const std::string data = Pattern(1 << 20, 3);
-  std::thread writer([&] { SendAll(c, data); });
-  EXPECT_EQ(ReadUpTo(c, data.size()), data);
-  writer.join();
-  ::close(c);
-  EXPECT_TRUE(WaitUntil([&] { return proxy_->open_connections() == 0; }));
+  EXPECT_EQ(EchoAndClose(c, data), data);
   EXPECT_EQ(counters_->bytes_upstream.load(), data.size());
   EXPECT_EQ(counters_->bytes_downstream.load(), data.size());
   // Upstream zero-copy, downstream through the latency queue.
@@ -349,13 +350,8 @@ TEST_F(TcpProxyTest, PassesBytesUnchangedThroughTheUserSpacePath) {
   });
   int c = Connect(AddFault(f, echo_.port()));
   ASSERT_GE(c, 0);
-  std::string data(1 << 20, '\0');
-  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13 + 1);
-  std::thread writer([&] { SendAll(c, data); });
-  EXPECT_EQ(ReadUpTo(c, data.size()), data);
-  writer.join();
-  ::close(c);
-  EXPECT_TRUE(WaitUntil([&] { return proxy_->open_connections() == 0; }));
+  const std::string data = Pattern(1 << 20, 13);
+  EXPECT_EQ(EchoAndClose(c, data), data);
   EXPECT_EQ(proxy_->held_bytes(), 0u);
   EXPECT_EQ(counters_->bytes_spliced.load(), 0u);
 }
