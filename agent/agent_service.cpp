@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <ctime>
+#include <memory>
+#include <mutex>
 
 #include "agent/fault_backend.h"
 #include "common/tls.h"
@@ -14,9 +16,9 @@
 namespace faultline::agent {
 namespace {
 
-
-// Every handler answers synchronously; FaultManager calls are short (a journal fsync and a
-// netlink transaction at most), so they run on the callback thread rather than a worker pool.
+// Handlers other than ApplyFault answer on the callback thread: FaultManager never holds its lock
+// across I/O, so a revert waits at most on its own backend revert (a netlink transaction), never
+// behind an apply. ApplyFault runs on the ApplyExecutor and finishes from there.
 grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(status);
@@ -74,7 +76,8 @@ v1::AgentInfo DescribeAgent(const FaultManager& manager, const FaultRegistry& re
   info.set_version(AgentVersion());
   Capabilities caps = registry.GetCapabilities();
   for (const std::string& kind : caps.available) info.add_capabilities(kind);
-  for (const auto& [kind, reason] : caps.missing) (*info.mutable_missing_capabilities())[kind] = reason;
+  for (const auto& [kind, reason] : caps.missing)
+    (*info.mutable_missing_capabilities())[kind] = reason;
   info.set_active_faults(static_cast<uint32_t>(manager.ActiveCount()));
   info.set_max_active_faults(manager.options().max_active_faults);
   info.set_max_lease_ttl_ms(static_cast<uint32_t>(manager.options().max_lease_ttl.count()));
@@ -87,8 +90,21 @@ grpc::Status ToGrpcStatus(const Status& status) {
 }
 
 AgentService::AgentService(FaultManager& manager, const FaultRegistry& registry,
-                           AgentIdentity identity, AccessPolicy policy)
-    : manager_(manager), registry_(registry), identity_(std::move(identity)), policy_(policy) {}
+                           AgentIdentity identity, AccessPolicy policy,
+                           ApplyExecutorOptions apply_options)
+    : manager_(manager),
+      registry_(registry),
+      identity_(std::move(identity)),
+      policy_(policy),
+      executor_(std::make_unique<ApplyExecutor>(apply_options)) {}
+
+AgentService::~AgentService() { executor_->Shutdown(); }
+
+void AgentService::StopApplies() { executor_->Shutdown(); }
+
+bool AgentService::WaitAppliesIdle(std::chrono::milliseconds timeout) {
+  return executor_->WaitIdle(timeout);
+}
 
 grpc::Status AgentService::Authorize(grpc::CallbackServerContext* ctx, const char* action,
                                      const std::string& what) {
@@ -140,11 +156,42 @@ grpc::ServerUnaryReactor* AgentService::ApplyFault(grpc::CallbackServerContext* 
   if (grpc::Status denied = Authorize(ctx, "ApplyFault", what); !denied.ok()) {
     return Finish(ctx, denied);
   }
-  Result<v1::FaultStatus> result = manager_.Apply(*request);
-  if (result.ok()) *response->mutable_fault() = std::move(result).value();
-  grpc::Status status = ToGrpcStatus(result.status());
-  Audit(ctx, "ApplyFault", what, status);
-  return Finish(ctx, status);
+  // The apply runs on a worker; whichever ends the call first (the worker, a stop cancelling the
+  // apply, the executor refusing or dropping it) answers it, exactly once.
+  struct Call {
+    std::mutex mu;
+    bool done = false;
+  };
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto call = std::make_shared<Call>();
+  auto finish = [this, ctx, reactor, response, call, what](const grpc::Status& status,
+                                                           v1::FaultStatus* fault) {
+    std::lock_guard<std::mutex> lock(call->mu);
+    if (call->done) return;  // ctx and response may be gone already
+    call->done = true;
+    if (fault != nullptr) *response->mutable_fault() = std::move(*fault);
+    Audit(ctx, "ApplyFault", what, status);
+    reactor->Finish(status);
+  };
+  bool queued = executor_->Submit(
+      [this, finish, copy = *request] {
+        Result<v1::FaultStatus> result = manager_.Apply(
+            copy, [finish](const Status& aborted) { finish(ToGrpcStatus(aborted), nullptr); });
+        if (!result.ok()) return finish(ToGrpcStatus(result.status()), nullptr);
+        v1::FaultStatus fault = std::move(result).value();
+        finish(grpc::Status::OK, &fault);
+      },
+      [finish] {
+        finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is shutting down"), nullptr);
+      });
+  if (!queued) {
+    finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "too many fault applies in progress on this agent (" +
+                            std::to_string(executor_->running()) + " running, " +
+                            std::to_string(executor_->queued()) + " queued); retry later"),
+           nullptr);
+  }
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AgentService::RenewLease(grpc::CallbackServerContext* ctx,

@@ -11,9 +11,12 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 
+#include "agent/apply_executor.h"
 #include "agent/fault_manager.h"
 #include "agent/fault_registry.h"
 #include "common/status.h"
@@ -54,14 +57,28 @@ enum class AccessPolicy {
 class AgentService final : public v1::Agent::CallbackService {
  public:
   // `manager` and `registry` must outlive the service (and the server it is registered with).
+  // `apply_options` bounds the workers that run ApplyFault (see ApplyExecutor).
   AgentService(FaultManager& manager, const FaultRegistry& registry, AgentIdentity identity,
-               AccessPolicy policy = AccessPolicy::kRequireOperatorOrController);
+               AccessPolicy policy = AccessPolicy::kRequireOperatorOrController,
+               ApplyExecutorOptions apply_options = {});
+  // StopApplies(); a still-running apply is not waited for (see ApplyExecutor's destructor).
+  ~AgentService() override;
+
+  // Refuses further ApplyFault calls (UNAVAILABLE) and answers the queued ones UNAVAILABLE.
+  // Applies already running go on (FaultManager::Shutdown cancels them). Call before the gRPC
+  // server's Shutdown, which waits for every call to be answered. Idempotent; thread-safe.
+  void StopApplies();
+  // Waits up to `timeout` until no apply runs or waits. True when idle.
+  bool WaitAppliesIdle(std::chrono::milliseconds timeout);
 
   // Identity, version, detected and missing capabilities, active faults and limits. Never fails.
   grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* ctx,
                                     const v1::GetInfoRequest* request,
                                     v1::AgentInfo* response) override;
-  // FaultManager::Apply; its error codes map one-to-one. PERMISSION_DENIED (see the top).
+  // FaultManager::Apply, run on a bounded worker pool, never on the gRPC callback thread; its
+  // error codes map one-to-one. RESOURCE_EXHAUSTED when every worker is busy and the queue is
+  // full; UNAVAILABLE after StopApplies. A revert, halt or shutdown that cancels the apply answers
+  // the call at once (ABORTED). PERMISSION_DENIED (see the top).
   grpc::ServerUnaryReactor* ApplyFault(grpc::CallbackServerContext* ctx,
                                        const v1::ApplyFaultRequest* request,
                                        v1::ApplyFaultResponse* response) override;
@@ -69,7 +86,8 @@ class AgentService final : public v1::Agent::CallbackService {
   grpc::ServerUnaryReactor* RenewLease(grpc::CallbackServerContext* ctx,
                                        const v1::RenewLeaseRequest* request,
                                        v1::RenewLeaseResponse* response) override;
-  // FaultManager::Revert with reason "request"; idempotent.
+  // FaultManager::Revert with reason "request"; idempotent. Runs on the callback thread and never
+  // waits behind an apply.
   grpc::ServerUnaryReactor* RevertFault(grpc::CallbackServerContext* ctx,
                                         const v1::RevertFaultRequest* request,
                                         v1::RevertFaultResponse* response) override;
@@ -99,6 +117,7 @@ class AgentService final : public v1::Agent::CallbackService {
   const FaultRegistry& registry_;
   const AgentIdentity identity_;
   const AccessPolicy policy_;
+  const std::unique_ptr<ApplyExecutor> executor_;
 };
 
 }  // namespace faultline::agent

@@ -22,7 +22,56 @@ ControllerLink::ControllerLink(FaultManager& manager, const FaultRegistry& regis
     : manager_(manager),
       registry_(registry),
       identity_(std::move(identity)),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      executor_(std::make_unique<ApplyExecutor>()) {}
+
+struct ControllerLink::StreamWriter {
+  std::mutex mu;
+  grpc::ClientReaderWriter<v1::AgentMessage, v1::ControllerMessage>* stream = nullptr;
+  bool closed = false;  // guarded by mu; set before the stream is finished
+  bool Write(const v1::AgentMessage& m) {
+    std::lock_guard lock(mu);
+    return !closed && stream->Write(m);
+  }
+};
+
+bool ControllerLink::WaitAppliesIdle(std::chrono::milliseconds timeout) {
+  return executor_->WaitIdle(timeout);
+}
+
+void ControllerLink::ExecuteApplyAsync(const v1::ControllerCommand& command,
+                                       std::shared_ptr<StreamWriter> out) {
+  // Answered exactly once: by the worker, by a stop cancelling the apply, or by the executor
+  // refusing or dropping it.
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  auto answer = [out, answered, request_id = command.request_id()](const Status* error,
+                                                                   v1::CommandResult* result) {
+    if (answered->exchange(true)) return;
+    v1::AgentMessage message;
+    if (result != nullptr) {
+      *message.mutable_result() = std::move(*result);
+    } else {
+      message.mutable_result()->set_request_id(request_id);
+      SetError(*message.mutable_result(), *error);
+    }
+    out->Write(message);
+  };
+  bool queued = executor_->Submit(
+      [this, command, answer] {
+        v1::CommandResult result =
+            Execute(command, [answer](const Status& aborted) { answer(&aborted, nullptr); });
+        answer(nullptr, &result);
+      },
+      [answer] {
+        Status stopping = Unavailable("the agent is shutting down");
+        answer(&stopping, nullptr);
+      });
+  if (!queued) {
+    Status busy =
+        ResourceExhausted("too many fault applies in progress on this agent; retry later");
+    answer(&busy, nullptr);
+  }
+}
 
 std::unique_ptr<v1::Controller::Stub> ControllerLink::Dial() const {
   grpc::ChannelArguments args;
@@ -96,11 +145,10 @@ grpc::Status ControllerLink::RunStream() {
   }
   std::unique_ptr<v1::Controller::Stub> stub = Dial();
   auto stream = stub->Attach(ctx.get());
-  std::mutex write_mu;  // one writer at a time: the reader answering, the heartbeat thread
-  auto write = [&](const v1::AgentMessage& m) {
-    std::lock_guard lock(write_mu);
-    return stream->Write(m);
-  };
+  // One writer at a time: the reader answering, the heartbeat thread, apply workers.
+  auto out = std::make_shared<StreamWriter>();
+  out->stream = stream.get();
+  auto write = [&out](const v1::AgentMessage& m) { return out->Write(m); };
 
   v1::AgentMessage hello;
   *hello.mutable_hello()->mutable_info() = DescribeAgent(manager_, registry_, identity_);
@@ -131,6 +179,10 @@ grpc::Status ControllerLink::RunStream() {
         break;
       }
       if (!in.has_command()) continue;
+      if (in.command().kind_case() == v1::ControllerCommand::kApply) {
+        ExecuteApplyAsync(in.command(), out);
+        continue;
+      }
       v1::AgentMessage answer;
       *answer.mutable_result() = Execute(in.command());
       if (!write(answer)) break;
@@ -142,6 +194,11 @@ grpc::Status ControllerLink::RunStream() {
   }
   hb_cv.notify_all();
   if (heartbeat.joinable()) heartbeat.join();
+  {
+    // Apply workers still running answer nothing from now on: the stream is about to go.
+    std::lock_guard lock(out->mu);
+    out->closed = true;
+  }
   // A stream the controller ended has its status waiting for Finish (e.g. "heartbeat lost");
   // cancelling it first would replace that with CANCELLED.
   if (!read_ended) ctx->TryCancel();
@@ -153,7 +210,8 @@ grpc::Status ControllerLink::RunStream() {
   return status;
 }
 
-v1::CommandResult ControllerLink::Execute(const v1::ControllerCommand& command) {
+v1::CommandResult ControllerLink::Execute(const v1::ControllerCommand& command,
+                                          ApplyCancelledFn on_cancelled) {
   v1::CommandResult result;
   result.set_request_id(command.request_id());
   // Audit: the controller's commands are mutations like the Agent service's.
@@ -163,7 +221,7 @@ v1::CommandResult ControllerLink::Execute(const v1::ControllerCommand& command) 
   };
   switch (command.kind_case()) {
     case v1::ControllerCommand::kApply: {
-      auto r = manager_.Apply(command.apply());
+      auto r = manager_.Apply(command.apply(), std::move(on_cancelled));
       if (r.ok()) {
         *result.mutable_fault() = std::move(r).value();
       } else {

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "agent/agent_service.h"
+#include "agent/apply_executor.h"
 #include "agent/fault_manager.h"
 #include "agent/fault_registry.h"
 #include "common/duration.h"
@@ -52,14 +53,25 @@ class ControllerLink {
   bool attached() const { return attached_.load(); }
 
   // Executes one command with the FaultManager and returns its answer (request id copied).
-  // Public so it can be tested without a stream.
-  v1::CommandResult Execute(const v1::ControllerCommand& command);
+  // Public so it can be tested without a stream. On the stream, apply commands run on a bounded
+  // ApplyExecutor and are answered from there (so a revert or halt command that follows is never
+  // stuck behind a slow apply); `on_cancelled` is handed to FaultManager::Apply.
+  v1::CommandResult Execute(const v1::ControllerCommand& command,
+                            ApplyCancelledFn on_cancelled = nullptr);
+
+  // Waits up to `timeout` until no apply command runs or waits. True when idle. (Shutdown: a
+  // still-running one is stuck in a backend, see agent/main.cpp.)
+  bool WaitAppliesIdle(std::chrono::milliseconds timeout);
 
  private:
   std::unique_ptr<v1::Controller::Stub> Dial() const;
   void Loop();
   // One stream, from dial to its end; returns why it ended.
   grpc::Status RunStream();
+  // The open stream's writer, shared with apply workers that may answer after it closed.
+  struct StreamWriter;
+  // Runs an apply command on executor_ and writes its answer (or its cancellation) to `out`.
+  void ExecuteApplyAsync(const v1::ControllerCommand& command, std::shared_ptr<StreamWriter> out);
 
   FaultManager& manager_;
   const FaultRegistry& registry_;
@@ -72,6 +84,8 @@ class ControllerLink {
   std::shared_ptr<grpc::ClientContext> context_;  // guarded by mu_; the open stream's
   std::atomic<bool> attached_{false};
   std::thread thread_;
+  // Declared last: destroyed first, rejecting queued applies before the rest goes away.
+  const std::unique_ptr<ApplyExecutor> executor_;
 };
 
 }  // namespace faultline::agent

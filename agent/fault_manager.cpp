@@ -38,6 +38,12 @@ FaultManager::FaultManager(FaultRegistry& registry, Journal& journal, const Cloc
       journal_(journal),
       clock_(clock),
       options_(std::move(options)),
+      apply_once_window_(options_.apply_once_window.count() > 0
+                             ? options_.apply_once_window
+                             : std::max(options_.max_lease_ttl, options_.max_fault_duration)),
+      max_apply_once_ids_(options_.max_apply_once_ids > 0
+                              ? options_.max_apply_once_ids
+                              : std::max<size_t>(4096, 256 * size_t{options_.max_active_faults})),
       lease_(clock, [this](const std::string& id) { OnLeaseExpired(id); }) {}
 
 FaultManager::~FaultManager() { lease_.Stop(); }
@@ -92,8 +98,32 @@ void FaultManager::RememberLocked(v1::FaultStatus status) {
       break;
     }
   }
+  // The "apply once" guard is kept apart from this display list: it is bounded by time, not by
+  // how many other faults were reverted since.
+  const MonoTime now = clock_.Now();
+  applied_once_.insert_or_assign(status.fault_id(), Refused{now, status.revert_reason()});
+  applied_once_order_.emplace_back(now, status.fault_id());
   recent_.push_front(std::move(status));
   while (recent_.size() > options_.max_recent_reverted) recent_.pop_back();
+}
+
+void FaultManager::ExpireAppliedOnceLocked() {
+  const MonoTime now = clock_.Now();
+  while (!applied_once_order_.empty() &&
+         now - applied_once_order_.front().first >= apply_once_window_) {
+    const auto& [since, id] = applied_once_order_.front();
+    auto it = applied_once_.find(id);
+    // A later entry for the same id (reverted again after a retried revert) keeps it refused.
+    if (it != applied_once_.end() && it->second.since == since) applied_once_.erase(it);
+    applied_once_order_.pop_front();
+  }
+}
+
+std::optional<std::string> FaultManager::AppliedOnceLocked(const std::string& fault_id) {
+  ExpireAppliedOnceLocked();
+  auto it = applied_once_.find(fault_id);
+  if (it == applied_once_.end()) return std::nullopt;
+  return it->second.reason;
 }
 
 Result<FaultBackend*> FaultManager::BackendFor(const v1::ApplyFaultRequest& request) const {
@@ -120,30 +150,38 @@ Status FaultManager::ValidateRequest(const v1::ApplyFaultRequest& request) const
   return (*backend)->Validate(request.spec());
 }
 
-Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request) {
+Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request,
+                                            ApplyCancelledFn on_cancelled) {
   auto found = BackendFor(request);
   if (!found.ok()) return found.status();
   FaultBackend* backend = *found;
   const std::string kind = FaultKindOf(request.spec());
   if (Status s = registry_.CheckAvailable(kind); !s.ok()) return s;
   if (Status s = backend->Validate(request.spec()); !s.ok()) return s;
+  const std::string& id = request.fault_id();
 
-  std::lock_guard<std::mutex> mutation(mutation_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (shutting_down_) return Unavailable("the agent is shutting down");
-    auto it = active_.find(request.fault_id());
+    auto it = active_.find(id);
     if (it != active_.end()) {
       const ActiveFault& existing = it->second;
       if (existing.request.run_id() != request.run_id() ||
           !google::protobuf::util::MessageDifferencer::Equals(existing.request.spec(),
                                                               request.spec())) {
-        return AlreadyExists("fault " + request.fault_id() +
-                             " is already active with a different run or spec");
+        return AlreadyExists("fault " + id + " is already active with a different run or spec");
       }
-      if (!lease_.Renew(request.fault_id(),
-                        DeadlineFor(request.lease_ttl_ms(), existing.expires_at))) {
-        return FailedPrecondition("the lease of fault " + request.fault_id() +
+      if (existing.phase == Phase::kApplying) {
+        if (!existing.cancel_reason.empty()) {
+          return FailedPrecondition("fault " + id + " was already reverted (" +
+                                    existing.cancel_reason +
+                                    "); a fault id is applied at most once");
+        }
+        return Unavailable("fault " + id + " is still being applied; retry later");
+      }
+      if (existing.phase == Phase::kReverting ||
+          !lease_.Renew(id, DeadlineFor(request.lease_ttl_ms(), existing.expires_at))) {
+        return FailedPrecondition("the lease of fault " + id +
                                   " has expired and the fault is being reverted");
       }
       return ActiveStatusLocked(existing);
@@ -151,43 +189,124 @@ Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request
     // A fault id is applied at most once. An apply that arrives after its fault was reverted is
     // a stale attempt (a retry whose first try was delayed, or one overtaken by a halt): applying
     // it would put the fault back after its run ended, until the lease ran out.
-    if (auto recent = RecentLocked(request.fault_id())) {
-      return FailedPrecondition("fault " + request.fault_id() + " was already reverted (" +
-                                recent->revert_reason() +
+    if (auto why = AppliedOnceLocked(id)) {
+      return FailedPrecondition("fault " + id + " was already reverted (" + *why +
                                 "); a fault id is applied at most once");
     }
     if (active_.size() >= options_.max_active_faults) {
       return ResourceExhausted("this agent already has " + std::to_string(active_.size()) +
                                " active faults (the maximum)");
     }
+    if (applied_once_.size() >= max_apply_once_ids_) {
+      return ResourceExhausted("this agent reverted " + std::to_string(applied_once_.size()) +
+                               " faults in the last " + std::to_string(apply_once_window_.count()) +
+                               " ms (the most it remembers); retry later");
+    }
+    // Reserve the id: it counts against the cap, and a stop that comes now cancels it.
+    ActiveFault pending;
+    pending.request = request;
+    pending.kind = kind;
+    pending.phase = Phase::kApplying;
+    pending.on_cancelled = std::move(on_cancelled);
+    active_.emplace(id, std::move(pending));
   }
+  // Removes the reservation of an apply that did not take effect.
+  auto release = [this, &id] {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_.erase(id);
+    revert_done_.notify_all();
+  };
+  // The cancellation reason, if a stop has reached this apply.
+  auto cancelled = [this, &id]() -> std::string {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = active_.find(id);
+    return it == active_.end() ? std::string("revert") : it->second.cancel_reason;
+  };
 
   // Journal first: if the agent dies anywhere after this line, the next start reverts the fault.
-  if (Status s = journal_.Record(request); !s.ok()) return s;
-  Result<std::unique_ptr<FaultHandle>> handle = backend->Apply(request.fault_id(), request.spec());
+  if (Status s = journal_.Record(request); !s.ok()) {
+    release();
+    return s;
+  }
+  if (std::string reason = cancelled(); !reason.empty()) {
+    return FinishCancelledApply(id, reason, Status{StatusCode::kAborted, "not applied"});
+  }
+  // No lock here: the backend may take long (host I/O, name resolution); stops go ahead.
+  Result<std::unique_ptr<FaultHandle>> handle = backend->Apply(id, request.spec());
+  if (std::string reason = cancelled(); !reason.empty()) {
+    return FinishCancelledApply(id, reason, std::move(handle));
+  }
   if (!handle.ok()) {
-    if (Status s = journal_.Remove(request.fault_id()); !s.ok()) {
-      spdlog::error("fault {}: apply failed and its journal record could not be removed: {}",
-                    request.fault_id(), s.ToString());
+    if (Status s = journal_.Remove(id); !s.ok()) {
+      spdlog::error("fault {}: apply failed and its journal record could not be removed: {}", id,
+                    s.ToString());
     }
-    spdlog::warn("fault apply failed: fault_id={} run_id={} kind={} error={}", request.fault_id(),
-                 request.run_id(), kind, handle.status().ToString());
+    spdlog::warn("fault apply failed: fault_id={} run_id={} kind={} error={}", id, request.run_id(),
+                 kind, handle.status().ToString());
+    release();
     return handle.status();
   }
 
-  std::lock_guard<std::mutex> lock(mu_);
-  ActiveFault fault;
-  fault.request = request;
-  fault.kind = kind;
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = active_.find(id);
+  if (it == active_.end() || !it->second.cancel_reason.empty()) {
+    // Cancelled between the check above and this lock.
+    std::string reason = it == active_.end() ? "revert" : it->second.cancel_reason;
+    lock.unlock();
+    return FinishCancelledApply(id, reason, std::move(handle));
+  }
+  ActiveFault& fault = it->second;
+  fault.phase = Phase::kActive;
+  fault.on_cancelled = nullptr;
   fault.handle = std::shared_ptr<FaultHandle>(std::move(handle).value());
   fault.applied_at_unix_ms = clock_.WallUnixMs();
   fault.expires_at = clock_.Now() + options_.max_fault_duration;
-  lease_.Set(request.fault_id(), DeadlineFor(request.lease_ttl_ms(), fault.expires_at));
-  auto [it, inserted] = active_.emplace(request.fault_id(), std::move(fault));
-  spdlog::info("fault applied: fault_id={} run_id={} kind={} lease_ttl_ms={}", request.fault_id(),
-               request.run_id(), kind, request.lease_ttl_ms());
+  lease_.Set(id, DeadlineFor(request.lease_ttl_ms(), fault.expires_at));
+  spdlog::info("fault applied: fault_id={} run_id={} kind={} lease_ttl_ms={}", id, request.run_id(),
+               kind, request.lease_ttl_ms());
   if (options_.on_applied) options_.on_applied(kind);
-  return ActiveStatusLocked(it->second);
+  return ActiveStatusLocked(fault);
+}
+
+Status FaultManager::FinishCancelledApply(const std::string& fault_id, const std::string& reason,
+                                          Result<std::unique_ptr<FaultHandle>> handle) {
+  std::string what =
+      "fault " + fault_id + " was cancelled (" + reason + ") while it was being applied";
+  if (handle.ok()) {
+    std::shared_ptr<FaultHandle> applied(std::move(handle).value());
+    if (Status reverted = applied->Revert(); !reverted.ok()) {
+      // Still in effect: keep it active and journaled, and retry like any failed revert.
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = active_.find(fault_id);
+      if (it != active_.end()) {
+        it->second.phase = Phase::kActive;
+        it->second.handle = applied;
+        it->second.applied_at_unix_ms = clock_.WallUnixMs();
+        it->second.expires_at = clock_.Now() + options_.max_fault_duration;
+        lease_.Set(fault_id, clock_.Now() + options_.revert_retry);
+      }
+      revert_done_.notify_all();
+      spdlog::error("fault {}: {}; reverting what it applied failed: {} (retried)", fault_id, what,
+                    reverted.ToString());
+      return Status{
+          StatusCode::kAborted,
+          what + "; reverting what it applied failed (the agent retries): " + reverted.message()};
+    }
+    what += "; what it applied was reverted";
+  } else {
+    what += "; nothing was applied";
+  }
+  if (Status s = journal_.Remove(fault_id); !s.ok()) {
+    spdlog::error("fault {}: cancelled but its journal record could not be removed: {}", fault_id,
+                  s.ToString());
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_.erase(fault_id);
+  }
+  revert_done_.notify_all();
+  spdlog::warn("fault apply cancelled: fault_id={} reason={}", fault_id, reason);
+  return Status{StatusCode::kAborted, what};
 }
 
 Result<v1::FaultStatus> FaultManager::Renew(const std::string& fault_id, uint32_t lease_ttl_ms) {
@@ -202,7 +321,10 @@ Result<v1::FaultStatus> FaultManager::Renew(const std::string& fault_id, uint32_
     }
     return NotFound("fault " + fault_id + " is not active on this agent");
   }
-  if (it->second.reverting ||
+  if (it->second.phase == Phase::kApplying) {
+    return FailedPrecondition("fault " + fault_id + " is still being applied");
+  }
+  if (it->second.phase == Phase::kReverting ||
       !lease_.Renew(fault_id, DeadlineFor(lease_ttl_ms, it->second.expires_at))) {
     return FailedPrecondition("the lease of fault " + fault_id +
                               " has expired and the fault is being reverted");
@@ -213,34 +335,66 @@ Result<v1::FaultStatus> FaultManager::Renew(const std::string& fault_id, uint32_
 Result<std::optional<v1::FaultStatus>> FaultManager::Revert(const std::string& fault_id,
                                                             const std::string& reason) {
   if (!IsValidFaultId(fault_id)) return InvalidArgument("fault_id '" + fault_id + "' is invalid");
-  std::lock_guard<std::mutex> mutation(mutation_mu_);
-  return RevertLocked(fault_id, reason);
+  return RevertOne(fault_id, reason);
 }
 
-Result<std::optional<v1::FaultStatus>> FaultManager::RevertLocked(const std::string& fault_id,
-                                                                  const std::string& reason) {
+Result<std::optional<v1::FaultStatus>> FaultManager::RevertOne(const std::string& fault_id,
+                                                               const std::string& reason) {
   std::shared_ptr<FaultHandle> handle;
   std::string run_id;
   std::string kind;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     auto it = active_.find(fault_id);
+    // Another thread is reverting this fault: wait for it (a backend revert is short), then
+    // look again (it may have failed and left the fault active).
+    while (it != active_.end() && it->second.phase == Phase::kReverting) {
+      revert_done_.wait(lock);
+      it = active_.find(fault_id);
+    }
     if (it == active_.end()) return RecentLocked(fault_id);  // idempotent
-    it->second.reverting = true;
+    ActiveFault& fault = it->second;
+    if (fault.phase == Phase::kApplying) {
+      // Cancel without waiting: the Apply reverts whatever its backend applied when it returns.
+      if (!fault.cancel_reason.empty()) return RecentLocked(fault_id);
+      fault.cancel_reason = reason;
+      ApplyCancelledFn notify = std::move(fault.on_cancelled);
+      fault.on_cancelled = nullptr;
+      v1::FaultStatus status;
+      status.set_run_id(fault.request.run_id());
+      status.set_fault_id(fault_id);
+      *status.mutable_spec() = fault.request.spec();
+      status.set_state(v1::REVERTED);
+      status.set_reverted_at_unix_ms(clock_.WallUnixMs());
+      status.set_revert_reason(reason);
+      RememberLocked(status);
+      LogRevert(fault_id, fault.request.run_id(), fault.kind,
+                reason + " (cancelled while applying)");
+      lock.unlock();
+      if (notify) {
+        notify(Status{StatusCode::kAborted, "fault " + fault_id + " was cancelled (" + reason +
+                                                ") while it was being applied"});
+      }
+      return std::optional<v1::FaultStatus>(std::move(status));
+    }
+    fault.phase = Phase::kReverting;
     lease_.Remove(fault_id);
-    handle = it->second.handle;
-    run_id = it->second.request.run_id();
-    kind = it->second.kind;
+    handle = fault.handle;
+    run_id = fault.request.run_id();
+    kind = fault.kind;
   }
 
   Status reverted = handle ? handle->Revert() : Status::Ok();
   if (!reverted.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = active_.find(fault_id);
-    if (it != active_.end()) it->second.reverting = false;
-    // The fault may still be in effect: keep it active and journaled, and let the lease thread
-    // try again rather than depending on the caller to.
-    lease_.Set(fault_id, clock_.Now() + options_.revert_retry);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = active_.find(fault_id);
+      if (it != active_.end()) it->second.phase = Phase::kActive;
+      // The fault may still be in effect: keep it active and journaled, and let the lease thread
+      // try again rather than depending on the caller to.
+      lease_.Set(fault_id, clock_.Now() + options_.revert_retry);
+    }
+    revert_done_.notify_all();
     spdlog::error("fault revert failed: fault_id={} run_id={} kind={} reason={} error={}", fault_id,
                   run_id, kind, reason, reverted.ToString());
     return reverted;
@@ -260,6 +414,7 @@ Result<std::optional<v1::FaultStatus>> FaultManager::RevertLocked(const std::str
   status.clear_lease_expires_unix_ms();
   active_.erase(it);
   RememberLocked(status);
+  revert_done_.notify_all();
   LogRevert(fault_id, run_id, kind, reason);
   if (options_.on_reverted) options_.on_reverted(kind, reason);
   return std::optional<v1::FaultStatus>(std::move(status));
@@ -270,7 +425,6 @@ Result<std::vector<v1::FaultStatus>> FaultManager::RevertAll(const std::string& 
   if (!run_id.empty() && !IsValidRunId(run_id)) {
     return InvalidArgument("run_id '" + run_id + "' is invalid: want [a-z0-9]{1,32}");
   }
-  std::lock_guard<std::mutex> mutation(mutation_mu_);
   std::vector<std::string> ids;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -281,7 +435,7 @@ Result<std::vector<v1::FaultStatus>> FaultManager::RevertAll(const std::string& 
   std::vector<v1::FaultStatus> reverted;
   std::string failures;
   for (const std::string& id : ids) {
-    Result<std::optional<v1::FaultStatus>> result = RevertLocked(id, reason);
+    Result<std::optional<v1::FaultStatus>> result = RevertOne(id, reason);
     if (!result.ok()) {
       failures += (failures.empty() ? "" : "; ") + id + ": " + result.status().message();
     } else if (result->has_value()) {
@@ -295,7 +449,9 @@ Result<std::vector<v1::FaultStatus>> FaultManager::RevertAll(const std::string& 
 std::vector<v1::FaultStatus> FaultManager::List(bool include_reverted) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<v1::FaultStatus> list;
-  for (const auto& [id, fault] : active_) list.push_back(ActiveStatusLocked(fault));
+  for (const auto& [id, fault] : active_) {
+    if (fault.phase != Phase::kApplying) list.push_back(ActiveStatusLocked(fault));
+  }
   if (include_reverted) list.insert(list.end(), recent_.begin(), recent_.end());
   return list;
 }
@@ -303,7 +459,9 @@ std::vector<v1::FaultStatus> FaultManager::List(bool include_reverted) const {
 std::optional<v1::FaultStatus> FaultManager::Get(const std::string& fault_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = active_.find(fault_id);
-  if (it != active_.end()) return ActiveStatusLocked(it->second);
+  if (it != active_.end() && it->second.phase != Phase::kApplying) {
+    return ActiveStatusLocked(it->second);
+  }
   return RecentLocked(fault_id);
 }
 
@@ -313,7 +471,6 @@ size_t FaultManager::ActiveCount() const {
 }
 
 RecoveryReport FaultManager::Recover() {
-  std::lock_guard<std::mutex> mutation(mutation_mu_);
   RecoveryReport report;
   JournalContents contents = journal_.LoadAll();
   for (JournalProblem& problem : contents.problems) {

@@ -51,6 +51,9 @@ constexpr int kMaxSendMessageBytes = 4 * 1024 * 1024;
 // Concurrent calls per connection; a controller needs a handful per fault.
 constexpr int kMaxConcurrentStreams = 64;
 constexpr auto kServerShutdownGrace = std::chrono::seconds(5);
+// How long shutdown lets an apply cancelled by it end by itself before the process exits
+// without it.
+constexpr auto kStuckApplyGrace = std::chrono::milliseconds(1000);
 
 struct Flags {
   std::string listen;
@@ -427,16 +430,30 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   }
   spdlog::info("received {}: stopping the server and reverting every active fault",
                strsignal(signal_number));
+  // A stop always wins: revert first, without waiting for applies in progress (Shutdown cancels
+  // them and answers their callers), then stop taking applies, then stop serving. The gRPC
+  // server's Shutdown waits for every call to be answered, which the two steps before ensure.
+  Status shutdown = manager.Shutdown();
+  service.StopApplies();
   if (link) link->Stop();
   if (server) server->Shutdown(std::chrono::system_clock::now() + kServerShutdownGrace);
-  Status shutdown = manager.Shutdown();
   if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
-  if (!shutdown.ok()) {
-    spdlog::error("shutdown: {}", shutdown.ToString());
-    return kExitFailure;
+  const int code = shutdown.ok() ? 0 : kExitFailure;
+  if (!shutdown.ok()) spdlog::error("shutdown: {}", shutdown.ToString());
+  if (!service.WaitAppliesIdle(kStuckApplyGrace) ||
+      (link && !link->WaitAppliesIdle(kStuckApplyGrace))) {
+    // An apply is stuck in a backend (its thread cannot be interrupted). Its fault was cancelled
+    // and every other fault reverted; its journal record stays, so the next start reverts
+    // whatever it did. Returning would destroy the manager and the backends under that thread:
+    // end the process here instead, without running destructors.
+    spdlog::warn(
+        "shutdown: an apply is still stuck in a backend; exiting without waiting for it (its "
+        "journal record makes the next start revert it)");
+    spdlog::shutdown();
+    ::_exit(code);
   }
-  spdlog::info("stopped cleanly");
-  return 0;
+  if (code == 0) spdlog::info("stopped cleanly");
+  return code;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // A scriptable FaultBackend for agent framework tests. Its state lives in a shared
 // FakeBackendState so a test can inspect and steer it after the registry owns the backend.
 
+#include <condition_variable>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,12 @@ namespace faultline::agent::testing {
 
 struct FakeBackendState {
   std::mutex mu;
+  // A latch for Apply: while `block_apply` is set, Apply waits (without holding `mu`) until
+  // `release_apply` is set; `blocked` counts the applies waiting now. Notified on `cv`.
+  std::condition_variable cv;
+  bool block_apply = false;
+  bool release_apply = false;
+  int blocked = 0;
   // Steering.
   Status detect_status;
   Status apply_status;
@@ -66,7 +73,13 @@ class FakeBackend final : public FaultBackend {
   }
   Result<std::unique_ptr<FaultHandle>> Apply(const std::string& fault_id,
                                              const v1::FaultSpec& spec) override {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    std::unique_lock<std::mutex> lock(state_->mu);
+    if (state_->block_apply) {
+      ++state_->blocked;
+      state_->cv.notify_all();
+      state_->cv.wait(lock, [this] { return state_->release_apply; });
+      --state_->blocked;
+    }
     if (!state_->journal_dir.empty()) {
       state_->journal_present_during_apply =
           std::filesystem::exists(state_->journal_dir + "/" + fault_id + ".pb");

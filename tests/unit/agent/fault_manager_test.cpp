@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "fake_backend.h"
 
@@ -49,6 +50,46 @@ class FaultManagerTest : public ::testing::Test {
     return state_->reverted;
   }
 
+  // Makes every backend Apply wait on the latch until ReleaseApplies().
+  void BlockApplies() {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->block_apply = true;
+  }
+  void ReleaseApplies() {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->release_apply = true;
+    state_->cv.notify_all();
+  }
+  // Waits (bounded) until `n` applies are inside the backend.
+  bool WaitBlocked(int n) {
+    std::unique_lock<std::mutex> lock(state_->mu);
+    return state_->cv.wait_for(lock, kBound, [&] { return state_->blocked >= n; });
+  }
+  // Starts an Apply of `id` on its own thread and waits until the backend holds it.
+  std::future<Result<v1::FaultStatus>> StartStuckApply(const std::string& id,
+                                                       ApplyCancelledFn on_cancelled = nullptr) {
+    BlockApplies();
+    int before = 0;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      before = state_->blocked;
+    }
+    auto future = std::async(std::launch::async, [this, id, on_cancelled] {
+      return manager_->Apply(MakeRequest("run1", id), on_cancelled);
+    });
+    EXPECT_TRUE(WaitBlocked(before + 1)) << "the backend never saw the apply of " << id;
+    return future;
+  }
+  // Whether `f` is ready within the bound. A stop stuck behind the apply fails the test here
+  // (and the latch is released so the test can still end).
+  template <typename T>
+  bool EndsWhileApplyIsStuck(std::future<T>& f) {
+    bool ended = f.wait_for(kBound) == std::future_status::ready;
+    if (!ended) ReleaseApplies();
+    return ended;
+  }
+
+  static constexpr std::chrono::seconds kBound{10};
   TempDir dir_;
   FakeClock clock_;
   std::shared_ptr<FakeBackendState> state_ = std::make_shared<FakeBackendState>();
@@ -375,6 +416,158 @@ TEST_F(FaultManagerTest, ListReportsLiveEvidence) {
   std::vector<v1::FaultStatus> list = manager_->List(false);
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0].evidence().at("queries_faulted"), 42u);
+}
+
+TEST_F(FaultManagerTest, RevertAllGoesAheadWhileAnApplyIsStuckAndCancelsIt) {
+  ASSERT_TRUE(manager_->Apply(MakeRequest("run1", "run1_0")).ok());
+  auto stuck = StartStuckApply("run1_1");
+
+  auto halt = std::async(std::launch::async, [this] { return manager_->RevertAll("", "halt"); });
+  ASSERT_TRUE(EndsWhileApplyIsStuck(halt)) << "RevertAll waited for the stuck apply";
+  Result<std::vector<v1::FaultStatus>> reverted = halt.get();
+  ASSERT_TRUE(reverted.ok()) << reverted.status().ToString();
+  EXPECT_EQ(reverted->size(), 2u);  // the active fault, and the cancelled one
+  EXPECT_EQ(Reverted(), std::vector<std::string>{"run1_0"});
+  EXPECT_FALSE(Journaled("run1_0"));
+
+  ReleaseApplies();
+  Result<v1::FaultStatus> ended = stuck.get();
+  EXPECT_EQ(ended.status().code(), StatusCode::kAborted);
+  EXPECT_NE(ended.status().message().find("halt"), std::string::npos) << ended.status().ToString();
+  // What the backend applied after the halt was reverted at once, and nothing stays behind.
+  EXPECT_EQ(Reverted(), (std::vector<std::string>{"run1_0", "run1_1"}));
+  EXPECT_FALSE(Journaled("run1_1"));
+  EXPECT_TRUE(journal_->LoadAll().entries.empty());
+  EXPECT_EQ(manager_->ActiveCount(), 0u);
+  EXPECT_TRUE(manager_->List(false).empty());
+  // Never applied again.
+  EXPECT_EQ(manager_->Apply(MakeRequest("run1", "run1_1")).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(FaultManagerTest, RevertOfAStuckApplyReturnsAtOnceAndTellsTheApplyCaller) {
+  std::promise<Status> told;
+  auto stuck = StartStuckApply("run1_0", [&told](const Status& s) { told.set_value(s); });
+  EXPECT_EQ(manager_->ActiveCount(), 1u);             // a pending apply counts against the cap
+  EXPECT_FALSE(manager_->Get("run1_0").has_value());  // not in effect yet
+  EXPECT_EQ(manager_->Apply(MakeRequest("run1", "run1_0")).status().code(),
+            StatusCode::kUnavailable);  // the same apply again: still in progress
+
+  auto revert =
+      std::async(std::launch::async, [this] { return manager_->Revert("run1_0", "request"); });
+  ASSERT_TRUE(EndsWhileApplyIsStuck(revert)) << "Revert waited for the stuck apply";
+  auto result = revert.get();
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_TRUE(result->has_value());
+  EXPECT_EQ((*result)->state(), v1::REVERTED);
+  EXPECT_EQ((*result)->revert_reason(), "request");
+  // The caller of the apply learns it now, not when the backend returns.
+  auto told_future = told.get_future();
+  ASSERT_EQ(told_future.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_EQ(told_future.get().code(), StatusCode::kAborted);
+  // Idempotent while the apply is still stuck.
+  auto again = manager_->Revert("run1_0", "request");
+  ASSERT_TRUE(again.ok());
+
+  ReleaseApplies();
+  EXPECT_EQ(stuck.get().status().code(), StatusCode::kAborted);
+  EXPECT_EQ(Reverted(), std::vector<std::string>{"run1_0"});  // once
+  EXPECT_FALSE(Journaled("run1_0"));
+  EXPECT_EQ(manager_->ActiveCount(), 0u);
+}
+
+TEST_F(FaultManagerTest, LeaseExpiryGoesAheadWhileAnotherApplyIsStuck) {
+  ASSERT_TRUE(manager_->Apply(MakeRequest("run1", "run1_0", "a.test", 5000)).ok());
+  auto stuck = StartStuckApply("run1_1");
+  clock_.Advance(seconds(5));
+  auto expiry = std::async(std::launch::async, [this] { return manager_->CheckLeases(); });
+  ASSERT_TRUE(EndsWhileApplyIsStuck(expiry)) << "lease expiry waited for the stuck apply";
+  EXPECT_EQ(expiry.get(), std::vector<std::string>{"run1_0"});
+  EXPECT_FALSE(Journaled("run1_0"));
+
+  // The other apply was not cancelled: it completes.
+  ReleaseApplies();
+  Result<v1::FaultStatus> applied = stuck.get();
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ(applied->state(), v1::ACTIVE);
+  EXPECT_TRUE(Journaled("run1_1"));
+}
+
+TEST_F(FaultManagerTest, ShutdownGoesAheadWhileAnApplyIsStuck) {
+  ASSERT_TRUE(manager_->Apply(MakeRequest("run1", "run1_0")).ok());
+  auto stuck = StartStuckApply("run1_1");
+  auto shutdown = std::async(std::launch::async, [this] { return manager_->Shutdown(); });
+  ASSERT_TRUE(EndsWhileApplyIsStuck(shutdown)) << "Shutdown waited for the stuck apply";
+  EXPECT_TRUE(shutdown.get().ok());
+  EXPECT_EQ(Reverted(), std::vector<std::string>{"run1_0"});
+
+  ReleaseApplies();
+  Result<v1::FaultStatus> ended = stuck.get();
+  EXPECT_EQ(ended.status().code(), StatusCode::kAborted);
+  EXPECT_NE(ended.status().message().find("shutdown"), std::string::npos);
+  EXPECT_EQ(Reverted(), (std::vector<std::string>{"run1_0", "run1_1"}));
+  EXPECT_TRUE(journal_->LoadAll().entries.empty());
+  EXPECT_EQ(manager_->ActiveCount(), 0u);
+}
+
+TEST_F(FaultManagerTest, CancelledApplyWhoseRevertFailsStaysActiveAndIsRetried) {
+  auto stuck = StartStuckApply("run1_0");
+  ASSERT_TRUE(manager_->Revert("run1_0", "halt").ok());
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->revert_status = Unavailable("netlink busy");
+  }
+  ReleaseApplies();
+  EXPECT_EQ(stuck.get().status().code(), StatusCode::kAborted);
+  EXPECT_TRUE(Journaled("run1_0"));  // still in effect: kept for the retry (and a restart)
+  EXPECT_EQ(manager_->ActiveCount(), 1u);
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->revert_status = Status::Ok();
+  }
+  clock_.Advance(options_.revert_retry);
+  EXPECT_EQ(manager_->CheckLeases(), std::vector<std::string>{"run1_0"});
+  EXPECT_EQ(manager_->ActiveCount(), 0u);
+  EXPECT_FALSE(Journaled("run1_0"));
+}
+
+TEST_F(FaultManagerTest, ApplyOnceGuardIsBoundedByTimeNotByCount) {
+  // 300 faults reverted since: the first id must still be refused (a count-bounded guard of 256
+  // entries forgot it and applied it again).
+  for (int i = 0; i < 300; ++i) {
+    const std::string id = "run1_" + std::to_string(i);
+    ASSERT_TRUE(manager_->Apply(MakeRequest("run1", id)).ok()) << id;
+    ASSERT_TRUE(manager_->Revert(id, "request").ok()) << id;
+  }
+  Status late = manager_->Apply(MakeRequest("run1", "run1_0")).status();
+  EXPECT_EQ(late.code(), StatusCode::kFailedPrecondition) << late.ToString();
+  EXPECT_EQ(Applied(), 300u);
+  // Still refused just inside the window (max of the lease and fault-duration caps)...
+  const auto window =
+      std::max<std::chrono::milliseconds>(options_.max_lease_ttl, options_.max_fault_duration);
+  clock_.Advance(window - milliseconds(1));
+  EXPECT_EQ(manager_->Apply(MakeRequest("run1", "run1_0")).status().code(),
+            StatusCode::kFailedPrecondition);
+  // ...and forgotten after it (memory stays bounded).
+  clock_.Advance(milliseconds(1));
+  EXPECT_TRUE(manager_->Apply(MakeRequest("run1", "run1_0")).ok());
+}
+
+TEST_F(FaultManagerTest, FullApplyOnceGuardRefusesRatherThanForgets) {
+  FaultManagerOptions options = options_;
+  options.max_apply_once_ids = 2;
+  options.apply_once_window = seconds(30);
+  FaultManager manager(registry_, *journal_, clock_, options);
+  for (const char* id : {"run1_0", "run1_1"}) {
+    ASSERT_TRUE(manager.Apply(MakeRequest("run1", id)).ok());
+    ASSERT_TRUE(manager.Revert(id, "request").ok());
+  }
+  EXPECT_EQ(manager.Apply(MakeRequest("run1", "run1_2")).status().code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_EQ(manager.Apply(MakeRequest("run1", "run1_0")).status().code(),
+            StatusCode::kFailedPrecondition);
+  clock_.Advance(seconds(30));
+  EXPECT_TRUE(manager.Apply(MakeRequest("run1", "run1_2")).ok());
 }
 
 TEST(FaultRegistryTest, ReportsMissingKindsWithReasons) {
