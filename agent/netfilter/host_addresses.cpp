@@ -1,30 +1,115 @@
 #include "agent/netfilter/host_addresses.h"
 
 #include <netdb.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <set>
+#include <system_error>
+#include <thread>
 
 namespace faultline::agent::netfilter {
+namespace {
+
+// Lookups (threads) that may still be running at once, stuck ones included. getaddrinfo cannot
+// be cancelled; a stuck one ends when the resolver's own timeouts do (resolv.conf: 5 s x 2 by
+// default), so this only bounds a burst.
+constexpr int kMaxLookupsInFlight = 64;
+std::atomic<int> lookups_in_flight{0};
+
+// One resolution: the answers of every host, filled by the lookup threads. Shared with them so a
+// caller that gave up can return while they finish.
+struct Resolution {
+  std::mutex mu;
+  std::condition_variable done;
+  std::vector<bool> answered;  // per host
+  size_t pending = 0;
+  std::set<std::string> addresses;
+};
+
+std::vector<std::string> Lookup(const std::string& host) {
+  std::vector<std::string> out;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) return out;
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    char buf[NI_MAXHOST];
+    if (getnameinfo(a->ai_addr, a->ai_addrlen, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) == 0) {
+      out.emplace_back(buf);
+    }
+  }
+  freeaddrinfo(res);
+  return out;
+}
+
+// The body of ResolveHostAddressesWithin; on an error `partial` gets what did resolve.
+Result<std::vector<std::string>> Resolve(const std::vector<std::string>& hosts,
+                                         std::chrono::milliseconds timeout,
+                                         std::vector<std::string>* partial) {
+  if (hosts.empty()) return std::vector<std::string>{};
+  const int wanted = static_cast<int>(hosts.size());
+  if (lookups_in_flight.fetch_add(wanted) + wanted > kMaxLookupsInFlight) {
+    lookups_in_flight.fetch_sub(wanted);
+    return Unavailable("cannot resolve " + hosts.front() +
+                       ": too many earlier name lookups are still waiting for the resolver");
+  }
+  auto resolution = std::make_shared<Resolution>();
+  resolution->answered.assign(hosts.size(), false);
+  resolution->pending = hosts.size();
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    // Detached: a lookup stuck in the resolver must not hold the caller; it owns `resolution`.
+    try {
+      std::thread([resolution, i, host = hosts[i]] {
+        std::vector<std::string> found = Lookup(host);
+        {
+          std::lock_guard<std::mutex> lock(resolution->mu);
+          resolution->addresses.insert(found.begin(), found.end());
+          resolution->answered[i] = true;
+          --resolution->pending;
+        }
+        resolution->done.notify_all();
+        lookups_in_flight.fetch_sub(1);
+      }).detach();
+    } catch (const std::system_error&) {
+      // No thread: this host simply does not answer (reported as late below).
+      lookups_in_flight.fetch_sub(1);
+    }
+  }
+  std::unique_lock<std::mutex> lock(resolution->mu);
+  if (!resolution->done.wait_for(lock, timeout, [&] { return resolution->pending == 0; })) {
+    std::string late;
+    for (size_t i = 0; i < hosts.size(); ++i) {
+      if (!resolution->answered[i]) late += (late.empty() ? "" : ", ") + hosts[i];
+    }
+    partial->assign(resolution->addresses.begin(), resolution->addresses.end());
+    return DeadlineExceeded("resolving " + late + " took longer than " +
+                            std::to_string(timeout.count()) + " ms (is the resolver answering?)");
+  }
+  return std::vector<std::string>(resolution->addresses.begin(), resolution->addresses.end());
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> ResolveHostAddressesWithin(const std::vector<std::string>& hosts,
+                                                            std::chrono::milliseconds timeout) {
+  std::vector<std::string> partial;
+  return Resolve(hosts, timeout, &partial);
+}
 
 std::vector<std::string> ResolveHostAddresses(const std::vector<std::string>& hosts) {
-  std::set<std::string> out;
-  for (const std::string& h : hosts) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (getaddrinfo(h.c_str(), nullptr, &hints, &res) != 0) continue;
-    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-      char buf[NI_MAXHOST];
-      if (getnameinfo(a->ai_addr, a->ai_addrlen, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) ==
-          0) {
-        out.insert(buf);
-      }
-    }
-    freeaddrinfo(res);
+  std::vector<std::string> partial;
+  Result<std::vector<std::string>> resolved = Resolve(hosts, kResolveTimeout, &partial);
+  if (!resolved.ok()) {
+    spdlog::warn("host names: {}", resolved.status().message());
+    return partial;
   }
-  return {out.begin(), out.end()};
+  return std::move(resolved).value();
 }
 
 }  // namespace faultline::agent::netfilter

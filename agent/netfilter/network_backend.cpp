@@ -423,6 +423,14 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fa
           ": the NFQUEUE delay line is unavailable here: " + why);
     }
   }
+  if (fault.match().hosts_size() > 0) {
+    // Fails at once, naming the host, when the resolver does not answer in time.
+    auto first = ResolveHostAddressesWithin(
+        {fault.match().hosts().begin(), fault.match().hosts().end()}, kResolveTimeout);
+    if (!first.ok()) {
+      return Status(first.status().code(), "network.match.hosts: " + first.status().message());
+    }
+  }
   auto hosts = std::make_unique<HostWatcher>(
       std::vector<std::string>(fault.match().hosts().begin(), fault.match().hosts().end()),
       std::chrono::milliseconds(fault.match().resolve_interval_ms()), "network fault " + fault_id,

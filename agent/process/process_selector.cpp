@@ -1,11 +1,14 @@
 #include "agent/process/process_selector.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -44,28 +47,62 @@ bool IsCgroupComponent(const std::string& part) {
          });
 }
 
-// The pid in a pidfile: the first line, decimal. nullopt with the reason in `why`.
-std::optional<int> ReadPidfile(const std::string& path, std::string* why) {
-  std::ifstream in(path);
-  if (!in) {
-    *why = "cannot read pidfile " + path;
-    return std::nullopt;
+// The pid in a pidfile: the first line, decimal. Never blocks: the pidfile must be a regular
+// file (not a FIFO, a terminal such as /dev/ptmx, a directory or a symbolic link, any of which
+// the application's own user could put in its place), opened without following a link and
+// without waiting, and read up to kMaxPidfileBytes. NOT_FOUND when it does not exist or holds no
+// valid pid, FAILED_PRECONDITION when it is not a regular file or cannot be opened.
+Result<int> ReadPidfile(const std::string& path) {
+  // lstat first so a device is never even opened (opening /dev/ptmx allocates a terminal); the
+  // fstat after opening closes the race with a swap in between.
+  struct stat before {};
+  if (::lstat(path.c_str(), &before) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return NotFound("pidfile " + path + " does not exist");
+    return FailedPrecondition("cannot read pidfile " + path + ": " + std::strerror(errno));
+  }
+  auto not_regular = [&path](mode_t mode) {
+    const char* what = S_ISLNK(mode)    ? "a symbolic link"
+                       : S_ISFIFO(mode) ? "a FIFO"
+                       : S_ISCHR(mode)  ? "a character device"
+                       : S_ISBLK(mode)  ? "a block device"
+                       : S_ISDIR(mode)  ? "a directory"
+                       : S_ISSOCK(mode) ? "a socket"
+                                        : "not a regular file";
+    return FailedPrecondition("pidfile " + path + " is " + what + "; want a regular file");
+  };
+  if (!S_ISREG(before.st_mode)) return not_regular(before.st_mode);
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    if (errno == ELOOP) return not_regular(S_IFLNK);
+    if (errno == ENOENT) return NotFound("pidfile " + path + " does not exist");
+    return FailedPrecondition("cannot open pidfile " + path + ": " + std::strerror(errno));
+  }
+  struct stat opened {};
+  if (::fstat(fd, &opened) != 0 || !S_ISREG(opened.st_mode)) {
+    mode_t mode = opened.st_mode;
+    ::close(fd);
+    return not_regular(mode);
   }
   std::string text(kMaxPidfileBytes, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  text.resize(got);
   std::string line = text.substr(0, text.find('\n'));
   while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
   while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.erase(0, 1);
   if (line.empty() || line.size() > 10 ||
       line.find_first_not_of("0123456789") != std::string::npos) {
-    *why = "pidfile " + path + " does not start with a pid";
-    return std::nullopt;
+    return NotFound("pidfile " + path + " does not start with a pid");
   }
   long pid = std::stol(line);
   if (pid <= 0 || pid > 0x7fffffff) {
-    *why = "pidfile " + path + " holds an invalid pid";
-    return std::nullopt;
+    return NotFound("pidfile " + path + " holds an invalid pid");
   }
   return static_cast<int>(pid);
 }
@@ -211,10 +248,9 @@ Result<std::vector<ProcessInfo>> SelectProcesses(const v1::ProcessFault& fault,
       }
       break;
     case v1::ProcessFault::kPidfile: {
-      std::string why;
-      std::optional<int> pid = ReadPidfile(fault.pidfile(), &why);
-      if (!pid) {
-        if (strict) return NotFound("process: " + why);
+      Result<int> pid = ReadPidfile(fault.pidfile());
+      if (!pid.ok()) {
+        if (strict) return Status(pid.status().code(), "process: " + pid.status().message());
         break;
       }
       Result<ProcessInfo> p = ReadProcess(*pid);

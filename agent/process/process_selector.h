@@ -43,7 +43,10 @@ bool IsEligible(const ProcessInfo& info, const SelectionScope& scope);
 
 // Every eligible process the selector matches, in pid order. A pidfile that is missing, empty
 // or names a process that does not exist selects nothing (NOT_FOUND only when `strict`, with
-// the reason; the apply path is strict, the restart watcher is not). Precondition: validated.
+// the reason; the apply path is strict, the restart watcher is not). A pidfile that is not a
+// regular file (a FIFO, a terminal such as /dev/ptmx, a directory, a symbolic link) is never
+// opened for a blocking read: FAILED_PRECONDITION when strict, nothing selected otherwise, at once.
+// Precondition: validated.
 Result<std::vector<ProcessInfo>> SelectProcesses(const v1::ProcessFault& fault,
                                                  const SelectionScope& scope, bool strict);
 

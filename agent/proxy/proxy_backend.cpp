@@ -159,6 +159,14 @@ Result<std::unique_ptr<FaultHandle>> ProxyBackend::Apply(const std::string& faul
     return InvalidArgument("dependency: invalid fault id '" + fault_id + "'");
   }
   const v1::DependencyFault& fault = spec.dependency();
+  if (fault.match().hosts_size() > 0) {
+    // Fails at once, naming the host, when the resolver does not answer in time.
+    auto first = netfilter::ResolveHostAddressesWithin(
+        {fault.match().hosts().begin(), fault.match().hosts().end()}, netfilter::kResolveTimeout);
+    if (!first.ok()) {
+      return Status(first.status().code(), "dependency.match.hosts: " + first.status().message());
+    }
+  }
   std::shared_ptr<TcpProxy> proxy;
   {
     std::lock_guard lock(mu_);

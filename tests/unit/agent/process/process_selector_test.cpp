@@ -1,10 +1,17 @@
 #include "agent/process/process_selector.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <memory>
+#include <optional>
+#include <thread>
 
 #include "tests/unit/agent/process/child_process.h"
 
@@ -145,6 +152,67 @@ TEST(ProcessSelectorTest, SelectsByPidfile) {
   ASSERT_EQ(selected->size(), 1u);
   EXPECT_EQ((*selected)[0].pid, child.pid());
   std::filesystem::remove(pidfile);
+}
+
+// Runs SelectProcesses on a thread of its own and waits for it at most a few seconds: a
+// selection that blocks (a pidfile read that never returns) fails the test instead of hanging
+// it. The thread is detached so a blocked read cannot keep the test binary from exiting.
+std::optional<Status> SelectWithin(const v1::ProcessFault& f, bool strict) {
+  auto done = std::make_shared<std::promise<Status>>();
+  std::future<Status> result = done->get_future();
+  std::thread([f, strict, done] {
+    done->set_value(SelectProcesses(f, TestScope(), strict).status());
+  }).detach();
+  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return std::nullopt;
+  return result.get();
+}
+
+TEST(ProcessSelectorTest, PidfileThatIsNotARegularFileFailsAtOnceWithoutBlocking) {
+  ChildProcess child(UniqueName("pn"));
+  const auto dir = std::filesystem::temp_directory_path() / UniqueName("pidfiles");
+  std::filesystem::create_directories(dir);
+  const std::string fifo = (dir / "fifo.pid").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string regular = (dir / "real.pid").string();
+  std::ofstream(regular) << child.pid() << "\n";
+  const std::string link = (dir / "link.pid").string();
+  std::filesystem::create_symlink(regular, link);
+
+  for (const std::string& path : {fifo, std::string("/dev/ptmx"), dir.string(), link}) {
+    v1::ProcessFault f = Kill();
+    f.set_pidfile(path);
+    std::optional<Status> strict = SelectWithin(f, true);
+    if (!strict && path == fifo) {
+      // Unblock the reader stuck in open() so the leaked thread ends.
+      int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+      if (w >= 0) ::close(w);
+    }
+    ASSERT_TRUE(strict.has_value()) << "reading pidfile " << path << " blocked";
+    EXPECT_EQ(strict->code(), StatusCode::kFailedPrecondition)
+        << path << ": " << strict->ToString();
+    EXPECT_NE(strict->message().find(path), std::string::npos) << strict->ToString();
+    // The restart watcher of a kill fault with an interval reads it every tick: nothing
+    // selected, at once.
+    std::optional<Status> lenient = SelectWithin(f, false);
+    ASSERT_TRUE(lenient.has_value()) << "reading pidfile " << path << " blocked";
+    EXPECT_TRUE(lenient->ok()) << lenient->ToString();
+  }
+  // Control: the regular file the link points to selects the child.
+  v1::ProcessFault f = Kill();
+  f.set_pidfile(regular);
+  auto selected = SelectProcesses(f, TestScope(), true);
+  ASSERT_TRUE(selected.ok()) << selected.status().ToString();
+  ASSERT_EQ(selected->size(), 1u);
+  // The pidfile swapped for a FIFO under a running fault: the next read fails at once.
+  std::filesystem::remove(regular);
+  ASSERT_EQ(::mkfifo(regular.c_str(), 0600), 0);
+  std::optional<Status> swapped = SelectWithin(f, false);
+  if (!swapped) {
+    int w = ::open(regular.c_str(), O_WRONLY | O_NONBLOCK);
+    if (w >= 0) ::close(w);
+  }
+  ASSERT_TRUE(swapped.has_value()) << "reading a pidfile swapped for a FIFO blocked";
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ProcessSelectorTest, NamespaceScopeExcludesOtherNamespaces) {
