@@ -50,3 +50,33 @@ scratch_dnsmasq() {  # scratch_dnsmasq NS HOSTS_FILE LOG
     --addn-hosts="$2" --local-ttl=0 --user=nobody --log-facility=- >"$3" 2>&1 &
   DNSMASQ=$!
 }
+
+# A host whose resolver never answers: namespace NS with lo and a veth pair bh0/bh1 inside it,
+# bh0 holding 10.99.77.1/24 and a permanent neighbour entry sending 10.99.77.53 to a MAC address
+# nobody has (bh1 drops such frames), and NS's resolv.conf pointing at 10.99.77.53: every query
+# leaves, nothing answers, no error comes back, and each lookup waits for the resolver's timeouts.
+# A leftover of an earlier run is removed first; the caller removes NS and /etc/netns/NS.
+blackholed_resolver_host() {  # blackholed_resolver_host NS
+  ip netns del "$1" 2>/dev/null || true
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+  ip -n "$1" link add bh0 type veth peer name bh1
+  ip -n "$1" addr add 10.99.77.1/24 dev bh0
+  ip -n "$1" link set bh0 up
+  ip -n "$1" link set bh1 up
+  ip -n "$1" neigh add 10.99.77.53 lladdr 02:00:00:00:00:53 dev bh0 nud permanent
+  mkdir -p "/etc/netns/$1"
+  echo "nameserver 10.99.77.53" >"/etc/netns/$1/resolv.conf"
+}
+
+# An agent in namespace NS serving plaintext on its loopback (--insecure, allowed there), state in
+# STATE_DIR, log in LOG. Sets AGENT_PID and AGENT_ADDR (HOST:PORT, reachable from inside NS) once
+# it serves; fails the test if it does not within 20 s.
+scratch_agent() {  # scratch_agent NS STATE_DIR LOG
+  rm -f "$2.ready"
+  ip netns exec "$1" "$BIN/faultline-agent" --insecure --listen 127.0.0.1:0 --name "$1" \
+    --state-dir "$2" --ready-file "$2.ready" >"$3" 2>&1 &
+  AGENT_PID=$!
+  await 20 test -s "$2.ready" || { cat "$3" >&2; fail "the agent in $1 did not start"; }
+  AGENT_ADDR=$(cat "$2.ready")
+}
