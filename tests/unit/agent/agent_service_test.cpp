@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <future>
 
 #include "fake_backend.h"
 
@@ -171,6 +172,50 @@ TEST_F(AgentServiceTest, RevertAllByRunOverRealChannel) {
   EXPECT_EQ(reverted.reverted(0).fault_id(), "runa_0");
   EXPECT_EQ(reverted.reverted(0).revert_reason(), "revert-all");
   EXPECT_EQ(manager_->ActiveCount(), 1u);
+}
+
+TEST_F(AgentServiceTest, RevertAllAnswersWhileAnApplyIsStuckAndTheApplyEndsAborted) {
+  v1::ApplyFaultResponse applied;
+  ASSERT_TRUE(Apply(MakeRequest("run1", "run1_0"), &applied).ok());
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->block_apply = true;
+  }
+  auto release = [this] {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->release_apply = true;
+    state_->cv.notify_all();
+  };
+  auto stuck = std::async(std::launch::async, [this] {
+    v1::ApplyFaultResponse response;
+    return Apply(MakeRequest("run1", "run1_1"), &response);
+  });
+  {
+    std::unique_lock<std::mutex> lock(state_->mu);
+    ASSERT_TRUE(state_->cv.wait_for(lock, std::chrono::seconds(10),
+                                    [this] { return state_->blocked == 1; }));
+  }
+
+  // The halt is answered while the backend still holds the apply (10 s deadline: an agent whose
+  // halt waits behind the apply fails here).
+  v1::RevertAllResponse halted;
+  grpc::Status status = stub_->RevertAll(Context().get(), v1::RevertAllRequest(), &halted);
+  if (!status.ok()) release();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(halted.reverted_size(), 2);
+  // ...and so is the stuck apply's caller, with an error, before the backend returns.
+  bool answered = stuck.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  if (!answered) release();
+  ASSERT_TRUE(answered) << "the stuck ApplyFault was not answered after the halt";
+  grpc::Status ended = stuck.get();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::ABORTED) << ended.error_message();
+
+  release();
+  ASSERT_TRUE(service_->WaitAppliesIdle(std::chrono::seconds(10)));
+  EXPECT_EQ(manager_->ActiveCount(), 0u);
+  EXPECT_TRUE(journal_->LoadAll().entries.empty());
+  std::lock_guard<std::mutex> lock(state_->mu);
+  EXPECT_EQ(state_->reverted, (std::vector<std::string>{"run1_0", "run1_1"}));
 }
 
 }  // namespace
