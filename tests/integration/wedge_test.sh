@@ -19,7 +19,7 @@ NS=wg-a
 STATE="$WORK/state"
 
 scratch_down() { ip netns del $NS 2>/dev/null || true; rm -rf /etc/netns/$NS; }
-trap 'rc=$?; jobs -p | xargs -r kill -9 2>/dev/null; wait 2>/dev/null; scratch_down; rm -rf "$WORK"; exit $rc' EXIT
+trap 'rc=$?; jobs -p | xargs -r kill -9 2>/dev/null || true; wait 2>/dev/null || true; scratch_down; rm -rf "$WORK"; exit $rc' EXIT
 blackholed_resolver_host $NS
 scratch_agent $NS "$STATE" "$WORK/agent.log"
 
