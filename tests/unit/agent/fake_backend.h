@@ -22,6 +22,12 @@ struct FakeBackendState {
   bool block_apply = false;
   bool release_apply = false;
   int blocked = 0;
+  // The same latch for FakeHandle::Revert: `block_revert`, `release_revert`, `reverts_blocked`.
+  // `revert_calls` counts every call (a second call on the same handle included).
+  bool block_revert = false;
+  bool release_revert = false;
+  int reverts_blocked = 0;
+  int revert_calls = 0;
   // Steering.
   Status detect_status;
   Status apply_status;
@@ -41,7 +47,14 @@ class FakeHandle final : public FaultHandle {
   FakeHandle(std::string id, std::shared_ptr<FakeBackendState> state)
       : id_(std::move(id)), state_(std::move(state)) {}
   Status Revert() override {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    std::unique_lock<std::mutex> lock(state_->mu);
+    ++state_->revert_calls;
+    if (state_->block_revert) {
+      ++state_->reverts_blocked;
+      state_->cv.notify_all();
+      state_->cv.wait(lock, [this] { return state_->release_revert; });
+      --state_->reverts_blocked;
+    }
     if (!state_->revert_status.ok()) return state_->revert_status;
     if (!reverted_) state_->reverted.push_back(id_);
     reverted_ = true;

@@ -531,6 +531,41 @@ TEST_F(FaultManagerTest, CancelledApplyWhoseRevertFailsStaysActiveAndIsRetried) 
   EXPECT_FALSE(Journaled("run1_0"));
 }
 
+TEST_F(FaultManagerTest, ConcurrentRevertsOfOneFaultRevertItOnce) {
+  ASSERT_TRUE(manager_->Apply(MakeRequest("run1", "run1_0")).ok());
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->block_revert = true;
+  }
+  auto release = [this] {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->release_revert = true;
+    state_->cv.notify_all();
+  };
+  auto first = std::async(std::launch::async, [this] { return manager_->Revert("run1_0", "a"); });
+  {
+    std::unique_lock<std::mutex> lock(state_->mu);
+    ASSERT_TRUE(state_->cv.wait_for(lock, kBound, [this] { return state_->reverts_blocked == 1; }));
+  }
+  // A halt and another revert reach the same fault while its revert is in progress (or just
+  // after: either way the backend reverts it once).
+  auto second = std::async(std::launch::async, [this] { return manager_->RevertAll("", "b"); });
+  auto third = std::async(std::launch::async, [this] { return manager_->Revert("run1_0", "c"); });
+  EXPECT_EQ(manager_->ActiveCount(), 1u);  // still counted while its revert runs
+  release();
+  ASSERT_EQ(first.wait_for(kBound), std::future_status::ready);
+  ASSERT_EQ(second.wait_for(kBound), std::future_status::ready);
+  ASSERT_EQ(third.wait_for(kBound), std::future_status::ready);
+  EXPECT_TRUE(first.get().ok());
+  EXPECT_TRUE(second.get().ok());
+  auto last = third.get();
+  ASSERT_TRUE(last.ok());
+  ASSERT_TRUE(last->has_value());
+  EXPECT_EQ((*last)->revert_reason(), "a");  // the revert that happened
+  std::lock_guard<std::mutex> lock(state_->mu);
+  EXPECT_EQ(state_->revert_calls, 1);
+}
+
 TEST_F(FaultManagerTest, ApplyOnceGuardIsBoundedByTimeNotByCount) {
   // 300 faults reverted since: the first id must still be refused (a count-bounded guard of 256
   // entries forgot it and applied it again).
