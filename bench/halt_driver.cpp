@@ -91,6 +91,13 @@ grpc::Status Apply(v1::Agent::Stub& stub, const std::string& run, const std::str
   return stub.ApplyFault(&ctx, request, &response);
 }
 
+// RevertAll of every run (deadline 30 s); `response` gets the reverted faults.
+grpc::Status RevertAll(v1::Agent::Stub& stub, v1::RevertAllResponse* response) {
+  grpc::ClientContext ctx;
+  WithDeadline(&ctx, std::chrono::seconds(30));
+  return stub.RevertAll(&ctx, v1::RevertAllRequest(), response);
+}
+
 int ActiveFaults(v1::Agent::Stub& stub) {
   grpc::ClientContext ctx;
   WithDeadline(&ctx, std::chrono::seconds(5));
@@ -164,12 +171,9 @@ int Bench(int argc, char** argv) {
       for (auto& th : threads) th.join();
       return 1;
     }
-    v1::RevertAllRequest request;
     v1::RevertAllResponse response;
-    grpc::ClientContext ctx;
-    WithDeadline(&ctx, std::chrono::seconds(30));
     const auto sent = Clock::now();
-    grpc::Status halted = stub->RevertAll(&ctx, request, &response);
+    grpc::Status halted = RevertAll(*stub, &response);
     const auto acked = Clock::now();
     for (auto& th : threads) th.join();
     if (!halted.ok() || response.reverted_size() != want) {
@@ -219,12 +223,9 @@ int main(int argc, char** argv) {
   }
   if (verb == "halt" && argc == 3) {
     auto stub = Connect(argv[2]);
-    v1::RevertAllRequest request;
     v1::RevertAllResponse response;
-    grpc::ClientContext ctx;
-    WithDeadline(&ctx, std::chrono::seconds(30));
     const auto start = Clock::now();
-    grpc::Status s = stub->RevertAll(&ctx, request, &response);
+    grpc::Status s = RevertAll(*stub, &response);
     std::printf("%s%s%s: reverted %d in %.2f ms\n", CodeName(s.error_code()), s.ok() ? "" : ": ",
                 s.error_message().c_str(), response.reverted_size(), MsSince(start, Clock::now()));
     return s.ok() ? 0 : 3;

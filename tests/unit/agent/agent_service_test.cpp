@@ -181,20 +181,12 @@ TEST_F(AgentServiceTest, RevertAllAnswersWhileAnApplyIsStuckAndTheApplyEndsAbort
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->block_apply = true;
   }
-  auto release = [this] {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->release_apply = true;
-    state_->cv.notify_all();
-  };
+  auto release = [this] { state_->ReleaseApplies(); };
   auto stuck = std::async(std::launch::async, [this] {
     v1::ApplyFaultResponse response;
     return Apply(MakeRequest("run1", "run1_1"), &response);
   });
-  {
-    std::unique_lock<std::mutex> lock(state_->mu);
-    ASSERT_TRUE(state_->cv.wait_for(lock, std::chrono::seconds(10),
-                                    [this] { return state_->blocked == 1; }));
-  }
+  ASSERT_TRUE(state_->AwaitBlockedApplies(1, std::chrono::seconds(10)));
 
   // The halt is answered while the backend still holds the apply (10 s deadline: an agent whose
   // halt waits behind the apply fails here).

@@ -2,6 +2,7 @@
 // A scriptable FaultBackend for agent framework tests. Its state lives in a shared
 // FakeBackendState so a test can inspect and steer it after the registry owns the backend.
 
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <memory>
@@ -28,6 +29,18 @@ struct FakeBackendState {
   bool release_revert = false;
   int reverts_blocked = 0;
   int revert_calls = 0;
+
+  // Opens the Apply latch (blocked applies go on, later ones do not wait).
+  void ReleaseApplies() {
+    std::lock_guard<std::mutex> lock(mu);
+    release_apply = true;
+    cv.notify_all();
+  }
+  // Waits at most `timeout` until `n` applies wait on the latch.
+  bool AwaitBlockedApplies(int n, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, timeout, [&] { return blocked >= n; });
+  }
   // Steering.
   Status detect_status;
   Status apply_status;

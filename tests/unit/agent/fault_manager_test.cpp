@@ -55,15 +55,19 @@ class FaultManagerTest : public ::testing::Test {
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->block_apply = true;
   }
-  void ReleaseApplies() {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->release_apply = true;
-    state_->cv.notify_all();
-  }
+  void ReleaseApplies() { state_->ReleaseApplies(); }
   // Waits (bounded) until `n` applies are inside the backend.
-  bool WaitBlocked(int n) {
-    std::unique_lock<std::mutex> lock(state_->mu);
-    return state_->cv.wait_for(lock, kBound, [&] { return state_->blocked >= n; });
+  bool WaitBlocked(int n) { return state_->AwaitBlockedApplies(n, kBound); }
+  // A revert that failed is retried by the lease thread once the backend works again.
+  void ExpectFailedRevertRetried(const std::string& id) {
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->revert_status = Status::Ok();
+    }
+    clock_.Advance(options_.revert_retry);
+    EXPECT_EQ(manager_->CheckLeases(), std::vector<std::string>{id});
+    EXPECT_EQ(manager_->ActiveCount(), 0u);
+    EXPECT_FALSE(Journaled(id));
   }
   // Starts an Apply of `id` on its own thread and waits until the backend holds it.
   std::future<Result<v1::FaultStatus>> StartStuckApply(const std::string& id,
@@ -315,14 +319,7 @@ TEST_F(FaultManagerTest, FailedRevertKeepsFaultActiveAndRetriesOnItsOwn) {
   EXPECT_EQ(manager_->Revert("run1_0", "request").status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(manager_->ActiveCount(), 1u);
   EXPECT_TRUE(Journaled("run1_0"));
-  {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->revert_status = Status::Ok();
-  }
-  clock_.Advance(options_.revert_retry);
-  EXPECT_EQ(manager_->CheckLeases(), std::vector<std::string>{"run1_0"});
-  EXPECT_EQ(manager_->ActiveCount(), 0u);
-  EXPECT_FALSE(Journaled("run1_0"));
+  ExpectFailedRevertRetried("run1_0");
 }
 
 TEST_F(FaultManagerTest, RevertAllByRunRevertsOnlyThatRun) {
@@ -521,14 +518,7 @@ TEST_F(FaultManagerTest, CancelledApplyWhoseRevertFailsStaysActiveAndIsRetried) 
   EXPECT_EQ(stuck.get().status().code(), StatusCode::kAborted);
   EXPECT_TRUE(Journaled("run1_0"));  // still in effect: kept for the retry (and a restart)
   EXPECT_EQ(manager_->ActiveCount(), 1u);
-  {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->revert_status = Status::Ok();
-  }
-  clock_.Advance(options_.revert_retry);
-  EXPECT_EQ(manager_->CheckLeases(), std::vector<std::string>{"run1_0"});
-  EXPECT_EQ(manager_->ActiveCount(), 0u);
-  EXPECT_FALSE(Journaled("run1_0"));
+  ExpectFailedRevertRetried("run1_0");
 }
 
 TEST_F(FaultManagerTest, ConcurrentRevertsOfOneFaultRevertItOnce) {
