@@ -171,7 +171,9 @@ Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request
                                                               request.spec())) {
         return AlreadyExists("fault " + id + " is already active with a different run or spec");
       }
-      if (existing.phase == Phase::kApplying) {
+      // A cancelled apply whose revert failed is still here (kActive) until the retry succeeds:
+      // it is never renewed.
+      if (existing.phase == Phase::kApplying || !existing.cancel_reason.empty()) {
         if (!existing.cancel_reason.empty()) {
           return FailedPrecondition("fault " + id + " was already reverted (" +
                                     existing.cancel_reason +
@@ -323,6 +325,10 @@ Result<v1::FaultStatus> FaultManager::Renew(const std::string& fault_id, uint32_
   }
   if (it->second.phase == Phase::kApplying) {
     return FailedPrecondition("fault " + fault_id + " is still being applied");
+  }
+  if (!it->second.cancel_reason.empty()) {
+    return FailedPrecondition("fault " + fault_id + " was already reverted (" +
+                              it->second.cancel_reason + ")");
   }
   if (it->second.phase == Phase::kReverting ||
       !lease_.Renew(fault_id, DeadlineFor(lease_ttl_ms, it->second.expires_at))) {

@@ -518,6 +518,10 @@ TEST_F(FaultManagerTest, CancelledApplyWhoseRevertFailsStaysActiveAndIsRetried) 
   EXPECT_EQ(stuck.get().status().code(), StatusCode::kAborted);
   EXPECT_TRUE(Journaled("run1_0"));  // still in effect: kept for the retry (and a restart)
   EXPECT_EQ(manager_->ActiveCount(), 1u);
+  // Still in effect, but never renewed or re-applied.
+  EXPECT_EQ(manager_->Renew("run1_0", 1000).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->Apply(MakeRequest("run1", "run1_0")).status().code(),
+            StatusCode::kFailedPrecondition);
   ExpectFailedRevertRetried("run1_0");
 }
 
