@@ -19,7 +19,9 @@ namespace faultline::agent::dns {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-constexpr size_t kMaxDnsMessage = 65535;
+constexpr size_t kMaxDnsMessage = kMaxDnsMessageSize;
+// How long TCP listeners stop accepting after accept() failed for lack of fds.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 // Datagrams read per poll wake-up, so a flood on the listener cannot starve upstream replies.
 constexpr int kUdpBatch = 64;
 // getsockopt(SO_ORIGINAL_DST) (linux/netfilter_ipv4.h) and IP6T_SO_ORIGINAL_DST share the value;
@@ -125,7 +127,8 @@ WaitResult WriteFull(int fd, std::span<const uint8_t> buf, SteadyClock::time_poi
   return WaitResult::kReady;
 }
 
-// DNS over TCP: a two-byte big-endian length, then the message.
+// DNS over TCP: a two-byte big-endian length, then the message. Precondition: the message fits
+// (kMaxDnsMessageSize); callers check, since a wrong length would desynchronise the stream.
 DnsWire Frame(std::span<const uint8_t> message) {
   DnsWire out;
   out.reserve(message.size() + 2);
@@ -508,6 +511,7 @@ DnsInterceptorStats DnsInterceptor::GetStats() const {
   s.upstream_timeouts = timeouts_.load();
   s.upstream_errors = upstream_errors_.load();
   s.tcp_rejected = tcp_rejected_.load();
+  s.tcp_accept_failures = tcp_accept_failures_.load();
   s.outstanding = static_cast<uint64_t>(std::max<int64_t>(0, outstanding_.load()));
   s.delayed_pending = delayed_pending_.load();
   s.original_destination = orig_dst_.load();
@@ -711,7 +715,12 @@ void DnsInterceptor::EventLoop() {
       rebuild = false;
     }
     auto next_deadline = SteadyClock::time_point::max();
-    if (!expiry_.empty()) next_deadline = expiry_.front().first;
+    const bool accept_paused = SteadyClock::now() < accept_paused_until_;
+    for (size_t i = 0; i < sources.size(); ++i) {
+      if (!sources[i].udp) fds[2 + i].events = accept_paused ? 0 : POLLIN;
+    }
+    if (accept_paused) next_deadline = accept_paused_until_;
+    if (!expiry_.empty()) next_deadline = std::min(next_deadline, expiry_.front().first);
     if (!delayed_.empty()) next_deadline = std::min(next_deadline, delayed_.front()->due);
     int timeout = next_deadline == SteadyClock::time_point::max() ? -1 : MillisUntil(next_deadline);
     int n = poll(fds.data(), fds.size(), timeout);
@@ -1044,7 +1053,15 @@ void DnsInterceptor::HandleUpstreamReply(PendingUdp& p, std::span<const uint8_t>
 void DnsInterceptor::AcceptTcp(int tcp_fd, const std::string& scope) {
   while (true) {
     int fd = accept4(tcp_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The connection stays in the backlog and the listener readable: polling it again at
+        // once would spin. The event loop leaves TCP listeners out until the backoff passes.
+        ++tcp_accept_failures_;
+        accept_paused_until_ = SteadyClock::now() + kAcceptBackoff;
+      }
+      return;
+    }
     {
       std::lock_guard lock(tcp_mu_);
       if (tcp_active_ >= std::max(1, options_.max_tcp_connections)) {
@@ -1118,6 +1135,9 @@ void DnsInterceptor::ServeTcp(int fd, const std::string& scope) {
         break;
       case Decision::Kind::kRespond:
       case Decision::Kind::kForward: {  // kForward became kRespond above
+        // Fault answers are capped (BuildFaultResponse) and relayed ones arrived framed, so this
+        // cannot happen; if it did, closing is right and a wrong length prefix is not.
+        if (d.response.size() > kMaxDnsMessageSize) return;
         if (!wait_delay(d.delay_ms)) return;
         DnsWire framed = Frame(d.response);
         WaitResult w = WriteFull(fd, framed, SteadyClock::now() + io, stop_fd_);

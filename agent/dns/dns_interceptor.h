@@ -69,10 +69,13 @@ struct DnsInterceptorStats {
   uint64_t queries_faulted = 0;
   uint64_t queries_passed = 0;
   uint64_t malformed = 0;
-  uint64_t overload_dropped = 0;      // max_outstanding reached
-  uint64_t upstream_timeouts = 0;     // forwarded, no reply within upstream_timeout_ms
-  uint64_t upstream_errors = 0;       // forwarded, the upstream refused / socket error
-  uint64_t tcp_rejected = 0;          // connections closed because of max_tcp_connections
+  uint64_t overload_dropped = 0;   // max_outstanding reached
+  uint64_t upstream_timeouts = 0;  // forwarded, no reply within upstream_timeout_ms
+  uint64_t upstream_errors = 0;    // forwarded, the upstream refused / socket error
+  uint64_t tcp_rejected = 0;       // connections closed because of max_tcp_connections
+  // accept() failed for lack of fds (EMFILE/ENFILE/ENOBUFS/ENOMEM); the TCP listener then pauses
+  // until a TCP connection ends or a short backoff passes, instead of spinning.
+  uint64_t tcp_accept_failures = 0;
   uint64_t outstanding = 0;           // forwarded queries waiting right now (UDP + TCP)
   uint64_t delayed_pending = 0;       // UDP answers waiting in the timer queue right now
   uint64_t original_destination = 0;  // forwarded to a resolver other than the configured one
@@ -235,6 +238,8 @@ class DnsInterceptor {
   std::vector<OutDatagram> outbox_;
   std::vector<uint8_t> out_bytes_;
   std::vector<std::unique_ptr<DelayedUdp>> delayed_;  // heap (DelayedLater), event loop only
+  // TCP listeners are not polled until then (accept failed for lack of fds); event loop only.
+  std::chrono::steady_clock::time_point accept_paused_until_{};
 
   mutable std::mutex listeners_mu_;
   std::vector<std::shared_ptr<Listener>> listeners_;  // [0] = the main listener
@@ -247,7 +252,8 @@ class DnsInterceptor {
   int tcp_active_ = 0;
 
   std::atomic<uint64_t> seen_{0}, faulted_{0}, passed_{0}, malformed_{0}, overload_{0},
-      timeouts_{0}, upstream_errors_{0}, tcp_rejected_{0}, delayed_pending_{0}, orig_dst_{0};
+      timeouts_{0}, upstream_errors_{0}, tcp_rejected_{0}, tcp_accept_failures_{0},
+      delayed_pending_{0}, orig_dst_{0};
   std::atomic<int64_t> outstanding_{0};
 };
 

@@ -15,6 +15,9 @@ namespace faultline::agent::dns {
 
 using DnsWire = std::vector<uint8_t>;
 
+// The largest DNS message: what the 2-byte length prefix of DNS over TCP can frame.
+inline constexpr size_t kMaxDnsMessageSize = 65535;
+
 // The first question of a DNS query.
 struct DnsQuestion {
   uint16_t id = 0;
@@ -49,6 +52,8 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
 // What a fault answers with. For SPOOF, A queries get `ipv4` records and AAAA queries `ipv6`
 // records (TTL ttl_s), in the order given; any other type, or a family with no address, gets
 // NODATA. DELAY is not an answer of its own (the upstream's answer is sent late): INVALID_ARGUMENT.
+// A response never exceeds kMaxDnsMessageSize: records that would not fit are left out and the
+// TC bit is set (RFC 2181 section 9), whatever the length of the address lists.
 struct FaultAnswer {
   v1::DnsFault::Mode mode = v1::DnsFault::MODE_UNSPECIFIED;
   std::vector<std::string> ipv4;  // numeric, validated by MakeFaultAnswer

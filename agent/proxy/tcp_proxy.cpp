@@ -105,7 +105,26 @@ struct Chunk {
   std::string data;
   size_t off = 0;
   Time release;
+  size_t cost = 0;  // what holding it allocated: ChunkCost, charged to the held budget
 };
+
+// Bytes the allocator gives a chunk beyond sizeof(Chunk) per heap block (header, rounding), and
+// the deque's share per element (blocks of 512 bytes, a map of block pointers).
+constexpr size_t kMallocOverhead = 16;
+constexpr size_t kChunkOverhead = sizeof(Chunk) + 16;
+// std::string keeps up to this many bytes inline (libstdc++), with no heap block.
+constexpr size_t kInlineString = 15;
+
+// Memory one queued chunk really holds: its slot in the queue plus its heap block if any. 1-byte
+// slices cost ~65 bytes each, not 1: counting data bytes alone let the budget be exceeded 50-fold.
+size_t ChunkCost(const Chunk& c) {
+  const size_t cap = c.data.capacity();
+  return kChunkOverhead + (cap > kInlineString ? cap + 1 + kMallocOverhead : 0);
+}
+
+// How long a listener that failed to accept for lack of fds pauses before it tries again (a
+// proxied connection closing resumes it sooner).
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 // One direction of a connection: bytes read from fd[src] are written to fd[dst].
 struct Flow {
@@ -121,7 +140,11 @@ struct Flow {
   size_t in_pipe = 0;
   // Buffered path.
   std::deque<Chunk> queue;
-  size_t queued = 0;
+  size_t queued = 0;  // sum of the queued chunks' cost (ChunkCost), not their bytes
+  // The smallest piece the toxics cut bytes into, and how many cuts a read adds at most (each
+  // slicing toxic may leave one short remainder): bounds a read's cost (see ReadAllowance).
+  size_t min_piece = SIZE_MAX;
+  size_t cutters = 0;
   Time last_release{};
   Time bandwidth_free{};
   bool discard = false;  // timeout toxic: nothing passes
@@ -160,6 +183,7 @@ struct Conn {
   Time close_at = kNever;  // timeout toxic
   bool aborted = false;    // HTTP abort sent: draining the client, then close
   Time linger_until = kNever;
+  Time last_activity{};  // a byte moved either way (idle timeout)
   Flow up;
   Flow down;
   std::shared_ptr<FaultEntry> fault;
@@ -188,7 +212,9 @@ Evidence ProxyCounters::ToEvidence() const {
              {"bytes_delayed", bytes_delayed.load()},
              {"bytes_discarded", bytes_discarded.load()},
              {"bytes_spliced", bytes_spliced.load()},
-             {"held_budget_stalls", held_budget_stalls.load()}};
+             {"held_budget_stalls", held_budget_stalls.load()},
+             {"connections_idle_closed", connections_idle_closed.load()},
+             {"accept_failures", accept_failures.load()}};
   for (int i = 0; i < kToxicKinds; ++i) {
     const auto* field = Toxic::descriptor()->FindFieldByNumber(kFirstToxicField + i);
     if (field) e["toxic_" + field->name() + "_connections"] = toxic_connections[i].load();
@@ -222,6 +248,37 @@ struct TcpProxy::Impl {
 
   std::atomic<size_t> open{0};
   std::atomic<uint64_t> held{0};
+
+  // Listeners paused after accept() failed for lack of fds (loop thread only): resumed when a
+  // connection closes (its fds are free again) or at accept_resume_at.
+  struct PausedListener {
+    std::weak_ptr<FaultEntry> fault;
+    int which = 0;
+    uint64_t tag = 0;
+  };
+  std::vector<PausedListener> paused;
+  Time accept_resume_at = kNever;
+  // Idle connections are found by a sweep (not a timer per connection: its deadline moves with
+  // every byte, and each move would leave a stale entry in the timer heap).
+  Time next_idle_sweep = kNever;
+
+  std::chrono::milliseconds IdleSweepPeriod() const {
+    return std::chrono::milliseconds(std::clamp(options.idle_timeout_ms / 8, 10, 1000));
+  }
+
+  void SweepIdle(Time now) {
+    std::vector<Conn*> idle;
+    for (auto& [id, conn] : conns) {
+      if (!conn->connecting && !conn->aborted && now >= IdleDeadline(*conn)) {
+        idle.push_back(conn.get());
+      }
+    }
+    for (Conn* c : idle) {
+      ++c->fault->counters->connections_idle_closed;
+      Kill(*c, false);
+    }
+    next_idle_sweep = conns.empty() ? kNever : now + IdleSweepPeriod();
+  }
 
   double Uniform() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
 
@@ -332,6 +389,8 @@ struct TcpProxy::Impl {
 
   void RunTimers() {
     Time now = SteadyClock::now();
+    if (now >= accept_resume_at) ResumeListeners();
+    if (now >= next_idle_sweep) SweepIdle(now);
     while (true) {
       while (!timers.empty() && timers.top().first <= now) {
         auto [when, id] = timers.top();
@@ -358,6 +417,7 @@ struct TcpProxy::Impl {
       }
     }
     Time next = timers.empty() ? kNever : timers.top().first;
+    next = std::min({next, accept_resume_at, next_idle_sweep});
     // Early by the lead while the spin budget lasts; once spent, at the deadline itself (a
     // wake-up that could not spin would only re-arm).
     Time arm_at = next;
@@ -395,7 +455,15 @@ struct TcpProxy::Impl {
       int fd = ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &peer_len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          // The connection stays in the backlog and the listener readable: retrying now would
+          // spin. Stop watching it until an fd frees or the backoff passes.
+          if (counters.accept_failures++ == 0) {
+            spdlog::warn("proxy {}: accept: {} (pausing the listener)", fault->id,
+                         std::strerror(errno));
+          }
+          PauseListener(fault, which, tag);
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
           spdlog::warn("proxy {}: accept: {}", fault->id, std::strerror(errno));
         }
         return;
@@ -424,6 +492,28 @@ struct TcpProxy::Impl {
       }
       StartConnection(fault, fd, dst);
     }
+  }
+
+  void PauseListener(const std::shared_ptr<FaultEntry>& fault, int which, uint64_t tag) {
+    epoll_event e{};
+    e.events = 0;
+    e.data.u64 = tag;
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fault->fd[which], &e);
+    paused.push_back({fault, which, tag});
+    accept_resume_at = std::min(accept_resume_at, SteadyClock::now() + kAcceptBackoff);
+  }
+
+  void ResumeListeners() {
+    for (const PausedListener& p : paused) {
+      auto fault = p.fault.lock();
+      if (!fault || fault->fd[p.which] < 0) continue;  // removed meanwhile
+      epoll_event e{};
+      e.events = EPOLLIN;
+      e.data.u64 = p.tag;
+      ::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fault->fd[p.which], &e);
+    }
+    paused.clear();
+    accept_resume_at = kNever;
   }
 
   void StartConnection(const std::shared_ptr<FaultEntry>& fault, int client,
@@ -456,6 +546,10 @@ struct TcpProxy::Impl {
     c.fd[1] = upstream;
     c.fault = fault;
     c.connect_deadline = now + std::chrono::milliseconds(options.connect_timeout_ms);
+    c.last_activity = now;
+    if (options.idle_timeout_ms > 0 && next_idle_sweep == kNever) {
+      next_idle_sweep = now + IdleSweepPeriod();
+    }
     c.up.src = 0;
     c.up.dst = 1;
     c.up.upstream = true;
@@ -490,6 +584,20 @@ struct TcpProxy::Impl {
           case Toxic::kLimitData:
             f->limit = f->limit == 0 ? t.limit_data().bytes()
                                      : std::min<uint64_t>(f->limit, t.limit_data().bytes());
+            break;
+          case Toxic::kSlicer: {
+            const int64_t smallest =
+                int64_t{t.slicer().average_size()} - int64_t{t.slicer().size_variation()};
+            f->min_piece =
+                std::min(f->min_piece, static_cast<size_t>(std::max<int64_t>(1, smallest)));
+            ++f->cutters;
+            break;
+          }
+          case Toxic::kBandwidth:
+            f->min_piece =
+                std::min(f->min_piece, static_cast<size_t>(std::max<uint64_t>(
+                                           1, t.bandwidth().rate_bytes_per_second() / 50)));
+            ++f->cutters;
             break;
           default:
             break;
@@ -687,8 +795,20 @@ struct TcpProxy::Impl {
     }
   }
 
+  // When the connection counts as idle: idle_timeout_ms after the last byte moved, or after the
+  // last queued chunk is due (bytes a toxic holds back are not idleness). kNever when off.
+  Time IdleDeadline(const Conn& c) const {
+    if (options.idle_timeout_ms <= 0) return kNever;
+    Time from = c.last_activity;
+    for (const Flow* f : {&c.up, &c.down}) {
+      if (!f->queue.empty() && !f->write_blocked) from = std::max(from, f->queue.back().release);
+    }
+    return from + std::chrono::milliseconds(options.idle_timeout_ms);
+  }
+
   Time NextDeadline(const Conn& c) const {
     Time t = std::min(c.reset_at, c.close_at);
+
     if (c.connecting) t = std::min(t, c.connect_deadline);
     if (c.aborted) t = std::min(t, c.linger_until);
     for (const Flow* f : {&c.up, &c.down}) {
@@ -714,6 +834,7 @@ struct TcpProxy::Impl {
         ssize_t n = ::splice(f.pipe_r, nullptr, c.fd[f.dst], nullptr, f.in_pipe,
                              SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
+          c.last_activity = SteadyClock::now();
           f.in_pipe -= static_cast<size_t>(n);
           bytes += static_cast<uint64_t>(n);
           counters.bytes_spliced += static_cast<uint64_t>(n);
@@ -730,6 +851,7 @@ struct TcpProxy::Impl {
       ssize_t n = ::splice(c.fd[f.src], nullptr, f.pipe_w, nullptr, kSpliceChunk,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
+        c.last_activity = SteadyClock::now();
         f.in_pipe += static_cast<size_t>(n);
         // Less than a pipeful: the socket had no more (as for a short read, see StepBuffered).
         source_drained = static_cast<size_t>(n) < f.pipe_capacity;
@@ -757,12 +879,16 @@ struct TcpProxy::Impl {
       ssize_t n = ::send(c.fd[f.dst], chunk.data.data() + chunk.off, chunk.data.size() - chunk.off,
                          MSG_NOSIGNAL);
       if (n > 0) {
+        c.last_activity = now;
         chunk.off += static_cast<size_t>(n);
-        f.queued -= static_cast<size_t>(n);
-        held -= static_cast<uint64_t>(n);
         bytes += static_cast<uint64_t>(n);
         f.write_blocked = false;
-        if (chunk.off == chunk.data.size()) f.queue.pop_front();
+        if (chunk.off == chunk.data.size()) {
+          // Its memory is freed now, not byte by byte as it is sent.
+          f.queued -= chunk.cost;
+          held -= chunk.cost;
+          f.queue.pop_front();
+        }
         continue;
       }
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -777,13 +903,15 @@ struct TcpProxy::Impl {
   bool StepBuffered(Conn& c, Flow& f, Time now) {
     if (!WriteDue(c, f, now)) return false;
     for (int i = 0; i < kStepsPerWake && WantsRead(c, f); ++i) {
-      ssize_t n = ::read(c.fd[f.src], buffer, sizeof(buffer));
+      const size_t allowance = ReadAllowance(f);
+      ssize_t n = ::read(c.fd[f.src], buffer, allowance);
       if (n > 0) {
+        c.last_activity = now;
         Ingest(c, f, std::string_view(buffer, static_cast<size_t>(n)), now);
         if (c.aborted) return true;
         // A short read emptied the socket: no second read just to see EAGAIN (level-triggered
         // epoll reports whatever arrives later).
-        if (static_cast<size_t>(n) < sizeof(buffer)) break;
+        if (static_cast<size_t>(n) < allowance) break;
         continue;
       }
       if (n == 0) {
@@ -806,6 +934,26 @@ struct TcpProxy::Impl {
       }
     }
     return true;
+  }
+
+  // How many bytes the flow may read now so that queueing them, cut into its toxics' smallest
+  // pieces, stays within the held budget (at least 1: a read overshoots by one chunk at most).
+  size_t ReadAllowance(const Flow& f) const {
+    const uint64_t used = held.load();
+    const uint64_t left = used < options.max_held_bytes ? options.max_held_bytes - used : 0;
+    const size_t flow_left = kMaxQueuedPerFlow > f.queued ? kMaxQueuedPerFlow - f.queued : 0;
+    uint64_t budget = std::min<uint64_t>(left, flow_left);
+    // n bytes become at most n / min_piece + cutters + 1 chunks, each costing kChunkOverhead
+    // plus its bytes (+1 and the heap block's overhead).
+    const uint64_t per_chunk = kChunkOverhead + 1 + kMallocOverhead;
+    const uint64_t fixed = (f.cutters + 1) * per_chunk;
+    budget = budget > fixed ? budget - fixed : 0;
+    uint64_t n = budget;
+    if (f.min_piece != SIZE_MAX) {
+      // n * (1 + per_chunk / min_piece) <= budget
+      n = budget * f.min_piece / (f.min_piece + per_chunk);
+    }
+    return static_cast<size_t>(std::clamp<uint64_t>(n, 1, kReadChunk));
   }
 
   void Ingest(Conn& c, Flow& f, std::string_view data, Time now) {
@@ -921,13 +1069,15 @@ struct TcpProxy::Impl {
       p.release = std::max(p.release, f.last_release);
       f.last_release = p.release;
       if (p.release > now) counters.bytes_delayed += p.data.size();
-      f.queued += p.data.size();
-      held += p.data.size();
+      p.cost = ChunkCost(p);
+      f.queued += p.cost;
+      held += p.cost;
       f.queue.push_back(std::move(p));
     }
   }
 
   void Kill(Conn& c, bool reset) {
+    if (!paused.empty()) ResumeListeners();  // this connection's fds are free again
     for (int side = 0; side < 2; ++side) {
       if (reset) {
         CloseWithReset(c.fd[side]);

@@ -50,6 +50,10 @@ struct ProxyCounters {
   std::atomic<uint64_t> bytes_discarded{0};
   std::atomic<uint64_t> bytes_spliced{0};  // of bytes_upstream + bytes_downstream, zero-copy
   std::atomic<uint64_t> held_budget_stalls{0};
+  std::atomic<uint64_t> connections_idle_closed{0};  // no byte either way for idle_timeout_ms
+  // accept() failed for lack of fds (EMFILE/ENFILE/ENOBUFS/ENOMEM): the listener then pauses
+  // until a proxied connection closes or kAcceptBackoff passes, rather than spinning.
+  std::atomic<uint64_t> accept_failures{0};
   // Connections that drew each toxic kind, indexed by Toxic::kind_case() - kFirstToxicField.
   static constexpr int kFirstToxicField = 10;
   static constexpr int kToxicKinds = 7;
@@ -63,6 +67,9 @@ struct ProxyOptions {
   int max_connections = 4096;
   uint64_t max_held_bytes = 64ull << 20;
   int connect_timeout_ms = 5000;
+  // A proxied connection with no byte moving either way for this long is closed (FIN to both
+  // peers) and counted in connections_idle_closed. 0 = never.
+  int idle_timeout_ms = 3600 * 1000;
   // Pipe size for spliced directions (F_SETPIPE_SZ); 0 = the kernel default (64 KiB).
   int pipe_size = 256 * 1024;
   // true: directions no toxic touches move bytes with splice(2) through a pipe (zero-copy); a
