@@ -9,10 +9,17 @@
 // user-space queue of timed chunks, released by a timerfd armed with the earliest deadline.
 //
 // Bounds: at most max_connections proxied connections (more are reset at once and counted);
-// at most max_held_bytes held in queues over all connections (a direction stops reading while
-// the budget is spent: back-pressure, never loss); an upstream that does not answer the connect
-// within connect_timeout_ms is given up (the client is reset), so a black-holed dependency cannot
-// grow the fd count beyond the cap.
+// at most max_held_bytes held in queues over all connections, counted as what the queued chunks
+// really allocate, not their payload (a direction stops reading while the budget is spent, and
+// reads no more than its toxics' cutting lets fit: back-pressure, never loss); an upstream that
+// does not answer the connect within connect_timeout_ms is given up (the client is reset), so a
+// black-holed dependency cannot grow the fd count beyond the cap; a connection idle for
+// idle_timeout_ms is closed; an accept() that fails for lack of fds pauses the listener instead
+// of spinning.
+//
+// Code: this file's loop (tcp_proxy.cpp) owns listeners and timers; a connection, one direction
+// of it and the toxics are small classes under agent/proxy/internal/ (one FlowToxic strategy per
+// toxic per direction).
 
 #include <sys/socket.h>
 

@@ -833,6 +833,47 @@ TEST_F(DnsInterceptorTest, TcpAcceptWithoutFreeFdsBacksOffInsteadOfSpinning) {
   close(fd);
 }
 
+size_t ThreadCount() {
+  size_t n = 0;
+  DIR* d = opendir("/proc/self/task");
+  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+TEST_F(DnsInterceptorTest, TcpConnectionsOverTheCapAreClosedAndStopJoinsEveryWorker) {
+  const size_t threads_before = ThreadCount();
+  DnsInterceptorOptions o;
+  o.upstream = "127.0.0.1:" + std::to_string(upstream_.port());
+  o.socket_mark = geteuid() == 0 ? 0x464c : 0;
+  o.max_tcp_connections = 2;
+  interceptor_ = std::make_unique<DnsInterceptor>(o);
+  ASSERT_TRUE(interceptor_->Start().ok());
+  AddRule("f1", {"a.test"}, v1::DnsFault::NXDOMAIN);
+  // Two clients that stay connected, each answered once (a worker serves each).
+  int served[2];
+  for (int i = 0; i < 2; ++i) {
+    served[i] = TcpConnect(interceptor_->port());
+    ASSERT_GE(served[i], 0);
+    ASSERT_TRUE(WriteFramed(served[i], MakeQuery("a.test", static_cast<uint16_t>(i + 1))));
+    ASSERT_TRUE(ReadFramed(served[i], Clock::now() + kDeadline).has_value());
+  }
+  // A third is over the cap: closed at once, counted.
+  int third = TcpConnect(interceptor_->port());
+  ASSERT_GE(third, 0);
+  uint8_t byte;
+  pollfd p{third, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 10000), 1);
+  EXPECT_EQ(recv(third, &byte, 1, 0), 0);
+  EXPECT_EQ(interceptor_->GetStats().tcp_rejected, 1u);
+  // The event loop plus at most one worker per allowed connection.
+  EXPECT_LE(ThreadCount(), threads_before + 1 + 2);
+  // Stop with both clients still connected: every worker is joined, none left behind.
+  interceptor_->Stop();
+  EXPECT_EQ(ThreadCount(), threads_before);
+  for (int fd : {served[0], served[1], third}) close(fd);
+}
+
 TEST(ParseSocketAddressTest, AcceptsNumericAddressesWithOptionalPort) {
   auto v4 = ParseSocketAddress("10.1.2.3", 53);
   ASSERT_TRUE(v4.ok());
