@@ -68,7 +68,8 @@ size_t DnsRuleTable::Count() const {
   return rules_.size();
 }
 
-Decision DnsRuleTable::Decide(std::span<const uint8_t> message, const std::string& scope) {
+Decision DnsRuleTable::Decide(std::span<const uint8_t> message, const std::string& scope,
+                              DnsTransport transport) {
   ++counters_.seen;
   Decision d;
   // Almost every query is plain and read without ldns (no allocation once the thread's name
@@ -110,7 +111,7 @@ Decision DnsRuleTable::Decide(std::span<const uint8_t> message, const std::strin
     d.delay_ms = delay_ms;
     return d;
   }
-  auto response = BuildFaultResponse(message, answer);
+  auto response = BuildFaultResponse(message, answer, transport);
   if (!response.ok()) {
     ++counters_.malformed;
     d.kind = Decision::Kind::kMalformed;
@@ -127,7 +128,8 @@ Decision DnsRuleTable::Decide(std::span<const uint8_t> message, const std::strin
 }
 
 Decision DnsRuleTable::DecideReply(std::span<const uint8_t> query, std::span<const uint8_t> reply,
-                                   uint16_t qtype, const std::string& scope) {
+                                   uint16_t qtype, const std::string& scope,
+                                   DnsTransport transport) {
   Decision d;
   d.kind = Decision::Kind::kForward;
   {
@@ -162,7 +164,7 @@ Decision DnsRuleTable::DecideReply(std::span<const uint8_t> query, std::span<con
     }
   }
   if (!d.counters || answer.mode == v1::DnsFault::DELAY) return d;  // the reply itself, late
-  auto response = BuildFaultResponse(query, answer);
+  auto response = BuildFaultResponse(query, answer, transport);
   if (!response.ok()) {
     d.counters.reset();
     return d;

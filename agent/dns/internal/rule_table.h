@@ -36,13 +36,14 @@ class DnsRuleTable {
   bool Remove(const std::string& fault_id);
   size_t Count() const;
 
-  // The decision for a query arriving on a listener of `scope`; counts it in seen (and in
-  // malformed when it does not parse).
-  Decision Decide(std::span<const uint8_t> message, const std::string& scope);
+  // The decision for a query arriving on a listener of `scope` over `transport` (which bounds a
+  // fault answer's size); counts it in seen (and in malformed when it does not parse).
+  Decision Decide(std::span<const uint8_t> message, const std::string& scope,
+                  DnsTransport transport);
   // A forwarded query's reply: if a CNAME target in it matches a rule, that rule's fault;
   // otherwise kForward (the reply itself).
   Decision DecideReply(std::span<const uint8_t> query, std::span<const uint8_t> reply,
-                       uint16_t qtype, const std::string& scope);
+                       uint16_t qtype, const std::string& scope, DnsTransport transport);
 
   // Counts a faulted answer once it was sent (whoever sees the counter move can read it).
   static void CountFaulted(const std::shared_ptr<DnsRuleCounters>& counters);

@@ -174,11 +174,12 @@ void DnsTcpServer::Serve(int fd, const std::string& scope) {
     size_t len = (static_cast<size_t>(len_buf[0]) << 8) | len_buf[1];
     message.resize(len);
     if (ReadFull(fd, message, SteadyClock::now() + io, core_.stop_fd) != WaitResult::kReady) return;
-    Decision d = core_.rules.Decide(message, scope);
+    Decision d = core_.rules.Decide(message, scope, DnsTransport::kTcp);
     if (d.kind == Decision::Kind::kForward) {
       auto reply = Forward(message, upstream);
       if (!reply.ok()) return;  // closing tells the client to retry elsewhere
-      if (!d.counters) d = core_.rules.DecideReply(message, *reply, d.qtype, scope);
+      if (!d.counters)
+        d = core_.rules.DecideReply(message, *reply, d.qtype, scope, DnsTransport::kTcp);
       if (d.kind == Decision::Kind::kForward) {
         // The upstream's answer: as is, or late for a DELAY rule (counters set).
         d.kind = Decision::Kind::kRespond;

@@ -209,8 +209,8 @@ void DnsUdpRelay::OnListenerReadable(const std::shared_ptr<Listener>& listener,
   int forward_count = 0;
   for (int i = 0; i < got; ++i) {
     clients[i].length = msgs[i].msg_hdr.msg_namelen;
-    decisions[i] =
-        core_.rules.Decide(std::span<const uint8_t>(Slot(i), msgs[i].msg_len), listener->scope);
+    decisions[i] = core_.rules.Decide(std::span<const uint8_t>(Slot(i), msgs[i].msg_len),
+                                      listener->scope, DnsTransport::kUdp);
     if (decisions[i].kind == Decision::Kind::kForward) forwards[forward_count++] = i;
   }
   // Only forwarded queries need to know where they were going: one conntrack round trip for all
@@ -414,7 +414,8 @@ void DnsUdpRelay::HandleUpstreamReply(PendingUdp& p, std::span<const uint8_t> re
                   p.decision.counters, p.listener);
     return;
   }
-  Decision r = core_.rules.DecideReply(p.query, reply, p.decision.qtype, p.listener->scope);
+  Decision r = core_.rules.DecideReply(p.query, reply, p.decision.qtype, p.listener->scope,
+                                       DnsTransport::kUdp);
   switch (r.kind) {
     case Decision::Kind::kRespond:
       SendUdpAnswer(p.udp_fd, p.client, std::move(r.response), r.delay_ms, r.counters, p.listener);

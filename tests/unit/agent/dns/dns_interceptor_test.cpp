@@ -874,6 +874,31 @@ TEST_F(DnsInterceptorTest, TcpConnectionsOverTheCapAreClosedAndStopJoinsEveryWor
   for (int fd : {served[0], served[1], third}) close(fd);
 }
 
+TEST_F(DnsInterceptorTest, UdpFaultAnswerOverTheClientsSizeIsTruncatedWithTcAndWholeOverTcp) {
+  StartInterceptor(upstream_.port());
+  DnsRule rule = Rule({"many.test"}, v1::DnsFault::SPOOF);
+  // 100 A records are ~1.6 KB: over the 512 bytes a query without EDNS allows over UDP.
+  for (int i = 0; i < 100; ++i) rule.answer.ipv4.push_back("10.77.1." + std::to_string(i));
+  ASSERT_TRUE(interceptor_->AddRule("f1", rule).ok());
+  UdpClient client(interceptor_->port());
+  client.Send(MakeQuery("many.test", 3));
+  auto udp = client.Receive();
+  ASSERT_TRUE(udp.has_value());
+  EXPECT_LE(udp->size(), 512u);
+  Pkt pkt = Parse(*udp);
+  ASSERT_NE(pkt, nullptr);
+  EXPECT_TRUE(ldns_pkt_tc(pkt.get())) << "records were left out without the TC bit";
+  EXPECT_GT(AnswerTexts(*udp).size(), 0u);
+  EXPECT_LT(AnswerTexts(*udp).size(), 100u);
+  // The client's retry over TCP gets every record, without TC.
+  auto tcp = TcpQuery(interceptor_->port(), MakeQuery("many.test", 4));
+  ASSERT_TRUE(tcp.has_value());
+  Pkt whole = Parse(*tcp);
+  ASSERT_NE(whole, nullptr);
+  EXPECT_FALSE(ldns_pkt_tc(whole.get()));
+  EXPECT_EQ(AnswerTexts(*tcp).size(), 100u);
+}
+
 TEST(ParseSocketAddressTest, AcceptsNumericAddressesWithOptionalPort) {
   auto v4 = ParseSocketAddress("10.1.2.3", 53);
   ASSERT_TRUE(v4.ok());
