@@ -17,21 +17,20 @@
 //
 // Threads: one event loop (poll) serves UDP, accepts TCP, tracks outstanding upstream UDP
 // queries (sent unchanged from a small pool of marked sockets per resolver, matched by id) and
-// sends delayed UDP answers from a timer queue (it never sleeps); each TCP connection is served on
-// its own thread, at most max_tcp_connections at once.
+// sends delayed UDP answers from a timer queue (it never sleeps); TCP connections are served by
+// a bounded pool of at most max_tcp_connections worker threads (more connections are closed),
+// each with an idle deadline between queries and an I/O deadline within one. When accept()
+// fails for lack of fds, TCP listeners pause briefly instead of being polled again at once.
+// Answers never exceed 65535 bytes (see BuildFaultResponse), so every TCP frame is exact.
+// Internals: agent/dns/internal/ (rule table, UDP relay, TCP server).
 
 #include <sys/socket.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
-#include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "agent/dns/conntrack_lookup.h"
@@ -69,10 +68,13 @@ struct DnsInterceptorStats {
   uint64_t queries_faulted = 0;
   uint64_t queries_passed = 0;
   uint64_t malformed = 0;
-  uint64_t overload_dropped = 0;      // max_outstanding reached
-  uint64_t upstream_timeouts = 0;     // forwarded, no reply within upstream_timeout_ms
-  uint64_t upstream_errors = 0;       // forwarded, the upstream refused / socket error
-  uint64_t tcp_rejected = 0;          // connections closed because of max_tcp_connections
+  uint64_t overload_dropped = 0;   // max_outstanding reached
+  uint64_t upstream_timeouts = 0;  // forwarded, no reply within upstream_timeout_ms
+  uint64_t upstream_errors = 0;    // forwarded, the upstream refused / socket error
+  uint64_t tcp_rejected = 0;       // connections closed because of max_tcp_connections
+  // accept() failed for lack of fds (EMFILE/ENFILE/ENOBUFS/ENOMEM); the TCP listener then pauses
+  // until a TCP connection ends or a short backoff passes, instead of spinning.
+  uint64_t tcp_accept_failures = 0;
   uint64_t outstanding = 0;           // forwarded queries waiting right now (UDP + TCP)
   uint64_t delayed_pending = 0;       // UDP answers waiting in the timer queue right now
   uint64_t original_destination = 0;  // forwarded to a resolver other than the configured one
@@ -116,7 +118,7 @@ class DnsInterceptor {
   // Stops serving, closes every socket and joins every thread. Idempotent; rules are kept.
   void Stop();
   // The bound port (valid after a successful Start).
-  uint16_t port() const { return port_.load(); }
+  uint16_t port() const;
 
   // Adds a rule; rules are tried in the order added and the first match wins. Thread-safe, may
   // be called before or after Start. ALREADY_EXISTS when fault_id already has a rule;
@@ -140,115 +142,8 @@ class DnsInterceptor {
   DnsInterceptorStats GetStats() const;
 
  private:
-  struct Rule {
-    std::string fault_id;
-    DnsRule rule;
-    std::shared_ptr<DnsRuleCounters> counters;
-  };
-  // What to do with one received message.
-  struct Decision {
-    enum class Kind { kRespond, kDrop, kForward, kMalformed } kind = Kind::kMalformed;
-    DnsWire response;                           // kRespond
-    std::shared_ptr<DnsRuleCounters> counters;  // the matching rule that faults it, if any
-    int delay_ms = 0;                           // kRespond late, or kForward's answer late
-    uint16_t qtype = 0;
-  };
-  struct Listener;
-  struct PendingUdp;
-  struct DelayedUdp;
-  struct DelayedLater {
-    bool operator()(const std::unique_ptr<DelayedUdp>& a,
-                    const std::unique_ptr<DelayedUdp>& b) const;
-  };
-
-  Decision Decide(std::span<const uint8_t> message, const std::string& scope);
-  // A forwarded query's reply: if a CNAME target in it matches a rule, that rule's fault.
-  Decision DecideReply(std::span<const uint8_t> query, std::span<const uint8_t> reply,
-                       uint16_t qtype, const std::string& scope);
-  static void CountFaulted(const std::shared_ptr<DnsRuleCounters>& counters);
-  void EventLoop();
-  // local: the address the listener socket is bound to (the redirect's target).
-  void HandleUdpReadable(const std::shared_ptr<Listener>& listener, int udp_fd,
-                         const SocketAddress& local);
-  // Where a redirected UDP query from `client`, received on `local`, was going: its original
-  // destination per conntrack, cached for kOrigDstCacheTtl (see the .cpp); the configured
-  // upstream when it was not redirected or conntrack is unavailable. Fills dests[i] for each i
-  // in `which`.
-  void ResolveUdpDestinations(const SocketAddress* clients, const SocketAddress& local,
-                              uint16_t port, std::span<const int> which, SocketAddress* dests);
-  void ForwardUdp(std::span<const uint8_t> message, const SocketAddress& client,
-                  const SocketAddress& dest, const std::shared_ptr<Listener>& listener, int udp_fd,
-                  Decision decision);
-  void SendUdpAnswer(int udp_fd, const SocketAddress& client, DnsWire answer, int delay_ms,
-                     std::shared_ptr<DnsRuleCounters> counters, std::shared_ptr<Listener> listener);
-  void AcceptTcp(int tcp_fd, const std::string& scope);
-  void ServeTcp(int fd, const std::string& scope);
-  Result<DnsWire> ForwardTcp(std::span<const uint8_t> message, const SocketAddress& upstream);
-  Result<int> OpenUpstreamSocket(int type, const SocketAddress& upstream);
-  Result<std::shared_ptr<Listener>> OpenListener(const std::string& scope, uint16_t port);
-  void Wake();
-  static int JitteredDelay(int delay_ms, int jitter_ms);
-
-  const DnsInterceptorOptions options_;
-  SocketAddress upstream_;
-  std::atomic<uint16_t> port_{0};
-  int stop_fd_ = -1;  // eventfd, written once by Stop; every poll watches it
-  int wake_fd_ = -1;  // eventfd: listeners changed, rebuild the poll set
-  bool started_ = false;
-  std::thread loop_;
-  struct UpstreamSocket;
-  void HandleUpstreamReply(PendingUdp& p, std::span<const uint8_t> reply);
-  // Event-loop thread only: forwarded UDP queries by (socket, id), their deadlines in order, and
-  // the pooled upstream sockets (bounded; closed at Stop).
-  std::unordered_map<uint64_t, std::unique_ptr<PendingUdp>> pending_;
-  std::vector<std::unique_ptr<PendingUdp>> spare_pending_;
-  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> expiry_;
-  std::vector<UpstreamSocket> upstream_sockets_;
-  // UDP original destinations (event loop only): null when conntrack cannot be queried here.
-  std::unique_ptr<ConntrackLookup> conntrack_;
-  struct FlowKey {
-    uint8_t family = 0;
-    uint16_t local_port = 0;
-    uint16_t client_port = 0;
-    uint8_t address[16] = {};
-    bool operator==(const FlowKey&) const = default;
-  };
-  struct FlowKeyHash {
-    size_t operator()(const FlowKey& k) const;
-  };
-  struct OrigDst {
-    SocketAddress dest;
-    std::chrono::steady_clock::time_point expires;
-  };
-  std::unordered_map<FlowKey, OrigDst, FlowKeyHash> orig_dst_cache_;
-  // Batched UDP I/O (event loop only): receive slots for recvmmsg, datagrams for sendmmsg.
-  struct OutDatagram {
-    int fd = -1;
-    SocketAddress to;   // length 0: a connected socket
-    size_t offset = 0;  // the bytes, in out_bytes_
-    size_t length = 0;
-  };
-  uint8_t* Slot(int i);
-  void Queue(int fd, const SocketAddress* to, std::span<const uint8_t> bytes);
-  void FlushOutbox();
-  std::vector<uint8_t> arena_;
-  std::vector<OutDatagram> outbox_;
-  std::vector<uint8_t> out_bytes_;
-  std::vector<std::unique_ptr<DelayedUdp>> delayed_;  // heap (DelayedLater), event loop only
-
-  mutable std::mutex listeners_mu_;
-  std::vector<std::shared_ptr<Listener>> listeners_;  // [0] = the main listener
-
-  mutable std::mutex rules_mu_;
-  std::vector<Rule> rules_;
-
-  std::mutex tcp_mu_;
-  std::condition_variable tcp_cv_;
-  int tcp_active_ = 0;
-
-  std::atomic<uint64_t> seen_{0}, faulted_{0}, passed_{0}, malformed_{0}, overload_{0},
-      timeouts_{0}, upstream_errors_{0}, tcp_rejected_{0}, delayed_pending_{0}, orig_dst_{0};
-  std::atomic<int64_t> outstanding_{0};
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace faultline::agent::dns

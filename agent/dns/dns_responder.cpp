@@ -204,7 +204,8 @@ std::vector<std::string> CnameTargets(std::span<const uint8_t> response) {
 }
 
 Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query,
-                                                  const FaultAnswer& answer) {
+                                                  const FaultAnswer& answer,
+                                                  DnsTransport transport) {
   const v1::DnsFault::Mode mode = answer.mode;
   uint8_t rcode = 0;
   switch (mode) {
@@ -229,6 +230,13 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
   auto pkt = ParseQueryPacket(query);
   if (!pkt.ok()) return pkt.status();
   if (mode == v1::DnsFault::DROP) return std::optional<DnsWire>();
+  // The largest UDP payload over IPv4 (65535 - 20 - 8).
+  constexpr size_t kMaxUdpPayload = 65507;
+  size_t limit = kMaxDnsMessageSize;
+  if (transport == DnsTransport::kUdp) {
+    const size_t advertised = ldns_pkt_edns(pkt->get()) ? ldns_pkt_edns_udp_size(pkt->get()) : 0;
+    limit = std::clamp<size_t>(advertised, 512, kMaxUdpPayload);
+  }
 
   PktPtr resp(ldns_pkt_new());
   if (!resp) return Internal("ldns_pkt_new failed");
@@ -248,13 +256,19 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
       return Internal("ldns: cannot copy the question");
     }
   }
+  bool addrs_left_out = false;
   if (mode == v1::DnsFault::SPOOF && ldns_rr_list_rr_count(questions) > 0) {
     ldns_rr* q = ldns_rr_list_rr(questions, 0);
     const ldns_rr_type qtype = ldns_rr_get_type(q);
     const std::vector<std::string>* addrs = qtype == LDNS_RR_TYPE_A      ? &answer.ipv4
                                             : qtype == LDNS_RR_TYPE_AAAA ? &answer.ipv6
                                                                          : nullptr;
-    for (size_t i = 0; addrs != nullptr && i < addrs->size(); ++i) {
+    // No more records than a 65535-byte message could hold even with the owner compressed to a
+    // 2-byte pointer: a spoof list of any length costs at most that much to build.
+    const size_t rdlength = qtype == LDNS_RR_TYPE_A ? 4 : 16;
+    const size_t most = limit / (2 + 10 + rdlength);
+    addrs_left_out = addrs != nullptr && addrs->size() > most;
+    for (size_t i = 0; addrs != nullptr && i < std::min(addrs->size(), most); ++i) {
       ldns_rdf* rdata = ldns_rdf_new_frm_str(
           qtype == LDNS_RR_TYPE_A ? LDNS_RDF_TYPE_A : LDNS_RDF_TYPE_AAAA, (*addrs)[i].c_str());
       ldns_rdf* owner = ldns_rdf_clone(ldns_rr_owner(q));
@@ -281,15 +295,34 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
     ldns_pkt_set_edns_udp_size(resp.get(), 1232);
     ldns_pkt_set_edns_do(resp.get(), ldns_pkt_edns_do(pkt->get()));
   }
-  uint8_t* buf = nullptr;
-  size_t size = 0;
-  ldns_status st = ldns_pkt2wire(&buf, resp.get(), &size);
-  if (st != LDNS_STATUS_OK || buf == nullptr) {
-    return Internal(std::string("ldns_pkt2wire: ") + ldns_get_errorstr_by_id(st));
+  bool truncated = addrs_left_out;
+  while (true) {
+    if (truncated) ldns_pkt_set_tc(resp.get(), true);
+    uint8_t* buf = nullptr;
+    size_t size = 0;
+    ldns_status st = ldns_pkt2wire(&buf, resp.get(), &size);
+    if (st != LDNS_STATUS_OK || buf == nullptr) {
+      return Internal(std::string("ldns_pkt2wire: ") + ldns_get_errorstr_by_id(st));
+    }
+    DnsWire out(buf, buf + size);
+    std::free(buf);
+    ldns_rr_list* answers = ldns_pkt_answer(resp.get());
+    const size_t count = ldns_rr_list_rr_count(answers);
+    if (out.size() <= limit || count == 0) {
+      if (out.size() > limit) return Internal("DNS response too large");
+      return std::optional<DnsWire>(std::move(out));
+    }
+    // Too large for the transport (TCP frames at most 65535 bytes, UDP what the query allows):
+    // leave out the records that do not fit and say so with TC (RFC 2181 section 9). The records
+    // are all the same size, so one estimate, then one record at a time if compression made it
+    // inexact.
+    const size_t per = std::max<size_t>(1, (out.size() - 12) / count);
+    const size_t excess = out.size() - limit;
+    size_t drop = std::min(count, std::max<size_t>(1, (excess + per - 1) / per));
+    for (; drop > 0; --drop) ldns_rr_free(ldns_rr_list_pop_rr(answers));
+    ldns_pkt_set_ancount(resp.get(), static_cast<uint16_t>(ldns_rr_list_rr_count(answers)));
+    truncated = true;
   }
-  DnsWire out(buf, buf + size);
-  std::free(buf);
-  return std::optional<DnsWire>(std::move(out));
 }
 
 }  // namespace faultline::agent::dns

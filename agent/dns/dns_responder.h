@@ -15,6 +15,14 @@ namespace faultline::agent::dns {
 
 using DnsWire = std::vector<uint8_t>;
 
+// The largest DNS message: what the 2-byte length prefix of DNS over TCP can frame.
+inline constexpr size_t kMaxDnsMessageSize = 65535;
+
+// How a query arrived, which bounds its answer's size: UDP to the size the query advertises
+// (512 bytes without EDNS, its EDNS payload size otherwise, RFC 1035 4.2.1 / RFC 6891 6.2.3),
+// TCP to kMaxDnsMessageSize.
+enum class DnsTransport { kUdp, kTcp };
+
 // The first question of a DNS query.
 struct DnsQuestion {
   uint16_t id = 0;
@@ -49,6 +57,9 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
 // What a fault answers with. For SPOOF, A queries get `ipv4` records and AAAA queries `ipv6`
 // records (TTL ttl_s), in the order given; any other type, or a family with no address, gets
 // NODATA. DELAY is not an answer of its own (the upstream's answer is sent late): INVALID_ARGUMENT.
+// A response never exceeds what `transport` allows (see DnsTransport): records that would not
+// fit are left out and the TC bit is set (RFC 2181 section 9), whatever the length of the
+// address lists, so a UDP client retries over TCP and gets as many as 65535 bytes hold.
 struct FaultAnswer {
   v1::DnsFault::Mode mode = v1::DnsFault::MODE_UNSPECIFIED;
   std::vector<std::string> ipv4;  // numeric, validated by MakeFaultAnswer
@@ -62,7 +73,8 @@ Result<FaultAnswer> MakeFaultAnswer(const v1::DnsFault& spec);
 
 // As above, for any mode including SPOOF.
 Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query,
-                                                  const FaultAnswer& answer);
+                                                  const FaultAnswer& answer,
+                                                  DnsTransport transport = DnsTransport::kTcp);
 
 // The record type number for a mnemonic ("A", "aaaa", "TYPE65"); INVALID_ARGUMENT when unknown.
 Result<uint16_t> RecordTypeFromName(std::string_view name);

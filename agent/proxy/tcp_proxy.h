@@ -9,10 +9,17 @@
 // user-space queue of timed chunks, released by a timerfd armed with the earliest deadline.
 //
 // Bounds: at most max_connections proxied connections (more are reset at once and counted);
-// at most max_held_bytes held in queues over all connections (a direction stops reading while
-// the budget is spent: back-pressure, never loss); an upstream that does not answer the connect
-// within connect_timeout_ms is given up (the client is reset), so a black-holed dependency cannot
-// grow the fd count beyond the cap.
+// at most max_held_bytes held in queues over all connections, counted as what the queued chunks
+// really allocate, not their payload (a direction stops reading while the budget is spent, and
+// reads no more than its toxics' cutting lets fit: back-pressure, never loss); an upstream that
+// does not answer the connect within connect_timeout_ms is given up (the client is reset), so a
+// black-holed dependency cannot grow the fd count beyond the cap; a connection idle for
+// idle_timeout_ms is closed; an accept() that fails for lack of fds pauses the listener instead
+// of spinning.
+//
+// Code: this file's loop (tcp_proxy.cpp) owns listeners and timers; a connection, one direction
+// of it and the toxics are small classes under agent/proxy/internal/ (one FlowToxic strategy per
+// toxic per direction).
 
 #include <sys/socket.h>
 
@@ -50,6 +57,10 @@ struct ProxyCounters {
   std::atomic<uint64_t> bytes_discarded{0};
   std::atomic<uint64_t> bytes_spliced{0};  // of bytes_upstream + bytes_downstream, zero-copy
   std::atomic<uint64_t> held_budget_stalls{0};
+  std::atomic<uint64_t> connections_idle_closed{0};  // no byte either way for idle_timeout_ms
+  // accept() failed for lack of fds (EMFILE/ENFILE/ENOBUFS/ENOMEM): the listener then pauses
+  // until a proxied connection closes or kAcceptBackoff passes, rather than spinning.
+  std::atomic<uint64_t> accept_failures{0};
   // Connections that drew each toxic kind, indexed by Toxic::kind_case() - kFirstToxicField.
   static constexpr int kFirstToxicField = 10;
   static constexpr int kToxicKinds = 7;
@@ -63,6 +74,9 @@ struct ProxyOptions {
   int max_connections = 4096;
   uint64_t max_held_bytes = 64ull << 20;
   int connect_timeout_ms = 5000;
+  // A proxied connection with no byte moving either way for this long is closed (FIN to both
+  // peers) and counted in connections_idle_closed. 0 = never.
+  int idle_timeout_ms = 3600 * 1000;
   // Pipe size for spliced directions (F_SETPIPE_SZ); 0 = the kernel default (64 KiB).
   int pipe_size = 256 * 1024;
   // true: directions no toxic touches move bytes with splice(2) through a pipe (zero-copy); a

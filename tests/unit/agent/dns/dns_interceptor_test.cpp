@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <ldns/ldns.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,6 +19,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+
+#include "tests/unit/agent/no_free_fds.h"
 
 namespace faultline::agent::dns {
 namespace {
@@ -735,6 +738,165 @@ TEST_F(DnsInterceptorTest, BlackHoledUpstreamUnderLoadKeepsFdsAndMemoryFlat) {
   EXPECT_EQ(s.queries_seen, uint64_t(100 * kRounds));
   EXPECT_GT(s.overload_dropped, 0u);
   close(hole);
+}
+
+int TcpConnect(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = Loopback(port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST_F(DnsInterceptorTest, TcpAnswerOver64KiBIsTruncatedWithTcInsteadOfMisframed) {
+  StartInterceptor(upstream_.port());
+  DnsRule rule = Rule({"many.test"}, v1::DnsFault::SPOOF);
+  // 5000 AAAA records are ~140 KB of answer: more than a 2-byte length prefix can frame.
+  for (int i = 0; i < 5000; ++i) {
+    char text[64];
+    std::snprintf(text, sizeof(text), "fd00::%x:%x", i / 65536 + 1, i % 65536);
+    rule.answer.ipv6.push_back(text);
+  }
+  ASSERT_TRUE(interceptor_->AddRule("f1", rule).ok());
+  int fd = TcpConnect(interceptor_->port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WriteFramed(fd, MakeQuery("many.test", 7, LDNS_RR_TYPE_AAAA)));
+  auto big = ReadFramed(fd, Clock::now() + kDeadline);
+  ASSERT_TRUE(big.has_value());
+  Pkt pkt = Parse(*big);
+  ASSERT_NE(pkt, nullptr) << "the frame does not hold one DNS message";
+  EXPECT_EQ(ldns_pkt_id(pkt.get()), 7);
+  EXPECT_TRUE(ldns_pkt_tc(pkt.get())) << "records were left out without the TC bit";
+  const size_t answers = ldns_rr_list_rr_count(ldns_pkt_answer(pkt.get()));
+  EXPECT_GT(answers, 1000u);
+  EXPECT_LT(answers, 5000u);
+  // The stream is still in step: the next query on the same connection gets its own answer.
+  ASSERT_TRUE(WriteFramed(fd, MakeQuery("other.test", 8)));
+  auto next = ReadFramed(fd, Clock::now() + kDeadline);
+  ASSERT_TRUE(next.has_value());
+  Pkt next_pkt = Parse(*next);
+  ASSERT_NE(next_pkt, nullptr);
+  EXPECT_EQ(ldns_pkt_id(next_pkt.get()), 8);
+  EXPECT_EQ(AnswerTexts(*next), (std::vector<std::string>{"10.9.9.9"}));
+  close(fd);
+}
+
+TEST_F(DnsInterceptorTest, TcpQueryArrivingInPiecesIsAnswered) {
+  StartInterceptor(upstream_.port());
+  AddRule("f1", {"a.test"}, v1::DnsFault::NXDOMAIN);
+  int fd = TcpConnect(interceptor_->port());
+  ASSERT_GE(fd, 0);
+  const DnsWire query = MakeQuery("a.test", 9);
+  DnsWire framed = {static_cast<uint8_t>(query.size() >> 8), static_cast<uint8_t>(query.size())};
+  framed.insert(framed.end(), query.begin(), query.end());
+  // One byte per send, with TCP_NODELAY so each is its own segment: the length prefix and the
+  // message both arrive split.
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  for (uint8_t byte : framed) {
+    ASSERT_EQ(send(fd, &byte, 1, MSG_NOSIGNAL), 1);
+    std::this_thread::sleep_for(1ms);
+  }
+  auto reply = ReadFramed(fd, Clock::now() + kDeadline);
+  ASSERT_TRUE(reply.has_value());
+  Pkt pkt = Parse(*reply);
+  ASSERT_NE(pkt, nullptr);
+  EXPECT_EQ(ldns_pkt_get_rcode(pkt.get()), LDNS_RCODE_NXDOMAIN);
+  close(fd);
+}
+
+TEST_F(DnsInterceptorTest, TcpAcceptWithoutFreeFdsBacksOffInsteadOfSpinning) {
+  StartInterceptor(upstream_.port());
+  AddRule("f1", {"a.test"}, v1::DnsFault::NXDOMAIN);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a = Loopback(interceptor_->port());
+  {
+    testing::NoFreeFds limit;
+    // The handshake completes into the backlog; accept() then fails with EMFILE.
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    ASSERT_TRUE(WaitUntil([&] { return interceptor_->GetStats().tcp_accept_failures >= 1; }));
+    // Half a second with the connection pending and no fd free: a loop that polls the readable
+    // listener again at once makes hundreds of thousands of attempts; one that backs off, a few.
+    std::this_thread::sleep_for(500ms);
+    EXPECT_LE(interceptor_->GetStats().tcp_accept_failures, 20u);
+  }
+  // Fds free again: the pending connection is served.
+  ASSERT_TRUE(WriteFramed(fd, MakeQuery("a.test", 5)));
+  auto reply = ReadFramed(fd, Clock::now() + kDeadline);
+  ASSERT_TRUE(reply.has_value());
+  Pkt pkt = Parse(*reply);
+  ASSERT_NE(pkt, nullptr);
+  EXPECT_EQ(ldns_pkt_get_rcode(pkt.get()), LDNS_RCODE_NXDOMAIN);
+  close(fd);
+}
+
+size_t ThreadCount() {
+  size_t n = 0;
+  DIR* d = opendir("/proc/self/task");
+  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+TEST_F(DnsInterceptorTest, TcpConnectionsOverTheCapAreClosedAndStopJoinsEveryWorker) {
+  const size_t threads_before = ThreadCount();
+  DnsInterceptorOptions o;
+  o.upstream = "127.0.0.1:" + std::to_string(upstream_.port());
+  o.socket_mark = geteuid() == 0 ? 0x464c : 0;
+  o.max_tcp_connections = 2;
+  interceptor_ = std::make_unique<DnsInterceptor>(o);
+  ASSERT_TRUE(interceptor_->Start().ok());
+  AddRule("f1", {"a.test"}, v1::DnsFault::NXDOMAIN);
+  // Two clients that stay connected, each answered once (a worker serves each).
+  int served[2];
+  for (int i = 0; i < 2; ++i) {
+    served[i] = TcpConnect(interceptor_->port());
+    ASSERT_GE(served[i], 0);
+    ASSERT_TRUE(WriteFramed(served[i], MakeQuery("a.test", static_cast<uint16_t>(i + 1))));
+    ASSERT_TRUE(ReadFramed(served[i], Clock::now() + kDeadline).has_value());
+  }
+  // A third is over the cap: closed at once, counted.
+  int third = TcpConnect(interceptor_->port());
+  ASSERT_GE(third, 0);
+  uint8_t byte;
+  pollfd p{third, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 10000), 1);
+  EXPECT_EQ(recv(third, &byte, 1, 0), 0);
+  EXPECT_EQ(interceptor_->GetStats().tcp_rejected, 1u);
+  // The event loop plus at most one worker per allowed connection.
+  EXPECT_LE(ThreadCount(), threads_before + 1 + 2);
+  // Stop with both clients still connected: every worker is joined, none left behind.
+  interceptor_->Stop();
+  EXPECT_EQ(ThreadCount(), threads_before);
+  for (int fd : {served[0], served[1], third}) close(fd);
+}
+
+TEST_F(DnsInterceptorTest, UdpFaultAnswerOverTheClientsSizeIsTruncatedWithTcAndWholeOverTcp) {
+  StartInterceptor(upstream_.port());
+  DnsRule rule = Rule({"many.test"}, v1::DnsFault::SPOOF);
+  // 100 A records are ~1.6 KB: over the 512 bytes a query without EDNS allows over UDP.
+  for (int i = 0; i < 100; ++i) rule.answer.ipv4.push_back("10.77.1." + std::to_string(i));
+  ASSERT_TRUE(interceptor_->AddRule("f1", rule).ok());
+  UdpClient client(interceptor_->port());
+  client.Send(MakeQuery("many.test", 3));
+  auto udp = client.Receive();
+  ASSERT_TRUE(udp.has_value());
+  EXPECT_LE(udp->size(), 512u);
+  Pkt pkt = Parse(*udp);
+  ASSERT_NE(pkt, nullptr);
+  EXPECT_TRUE(ldns_pkt_tc(pkt.get())) << "records were left out without the TC bit";
+  EXPECT_GT(AnswerTexts(*udp).size(), 0u);
+  EXPECT_LT(AnswerTexts(*udp).size(), 100u);
+  // The client's retry over TCP gets every record, without TC.
+  auto tcp = TcpQuery(interceptor_->port(), MakeQuery("many.test", 4));
+  ASSERT_TRUE(tcp.has_value());
+  Pkt whole = Parse(*tcp);
+  ASSERT_NE(whole, nullptr);
+  EXPECT_FALSE(ldns_pkt_tc(whole.get()));
+  EXPECT_EQ(AnswerTexts(*tcp).size(), 100u);
 }
 
 TEST(ParseSocketAddressTest, AcceptsNumericAddressesWithOptionalPort) {
