@@ -80,8 +80,13 @@ Status RunSupervisor::Post(std::function<void()> task) {
     }
     queue_.push_back(std::move(task));
   }
-  queue_cv_.notify_one();
+  queue_cv_.notify_all();  // the worker, and AwaitQueued
   return Status::Ok();
+}
+
+bool RunSupervisor::AwaitQueued(size_t count, Duration timeout) {
+  std::unique_lock lock(queue_mu_);
+  return queue_cv_.wait_for(lock, timeout, [&] { return queue_.size() >= count; });
 }
 
 void RunSupervisor::WorkerLoop() {

@@ -109,6 +109,9 @@ class RunSupervisor {
   // RESOURCE_EXHAUSTED when max_queued tasks wait already; then `task` is not run. A queued task
   // always runs, even during destruction (a task that finishes an RPC must run). Never blocks.
   Status Post(std::function<void()> task);
+  // Blocks until at least `count` tasks wait in Post()'s queue (not counting the one running) or
+  // `timeout` passes; true when they do. For tests and tools.
+  bool AwaitQueued(size_t count, Duration timeout);
   // Runs `work` on a thread of its own (joined at destruction); UNAVAILABLE once stopping.
   Status Spawn(std::function<void()> work);
 
