@@ -1,14 +1,14 @@
 #pragma once
 // ControllerService: the Controller gRPC service (controller.proto, callback API) of
-// faultline-controller. Agents Attach (AgentRegistry); operators submit runs (the same RunEngine
-// as `faultline run`, talking to agents over their Attach streams), list agents and the fleet's
-// active faults, halt everything and resume.
+// faultline-controller. It adapts RPCs to a RunSupervisor (run_supervisor.h: runs, halt,
+// fleet faults, history, schedules, without gRPC) and attaches agents to the AgentRegistry.
 //
 // Authorization by certificate role (common/certificates.h): Attach needs role agent, every
 // other RPC role operator; anything else is PERMISSION_DENIED. Under AccessPolicy kPlaintext
 // (--insecure on loopback or the sandbox) there is no identity and every caller is allowed.
-// Blocking work (runs, fan-outs) happens on the service's own threads, never in a handler; the
-// store's calls (history, schedules) are short and made in the handler.
+// No handler blocks: runs, halts and fan-outs happen on the supervisor's threads, and every
+// store call (history, schedules, a run's record, resume) on its store worker, which finishes
+// the RPC; when that worker's queue is full the RPC fails with RESOURCE_EXHAUSTED.
 //
 // With a store, the service also serves the shared history (GetRun/ListRuns/AnnotateRun) and
 // the schedules (AddSchedule...ListFirings); ScheduleLoop (schedule_loop.h) fires them through
@@ -27,50 +27,17 @@
 
 #include "common/duration.h"
 #include "controller/daemon/agent_registry.h"
+#include "controller/daemon/run_supervisor.h"
 #include "controller/engine/run_engine.h"
-#include "controller/schedule/schedule_service.h"
 #include "controller/store/run_store.h"
 #include "faultline/v1/controller.grpc.pb.h"
 
 namespace faultline::daemon {
 
-struct ControllerServiceOptions {
+// The supervisor's options (runs, halt, store; run_supervisor.h) and the RPCs' access policy.
+struct ControllerServiceOptions : RunSupervisorOptions {
   // false: check certificate roles (see the top); true: plaintext, everyone allowed.
   bool plaintext_allow_all = false;
-  // Per-agent deadline of one fan-out command (halt, fault list).
-  Duration fanout_deadline = std::chrono::seconds(5);
-  // Lease of run faults when the request does not say.
-  Duration default_lease_ttl = std::chrono::seconds(15);
-  // Per-call deadline the engine uses towards agents.
-  Duration rpc_deadline = std::chrono::seconds(5);
-  // Shared run history (controller/store/run_store.h); may be null (history of this process
-  // only). Must outlive the service. At construction every run this controller (`controller_id`)
-  // left `running` (it was killed mid-run) is marked interrupted.
-  store::RunStore* store = nullptr;
-  std::string controller_id = "faultline-controller";
-  // Called with every finished run's result (e.g. to update Prometheus run metrics), on the run's
-  // thread, before the result is recorded. May be empty. Must be thread-safe.
-  std::function<void(const engine::RunResult&)> on_run_finished;
-};
-
-// One run to start (SubmitRun, or a schedule's due time).
-struct RunRequest {
-  std::string experiment_yaml;
-  std::string file_name;  // for error messages; empty: "<submitted>"
-  Duration lease_ttl{};   // lease of every fault; zero: ControllerServiceOptions::default_lease_ttl
-  std::string source = "controller";  // recorded in the store: "controller", "schedule:<name>"
-  // Both may be empty. Called on the run's thread.
-  std::function<void(const engine::ProgressEvent&)> on_progress;
-  std::function<void(v1::RunSummary)> on_finished;
-};
-
-// What a halt did.
-struct HaltOutcome {
-  uint32_t agents = 0;
-  uint32_t faults_reverted = 0;
-  uint32_t runs_cancelled = 0;
-  std::vector<std::pair<std::string, std::string>> failed;  // agent id, error
-  Duration elapsed{};
 };
 
 class ControllerService final : public v1::Controller::CallbackService {
@@ -120,59 +87,32 @@ class ControllerService final : public v1::Controller::CallbackService {
                                         const v1::ListFiringsRequest* request,
                                         v1::ListFiringsResponse* response) override;
 
-  // Starts a run on a service thread with the engine, talking to the attached agents, and
-  // returns its id once it is registered (and, with a store, recorded as running with owner
-  // controller_id — what the Scheduler's launcher must guarantee). FAILED_PRECONDITION while
-  // halted; INVALID_ARGUMENT for an invalid experiment (every error as file:line:column,
-  // nothing applied); UNAVAILABLE while the service is stopping.
-  Result<std::string> StartRun(RunRequest request);
-  // Cancels a run of this process (verdict ABORTED, faults reverted); false when not active.
-  bool CancelRun(const std::string& run_id, const std::string& reason);
-
-  // Halt without gRPC (the RPC calls this): refuses new runs until ResumeAll, cancels every run
-  // and sends revert-all to every live agent at once, retrying agents that failed while time is
-  // left; then records the halt in the store (if any) for the other controllers on it.
-  // Blocking; idempotent.
-  HaltOutcome HaltAll(const std::string& reason);
-  // Lifts a halt, here and in the store; returns whether one was in force (here or there).
-  bool ResumeAll();
-  bool halted() const { return halted_.load(); }
-  // Follows the store's halt (given to another controller on it): halts here when it was
-  // recorded and resumes when it was lifted, since the last call (the first call compares with
-  // "not halted", so a controller started during a halt halts). A halt given to this controller
-  // whose store write failed is kept. Call from one thread (the scheduling loop). No-op without
-  // a store.
-  void SyncHaltWithStore();
+  // The supervisor's, for the scheduling loop, main and tests (see run_supervisor.h).
+  Result<std::string> StartRun(RunRequest request) {
+    return supervisor_->StartRun(std::move(request));
+  }
+  bool CancelRun(const std::string& run_id, const std::string& reason) {
+    return supervisor_->CancelRun(run_id, reason);
+  }
+  HaltOutcome HaltAll(const std::string& reason) { return supervisor_->HaltAll(reason); }
+  bool ResumeAll() { return supervisor_->ResumeAll(); }
+  bool halted() const { return supervisor_->halted(); }
+  void SyncHaltWithStore() { supervisor_->SyncHaltWithStore(); }
+  RunSupervisor& supervisor() { return *supervisor_; }
 
  private:
   class RunStream;
+  class RegistryFleet;
 
   grpc::Status Authorize(grpc::CallbackServerContext* ctx, bool agent_rpc, const char* action);
-  // Runs `work` on a service thread (joined at destruction).
-  void Spawn(std::function<void()> work);
-  void RecordRun(const v1::RunSummary& summary);
-  HaltOutcome HaltHere(const std::string& reason);
-  // OK with a store; FAILED_PRECONDITION for a store-only RPC without one.
-  grpc::Status NeedStore(const char* action) const;
+  // Runs `work` on the supervisor's store worker and finishes the RPC with its status there.
+  grpc::ServerUnaryReactor* OnStoreWorker(grpc::CallbackServerContext* ctx,
+                                          std::function<Status()> work);
 
   AgentRegistry& registry_;
-  const ControllerServiceOptions options_;
-  std::atomic<bool> halted_{false};
-  std::unique_ptr<schedule::ScheduleService> schedules_;  // null without a store
-  // The store's halt as this controller last saw or wrote it: SyncHaltWithStore acts on changes
-  // only. Reading the store and acting, or writing it and noting so, happen under halt_mu_.
-  std::mutex halt_mu_;
-  bool store_halt_seen_ = false;  // guarded by halt_mu_
-
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<engine::RunEngine>> active_runs_;  // guarded by mu_
-  std::map<std::string, v1::RunSummary> runs_;  // guarded by mu_; history of this process
-  struct Worker {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  std::vector<Worker> threads_;  // guarded by mu_
-  bool stopping_ = false;        // guarded by mu_
+  const bool plaintext_allow_all_;
+  std::unique_ptr<RegistryFleet> fleet_;
+  std::unique_ptr<RunSupervisor> supervisor_;  // declared last: destroyed (runs joined) first
 };
 
 }  // namespace faultline::daemon

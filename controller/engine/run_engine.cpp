@@ -10,41 +10,12 @@
 
 #include "common/ids.h"
 #include "controller/engine/agent_client.h"
-#include "controller/probes/probe_runner.h"
+#include "controller/probes/probe_set.h"
 
 namespace faultline::engine {
 
 using experiment::Objective;
 using namespace std::chrono_literals;
-
-const char* VerdictName(Verdict v) {
-  switch (v) {
-    case Verdict::kPass: return "PASS";
-    case Verdict::kFail: return "FAIL";
-    case Verdict::kAborted: return "ABORTED";
-    case Verdict::kError: return "ERROR";
-  }
-  return "ERROR";
-}
-
-const char* ObjectiveVerdictName(ObjectiveVerdict v) {
-  switch (v) {
-    case ObjectiveVerdict::kPass: return "PASS";
-    case ObjectiveVerdict::kFail: return "FAIL";
-    case ObjectiveVerdict::kUnknown: return "UNKNOWN";
-  }
-  return "UNKNOWN";
-}
-
-int ExitCodeFor(Verdict v) {
-  switch (v) {
-    case Verdict::kPass: return 0;
-    case Verdict::kFail: return 1;
-    case Verdict::kAborted: return 3;
-    case Verdict::kError: return 4;
-  }
-  return 4;
-}
 
 namespace {
 
@@ -60,120 +31,6 @@ std::string KindOf(const v1::FaultSpec& spec) {
 }
 
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// ProbeSet: one thread per probe, each sampling on its own fixed-rate schedule.
-
-class RunEngine::ProbeSet {
- public:
-  ProbeSet(const experiment::Experiment& exp, Clock& clock,
-           std::function<void(const std::string&, const ProbeSample&)> on_sample)
-      : clock_(clock), on_sample_(std::move(on_sample)) {
-    for (const auto& p : exp.probes) {
-      auto slot = std::make_unique<Slot>();
-      slot->probe = &p;
-      slot->record.name = p.name;
-      slot->record.interval = p.interval;
-      slots_.push_back(std::move(slot));
-    }
-  }
-  ~ProbeSet() { Stop(); }
-
-  void Start() {
-    for (auto& s : slots_) {
-      Slot* slot = s.get();
-      threads_.emplace_back([this, slot] { Loop(*slot); });
-    }
-  }
-
-  void Stop() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-    threads_.clear();
-  }
-
-  std::vector<Sample> Samples(const std::string& name) const {
-    std::lock_guard lock(mu_);
-    std::vector<Sample> out;
-    for (const auto& s : slots_) {
-      if (s->record.name != name) continue;
-      out.reserve(s->record.samples.size());
-      for (const auto& ps : s->record.samples) out.push_back(ps.sample);
-    }
-    return out;
-  }
-
-  // Latest sample's ok/detail for progress lines.
-  std::optional<ProbeSample> Last(const std::string& name) const {
-    std::lock_guard lock(mu_);
-    for (const auto& s : slots_) {
-      if (s->record.name == name && !s->record.samples.empty()) return s->record.samples.back();
-    }
-    return std::nullopt;
-  }
-
-  Duration Interval(const std::string& name) const {
-    for (const auto& s : slots_) {
-      if (s->record.name == name) return s->record.interval;
-    }
-    return 1s;
-  }
-
-  std::vector<ProbeRecord> Records() const {
-    std::lock_guard lock(mu_);
-    std::vector<ProbeRecord> out;
-    for (const auto& s : slots_) out.push_back(s->record);
-    return out;
-  }
-
- private:
-  struct Slot {
-    const experiment::Probe* probe = nullptr;
-    ProbeRecord record;
-  };
-
-  void Loop(Slot& slot) {
-    MonoTime next = clock_.Now();
-    while (true) {
-      {
-        std::unique_lock lock(mu_);
-        // The probe schedule is driven by the real steady clock; Clock only timestamps.
-        auto wait = next - clock_.Now();
-        if (wait > 0ns) {
-          cv_.wait_for(lock, wait, [&] { return stop_; });
-        }
-        if (stop_) return;
-      }
-      MonoTime at = clock_.Now();
-      auto outcome = probes::RunProbeOnce(*slot.probe);
-      ProbeSample sample{Sample{at, outcome.ok, outcome.latency}, outcome.detail};
-      {
-        std::lock_guard lock(mu_);
-        if (stop_) return;
-        slot.record.samples.push_back(sample);
-      }
-      if (on_sample_) on_sample_(slot.record.name, sample);
-      next += slot.record.interval;
-      // A probe slower than its interval skips the slots it overran instead of bunching up.
-      MonoTime now = clock_.Now();
-      if (next < now) next = now;
-    }
-  }
-
-  Clock& clock_;
-  std::function<void(const std::string&, const ProbeSample&)> on_sample_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::vector<std::unique_ptr<Slot>> slots_;
-  std::vector<std::thread> threads_;
-};
 
 // ---------------------------------------------------------------------------------------------
 
@@ -293,8 +150,8 @@ RunResult RunEngine::Run() {
       longest_after = std::max(longest_after, o.recover_within + o.stable_for);
     }
   }
-  Duration max_duration = exp_.max_duration.value_or(exp_.steady_state.timeout + longest_fault +
-                                                     longest_after + 60s);
+  Duration max_duration =
+      exp_.max_duration.value_or(exp_.steady_state.timeout + longest_fault + longest_after + 60s);
   deadline_ = r.started + max_duration;
 
   auto finish = [&](Verdict v, const std::string& reason) {
@@ -309,7 +166,7 @@ RunResult RunEngine::Run() {
   if (!ResolveTargets(r)) return finish(Verdict::kError, r.reason);
   if (!CheckAgents(r)) return finish(Verdict::kError, r.reason);
 
-  ProbeSet probes(exp_, clock_, options_.on_sample);
+  ProbeSet probes(exp_.probes, clock_, options_.on_sample);
   probes.Start();
 
   if (!AwaitSteadyState(probes, r)) {
@@ -361,21 +218,8 @@ RunResult RunEngine::Run() {
   if (!aborted) ObserveAfterRevert(probes, r);
   probes.Stop();
   r.probes = probes.Records();
-  ComputeVerdict(probes, r);
-
-  bool unknown = std::any_of(r.faults.begin(), r.faults.end(),
-                             [](const FaultOnAgent& f) { return f.state_unknown; });
-  if (unknown) {
-    return finish(Verdict::kError,
-                  "an agent's fault state is unknown (see faults); no recovery is claimed");
-  }
-  if (aborted) return finish(Verdict::kAborted, abort_reason);
-  for (const auto& o : r.objectives) {
-    if (o.verdict != ObjectiveVerdict::kPass) {
-      return finish(Verdict::kFail, "objective " + o.name + " missed: " + o.note);
-    }
-  }
-  return finish(Verdict::kPass, "every objective met");
+  ComputeVerdict(r, aborted, abort_reason);
+  return finish(r.verdict, std::string(r.reason));
 }
 
 bool RunEngine::ResolveTargets(RunResult& r) {
@@ -395,8 +239,11 @@ bool RunEngine::ResolveTargets(RunResult& r) {
     size_t n = matching.size();
     using K = experiment::TargetMode::Kind;
     switch (t.mode.kind) {
-      case K::kAll: break;
-      case K::kOne: n = 1; break;
+      case K::kAll:
+        break;
+      case K::kOne:
+        n = 1;
+        break;
       case K::kFixed:
         if (static_cast<size_t>(t.mode.value) > matching.size()) {
           r.reason = fmt::format("target {}: fixed:{} asks for more agents than match ({})", t.name,
@@ -591,8 +438,7 @@ void RunEngine::RenewLeases(RunResult& r) {
       [&](size_t k, Duration deadline, auto done) {
         todo[k].second->RenewLeaseAsync(ids[k], options_.lease_ttl, deadline, std::move(done));
       },
-      FanOutFor(1),
-      [&](size_t k, const Result<v1::FaultStatus>&) { answered[k] = clock_.Now(); });
+      FanOutFor(1), [&](size_t k, const Result<v1::FaultStatus>&) { answered[k] = clock_.Now(); });
   for (size_t k = 0; k < todo.size(); ++k) {
     const size_t i = todo[k].first;
     auto& res = results[k];
@@ -678,8 +524,8 @@ void RunEngine::Observe(ProbeSet& probes, RunResult& r) {
       }
       if (!st.empty() && shown[o.name] != st) {
         shown[o.name] = st;
-        Progress("observe", o.name + ": " + st + " (objective " +
-                                FormatDuration(o.recover_within) + ")");
+        Progress("observe",
+                 o.name + ": " + st + " (objective " + FormatDuration(o.recover_within) + ")");
       }
     }
     if (now >= next_heartbeat) {
@@ -689,8 +535,8 @@ void RunEngine::Observe(ProbeSet& probes, RunResult& r) {
           probes_line += " " + p.name + "=" + (s->sample.ok ? "ok" : "FAIL(" + s->detail + ")");
         }
       }
-      Progress("observe", fmt::format("{} of {} fault window;{}", Secs(now - t0),
-                                      Secs(end - t0), probes_line));
+      Progress("observe", fmt::format("{} of {} fault window;{}", Secs(now - t0), Secs(end - t0),
+                                      probes_line));
       next_heartbeat += 5s;
     }
     if (!WaitUntil(std::min(end, now + 100ms))) return;
@@ -752,9 +598,10 @@ void RunEngine::RevertAll(RunResult& r, const std::string& why, const std::strin
     for (const auto& [k, v] : res->evidence()) fa.evidence[k] = v;
     if (!r.t_revert || acked > *r.t_revert) r.t_revert = acked;
     std::string ev;
-    for (const auto& [k, v] : fa.evidence) ev += (ev.empty() ? "" : ", ") + k + "=" + std::to_string(v);
-    Progress("revert", fa.fault_name + " reverted on " + fa.agent + " (" + why + "; evidence: " +
-                           (ev.empty() ? "none" : ev) + ")");
+    for (const auto& [k, v] : fa.evidence)
+      ev += (ev.empty() ? "" : ", ") + k + "=" + std::to_string(v);
+    Progress("revert", fa.fault_name + " reverted on " + fa.agent + " (" + why +
+                           "; evidence: " + (ev.empty() ? "none" : ev) + ")");
   }
   if (!r.t_revert) r.t_revert = clock_.Now();
 }
@@ -787,65 +634,28 @@ void RunEngine::ObserveAfterRevert(ProbeSet& probes, RunResult& r) {
   }
 }
 
-void RunEngine::ComputeVerdict(ProbeSet& probes, RunResult& r) {
+void RunEngine::ComputeVerdict(RunResult& r, bool aborted, const std::string& abort_reason) {
   MonoTime end_of_observation = clock_.Now();
   for (auto& rec : r.probes) {
     std::vector<Sample> s;
     for (const auto& ps : rec.samples) s.push_back(ps.sample);
     rec.latency = ComputeLatency(s);
   }
-  bool unknown = std::any_of(r.faults.begin(), r.faults.end(),
-                             [](const FaultOnAgent& f) { return f.state_unknown; });
-  for (const auto& o : exp_.objectives) {
-    ObjectiveResult res;
-    res.name = o.name;
-    res.probe = o.probe;
-    res.phase = o.after;
-    res.target = o.recover_within;
-    res.stable_for = o.stable_for;
-    MonoTime start, end;
-    if (o.after == Objective::Phase::kInject) {
-      start = *r.t_inject;
-      end = r.t_revert_start.value_or(end_of_observation);
-    } else {
-      start = r.t_revert.value_or(end_of_observation);
-      end = end_of_observation;
-    }
-    Duration interval = probes.Interval(o.probe);
-    res.figures = MeasureRecovery(probes.Samples(o.probe), {start, end, o.stable_for, interval});
-    const auto& fig = res.figures;
-    const char* from = o.after == Objective::Phase::kInject ? "inject" : "revert";
-    if (unknown) {
-      res.verdict = ObjectiveVerdict::kUnknown;
-      res.note = "an agent's fault state is unknown";
-    } else if (fig.samples == 0) {
-      res.verdict = ObjectiveVerdict::kUnknown;
-      res.note = "no probe samples in the window";
-    } else if (!fig.time_to_recover) {
-      res.verdict = ObjectiveVerdict::kFail;
-      res.note = fmt::format("not recovered within the {} window after {} (target {})",
-                             Secs(end - start), from, FormatDuration(o.recover_within));
-    } else if (*fig.time_to_recover > o.recover_within) {
-      res.verdict = ObjectiveVerdict::kFail;
-      res.note = fmt::format("recovered {} after {}, slower than the {} target",
-                             Secs(*fig.time_to_recover), from, FormatDuration(o.recover_within));
-    } else {
-      res.verdict = ObjectiveVerdict::kPass;
-      bool inject = o.after == Objective::Phase::kInject;
-      res.note = fig.no_impact && inject
-                     ? std::string("no impact observed: the probe never failed (did the fault "
-                                   "take effect? see evidence)")
-                 : fig.no_impact
-                     ? fmt::format("healthy throughout the {} after revert", Secs(end - start))
-                     : fmt::format("recovered {} ± {} after {} (target {})",
-                                   Secs(*fig.time_to_recover), Secs(fig.uncertainty), from,
-                                   FormatDuration(o.recover_within));
-      if (fig.no_impact && inject) {
-        r.warnings.push_back("objective " + o.name + ": no impact observed during the fault");
-      }
-    }
-    r.objectives.push_back(res);
-  }
+  VerdictInput in;
+  in.objectives = exp_.objectives;
+  in.probes = r.probes;
+  in.faults = r.faults;
+  in.t_inject = r.t_inject;
+  in.t_revert_start = r.t_revert_start;
+  in.t_revert = r.t_revert;
+  in.end_of_observation = end_of_observation;
+  in.aborted = aborted;
+  in.abort_reason = abort_reason;
+  VerdictOutcome decided = DecideVerdict(in);
+  r.verdict = decided.verdict;
+  r.reason = decided.reason;
+  r.objectives = std::move(decided.objectives);
+  r.warnings.insert(r.warnings.end(), decided.warnings.begin(), decided.warnings.end());
   for (const auto& fa : r.faults) {
     if (fa.applied_at && fa.kind == "dns" && fa.evidence.count("queries_faulted") &&
         fa.evidence.at("queries_faulted") == 0) {

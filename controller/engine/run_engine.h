@@ -25,18 +25,11 @@
 #include "controller/engine/fan_out.h"
 #include "controller/engine/inventory.h"
 #include "controller/engine/recovery_meter.h"
+#include "controller/engine/verdict.h"
 #include "controller/experiment/experiment.h"
 #include "faultline/v1/agent.pb.h"
 
 namespace faultline::engine {
-
-enum class Verdict { kPass, kFail, kAborted, kError };
-enum class ObjectiveVerdict { kPass, kFail, kUnknown };
-
-const char* VerdictName(Verdict v);                   // "PASS", "FAIL", "ABORTED", "ERROR"
-const char* ObjectiveVerdictName(ObjectiveVerdict v);  // "PASS", "FAIL", "UNKNOWN"
-// The `faultline run` exit code: 0 PASS, 1 FAIL, 3 ABORTED, 4 ERROR.
-int ExitCodeFor(Verdict v);
 
 // Partition between target groups: adds the addresses of the agents chosen for `peer_targets`
 // (from `targets`, target → agent names) to `match` — IP addresses (the host part of the
@@ -45,47 +38,6 @@ void AddPartitionPeers(const std::vector<std::string>& peer_targets,
                        const std::map<std::string, std::vector<std::string>>& targets,
                        const Inventory& inventory, v1::NetworkSelector* match);
 
-struct ProbeSample {
-  Sample sample;
-  std::string detail;
-};
-
-struct ProbeRecord {
-  std::string name;
-  Duration interval{};
-  std::vector<ProbeSample> samples;
-  LatencyPercentiles latency;
-};
-
-// One fault on one agent.
-struct FaultOnAgent {
-  std::string fault_name;
-  std::string fault_id;
-  std::string target;
-  std::string agent;
-  std::string kind;  // "dns"
-  std::optional<MonoTime> applied_at;   // when the apply ack arrived
-  std::optional<MonoTime> reverted_at;  // when the revert ack arrived
-  std::optional<MonoTime> last_confirmed;  // last successful lease renewal
-  int64_t applied_at_unix_ms = 0;
-  int64_t reverted_at_unix_ms = 0;
-  std::string revert_reason;  // as the agent reported it
-  std::map<std::string, uint64_t> evidence;
-  std::string error;  // apply/renew/revert failure, empty when none
-  bool state_unknown = false;  // the agent could not confirm the fault's state
-};
-
-struct ObjectiveResult {
-  std::string name;
-  std::string probe;
-  experiment::Objective::Phase phase = experiment::Objective::Phase::kInject;
-  Duration target{};
-  Duration stable_for{};
-  RecoveryFigures figures;
-  ObjectiveVerdict verdict = ObjectiveVerdict::kUnknown;
-  std::string note;  // why, in words ("recovered 0.8s after inject", "no impact observed", ...)
-};
-
 struct RunResult {
   std::string experiment;
   std::string run_id;
@@ -93,7 +45,7 @@ struct RunResult {
   std::string reason;  // one line: why this verdict
   int64_t started_unix_ms = 0;
   int64_t ended_unix_ms = 0;
-  MonoTime started{};                // monotonic origin of the run; report offsets are from here
+  MonoTime started{};  // monotonic origin of the run; report offsets are from here
   std::optional<MonoTime> t_inject_first;  // first apply ack
   std::optional<MonoTime> t_inject;        // last apply ack: the fault is in effect everywhere
   std::optional<MonoTime> t_revert_start;  // revert began
@@ -109,7 +61,7 @@ struct RunResult {
 // What the engine tells the terminal as it goes.
 struct ProgressEvent {
   MonoTime at{};
-  std::string phase;    // "targets", "steady", "inject", "observe", "revert", "after", "verdict"
+  std::string phase;  // "targets", "steady", "inject", "observe", "revert", "after", "verdict"
   std::string message;
 };
 
@@ -147,7 +99,7 @@ class RunEngine {
   void Cancel(const std::string& why);
 
  private:
-  class ProbeSet;
+  using ProbeSet = probes::ProbeSet;
   struct RunState;
 
   void Progress(const std::string& phase, const std::string& message);
@@ -161,7 +113,8 @@ class RunEngine {
   void RevertAll(RunResult& r, const std::string& why, const std::string& only_fault = "");
   void ObserveAfterRevert(ProbeSet& probes, RunResult& r);
   void RenewLeases(RunResult& r);
-  void ComputeVerdict(ProbeSet& probes, RunResult& r);
+  // Measures and decides (verdict.h) once observation is over; sets the run's verdict.
+  void ComputeVerdict(RunResult& r, bool aborted, const std::string& abort_reason);
   // Sleeps until `until` or Cancel(); returns false when cancelled.
   bool WaitUntil(MonoTime until);
   bool Cancelled() const { return cancelled_.load(); }

@@ -51,6 +51,7 @@ dead() { ! alive "$1"; }
 sandbox_processes() {
   local pid
   for pid in $(pgrep -f 'faultline-sample-(kv|orders)|/run/faultline/sandbox|sandbox\.test' || true); do
+    [[ $(ps -o comm= -p "$pid" 2>/dev/null) == @(cmake|ninja) ]] && continue
     [[ $pid == "$$" ]] && continue
     alive "$pid" && echo "$pid"
   done

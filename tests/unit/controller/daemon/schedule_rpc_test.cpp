@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "controller/daemon/agent_registry.h"
@@ -248,6 +249,40 @@ TEST_F(ScheduleRpcTest, HistoryThroughTheControllerIsTheSharedStore) {
   get.set_run_id("0000000000");
   EXPECT_EQ(controller_->stub->GetRun(&missing_ctx, get, &run).error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ScheduleRpcTest, StoreRpcsWaitForTheStoreWorkerNotOnAHandlerThread) {
+  // A slow store call holds the supervisor's store worker.
+  RunSupervisor& supervisor = controller_->service->supervisor();
+  std::promise<void> started, release;
+  std::shared_future<void> released = release.get_future().share();
+  ASSERT_TRUE(supervisor
+                  .Post([&] {
+                    started.set_value();
+                    released.wait();
+                  })
+                  .ok());
+  started.get_future().wait();
+
+  // A history RPC meanwhile is queued behind it: its handler has returned without the store.
+  grpc::ClientContext list_ctx;
+  v1::ListRunsRequest list_req;
+  v1::ListRunsResponse runs;
+  std::promise<grpc::Status> answered;
+  controller_->stub->async()->ListRuns(&list_ctx, &list_req, &runs,
+                                       [&](grpc::Status s) { answered.set_value(s); });
+  ASSERT_TRUE(supervisor.AwaitQueued(1, 10s));
+  std::future<grpc::Status> answer = answered.get_future();
+
+  // RPCs that need no store still answer while the store is busy.
+  grpc::ClientContext agents_ctx;
+  v1::ListAgentsRequest agents_req;
+  v1::ListAgentsResponse agents;
+  EXPECT_TRUE(controller_->stub->ListAgents(&agents_ctx, agents_req, &agents).ok());
+
+  release.set_value();
+  grpc::Status st = answer.get();
+  EXPECT_TRUE(st.ok()) << st.error_message();
 }
 
 TEST_F(ScheduleRpcTest, AHaltGivenToOneControllerHaltsEveryControllerOnTheStore) {

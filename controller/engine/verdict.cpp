@@ -1,0 +1,156 @@
+#include "controller/engine/verdict.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+
+namespace faultline::engine {
+
+using experiment::Objective;
+using namespace std::chrono_literals;
+
+const char* VerdictName(Verdict v) {
+  switch (v) {
+    case Verdict::kPass:
+      return "PASS";
+    case Verdict::kFail:
+      return "FAIL";
+    case Verdict::kAborted:
+      return "ABORTED";
+    case Verdict::kError:
+      return "ERROR";
+  }
+  return "ERROR";
+}
+
+const char* ObjectiveVerdictName(ObjectiveVerdict v) {
+  switch (v) {
+    case ObjectiveVerdict::kPass:
+      return "PASS";
+    case ObjectiveVerdict::kFail:
+      return "FAIL";
+    case ObjectiveVerdict::kUnknown:
+      return "UNKNOWN";
+  }
+  return "UNKNOWN";
+}
+
+int ExitCodeFor(Verdict v) {
+  switch (v) {
+    case Verdict::kPass:
+      return 0;
+    case Verdict::kFail:
+      return 1;
+    case Verdict::kAborted:
+      return 3;
+    case Verdict::kError:
+      return 4;
+  }
+  return 4;
+}
+
+namespace {
+
+std::string Secs(Duration d) { return fmt::format("{:.2f}s", ToSeconds(d)); }
+
+const ProbeRecord* FindProbe(std::span<const ProbeRecord> probes, const std::string& name) {
+  for (const auto& p : probes) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+ObjectiveResult DecideObjective(const Objective& o, const VerdictInput& in, bool unknown,
+                                std::vector<std::string>& warnings) {
+  ObjectiveResult res;
+  res.name = o.name;
+  res.probe = o.probe;
+  res.phase = o.after;
+  res.target = o.recover_within;
+  res.stable_for = o.stable_for;
+  const bool inject = o.after == Objective::Phase::kInject;
+  if (inject && !in.t_inject) {
+    res.note = "the fault was never in effect on every target";
+    return res;
+  }
+  MonoTime start, end;
+  if (inject) {
+    start = *in.t_inject;
+    end = in.t_revert_start.value_or(in.end_of_observation);
+  } else {
+    start = in.t_revert.value_or(in.end_of_observation);
+    end = in.end_of_observation;
+  }
+  const ProbeRecord* probe = FindProbe(in.probes, o.probe);
+  std::vector<Sample> samples;
+  if (probe) {
+    samples.reserve(probe->samples.size());
+    for (const auto& ps : probe->samples) samples.push_back(ps.sample);
+  }
+  Duration interval = probe ? probe->interval : Duration(1s);
+  res.figures = MeasureRecovery(samples, {start, end, o.stable_for, interval});
+  const auto& fig = res.figures;
+  const char* from = inject ? "inject" : "revert";
+  if (unknown) {
+    res.verdict = ObjectiveVerdict::kUnknown;
+    res.note = "an agent's fault state is unknown";
+  } else if (fig.samples == 0) {
+    res.verdict = ObjectiveVerdict::kUnknown;
+    res.note = "no probe samples in the window";
+  } else if (!fig.time_to_recover) {
+    res.verdict = ObjectiveVerdict::kFail;
+    res.note = fmt::format("not recovered within the {} window after {} (target {})",
+                           Secs(end - start), from, FormatDuration(o.recover_within));
+  } else if (*fig.time_to_recover > o.recover_within) {
+    res.verdict = ObjectiveVerdict::kFail;
+    res.note = fmt::format("recovered {} after {}, slower than the {} target",
+                           Secs(*fig.time_to_recover), from, FormatDuration(o.recover_within));
+  } else {
+    res.verdict = ObjectiveVerdict::kPass;
+    res.note =
+        fig.no_impact && inject ? std::string(
+                                      "no impact observed: the probe never failed (did the fault "
+                                      "take effect? see evidence)")
+        : fig.no_impact
+            ? fmt::format("healthy throughout the {} after revert", Secs(end - start))
+            : fmt::format("recovered {} ± {} after {} (target {})", Secs(*fig.time_to_recover),
+                          Secs(fig.uncertainty), from, FormatDuration(o.recover_within));
+    if (fig.no_impact && inject) {
+      warnings.push_back("objective " + o.name + ": no impact observed during the fault");
+    }
+  }
+  return res;
+}
+
+}  // namespace
+
+VerdictOutcome DecideVerdict(const VerdictInput& in) {
+  VerdictOutcome out;
+  const bool unknown = std::any_of(in.faults.begin(), in.faults.end(),
+                                   [](const FaultOnAgent& f) { return f.state_unknown; });
+  for (const auto& o : in.objectives) {
+    out.objectives.push_back(DecideObjective(o, in, unknown, out.warnings));
+  }
+  if (unknown) {
+    out.verdict = Verdict::kError;
+    out.reason = "an agent's fault state is unknown (see faults); no recovery is claimed";
+    return out;
+  }
+  if (in.aborted) {
+    out.verdict = Verdict::kAborted;
+    out.reason = in.abort_reason;
+    return out;
+  }
+  for (const auto& o : out.objectives) {
+    if (o.verdict != ObjectiveVerdict::kPass) {
+      out.verdict = Verdict::kFail;
+      out.reason = "objective " + o.name + " missed: " + o.note;
+      return out;
+    }
+  }
+  out.verdict = Verdict::kPass;
+  out.reason = "every objective met";
+  return out;
+}
+
+}  // namespace faultline::engine

@@ -1,0 +1,97 @@
+#pragma once
+// The verdict of a run: a pure function of what the run observed. No clock, no I/O, no
+// threads: the same input always gives the same verdict, so every rule here is unit-tested on
+// synthetic runs (tests/unit/controller/engine/verdict_test.cpp).
+//
+// Inputs: the experiment's objectives, each probe's timestamped samples, the agents'
+// apply/revert acknowledgements (and what is known of each fault's state), and whether the run
+// was aborted. Measurement itself (time to detect/recover, availability) is RecoveryMeter's
+// (recovery_meter.h); this file turns those figures into verdicts.
+//
+// Rules, in order of precedence:
+//  - an agent's fault state unknown → every objective UNKNOWN and the run ERROR: a run is never
+//    "recovered" (PASS) when an agent could not confirm its fault's state;
+//  - aborted → the run ABORTED (objectives are still measured and shown);
+//  - any objective not PASS → the run FAIL; otherwise PASS.
+// An objective: no sample in its window → UNKNOWN; not recovered in the window, or recovered
+// later than `recover_within` → FAIL; else PASS ("no impact observed" is a PASS with a warning).
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/duration.h"
+#include "controller/engine/recovery_meter.h"
+#include "controller/experiment/experiment.h"
+#include "controller/probes/probe_set.h"
+
+namespace faultline::engine {
+
+enum class Verdict { kPass, kFail, kAborted, kError };
+enum class ObjectiveVerdict { kPass, kFail, kUnknown };
+
+const char* VerdictName(Verdict v);                    // "PASS", "FAIL", "ABORTED", "ERROR"
+const char* ObjectiveVerdictName(ObjectiveVerdict v);  // "PASS", "FAIL", "UNKNOWN"
+// The `faultline run` exit code: 0 PASS, 1 FAIL, 3 ABORTED, 4 ERROR.
+int ExitCodeFor(Verdict v);
+
+using ProbeSample = probes::ProbeSample;
+using ProbeRecord = probes::ProbeRecord;
+
+// One fault on one agent.
+struct FaultOnAgent {
+  std::string fault_name;
+  std::string fault_id;
+  std::string target;
+  std::string agent;
+  std::string kind;                        // "dns"
+  std::optional<MonoTime> applied_at;      // when the apply ack arrived
+  std::optional<MonoTime> reverted_at;     // when the revert ack arrived
+  std::optional<MonoTime> last_confirmed;  // last successful lease renewal
+  int64_t applied_at_unix_ms = 0;
+  int64_t reverted_at_unix_ms = 0;
+  std::string revert_reason;  // as the agent reported it
+  std::map<std::string, uint64_t> evidence;
+  std::string error;           // apply/renew/revert failure, empty when none
+  bool state_unknown = false;  // the agent could not confirm the fault's state
+};
+
+struct ObjectiveResult {
+  std::string name;
+  std::string probe;
+  experiment::Objective::Phase phase = experiment::Objective::Phase::kInject;
+  Duration target{};
+  Duration stable_for{};
+  RecoveryFigures figures;
+  ObjectiveVerdict verdict = ObjectiveVerdict::kUnknown;
+  std::string note;  // why, in words ("recovered 0.8s after inject", "no impact observed", ...)
+};
+
+// What a run observed, once observation is over. Spans must stay valid during the call.
+struct VerdictInput {
+  std::span<const experiment::Objective> objectives;
+  std::span<const ProbeRecord> probes;  // samples ordered by time; an objective's probe by name
+  std::span<const FaultOnAgent> faults;
+  std::optional<MonoTime> t_inject;        // last apply ack; unset: never in effect everywhere
+  std::optional<MonoTime> t_revert_start;  // revert began (end of the "during fault" window)
+  std::optional<MonoTime> t_revert;        // last revert ack (start of `after: revert`)
+  MonoTime end_of_observation{};
+  bool aborted = false;
+  std::string abort_reason;  // the run's reason when aborted
+};
+
+struct VerdictOutcome {
+  Verdict verdict = Verdict::kError;
+  std::string reason;                       // one line: why this verdict
+  std::vector<ObjectiveResult> objectives;  // one per objective, in the experiment's order
+  std::vector<std::string> warnings;        // e.g. "no impact observed" on an objective
+};
+
+// Decides the verdict of every objective and of the run (rules above). Pure; thread-safe.
+VerdictOutcome DecideVerdict(const VerdictInput& in);
+
+}  // namespace faultline::engine

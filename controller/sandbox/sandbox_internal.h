@@ -1,0 +1,103 @@
+#pragma once
+// Private to controller/sandbox: what the sandbox's parts share. The parts are
+//   topology.cpp — namespaces, the bridge, the root link, per-host resolv.conf, inventory;
+//   dnsmasq.cpp  — the sandbox's DNS server: its argv and its readiness check;
+//   daemons.cpp  — the services and agents it runs: argv, start, pids, liveness;
+//   status.cpp   — status and JSON;
+//   sandbox.cpp  — up (build) and down.
+// Nothing here is thread-safe beyond what the public sandbox.h promises (one caller at a time,
+// under the sandbox lock).
+
+#include <boost/process/child.hpp>
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "controller/sandbox/sandbox.h"
+
+namespace faultline::sandbox::internal {
+
+using namespace std::chrono_literals;
+
+inline constexpr const char* kRunDir = "/run/faultline/sandbox";
+inline constexpr const char* kNetnsDir = "/run/netns";
+inline constexpr const char* kEtcNetnsDir = "/etc/netns";
+inline constexpr const char* kRootPeer = "v-root";  // fl-root's peer in fl-net
+inline constexpr auto kTermGrace = 5s;              // agents revert their faults on SIGTERM
+inline constexpr auto kKillGrace = 2s;
+inline constexpr auto kPollInterval = 50ms;
+
+inline std::string Str(std::string_view s) { return std::string(s); }
+
+// Paths under kRunDir (topology.cpp).
+std::string PidsDir();
+std::string ReadyDir();
+std::string StateDir();
+std::string SandboxYamlPath();
+
+// Topology (topology.cpp).
+// Every namespace the sandbox creates, bridge namespace last so it is deleted last.
+std::vector<std::string> AllNamespaces();
+bool NamespaceExists(const std::string& ns);
+bool RootLinkExists();
+// Creates the bridge namespace, every host's namespace and veth, the root link, and each host's
+// /etc/netns/<host>/resolv.conf. Stops at the first failing step (SandboxDown clears it).
+Status CreateNetwork();
+// inventory.yaml for `faultline run` (no agents: an empty list).
+std::string InventoryYaml(bool agents);
+
+// Files (sandbox.cpp).
+Status WriteFile(const std::string& path, const std::string& content);
+std::string ReadFile(const std::string& path);
+// The last `lines` lines of a log, for error messages.
+std::string LogTail(const std::string& path, size_t lines = 8);
+
+// DNS server (dnsmasq.cpp).
+// dnsmasq's argv (program `dnsmasq` first) serving the sandbox's records on fl-dns.
+std::vector<std::string> DnsmasqArgv(const std::string& dnsmasq);
+// Whether `server` answers `name` with an A record `want`; otherwise why not in `why`.
+bool DnsServes(const std::string& server, const std::string& name, const std::string& want,
+               std::string* why);
+
+// Processes (daemons.cpp).
+// Finds `name` in PATH, then in the usual sbin directories (root's PATH may lack them).
+std::string FindProgram(const std::string& name);
+std::string SelfDir();
+// Reads the program name of a process ("dnsmasq"); empty when it is gone.
+std::string ProgramOf(int pid);
+// Alive and not a zombie. Reaps it first when it is our own child (SandboxUp's failure path).
+bool IsAlive(int pid);
+// Whether `pid` runs one of the programs the sandbox may own.
+bool IsOwnedProgram(int pid);
+int ReadPidFile(const std::string& path);
+// `ip netns pids <ns>`; empty when the namespace is gone.
+std::vector<int> NamespacePids(const std::string& ns);
+// Waits until none of `pids` is alive or the deadline passes; returns those still alive.
+std::vector<int> AwaitExit(std::vector<int> pids, std::chrono::steady_clock::duration grace);
+
+// The processes a sandbox started with these options runs, in start order.
+struct DaemonSpec {
+  std::string name;
+  std::string host;
+  std::vector<std::string> argv;  // program and its arguments, run via `ip netns exec host`
+  std::string ready_file;         // empty: readiness is checked otherwise (dnsmasq)
+};
+
+std::vector<std::string> ExpectedProcessNames(bool agents);
+std::string HostOfProcess(const std::string& name);
+std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& bin_dir,
+                                    const std::string& dnsmasq);
+
+// A started daemon. The child object is detached before it goes out of scope, whatever happens:
+// the daemon must outlive this process, and SandboxDown reaps it on the failure path.
+struct Started {
+  DaemonSpec spec;
+  boost::process::child child;
+};
+
+// Starts `spec` through `ip netns exec` in a new session, its output to its log.
+Result<boost::process::child> StartDaemon(const std::string& ip, const DaemonSpec& spec);
+
+}  // namespace faultline::sandbox::internal
