@@ -5,6 +5,8 @@
 #include <ctime>
 
 #include "agent/fault_backend.h"
+#include "common/ids.h"
+#include "common/logging.h"
 #include "common/tls.h"
 
 #ifndef FAULTLINE_VERSION
@@ -13,7 +15,6 @@
 
 namespace faultline::agent {
 namespace {
-
 
 // Every handler answers synchronously; FaultManager calls are short (a journal fsync and a
 // netlink transaction at most), so they run on the callback thread rather than a worker pool.
@@ -74,7 +75,8 @@ v1::AgentInfo DescribeAgent(const FaultManager& manager, const FaultRegistry& re
   info.set_version(AgentVersion());
   Capabilities caps = registry.GetCapabilities();
   for (const std::string& kind : caps.available) info.add_capabilities(kind);
-  for (const auto& [kind, reason] : caps.missing) (*info.mutable_missing_capabilities())[kind] = reason;
+  for (const auto& [kind, reason] : caps.missing)
+    (*info.mutable_missing_capabilities())[kind] = reason;
   info.set_active_faults(static_cast<uint32_t>(manager.ActiveCount()));
   info.set_max_active_faults(manager.options().max_active_faults);
   info.set_max_lease_ttl_ms(static_cast<uint32_t>(manager.options().max_lease_ttl.count()));
@@ -105,7 +107,7 @@ grpc::Status AgentService::Authorize(grpc::CallbackServerContext* ctx, const cha
   spdlog::warn(
       "audit: at={} action={} outcome=PERMISSION_DENIED identity=\"{}\" peer={} {} "
       "reason=\"{}\"",
-      UtcNow(), action, peer.Describe(), peer.address, what, why);
+      UtcNow(), action, LogSafe(peer.Describe()), LogSafe(peer.address), what, why);
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                       std::string(action) + " refused: " + why +
                           " (needs a certificate with role operator or controller)");
@@ -116,11 +118,11 @@ void AgentService::Audit(grpc::CallbackServerContext* ctx, const char* action,
   PeerIdentity peer = IdentifyPeer(*ctx);
   if (outcome.ok()) {
     spdlog::info("audit: at={} action={} outcome=OK identity=\"{}\" peer={} {}", UtcNow(), action,
-                 peer.Describe(), peer.address, what);
+                 LogSafe(peer.Describe()), LogSafe(peer.address), what);
   } else {
     spdlog::warn("audit: at={} action={} outcome={} identity=\"{}\" peer={} {} error=\"{}\"",
-                 UtcNow(), action, CodeName(outcome.error_code()), peer.Describe(), peer.address,
-                 what, outcome.error_message());
+                 UtcNow(), action, CodeName(outcome.error_code()), LogSafe(peer.Describe()),
+                 LogSafe(peer.address), what, LogSafe(outcome.error_message()));
   }
 }
 
@@ -134,7 +136,8 @@ grpc::ServerUnaryReactor* AgentService::GetInfo(grpc::CallbackServerContext* ctx
 grpc::ServerUnaryReactor* AgentService::ApplyFault(grpc::CallbackServerContext* ctx,
                                                    const v1::ApplyFaultRequest* request,
                                                    v1::ApplyFaultResponse* response) {
-  const std::string what = "run_id=" + request->run_id() + " fault_id=" + request->fault_id() +
+  const std::string what = "run_id=" + LogId(request->run_id(), IsValidRunId) +
+                           " fault_id=" + LogId(request->fault_id(), IsValidFaultId) +
                            " kind=" + FaultKindOf(request->spec()) +
                            " lease_ttl_ms=" + std::to_string(request->lease_ttl_ms());
   if (grpc::Status denied = Authorize(ctx, "ApplyFault", what); !denied.ok()) {
@@ -150,7 +153,7 @@ grpc::ServerUnaryReactor* AgentService::ApplyFault(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AgentService::RenewLease(grpc::CallbackServerContext* ctx,
                                                    const v1::RenewLeaseRequest* request,
                                                    v1::RenewLeaseResponse* response) {
-  const std::string what = "fault_id=" + request->fault_id() +
+  const std::string what = "fault_id=" + LogId(request->fault_id(), IsValidFaultId) +
                            " lease_ttl_ms=" + std::to_string(request->lease_ttl_ms());
   if (grpc::Status denied = Authorize(ctx, "RenewLease", what); !denied.ok()) {
     return Finish(ctx, denied);
@@ -166,7 +169,7 @@ grpc::ServerUnaryReactor* AgentService::RenewLease(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AgentService::RevertFault(grpc::CallbackServerContext* ctx,
                                                     const v1::RevertFaultRequest* request,
                                                     v1::RevertFaultResponse* response) {
-  const std::string what = "fault_id=" + request->fault_id();
+  const std::string what = "fault_id=" + LogId(request->fault_id(), IsValidFaultId);
   if (grpc::Status denied = Authorize(ctx, "RevertFault", what); !denied.ok()) {
     return Finish(ctx, denied);
   }
@@ -182,7 +185,8 @@ grpc::ServerUnaryReactor* AgentService::RevertAll(grpc::CallbackServerContext* c
                                                   const v1::RevertAllRequest* request,
                                                   v1::RevertAllResponse* response) {
   const std::string what =
-      "run_id=" + (request->run_id().empty() ? std::string("*") : request->run_id());
+      "run_id=" +
+      (request->run_id().empty() ? std::string("*") : LogId(request->run_id(), IsValidRunId));
   if (grpc::Status denied = Authorize(ctx, "RevertAll", what); !denied.ok()) {
     return Finish(ctx, denied);
   }

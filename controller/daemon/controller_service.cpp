@@ -9,6 +9,7 @@
 #include "common/tls.h"
 #include "controller/daemon/store_proto.h"
 #include "controller/experiment/parser.h"
+#include "controller/probes/probe_runner.h"
 #include "controller/report/report.h"
 #include "controller/schedule/scheduler.h"
 
@@ -198,7 +199,10 @@ grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* ControllerServ
     };
     return new Refused(denied);
   }
-  return registry_.NewSession(ctx);
+  // The agent's identity is its certificate's, never what its Hello says (plaintext: no identity).
+  std::optional<std::string> certified_id;
+  if (!options_.plaintext_allow_all) certified_id = IdentifyPeer(*ctx).agent_id;
+  return registry_.NewSession(ctx, options_.plaintext_allow_all, certified_id);
 }
 
 Result<std::string> ControllerService::StartRun(RunRequest request) {
@@ -212,6 +216,11 @@ Result<std::string> ControllerService::StartRun(RunRequest request) {
     std::string errors;
     for (const auto& d : outcome->errors) errors += "\n" + d.ToString();
     return InvalidArgument("the experiment is invalid; nothing was applied:" + errors);
+  }
+  if (Status s = probes::CheckCommandProbesAllowed(
+          *outcome->experiment, options_.command_probe_allowlist, "--allow-command-probe");
+      !s.ok()) {
+    return s;
   }
   engine::RunOptions opts;
   opts.run_id = NewRunId();

@@ -51,6 +51,9 @@ struct ControllerServiceOptions {
   // Called with every finished run's result (e.g. to update Prometheus run metrics), on the run's
   // thread, before the result is recorded. May be empty. Must be thread-safe.
   std::function<void(const engine::RunResult&)> on_run_finished;
+  // Programs a command probe may run on this host (probes::CheckCommandProbesAllowed); empty:
+  // every experiment with a `from: controller` command probe is refused.
+  std::vector<std::string> command_probe_allowlist;
 };
 
 // One run to start (SubmitRun, or a schedule's due time).
