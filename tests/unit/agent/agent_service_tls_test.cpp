@@ -93,6 +93,19 @@ class AgentServiceTlsTest : public ::testing::Test {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   }
 
+  // Replaces the server with one presenting certificate `name` (and `limits`, when given).
+  void RestartServer(const std::string& name, const ServerLimits* limits = nullptr) {
+    server_->Shutdown(std::chrono::system_clock::now());
+    auto creds = MakeServerCredentials(Files(name), std::chrono::seconds(1));
+    ASSERT_TRUE(creds.ok()) << creds.status().ToString();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", *creds, &port_);
+    if (limits != nullptr) ApplyServerLimits(builder, *limits);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+  }
+
   std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
   void Write(const std::string& name, const std::string& content) {
     ASSERT_TRUE(WriteFileAtomically(Path(name), content, 0600).ok());
@@ -260,15 +273,8 @@ TEST_F(AgentServiceTlsTest, HandshakeWithExpiredCertificateIsRefused) {
 }
 
 TEST_F(AgentServiceTlsTest, ClientRefusesAgentWhoseCertificateDoesNotNameTheAddress) {
-  server_->Shutdown(std::chrono::system_clock::now());
   WritePair("elsewhere", MustIssue(ca_, AgentRequest("agent-elsewhere", {"10.77.0.99"})));
-  auto creds = MakeServerCredentials(Files("elsewhere"), std::chrono::seconds(1));
-  ASSERT_TRUE(creds.ok());
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", *creds, &port_);
-  builder.RegisterService(service_.get());
-  server_ = builder.BuildAndStart();
-  ASSERT_NE(server_, nullptr);
+  RestartServer("elsewhere");
   auto stub = StubFor("operator");
   grpc::Status s = GetInfo(*stub);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
@@ -335,17 +341,9 @@ bool AwaitClosedByPeer(int fd, std::chrono::steady_clock::time_point deadline) {
 // default 120 s handshake allowance. With the agent's limits the server closes each of them at
 // the handshake deadline, and its fds come back; a real client still gets through.
 TEST_F(AgentServiceTlsTest, IdleConnectionsThatNeverStartTlsAreClosedAndTheirFdsReleased) {
-  server_->Shutdown(std::chrono::system_clock::now());
-  auto creds = MakeServerCredentials(Files("agent"), std::chrono::seconds(1));
-  ASSERT_TRUE(creds.ok());
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", *creds, &port_);
   ServerLimits limits;
   limits.handshake_timeout = std::chrono::milliseconds(500);
-  ApplyServerLimits(builder, limits);
-  builder.RegisterService(service_.get());
-  server_ = builder.BuildAndStart();
-  ASSERT_NE(server_, nullptr);
+  RestartServer("agent", &limits);
 
   constexpr int kConnections = 500;
   rlimit nofile{};
@@ -385,18 +383,11 @@ TEST_F(AgentServiceTlsTest, IdleConnectionsThatNeverStartTlsAreClosedAndTheirFds
 // certificate on the agent's address is refused by the client, even though the CA signed it and
 // it names the address.
 TEST_F(AgentServiceTlsTest, ClientRefusesAServerWithoutTheRoleItDialled) {
-  server_->Shutdown(std::chrono::system_clock::now());
   CertificateRequest impostor{"ctl-on-agent-port", Role::kController};
   impostor.ip_sans = {"127.0.0.1"};
   impostor.server_auth = true;
   WritePair("impostor", MustIssue(ca_, impostor));
-  auto creds = MakeServerCredentials(Files("impostor"), std::chrono::seconds(1));
-  ASSERT_TRUE(creds.ok());
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", *creds, &port_);
-  builder.RegisterService(service_.get());
-  server_ = builder.BuildAndStart();
-  ASSERT_NE(server_, nullptr);
+  RestartServer("impostor");
 
   auto want_agent =
       MakeChannelCredentials(Files("operator"), Role::kAgent, std::chrono::seconds(1));
