@@ -7,6 +7,8 @@
 #include <mutex>
 
 #include "agent/fault_backend.h"
+#include "common/ids.h"
+#include "common/logging.h"
 #include "common/tls.h"
 
 #ifndef FAULTLINE_VERSION
@@ -121,7 +123,7 @@ grpc::Status AgentService::Authorize(grpc::CallbackServerContext* ctx, const cha
   spdlog::warn(
       "audit: at={} action={} outcome=PERMISSION_DENIED identity=\"{}\" peer={} {} "
       "reason=\"{}\"",
-      UtcNow(), action, peer.Describe(), peer.address, what, why);
+      UtcNow(), action, LogSafe(peer.Describe()), LogSafe(peer.address), what, why);
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                       std::string(action) + " refused: " + why +
                           " (needs a certificate with role operator or controller)");
@@ -132,11 +134,11 @@ void AgentService::Audit(grpc::CallbackServerContext* ctx, const char* action,
   PeerIdentity peer = IdentifyPeer(*ctx);
   if (outcome.ok()) {
     spdlog::info("audit: at={} action={} outcome=OK identity=\"{}\" peer={} {}", UtcNow(), action,
-                 peer.Describe(), peer.address, what);
+                 LogSafe(peer.Describe()), LogSafe(peer.address), what);
   } else {
     spdlog::warn("audit: at={} action={} outcome={} identity=\"{}\" peer={} {} error=\"{}\"",
-                 UtcNow(), action, CodeName(outcome.error_code()), peer.Describe(), peer.address,
-                 what, outcome.error_message());
+                 UtcNow(), action, CodeName(outcome.error_code()), LogSafe(peer.Describe()),
+                 LogSafe(peer.address), what, LogSafe(outcome.error_message()));
   }
 }
 
@@ -150,7 +152,8 @@ grpc::ServerUnaryReactor* AgentService::GetInfo(grpc::CallbackServerContext* ctx
 grpc::ServerUnaryReactor* AgentService::ApplyFault(grpc::CallbackServerContext* ctx,
                                                    const v1::ApplyFaultRequest* request,
                                                    v1::ApplyFaultResponse* response) {
-  const std::string what = "run_id=" + request->run_id() + " fault_id=" + request->fault_id() +
+  const std::string what = "run_id=" + LogId(request->run_id(), IsValidRunId) +
+                           " fault_id=" + LogId(request->fault_id(), IsValidFaultId) +
                            " kind=" + FaultKindOf(request->spec()) +
                            " lease_ttl_ms=" + std::to_string(request->lease_ttl_ms());
   if (grpc::Status denied = Authorize(ctx, "ApplyFault", what); !denied.ok()) {
@@ -197,7 +200,7 @@ grpc::ServerUnaryReactor* AgentService::ApplyFault(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AgentService::RenewLease(grpc::CallbackServerContext* ctx,
                                                    const v1::RenewLeaseRequest* request,
                                                    v1::RenewLeaseResponse* response) {
-  const std::string what = "fault_id=" + request->fault_id() +
+  const std::string what = "fault_id=" + LogId(request->fault_id(), IsValidFaultId) +
                            " lease_ttl_ms=" + std::to_string(request->lease_ttl_ms());
   if (grpc::Status denied = Authorize(ctx, "RenewLease", what); !denied.ok()) {
     return Finish(ctx, denied);
@@ -213,7 +216,7 @@ grpc::ServerUnaryReactor* AgentService::RenewLease(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AgentService::RevertFault(grpc::CallbackServerContext* ctx,
                                                     const v1::RevertFaultRequest* request,
                                                     v1::RevertFaultResponse* response) {
-  const std::string what = "fault_id=" + request->fault_id();
+  const std::string what = "fault_id=" + LogId(request->fault_id(), IsValidFaultId);
   if (grpc::Status denied = Authorize(ctx, "RevertFault", what); !denied.ok()) {
     return Finish(ctx, denied);
   }
@@ -229,7 +232,8 @@ grpc::ServerUnaryReactor* AgentService::RevertAll(grpc::CallbackServerContext* c
                                                   const v1::RevertAllRequest* request,
                                                   v1::RevertAllResponse* response) {
   const std::string what =
-      "run_id=" + (request->run_id().empty() ? std::string("*") : request->run_id());
+      "run_id=" +
+      (request->run_id().empty() ? std::string("*") : LogId(request->run_id(), IsValidRunId));
   if (grpc::Status denied = Authorize(ctx, "RevertAll", what); !denied.ok()) {
     return Finish(ctx, denied);
   }

@@ -23,8 +23,8 @@
 #include "agent/agent_metrics.h"
 #include "agent/agent_service.h"
 #include "agent/controller_link.h"
-#include "agent/dry_run_backend.h"
 #include "agent/dns/dns_backend.h"
+#include "agent/dry_run_backend.h"
 #include "agent/fault_manager.h"
 #include "agent/fault_registry.h"
 #include "agent/journal.h"
@@ -32,6 +32,7 @@
 #include "agent/netfilter/nft_ruleset.h"
 #include "agent/process/process_backend.h"
 #include "agent/proxy/proxy_backend.h"
+#include "agent/server_limits.h"
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/logging.h"
@@ -46,10 +47,6 @@ using faultline::Status;
 
 constexpr int kExitUsage = 2;
 constexpr int kExitFailure = 1;
-constexpr int kMaxReceiveMessageBytes = 4 * 1024 * 1024;
-constexpr int kMaxSendMessageBytes = 4 * 1024 * 1024;
-// Concurrent calls per connection; a controller needs a handful per fault.
-constexpr int kMaxConcurrentStreams = 64;
 constexpr auto kServerShutdownGrace = std::chrono::seconds(5);
 // How long shutdown lets an apply cancelled by it end by itself before the process exits
 // without it.
@@ -80,6 +77,7 @@ struct Flags {
   std::string ready_file;
   std::string metrics_listen;
   std::string log_level = "info";
+  std::vector<std::string> protect_processes;
 };
 
 bool IsLabelToken(const std::string& s) {
@@ -278,6 +276,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   }
   process::ProcessBackendOptions process_options;
   process_options.record_dir = flags.state_dir + "/process";
+  process_options.protected_names = flags.protect_processes;
   if (Status s = register_backend(std::make_unique<process::ProcessBackend>(process_options));
       !s.ok()) {
     spdlog::error("{}", s.ToString());
@@ -306,21 +305,22 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   // Leftovers of a crashed agent: faultline_* nft tables, the NFQUEUE rules of latency faults and
   // netem root qdiscs (handle fa17:) no journal record restored. Not in a dry run: it created
   // none, and other agents on this host may own such state.
-  if (!flags.dry_run) options.sweep_tables = [net_options]() -> Result<std::vector<std::string>> {
-    auto tables = netfilter::NftRuleset().SweepTables(netfilter::kTablePrefix);
-    auto rules = netfilter::SweepQueueRules(net_options);
-    auto qdiscs = netfilter::SweepNetemQdiscs(net_options.run);
-    if (!tables.ok()) return tables;
-    if (!rules.ok()) return rules;
-    tables->insert(tables->end(), rules->begin(), rules->end());
-    // No ip/tc only means no netem qdisc of ours can exist: not a reason to fail recovery.
-    if (qdiscs.ok()) {
-      tables->insert(tables->end(), qdiscs->begin(), qdiscs->end());
-    } else {
-      spdlog::warn("sweep: netem qdiscs not checked: {}", qdiscs.status().message());
-    }
-    return tables;
-  };
+  if (!flags.dry_run)
+    options.sweep_tables = [net_options]() -> Result<std::vector<std::string>> {
+      auto tables = netfilter::NftRuleset().SweepTables(netfilter::kTablePrefix);
+      auto rules = netfilter::SweepQueueRules(net_options);
+      auto qdiscs = netfilter::SweepNetemQdiscs(net_options.run);
+      if (!tables.ok()) return tables;
+      if (!rules.ok()) return rules;
+      tables->insert(tables->end(), rules->begin(), rules->end());
+      // No ip/tc only means no netem qdisc of ours can exist: not a reason to fail recovery.
+      if (qdiscs.ok()) {
+        tables->insert(tables->end(), qdiscs->begin(), qdiscs->end());
+      } else {
+        spdlog::warn("sweep: netem qdiscs not checked: {}", qdiscs.status().message());
+      }
+      return tables;
+    };
   agent_metrics.InstallObservers(&options);
   FaultManager manager(registry, **journal, SystemClock::Instance(), options);
   agent_metrics.CollectFrom(manager);
@@ -344,9 +344,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     builder.AddListeningPort(flags.listen,
                              flags.insecure ? grpc::InsecureServerCredentials() : credentials,
                              &selected_port);
-    builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
-    builder.SetMaxSendMessageSize(kMaxSendMessageBytes);
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
+    ApplyServerLimits(builder, ServerLimits{});
     builder.RegisterService(&service);
     server = builder.BuildAndStart();
     if (server == nullptr || selected_port == 0) {
@@ -383,8 +381,10 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     if (flags.insecure) {
       link_options.credentials = grpc::InsecureChannelCredentials();
     } else {
-      auto made = MakeChannelCredentials(TlsFiles{flags.tls_ca, flags.tls_cert, flags.tls_key},
-                                         std::chrono::seconds(flags.tls_refresh_s));
+      // Only a controller certificate may send this agent commands down the link.
+      auto made =
+          MakeChannelCredentials(TlsFiles{flags.tls_ca, flags.tls_cert, flags.tls_key},
+                                 Role::kController, std::chrono::seconds(flags.tls_refresh_s));
       if (!made.ok()) {
         spdlog::error("{}", made.status().message());
         if (server) server->Shutdown();
@@ -522,6 +522,11 @@ int main(int argc, char** argv) {
                  "qdiscs are kernel defaults, else the NFQUEUE delay line), delay-line, or netem "
                  "(Apply fails where netem cannot be used)")
       ->capture_default_str();
+  app.add_option("--protect-process", flags.protect_processes,
+                 "a process name (comm or executable name) no process fault may touch, in "
+                 "addition to init, faultline-agent/-controller, sshd, journald and the container "
+                 "runtime; repeatable")
+      ->type_name("NAME");
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once the agent serves");
   app.add_option("--metrics-listen", flags.metrics_listen,

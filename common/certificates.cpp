@@ -22,6 +22,7 @@ namespace faultline {
 namespace {
 
 constexpr std::string_view kRolePrefix = "faultline:role:";
+constexpr std::string_view kAgentIdPrefix = "faultline:agent:";
 
 template <typename T, void (*F)(T*)>
 struct Deleter {
@@ -159,6 +160,31 @@ std::optional<Role> RoleFromUris(const std::vector<std::string>& uris) {
   return found;
 }
 
+bool IsValidAgentId(std::string_view id) {
+  if (id.empty() || id.size() > 63) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string AgentIdUri(const std::string& agent_id) {
+  return std::string(kAgentIdPrefix) + agent_id;
+}
+
+std::optional<std::string> AgentIdFromUris(const std::vector<std::string>& uris) {
+  std::optional<std::string> found;
+  for (const std::string& uri : uris) {
+    if (uri.rfind(kAgentIdPrefix, 0) != 0) continue;
+    std::string id = uri.substr(kAgentIdPrefix.size());
+    if (!IsValidAgentId(id) || (found && *found != id)) return std::nullopt;
+    found = id;
+  }
+  return found;
+}
+
 Result<CertificateAndKey> CreateCertificateAuthority(const std::string& common_name,
                                                      std::chrono::seconds validity) {
   Result<PKeyPtr> key = NewKey();
@@ -199,6 +225,13 @@ Result<CertificateAndKey> IssueCertificate(const CertificateAndKey& ca,
   std::string sans;
   auto add_san = [&sans](const std::string& san) { sans += (sans.empty() ? "" : ",") + san; };
   if (request.role) add_san("URI:" + RoleUri(*request.role));
+  if (request.agent_id) {
+    if (!IsValidAgentId(*request.agent_id)) {
+      return InvalidArgument("'" + *request.agent_id +
+                             "' is not an agent id ([A-Za-z0-9._-]{1,63})");
+    }
+    add_san("URI:" + AgentIdUri(*request.agent_id));
+  }
   for (const std::string& ip : request.ip_sans) {
     if (!IsIpLiteral(ip)) return InvalidArgument("'" + ip + "' is not an IP address");
     add_san("IP:" + ip);
@@ -268,13 +301,26 @@ Status WriteDevCertificates(const std::string& dir, const DevCertificateOptions&
     (IsIpLiteral(san) ? controller.ip_sans : controller.dns_sans).push_back(san);
   }
   CertificateRequest op{"faultline-operator", Role::kOperator};
+  std::vector<std::pair<std::string, CertificateRequest>> requests = {
+      {"agent", agent}, {"controller", controller}, {"operator", op}};
+  for (const std::string& id : options.agent_ids) {
+    if (!IsValidAgentId(id)) {
+      return InvalidArgument("agent id '" + id + "': want [A-Za-z0-9._-]{1,63}");
+    }
+    for (const auto& [name, request] : requests) {
+      if (name == "agent-" + id) return InvalidArgument("agent id '" + id + "' given twice");
+    }
+    CertificateRequest one = agent;
+    one.common_name = id;
+    one.agent_id = id;
+    requests.emplace_back("agent-" + id, one);
+  }
 
   Result<CertificateAndKey> ca =
       CreateCertificateAuthority("Faultline development CA", std::chrono::hours(24 * 3650));
   if (!ca.ok()) return ca.status();
   std::vector<std::pair<std::string, CertificateAndKey>> files = {{"ca", *ca}};
-  for (const auto& [name, request] : std::vector<std::pair<std::string, CertificateRequest>>{
-           {"agent", agent}, {"controller", controller}, {"operator", op}}) {
+  for (const auto& [name, request] : requests) {
     Result<CertificateAndKey> issued = IssueCertificate(*ca, request);
     if (!issued.ok()) return issued.status();
     files.emplace_back(name, *issued);

@@ -1,6 +1,7 @@
 #include "common/tls.h"
 
 #include <arpa/inet.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -8,6 +9,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 namespace faultline {
@@ -39,6 +41,37 @@ std::string FirstValue(const grpc::AuthContext& auth, const char* property) {
   }
   return "";
 }
+
+// Checks the server certificate's role, then gRPC's own host name check. Runs synchronously on
+// gRPC's handshake thread; holds no state besides the role.
+class ServerRoleVerifier final : public grpc::experimental::ExternalCertificateVerifier {
+ public:
+  explicit ServerRoleVerifier(Role role) : role_(role) {}
+
+  bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
+              std::function<void(grpc::Status)> callback, grpc::Status* sync_status) override {
+    std::vector<std::string> uris;
+    for (const grpc::string_ref& uri : request->uri_names())
+      uris.emplace_back(uri.data(), uri.size());
+    std::optional<Role> role = RoleFromUris(uris);
+    if (role != role_) {
+      *sync_status = grpc::Status(
+          grpc::StatusCode::UNAUTHENTICATED,
+          std::string("the server's certificate carries ") +
+              (role ? std::string("role ") + RoleName(*role) : std::string("no faultline role")) +
+              ", not " + RoleName(role_) + " (" + RoleUri(role_) + ")");
+      return true;
+    }
+    return host_name_.Verify(request, std::move(callback), sync_status);
+  }
+  void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest* request) override {
+    host_name_.Cancel(request);
+  }
+
+ private:
+  const Role role_;
+  grpc::experimental::HostNameCertificateVerifier host_name_;
+};
 
 bool InInitialNetworkNamespace() {
   struct stat self {};
@@ -98,7 +131,7 @@ Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 }
 
 Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
-    const TlsFiles& files, std::chrono::seconds refresh) {
+    const TlsFiles& files, std::optional<Role> server_role, std::chrono::seconds refresh) {
   if (Status s = CheckTlsFiles(files); !s.ok()) return s;
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
       files.key, files.cert, files.ca, static_cast<unsigned>(refresh.count()));
@@ -108,6 +141,11 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
   options.watch_identity_key_cert_pairs();
   // gRPC's default verifier then checks the chain and that a SAN matches the dialled host.
   options.set_verify_server_certs(true);
+  if (server_role) {
+    // Replaces the default host name verifier; ServerRoleVerifier runs it after the role check.
+    options.set_certificate_verifier(
+        grpc::experimental::ExternalCertificateVerifier::Create<ServerRoleVerifier>(*server_role));
+  }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::experimental::TlsCredentials(options);
   if (creds == nullptr) return Internal("cannot create TLS channel credentials");
   return creds;
@@ -132,6 +170,7 @@ PeerIdentity IdentifyPeer(const grpc::ServerContextBase& ctx) {
     uris.emplace_back(v.data(), v.size());
   }
   peer.role = RoleFromUris(uris);
+  peer.agent_id = AgentIdFromUris(uris);
   return peer;
 }
 

@@ -39,17 +39,23 @@ Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TlsFiles& files, std::chrono::seconds refresh = kDefaultTlsRefresh);
 
 // Channel credentials presenting files.cert and verifying the server's certificate against
-// files.ca, including that its SANs match the host part of the address dialled. Watched like the
-// server's. Runs CheckTlsFiles first and returns its error.
+// files.ca, including that its SANs match the host part of the address dialled and, when
+// `server_role` is given, that it carries that role (faultline:role:*): an agent certificate
+// cannot pose as a controller to another agent, nor a controller or operator certificate as an
+// agent to the CLI. A wrong or missing role fails the handshake (the call sees UNAVAILABLE; the
+// reason is logged by gRPC). Watched like the server's. Runs CheckTlsFiles first and returns its
+// error.
 Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
-    const TlsFiles& files, std::chrono::seconds refresh = kDefaultTlsRefresh);
+    const TlsFiles& files, std::optional<Role> server_role,
+    std::chrono::seconds refresh = kDefaultTlsRefresh);
 
 // Who is calling, as far as the transport says.
 struct PeerIdentity {
   bool authenticated = false;  // a verified client certificate was presented
   std::string name;            // certificate CN ("faultline-operator"); "anonymous" otherwise
   std::optional<Role> role;    // from the faultline:role:* URI SAN
-  std::string address;         // the peer's transport address ("ipv4:10.77.0.1:53422")
+  std::optional<std::string> agent_id;  // from the faultline:agent:* URI SAN
+  std::string address;                  // the peer's transport address ("ipv4:10.77.0.1:53422")
 
   // "faultline-operator (operator)" / "faultline-x (no role)" / "anonymous (plaintext)".
   std::string Describe() const;

@@ -215,11 +215,17 @@ class PauseHandle final : public FaultHandle {
   bool reverted_ = false;  // guarded by mu_
 };
 
+SelectionScope WithProtectedNames(SelectionScope scope, const std::vector<std::string>& names) {
+  scope.protected_names.insert(scope.protected_names.end(), names.begin(), names.end());
+  return scope;
+}
+
 }  // namespace
 
 ProcessBackend::ProcessBackend(ProcessBackendOptions options)
     : options_(std::move(options)),
-      scope_(options_.scope ? *options_.scope : ScopeForThisAgent()),
+      scope_(WithProtectedNames(options_.scope ? *options_.scope : ScopeForThisAgent(),
+                                options_.protected_names)),
       records_(std::make_shared<PauseRecordStore>(options_.record_dir)) {}
 
 std::string ProcessBackend::CgroupRoot() const {

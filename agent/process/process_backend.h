@@ -31,6 +31,8 @@ struct ProcessBackendOptions {
   std::string cgroup_root;
   // Overrides ScopeForThisAgent() (tests).
   std::optional<SelectionScope> scope;
+  // Process names protected in addition to DefaultProtectedProcessNames() (--protect-process).
+  std::vector<std::string> protected_names;
 };
 
 class ProcessBackend final : public FaultBackend {

@@ -223,9 +223,43 @@ SelectionScope ScopeForThisAgent(const std::string& named_netns_dir) {
   return scope;
 }
 
+const std::vector<std::string>& DefaultProtectedProcessNames() {
+  static const std::vector<std::string> kNames = {"init",
+                                                  "systemd",
+                                                  "faultline-agent",
+                                                  "faultline-controller",
+                                                  "sshd",
+                                                  "systemd-journald",
+                                                  "journald",
+                                                  "containerd",
+                                                  "containerd-shim",
+                                                  "containerd-shim-runc-v2",
+                                                  "dockerd",
+                                                  "docker-proxy",
+                                                  "podman",
+                                                  "conmon",
+                                                  "runc",
+                                                  "crun",
+                                                  "crio"};
+  return kNames;
+}
+
+bool IsProtectedName(const std::string& name, const SelectionScope& scope) {
+  constexpr size_t kCommLength = 15;  // TASK_COMM_LEN - 1: a comm is a cut name
+  for (const std::string& p : scope.protected_names) {
+    if (name == p || (name.size() == kCommLength && p.compare(0, kCommLength, name) == 0)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool IsEligible(const ProcessInfo& info, const SelectionScope& scope) {
   if (info.pid <= 1 || info.pid == scope.self_pid || info.kernel_thread || info.state == 'Z' ||
       info.state == 'X') {
+    return false;
+  }
+  if (IsProtectedName(info.comm, scope) || IsProtectedName(ExeBasename(info.pid), scope)) {
     return false;
   }
   if (scope.net_namespace) {
@@ -240,6 +274,15 @@ Result<std::vector<ProcessInfo>> SelectProcesses(const v1::ProcessFault& fault,
   std::vector<ProcessInfo> out;
   switch (fault.selector_case()) {
     case v1::ProcessFault::kName:
+      if (IsProtectedName(fault.name(), scope)) {
+        if (strict) {
+          return FailedPrecondition("process: '" + fault.name() +
+                                    "' is a protected process (init, Faultline's agent or "
+                                    "controller, sshd, journald, the container runtime, or "
+                                    "the agent's --protect-process list): no fault touches it");
+        }
+        break;
+      }
       for (ProcessInfo& p : ListProcesses()) {
         if (!IsEligible(p, scope)) continue;
         if (p.comm == fault.name() || ExeBasename(p.pid) == fault.name()) {
@@ -266,7 +309,8 @@ Result<std::vector<ProcessInfo>> SelectProcesses(const v1::ProcessFault& fault,
           return FailedPrecondition("process: pidfile " + fault.pidfile() + " names pid " +
                                     std::to_string(*pid) +
                                     ", which this agent may not signal (pid 1, the agent, a "
-                                    "kernel thread or outside its network namespace)");
+                                    "protected process, a kernel thread or outside its "
+                                    "network namespace)");
         }
         break;
       }

@@ -24,13 +24,24 @@ Status ValidateProcessFault(const v1::ProcessFault& fault);
 // "system.slice/x.service" from "/system.slice/x.service/". Precondition: validated.
 std::string NormalizedCgroup(const std::string& cgroup);
 
+// The processes no fault may touch, by name: init, the agents and controllers of Faultline,
+// sshd, journald, and the container runtime (containerd and its shims, dockerd, podman, conmon,
+// runc, crun, crio). A name matches a process's comm (the kernel cuts it to 15 characters) or the
+// base name of its executable.
+const std::vector<std::string>& DefaultProtectedProcessNames();
+
 // What a selection may never include.
 struct SelectionScope {
   int self_pid = 0;  // the agent
   // Set: only processes in this network namespace are eligible (the agent runs in a namespace
   // of its own, e.g. a sandbox host). Unset: every process on the machine.
   std::optional<NamespaceId> net_namespace;
+  // Processes never eligible, by name (the defaults plus the agent's --protect-process).
+  std::vector<std::string> protected_names = DefaultProtectedProcessNames();
 };
+
+// Whether `name` (a name selector, or a process's comm or executable name) is protected.
+bool IsProtectedName(const std::string& name, const SelectionScope& scope);
 
 // The scope for this agent: its own pid, and its network namespace when that differs from
 // pid 1's or is a named namespace (a bind mount in `named_netns_dir`, as `ip netns add` makes):
@@ -38,7 +49,8 @@ struct SelectionScope {
 SelectionScope ScopeForThisAgent(const std::string& named_netns_dir = "/run/netns");
 
 // Whether the scope lets the process be signalled: not pid 1, not the agent, not a kernel
-// thread, not a zombie, and in the scope's network namespace if it has one.
+// thread, not a zombie, not protected (comm or executable name), and in the scope's network
+// namespace if it has one.
 bool IsEligible(const ProcessInfo& info, const SelectionScope& scope);
 
 // Every eligible process the selector matches, in pid order. A pidfile that is missing, empty
@@ -46,6 +58,8 @@ bool IsEligible(const ProcessInfo& info, const SelectionScope& scope);
 // the reason; the apply path is strict, the restart watcher is not). A pidfile that is not a
 // regular file (a FIFO, a terminal such as /dev/ptmx, a directory, a symbolic link) is never
 // opened for a blocking read: FAILED_PRECONDITION when strict, nothing selected otherwise, at once.
+// A name selector naming a protected process selects nothing (FAILED_PRECONDITION saying so when
+// `strict`).
 // Precondition: validated.
 Result<std::vector<ProcessInfo>> SelectProcesses(const v1::ProcessFault& fault,
                                                  const SelectionScope& scope, bool strict);

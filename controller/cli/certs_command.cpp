@@ -18,6 +18,7 @@ constexpr int kExitInfra = 4;
 struct CertsInitArgs {
   std::string dir;
   std::vector<std::string> sans;
+  std::vector<std::string> agent_ids;
   bool force = false;
 };
 
@@ -26,6 +27,7 @@ int CertsInit(const CertsInitArgs& a) {
   // The sandbox's agent addresses come first, so `certs init` output works with the sandbox too.
   for (const auto& h : sandbox::SandboxHosts()) options.extra_agent_sans.push_back(h.address);
   options.extra_agent_sans.insert(options.extra_agent_sans.end(), a.sans.begin(), a.sans.end());
+  options.agent_ids = a.agent_ids;
   options.overwrite = a.force;
   Status s = WriteDevCertificates(a.dir, options);
   if (!s.ok()) {
@@ -41,8 +43,12 @@ int CertsInit(const CertsInitArgs& a) {
             << "  ca.pem ca-key.pem                  CA (keep ca-key.pem private)\n"
             << "  agent.pem agent-key.pem            role agent; SANs " << sans << "\n"
             << "  controller.pem controller-key.pem  role controller\n"
-            << "  operator.pem operator-key.pem      role operator\n"
-            << "agent:  faultline-agent --tls-ca " << a.dir << "/ca.pem --tls-cert " << a.dir
+            << "  operator.pem operator-key.pem      role operator\n";
+  for (const std::string& id : a.agent_ids) {
+    std::cout << "  agent-" << id << ".pem agent-" << id << "-key.pem  role agent, agent id " << id
+              << " (for `faultline-agent --name " << id << " --controller ...`)\n";
+  }
+  std::cout << "agent:  faultline-agent --tls-ca " << a.dir << "/ca.pem --tls-cert " << a.dir
             << "/agent.pem --tls-key " << a.dir << "/agent-key.pem ...\n"
             << "client: faultline run --tls-dir " << a.dir << " EXPERIMENT.yaml\n";
   return 0;
@@ -62,6 +68,10 @@ void AddCertsCommand(CLI::App& app, int* exit_code) {
   init->add_option("dir", args.dir, "Directory to create (mode 0700)")->required();
   init->add_option("--san", args.sans,
                    "Extra subject alternative name for agent.pem (IP or DNS name), repeatable");
+  init->add_option("--agent", args.agent_ids,
+                   "Also issue agent-ID.pem carrying this agent id (faultline:agent:ID), for an "
+                   "agent that attaches to a faultline-controller with --name ID; repeatable. "
+                   "The controller registers an agent only under the id its certificate carries.");
   init->add_flag("--force", args.force, "Replace an existing CA in DIR");
   init->callback([exit_code] { *exit_code = CertsInit(args); });
 }
@@ -78,7 +88,7 @@ void AddClientTlsFlags(CLI::App* verb, ClientTlsArgs* args) {
 }
 
 Result<std::shared_ptr<grpc::ChannelCredentials>> ResolveClientCredentials(
-    const ClientTlsArgs& args) {
+    const ClientTlsArgs& args, Role server_role) {
   const bool any_file = !args.ca.empty() || !args.cert.empty() || !args.key.empty();
   if (args.insecure) {
     if (any_file || !args.dir.empty()) {
@@ -104,7 +114,8 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> ResolveClientCredentials(
         "from `faultline certs init DIR`); with the sandbox up its certificates are used "
         "automatically");
   }
-  Result<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(files);
+  Result<std::shared_ptr<grpc::ChannelCredentials>> creds =
+      MakeChannelCredentials(files, server_role);
   if (!creds.ok()) return InvalidArgument(creds.status().message());
   return creds;
 }

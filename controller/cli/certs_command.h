@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "common/certificates.h"
 #include "common/status.h"
 
 namespace faultline::cli {
@@ -31,7 +32,9 @@ void AddClientTlsFlags(CLI::App* verb, ClientTlsArgs* args);
 // been started with --insecure); --tls-ca/--tls-cert/--tls-key (all three); --tls-dir; the
 // sandbox's operator certificate when the sandbox is up. INVALID_ARGUMENT for a partial or
 // conflicting set of flags or unusable files; FAILED_PRECONDITION when nothing applies.
+// Over mTLS the server must present a certificate of `server_role` (agent when dialling agents,
+// controller for the controller verbs).
 Result<std::shared_ptr<grpc::ChannelCredentials>> ResolveClientCredentials(
-    const ClientTlsArgs& args);
+    const ClientTlsArgs& args, Role server_role);
 
 }  // namespace faultline::cli

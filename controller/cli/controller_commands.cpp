@@ -159,7 +159,7 @@ int Resume(const ControllerArgs& a) {
 
 Result<std::shared_ptr<v1::Controller::Stub>> DialController(const std::string& address,
                                                              const ClientTlsArgs& tls) {
-  auto creds = ResolveClientCredentials(tls);
+  auto creds = ResolveClientCredentials(tls, Role::kController);
   if (!creds.ok()) return creds.status();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);

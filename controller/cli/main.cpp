@@ -6,9 +6,9 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -68,7 +68,7 @@ int LoadFleet(const std::string& inventory_path, const ClientTlsArgs& tls,
     std::cerr << "faultline: " << inv.status().message() << "\n";
     return inv.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
   }
-  auto credentials = ResolveClientCredentials(tls);
+  auto credentials = ResolveClientCredentials(tls, Role::kAgent);
   if (!credentials.ok()) {
     std::cerr << "faultline: " << credentials.status().message() << "\n";
     return kExitUsage;
@@ -302,8 +302,9 @@ int main(int argc, char** argv) {
   int exit_code = 0;
 
   ValidateArgs va;
-  auto* validate = app.add_subcommand("validate", "Check experiment files; report every error "
-                                                  "as file:line:column: field: message");
+  auto* validate = app.add_subcommand("validate",
+                                      "Check experiment files; report every error "
+                                      "as file:line:column: field: message");
   validate->add_option("files", va.files, "Experiment files")->required()->check(CLI::ExistingFile);
   validate->add_option("--output", va.output, "text or json")
       ->check(CLI::IsMember({"text", "json"}));
@@ -337,24 +338,27 @@ int main(int argc, char** argv) {
                   "Submit to this faultline-controller (HOST:PORT) instead of running directly")
       ->excludes("--inventory");
   run->callback([&] {
-    exit_code = ra.controller.empty() ? Run(ra)
-                                      : RunViaController(ra.controller, ra.file, ra.lease_ttl,
-                                                         ra.output, ra.reports.json, ra.quiet, ra.tls);
+    exit_code = ra.controller.empty()
+                    ? Run(ra)
+                    : RunViaController(ra.controller, ra.file, ra.lease_ttl, ra.output,
+                                       ra.reports.json, ra.quiet, ra.tls);
   });
 
   AgentsArgs aa;
-  auto* agents = app.add_subcommand("agents", "Show what each agent reports (labels, "
-                                              "capabilities, active faults)");
+  auto* agents = app.add_subcommand("agents",
+                                    "Show what each agent reports (labels, "
+                                    "capabilities, active faults)");
   agents->add_option("--inventory", aa.inventory, "Inventory YAML (default: the sandbox's)")
       ->check(CLI::ExistingFile);
   agents->add_option("--output", aa.output, "text or json")->check(CLI::IsMember({"text", "json"}));
   AddClientTlsFlags(agents, &aa.tls);
-  agents->add_option("--controller", aa.controller,
-                     "Ask this faultline-controller (HOST:PORT) which agents are attached")
+  agents
+      ->add_option("--controller", aa.controller,
+                   "Ask this faultline-controller (HOST:PORT) which agents are attached")
       ->excludes("--inventory");
   agents->callback([&] {
-    exit_code = aa.controller.empty() ? Agents(aa)
-                                      : AgentsViaController(aa.controller, aa.output, aa.tls);
+    exit_code =
+        aa.controller.empty() ? Agents(aa) : AgentsViaController(aa.controller, aa.output, aa.tls);
   });
 
   AddReportCommand(app, &exit_code);

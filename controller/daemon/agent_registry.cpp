@@ -5,6 +5,8 @@
 #include <deque>
 #include <future>
 
+#include "common/certificates.h"
+#include "common/logging.h"
 #include "common/tls.h"
 #include "controller/engine/fan_out.h"
 
@@ -13,17 +15,6 @@ namespace {
 
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
-
-// Agent ids are also label-like tokens: they name the agent in reports, logs and selectors.
-bool IsValidAgentId(const std::string& s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 int64_t WallMs() { return SystemClock::Instance().WallUnixMs(); }
 
@@ -34,8 +25,12 @@ int64_t WallMs() { return SystemClock::Instance().WallUnixMs(); }
 class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>,
                            public std::enable_shared_from_this<AgentSession> {
  public:
-  AgentSession(AgentRegistry* registry, grpc::CallbackServerContext* ctx)
-      : registry_(registry), peer_(ctx->peer()) {}
+  AgentSession(AgentRegistry* registry, grpc::CallbackServerContext* ctx, bool trust_hello,
+               std::optional<std::string> certified_id)
+      : registry_(registry),
+        peer_(ctx->peer()),
+        trust_hello_(trust_hello),
+        certified_id_(std::move(certified_id)) {}
 
   void Start() { StartRead(&in_); }
 
@@ -148,7 +143,27 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::
                                 "[A-Za-z0-9._-]{1,63}"));
         return false;
       }
-      agent_id_ = in_.hello().info().agent_id();
+      const std::string& claimed = in_.hello().info().agent_id();
+      if (!trust_hello_ && certified_id_ != claimed) {
+        std::string why =
+            certified_id_ ? "its certificate is agent " + *certified_id_ + "'s"
+                          : std::string("its certificate carries no agent id (faultline:agent:ID)");
+        spdlog::warn(
+            "audit: action=Attach outcome=PERMISSION_DENIED peer={} claimed_id={} reason=\"{}\"",
+            LogSafe(peer_), claimed, why);
+        FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                "attach as agent " + claimed + " refused: " + why +
+                                    " (issue one certificate per agent: `faultline certs init "
+                                    "DIR --agent ID`)"));
+        return false;
+      }
+      if (Status admitted = registry_->Admit(claimed); !admitted.ok()) {
+        spdlog::warn("attach of agent {} from {} refused: {}", claimed, LogSafe(peer_),
+                     admitted.message());
+        FinishOnce(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, admitted.message()));
+        return false;
+      }
+      agent_id_ = claimed;
       v1::ControllerMessage welcome;
       welcome.mutable_welcome()->set_controller_version(FAULTLINE_VERSION);
       welcome.mutable_welcome()->set_heartbeat_interval_ms(static_cast<uint32_t>(
@@ -157,7 +172,11 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::
         std::lock_guard lock(mu_);
         if (!finish_called_) EnqueueLocked(std::move(welcome));
       }
-      registry_->OnHello(shared_from_this(), in_.hello().info(), peer_);
+      if (!registry_->OnHello(shared_from_this(), in_.hello().info(), peer_)) {
+        FinishOnce(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                "the controller's agent registry is full"));
+        return false;
+      }
       return true;
     }
     registry_->OnSeen(agent_id_, in_.has_heartbeat()
@@ -179,6 +198,8 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::
 
   AgentRegistry* const registry_;
   const std::string peer_;
+  const bool trust_hello_;
+  const std::optional<std::string> certified_id_;
   std::string agent_id_;  // written by the read path only, before OnHello publishes the session
   v1::AgentMessage in_;
 
@@ -284,21 +305,19 @@ class StreamAgentConnection final : public engine::AgentConnection {
   // Like Do, without waiting: the agent's error code becomes the Status.
   void SendAsync(v1::ControllerCommand c, Duration deadline, const char* what,
                  CommandCallback done) {
-    registry_.Send(endpoint_.name, std::move(c), deadline,
-                   [what, name = endpoint_.name, done = std::move(done)](
-                       Result<v1::CommandResult> r) {
-                     if (!r.ok()) {
-                       return done(Status(r.status().code(), std::string(what) + " on agent " +
-                                                                 name + ": " +
-                                                                 r.status().message()));
-                     }
-                     if (r->code() != 0) {
-                       return done(Status(static_cast<StatusCode>(r->code()),
-                                          std::string(what) + " on agent " + name + ": " +
-                                              r->message()));
-                     }
-                     done(std::move(r));
-                   });
+    registry_.Send(
+        endpoint_.name, std::move(c), deadline,
+        [what, name = endpoint_.name, done = std::move(done)](Result<v1::CommandResult> r) {
+          if (!r.ok()) {
+            return done(Status(r.status().code(), std::string(what) + " on agent " + name + ": " +
+                                                      r.status().message()));
+          }
+          if (r->code() != 0) {
+            return done(Status(static_cast<StatusCode>(r->code()),
+                               std::string(what) + " on agent " + name + ": " + r->message()));
+          }
+          done(std::move(r));
+        });
   }
   Result<v1::CommandResult> Do(const v1::ControllerCommand& c, Duration deadline,
                                const char* what) {
@@ -341,21 +360,63 @@ AgentRegistry::~AgentRegistry() {
 }
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* AgentRegistry::NewSession(
-    grpc::CallbackServerContext* ctx) {
-  auto session = std::make_shared<AgentSession>(this, ctx);
+    grpc::CallbackServerContext* ctx, bool trust_hello, std::optional<std::string> certified_id) {
+  class Refused final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
+   public:
+    explicit Refused(const grpc::Status& s) { Finish(s); }
+    void OnDone() override { delete this; }
+  };
+  if (!trust_hello && !certified_id) {
+    spdlog::warn(
+        "audit: action=Attach outcome=PERMISSION_DENIED peer={} reason=\"the certificate carries "
+        "no agent id\"",
+        LogSafe(ctx->peer()));
+    return new Refused(grpc::Status(
+        grpc::StatusCode::PERMISSION_DENIED,
+        "Attach refused: the certificate carries no agent id (faultline:agent:ID); issue one "
+        "certificate per agent (`faultline certs init DIR --agent ID`)"));
+  }
+  auto session = std::make_shared<AgentSession>(this, ctx, trust_hello, std::move(certified_id));
   {
     std::lock_guard lock(mu_);
+    // Streams that never say Hello must not pile up either.
+    if (sessions_.size() >= 2 * options_.max_agents) {
+      return new Refused(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                      "too many agent streams open at this controller"));
+    }
     sessions_[session.get()] = session;
   }
   session->Start();
   return session.get();
 }
 
-void AgentRegistry::OnHello(const std::shared_ptr<AgentSession>& session, const v1::AgentInfo& info,
+Status AgentRegistry::MakeRoomLocked(const std::string& agent_id) {
+  if (agents_.count(agent_id) != 0 || agents_.size() < options_.max_agents) return Status::Ok();
+  auto oldest = agents_.end();
+  for (auto it = agents_.begin(); it != agents_.end(); ++it) {
+    if (it->second.snapshot.live || it->second.session) continue;
+    if (oldest == agents_.end() || it->second.last_seen < oldest->second.last_seen) oldest = it;
+  }
+  if (oldest == agents_.end()) {
+    return ResourceExhausted("the controller's agent registry is full (" +
+                             std::to_string(options_.max_agents) +
+                             " live agents; raise --max-agents)");
+  }
+  agents_.erase(oldest);
+  return Status::Ok();
+}
+
+Status AgentRegistry::Admit(const std::string& agent_id) {
+  std::lock_guard lock(mu_);
+  return MakeRoomLocked(agent_id);
+}
+
+bool AgentRegistry::OnHello(const std::shared_ptr<AgentSession>& session, const v1::AgentInfo& info,
                             const std::string& peer) {
   std::shared_ptr<AgentSession> replaced;
   {
     std::lock_guard lock(mu_);
+    if (!MakeRoomLocked(info.agent_id()).ok()) return false;
     Entry& e = agents_[info.agent_id()];
     if (e.session && e.session != session) replaced = e.session;
     e.session = session;
@@ -372,7 +433,8 @@ void AgentRegistry::OnHello(const std::shared_ptr<AgentSession>& session, const 
         grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer stream of the same agent"));
   }
   spdlog::info("agent attached: id={} peer={} capabilities={} active_faults={}", info.agent_id(),
-               peer, info.capabilities_size(), info.active_faults());
+               LogSafe(peer), info.capabilities_size(), info.active_faults());
+  return true;
 }
 
 void AgentRegistry::OnSeen(const std::string& agent_id, std::optional<uint32_t> active_faults) {

@@ -36,6 +36,10 @@ struct AgentRegistryOptions {
   int missed_heartbeats = 3;
   // How often deadlines and heartbeats are checked.
   Duration sweep_interval = std::chrono::milliseconds(20);
+  // Most agents the registry holds, live or gone. A Hello from a new id when it is full evicts
+  // the agent gone longest; with every one live it is refused with RESOURCE_EXHAUSTED. Streams
+  // that have not said Hello yet are capped at the same number.
+  size_t max_agents = 4096;
 };
 
 // What the registry knows about one agent, live or gone.
@@ -58,8 +62,12 @@ class AgentRegistry {
   AgentRegistry& operator=(const AgentRegistry&) = delete;
 
   // The reactor serving one Attach call (the Controller service's Attach returns it).
+  // `certified_id`: the agent id of the peer's certificate (faultline:agent:<id>). Unless
+  // `trust_hello` (plaintext on loopback/sandbox only), a stream without one is refused with
+  // PERMISSION_DENIED, and a Hello claiming another id too: an agent is only ever registered
+  // under the id its certificate carries. Beyond max_agents: RESOURCE_EXHAUSTED.
   grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* NewSession(
-      grpc::CallbackServerContext* ctx);
+      grpc::CallbackServerContext* ctx, bool trust_hello, std::optional<std::string> certified_id);
 
   // Every agent seen since start (gone ones only with include_gone), sorted by id.
   std::vector<AgentSnapshot> List(bool include_gone) const;
@@ -104,9 +112,14 @@ class AgentRegistry {
     MonoTime last_seen{};
   };
 
-  // Called by sessions.
-  void OnHello(const std::shared_ptr<AgentSession>& session, const v1::AgentInfo& info,
+  // Called by sessions. Admit: OK when `agent_id` may register now (makes room by evicting the
+  // agent gone longest), RESOURCE_EXHAUSTED when the registry is full of live agents. OnHello
+  // registers the session (checking again) and returns false when it could not.
+  Status Admit(const std::string& agent_id);
+  bool OnHello(const std::shared_ptr<AgentSession>& session, const v1::AgentInfo& info,
                const std::string& peer);
+  // Precondition: mu_ held.
+  Status MakeRoomLocked(const std::string& agent_id);
   void OnSeen(const std::string& agent_id, std::optional<uint32_t> active_faults);
   void OnGone(const AgentSession* session);
 

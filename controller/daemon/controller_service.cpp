@@ -175,7 +175,10 @@ grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* ControllerServ
     };
     return new Refused(denied);
   }
-  return registry_.NewSession(ctx);
+  // The agent's identity is its certificate's, never what its Hello says (plaintext: no identity).
+  std::optional<std::string> certified_id;
+  if (!plaintext_allow_all_) certified_id = IdentifyPeer(*ctx).agent_id;
+  return registry_.NewSession(ctx, plaintext_allow_all_, certified_id);
 }
 
 grpc::ServerWriteReactor<v1::RunEvent>* ControllerService::SubmitRun(

@@ -47,6 +47,8 @@ struct Flags {
   std::string schedule_tick = "5s";
   std::string schedule_lease = "30s";
   std::string schedule_start_deadline = "1m";
+  uint32_t max_agents = 4096;
+  std::vector<std::string> allow_command_probes;
 };
 
 Result<Duration> PositiveDuration(const std::string& flag, const std::string& value) {
@@ -118,7 +120,8 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   if (flags.store != "none") {
     auto opened = store::OpenRunStore(flags.store);
     if (!opened.ok()) {
-      spdlog::error("--store {}: {}", flags.store, opened.status().message());
+      spdlog::error("--store {}: {}", store::RedactUrl(flags.store),
+                    store::RedactUrl(opened.status().message()));
       return kExitUsage;
     }
     run_store = std::move(*opened);
@@ -152,6 +155,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
 
   daemon::AgentRegistryOptions registry_options;
   registry_options.heartbeat_interval = *heartbeat;
+  registry_options.max_agents = flags.max_agents;
   daemon::AgentRegistry registry(registry_options);
   daemon::ControllerServiceOptions service_options;
   service_options.plaintext_allow_all = flags.insecure;
@@ -159,6 +163,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   service_options.default_lease_ttl = *lease_ttl;
   service_options.store = run_store.get();
   service_options.controller_id = controller_id;
+  service_options.command_probe_allowlist = flags.allow_command_probes;
   if (!flags.metrics_listen.empty()) {
     service_options.on_run_finished = [&metrics_registry, &metrics_mu](const engine::RunResult& r) {
       std::lock_guard lock(metrics_mu);
@@ -288,6 +293,16 @@ int main(int argc, char** argv) {
                  "a due time first seen later than this after it passed is recorded "
                  "missed:controller-down instead of starting late")
       ->capture_default_str();
+  app.add_option("--max-agents", flags.max_agents,
+                 "most agents the registry holds; a new one beyond it replaces the agent gone "
+                 "longest, or is refused (RESOURCE_EXHAUSTED) when all are live")
+      ->check(CLI::Range(1u, 1000000u))
+      ->capture_default_str();
+  app.add_option("--allow-command-probe", flags.allow_command_probes,
+                 "a program (argv[0], exactly as experiments write it; prefer absolute paths) "
+                 "that command probes may run on this host, repeatable; none by default: an "
+                 "experiment with a command probe `from: controller` is refused")
+      ->type_name("PROGRAM");
   app.add_option("--metrics-listen", flags.metrics_listen,
                  "serve Prometheus metrics (GET /metrics only) on HOST:PORT; off by default");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")

@@ -8,6 +8,7 @@
 #include "common/ids.h"
 #include "controller/daemon/store_proto.h"
 #include "controller/experiment/parser.h"
+#include "controller/probes/probe_runner.h"
 #include "controller/report/report.h"
 #include "controller/schedule/scheduler.h"
 
@@ -135,6 +136,11 @@ Result<std::string> RunSupervisor::StartRun(RunRequest request) {
     std::string errors;
     for (const auto& d : outcome->errors) errors += "\n" + d.ToString();
     return InvalidArgument("the experiment is invalid; nothing was applied:" + errors);
+  }
+  if (Status s = probes::CheckCommandProbesAllowed(
+          *outcome->experiment, options_.command_probe_allowlist, "--allow-command-probe");
+      !s.ok()) {
+    return s;
   }
   engine::RunOptions opts;
   opts.run_id = NewRunId();

@@ -71,6 +71,9 @@ struct RunSupervisorOptions {
   // Called with every finished run's result, on the run's thread, before it is recorded. May be
   // empty. Must be thread-safe.
   std::function<void(const engine::RunResult&)> on_run_finished;
+  // Programs a command probe may run on this host (probes::CheckCommandProbesAllowed); empty:
+  // every experiment with a `from: controller` command probe is refused.
+  std::vector<std::string> command_probe_allowlist;
   // Tasks Post() holds at most (queued, not yet running); more are refused.
   size_t max_queued = 256;
 };

@@ -6,13 +6,14 @@
 #include <ldns/ldns.h>
 #include <netdb.h>
 #include <poll.h>
+#include <re2/re2.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
-#include <regex>
 
 #include "common/clock.h"
 #include "common/process.h"
@@ -28,6 +29,14 @@ size_t AppendBody(char* data, size_t size, size_t n, void* user) {
   // Bodies are only checked against a regex; cap what we keep so a huge page cannot hurt us.
   if (body->size() < (1 << 20)) body->append(data, size * n);
   return size * n;
+}
+
+// True when `pattern` matches somewhere in `text`. RE2 runs in time linear in the text and
+// without recursion, so a large body (std::regex overflowed the stack on 30 KB) is safe. A pattern
+// RE2 rejects (the parser already refused it) never matches.
+bool Matches(const std::string& text, const std::string& pattern) {
+  RE2 re(pattern, RE2::Quiet);
+  return re.ok() && RE2::PartialMatch(text, re);
 }
 
 ProbeOutcome RunHttp(const Probe& p) {
@@ -59,7 +68,7 @@ ProbeOutcome RunHttp(const Probe& p) {
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
   out.detail = std::to_string(status);
   if (status != p.http.expect_status) return out;
-  if (p.http.body_regex && !std::regex_search(body, std::regex(*p.http.body_regex))) {
+  if (p.http.body_regex && !Matches(body, *p.http.body_regex)) {
     out.detail += " body does not match";
     return out;
   }
@@ -146,8 +155,8 @@ ProbeOutcome RunDns(const Probe& p) {
   std::unique_ptr<ldns_resolver, decltype(&ldns_resolver_deep_free)> guard(res,
                                                                            ldns_resolver_deep_free);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(p.timeout).count();
-  ldns_resolver_set_timeout(res, timeval{static_cast<time_t>(ms / 1000),
-                                         static_cast<suseconds_t>((ms % 1000) * 1000)});
+  ldns_resolver_set_timeout(
+      res, timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)});
   ldns_resolver_set_retry(res, 1);
   ldns_resolver_set_retrans(res, 1);
   ldns_rdf* name = ldns_dname_new_frm_str(p.dns.name.c_str());
@@ -170,11 +179,21 @@ ProbeOutcome RunDns(const Probe& p) {
   ldns_pkt_free(pkt);
   std::string got;
   switch (rcode) {
-    case LDNS_RCODE_NOERROR: got = answers > 0 ? "answer" : "nodata"; break;
-    case LDNS_RCODE_NXDOMAIN: got = "nxdomain"; break;
-    case LDNS_RCODE_SERVFAIL: got = "servfail"; break;
-    case LDNS_RCODE_REFUSED: got = "refused"; break;
-    default: got = "rcode " + std::to_string(static_cast<int>(rcode)); break;
+    case LDNS_RCODE_NOERROR:
+      got = answers > 0 ? "answer" : "nodata";
+      break;
+    case LDNS_RCODE_NXDOMAIN:
+      got = "nxdomain";
+      break;
+    case LDNS_RCODE_SERVFAIL:
+      got = "servfail";
+      break;
+    case LDNS_RCODE_REFUSED:
+      got = "refused";
+      break;
+    default:
+      got = "rcode " + std::to_string(static_cast<int>(rcode));
+      break;
   }
   out.detail = got;
   const std::string& want = p.dns.expect;
@@ -185,8 +204,8 @@ ProbeOutcome RunDns(const Probe& p) {
 ProbeOutcome RunCommand(const Probe& p) {
   ProbeOutcome out;
   auto started = SystemClock::Instance().Now();
-  auto r = RunProcess(p.command.argv,
-                      std::chrono::duration_cast<std::chrono::milliseconds>(p.timeout));
+  auto r =
+      RunProcess(p.command.argv, std::chrono::duration_cast<std::chrono::milliseconds>(p.timeout));
   out.latency = SystemClock::Instance().Now() - started;
   if (!r.ok()) {
     out.detail = r.status().message();
@@ -198,7 +217,7 @@ ProbeOutcome RunCommand(const Probe& p) {
   }
   out.detail = "exit " + std::to_string(r->exit_code);
   if (r->exit_code != p.command.expect_exit) return out;
-  if (p.command.output_regex && !std::regex_search(r->out, std::regex(*p.command.output_regex))) {
+  if (p.command.output_regex && !Matches(r->out, *p.command.output_regex)) {
     out.detail += ", output does not match";
     return out;
   }
@@ -210,15 +229,36 @@ ProbeOutcome RunCommand(const Probe& p) {
 
 void InitProbes() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
+Status CheckCommandProbesAllowed(const experiment::Experiment& experiment,
+                                 const std::vector<std::string>& allowed, const std::string& flag) {
+  for (const Probe& p : experiment.probes) {
+    if (p.kind != Probe::Kind::kCommand || p.from != "controller") continue;
+    const std::string program = p.command.argv.empty() ? std::string() : p.command.argv[0];
+    if (std::find(allowed.begin(), allowed.end(), program) != allowed.end()) continue;
+    return Status(
+        StatusCode::kPermissionDenied,
+        "probe " + p.name + ": command probes run on the controller only for programs its own " +
+            flag + " lists, and '" + program + "' is not one of them" +
+            (allowed.empty() ? std::string(" (none is listed: command probes are off here)")
+                             : std::string()) +
+            "; run the probe from an agent target, or add the program to " + flag);
+  }
+  return Status::Ok();
+}
+
 ProbeOutcome RunProbeOnce(const experiment::Probe& probe) {
   try {
     switch (probe.kind) {
-      case Probe::Kind::kHttp: return RunHttp(probe);
-      case Probe::Kind::kTcp: return RunTcp(probe);
-      case Probe::Kind::kDns: return RunDns(probe);
-      case Probe::Kind::kCommand: return RunCommand(probe);
+      case Probe::Kind::kHttp:
+        return RunHttp(probe);
+      case Probe::Kind::kTcp:
+        return RunTcp(probe);
+      case Probe::Kind::kDns:
+        return RunDns(probe);
+      case Probe::Kind::kCommand:
+        return RunCommand(probe);
     }
-  } catch (const std::exception& e) {  // std::regex, std::stoi
+  } catch (const std::exception& e) {  // std::stoi
     return ProbeOutcome{false, {}, std::string("probe error: ") + e.what()};
   }
   return ProbeOutcome{false, {}, "unknown probe kind"};

@@ -21,9 +21,18 @@ std::string Opt(const std::optional<double>& s) {
   return s ? fmt::format("{:.2f}s", *s) : std::string("not reached");
 }
 
-// The JUnit timestamp is xs:dateTime without a zone designator in the common schema.
+// The JUnit timestamp is xs:dateTime without a zone designator in the common schema. The model's
+// started_at may come from a stored or hand-edited report: anything but YYYY-MM-DDTHH:MM:SS is
+// left out rather than written into the attribute.
 std::string Timestamp(const std::string& iso) {
-  return iso.size() >= 19 ? iso.substr(0, 19) : std::string();
+  if (iso.size() < 19) return std::string();
+  std::string t = iso.substr(0, 19);
+  for (size_t i = 0; i < t.size(); ++i) {
+    char want = i == 4 || i == 7 ? '-' : i == 10 ? 'T' : i == 13 || i == 16 ? ':' : '0';
+    bool ok = want == '0' ? (t[i] >= '0' && t[i] <= '9') : t[i] == want;
+    if (!ok) return std::string();
+  }
+  return t;
 }
 
 // Measured figures of one objective, for the failure/error body.
@@ -105,7 +114,9 @@ std::string RenderJunit(const ReportModel& m) {
       "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\" "
       "time=\"{}\"{}>\n",
       suite, cases.size(), failures, errors, Seconds(m.duration_s),
-      Timestamp(m.started_at).empty() ? "" : " timestamp=\"" + Timestamp(m.started_at) + "\"");
+      Timestamp(m.started_at).empty()
+          ? ""
+          : " timestamp=\"" + EscapeMarkup(Timestamp(m.started_at)) + "\"");
   out += "    <properties>\n";
   auto property = [&](const std::string& name, const std::string& value) {
     out += fmt::format("      <property name=\"{}\" value=\"{}\"/>\n", name, EscapeMarkup(value));

@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "controller/engine/recovery_meter.h"
+#include "controller/report/markup.h"
 
 namespace faultline::report {
 
@@ -35,7 +36,8 @@ void LiveProgress::OnEvent(const engine::ProgressEvent& e) {
   if (e.phase == "revert") revert_at_ = e.at;
   if (tty_) EraseLocked();
   std::fprintf(out_, "[%8.2fs] %s%-8s%s %s\n", ToSeconds(e.at - origin_), tty_ ? kBold : "",
-               e.phase.c_str(), tty_ ? kReset : "", e.message.c_str());
+               StripTerminalControls(e.phase, false).c_str(), tty_ ? kReset : "",
+               StripTerminalControls(e.message, false).c_str());
   if (tty_ && e.phase != "verdict") DrawLocked(e.at);
   std::fflush(out_);
 }
@@ -71,7 +73,8 @@ std::vector<std::string> LiveProgress::StatusLines(MonoTime now) const {
 
 std::vector<std::string> LiveProgress::StatusLinesLocked(MonoTime now) const {
   std::vector<std::string> lines;
-  std::string head = fmt::format("{} · {} elapsed", phase_, Secs(now - origin_));
+  std::string head =
+      fmt::format("{} · {} elapsed", StripTerminalControls(phase_, false), Secs(now - origin_));
   if (inject_at_) {
     MonoTime until = revert_at_.value_or(now);
     head += fmt::format(" · fault in effect {}{}", Secs(until - *inject_at_),
@@ -105,7 +108,7 @@ std::vector<std::string> LiveProgress::StatusLinesLocked(MonoTime now) const {
                              FormatDuration(o.recover_within));
       }
     }
-    lines.push_back(fmt::format("  {:<24} {}", o.name, status));
+    lines.push_back(fmt::format("  {:<24} {}", StripTerminalControls(o.name, false), status));
   }
   for (const auto& p : exp_.probes) {
     const auto& st = probes_.at(p.name);
@@ -115,7 +118,10 @@ std::vector<std::string> LiveProgress::StatusLinesLocked(MonoTime now) const {
       last =
           s.ok ? fmt::format("ok {:.1f}ms", ToSeconds(s.latency) * 1000) : "FAIL " + st.last_detail;
     }
-    lines.push_back(fmt::format("  {:<24} {} · {} ok / {} failed", p.name, last, st.ok, st.failed));
+    // Probe details come from the probed service and from agents: never let them drive the tty.
+    lines.push_back(fmt::format("  {:<24} {} · {} ok / {} failed",
+                                StripTerminalControls(p.name, false),
+                                StripTerminalControls(last, false), st.ok, st.failed));
   }
   return lines;
 }

@@ -1,5 +1,7 @@
 #include "controller/report/markup.h"
 
+#include <cstdio>
+
 namespace faultline::report {
 
 namespace {
@@ -73,6 +75,37 @@ std::string EscapeMarkup(std::string_view text) {
         } else {
           out += c;
         }
+    }
+  }
+  return out;
+}
+
+std::string StripTerminalControls(std::string_view text, bool keep_newlines) {
+  std::string out;
+  out.reserve(text.size());
+  auto hex = [&out](const char* form, unsigned value) {
+    char buf[12];
+    std::snprintf(buf, sizeof(buf), form, value);
+    out += buf;
+  };
+  for (size_t i = 0; i < text.size();) {
+    size_t n = Utf8Length(text, i);
+    auto c = static_cast<unsigned char>(text[i]);
+    if (n == 0) {
+      hex("\\x%02x", c);
+      ++i;
+    } else if (n == 2 && c == 0xC2 && static_cast<unsigned char>(text[i + 1]) < 0xA0) {
+      hex("\\u%04x", static_cast<unsigned char>(text[i + 1]));  // C1: U+0080-U+009F
+      i += 2;
+    } else if (n > 1) {
+      out += text.substr(i, n);
+      i += n;
+    } else if ((c < 0x20 || c == 0x7F) && !(keep_newlines && (c == '\n' || c == '\t'))) {
+      hex("\\x%02x", c);
+      ++i;
+    } else {
+      out += static_cast<char>(c);
+      ++i;
     }
   }
   return out;

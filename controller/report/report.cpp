@@ -7,6 +7,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "controller/report/markup.h"
+
 namespace faultline::report {
 
 using json = nlohmann::json;
@@ -175,13 +177,17 @@ std::string RenderText(const ReportModel& m) {
     }
   }
   for (const auto& w : m.warnings) out += "warning: " + w + "\n";
-  return out;
+  // Names, errors, evidence and annotations come from files, agents and people.
+  return StripTerminalControls(out);
 }
 
 std::string RenderText(const engine::RunResult& run) { return RenderText(FromRun(run)); }
 
 std::string RenderVerdictLine(const ReportModel& m) {
-  return fmt::format("{} {} (run {}): {}\n", m.verdict, m.experiment, m.run_id, m.reason);
+  return StripTerminalControls(
+             fmt::format("{} {} (run {}): {}", m.verdict, m.experiment, m.run_id, m.reason),
+             false) +
+         "\n";
 }
 
 Status WriteReportFile(const std::string& path, const std::string& content) {

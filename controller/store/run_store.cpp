@@ -567,6 +567,31 @@ Result<std::unique_ptr<RunStore>> Finish(Result<std::unique_ptr<SqlConnection>> 
 
 }  // namespace
 
+std::string RedactUrl(const std::string& url) {
+  std::string out = url;
+  // scheme://user:password@host: the password ends at the last '@' of the authority.
+  size_t scheme = out.find("://");
+  if (scheme != std::string::npos) {
+    size_t authority = scheme + 3;
+    size_t end = out.find_first_of("/?#", authority);
+    if (end == std::string::npos) end = out.size();
+    size_t at = out.rfind('@', end == 0 ? 0 : end - 1);
+    if (at != std::string::npos && at >= authority) {
+      size_t colon = out.find(':', authority);
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "****");
+    }
+  }
+  // password=VALUE anywhere (query parameter or conninfo keyword), up to '&', space or the end.
+  for (size_t pos = 0; (pos = out.find("password=", pos)) != std::string::npos;) {
+    size_t value = pos + std::string_view("password=").size();
+    size_t stop = out.find_first_of("& ", value);
+    if (stop == std::string::npos) stop = out.size();
+    out.replace(value, stop - value, "****");
+    pos = value + 4;
+  }
+  return out;
+}
+
 Result<std::unique_ptr<RunStore>> OpenRunStore(const std::string& url, Clock* clock) {
   if (url.empty()) return InvalidArgument("empty history URL");
   if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
@@ -576,10 +601,10 @@ Result<std::unique_ptr<RunStore>> OpenRunStore(const std::string& url, Clock* cl
   if (url.starts_with("sqlite://")) {
     path = url.substr(std::string_view("sqlite://").size());
   } else if (url.find("://") != std::string::npos) {
-    return InvalidArgument("unknown history URL scheme in '" + url +
+    return InvalidArgument("unknown history URL scheme in '" + RedactUrl(url) +
                            "' (expected sqlite:///path, a file path, or postgresql://...)");
   }
-  if (path.empty()) return InvalidArgument("history URL '" + url + "' names no file");
+  if (path.empty()) return InvalidArgument("history URL '" + RedactUrl(url) + "' names no file");
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
     std::error_code ec;

@@ -204,4 +204,10 @@ Result<std::unique_ptr<RunStore>> OpenRunStore(const std::string& url,
 // The direct-mode history store: $FAULTLINE_HISTORY, else sqlite:///var/lib/faultline/history.db.
 std::string DefaultHistoryUrl();
 
+// `url` fit for a log line or an error message: the password of a URL's user info
+// (scheme://user:PASSWORD@host) and the value of any password= parameter (a libpq URI's
+// ?password=..., a key=value conninfo) become "****". Everything else is kept, so the message
+// still says which database. Pure; total (text that is no URL comes back unchanged).
+std::string RedactUrl(const std::string& url);
+
 }  // namespace faultline::store

@@ -69,7 +69,9 @@ for h in cs-h1 cs-h2; do
   scratch_host "$h" "$r" "${ROOT_IP[$h]}" "${HOST_IP[$h]}"
 done
 CERTS="$WORK/certs"
-"$BIN/faultline" certs init "$CERTS" --san 10.218.60.1 --san 10.218.60.5 >/dev/null
+# One certificate per agent: the controller registers an agent under its certificate's id.
+"$BIN/faultline" certs init "$CERTS" --san 10.218.60.1 --san 10.218.60.5 --agent cs-h1 \
+  --agent cs-h2 >/dev/null
 OP=(--tls-dir "$CERTS")
 addr() { echo "10.218.60.1:${PORT[$1]}"; }
 
@@ -79,7 +81,8 @@ start_controller() {  # start_controller ID
     --heartbeat 200ms --fanout-deadline 3s --lease-ttl "$LEASE" --schedule-tick 300ms \
     --schedule-lease 2s --schedule-start-deadline 5m --metrics-listen "${METRICS[$1]}" \
     --tls-ca "$CERTS/ca.pem" --tls-cert "$CERTS/controller.pem" \
-    --tls-key "$CERTS/controller-key.pem" --ready-file "$WORK/$1.ready" >>"$WORK/$1.log" 2>&1 &
+    --tls-key "$CERTS/controller-key.pem" --ready-file "$WORK/$1.ready" \
+    --allow-command-probe true >>"$WORK/$1.log" 2>&1 &
   PID[$1]=$!
   await 30 test -s "$WORK/$1.ready" || fail "controller $1 did not start"
 }
@@ -89,7 +92,7 @@ for c in ctl-a ctl-b; do
   h=${HOST[$c]}
   ip netns exec "$h" "$BIN/faultline-agent" --controller "${ROOT_IP[$h]}:${PORT[$c]}" --name "$h" \
     --label role=db --state-dir "$WORK/state-$h" --tls-ca "$CERTS/ca.pem" \
-    --tls-cert "$CERTS/agent.pem" --tls-key "$CERTS/agent-key.pem" \
+    --tls-cert "$CERTS/agent-$h.pem" --tls-key "$CERTS/agent-$h-key.pem" \
     --controller-max-backoff 300ms --max-lease-ttl 1m >"$WORK/agent-$h.log" 2>&1 &
   AGENT_PIDS+=($!)
 done

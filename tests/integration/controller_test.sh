@@ -49,7 +49,9 @@ for h in "${HOSTS[@]}"; do
   scratch_host "$h" "$r" "${ROOT_IP[$h]}" "${HOST_IP[$h]}"
 done
 CERTS="$WORK/certs"
-"$BIN/faultline" certs init "$CERTS" --san 10.218.58.1 --san 10.218.58.5 >/dev/null
+# One certificate per agent: the controller registers an agent under its certificate's id.
+"$BIN/faultline" certs init "$CERTS" --san 10.218.58.1 --san 10.218.58.5 --agent cd-h1 \
+  --agent cd-h2 >/dev/null
 OP=(--tls-dir "$CERTS")
 CTL_ADDR="10.218.58.1:$PORT"
 
@@ -57,6 +59,7 @@ start_controller() {
   "$BIN/faultline-controller" --listen "0.0.0.0:$PORT" --heartbeat 200ms --fanout-deadline 3s \
     --tls-ca "$CERTS/ca.pem" --tls-cert "$CERTS/controller.pem" \
     --tls-key "$CERTS/controller-key.pem" --ready-file "$WORK/controller.ready" \
+    --allow-command-probe true \
     >>"$WORK/controller.log" 2>&1 &
   CONTROLLER_PID=$!
   await 10 test -s "$WORK/controller.ready" || fail "controller did not start"
@@ -65,7 +68,7 @@ start_controller() {
 for h in "${HOSTS[@]}"; do
   ip netns exec "$h" "$BIN/faultline-agent" --controller "${ROOT_IP[$h]}:$PORT" --name "$h" \
     --label role=db --label "${LABELS[$h]}" --state-dir "$WORK/state-$h" \
-    --tls-ca "$CERTS/ca.pem" --tls-cert "$CERTS/agent.pem" --tls-key "$CERTS/agent-key.pem" \
+    --tls-ca "$CERTS/ca.pem" --tls-cert "$CERTS/agent-$h.pem" --tls-key "$CERTS/agent-$h-key.pem" \
     --controller-max-backoff 300ms --max-lease-ttl 1m >"$WORK/agent-$h.log" 2>&1 &
   AGENT_PIDS+=($!)
 done

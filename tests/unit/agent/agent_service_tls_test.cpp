@@ -1,16 +1,27 @@
 // AgentService over real mTLS on 127.0.0.1:<ephemeral>: who gets through the handshake, who may
 // mutate, and that a rotated certificate is picked up without a restart. Certificates are made
 // by the same code as `faultline certs init` (common/certificates.h) into a temporary directory.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "agent/agent_service.h"
+#include "agent/server_limits.h"
 #include "common/certificates.h"
 #include "common/tls.h"
 #include "fake_backend.h"
@@ -82,6 +93,19 @@ class AgentServiceTlsTest : public ::testing::Test {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   }
 
+  // Replaces the server with one presenting certificate `name` (and `limits`, when given).
+  void RestartServer(const std::string& name, const ServerLimits* limits = nullptr) {
+    server_->Shutdown(std::chrono::system_clock::now());
+    auto creds = MakeServerCredentials(Files(name), std::chrono::seconds(1));
+    ASSERT_TRUE(creds.ok()) << creds.status().ToString();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", *creds, &port_);
+    if (limits != nullptr) ApplyServerLimits(builder, *limits);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+  }
+
   std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
   void Write(const std::string& name, const std::string& content) {
     ASSERT_TRUE(WriteFileAtomically(Path(name), content, 0600).ok());
@@ -102,7 +126,7 @@ class AgentServiceTlsTest : public ::testing::Test {
         grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port_), creds, args));
   }
   std::unique_ptr<v1::Agent::Stub> StubFor(const std::string& name) {
-    auto creds = MakeChannelCredentials(Files(name), std::chrono::seconds(1));
+    auto creds = MakeChannelCredentials(Files(name), Role::kAgent, std::chrono::seconds(1));
     EXPECT_TRUE(creds.ok()) << creds.status().ToString();
     return Stub(*creds);
   }
@@ -249,15 +273,8 @@ TEST_F(AgentServiceTlsTest, HandshakeWithExpiredCertificateIsRefused) {
 }
 
 TEST_F(AgentServiceTlsTest, ClientRefusesAgentWhoseCertificateDoesNotNameTheAddress) {
-  server_->Shutdown(std::chrono::system_clock::now());
   WritePair("elsewhere", MustIssue(ca_, AgentRequest("agent-elsewhere", {"10.77.0.99"})));
-  auto creds = MakeServerCredentials(Files("elsewhere"), std::chrono::seconds(1));
-  ASSERT_TRUE(creds.ok());
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", *creds, &port_);
-  builder.RegisterService(service_.get());
-  server_ = builder.BuildAndStart();
-  ASSERT_NE(server_, nullptr);
+  RestartServer("elsewhere");
   auto stub = StubFor("operator");
   grpc::Status s = GetInfo(*stub);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
@@ -279,6 +296,147 @@ TEST_F(AgentServiceTlsTest, RotatedAgentCertificateIsUsedByNewConnectionsWithout
     if (cn != "agent-two") std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   EXPECT_EQ(cn, "agent-two");
+}
+
+// Open file descriptors of this process (the test and the in-process agent server share it).
+size_t OpenFds() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    ++n;
+  }
+  return n;
+}
+
+// A TCP connection to 127.0.0.1:port that never sends a byte (never starts TLS).
+int IdleConnection(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Waits until the server closes `fd` (EOF or reset), up to `deadline`. True when it did.
+bool AwaitClosedByPeer(int fd, std::chrono::steady_clock::time_point deadline) {
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return false;
+    char byte;
+    ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return true;
+  }
+}
+
+// 500 idle TCP connections that never start TLS used to hold 500 of the agent's fds for gRPC's
+// default 120 s handshake allowance. With the agent's limits the server closes each of them at
+// the handshake deadline, and its fds come back; a real client still gets through.
+TEST_F(AgentServiceTlsTest, IdleConnectionsThatNeverStartTlsAreClosedAndTheirFdsReleased) {
+  ServerLimits limits;
+  limits.handshake_timeout = std::chrono::milliseconds(500);
+  RestartServer("agent", &limits);
+
+  constexpr int kConnections = 500;
+  rlimit nofile{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &nofile), 0);
+  if (nofile.rlim_cur < 4 * kConnections) {
+    nofile.rlim_cur = std::min<rlim_t>(nofile.rlim_max, 4 * kConnections);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &nofile), 0);
+  }
+  const size_t baseline = OpenFds();
+  std::vector<int> idle;
+  for (int i = 0; i < kConnections; ++i) {
+    int fd = IdleConnection(port_);
+    ASSERT_GE(fd, 0) << "connect " << i << ": " << std::strerror(errno);
+    idle.push_back(fd);
+  }
+  // Far beyond the 500 ms deadline and far below gRPC's default 120 s: an event awaited with a
+  // bound, not a timing threshold.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  size_t closed = 0;
+  for (int fd : idle) closed += AwaitClosedByPeer(fd, deadline) ? 1 : 0;
+  EXPECT_EQ(closed, idle.size()) << "idle connections the agent kept open";
+  // The server's ends are gone: only ours remain beyond the baseline (polled: gRPC closes them
+  // from its own threads).
+  size_t fds = OpenFds();
+  while (fds > baseline + idle.size() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    fds = OpenFds();
+  }
+  EXPECT_LE(fds, baseline + idle.size() + 4) << "fds the agent holds for idle connections";
+  for (int fd : idle) ::close(fd);
+  // Negative control: a client that does handshake is served.
+  auto op = StubFor("operator");
+  EXPECT_TRUE(GetInfo(*op).ok());
+}
+
+// The CLI dials an agent: the server must carry the agent role. A controller (or operator)
+// certificate on the agent's address is refused by the client, even though the CA signed it and
+// it names the address.
+TEST_F(AgentServiceTlsTest, ClientRefusesAServerWithoutTheRoleItDialled) {
+  CertificateRequest impostor{"ctl-on-agent-port", Role::kController};
+  impostor.ip_sans = {"127.0.0.1"};
+  impostor.server_auth = true;
+  WritePair("impostor", MustIssue(ca_, impostor));
+  RestartServer("impostor");
+
+  auto want_agent =
+      MakeChannelCredentials(Files("operator"), Role::kAgent, std::chrono::seconds(1));
+  ASSERT_TRUE(want_agent.ok());
+  auto stub = Stub(*want_agent);
+  EXPECT_EQ(GetInfo(*stub).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Apply(*stub, "run1_0").error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Applied(), 0u);
+  // An agent dialling out wants a controller: this one is accepted (negative control).
+  auto want_controller =
+      MakeChannelCredentials(Files("agentclient"), Role::kController, std::chrono::seconds(1));
+  ASSERT_TRUE(want_controller.ok());
+  EXPECT_TRUE(GetInfo(*Stub(*want_controller)).ok());
+}
+
+TEST_F(AgentServiceTlsTest, AgentDiallingOutRefusesAServerWithAgentRole) {
+  // The fixture's server carries role agent: an agent looking for its controller must refuse it.
+  auto want_controller =
+      MakeChannelCredentials(Files("agentclient"), Role::kController, std::chrono::seconds(1));
+  ASSERT_TRUE(want_controller.ok());
+  EXPECT_EQ(GetInfo(*Stub(*want_controller)).error_code(), grpc::StatusCode::UNAVAILABLE);
+  // Negative control: the CLI, wanting an agent, gets through.
+  EXPECT_TRUE(GetInfo(*StubFor("operator")).ok());
+}
+
+// Audit lines show ids only once validated, and escape whatever a peer controls, so a request
+// cannot forge or split a log line.
+TEST_F(AgentServiceTlsTest, AuditLinesCarryOnlyValidatedIds) {
+  WritePair("evil", MustIssue(ca_, {"eve\" outcome=OK identity=\"root", Role::kOperator}));
+  auto stub = StubFor("evil");
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  v1::ApplyFaultRequest request = MakeRequest("run1", "run1_0");
+  request.set_run_id("run1\naudit: at=x action=RevertAll outcome=OK");
+  request.set_fault_id("x\" outcome=OK");
+  v1::ApplyFaultResponse response;
+  grpc::Status s = stub->ApplyFault(&ctx, request, &response);
+  EXPECT_FALSE(s.ok());
+  std::string audit = AuditLines();
+  EXPECT_NE(audit.find("run_id=<invalid> fault_id=<invalid>"), std::string::npos) << audit;
+  // The error echoes the bad id, escaped: no forged line starts inside it.
+  EXPECT_EQ(audit.find("\naudit: at=x"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("run1\\x0aaudit: at=x"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("identity=\"eve\\x22 outcome=OK identity=\\x22root (operator)\""),
+            std::string::npos)
+      << audit;
+  // Negative control: valid ids are shown as they are.
+  EXPECT_TRUE(Apply(*StubFor("operator"), "run1_0").ok());
+  EXPECT_NE(AuditLines().find("run_id=run1 fault_id=run1_0"), std::string::npos) << AuditLines();
 }
 
 }  // namespace

@@ -135,6 +135,53 @@ TEST(ProcessSelectorTest, NeverSelectsTheAgentPidOneOrKernelThreads) {
   std::filesystem::remove(pidfile);
 }
 
+// A kill by name of sshd (or journald, the container runtime, the agent...) must never reach it.
+// The child here is named sshd; the test only selects, it never signals.
+TEST(ProcessSelectorTest, ProtectedProcessesAreNeverSelected) {
+  ChildProcess sshd("sshd");
+  v1::ProcessFault f = Kill();
+  f.set_name("sshd");
+  auto by_name = SelectProcesses(f, TestScope(), true);
+  EXPECT_EQ(by_name.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(by_name.status().message().find("'sshd' is a protected process"), std::string::npos)
+      << by_name.status().message();
+  // Not strict (the restart watcher): nothing, silently.
+  auto watcher = SelectProcesses(f, TestScope(), false);
+  ASSERT_TRUE(watcher.ok());
+  EXPECT_TRUE(watcher->empty());
+  // Reached another way (its pid in a pidfile), it is still refused.
+  const std::string pidfile =
+      (std::filesystem::temp_directory_path() / (UniqueName("ps") + ".pid")).string();
+  std::ofstream(pidfile) << sshd.pid() << "\n";
+  f.set_pidfile(pidfile);
+  EXPECT_EQ(SelectProcesses(f, TestScope(), true).status().code(), StatusCode::kFailedPrecondition);
+  std::filesystem::remove(pidfile);
+  for (const char* name : {"systemd-journald", "containerd", "dockerd", "podman", "conmon", "runc",
+                           "crio", "faultline-agent", "faultline-controller", "init"}) {
+    EXPECT_TRUE(IsProtectedName(name, TestScope())) << name;
+  }
+  // The kernel cuts a comm to 15 characters: "systemd-journal" is journald's.
+  EXPECT_TRUE(IsProtectedName("systemd-journal", TestScope()));
+  EXPECT_TRUE(sshd.AwaitRunning());
+}
+
+TEST(ProcessSelectorTest, ConfiguredProtectedNamesAreNeverSelected) {
+  const std::string name = UniqueName("pp");
+  ChildProcess child(name);
+  v1::ProcessFault f = Kill();
+  f.set_name(name);
+  // Negative control: not protected, it is selected.
+  auto before = SelectProcesses(f, TestScope(), true);
+  ASSERT_TRUE(before.ok());
+  ASSERT_EQ(before->size(), 1u);
+  SelectionScope scope = TestScope();
+  scope.protected_names.push_back(name);
+  EXPECT_EQ(SelectProcesses(f, scope, true).status().code(), StatusCode::kFailedPrecondition);
+  // By cgroup too: whatever else the cgroup holds, the protected process is not in the selection.
+  EXPECT_FALSE(IsEligible(*ReadProcess(child.pid()), scope));
+  EXPECT_TRUE(IsEligible(*ReadProcess(child.pid()), TestScope()));
+}
+
 TEST(ProcessSelectorTest, SelectsByPidfile) {
   ChildProcess child(UniqueName("pf"));
   const std::string pidfile =

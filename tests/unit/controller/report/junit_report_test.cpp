@@ -114,5 +114,21 @@ TEST_F(JunitSchemaTest, HostileStringsStayWellFormedAndValid) {
   EXPECT_EQ(Validate(xml), "");
 }
 
+// The timestamp comes from the model (a stored or hand-edited report can carry anything): it was
+// written into the attribute unescaped, so a quote closed it and injected markup.
+TEST_F(JunitSchemaTest, HostileTimestampIsNeverWrittenRaw) {
+  auto m = FromRun(SampleRun(true));
+  m.started_at = "2026-01-01\"><x/><y a=\"";
+  std::string xml = RenderJunit(m);
+  EXPECT_EQ(xml.find("<x/>"), std::string::npos) << xml;
+  EXPECT_EQ(xml.find(" timestamp="), std::string::npos) << xml;
+  EXPECT_EQ(Validate(xml), "");
+  // Negative control: a well-formed instant is kept (without its zone, as the schema wants).
+  m.started_at = "2026-03-04T05:06:07.123Z";
+  xml = RenderJunit(m);
+  EXPECT_NE(xml.find(" timestamp=\"2026-03-04T05:06:07\""), std::string::npos) << xml;
+  EXPECT_EQ(Validate(xml), "");
+}
+
 }  // namespace
 }  // namespace faultline::report

@@ -123,5 +123,30 @@ TEST_F(LiveProgressTest, TerminalBlockIsRedrawnInPlaceAndErasedAtTheEnd) {
   std::fclose(sink);
 }
 
+// A probed service or an agent chooses what a probe detail and an event message say: escape
+// sequences in them (clear screen, retitle, cursor moves, C1 CSI) must reach the terminal as
+// visible text, never as controls.
+TEST_F(LiveProgressTest, ControlSequencesFromProbesAndAgentsAreShownNotObeyed) {
+  std::FILE* sink = std::tmpfile();
+  {
+    LiveProgress live(exp_, origin_, sink, /*tty=*/true);
+    live.OnSample("orders-api", {engine::Sample{origin_ + 1s, false, 1s},
+                                 "503 \033]0;pwned\007\033[2J\xC2\x9B"
+                                 "31m\r"});
+    live.OnEvent({origin_ + 1s, "inject", "applied on h1\033[1A\033[2Kforged line\nsecond"});
+    live.Finish();
+  }
+  std::string out = Contents(sink);
+  for (const char* control : {"\033]0;", "\033[2J", "\033[1A", "\033[2K", "\xC2\x9B", "\007", "\r",
+                              "forged line\nsecond"}) {
+    EXPECT_EQ(out.find(control), std::string::npos) << "control sent: " << control;
+  }
+  EXPECT_NE(out.find("\\x1b]0;pwned\\x07\\x1b[2J\\u009b31m\\x0d"), std::string::npos) << out;
+  EXPECT_NE(out.find("forged line\\x0asecond"), std::string::npos) << out;
+  // Negative control: the block's own escapes are still drawn.
+  EXPECT_NE(out.find("\033[?7l"), std::string::npos);
+  std::fclose(sink);
+}
+
 }  // namespace
 }  // namespace faultline::report

@@ -4,6 +4,7 @@
 
 #include "controller/report/html_report.h"
 #include "controller/report/junit_report.h"
+#include "controller/report/markup.h"
 #include "controller/report/report.h"
 #include "controller/report/stored_report.h"
 #include "tests/unit/controller/report/report_fixture.h"
@@ -100,6 +101,28 @@ TEST(ReportModelTest, VerdictLineSaysVerdictExperimentAndReason) {
             "FAIL dynamodb-dns-failover (run r-20261122-190304-abcd): objective "
             "automated-failover missed: not recovered within the 19.95s window after inject "
             "(target 15s)\n");
+}
+
+// Agent errors, evidence, annotations and names reach the terminal through the text report:
+// their control sequences are printed as visible escapes, the report's own newlines are kept.
+TEST(ReportModelTest, TextReportStripsControlSequences) {
+  auto m = FromRun(SampleRun(false));
+  m.reason = "missed\033[2J\033]0;owned\007";
+  ASSERT_FALSE(m.faults.empty());
+  ASSERT_FALSE(m.faults[0].agents.empty());
+  m.faults[0].agents[0].error =
+      "boom\r\033[1Aforged\xC2\x9B"
+      "1m";
+  std::string text = RenderText(m);
+  EXPECT_EQ(text.find('\033'), std::string::npos) << text;
+  EXPECT_EQ(text.find('\r'), std::string::npos) << text;
+  EXPECT_EQ(text.find("\xC2\x9B"), std::string::npos) << text;
+  EXPECT_NE(text.find("error: boom\\x0d\\x1b[1Aforged\\u009b1m\n"), std::string::npos) << text;
+  std::string line = RenderVerdictLine(m);
+  EXPECT_EQ(line.find('\033'), std::string::npos) << line;
+  EXPECT_NE(line.find("missed\\x1b[2J\\x1b]0;owned\\x07\n"), std::string::npos) << line;
+  // Negative control: plain text passes unchanged, newlines included.
+  EXPECT_EQ(StripTerminalControls("a\tb\nc \xC3\xA9"), "a\tb\nc \xC3\xA9");
 }
 
 }  // namespace

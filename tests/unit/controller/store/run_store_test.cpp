@@ -346,6 +346,33 @@ TEST(OpenRunStoreTest, AcceptsPathsAndSqliteUrlsAndRejectsUnknownSchemes) {
   fs::remove_all(dir);
 }
 
+// A PostgreSQL URL carries its password: no error message (and so no log line) may repeat it.
+TEST(OpenRunStoreTest, ErrorsNeverCarryThePassword) {
+  auto unreachable = OpenRunStore("postgresql://fl:s3cret@127.0.0.1:1/history?connect_timeout=5");
+  ASSERT_FALSE(unreachable.ok());
+  EXPECT_EQ(unreachable.status().message().find("s3cret"), std::string::npos)
+      << unreachable.status().message();
+  auto unknown = OpenRunStore("mysql://fl:s3cret@db.example.test/history");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().message().find("s3cret"), std::string::npos)
+      << unknown.status().message();
+  EXPECT_NE(unknown.status().message().find("mysql://fl:****@db.example.test/history"),
+            std::string::npos)
+      << unknown.status().message();
+}
+
+TEST(RedactUrlTest, HidesPasswordsAndKeepsTheRest) {
+  EXPECT_EQ(RedactUrl("postgresql://fl:s3cret@db:5432/h"), "postgresql://fl:****@db:5432/h");
+  EXPECT_EQ(RedactUrl("postgres://fl:p@ss:w@rd@db/h"), "postgres://fl:****@db/h");
+  EXPECT_EQ(RedactUrl("postgresql://db/h?user=fl&password=s3cret&sslmode=require"),
+            "postgresql://db/h?user=fl&password=****&sslmode=require");
+  EXPECT_EQ(RedactUrl("host=db password=s3cret dbname=h"), "host=db password=**** dbname=h");
+  // Negative controls: nothing secret, nothing changed.
+  EXPECT_EQ(RedactUrl("postgresql://fl@db:5432/h"), "postgresql://fl@db:5432/h");
+  EXPECT_EQ(RedactUrl("sqlite:///var/lib/faultline/history.db"),
+            "sqlite:///var/lib/faultline/history.db");
+}
+
 TEST(OpenRunStoreTest, RefusesASchemaNewerThanItKnows) {
   fs::path dir = fs::temp_directory_path() / ("cs_schema" + std::to_string(getpid()));
   std::string path = (dir / "h.db").string();
