@@ -5,6 +5,7 @@
 #include <deque>
 #include <future>
 
+#include "common/labels.h"
 #include "common/tls.h"
 #include "controller/engine/fan_out.h"
 
@@ -13,17 +14,6 @@ namespace {
 
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
-
-// Agent ids are also label-like tokens: they name the agent in reports, logs and selectors.
-bool IsValidAgentId(const std::string& s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 int64_t WallMs() { return SystemClock::Instance().WallUnixMs(); }
 
@@ -138,7 +128,7 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::
   // False when the stream was finished because of the message.
   bool HandleMessage() {
     if (agent_id_.empty()) {
-      if (!in_.has_hello() || !IsValidAgentId(in_.hello().info().agent_id())) {
+      if (!in_.has_hello() || !IsLabelToken(in_.hello().info().agent_id())) {
         spdlog::warn(
             "attach from {} refused: the first message must be a Hello with a valid "
             "agent id",

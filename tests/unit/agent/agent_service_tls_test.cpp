@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "agent/agent_service.h"
+#include "common/atomic_file.h"
 #include "common/certificates.h"
 #include "common/tls.h"
 #include "fake_backend.h"
