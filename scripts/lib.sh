@@ -47,14 +47,38 @@ install_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-build() {
-  log "building into $BUILD_DIR"
+# The programs scripts/demo.sh runs: the CLI, and what `faultline sandbox up` starts on the sandbox
+# hosts (controller/sandbox/sandbox.cpp: the agent, the sample key-value and orders services and
+# their supervisor).
+DEMO_TARGETS=(faultline faultline-agent faultline-sample-kv faultline-sample-orders
+  faultline-sample-supervisor)
+
+# configure ON|OFF: configures $BUILD_DIR once; FAULTLINE_BUILD_TESTS=OFF leaves tests/ and bench/
+# out of the build files. ON also turns the tests on in a build directory configured without them.
+configure() {
+  local tests=$1
   local gen=()
   command -v ninja >/dev/null && gen=(-G Ninja)
   if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-    cmake -S "$FAULTLINE_ROOT" -B "$BUILD_DIR" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake -S "$FAULTLINE_ROOT" -B "$BUILD_DIR" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DFAULTLINE_BUILD_TESTS="$tests" >/dev/null
+  elif [ "$tests" = ON ] && grep -q '^FAULTLINE_BUILD_TESTS:BOOL=OFF' "$BUILD_DIR/CMakeCache.txt"; then
+    cmake -B "$BUILD_DIR" -DFAULTLINE_BUILD_TESTS=ON >/dev/null
   fi
+}
+
+# Everything, the test suite included (test.sh).
+build() {
+  log "building into $BUILD_DIR"
+  configure ON
   cmake --build "$BUILD_DIR" --parallel "$(nproc)"
+}
+
+# Only what the demo runs (DEMO_TARGETS and what they link); no test binaries.
+build_demo() {
+  log "building the demo's programs into $BUILD_DIR"
+  configure OFF
+  cmake --build "$BUILD_DIR" --parallel "$(nproc)" --target "${DEMO_TARGETS[@]}"
 }
 
 # The libFuzzer targets (tests/fuzz) in their own ASan+UBSan build with clang; only those targets
@@ -75,4 +99,10 @@ setup() {
   require_root
   install_packages
   build
+}
+
+setup_demo() {
+  require_root
+  install_packages
+  build_demo
 }
