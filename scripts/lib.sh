@@ -19,6 +19,7 @@ FAULTLINE_PACKAGES=(
   libhttp-parser-dev haproxy socat
   libxml2-utils chromium fonts-dejavu-core
   python3-yaml systemd
+  clang-format shellcheck
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
