@@ -6,7 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <random>
+
+#include "common/ids.h"
 
 namespace faultline {
 namespace {
@@ -26,18 +27,6 @@ bool WriteAll(int fd, std::string_view bytes) {
     bytes.remove_prefix(static_cast<size_t>(n));
   }
   return true;
-}
-
-std::string RandomSuffix() {
-  thread_local std::mt19937_64 engine{std::random_device{}()};
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s(12, '0');
-  uint64_t r = engine();
-  for (char& c : s) {
-    c = kDigits[r & 0xf];
-    r >>= 4;
-  }
-  return s;
 }
 
 }  // namespace
@@ -73,7 +62,7 @@ Status WriteFileAtomically(const std::string& path, std::string_view bytes, mode
   std::string temp;
   int fd = -1;
   for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
-    temp = prefix + RandomSuffix();
+    temp = prefix + NewRunId();  // 12 random hex digits
     fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0 && errno != EEXIST) return ErrnoStatus("cannot create", temp);
   }
