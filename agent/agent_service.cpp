@@ -9,6 +9,7 @@
 #include "agent/fault_backend.h"
 #include "common/ids.h"
 #include "common/logging.h"
+#include "common/grpc_status.h"
 #include "common/tls.h"
 
 #ifndef FAULTLINE_VERSION
@@ -84,11 +85,6 @@ v1::AgentInfo DescribeAgent(const FaultManager& manager, const FaultRegistry& re
   info.set_max_active_faults(manager.options().max_active_faults);
   info.set_max_lease_ttl_ms(static_cast<uint32_t>(manager.options().max_lease_ttl.count()));
   return info;
-}
-
-grpc::Status ToGrpcStatus(const Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), status.message());
 }
 
 AgentService::AgentService(FaultManager& manager, const FaultRegistry& registry,

@@ -42,9 +42,6 @@ inline constexpr char kRevertReasonRevertAll[] = "revert-all";
 v1::AgentInfo DescribeAgent(const FaultManager& manager, const FaultRegistry& registry,
                             const AgentIdentity& identity);
 
-// Status → grpc::Status with the same code and message.
-grpc::Status ToGrpcStatus(const Status& status);
-
 // Who may mutate.
 enum class AccessPolicy {
   // Production: only verified operator/controller certificates.

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "common/atomic_file.h"
 #include "common/ids.h"
 
 namespace faultline::agent {
@@ -20,24 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kSuffix[] = ".pb";
-constexpr char kTempSuffix[] = ".tmp";
 
 std::string ErrnoText(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
-}
-
-// write(2) until everything is written, retrying on EINTR and short writes.
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    done += static_cast<size_t>(n);
-  }
-  return true;
 }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
@@ -65,19 +51,7 @@ std::string Journal::PathOf(const std::string& fault_id) const {
   return dir_ + "/" + fault_id + kSuffix;
 }
 
-Status Journal::SyncDir() const {
-  int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Internal(ErrnoText("cannot open journal directory", dir_));
-  // The rename or unlink is only durable once the directory entry itself reaches the disk.
-  int rc = ::fsync(fd);
-  int saved = errno;
-  ::close(fd);
-  if (rc != 0) {
-    errno = saved;
-    return Internal(ErrnoText("cannot fsync journal directory", dir_));
-  }
-  return Status::Ok();
-}
+Status Journal::SyncDir() const { return SyncDirectory(dir_); }
 
 Status Journal::Record(const v1::ApplyFaultRequest& request) {
   if (!IsValidFaultId(request.fault_id())) {
@@ -87,27 +61,10 @@ Status Journal::Record(const v1::ApplyFaultRequest& request) {
   if (!request.SerializeToString(&data)) {
     return Internal("journal: cannot serialize fault " + request.fault_id());
   }
-  const std::string final_path = PathOf(request.fault_id());
-  const std::string temp_path = final_path + kTempSuffix;
-  int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Internal(ErrnoText("journal: cannot create", temp_path));
-  if (!WriteAll(fd, data) || ::fsync(fd) != 0) {
-    Status error = Internal(ErrnoText("journal: cannot write", temp_path));
-    ::close(fd);
-    ::unlink(temp_path.c_str());
-    return error;
-  }
-  if (::close(fd) != 0) {
-    Status error = Internal(ErrnoText("journal: cannot close", temp_path));
-    ::unlink(temp_path.c_str());
-    return error;
-  }
-  if (::rename(temp_path.c_str(), final_path.c_str()) != 0) {
-    Status error = Internal(ErrnoText("journal: cannot rename to", final_path));
-    ::unlink(temp_path.c_str());
-    return error;
-  }
-  return SyncDir();
+  // The journal describes kernel state an attacker could learn from; keep it to root.
+  Status written = WriteFileAtomically(PathOf(request.fault_id()), data, 0600);
+  if (!written.ok()) return Status(written.code(), "journal: " + written.message());
+  return written;
 }
 
 Status Journal::Remove(const std::string& fault_id) {

@@ -33,11 +33,14 @@
 #include "agent/process/process_backend.h"
 #include "agent/proxy/proxy_backend.h"
 #include "agent/server_limits.h"
+#include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/duration.h"
+#include "common/labels.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/metrics_server.h"
+#include "common/signals.h"
 #include "common/tls.h"
 
 namespace {
@@ -80,16 +83,6 @@ struct Flags {
   std::vector<std::string> protect_processes;
 };
 
-bool IsLabelToken(const std::string& s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 Result<std::map<std::string, std::string>> ParseLabels(const std::vector<std::string>& flags) {
   std::map<std::string, std::string> labels;
   for (const std::string& flag : flags) {
@@ -99,9 +92,9 @@ Result<std::map<std::string, std::string>> ParseLabels(const std::vector<std::st
     }
     std::string key = flag.substr(0, eq);
     std::string value = flag.substr(eq + 1);
-    if (!IsLabelToken(key) || !IsLabelToken(value)) {
-      return faultline::InvalidArgument("--label '" + flag +
-                                        "': key and value must match [A-Za-z0-9._-]{1,63}");
+    if (!faultline::IsLabelToken(key) || !faultline::IsLabelToken(value)) {
+      return faultline::InvalidArgument("--label '" + flag + "': key and value " +
+                                        faultline::kLabelTokenRule);
     }
     if (labels.count(key) != 0) {
       return faultline::InvalidArgument("--label: key '" + key + "' given twice");
@@ -131,23 +124,7 @@ std::string HostName() {
   return buf;
 }
 
-// Writes `content` to `path` so a reader sees either nothing or all of it.
-Status WriteFileAtomically(const std::string& path, const std::string& content) {
-  const std::string temp = path + ".tmp";
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return faultline::Internal("cannot create " + temp + ": " + std::strerror(errno));
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
-            ::fsync(fd) == 0;
-  ok = (::close(fd) == 0) && ok;
-  if (!ok || ::rename(temp.c_str(), path.c_str()) != 0) {
-    Status error = faultline::Internal("cannot write " + path + ": " + std::strerror(errno));
-    ::unlink(temp.c_str());
-    return error;
-  }
-  return Status::Ok();
-}
-
-int Run(const Flags& flags, const sigset_t& stop_signals) {
+int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   using namespace faultline;
   using namespace faultline::agent;
 
@@ -416,7 +393,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   }
 
   if (!flags.ready_file.empty()) {
-    if (Status s = WriteFileAtomically(flags.ready_file, address + "\n"); !s.ok()) {
+    if (Status s = WriteFileAtomically(flags.ready_file, address + "\n", 0644); !s.ok()) {
       spdlog::error("{}", s.ToString());
       if (link) link->Stop();
       if (server) server->Shutdown();
@@ -425,9 +402,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     }
   }
 
-  int signal_number = 0;
-  while (sigwait(&stop_signals, &signal_number) != 0) {
-  }
+  const int signal_number = stop_signals.Wait();
   spdlog::info("received {}: stopping the server and reverting every active fault",
                strsignal(signal_number));
   // A stop always wins: revert first, without waiting for applies in progress (Shutdown cancels
@@ -461,11 +436,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
 int main(int argc, char** argv) {
   // Blocked before any thread exists, so every thread inherits the mask and the signals are
   // only ever taken by the sigwait in Run.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const faultline::BlockedSignals stop_signals({SIGINT, SIGTERM});
 
   Flags flags;
   CLI::App app{"faultline-agent: applies and reverts faults on this host for Faultline"};

@@ -14,6 +14,7 @@
 
 #include "agent/dns/dns_backend.h"
 #include "agent/dns/dns_interceptor.h"
+#include "common/signals.h"
 
 int main(int argc, char** argv) {
   using namespace faultline::agent::dns;
@@ -22,11 +23,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   // Block the signals before any thread starts, so only sigwait below sees them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  const faultline::BlockedSignals stop_signals({SIGINT, SIGTERM});
 
   DnsBackendOptions o;
   o.intercept_port = static_cast<uint16_t>(std::atoi(argv[1]));
@@ -47,8 +44,7 @@ int main(int argc, char** argv) {
   }
   std::printf("ready %s\n", argv[1]);
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&set, &sig);
+  stop_signals.Wait();
   auto evidence = (*handle)->GetEvidence();
   auto st = backend.InterceptorStats();
   if (auto s = (*handle)->Revert(); !s.ok()) {

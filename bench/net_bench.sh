@@ -76,11 +76,11 @@ pings() {  # label count -> files $WORK/<label>.{tcp,udp}
 tput() { ip netns exec $A iperf3 -c $IPB -p $IPORT -t $IPERF_S -J | jq '.end.sum_received.bits_per_second'; }
 rx_packets() { ip -n $B -s -j link show netbench-vb | jq '.[0].stats64.rx.packets'; }
 pps() {  # -> "delivered_pps sent_pps": net_echo blast to a closed port; delivered = veth RX in B
-  local r0 r1 sent t0 t1
-  r0=$(rx_packets); t0=$(date +%s.%N)
+  local r0 r1 sent
+  r0=$(rx_packets)
   sent=$(ip netns exec $A "$ECHO" blast $IPB 9 $IPERF_S)
   sleep 0.2  # let packets still in flight (or held) arrive; counted in the delivered rate
-  r1=$(rx_packets); t1=$(date +%s.%N)
+  r1=$(rx_packets)
   awk -v r=$((r1 - r0)) -v s=$IPERF_S -v sent=$sent 'BEGIN {printf "%.0f %.0f\n", r / s, sent}'
 }
 

@@ -23,15 +23,9 @@
 #include "agent/netfilter/network_backend.h"
 #include "agent/proxy/proxy_backend.h"
 #include "common/clock.h"
+#include "common/signals.h"
 
 namespace {
-
-void BlockTermination(sigset_t* set) {
-  sigemptyset(set);
-  sigaddset(set, SIGINT);
-  sigaddset(set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, set, nullptr);
-}
 
 int SpecMode(int argc, char** argv) {
   using namespace faultline;
@@ -63,8 +57,7 @@ int SpecMode(int argc, char** argv) {
   if (!journal.ok()) return 1;
   SystemClock clock;
   agent::FaultManager manager(registry, **journal, clock, {});
-  sigset_t set;
-  BlockTermination(&set);
+  const faultline::BlockedSignals stop({SIGINT, SIGTERM});
   for (int i = 0; i < count; ++i) {
     auto st = manager.Apply(req);
     if (!st.ok()) {
@@ -75,8 +68,7 @@ int SpecMode(int argc, char** argv) {
   }
   std::printf("ready\n");
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&set, &sig);
+  stop.Wait();
   auto final_status = manager.Revert(req.fault_id(), "request");
   std::string json;
   if (final_status.ok() && *final_status) {
@@ -116,11 +108,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "validate: %s\n", s.ToString().c_str());
     return 2;
   }
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  const faultline::BlockedSignals stop({SIGINT, SIGTERM});
   auto handle = backend.Apply("netbench", spec);
   if (!handle.ok()) {
     std::fprintf(stderr, "apply: %s\n", handle.status().ToString().c_str());
@@ -128,8 +116,7 @@ int main(int argc, char** argv) {
   }
   std::printf("ready\n");
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&set, &sig);
+  stop.Wait();
   auto st = (*handle)->Revert();
   std::string ev;
   for (const auto& [k, v] : (*handle)->GetEvidence()) ev += k + "=" + std::to_string(v) + " ";

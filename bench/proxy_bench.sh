@@ -86,7 +86,7 @@ stats() {  # file -> "median p99" in microseconds
 
 declare -A NAMES=([a]="bare loopback" [b]="faultline, no toxic" [s]="faultline, read/write" [c]="haproxy tcp" [d]="socat")
 echo "== throughput: iperf3 ${IPERF_S}s x $ROUNDS rounds (a, b, c, d interleaved)"
-for r in $(seq 1 $ROUNDS); do
+for _ in $(seq 1 $ROUNDS); do
   iperf $IPERF >>"$WORK/tp.a"
   fault_on; iperf $IPERF >>"$WORK/tp.b"; fault_off
   export PX_SPLICE=0; fault_on; iperf $IPERF >>"$WORK/tp.s"; fault_off; unset PX_SPLICE
@@ -117,7 +117,7 @@ done
 echo "== 50 ms downstream latency toxic: $LAT_PINGS round trips"
 fault_on 50000; in_ns "$ECHO" ping tcp 127.0.0.1 $ECHO_PORT $LAT_PINGS $GAP_MS >"$WORK/rtt.l"; fault_off
 read -r lm lp < <(stats "$WORK/rtt.l")
-read -r bm bp < <(stats "$WORK/rtt.b")
+read -r bm _ < <(stats "$WORK/rtt.b")
 # Against the bare path: what the application sees (the proxy hop included).
 awk -v m="$lm" -v p="$lp" -v am="$am" 'BEGIN {
   printf "  vs bare:            added median %.3f ms (error %+.3f ms), p99 %.3f ms (error %+.3f ms)\n",

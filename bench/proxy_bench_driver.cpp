@@ -10,17 +10,14 @@
 #include <string>
 
 #include "agent/proxy/proxy_backend.h"
+#include "common/signals.h"
 
 int main(int argc, char** argv) {
   if (argc < 3 || argc > 4) {
     std::fprintf(stderr, "usage: %s PORTS CIDR [LATENCY_US]\n", argv[0]);
     return 2;
   }
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  const faultline::BlockedSignals stop({SIGINT, SIGTERM});
 
   faultline::v1::FaultSpec spec;
   auto* dep = spec.mutable_dependency();
@@ -54,8 +51,7 @@ int main(int argc, char** argv) {
   }
   std::printf("ready\n");
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&stop, &sig);
+  stop.Wait();
   auto evidence = (*handle)->GetEvidence();
   auto s = (*handle)->Revert();
   std::string line;

@@ -18,6 +18,8 @@
 #include <filesystem>
 #include <memory>
 
+#include "common/atomic_file.h"
+
 namespace faultline {
 namespace {
 
@@ -259,22 +261,6 @@ Result<CertificateAndKey> IssueCertificate(const CertificateAndKey& ca,
 }
 
 std::vector<std::string> DefaultAgentSans() { return {"127.0.0.1", "::1", "localhost"}; }
-
-Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode) {
-  const std::string temp = path + ".tmp";
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Internal("cannot create " + temp + ": " + std::strerror(errno));
-  ::fchmod(fd, mode);  // the umask may have narrowed or the file may have existed
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
-            ::fsync(fd) == 0;
-  ok = (::close(fd) == 0) && ok;
-  if (!ok || ::rename(temp.c_str(), path.c_str()) != 0) {
-    Status error = Internal("cannot write " + path + ": " + std::strerror(errno));
-    ::unlink(temp.c_str());
-    return error;
-  }
-  return Status::Ok();
-}
 
 Status WriteDevCertificates(const std::string& dir, const DevCertificateOptions& options) {
   namespace fs = std::filesystem;

@@ -107,8 +107,4 @@ Status WriteDevCertificates(const std::string& dir, const DevCertificateOptions&
 // The SANs agent.pem gets from WriteDevCertificates before the extra ones.
 std::vector<std::string> DefaultAgentSans();
 
-// Writes `content` to `path` atomically (temporary file + rename) with file mode `mode`.
-// INTERNAL on I/O errors.
-Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode);
-
 }  // namespace faultline

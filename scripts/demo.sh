@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, brings up the sandbox, runs the flagship experiment
-# (experiments/dynamodb-dns-failover.yaml), prints the report, tears the sandbox down and exits
-# with the run's exit code.
+# Installs what is missing, builds only the programs it runs (no test binaries), brings up the
+# sandbox, runs the flagship experiment (experiments/dynamodb-dns-failover.yaml), prints the report,
+# tears the sandbox down and exits with the run's exit code.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-setup
+setup_demo
 
 BIN="$BUILD_DIR/bin"
 # One sandbox per machine: wait for a test run or another demo that is using it.

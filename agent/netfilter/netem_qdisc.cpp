@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "agent/netfilter/network_rules.h"
+#include "common/atomic_file.h"
 
 namespace faultline::agent::netfilter {
 namespace {
@@ -316,17 +317,9 @@ Result<std::vector<std::string>> SweepNetemQdiscs(const ProcessRunner& run) {
 Status WriteQdiscRecords(const std::string& path, const std::vector<QdiscRecord>& records) {
   std::string content;
   for (const auto& r : records) content += r.device + " " + r.kind + "\n";
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Internal("netem: cannot create " + tmp);
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    (void)::unlink(tmp.c_str());
-    return Internal("netem: cannot write " + path);
-  }
-  return Status::Ok();
+  Status written = WriteFileAtomically(path, content, 0600);
+  if (!written.ok()) return Internal("netem: " + written.message());
+  return written;
 }
 
 Result<std::vector<QdiscRecord>> ReadQdiscRecords(const std::string& path) {

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/atomic_file.h"
+
 namespace faultline::agent::process {
 namespace {
 
@@ -58,14 +60,7 @@ std::string PauseRecordStore::PathOf(const std::string& fault_id) const {
   return dir_ + "/" + fault_id + ".paused";
 }
 
-Status PauseRecordStore::SyncDir() const {
-  int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Internal(Errno("open " + dir_));
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Internal(Errno("fsync " + dir_));
-  return Status::Ok();
-}
+Status PauseRecordStore::SyncDir() const { return SyncDirectory(dir_); }
 
 Status PauseRecordStore::Write(const std::string& fault_id, const PauseRecord& record) const {
   std::error_code ec;
@@ -73,19 +68,7 @@ Status PauseRecordStore::Write(const std::string& fault_id, const PauseRecord& r
   if (ec) return Internal("cannot create " + dir_ + ": " + ec.message());
   ::chmod(dir_.c_str(), 0700);
   const std::string path = PathOf(fault_id);
-  const std::string temp = path + ".tmp";
-  const std::string content = FormatPauseRecord(record);
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Internal(Errno("cannot create " + temp));
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
-            ::fsync(fd) == 0;
-  ok = (::close(fd) == 0) && ok;
-  if (!ok || ::rename(temp.c_str(), path.c_str()) != 0) {
-    Status error = Internal(Errno("cannot write " + path));
-    ::unlink(temp.c_str());
-    return error;
-  }
-  return SyncDir();
+  return WriteFileAtomically(path, FormatPauseRecord(record), 0600);
 }
 
 Result<std::optional<PauseRecord>> PauseRecordStore::Read(const std::string& fault_id) const {

@@ -12,8 +12,11 @@
 #include <sstream>
 #include <thread>
 
+#include "common/atomic_file.h"
 #include "common/certificates.h"
 #include "common/duration.h"
+#include "common/grpc_status.h"
+#include "common/signals.h"
 #include "controller/daemon/remote_schedule_service.h"
 #include "controller/daemon/store_proto.h"
 #include "faultline/v1/controller.grpc.pb.h"
@@ -178,7 +181,8 @@ Result<std::vector<store::RunRecord>> ListRunsViaController(const std::string& a
   req.set_limit(limit > 0 ? static_cast<uint32_t>(limit) : 0);
   req.set_experiment(experiment);
   v1::ListRunsResponse resp;
-  if (auto s = (*stub)->ListRuns(&ctx, req, &resp); !s.ok()) return daemon::FromGrpc(s, address);
+  if (auto s = (*stub)->ListRuns(&ctx, req, &resp); !s.ok())
+    return FromGrpcStatus(s, "controller " + address);
   std::vector<store::RunRecord> out;
   for (const auto& r : resp.runs()) out.push_back(daemon::StoredRunFromProto(r).run);
   return out;
@@ -193,7 +197,8 @@ Result<store::StoredRun> GetRunViaController(const std::string& address, const C
   v1::GetRunRequest req;
   req.set_run_id(run_id);
   v1::RunSummary resp;
-  if (auto s = (*stub)->GetRun(&ctx, req, &resp); !s.ok()) return daemon::FromGrpc(s, address);
+  if (auto s = (*stub)->GetRun(&ctx, req, &resp); !s.ok())
+    return FromGrpcStatus(s, "controller " + address);
   return daemon::StoredRunFromProto(resp);
 }
 
@@ -210,7 +215,7 @@ Result<store::Annotation> AnnotateViaController(const std::string& address,
   req.set_text(note.text);
   v1::RunAnnotation resp;
   if (auto s = (*stub)->AnnotateRun(&ctx, req, &resp); !s.ok()) {
-    return daemon::FromGrpc(s, address);
+    return FromGrpcStatus(s, "controller " + address);
   }
   return daemon::AnnotationFromProto(resp);
 }
@@ -250,12 +255,7 @@ int RunViaController(const std::string& controller, const std::string& file,
                      const std::string& lease_ttl, const std::string& output,
                      const std::string& report_json, bool quiet, const ClientTlsArgs& tls) {
   // Ctrl-C/SIGTERM cancel the stream; the controller then aborts the run and reverts its faults.
-  sigset_t blocked;
-  sigemptyset(&blocked);
-  sigaddset(&blocked, SIGINT);
-  sigaddset(&blocked, SIGTERM);
-  sigaddset(&blocked, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+  const BlockedSignals blocked({SIGINT, SIGTERM});
 
   std::ifstream in(file, std::ios::binary);
   std::stringstream text;
@@ -272,15 +272,10 @@ int RunViaController(const std::string& controller, const std::string& file,
   req.set_lease_ttl_ms(static_cast<uint32_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(*ParseDuration(lease_ttl)).count()));
   grpc::ClientContext ctx;
-  std::atomic<bool> done{false};
-  std::thread signals([&] {
-    int sig = 0;
-    while (sigwait(&blocked, &sig) == 0 && !done) {
-      if (sig == SIGUSR1) continue;
-      std::fprintf(stderr, "\nfaultline: %s received: asking the controller to abort the run\n",
-                   sig == SIGINT ? "interrupt" : "terminate");
-      ctx.TryCancel();
-    }
+  auto signals = std::make_unique<SignalThread>(blocked, [&ctx](int sig) {
+    std::fprintf(stderr, "\nfaultline: %s received: asking the controller to abort the run\n",
+                 sig == SIGINT ? "interrupt" : "terminate");
+    ctx.TryCancel();
   });
   auto reader = stub->SubmitRun(&ctx, req);
   v1::RunEvent ev;
@@ -296,9 +291,7 @@ int RunViaController(const std::string& controller, const std::string& file,
     }
   }
   grpc::Status status = reader->Finish();
-  done = true;
-  kill(getpid(), SIGUSR1);
-  signals.join();
+  signals.reset();  // later signals stay blocked and pending
   if (!finished) {
     if (status.error_code() == grpc::StatusCode::CANCELLED) {
       std::cerr << "faultline: run aborted; the controller reverts its faults\n";

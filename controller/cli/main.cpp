@@ -12,9 +12,11 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/atomic_file.h"
 #include "common/certificates.h"
 #include "common/duration.h"
 #include "common/logging.h"
+#include "common/signals.h"
 #include "controller/cli/annotate_command.h"
 #include "controller/cli/certs_command.h"
 #include "controller/cli/controller_commands.h"
@@ -130,12 +132,7 @@ struct RunArgs {
 int Run(const RunArgs& a) {
   // Block the termination signals before any thread exists (gRPC, probes), so every thread
   // inherits the mask and the signal thread below receives them synchronously (sigwait).
-  sigset_t blocked;
-  sigemptyset(&blocked);
-  sigaddset(&blocked, SIGINT);
-  sigaddset(&blocked, SIGTERM);
-  sigaddset(&blocked, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+  const BlockedSignals blocked({SIGINT, SIGTERM});
   auto outcome = experiment::ParseExperimentFile(a.file);
   for (const auto& d : outcome.warnings) std::cerr << "warning: " << d.ToString() << "\n";
   if (!outcome.ok()) {
@@ -169,21 +166,16 @@ int Run(const RunArgs& a) {
   // cancel (revert everything, verdict ABORTED). A second signal exits at once: the agents'
   // leases revert whatever is left.
   std::atomic<bool> done{false};
-  std::thread signals([&] {
-    int seen = 0;
-    while (true) {
-      int sig = 0;
-      if (sigwait(&blocked, &sig) != 0 || done) return;
-      if (sig == SIGUSR1) continue;
-      if (++seen == 1) {
-        std::fprintf(stderr,
-                     "\nfaultline: %s received: reverting every fault (again to exit at once; "
-                     "agents then revert on lease expiry)\n",
-                     sig == SIGINT ? "interrupt" : "terminate");
-        engine.Cancel(sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
-      } else {
-        _exit(3);
-      }
+  int seen = 0;  // only the signal thread touches it
+  auto signals = std::make_unique<SignalThread>(blocked, [&](int sig) {
+    if (++seen == 1) {
+      std::fprintf(stderr,
+                   "\nfaultline: %s received: reverting every fault (again to exit at once; "
+                   "agents then revert on lease expiry)\n",
+                   sig == SIGINT ? "interrupt" : "terminate");
+      engine.Cancel(sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
+    } else {
+      _exit(3);
     }
   });
 
@@ -212,8 +204,7 @@ int Run(const RunArgs& a) {
   redraw_cv.notify_all();
   if (redraw.joinable()) redraw.join();
   if (live) live->Finish();
-  kill(getpid(), SIGUSR1);  // wake the signal thread so it sees `done`
-  signals.join();
+  signals.reset();  // later signals stay blocked and pending
 
   auto model = report::FromRun(result);
   if (a.output == "json") {

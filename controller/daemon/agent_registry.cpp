@@ -7,6 +7,7 @@
 
 #include "common/certificates.h"
 #include "common/logging.h"
+#include "common/labels.h"
 #include "common/tls.h"
 #include "controller/engine/fan_out.h"
 
@@ -133,7 +134,7 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::
   // False when the stream was finished because of the message.
   bool HandleMessage() {
     if (agent_id_.empty()) {
-      if (!in_.has_hello() || !IsValidAgentId(in_.hello().info().agent_id())) {
+      if (!in_.has_hello() || !IsLabelToken(in_.hello().info().agent_id())) {
         spdlog::warn(
             "attach from {} refused: the first message must be a Hello with a valid "
             "agent id",

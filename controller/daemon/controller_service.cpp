@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <deque>
 
+#include "common/grpc_status.h"
+#include "common/ids.h"
 #include "common/tls.h"
 #include "controller/daemon/store_proto.h"
 
@@ -20,10 +22,7 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const grpc::S
   return reactor;
 }
 
-grpc::Status ToGrpc(const Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), s.message());
-}
+grpc::Status ToGrpc(const Status& s) { return ToGrpcStatus(s); }
 
 }  // namespace
 

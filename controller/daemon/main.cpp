@@ -9,11 +9,13 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/atomic_file.h"
 #include "common/certificates.h"
 #include "common/duration.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/metrics_server.h"
+#include "common/signals.h"
 #include "common/tls.h"
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
@@ -59,7 +61,7 @@ Result<Duration> PositiveDuration(const std::string& flag, const std::string& va
   return *d;
 }
 
-int Run(const Flags& flags, const sigset_t& stop_signals) {
+int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   using namespace faultline;
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (flags.insecure) {
@@ -221,9 +223,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   } else {
     spdlog::info("--store none: no run history and no schedules");
   }
-  int sig = 0;
-  while (sigwait(&stop_signals, &sig) != 0) {
-  }
+  const int sig = stop_signals.Wait();
   spdlog::info("received {}: cancelling runs (their faults are reverted) and stopping",
                strsignal(sig));
   // No new scheduled run; the lease goes to another controller at once.
@@ -239,11 +239,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const faultline::BlockedSignals stop_signals({SIGINT, SIGTERM});
 
   Flags flags;
   CLI::App app{

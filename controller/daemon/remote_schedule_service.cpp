@@ -1,14 +1,9 @@
 #include "controller/daemon/remote_schedule_service.h"
 
+#include "common/grpc_status.h"
 #include "controller/daemon/store_proto.h"
 
 namespace faultline::daemon {
-
-Status FromGrpc(const grpc::Status& s, const std::string& address) {
-  if (s.ok()) return Status::Ok();
-  return Status(static_cast<StatusCode>(s.error_code()),
-                "controller " + address + ": " + s.error_message());
-}
 
 namespace {
 
@@ -27,7 +22,7 @@ class RemoteScheduleService final : public schedule::ScheduleService {
     *req.mutable_schedule() = ScheduleToProto(schedule);
     req.mutable_schedule()->clear_created_unix_ms();
     v1::AddScheduleResponse resp;
-    return FromGrpc(stub_->AddSchedule(&ctx, req, &resp), address_);
+    return FromGrpcStatus(stub_->AddSchedule(&ctx, req, &resp), "controller " + address_);
   }
 
   Status Remove(const std::string& name) override {
@@ -36,7 +31,7 @@ class RemoteScheduleService final : public schedule::ScheduleService {
     v1::RemoveScheduleRequest req;
     req.set_name(name);
     v1::RemoveScheduleResponse resp;
-    return FromGrpc(stub_->RemoveSchedule(&ctx, req, &resp), address_);
+    return FromGrpcStatus(stub_->RemoveSchedule(&ctx, req, &resp), "controller " + address_);
   }
 
   Status SetPaused(const std::string& name, bool paused) override {
@@ -46,7 +41,7 @@ class RemoteScheduleService final : public schedule::ScheduleService {
     req.set_name(name);
     req.set_paused(paused);
     v1::PauseScheduleResponse resp;
-    return FromGrpc(stub_->PauseSchedule(&ctx, req, &resp), address_);
+    return FromGrpcStatus(stub_->PauseSchedule(&ctx, req, &resp), "controller " + address_);
   }
 
   Result<std::vector<store::Schedule>> List() override {
@@ -54,7 +49,7 @@ class RemoteScheduleService final : public schedule::ScheduleService {
     Arm(ctx);
     v1::ListSchedulesResponse resp;
     if (auto s = stub_->ListSchedules(&ctx, v1::ListSchedulesRequest(), &resp); !s.ok()) {
-      return FromGrpc(s, address_);
+      return FromGrpcStatus(s, "controller " + address_);
     }
     std::vector<store::Schedule> out;
     for (const auto& p : resp.schedules()) {
@@ -72,7 +67,8 @@ class RemoteScheduleService final : public schedule::ScheduleService {
     req.set_name(name);
     req.set_limit(limit > 0 ? static_cast<uint32_t>(limit) : 0);
     v1::ListFiringsResponse resp;
-    if (auto s = stub_->ListFirings(&ctx, req, &resp); !s.ok()) return FromGrpc(s, address_);
+    if (auto s = stub_->ListFirings(&ctx, req, &resp); !s.ok())
+      return FromGrpcStatus(s, "controller " + address_);
     std::vector<store::Firing> out;
     for (const auto& f : resp.firings()) out.push_back(FiringFromProto(f));
     return out;

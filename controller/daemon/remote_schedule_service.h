@@ -17,7 +17,4 @@ std::unique_ptr<schedule::ScheduleService> MakeRemoteScheduleService(
     std::shared_ptr<v1::Controller::StubInterface> stub, std::string address,
     std::chrono::milliseconds deadline = std::chrono::seconds(10));
 
-// The Status of a failed RPC to the controller at `address`, keeping its code.
-Status FromGrpc(const grpc::Status& s, const std::string& address);
-
 }  // namespace faultline::daemon

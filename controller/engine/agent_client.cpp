@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "common/grpc_status.h"
+
 namespace faultline::engine {
 
 namespace {
@@ -66,9 +68,8 @@ AgentClient::AgentClient(AgentEndpoint endpoint,
 
 Status AgentClient::Convert(const grpc::Status& s, const char* what) const {
   if (s.ok()) return Status::Ok();
-  return Status(static_cast<StatusCode>(s.error_code()),
-                std::string(what) + " on agent " + endpoint_.name + " (" + endpoint_.address +
-                    "): " + s.error_message());
+  return FromGrpcStatus(
+      s, std::string(what) + " on agent " + endpoint_.name + " (" + endpoint_.address + ")");
 }
 
 Result<v1::AgentInfo> AgentClient::GetInfo(Duration deadline) {

@@ -7,7 +7,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <string_view>
 #include <cctype>
 #include <cstdint>
 #include <cstdlib>
@@ -17,9 +16,11 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <utility>
 
 #include "common/dns_name.h"
+#include "common/labels.h"
 
 namespace faultline::experiment {
 
@@ -79,14 +80,7 @@ bool IsName(std::string_view s) {
 }
 constexpr const char* kNameRule = "must be 1-63 characters of a-z, 0-9 and '-'";
 
-// [A-Za-z0-9._-]{1,63}: label keys and values (agent labels use the same alphabet).
-bool IsLabelToken(std::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-  });
-}
-constexpr const char* kLabelRule = "must be 1-63 characters of A-Z, a-z, 0-9, '.', '_' and '-'";
+constexpr const char* kLabelRule = kLabelTokenRule;
 
 size_t EditDistance(std::string_view a, std::string_view b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/report/markup.h"
+#include "common/atomic_file.h"
 
 namespace faultline::report {
 
@@ -191,17 +192,7 @@ std::string RenderVerdictLine(const ReportModel& m) {
 }
 
 Status WriteReportFile(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
-    if (!out) return Internal("cannot write report " + tmp);
-    out << content;
-    if (!out.good()) return Internal("cannot write report " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Internal("cannot move report into place at " + path);
-  }
-  return Status::Ok();
+  return WriteFileAtomically(path, content, 0644);
 }
 
 Status WriteJsonReport(const engine::RunResult& run, const std::string& path) {

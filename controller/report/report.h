@@ -24,7 +24,7 @@ std::string RenderJson(const engine::RunResult& run);
 // One line for `run --quiet` and CI logs: "FAIL dynamodb-dns-failover (run ID): reason".
 std::string RenderVerdictLine(const ReportModel& report);
 
-// Writes `content` to `path` atomically (temp file + rename, so readers never see half a report).
+// Writes `content` to `path` with WriteFileAtomically (mode 0644): readers never see half a report.
 // Errors: INTERNAL naming the path when it cannot be written or moved into place.
 Status WriteReportFile(const std::string& path, const std::string& content);
 

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/atomic_file.h"
 #include "common/certificates.h"
 #include "common/process.h"
 #include "controller/sandbox/sandbox_internal.h"
@@ -22,15 +23,7 @@ using namespace internal;
 namespace internal {
 
 Status WriteFile(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out || !(out << content) || !out.flush()) return Internal("cannot write " + tmp);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Internal("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  return Status::Ok();
+  return WriteFileAtomically(path, content, 0644);
 }
 
 std::string ReadFile(const std::string& path) {

@@ -92,7 +92,7 @@ qt=$(d slow.$S | sed -n -E 's/;; Query time: ([0-9]+) msec/\1/p')
 [ "${qt:-0}" -ge 550 ] || fail "delay: answered after ${qt} ms, want >= 550 (600 +- 50)"
 check NXDOMAIN slow.$S                              # the upstream's own answer, late
 d +short drop.$S >/dev/null 2>&1 && fail "drop: got an answer" || true
-flaky=$(for i in $(seq 1 40); do status flaky.$S; done | sort | uniq -c)
+flaky=$(for _ in $(seq 1 40); do status flaky.$S; done | sort | uniq -c)
 grep -q SERVFAIL <<<"$flaky" && grep -q NXDOMAIN <<<"$flaky" || fail "probability 50%: $flaky"
 active || fail "the faults' window closed before the checks ended (machine too slow?)"
 pass "every mode, match rule, transport and scope behaved as configured"

@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/sandbox_lock.sh"
 
 BIN="$(cd "${1:?usage: $0 BIN_DIR}" && pwd)"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck disable=SC2034  # for the tests that source this file
 FLAGSHIP="$ROOT/experiments/dynamodb-dns-failover.yaml"
 SANDBOX_RUN=/run/faultline/sandbox
 WORK="$(mktemp -d /tmp/faultline-it.XXXXXX)"

@@ -26,7 +26,11 @@ scratch_down() {
   for ns in $C $S; do ip netns del $ns 2>/dev/null || true; done
   rm -rf /etc/netns/$C
 }
-trap 'rc=$?; jobs -p | xargs -r kill 2>/dev/null; wait 2>/dev/null; scratch_down; rm -rf "$WORK"; exit $rc' EXIT
+on_exit() {
+  local rc=$?
+  jobs -p | xargs -r kill 2>/dev/null; wait 2>/dev/null; scratch_down; rm -rf "$WORK"; exit $rc
+}
+trap on_exit EXIT
 scratch_down
 for ns in $C $S; do ip netns add $ns; ip -n $ns link set lo up; done
 ip link add p6-cv netns $C type veth peer name p6-sv netns $S

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced first by every integration test (through lib.sh, or directly), before it does anything
 # else: "$0" must be the test script, "$@" its arguments. Tests with scratch namespaces of their
 # own take it too, so that no two integration tests ever run at once on one machine.

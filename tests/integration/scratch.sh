@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers of every integration test (fail/pass, await, fault tables) and scratch hosts and
 # resolvers for tests that build their own namespaces instead of (or beside) the sandbox's.
 # Sourced by lib.sh, and directly by tests that do not use the sandbox and so do not take its
@@ -48,6 +49,7 @@ scratch_dnsmasq() {  # scratch_dnsmasq NS HOSTS_FILE LOG
   ip netns exec "$1" dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file \
     --listen-address=127.0.0.1 --bind-interfaces --port=53 --no-resolv --no-hosts \
     --addn-hosts="$2" --local-ttl=0 --user=nobody --log-facility=- >"$3" 2>&1 &
+  # shellcheck disable=SC2034  # the caller's handle on the resolver
   DNSMASQ=$!
 }
 

@@ -7,10 +7,11 @@
 #include <signal.h>
 
 #include <cstdio>
-#include <fstream>
 #include <optional>
 #include <string>
-#include <thread>
+
+#include "common/atomic_file.h"
+#include "common/signals.h"
 
 namespace faultline::sandbox {
 
@@ -35,34 +36,11 @@ inline std::optional<ListenAddress> ParseListenAddress(const std::string& text) 
   return a;
 }
 
-// Writes "<port>\n" to `path` through a temporary file and rename, so whoever polls for the file
-// never reads it half-written. Returns false on any I/O error.
+// Writes "<port>\n" to `path` with WriteFileAtomically, so whoever polls for the file never reads
+// it half-written. Returns false on any I/O error.
 inline bool WriteReadyFile(const std::string& path, int port) {
   if (path.empty()) return true;
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return false;
-    out << port << "\n";
-    if (!out.flush()) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-// Blocks SIGTERM and SIGINT in the calling thread (and so in every thread created after it) and
-// starts a thread that waits for one of them and stops `server`. Call before starting the server.
-// The returned thread is detached: the process exits after listen() returns.
-inline void StopServerOnSignal(httplib::Server& server) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::thread([&server, set] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    server.stop();
-  }).detach();
+  return WriteFileAtomically(path, std::to_string(port) + "\n", 0644).ok();
 }
 
 // Binds `server` to `address` (port 0 = any free port), writes the ready file with the bound port,
@@ -72,7 +50,10 @@ inline void StopServerOnSignal(httplib::Server& server) {
 inline int ServeUntilSignalled(httplib::Server& server, const ListenAddress& address,
                                const std::string& ready_file, const char* program,
                                const std::string& banner) {
-  StopServerOnSignal(server);
+  // SIGTERM/SIGINT are blocked before the server starts its threads and stop it from a thread of
+  // their own.
+  const BlockedSignals stop_signals({SIGTERM, SIGINT});
+  const SignalThread stopper(stop_signals, [&server](int) { server.stop(); });
   int port = address.port;
   if (port == 0) {
     port = server.bind_to_any_port(address.host);

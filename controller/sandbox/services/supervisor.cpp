@@ -22,7 +22,9 @@
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/duration.h"
+#include "common/signals.h"
 
 namespace {
 
@@ -33,13 +35,7 @@ void Log(const std::string& message) {
 
 bool WritePidFile(const std::string& path, pid_t pid) {
   if (path.empty()) return true;
-  const std::string temp = path + ".tmp";
-  const std::string text = std::to_string(pid) + "\n";
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = ::close(fd) == 0 && ok;
-  return ok && ::rename(temp.c_str(), path.c_str()) == 0;
+  return faultline::WriteFileAtomically(path, std::to_string(pid) + "\n", 0644).ok();
 }
 
 // Starts argv with the signal mask and dispositions of a fresh process; -1 on failure.
@@ -85,15 +81,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  sigset_t handled, original;
-  sigemptyset(&handled);
-  sigaddset(&handled, SIGTERM);
-  sigaddset(&handled, SIGINT);
-  sigaddset(&handled, SIGCHLD);
-  ::sigprocmask(SIG_BLOCK, &handled, &original);
+  const faultline::BlockedSignals handled({SIGTERM, SIGINT, SIGCHLD});
 
   auto start = [&]() -> pid_t {
-    pid_t pid = Spawn(command, original);
+    pid_t pid = Spawn(command, handled.previous_mask());
     if (pid < 0) {
       Log(std::string("fork: ") + std::strerror(errno));
       return -1;
@@ -108,7 +99,7 @@ int main(int argc, char** argv) {
   // When the child is down: the instant it may be started again.
   std::optional<std::chrono::steady_clock::time_point> restart_at;
   while (true) {
-    timespec wait{1, 0};
+    std::chrono::nanoseconds wait = std::chrono::seconds(1);
     if (restart_at) {
       auto left = *restart_at - std::chrono::steady_clock::now();
       if (left <= std::chrono::steady_clock::duration::zero()) {
@@ -117,11 +108,9 @@ int main(int argc, char** argv) {
         if (child < 0) restart_at = std::chrono::steady_clock::now() + *delay;
         continue;
       }
-      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-      wait = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+      wait = std::chrono::duration_cast<std::chrono::nanoseconds>(left);
     }
-    siginfo_t info{};
-    int sig = ::sigtimedwait(&handled, &info, &wait);
+    int sig = handled.WaitFor(wait);
     if (sig == SIGTERM || sig == SIGINT) {
       Log(std::string("received ") + strsignal(sig) + ": stopping");
       if (child > 0 && !restart_at) {

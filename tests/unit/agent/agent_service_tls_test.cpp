@@ -22,6 +22,7 @@
 
 #include "agent/agent_service.h"
 #include "agent/server_limits.h"
+#include "common/atomic_file.h"
 #include "common/certificates.h"
 #include "common/tls.h"
 #include "fake_backend.h"

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "common/atomic_file.h"
 #include "common/certificates.h"
 #include "common/tls.h"
 #include "controller/daemon/agent_registry.h"

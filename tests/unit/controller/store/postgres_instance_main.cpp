@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "common/signals.h"
 #include "tests/unit/controller/store/postgres_instance.h"
 
 int main(int argc, char** argv) {
@@ -14,11 +15,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s PORT DBNAME\n", argv[0]);
     return 2;
   }
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  const faultline::BlockedSignals stop({SIGTERM, SIGINT});
   auto pg = faultline::testing::PostgresInstance::Start(std::stoi(argv[1]));
   if (!pg.ok()) {
     std::fprintf(stderr, "postgres: %s\n", pg.status().message().c_str());
@@ -31,8 +28,6 @@ int main(int argc, char** argv) {
   }
   std::printf("%s\n", url->c_str());
   std::fflush(stdout);
-  int sig = 0;
-  while (sigwait(&stop, &sig) != 0) {
-  }
+  stop.Wait();
   return 0;  // ~PostgresInstance stops the server and removes its directory
 }
