@@ -27,6 +27,9 @@
 #include "agent/dns/dns_backend.h"
 #include "agent/fault_manager.h"
 #include "agent/fault_registry.h"
+#include "agent/guard.h"
+#include "agent/host/deadman_switch.h"
+#include "agent/host/death_guard.h"
 #include "agent/journal.h"
 #include "agent/netfilter/network_backend.h"
 #include "agent/netfilter/nft_ruleset.h"
@@ -74,6 +77,7 @@ struct Flags {
   uint16_t nfqueue_count = 8;
   int delay_line_rt_priority = 0;
   std::string latency_mechanism = "auto";
+  std::string deadman_timeout = "3s";
   std::string ready_file;
   std::string metrics_listen;
   std::string log_level = "info";
@@ -233,6 +237,16 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     return kExitUsage;
   }
   const std::string name = flags.name.empty() ? HostName() : flags.name;
+  Result<Duration> deadman_timeout = ParseDuration(flags.deadman_timeout);
+  if (!deadman_timeout.ok() || *deadman_timeout < std::chrono::milliseconds(500) ||
+      *deadman_timeout > std::chrono::minutes(10)) {
+    spdlog::error("--deadman-timeout '{}': must be a duration from 500ms to 10m",
+                  flags.deadman_timeout);
+    return kExitUsage;
+  }
+  // One dead-man switch keeps every fault table of every backend alive while this process lives.
+  auto deadman = std::make_shared<faultline::agent::host::DeadmanSwitch>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(*deadman_timeout));
 
   // A ready file from an earlier run must not announce this one before it is ready.
   if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
@@ -253,6 +267,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   dns::DnsBackendOptions dns_options;
   dns_options.upstream = flags.dns_upstream;
   dns_options.intercept_port = flags.dns_intercept_port;
+  dns_options.deadman = deadman;
   if (Status s = register_backend(std::make_unique<dns::DnsBackend>(dns_options)); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
@@ -267,6 +282,8 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   net_options.realtime_priority = flags.delay_line_rt_priority;
   net_options.latency_mechanism = *latency_mechanism;
   net_options.netem_record_dir = flags.state_dir + "/netem";
+  net_options.deadman = deadman;
+  net_options.guard_netem = true;
   auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
   netfilter::NetworkBackend* network = network_backend.get();
   if (Status s = register_backend(std::move(network_backend)); !s.ok()) {
@@ -275,14 +292,15 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   }
   process::ProcessBackendOptions process_options;
   process_options.record_dir = flags.state_dir + "/process";
+  process_options.guard_pauses = true;
   if (Status s = register_backend(std::make_unique<process::ProcessBackend>(process_options));
       !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
-  if (Status s =
-          register_backend(std::make_unique<proxy::ProxyBackend>(proxy::ProxyBackendOptions{}));
-      !s.ok()) {
+  proxy::ProxyBackendOptions proxy_options;
+  proxy_options.deadman = deadman;
+  if (Status s = register_backend(std::make_unique<proxy::ProxyBackend>(proxy_options)); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
@@ -442,6 +460,10 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The guard of a fault the kernel cannot expire (agent/host/death_guard.h), not the daemon.
+  if (argc > 1 && std::string(argv[1]) == faultline::agent::host::kGuardFlag) {
+    return faultline::agent::RunGuard(argc, argv);
+  }
   // Blocked before any thread exists, so every thread inherits the mask and the signals are
   // only ever taken by the sigwait in Run.
   sigset_t stop_signals;
@@ -504,6 +526,10 @@ int main(int argc, char** argv) {
                  "latency faults: auto (tc netem where detected and the egress devices' root "
                  "qdiscs are kernel defaults, else the NFQUEUE delay line), delay-line, or netem "
                  "(Apply fails where netem cannot be used)")
+      ->capture_default_str();
+  app.add_option("--deadman-timeout", flags.deadman_timeout,
+                 "how long a fault's nft rules outlive a dead agent (refreshed every quarter of "
+                 "it while the agent runs; 500ms to 10m)")
       ->capture_default_str();
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once the agent serves");

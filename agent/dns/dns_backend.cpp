@@ -14,6 +14,7 @@
 #include "agent/dns/dns_interceptor.h"
 #include "agent/dns/dns_matcher.h"
 #include "agent/dns/dns_responder.h"
+#include "agent/host/deadman_switch.h"
 #include "agent/netfilter/nft_ruleset.h"
 #include "common/ids.h"
 
@@ -138,10 +139,12 @@ std::string ModeName(v1::DnsFault::Mode mode) {
 class DnsFaultHandle final : public FaultHandle {
  public:
   DnsFaultHandle(std::string fault_id, std::shared_ptr<netfilter::NftRuleset> nft,
+                 std::shared_ptr<host::DeadmanSwitch> deadman,
                  std::shared_ptr<DnsInterceptor> interceptor,
                  std::shared_ptr<const DnsRuleCounters> counters, v1::DnsFault::Mode mode)
       : fault_id_(std::move(fault_id)),
         nft_(std::move(nft)),
+        deadman_(std::move(deadman)),
         interceptor_(std::move(interceptor)),
         counters_(std::move(counters)),
         mode_(mode) {}
@@ -154,8 +157,12 @@ class DnsFaultHandle final : public FaultHandle {
     // Table first: once it is gone no query reaches the interceptor for this fault, so removing
     // the rule afterwards cannot let a redirected query slip through unfaulted mid-revert. If the
     // table cannot be deleted the rule stays, and a retry does both.
+    deadman_->Release("inet", TableName(fault_id_));
     Status s = nft_->DeleteTable("inet", TableName(fault_id_));
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      deadman_->Keep("inet", TableName(fault_id_));
+      return s;
+    }
     interceptor_->RemoveRule(fault_id_);
     interceptor_->RemoveScopedListener(fault_id_);
     reverted_ = true;
@@ -176,6 +183,7 @@ class DnsFaultHandle final : public FaultHandle {
  private:
   const std::string fault_id_;
   std::shared_ptr<netfilter::NftRuleset> nft_;
+  std::shared_ptr<host::DeadmanSwitch> deadman_;
   std::shared_ptr<DnsInterceptor> interceptor_;
   std::shared_ptr<const DnsRuleCounters> counters_;
   const v1::DnsFault::Mode mode_;
@@ -197,7 +205,9 @@ Result<std::string> FirstNameserver(const std::string& resolv_conf_text) {
 }
 
 DnsBackend::DnsBackend(DnsBackendOptions options)
-    : options_(std::move(options)), nft_(std::make_shared<netfilter::NftRuleset>()) {}
+    : options_(std::move(options)), nft_(std::make_shared<netfilter::NftRuleset>()) {
+  if (!options_.deadman) options_.deadman = std::make_shared<host::DeadmanSwitch>();
+}
 
 DnsBackend::~DnsBackend() {
   if (interceptor_) interceptor_->Stop();
@@ -366,17 +376,19 @@ Result<std::unique_ptr<FaultHandle>> DnsBackend::Apply(const std::string& fault_
     interceptor->RemoveScopedListener(fault_id);
     return counters.status();
   }
-  Status s = nft_->Run(ApplyBatch(table, options_.socket_mark, port, scope_match));
+  Status s = nft_->Run(options_.deadman->Arm(
+      ApplyBatch(table, options_.socket_mark, port, scope_match), "inet", table));
   if (!s.ok()) {
     interceptor->RemoveRule(fault_id);
     interceptor->RemoveScopedListener(fault_id);
     return s;
   }
+  options_.deadman->Keep("inet", table);
   spdlog::info("dns fault {} applied: {} domain(s), mode {}, scope {}", fault_id,
                dns.domains_size(), ModeName(dns.mode()),
                scope_match.empty() ? "host" : scope_match);
-  return std::unique_ptr<FaultHandle>(
-      std::make_unique<DnsFaultHandle>(fault_id, nft_, interceptor, *counters, dns.mode()));
+  return std::unique_ptr<FaultHandle>(std::make_unique<DnsFaultHandle>(
+      fault_id, nft_, options_.deadman, interceptor, *counters, dns.mode()));
 }
 
 DnsInterceptorStats DnsBackend::InterceptorStats() {

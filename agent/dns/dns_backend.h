@@ -24,6 +24,9 @@
 namespace faultline::agent::netfilter {
 class NftRuleset;
 }
+namespace faultline::agent::host {
+class DeadmanSwitch;
+}
 
 namespace faultline::agent::dns {
 
@@ -40,6 +43,9 @@ struct DnsBackendOptions {
   int max_outstanding = 1024;
   // Where the default upstream is read from when `upstream` is empty.
   std::string resolv_conf_path = "/etc/resolv.conf";
+  // Keeps the faults' tables alive while the agent lives (agent/host/deadman_switch.h); shared by
+  // every backend. Null: the backend makes its own.
+  std::shared_ptr<host::DeadmanSwitch> deadman;
 };
 
 // The first `nameserver` address in resolv.conf text; NOT_FOUND when there is none.

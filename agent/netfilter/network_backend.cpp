@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include "agent/host/deadman_switch.h"
+#include "agent/host/death_guard.h"
 #include "agent/netfilter/host_addresses.h"
 #include "agent/netfilter/host_watcher.h"
 #include "agent/netfilter/netem_probe.h"
@@ -145,11 +147,13 @@ std::shared_ptr<QueueRules>& SharedQueueRules(const NetworkBackendOptions& o) {
 class NetworkFaultHandle final : public FaultHandle {
  public:
   NetworkFaultHandle(std::string fault_id, v1::NetworkFault fault, std::shared_ptr<NftRuleset> nft,
+                     std::shared_ptr<host::DeadmanSwitch> deadman,
                      std::unique_ptr<HostWatcher> hosts)
       : fault_id_(std::move(fault_id)),
         table_(TableName(fault_id_)),
         fault_(std::move(fault)),
         nft_(std::move(nft)),
+        deadman_(std::move(deadman)),
         hosts_(std::move(hosts)) {}
 
   ~NetworkFaultHandle() override { (void)Revert(); }
@@ -180,8 +184,12 @@ class NetworkFaultHandle final : public FaultHandle {
       Status s = queue_rules_->Remove(TableName(fault_id_), *nft_);
       if (!s.ok()) return s;
     }
+    deadman_->Release("inet", table_);
     Status s = nft_->DeleteTable("inet", table_);
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      deadman_->Keep("inet", table_);
+      return s;
+    }
     if (!lines_.empty()) {
       for (auto& line : lines_) line->Stop();
       Evidence last = ReadEvidence(&final_);
@@ -238,6 +246,7 @@ class NetworkFaultHandle final : public FaultHandle {
   const std::string table_;
   const v1::NetworkFault fault_;
   std::shared_ptr<NftRuleset> nft_;
+  std::shared_ptr<host::DeadmanSwitch> deadman_;
   std::vector<std::unique_ptr<nfqueue::DelayLine>> lines_;
   std::shared_ptr<QueueRules> queue_rules_;
   std::function<void()> release_queue_;
@@ -252,8 +261,12 @@ class NetworkFaultHandle final : public FaultHandle {
 // A latency fault running as netem root qdiscs (netem_qdisc.h).
 class NetemFaultHandle final : public FaultHandle {
  public:
-  NetemFaultHandle(ProcessRunner run, std::vector<QdiscRecord> records, std::string record_path)
-      : run_(std::move(run)), records_(std::move(records)), record_path_(std::move(record_path)) {}
+  NetemFaultHandle(ProcessRunner run, std::vector<QdiscRecord> records, std::string record_path,
+                   std::unique_ptr<host::DeathGuard> guard)
+      : run_(std::move(run)),
+        records_(std::move(records)),
+        record_path_(std::move(record_path)),
+        guard_(std::move(guard)) {}
   ~NetemFaultHandle() override { (void)Revert(); }
 
   Status Revert() override {
@@ -262,6 +275,7 @@ class NetemFaultHandle final : public FaultHandle {
     Status s = RestoreQdiscs(run_, records_);
     if (!s.ok()) return s;
     if (!record_path_.empty()) (void)::unlink(record_path_.c_str());
+    if (guard_) guard_->Release();
     reverted_ = true;
     return Status::Ok();
   }
@@ -274,6 +288,7 @@ class NetemFaultHandle final : public FaultHandle {
   const ProcessRunner run_;
   const std::vector<QdiscRecord> records_;
   const std::string record_path_;
+  const std::unique_ptr<host::DeathGuard> guard_;  // undoes the qdiscs if the agent dies
   std::mutex mu_;
   bool reverted_ = false;  // guarded by mu_
 };
@@ -312,7 +327,9 @@ NetworkBackend::NetworkBackend(NetworkBackendOptions options)
     : options_(std::move(options)),
       nft_(std::make_shared<NftRuleset>()),
       control_port_(options_.control_port),
-      queue_used_(std::min(options_.queue_count, kMaxQueues), false) {}
+      queue_used_(std::min(options_.queue_count, kMaxQueues), false) {
+  if (!options_.deadman) options_.deadman = std::make_shared<host::DeadmanSwitch>();
+}
 
 NetworkBackend::~NetworkBackend() = default;
 
@@ -492,17 +509,21 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fa
     rule_options.bypass_mark = kBypassMark;
   }
 
-  Status s = nft_->Run(NetworkApplyBatch(table, fault, rule_options, resolved));
+  Status s = nft_->Run(options_.deadman->Arm(
+      NetworkApplyBatch(table, fault, rule_options, resolved), "inet", table));
   if (!s.ok()) {
     lines.clear();
     release_queues();
     return s;
   }
-  auto handle = std::make_unique<NetworkFaultHandle>(fault_id, fault, nft_, std::move(hosts));
+  options_.deadman->Keep("inet", table);
+  auto handle = std::make_unique<NetworkFaultHandle>(fault_id, fault, nft_, options_.deadman,
+                                                     std::move(hosts));
   if (!lines.empty()) {
     auto rules = SharedQueueRules(options_);
     Status q = rules->Add(table, egress_queue, ingress_queue, rule_options.queue_mark, *nft_);
     if (!q.ok()) {
+      options_.deadman->Release("inet", table);
       (void)nft_->DeleteTable("inet", table);
       lines.clear();
       release_queues();
@@ -542,6 +563,17 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::ApplyNetem(const std::strin
     // Before any qdisc changes: a crash in between leaves a record naming default qdiscs only.
     if (Status s = WriteQdiscRecords(record, decision->records); !s.ok()) return s;
   }
+  // netem has no timeout of its own: a guard restores the qdiscs if the agent dies (before the
+  // qdiscs change, so no instant is unguarded).
+  std::unique_ptr<host::DeathGuard> guard;
+  if (options_.guard_netem && !record.empty()) {
+    auto spawned = host::DeathGuard::Spawn({"netem", record});
+    if (!spawned.ok()) {
+      (void)::unlink(record.c_str());
+      return spawned.status();
+    }
+    guard = std::move(*spawned);
+  }
   if (Status s =
           InstallNetem(options_.run, decision->records, decision->args, control_port_.load());
       !s.ok()) {
@@ -556,8 +588,8 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::ApplyNetem(const std::strin
   std::string devices;
   for (const auto& r : decision->records) devices += (devices.empty() ? "" : ",") + r.device;
   spdlog::info("network fault {} applied (latency via netem on {})", fault_id, devices);
-  return std::unique_ptr<FaultHandle>(
-      std::make_unique<NetemFaultHandle>(options_.run, std::move(decision->records), record));
+  return std::unique_ptr<FaultHandle>(std::make_unique<NetemFaultHandle>(
+      options_.run, std::move(decision->records), record, std::move(guard)));
 }
 
 Status NetworkBackend::RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) {

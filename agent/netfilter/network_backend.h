@@ -24,6 +24,10 @@
 #include "agent/fault_backend.h"
 #include "agent/netfilter/netem_qdisc.h"
 
+namespace faultline::agent::host {
+class DeadmanSwitch;
+}
+
 namespace faultline::agent::netfilter {
 
 class NftRuleset;
@@ -52,6 +56,12 @@ struct NetworkBackendOptions {
   std::string netem_record_dir;
   // Runs ip/tc for the netem path (tests pass a fake).
   ProcessRunner run = &RunProcess;
+  // Keeps the faults' tables alive while the agent lives (agent/host/deadman_switch.h); shared by
+  // every backend. Null: the backend makes its own.
+  std::shared_ptr<host::DeadmanSwitch> deadman;
+  // A netem fault (with a record) is watched by a guard process that restores the qdiscs when
+  // the agent dies (agent/host/death_guard.h). Only faultline-agent itself can be the guard.
+  bool guard_netem = false;
 };
 
 // Deletes every xtables rule (raw table, IPv4 and IPv6) whose comment starts with faultline_:

@@ -31,6 +31,9 @@ struct ProcessBackendOptions {
   std::string cgroup_root;
   // Overrides ScopeForThisAgent() (tests).
   std::optional<SelectionScope> scope;
+  // A pause is watched by a guard process that continues the paused processes when the agent
+  // dies (agent/host/death_guard.h). Only faultline-agent itself can be the guard.
+  bool guard_pauses = false;
 };
 
 class ProcessBackend final : public FaultBackend {

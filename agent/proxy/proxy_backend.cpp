@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "agent/host/deadman_switch.h"
 #include "agent/netfilter/host_addresses.h"
 #include "agent/netfilter/host_watcher.h"
 #include "agent/netfilter/network_rules.h"
@@ -26,13 +27,15 @@ std::string TableName(const std::string& fault_id) {
 class ProxyFaultHandle final : public FaultHandle {
  public:
   ProxyFaultHandle(std::string fault_id, v1::DependencyFault fault,
-                   std::shared_ptr<netfilter::NftRuleset> nft, std::shared_ptr<TcpProxy> proxy,
+                   std::shared_ptr<netfilter::NftRuleset> nft,
+                   std::shared_ptr<host::DeadmanSwitch> deadman, std::shared_ptr<TcpProxy> proxy,
                    std::shared_ptr<ProxyCounters> counters,
                    std::unique_ptr<netfilter::HostWatcher> hosts)
       : fault_id_(std::move(fault_id)),
         table_(TableName(fault_id_)),
         fault_(std::move(fault)),
         nft_(std::move(nft)),
+        deadman_(std::move(deadman)),
         proxy_(std::move(proxy)),
         counters_(std::move(counters)),
         hosts_(std::move(hosts)) {}
@@ -52,8 +55,12 @@ class ProxyFaultHandle final : public FaultHandle {
     hosts_->Stop();
     redirected_final_ = ReadRedirected();
     // The redirect goes first, so no new connection reaches a listener that is closing.
+    deadman_->Release("inet", table_);
     Status s = nft_->DeleteTable("inet", table_);
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      deadman_->Keep("inet", table_);
+      return s;
+    }
     proxy_->RemoveFault(fault_id_);
     reverted_ = true;
     return Status::Ok();
@@ -80,6 +87,7 @@ class ProxyFaultHandle final : public FaultHandle {
   const std::string table_;
   const v1::DependencyFault fault_;
   std::shared_ptr<netfilter::NftRuleset> nft_;
+  std::shared_ptr<host::DeadmanSwitch> deadman_;
   std::shared_ptr<TcpProxy> proxy_;
   std::shared_ptr<ProxyCounters> counters_;
 
@@ -93,7 +101,9 @@ class ProxyFaultHandle final : public FaultHandle {
 }  // namespace
 
 ProxyBackend::ProxyBackend(ProxyBackendOptions options)
-    : options_(options), nft_(std::make_shared<netfilter::NftRuleset>()) {}
+    : options_(std::move(options)), nft_(std::make_shared<netfilter::NftRuleset>()) {
+  if (!options_.deadman) options_.deadman = std::make_shared<host::DeadmanSwitch>();
+}
 
 ProxyBackend::~ProxyBackend() {
   if (proxy_) proxy_->Stop();
@@ -193,13 +203,15 @@ Result<std::unique_ptr<FaultHandle>> ProxyBackend::Apply(const std::string& faul
   ro.socket_mark = options_.socket_mark;
   ro.port = listening->port;
   ro.ipv6 = listening->ipv6;
-  Status s = nft_->Run(RedirectApplyBatch(table, fault, ro, resolved));
+  Status s = nft_->Run(
+      options_.deadman->Arm(RedirectApplyBatch(table, fault, ro, resolved), "inet", table));
   if (!s.ok()) {
     proxy->RemoveFault(fault_id);
     return s;
   }
-  auto handle =
-      std::make_unique<ProxyFaultHandle>(fault_id, fault, nft_, proxy, counters, std::move(hosts));
+  options_.deadman->Keep("inet", table);
+  auto handle = std::make_unique<ProxyFaultHandle>(fault_id, fault, nft_, options_.deadman, proxy,
+                                                   counters, std::move(hosts));
   handle->StartResolver();
   spdlog::info("dependency fault {} applied: proxy on 127.0.0.1{}:{}, {} toxic(s), http {}",
                fault_id, listening->ipv6 ? "/[::1]" : "", listening->port, fault.toxics_size(),

@@ -24,6 +24,9 @@
 namespace faultline::agent::netfilter {
 class NftRuleset;
 }
+namespace faultline::agent::host {
+class DeadmanSwitch;
+}
 
 namespace faultline::agent::proxy {
 
@@ -36,6 +39,9 @@ struct ProxyBackendOptions {
   int connect_timeout_ms = 5000;
   bool splice = true;      // see ProxyOptions::splice
   int sched_slice_us = 0;  // see ProxyOptions::sched_slice_us
+  // Keeps the faults' tables alive while the agent lives (agent/host/deadman_switch.h); shared by
+  // every backend. Null: the backend makes its own.
+  std::shared_ptr<host::DeadmanSwitch> deadman;
 };
 
 class ProxyBackend final : public FaultBackend {
