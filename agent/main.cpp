@@ -30,9 +30,10 @@
 #include "agent/guard.h"
 #include "agent/host/deadman_switch.h"
 #include "agent/host/death_guard.h"
+#include "agent/host/fault_tables.h"
+#include "agent/host/nft_ruleset.h"
 #include "agent/journal.h"
 #include "agent/netfilter/network_backend.h"
-#include "agent/netfilter/nft_ruleset.h"
 #include "agent/process/process_backend.h"
 #include "agent/proxy/proxy_backend.h"
 #include "common/clock.h"
@@ -244,9 +245,13 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
                   flags.deadman_timeout);
     return kExitUsage;
   }
-  // One dead-man switch keeps every fault table of every backend alive while this process lives.
-  auto deadman = std::make_shared<faultline::agent::host::DeadmanSwitch>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(*deadman_timeout));
+  // One dead-man switch keeps every fault table of every backend alive while this process lives;
+  // the tables' ownership records (what revert may delete) live in <state-dir>/tables.
+  auto fault_tables = std::make_shared<host::FaultTables>(
+      std::make_shared<host::NftRuleset>(),
+      std::make_shared<host::DeadmanSwitch>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(*deadman_timeout)),
+      flags.state_dir + "/tables");
 
   // A ready file from an earlier run must not announce this one before it is ready.
   if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
@@ -267,7 +272,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   dns::DnsBackendOptions dns_options;
   dns_options.upstream = flags.dns_upstream;
   dns_options.intercept_port = flags.dns_intercept_port;
-  dns_options.deadman = deadman;
+  dns_options.tables = fault_tables;
   if (Status s = register_backend(std::make_unique<dns::DnsBackend>(dns_options)); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
@@ -282,7 +287,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   net_options.realtime_priority = flags.delay_line_rt_priority;
   net_options.latency_mechanism = *latency_mechanism;
   net_options.netem_record_dir = flags.state_dir + "/netem";
-  net_options.deadman = deadman;
+  net_options.tables = fault_tables;
   net_options.guard_netem = true;
   auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
   netfilter::NetworkBackend* network = network_backend.get();
@@ -299,7 +304,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     return kExitFailure;
   }
   proxy::ProxyBackendOptions proxy_options;
-  proxy_options.deadman = deadman;
+  proxy_options.tables = fault_tables;
   if (Status s = register_backend(std::make_unique<proxy::ProxyBackend>(proxy_options)); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
@@ -321,8 +326,9 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   // Leftovers of a crashed agent: faultline_* nft tables, the NFQUEUE rules of latency faults and
   // netem root qdiscs (handle fa17:) no journal record restored. Not in a dry run: it created
   // none, and other agents on this host may own such state.
-  if (!flags.dry_run) options.sweep_tables = [net_options]() -> Result<std::vector<std::string>> {
-    auto tables = netfilter::NftRuleset().SweepTables(netfilter::kTablePrefix);
+  // Tables are swept only where this agent's ownership record says it made them (fault_tables.h).
+  if (!flags.dry_run) options.sweep_tables = [net_options, fault_tables]() -> Result<std::vector<std::string>> {
+    auto tables = fault_tables->Sweep(host::kTablePrefix);
     auto rules = netfilter::SweepQueueRules(net_options);
     auto qdiscs = netfilter::SweepNetemQdiscs(net_options.run);
     if (!tables.ok()) return tables;

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <vector>
 
-#include "agent/netfilter/nft_ruleset.h"
+#include "agent/host/nft_ruleset.h"
 
 namespace faultline::agent::host {
 namespace {
@@ -69,7 +69,7 @@ std::string DeadmanRefreshBatch(std::string_view family, std::string_view table,
 }
 
 DeadmanSwitch::DeadmanSwitch(std::chrono::milliseconds timeout)
-    : timeout_(std::max(timeout, kMinTimeout)), nft_(std::make_unique<netfilter::NftRuleset>()) {}
+    : timeout_(std::max(timeout, kMinTimeout)), nft_(std::make_unique<NftRuleset>()) {}
 
 DeadmanSwitch::~DeadmanSwitch() {
   std::thread thread;

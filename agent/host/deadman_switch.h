@@ -24,11 +24,9 @@
 
 #include "common/status.h"
 
-namespace faultline::agent::netfilter {
-class NftRuleset;
-}
-
 namespace faultline::agent::host {
+
+class NftRuleset;
 
 // Name of the set that keeps a table's rules alive.
 inline constexpr std::string_view kAliveSet = "faultline_alive";
@@ -83,7 +81,7 @@ class DeadmanSwitch {
 
   const std::chrono::milliseconds timeout_;
   // Its own libnftables context: a refresh never queues behind a backend's batch.
-  const std::unique_ptr<netfilter::NftRuleset> nft_;
+  const std::unique_ptr<NftRuleset> nft_;
   std::atomic<uint64_t> refreshes_{0};
   std::atomic<uint64_t> failures_{0};
 

@@ -10,17 +10,25 @@
 
 #include "agent/host/deadman_switch.h"
 #include "agent/host/death_guard.h"
-#include "agent/netfilter/host_addresses.h"
-#include "agent/netfilter/host_watcher.h"
+#include "agent/host/fault_tables.h"
+#include "agent/host/host_addresses.h"
+#include "agent/host/host_watcher.h"
+#include "agent/host/nft_ruleset.h"
 #include "agent/netfilter/netem_probe.h"
 #include "agent/netfilter/network_rules.h"
-#include "agent/netfilter/nft_ruleset.h"
 #include "agent/nfqueue/delay_line.h"
 #include "common/ids.h"
 #include "common/process.h"
 
 namespace faultline::agent::netfilter {
 namespace {
+
+using host::HostWatcher;
+using host::IsValidNftIdentifier;
+using host::kTablePrefix;
+using host::NftRuleset;
+using host::NftTables;
+using host::ResolveHostAddresses;
 
 using namespace std::chrono_literals;
 
@@ -51,7 +59,7 @@ bool RawTableIsInert(const std::string& listing) {
 
 // After our NFQUEUE rules were removed from a raw table that is now inert, deletes the table
 // iptables-nft created for them, so `nft list ruleset` is as before the fault.
-void DropInertRawTable(const std::string& prog, bool v6, NftRuleset& nft) {
+void DropInertRawTable(const std::string& prog, bool v6, NftTables& nft) {
   auto after = RunProcess({prog, "-w", "-t", "raw", "-S"}, 10s);
   if (after.ok() && after->exit_code == 0 && RawTableIsInert(after->out)) {
     (void)nft.DeleteTable(v6 ? "ip6" : "ip", "raw");
@@ -68,7 +76,7 @@ class QueueRules {
   // Queues marked packets at OUTPUT to `egress_queue` and at PREROUTING to `ingress_queue`
   // (negative: that direction is not queued).
   Status Add(const std::string& comment, int egress_queue, int ingress_queue, uint32_t mark,
-             NftRuleset& nft) {
+             NftTables& nft) {
     std::lock_guard lock(mu_);
     if (active_ == 0) {
       auto tables = nft.ListTables("raw");
@@ -100,13 +108,13 @@ class QueueRules {
 
   // `orphan`: the rule was added by an earlier agent process (journal recovery); its raw table
   // is then dropped when our rule was in it and it is left inert.
-  Status Remove(const std::string& comment, NftRuleset& nft, bool orphan = false) {
+  Status Remove(const std::string& comment, NftTables& nft, bool orphan = false) {
     std::lock_guard lock(mu_);
     return RemoveLocked(comment, nft, orphan);
   }
 
  private:
-  Status RemoveLocked(const std::string& comment, NftRuleset& nft, bool orphan = false) {
+  Status RemoveLocked(const std::string& comment, NftTables& nft, bool orphan = false) {
     Status first;
     bool any_left = false;
     for (const std::string* prog : {&o_.iptables, &o_.ip6tables}) {
@@ -146,14 +154,15 @@ std::shared_ptr<QueueRules>& SharedQueueRules(const NetworkBackendOptions& o) {
 
 class NetworkFaultHandle final : public FaultHandle {
  public:
-  NetworkFaultHandle(std::string fault_id, v1::NetworkFault fault, std::shared_ptr<NftRuleset> nft,
-                     std::shared_ptr<host::DeadmanSwitch> deadman,
+  NetworkFaultHandle(std::string fault_id, v1::NetworkFault fault,
+                     std::shared_ptr<host::FaultTables> tables, host::TableOwnership owned,
                      std::unique_ptr<HostWatcher> hosts)
       : fault_id_(std::move(fault_id)),
         table_(TableName(fault_id_)),
         fault_(std::move(fault)),
-        nft_(std::move(nft)),
-        deadman_(std::move(deadman)),
+        tables_(std::move(tables)),
+        owned_(std::move(owned)),
+        nft_(tables_->nft()),
         hosts_(std::move(hosts)) {}
 
   ~NetworkFaultHandle() override { (void)Revert(); }
@@ -184,12 +193,8 @@ class NetworkFaultHandle final : public FaultHandle {
       Status s = queue_rules_->Remove(TableName(fault_id_), *nft_);
       if (!s.ok()) return s;
     }
-    deadman_->Release("inet", table_);
-    Status s = nft_->DeleteTable("inet", table_);
-    if (!s.ok()) {
-      deadman_->Keep("inet", table_);
-      return s;
-    }
+    Status s = tables_->Revert(owned_);
+    if (!s.ok()) return s;
     if (!lines_.empty()) {
       for (auto& line : lines_) line->Stop();
       Evidence last = ReadEvidence(&final_);
@@ -245,8 +250,9 @@ class NetworkFaultHandle final : public FaultHandle {
   const std::string fault_id_;
   const std::string table_;
   const v1::NetworkFault fault_;
-  std::shared_ptr<NftRuleset> nft_;
-  std::shared_ptr<host::DeadmanSwitch> deadman_;
+  std::shared_ptr<host::FaultTables> tables_;
+  const host::TableOwnership owned_;
+  std::shared_ptr<NftTables> nft_;
   std::vector<std::unique_ptr<nfqueue::DelayLine>> lines_;
   std::shared_ptr<QueueRules> queue_rules_;
   std::function<void()> release_queue_;
@@ -325,10 +331,14 @@ Result<std::vector<std::string>> SweepQueueRules(const NetworkBackendOptions& op
 
 NetworkBackend::NetworkBackend(NetworkBackendOptions options)
     : options_(std::move(options)),
-      nft_(std::make_shared<NftRuleset>()),
+      nft_(nullptr),
       control_port_(options_.control_port),
       queue_used_(std::min(options_.queue_count, kMaxQueues), false) {
-  if (!options_.deadman) options_.deadman = std::make_shared<host::DeadmanSwitch>();
+  if (!options_.tables) {
+    options_.tables = std::make_shared<host::FaultTables>(
+        std::make_shared<NftRuleset>(), std::make_shared<host::DeadmanSwitch>(), "");
+  }
+  nft_ = options_.tables->nft();
 }
 
 NetworkBackend::~NetworkBackend() = default;
@@ -509,22 +519,20 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fa
     rule_options.bypass_mark = kBypassMark;
   }
 
-  Status s = nft_->Run(options_.deadman->Arm(
-      NetworkApplyBatch(table, fault, rule_options, resolved), "inet", table));
-  if (!s.ok()) {
+  auto owned = options_.tables->Create("inet", table,
+                                       NetworkApplyBatch(table, fault, rule_options, resolved));
+  if (!owned.ok()) {
     lines.clear();
     release_queues();
-    return s;
+    return owned.status();
   }
-  options_.deadman->Keep("inet", table);
-  auto handle = std::make_unique<NetworkFaultHandle>(fault_id, fault, nft_, options_.deadman,
+  auto handle = std::make_unique<NetworkFaultHandle>(fault_id, fault, options_.tables, *owned,
                                                      std::move(hosts));
   if (!lines.empty()) {
     auto rules = SharedQueueRules(options_);
     Status q = rules->Add(table, egress_queue, ingress_queue, rule_options.queue_mark, *nft_);
     if (!q.ok()) {
-      options_.deadman->Release("inet", table);
-      (void)nft_->DeleteTable("inet", table);
+      (void)options_.tables->Revert(*owned);
       lines.clear();
       release_queues();
       return q;
@@ -605,7 +613,7 @@ Status NetworkBackend::RevertOrphan(const std::string& fault_id, const v1::Fault
     Status s = SharedQueueRules(options_)->Remove(table, *nft_, /*orphan=*/true);
     if (!s.ok()) return s;
   }
-  return nft_->DeleteTable("inet", table);
+  return options_.tables->RevertOrphan("inet", table);
 }
 
 }  // namespace faultline::agent::netfilter

@@ -25,12 +25,11 @@
 #include "agent/netfilter/netem_qdisc.h"
 
 namespace faultline::agent::host {
-class DeadmanSwitch;
-}
+class FaultTables;
+class NftTables;
+}  // namespace faultline::agent::host
 
 namespace faultline::agent::netfilter {
-
-class NftRuleset;
 
 struct NetworkBackendOptions {
   // The agent's gRPC port; its traffic is never faulted. 0 = set later with SetControlPort.
@@ -56,9 +55,9 @@ struct NetworkBackendOptions {
   std::string netem_record_dir;
   // Runs ip/tc for the netem path (tests pass a fake).
   ProcessRunner run = &RunProcess;
-  // Keeps the faults' tables alive while the agent lives (agent/host/deadman_switch.h); shared by
-  // every backend. Null: the backend makes its own.
-  std::shared_ptr<host::DeadmanSwitch> deadman;
+  // Creates and reverts the faults' nft tables (agent/host/fault_tables.h: dead-man switch,
+  // ownership records); shared by every backend. Null: the backend makes its own (no records).
+  std::shared_ptr<host::FaultTables> tables;
   // A netem fault (with a record) is watched by a guard process that restores the qdiscs when
   // the agent dies (agent/host/death_guard.h). Only faultline-agent itself can be the guard.
   bool guard_netem = false;
@@ -102,7 +101,7 @@ class NetworkBackend final : public FaultBackend {
   void ReleaseQueue(int index);
 
   NetworkBackendOptions options_;
-  std::shared_ptr<NftRuleset> nft_;
+  std::shared_ptr<host::NftTables> nft_;
   std::atomic<uint16_t> control_port_;
   mutable std::mutex mu_;
   std::vector<bool> queue_used_;     // guarded by mu_

@@ -121,6 +121,8 @@ std::vector<std::string> Actions(const NetworkFault& f, const NetworkSelector& m
     case NetworkFault::kLoss: {
       if (QueuedFault(f)) return {matched + "meta mark set meta mark or " + Hex(o.queue_mark)};
       long threshold = std::lround(f.loss().percent() * 100.0);
+      // numgen's range is 0-9999: "< 10000" is rejected, and 100% needs no draw.
+      if (threshold >= 10000) return {matched + faulted + "drop"};
       return {matched + "numgen random mod 10000 < " + std::to_string(threshold) + " " + faulted +
               "drop"};
     }

@@ -1,11 +1,11 @@
-#include "agent/netfilter/host_addresses.h"
+#include "agent/host/host_addresses.h"
 
 #include <netdb.h>
 #include <sys/socket.h>
 
 #include <set>
 
-namespace faultline::agent::netfilter {
+namespace faultline::agent::host {
 
 std::vector<std::string> ResolveHostAddresses(const std::vector<std::string>& hosts) {
   std::set<std::string> out;
@@ -27,4 +27,4 @@ std::vector<std::string> ResolveHostAddresses(const std::vector<std::string>& ho
   return {out.begin(), out.end()};
 }
 
-}  // namespace faultline::agent::netfilter
+}  // namespace faultline::agent::host

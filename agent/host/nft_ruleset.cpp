@@ -1,11 +1,11 @@
-#include "agent/netfilter/nft_ruleset.h"
+#include "agent/host/nft_ruleset.h"
 
 #include <nftables/libnftables.h>
 
 #include <array>
 #include <sstream>
 
-namespace faultline::agent::netfilter {
+namespace faultline::agent::host {
 namespace {
 
 bool IsLowerAlpha(char c) { return c >= 'a' && c <= 'z'; }
@@ -43,7 +43,7 @@ NftRuleset::~NftRuleset() {
   if (ctx_ != nullptr) nft_ctx_free(ctx_);
 }
 
-Result<std::string> NftRuleset::RunLocked(const std::string& commands) {
+Result<std::string> NftRuleset::RunLocked(const std::string& commands, bool handles) {
   if (ctx_ == nullptr) {
     ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
     if (ctx_ == nullptr) return Internal("libnftables: nft_ctx_new failed");
@@ -51,6 +51,7 @@ Result<std::string> NftRuleset::RunLocked(const std::string& commands) {
     nft_ctx_buffer_output(ctx_);
     nft_ctx_buffer_error(ctx_);
   }
+  nft_ctx_output_set_flags(ctx_, handles ? (NFT_CTX_OUTPUT_HANDLE | NFT_CTX_OUTPUT_ECHO) : 0);
   int rc = nft_run_cmd_from_buffer(ctx_, commands.c_str());
   // The buffers are reset by the next run, so copy them now.
   const char* out = nft_ctx_get_output_buffer(ctx_);
@@ -66,12 +67,12 @@ Result<std::string> NftRuleset::RunLocked(const std::string& commands) {
 
 Status NftRuleset::Run(const std::string& commands) {
   std::lock_guard lock(mu_);
-  return RunLocked(commands).status();
+  return RunLocked(commands, false).status();
 }
 
-Result<std::string> NftRuleset::RunWithOutput(const std::string& commands) {
+Result<std::string> NftRuleset::RunWithOutput(const std::string& commands, bool handles) {
   std::lock_guard lock(mu_);
-  return RunLocked(commands);
+  return RunLocked(commands, handles);
 }
 
 Result<std::vector<NftTable>> NftRuleset::ListTables(std::string_view name_prefix) {
@@ -105,28 +106,4 @@ Status NftRuleset::DeleteTable(std::string_view family, std::string_view name) {
   return Run("add table " + t + "\ndelete table " + t + "\n");
 }
 
-Result<std::vector<std::string>> NftRuleset::SweepTables(std::string_view prefix) {
-  if (prefix.empty() || !IsLowerAlpha(prefix[0])) {
-    return InvalidArgument("nftables: sweep prefix must start with a letter");
-  }
-  for (char c : prefix) {
-    if (!IsIdentChar(c)) return InvalidArgument("nftables: invalid sweep prefix");
-  }
-  auto tables = ListTables(prefix);
-  if (!tables.ok()) return tables.status();
-  // Keep going past a failure so one odd table does not shield the others; report it after.
-  std::vector<std::string> deleted;
-  Status first_error;
-  for (const auto& t : *tables) {
-    Status s = DeleteTable(t.family, t.name);
-    if (s.ok()) {
-      deleted.push_back(t.name);
-    } else if (first_error.ok()) {
-      first_error = s;
-    }
-  }
-  if (!first_error.ok()) return first_error;
-  return deleted;
-}
-
-}  // namespace faultline::agent::netfilter
+}  // namespace faultline::agent::host
