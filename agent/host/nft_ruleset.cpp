@@ -3,6 +3,7 @@
 #include <nftables/libnftables.h>
 
 #include <array>
+#include <map>
 #include <sstream>
 
 namespace faultline::agent::host {
@@ -104,6 +105,37 @@ Status NftRuleset::DeleteTable(std::string_view family, std::string_view name) {
   // existed, atomically; nft 1.0.6 has no "destroy" command.
   std::string t = std::string(family) + " " + std::string(name);
   return Run("add table " + t + "\ndelete table " + t + "\n");
+}
+
+std::map<std::string, NftCounter> ParseNftCounters(const std::string& listing) {
+  // Lines: "counter NAME {" then "packets P bytes B" (nft's default output).
+  std::map<std::string, NftCounter> out;
+  std::istringstream lines(listing);
+  std::string line, current;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string w1, w2, w3, w4;
+    words >> w1 >> w2;
+    if (w1 == "counter" && !w2.empty() && line.find('{') != std::string::npos) {
+      current = w2;
+      // "counter NAME { packets P bytes B }" on one line (some output modes).
+      size_t at = line.find("packets");
+      if (at == std::string::npos) continue;
+      std::istringstream rest(line.substr(at));
+      rest >> w1 >> w2 >> w3 >> w4;
+    } else if (w1 == "packets") {
+      words >> w3 >> w4;
+    } else {
+      continue;
+    }
+    if (current.empty() || w1 != "packets" || w3 != "bytes") continue;
+    try {
+      out[current] = {std::stoull(w2), std::stoull(w4)};
+    } catch (const std::exception&) {
+    }
+    current.clear();
+  }
+  return out;
 }
 
 }  // namespace faultline::agent::host

@@ -2,6 +2,8 @@
 // NftTables: the seam between fault backends and nftables kernel state. NftRuleset
 // (nft_ruleset.h) is the real one, through libnftables; tests use a fake that records batches.
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +26,15 @@ struct NftTable {
   std::string name;
   bool operator==(const NftTable&) const = default;
 };
+
+// A named nft counter's values.
+struct NftCounter {
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+};
+// Named counters from `nft list counters table ...` (or `list table`) output: name -> values.
+// Pure.
+std::map<std::string, NftCounter> ParseNftCounters(const std::string& listing);
 
 class NftTables {
  public:

@@ -76,7 +76,7 @@ class ProxyFaultHandle final : public FaultHandle {
   uint64_t ReadRedirected() const {
     auto listing = tables_->nft()->RunWithOutput("list counters table inet " + table_);
     if (!listing.ok()) return 0;
-    return netfilter::ParseNftCounters(*listing)["redirected"].packets;
+    return host::ParseNftCounters(*listing)["redirected"].packets;
   }
 
   const std::string fault_id_;
@@ -182,7 +182,7 @@ Result<std::unique_ptr<FaultHandle>> ProxyBackend::Apply(const std::string& faul
     // Without a [::1] listener IPv6 connections cannot be redirected: a fault on IPv6 peers
     // would silently do nothing.
     for (const std::string& c : fault.match().cidrs()) {
-      auto cidr = netfilter::ParseCidr(c);
+      auto cidr = host::ParseCidr(c);
       if (cidr.ok() && cidr->v6) {
         proxy->RemoveFault(fault_id);
         return FailedPrecondition("dependency.match.cidrs: " + c +
