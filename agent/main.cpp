@@ -493,7 +493,8 @@ int main(int argc, char** argv) {
   app.add_option("--name", flags.name, "agent id reported by GetInfo (default: the hostname)");
   app.add_option("--label", flags.labels, "key=value label, repeatable ([A-Za-z0-9._-]{1,63})");
   app.add_option("--state-dir", flags.state_dir,
-                 "state directory; the journal is DIR/journal, process pause records DIR/process")
+                 "state directory; the journal is DIR/journal, process pause records DIR/process, "
+                 "nft table ownership records DIR/tables")
       ->capture_default_str();
   app.add_option("--tls-ca", flags.tls_ca,
                  "CA bundle (PEM) that signs accepted client certificates");

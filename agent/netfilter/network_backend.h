@@ -13,6 +13,11 @@
 // here lacks. Those rules are found by their comment, removed exactly on revert, and swept at
 // agent start (SweepQueueRules). Host names are re-resolved while a fault is active and the
 // table's peer sets replaced atomically when the answer changes.
+//
+// When the agent dies: the table's rules lapse with the dead-man switch (agent/host/
+// deadman_switch.h); the NFQUEUE rules stay but are inert (--queue-bypass lets packets pass
+// while no delay line listens, and nothing is marked once the table lapsed); a netem fault's
+// qdiscs are restored by its guard process (agent/host/death_guard.h, guard_netem).
 
 #include <atomic>
 #include <cstdint>
