@@ -232,6 +232,23 @@ Status FaultTables::RemoveRecord(std::string_view name) const {
 
 Result<TableOwnership> FaultTables::Create(std::string_view family, std::string_view name,
                                            const std::string& batch) {
+  // The batch replaces a leftover of the same name (add + delete + add): only ever one of ours.
+  auto present = nft_->ListTables(name);
+  if (!present.ok()) return present.status();
+  for (const NftTable& t : *present) {
+    if (t.family != family || t.name != name) continue;
+    if (Status s = RevertOrphan(family, name); !s.ok()) return s;
+    auto still = nft_->ListTables(name);
+    if (!still.ok()) return still.status();
+    for (const NftTable& u : *still) {
+      if (u.family == family && u.name == name) {
+        return FailedPrecondition("nftables: a table " + std::string(family) + " " +
+                                  std::string(name) +
+                                  " exists that this agent did not create (or others use): "
+                                  "not replaced");
+      }
+    }
+  }
   auto echo = nft_->RunWithOutput(deadman_->Arm(batch, family, name), /*handles=*/true);
   if (!echo.ok()) return echo.status();
   auto owned = OwnershipFromEcho(family, name, *echo);

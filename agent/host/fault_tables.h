@@ -79,9 +79,11 @@ class FaultTables {
   const std::shared_ptr<NftTables>& nft() const { return nft_; }
 
   // Creates the table with `batch` (nft commands that create `family name`; validated names),
-  // armed with the dead-man switch, records its ownership and keeps it alive. UNAVAILABLE with
-  // nft's error when the batch is rejected (nothing applied); INTERNAL when the record cannot be
-  // written (the table is deleted again). Thread-safe.
+  // armed with the dead-man switch, records its ownership and keeps it alive. A leftover table of
+  // that name is first reverted like an orphan (only when this agent's record says it made it).
+  // FAILED_PRECONDITION when a table of that name remains that the agent did not create;
+  // UNAVAILABLE with nft's error when the batch is rejected (nothing applied); INTERNAL when the
+  // record cannot be written (the table is deleted again). Thread-safe.
   Result<TableOwnership> Create(std::string_view family, std::string_view name,
                                 const std::string& batch);
 

@@ -147,6 +147,14 @@ TEST_F(FaultTablesFakeTest, RevertOfAnUntouchedTableDeletesItByHandle) {
   EXPECT_FALSE(std::filesystem::exists(dir_ / "faultline_f1.table"));
 }
 
+TEST_F(FaultTablesFakeTest, CreateNeverReplacesATableOfThatNameItDidNotMake) {
+  nft_->AddForeignTable("inet", "faultline_f1");
+  auto owned = tables_->Create("inet", "faultline_f1", "add table inet faultline_f1\n");
+  EXPECT_EQ(owned.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(nft_->HasTable("inet", "faultline_f1"));
+  for (const auto& b : nft_->batches) EXPECT_EQ(b.find("delete"), std::string::npos) << b;
+}
+
 TEST_F(FaultTablesFakeTest, OrphanWithoutARecordIsLeftAlone) {
   nft_->AddForeignTable("inet", "faultline_other");
   nft_->batches.clear();
