@@ -27,9 +27,13 @@
 #include "agent/dry_run_backend.h"
 #include "agent/fault_manager.h"
 #include "agent/fault_registry.h"
+#include "agent/guard.h"
+#include "agent/host/deadman_switch.h"
+#include "agent/host/death_guard.h"
+#include "agent/host/fault_tables.h"
+#include "agent/host/nft_ruleset.h"
 #include "agent/journal.h"
 #include "agent/netfilter/network_backend.h"
-#include "agent/netfilter/nft_ruleset.h"
 #include "agent/process/process_backend.h"
 #include "agent/proxy/proxy_backend.h"
 #include "agent/server_limits.h"
@@ -77,6 +81,7 @@ struct Flags {
   uint16_t nfqueue_count = 8;
   int delay_line_rt_priority = 0;
   std::string latency_mechanism = "auto";
+  std::string deadman_timeout = "3s";
   std::string ready_file;
   std::string metrics_listen;
   std::string log_level = "info";
@@ -211,6 +216,20 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
     return kExitUsage;
   }
   const std::string name = flags.name.empty() ? HostName() : flags.name;
+  Result<Duration> deadman_timeout = ParseDuration(flags.deadman_timeout);
+  if (!deadman_timeout.ok() || *deadman_timeout < std::chrono::milliseconds(500) ||
+      *deadman_timeout > std::chrono::minutes(10)) {
+    spdlog::error("--deadman-timeout '{}': must be a duration from 500ms to 10m",
+                  flags.deadman_timeout);
+    return kExitUsage;
+  }
+  // One dead-man switch keeps every fault table of every backend alive while this process lives;
+  // the tables' ownership records (what revert may delete) live in <state-dir>/tables.
+  auto fault_tables = std::make_shared<host::FaultTables>(
+      std::make_shared<host::NftRuleset>(),
+      std::make_shared<host::DeadmanSwitch>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(*deadman_timeout)),
+      flags.state_dir + "/tables");
 
   // A ready file from an earlier run must not announce this one before it is ready.
   if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
@@ -231,6 +250,7 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   dns::DnsBackendOptions dns_options;
   dns_options.upstream = flags.dns_upstream;
   dns_options.intercept_port = flags.dns_intercept_port;
+  dns_options.tables = fault_tables;
   if (Status s = register_backend(std::make_unique<dns::DnsBackend>(dns_options)); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
@@ -245,6 +265,8 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   net_options.realtime_priority = flags.delay_line_rt_priority;
   net_options.latency_mechanism = *latency_mechanism;
   net_options.netem_record_dir = flags.state_dir + "/netem";
+  net_options.tables = fault_tables;
+  net_options.guard_netem = true;
   auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
   netfilter::NetworkBackend* network = network_backend.get();
   if (Status s = register_backend(std::move(network_backend)); !s.ok()) {
@@ -254,14 +276,15 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   process::ProcessBackendOptions process_options;
   process_options.record_dir = flags.state_dir + "/process";
   process_options.protected_names = flags.protect_processes;
+  process_options.guard_pauses = true;
   if (Status s = register_backend(std::make_unique<process::ProcessBackend>(process_options));
       !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
-  if (Status s =
-          register_backend(std::make_unique<proxy::ProxyBackend>(proxy::ProxyBackendOptions{}));
-      !s.ok()) {
+  proxy::ProxyBackendOptions proxy_options;
+  proxy_options.tables = fault_tables;
+  if (Status s = register_backend(std::make_unique<proxy::ProxyBackend>(proxy_options)); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
@@ -282,22 +305,22 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   // Leftovers of a crashed agent: faultline_* nft tables, the NFQUEUE rules of latency faults and
   // netem root qdiscs (handle fa17:) no journal record restored. Not in a dry run: it created
   // none, and other agents on this host may own such state.
-  if (!flags.dry_run)
-    options.sweep_tables = [net_options]() -> Result<std::vector<std::string>> {
-      auto tables = netfilter::NftRuleset().SweepTables(netfilter::kTablePrefix);
-      auto rules = netfilter::SweepQueueRules(net_options);
-      auto qdiscs = netfilter::SweepNetemQdiscs(net_options.run);
-      if (!tables.ok()) return tables;
-      if (!rules.ok()) return rules;
-      tables->insert(tables->end(), rules->begin(), rules->end());
-      // No ip/tc only means no netem qdisc of ours can exist: not a reason to fail recovery.
-      if (qdiscs.ok()) {
-        tables->insert(tables->end(), qdiscs->begin(), qdiscs->end());
-      } else {
-        spdlog::warn("sweep: netem qdiscs not checked: {}", qdiscs.status().message());
-      }
-      return tables;
-    };
+  // Tables are swept only where this agent's ownership record says it made them (fault_tables.h).
+  if (!flags.dry_run) options.sweep_tables = [net_options, fault_tables]() -> Result<std::vector<std::string>> {
+    auto tables = fault_tables->Sweep(host::kTablePrefix);
+    auto rules = netfilter::SweepQueueRules(net_options);
+    auto qdiscs = netfilter::SweepNetemQdiscs(net_options.run);
+    if (!tables.ok()) return tables;
+    if (!rules.ok()) return rules;
+    tables->insert(tables->end(), rules->begin(), rules->end());
+    // No ip/tc only means no netem qdisc of ours can exist: not a reason to fail recovery.
+    if (qdiscs.ok()) {
+      tables->insert(tables->end(), qdiscs->begin(), qdiscs->end());
+    } else {
+      spdlog::warn("sweep: netem qdiscs not checked: {}", qdiscs.status().message());
+    }
+    return tables;
+  };
   agent_metrics.InstallObservers(&options);
   FaultManager manager(registry, **journal, SystemClock::Instance(), options);
   agent_metrics.CollectFrom(manager);
@@ -434,6 +457,10 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The guard of a fault the kernel cannot expire (agent/host/death_guard.h), not the daemon.
+  if (argc > 1 && std::string(argv[1]) == faultline::agent::host::kGuardFlag) {
+    return faultline::agent::RunGuard(argc, argv);
+  }
   // Blocked before any thread exists, so every thread inherits the mask and the signals are
   // only ever taken by the sigwait in Run.
   const faultline::BlockedSignals stop_signals({SIGINT, SIGTERM});
@@ -453,7 +480,8 @@ int main(int argc, char** argv) {
   app.add_option("--name", flags.name, "agent id reported by GetInfo (default: the hostname)");
   app.add_option("--label", flags.labels, "key=value label, repeatable ([A-Za-z0-9._-]{1,63})");
   app.add_option("--state-dir", flags.state_dir,
-                 "state directory; the journal is DIR/journal, process pause records DIR/process")
+                 "state directory; the journal is DIR/journal, process pause records DIR/process, "
+                 "nft table ownership records DIR/tables")
       ->capture_default_str();
   app.add_option("--tls-ca", flags.tls_ca,
                  "CA bundle (PEM) that signs accepted client certificates");
@@ -498,6 +526,10 @@ int main(int argc, char** argv) {
                  "addition to init, faultline-agent/-controller, sshd, journald and the container "
                  "runtime; repeatable")
       ->type_name("NAME");
+  app.add_option("--deadman-timeout", flags.deadman_timeout,
+                 "how long a fault's nft rules outlive a dead agent (refreshed every quarter of "
+                 "it while the agent runs; 500ms to 10m)")
+      ->capture_default_str();
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once the agent serves");
   app.add_option("--metrics-listen", flags.metrics_listen,

@@ -14,7 +14,10 @@
 #include "agent/dns/dns_interceptor.h"
 #include "agent/dns/dns_matcher.h"
 #include "agent/dns/dns_responder.h"
-#include "agent/netfilter/nft_ruleset.h"
+#include "agent/host/deadman_switch.h"
+#include "agent/host/fault_tables.h"
+#include "agent/host/nat_redirect.h"
+#include "agent/host/nft_ruleset.h"
 #include "common/ids.h"
 
 namespace faultline::agent::dns {
@@ -34,13 +37,7 @@ std::string CgroupPath(std::string path) {
 }
 
 std::string TableName(const std::string& fault_id) {
-  return std::string(netfilter::kTablePrefix) + fault_id;
-}
-
-std::string MarkText(uint32_t mark) {
-  std::ostringstream s;
-  s << "0x" << std::hex << mark;
-  return s.str();
+  return std::string(host::kTablePrefix) + fault_id;
 }
 
 constexpr size_t kMaxCgroupPath = 512;
@@ -105,28 +102,23 @@ std::string ScopeMatch(const v1::DnsFault& dns, const std::string& nft_cgroup_pa
 std::string ApplyBatch(const std::string& table, uint32_t mark, uint16_t port,
                        const std::string& scope_match) {
   const std::string t = "inet " + table;
-  const std::string p = std::to_string(port);
-  const std::string priority = scope_match.empty() ? "-100" : "-101";
-  return "add table " + t + "\n" +                                                   //
-         "delete table " + t + "\n" +                                                //
-         "add table " + t + "\n" +                                                   //
-         "add chain " + t + " output { type nat hook output priority " + priority +  //
-         "; }\n" +                                                                   //
-         // The interceptor's own upstream queries carry its socket mark. A user's mangle rule
-         // (priority -150) that sets marks on DNS for policy routing would overwrite it before
-         // the nat hook (-100) looks, and the query would loop back to the interceptor; so the
-         // mark is copied into a conntrack label right after conntrack (-200), where the nat
-         // chain checks it. (A mark rewritten in raw, before conntrack, still defeats this.)
-         "add chain " + t + " tag { type filter hook output priority -199; }\n" +   //
-         "add rule " + t + " tag meta mark " + MarkText(mark) + " ct label set " +  //
-         kExemptLabel + "\n" +                                                      //
-         "add rule " + t + " output ct label " + kExemptLabel + " return\n" +       //
-         "add rule " + t + " output meta mark " + MarkText(mark) + " return\n" +    //
-         // Nothing is written into the packet (its mark stays the user's): the interceptor
-         // reads a UDP query's original destination from conntrack, a TCP one with
-         // SO_ORIGINAL_DST. The inet table covers IPv4 and IPv6.
-         "add rule " + t + " output " + scope_match + "udp dport 53 redirect to :" + p + "\n" +
-         "add rule " + t + " output " + scope_match + "tcp dport 53 redirect to :" + p + "\n";
+  host::NatRedirect redirect;
+  redirect.table = t;
+  redirect.priority = scope_match.empty() ? -100 : -101;
+  // The interceptor's own upstream queries carry its socket mark. A user's mangle rule (priority
+  // -150) that sets marks on DNS for policy routing would overwrite it before the nat hook (-100)
+  // looks, and the query would loop back to the interceptor; so the mark is copied into a
+  // conntrack label right after conntrack (-200), where the nat chain checks it. (A mark
+  // rewritten in raw, before conntrack, still defeats this.)
+  redirect.exempt = {std::string("ct label ") + kExemptLabel, host::SocketMarkMatch(mark)};
+  // Nothing is written into the packet (its mark stays the user's): the interceptor reads a UDP
+  // query's original destination from conntrack, a TCP one with SO_ORIGINAL_DST. The inet table
+  // covers IPv4 and IPv6.
+  redirect.redirects = {{scope_match + "udp dport 53", port}, {scope_match + "tcp dport 53", port}};
+  return "add table " + t + "\ndelete table " + t + "\nadd table " + t + "\n" + "add chain " + t +
+         " tag { type filter hook output priority -199; }\n" + "add rule " + t + " tag " +
+         host::SocketMarkMatch(mark) + " ct label set " + kExemptLabel + "\n" +
+         host::NatRedirectBatch(redirect);
 }
 
 std::string ModeName(v1::DnsFault::Mode mode) {
@@ -137,11 +129,12 @@ std::string ModeName(v1::DnsFault::Mode mode) {
 
 class DnsFaultHandle final : public FaultHandle {
  public:
-  DnsFaultHandle(std::string fault_id, std::shared_ptr<netfilter::NftRuleset> nft,
-                 std::shared_ptr<DnsInterceptor> interceptor,
+  DnsFaultHandle(std::string fault_id, std::shared_ptr<host::FaultTables> tables,
+                 host::TableOwnership table, std::shared_ptr<DnsInterceptor> interceptor,
                  std::shared_ptr<const DnsRuleCounters> counters, v1::DnsFault::Mode mode)
       : fault_id_(std::move(fault_id)),
-        nft_(std::move(nft)),
+        tables_(std::move(tables)),
+        table_(std::move(table)),
         interceptor_(std::move(interceptor)),
         counters_(std::move(counters)),
         mode_(mode) {}
@@ -154,7 +147,7 @@ class DnsFaultHandle final : public FaultHandle {
     // Table first: once it is gone no query reaches the interceptor for this fault, so removing
     // the rule afterwards cannot let a redirected query slip through unfaulted mid-revert. If the
     // table cannot be deleted the rule stays, and a retry does both.
-    Status s = nft_->DeleteTable("inet", TableName(fault_id_));
+    Status s = tables_->Revert(table_);
     if (!s.ok()) return s;
     interceptor_->RemoveRule(fault_id_);
     interceptor_->RemoveScopedListener(fault_id_);
@@ -175,7 +168,8 @@ class DnsFaultHandle final : public FaultHandle {
 
  private:
   const std::string fault_id_;
-  std::shared_ptr<netfilter::NftRuleset> nft_;
+  std::shared_ptr<host::FaultTables> tables_;
+  const host::TableOwnership table_;
   std::shared_ptr<DnsInterceptor> interceptor_;
   std::shared_ptr<const DnsRuleCounters> counters_;
   const v1::DnsFault::Mode mode_;
@@ -196,8 +190,12 @@ Result<std::string> FirstNameserver(const std::string& resolv_conf_text) {
   return NotFound("no nameserver line");
 }
 
-DnsBackend::DnsBackend(DnsBackendOptions options)
-    : options_(std::move(options)), nft_(std::make_shared<netfilter::NftRuleset>()) {}
+DnsBackend::DnsBackend(DnsBackendOptions options) : options_(std::move(options)) {
+  if (!options_.tables) {
+    options_.tables = std::make_shared<host::FaultTables>(
+        std::make_shared<host::NftRuleset>(), std::make_shared<host::DeadmanSwitch>(), "");
+  }
+}
 
 DnsBackend::~DnsBackend() {
   if (interceptor_) interceptor_->Stop();
@@ -207,14 +205,14 @@ Status DnsBackend::DetectCapability() {
   // A throwaway table with the exact kinds of chain and rules Apply uses. Its redirect rule can
   // never match (it needs a mark nobody sets and only lives for the length of two syscalls).
   const std::string t = std::string("inet ") + kCapCheckTable;
-  Status s =
-      nft_->Run("add table " + t + "\n" + "add chain " + t +
-                " output { type nat hook output priority -100; }\n" + "add chain " + t +
-                " tag { type filter hook output priority -199; }\n" + "add rule " + t +
-                " tag meta mark 0xfffffffe ct label set " + kExemptLabel + "\n" + "add rule " + t +
-                " output ct label " + kExemptLabel + " return\n" + "add rule " + t +
-                " output meta mark 0xfffffffe udp dport 53 redirect to :53\n");
-  Status cleanup = nft_->DeleteTable("inet", kCapCheckTable);
+  auto& nft = *options_.tables->nft();
+  Status s = nft.Run("add table " + t + "\n" + "add chain " + t +
+                     " output { type nat hook output priority -100; }\n" + "add chain " + t +
+                     " tag { type filter hook output priority -199; }\n" + "add rule " + t +
+                     " tag meta mark 0xfffffffe ct label set " + kExemptLabel + "\n" + "add rule " +
+                     t + " output ct label " + kExemptLabel + " return\n" + "add rule " + t +
+                     " output meta mark 0xfffffffe udp dport 53 redirect to :53\n");
+  Status cleanup = nft.DeleteTable("inet", kCapCheckTable);
   if (!s.ok()) {
     return FailedPrecondition("dns: nftables nat output redirect is not usable here (" +
                               s.message() + ")");
@@ -325,7 +323,7 @@ Result<std::unique_ptr<FaultHandle>> DnsBackend::Apply(const std::string& fault_
   Status valid = Validate(spec);
   if (!valid.ok()) return valid;
   const std::string table = TableName(fault_id);
-  if (!IsValidFaultId(fault_id) || !netfilter::IsValidNftIdentifier(table)) {
+  if (!IsValidFaultId(fault_id) || !host::IsValidNftIdentifier(table)) {
     return InvalidArgument("dns: invalid fault id '" + fault_id + "'");
   }
   const v1::DnsFault& dns = spec.dns();
@@ -366,17 +364,18 @@ Result<std::unique_ptr<FaultHandle>> DnsBackend::Apply(const std::string& fault_
     interceptor->RemoveScopedListener(fault_id);
     return counters.status();
   }
-  Status s = nft_->Run(ApplyBatch(table, options_.socket_mark, port, scope_match));
-  if (!s.ok()) {
+  auto owned = options_.tables->Create("inet", table,
+                                       ApplyBatch(table, options_.socket_mark, port, scope_match));
+  if (!owned.ok()) {
     interceptor->RemoveRule(fault_id);
     interceptor->RemoveScopedListener(fault_id);
-    return s;
+    return owned.status();
   }
   spdlog::info("dns fault {} applied: {} domain(s), mode {}, scope {}", fault_id,
                dns.domains_size(), ModeName(dns.mode()),
                scope_match.empty() ? "host" : scope_match);
-  return std::unique_ptr<FaultHandle>(
-      std::make_unique<DnsFaultHandle>(fault_id, nft_, interceptor, *counters, dns.mode()));
+  return std::unique_ptr<FaultHandle>(std::make_unique<DnsFaultHandle>(
+      fault_id, options_.tables, *owned, interceptor, *counters, dns.mode()));
 }
 
 DnsInterceptorStats DnsBackend::InterceptorStats() {
@@ -386,10 +385,10 @@ DnsInterceptorStats DnsBackend::InterceptorStats() {
 
 Status DnsBackend::RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) {
   const std::string table = TableName(fault_id);
-  if (!netfilter::IsValidNftIdentifier(table)) {
+  if (!host::IsValidNftIdentifier(table)) {
     return InvalidArgument("dns: invalid fault id '" + fault_id + "'");
   }
-  Status s = nft_->DeleteTable("inet", table);
+  Status s = options_.tables->RevertOrphan("inet", table);
   if (!s.ok()) return s;
   std::lock_guard lock(mu_);
   if (interceptor_) {

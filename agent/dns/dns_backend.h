@@ -21,8 +21,8 @@
 #include "agent/dns/dns_interceptor.h"
 #include "agent/fault_backend.h"
 
-namespace faultline::agent::netfilter {
-class NftRuleset;
+namespace faultline::agent::host {
+class FaultTables;
 }
 
 namespace faultline::agent::dns {
@@ -40,6 +40,9 @@ struct DnsBackendOptions {
   int max_outstanding = 1024;
   // Where the default upstream is read from when `upstream` is empty.
   std::string resolv_conf_path = "/etc/resolv.conf";
+  // Creates and reverts the faults' nft tables (agent/host/fault_tables.h: dead-man switch,
+  // ownership records); shared by every backend. Null: the backend makes its own (no records).
+  std::shared_ptr<host::FaultTables> tables;
 };
 
 // The first `nameserver` address in resolv.conf text; NOT_FOUND when there is none.
@@ -66,7 +69,6 @@ class DnsBackend final : public FaultBackend {
   Status EnsureInterceptorLocked();
 
   DnsBackendOptions options_;
-  std::shared_ptr<netfilter::NftRuleset> nft_;
   std::mutex mu_;                                // guards interceptor_ start-up
   std::shared_ptr<DnsInterceptor> interceptor_;  // started lazily on first Apply
 };

@@ -8,17 +8,29 @@
 #include <filesystem>
 #include <sstream>
 
-#include "agent/netfilter/host_addresses.h"
-#include "agent/netfilter/host_watcher.h"
+#include "agent/host/deadman_switch.h"
+#include "agent/host/death_guard.h"
+#include "agent/host/fault_tables.h"
+#include "agent/host/host_addresses.h"
+#include "agent/host/host_watcher.h"
+#include "agent/host/nft_ruleset.h"
 #include "agent/netfilter/netem_probe.h"
 #include "agent/netfilter/network_rules.h"
-#include "agent/netfilter/nft_ruleset.h"
 #include "agent/nfqueue/delay_line.h"
 #include "common/ids.h"
 #include "common/process.h"
 
 namespace faultline::agent::netfilter {
 namespace {
+
+using host::HostWatcher;
+using host::IsValidNftIdentifier;
+using host::kTablePrefix;
+using host::NftRuleset;
+using host::NftTables;
+using host::kResolveTimeout;
+using host::ResolveHostAddresses;
+using host::ResolveHostAddressesWithin;
 
 using namespace std::chrono_literals;
 
@@ -49,7 +61,7 @@ bool RawTableIsInert(const std::string& listing) {
 
 // After our NFQUEUE rules were removed from a raw table that is now inert, deletes the table
 // iptables-nft created for them, so `nft list ruleset` is as before the fault.
-void DropInertRawTable(const std::string& prog, bool v6, NftRuleset& nft) {
+void DropInertRawTable(const std::string& prog, bool v6, NftTables& nft) {
   auto after = RunProcess({prog, "-w", "-t", "raw", "-S"}, 10s);
   if (after.ok() && after->exit_code == 0 && RawTableIsInert(after->out)) {
     (void)nft.DeleteTable(v6 ? "ip6" : "ip", "raw");
@@ -66,7 +78,7 @@ class QueueRules {
   // Queues marked packets at OUTPUT to `egress_queue` and at PREROUTING to `ingress_queue`
   // (negative: that direction is not queued).
   Status Add(const std::string& comment, int egress_queue, int ingress_queue, uint32_t mark,
-             NftRuleset& nft) {
+             NftTables& nft) {
     std::lock_guard lock(mu_);
     if (active_ == 0) {
       auto tables = nft.ListTables("raw");
@@ -98,13 +110,13 @@ class QueueRules {
 
   // `orphan`: the rule was added by an earlier agent process (journal recovery); its raw table
   // is then dropped when our rule was in it and it is left inert.
-  Status Remove(const std::string& comment, NftRuleset& nft, bool orphan = false) {
+  Status Remove(const std::string& comment, NftTables& nft, bool orphan = false) {
     std::lock_guard lock(mu_);
     return RemoveLocked(comment, nft, orphan);
   }
 
  private:
-  Status RemoveLocked(const std::string& comment, NftRuleset& nft, bool orphan = false) {
+  Status RemoveLocked(const std::string& comment, NftTables& nft, bool orphan = false) {
     Status first;
     bool any_left = false;
     for (const std::string* prog : {&o_.iptables, &o_.ip6tables}) {
@@ -144,12 +156,15 @@ std::shared_ptr<QueueRules>& SharedQueueRules(const NetworkBackendOptions& o) {
 
 class NetworkFaultHandle final : public FaultHandle {
  public:
-  NetworkFaultHandle(std::string fault_id, v1::NetworkFault fault, std::shared_ptr<NftRuleset> nft,
+  NetworkFaultHandle(std::string fault_id, v1::NetworkFault fault,
+                     std::shared_ptr<host::FaultTables> tables, host::TableOwnership owned,
                      std::unique_ptr<HostWatcher> hosts)
       : fault_id_(std::move(fault_id)),
         table_(TableName(fault_id_)),
         fault_(std::move(fault)),
-        nft_(std::move(nft)),
+        tables_(std::move(tables)),
+        owned_(std::move(owned)),
+        nft_(tables_->nft()),
         hosts_(std::move(hosts)) {}
 
   ~NetworkFaultHandle() override { (void)Revert(); }
@@ -180,7 +195,7 @@ class NetworkFaultHandle final : public FaultHandle {
       Status s = queue_rules_->Remove(TableName(fault_id_), *nft_);
       if (!s.ok()) return s;
     }
-    Status s = nft_->DeleteTable("inet", table_);
+    Status s = tables_->Revert(owned_);
     if (!s.ok()) return s;
     if (!lines_.empty()) {
       for (auto& line : lines_) line->Stop();
@@ -237,7 +252,9 @@ class NetworkFaultHandle final : public FaultHandle {
   const std::string fault_id_;
   const std::string table_;
   const v1::NetworkFault fault_;
-  std::shared_ptr<NftRuleset> nft_;
+  std::shared_ptr<host::FaultTables> tables_;
+  const host::TableOwnership owned_;
+  std::shared_ptr<NftTables> nft_;
   std::vector<std::unique_ptr<nfqueue::DelayLine>> lines_;
   std::shared_ptr<QueueRules> queue_rules_;
   std::function<void()> release_queue_;
@@ -252,8 +269,12 @@ class NetworkFaultHandle final : public FaultHandle {
 // A latency fault running as netem root qdiscs (netem_qdisc.h).
 class NetemFaultHandle final : public FaultHandle {
  public:
-  NetemFaultHandle(ProcessRunner run, std::vector<QdiscRecord> records, std::string record_path)
-      : run_(std::move(run)), records_(std::move(records)), record_path_(std::move(record_path)) {}
+  NetemFaultHandle(ProcessRunner run, std::vector<QdiscRecord> records, std::string record_path,
+                   std::unique_ptr<host::DeathGuard> guard)
+      : run_(std::move(run)),
+        records_(std::move(records)),
+        record_path_(std::move(record_path)),
+        guard_(std::move(guard)) {}
   ~NetemFaultHandle() override { (void)Revert(); }
 
   Status Revert() override {
@@ -262,6 +283,7 @@ class NetemFaultHandle final : public FaultHandle {
     Status s = RestoreQdiscs(run_, records_);
     if (!s.ok()) return s;
     if (!record_path_.empty()) (void)::unlink(record_path_.c_str());
+    if (guard_) guard_->Release();
     reverted_ = true;
     return Status::Ok();
   }
@@ -274,6 +296,7 @@ class NetemFaultHandle final : public FaultHandle {
   const ProcessRunner run_;
   const std::vector<QdiscRecord> records_;
   const std::string record_path_;
+  const std::unique_ptr<host::DeathGuard> guard_;  // undoes the qdiscs if the agent dies
   std::mutex mu_;
   bool reverted_ = false;  // guarded by mu_
 };
@@ -310,9 +333,15 @@ Result<std::vector<std::string>> SweepQueueRules(const NetworkBackendOptions& op
 
 NetworkBackend::NetworkBackend(NetworkBackendOptions options)
     : options_(std::move(options)),
-      nft_(std::make_shared<NftRuleset>()),
+      nft_(nullptr),
       control_port_(options_.control_port),
-      queue_used_(std::min(options_.queue_count, kMaxQueues), false) {}
+      queue_used_(std::min(options_.queue_count, kMaxQueues), false) {
+  if (!options_.tables) {
+    options_.tables = std::make_shared<host::FaultTables>(
+        std::make_shared<NftRuleset>(), std::make_shared<host::DeadmanSwitch>(), "");
+  }
+  nft_ = options_.tables->nft();
+}
 
 NetworkBackend::~NetworkBackend() = default;
 
@@ -500,18 +529,20 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::Apply(const std::string& fa
     rule_options.bypass_mark = kBypassMark;
   }
 
-  Status s = nft_->Run(NetworkApplyBatch(table, fault, rule_options, resolved));
-  if (!s.ok()) {
+  auto owned = options_.tables->Create("inet", table,
+                                       NetworkApplyBatch(table, fault, rule_options, resolved));
+  if (!owned.ok()) {
     lines.clear();
     release_queues();
-    return s;
+    return owned.status();
   }
-  auto handle = std::make_unique<NetworkFaultHandle>(fault_id, fault, nft_, std::move(hosts));
+  auto handle = std::make_unique<NetworkFaultHandle>(fault_id, fault, options_.tables, *owned,
+                                                     std::move(hosts));
   if (!lines.empty()) {
     auto rules = SharedQueueRules(options_);
     Status q = rules->Add(table, egress_queue, ingress_queue, rule_options.queue_mark, *nft_);
     if (!q.ok()) {
-      (void)nft_->DeleteTable("inet", table);
+      (void)options_.tables->Revert(*owned);
       lines.clear();
       release_queues();
       return q;
@@ -550,6 +581,17 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::ApplyNetem(const std::strin
     // Before any qdisc changes: a crash in between leaves a record naming default qdiscs only.
     if (Status s = WriteQdiscRecords(record, decision->records); !s.ok()) return s;
   }
+  // netem has no timeout of its own: a guard restores the qdiscs if the agent dies (before the
+  // qdiscs change, so no instant is unguarded).
+  std::unique_ptr<host::DeathGuard> guard;
+  if (options_.guard_netem && !record.empty()) {
+    auto spawned = host::DeathGuard::Spawn({"netem", record});
+    if (!spawned.ok()) {
+      (void)::unlink(record.c_str());
+      return spawned.status();
+    }
+    guard = std::move(*spawned);
+  }
   if (Status s =
           InstallNetem(options_.run, decision->records, decision->args, control_port_.load());
       !s.ok()) {
@@ -564,8 +606,8 @@ Result<std::unique_ptr<FaultHandle>> NetworkBackend::ApplyNetem(const std::strin
   std::string devices;
   for (const auto& r : decision->records) devices += (devices.empty() ? "" : ",") + r.device;
   spdlog::info("network fault {} applied (latency via netem on {})", fault_id, devices);
-  return std::unique_ptr<FaultHandle>(
-      std::make_unique<NetemFaultHandle>(options_.run, std::move(decision->records), record));
+  return std::unique_ptr<FaultHandle>(std::make_unique<NetemFaultHandle>(
+      options_.run, std::move(decision->records), record, std::move(guard)));
 }
 
 Status NetworkBackend::RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) {
@@ -581,7 +623,7 @@ Status NetworkBackend::RevertOrphan(const std::string& fault_id, const v1::Fault
     Status s = SharedQueueRules(options_)->Remove(table, *nft_, /*orphan=*/true);
     if (!s.ok()) return s;
   }
-  return nft_->DeleteTable("inet", table);
+  return options_.tables->RevertOrphan("inet", table);
 }
 
 }  // namespace faultline::agent::netfilter

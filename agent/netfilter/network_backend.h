@@ -13,6 +13,11 @@
 // here lacks. Those rules are found by their comment, removed exactly on revert, and swept at
 // agent start (SweepQueueRules). Host names are re-resolved while a fault is active and the
 // table's peer sets replaced atomically when the answer changes.
+//
+// When the agent dies: the table's rules lapse with the dead-man switch (agent/host/
+// deadman_switch.h); the NFQUEUE rules stay but are inert (--queue-bypass lets packets pass
+// while no delay line listens, and nothing is marked once the table lapsed); a netem fault's
+// qdiscs are restored by its guard process (agent/host/death_guard.h, guard_netem).
 
 #include <atomic>
 #include <cstdint>
@@ -24,9 +29,12 @@
 #include "agent/fault_backend.h"
 #include "agent/netfilter/netem_qdisc.h"
 
-namespace faultline::agent::netfilter {
+namespace faultline::agent::host {
+class FaultTables;
+class NftTables;
+}  // namespace faultline::agent::host
 
-class NftRuleset;
+namespace faultline::agent::netfilter {
 
 struct NetworkBackendOptions {
   // The agent's gRPC port; its traffic is never faulted. 0 = set later with SetControlPort.
@@ -52,6 +60,12 @@ struct NetworkBackendOptions {
   std::string netem_record_dir;
   // Runs ip/tc for the netem path (tests pass a fake).
   ProcessRunner run = &RunProcess;
+  // Creates and reverts the faults' nft tables (agent/host/fault_tables.h: dead-man switch,
+  // ownership records); shared by every backend. Null: the backend makes its own (no records).
+  std::shared_ptr<host::FaultTables> tables;
+  // A netem fault (with a record) is watched by a guard process that restores the qdiscs when
+  // the agent dies (agent/host/death_guard.h). Only faultline-agent itself can be the guard.
+  bool guard_netem = false;
 };
 
 // Deletes every xtables rule (raw table, IPv4 and IPv6) whose comment starts with faultline_:
@@ -92,7 +106,7 @@ class NetworkBackend final : public FaultBackend {
   void ReleaseQueue(int index);
 
   NetworkBackendOptions options_;
-  std::shared_ptr<NftRuleset> nft_;
+  std::shared_ptr<host::NftTables> nft_;
   std::atomic<uint16_t> control_port_;
   mutable std::mutex mu_;
   std::vector<bool> queue_used_;     // guarded by mu_

@@ -121,6 +121,8 @@ std::vector<std::string> Actions(const NetworkFault& f, const NetworkSelector& m
     case NetworkFault::kLoss: {
       if (QueuedFault(f)) return {matched + "meta mark set meta mark or " + Hex(o.queue_mark)};
       long threshold = std::lround(f.loss().percent() * 100.0);
+      // numgen's range is 0-9999: "< 10000" is rejected, and 100% needs no draw.
+      if (threshold >= 10000) return {matched + faulted + "drop"};
       return {matched + "numgen random mod 10000 < " + std::to_string(threshold) + " " + faulted +
               "drop"};
     }
@@ -161,41 +163,6 @@ NetworkSelector::Direction EffectiveDirection(const NetworkFault& fault) {
   if (d != NetworkSelector::DIRECTION_UNSPECIFIED) return d;
   bool egress_default = fault.has_latency() || fault.has_bandwidth();
   return egress_default ? NetworkSelector::EGRESS : NetworkSelector::BOTH;
-}
-
-Result<Cidr> ParseCidr(const std::string& text) {
-  std::string addr = text;
-  int prefix = -1;
-  size_t slash = text.find('/');
-  if (slash != std::string::npos) {
-    addr = text.substr(0, slash);
-    std::string p = text.substr(slash + 1);
-    if (p.empty() || p.size() > 3 || p.find_first_not_of("0123456789") != std::string::npos) {
-      return InvalidArgument("invalid prefix length in '" + text + "'");
-    }
-    prefix = std::stoi(p);
-  }
-  unsigned char bytes[16] = {};
-  Cidr c;
-  if (inet_pton(AF_INET, addr.c_str(), bytes) == 1) {
-    c.v6 = false;
-  } else if (inet_pton(AF_INET6, addr.c_str(), bytes) == 1) {
-    c.v6 = true;
-  } else {
-    return InvalidArgument("'" + text + "' is not an IPv4/IPv6 address or CIDR");
-  }
-  int bits = c.v6 ? 128 : 32;
-  if (prefix > bits) return InvalidArgument("prefix length too long in '" + text + "'");
-  if (prefix < 0) prefix = bits;
-  for (int i = 0; i < bits / 8; ++i) {
-    int keep = std::clamp(prefix - i * 8, 0, 8);
-    bytes[i] &= static_cast<unsigned char>(0xff00 >> keep);
-  }
-  char out[INET6_ADDRSTRLEN] = {};
-  inet_ntop(c.v6 ? AF_INET6 : AF_INET, bytes, out, sizeof(out));
-  c.text = out;
-  if (prefix != bits) c.text += "/" + std::to_string(prefix);
-  return c;
 }
 
 Status ValidateNetworkFault(const NetworkFault& f) {
@@ -386,37 +353,6 @@ std::string NetworkApplyBatch(const std::string& table, const NetworkFault& faul
     }
   }
   return b;
-}
-
-std::map<std::string, NftCounter> ParseNftCounters(const std::string& listing) {
-  // Lines: "counter NAME {" then "packets P bytes B" (nft's default output).
-  std::map<std::string, NftCounter> out;
-  std::istringstream lines(listing);
-  std::string line, current;
-  while (std::getline(lines, line)) {
-    std::istringstream words(line);
-    std::string w1, w2, w3, w4;
-    words >> w1 >> w2;
-    if (w1 == "counter" && !w2.empty() && line.find('{') != std::string::npos) {
-      current = w2;
-      // "counter NAME { packets P bytes B }" on one line (some output modes).
-      size_t at = line.find("packets");
-      if (at == std::string::npos) continue;
-      std::istringstream rest(line.substr(at));
-      rest >> w1 >> w2 >> w3 >> w4;
-    } else if (w1 == "packets") {
-      words >> w3 >> w4;
-    } else {
-      continue;
-    }
-    if (current.empty() || w1 != "packets" || w3 != "bytes") continue;
-    try {
-      out[current] = {std::stoull(w2), std::stoull(w4)};
-    } catch (const std::exception&) {
-    }
-    current.clear();
-  }
-  return out;
 }
 
 Evidence QueuedFaultEvidence(const std::vector<nfqueue::DelayLineStats>& lines,

@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "agent/fault_backend.h"
+#include "agent/host/host_addresses.h"
+#include "agent/host/nft_tables.h"
 #include "agent/nfqueue/delay_line.h"
 #include "common/status.h"
 #include "faultline/v1/agent.pb.h"
@@ -32,13 +34,11 @@ v1::NetworkSelector::Direction EffectiveDirection(const v1::NetworkFault& fault)
 // ("network.match.cidrs[1]: ...").
 Status ValidateNetworkFault(const v1::NetworkFault& fault);
 
-// "10.1.2.3" or "10.0.0.0/8" or "fd00::/64" in canonical form (host bits cleared), with the
-// family; INVALID_ARGUMENT for anything else.
-struct Cidr {
-  bool v6 = false;
-  std::string text;
-};
-Result<Cidr> ParseCidr(const std::string& text);
+// Moved to the host layer (agent/host/host_addresses.h, agent/host/nft_tables.h).
+using host::Cidr;
+using host::NftCounter;
+using host::ParseCidr;
+using host::ParseNftCounters;
 
 struct NetworkRuleOptions {
   // The agent's gRPC port: TCP traffic from/to it is accepted before any fault rule. 0 = none.
@@ -65,13 +65,6 @@ std::string NetworkApplyBatch(const std::string& table, const v1::NetworkFault& 
 // (atomic: no instant with an empty set).
 std::string PeerSetUpdateBatch(const std::string& table, const v1::NetworkFault& fault,
                                const std::vector<std::string>& resolved);
-
-struct NftCounter {
-  uint64_t packets = 0;
-  uint64_t bytes = 0;
-};
-// Named counters from `nft list counters table ...` (or `list table`) output: name → values.
-std::map<std::string, NftCounter> ParseNftCounters(const std::string& listing);
 
 // Evidence of a queued fault (latency, correlated loss) from its delay lines' counters and the
 // table's "bypassed" counter, in one unit (packets as queued: GSO packets whole on hold lines,

@@ -17,6 +17,7 @@
 #include <thread>
 #include <utility>
 
+#include "agent/host/death_guard.h"
 #include "common/ids.h"
 
 namespace faultline::agent::process {
@@ -173,10 +174,12 @@ class KillHandle final : public FaultHandle {
 class PauseHandle final : public FaultHandle {
  public:
   PauseHandle(std::string fault_id, std::shared_ptr<PauseRecordStore> records, PauseRecord record,
-              uint64_t matched, uint64_t signalled, uint64_t paused)
+              std::unique_ptr<host::DeathGuard> guard, uint64_t matched, uint64_t signalled,
+              uint64_t paused)
       : fault_id_(std::move(fault_id)),
         records_(std::move(records)),
         record_(std::move(record)),
+        guard_(std::move(guard)),
         matched_(matched),
         signalled_(signalled),
         paused_(paused) {}
@@ -189,6 +192,7 @@ class PauseHandle final : public FaultHandle {
     continued_ += continued;
     if (!s.ok()) return s;
     if (Status r = records_->Remove(fault_id_); !r.ok()) return r;
+    if (guard_) guard_->Release();
     reverted_ = true;
     spdlog::info("process fault {}: {} process(es) continued", fault_id_, continued_.load());
     return Status::Ok();
@@ -207,6 +211,7 @@ class PauseHandle final : public FaultHandle {
   const std::string fault_id_;
   std::shared_ptr<PauseRecordStore> records_;
   const PauseRecord record_;
+  const std::unique_ptr<host::DeathGuard> guard_;  // continues them if the agent dies
   const uint64_t matched_;
   const uint64_t signalled_;
   const uint64_t paused_;
@@ -344,6 +349,16 @@ Result<std::unique_ptr<FaultHandle>> ProcessBackend::ApplyPause(const std::strin
   for (const ProcessInfo& p : chosen) record.processes.push_back({p.pid, p.start_time});
   // Durable before the first process stops: a crash from here on is reverted from the record.
   if (Status s = records_->Write(fault_id, record); !s.ok()) return s;
+  // SIGSTOP has no timeout: a guard continues them if the agent dies. Up before the first stop.
+  std::unique_ptr<host::DeathGuard> guard;
+  if (options_.guard_pauses) {
+    auto spawned = host::DeathGuard::Spawn({"pause", options_.record_dir, fault_id});
+    if (!spawned.ok()) {
+      (void)records_->Remove(fault_id);
+      return Status(spawned.status().code(), "process: " + spawned.status().message());
+    }
+    guard = std::move(*spawned);
+  }
 
   auto undo = [&](Status error) -> Status {
     uint64_t continued = 0;
@@ -402,8 +417,9 @@ Result<std::unique_ptr<FaultHandle>> ProcessBackend::ApplyPause(const std::strin
       matching->size(), DescribeSelector(fault),
       record.frozen_cgroup_dir.empty() ? "SIGSTOP" : "cgroup.freeze " + record.frozen_cgroup_dir,
       Pids(chosen));
-  return std::unique_ptr<FaultHandle>(std::make_unique<PauseHandle>(
-      fault_id, records_, std::move(record), matching->size(), signalled, paused));
+  return std::unique_ptr<FaultHandle>(
+      std::make_unique<PauseHandle>(fault_id, records_, std::move(record), std::move(guard),
+                                    matching->size(), signalled, paused));
 }
 
 Status ProcessBackend::RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) {

@@ -33,6 +33,9 @@ struct ProcessBackendOptions {
   std::optional<SelectionScope> scope;
   // Process names protected in addition to DefaultProtectedProcessNames() (--protect-process).
   std::vector<std::string> protected_names;
+  // A pause is watched by a guard process that continues the paused processes when the agent
+  // dies (agent/host/death_guard.h). Only faultline-agent itself can be the guard.
+  bool guard_pauses = false;
 };
 
 class ProcessBackend final : public FaultBackend {

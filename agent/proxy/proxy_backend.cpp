@@ -7,10 +7,12 @@
 #include <cstring>
 #include <vector>
 
-#include "agent/netfilter/host_addresses.h"
-#include "agent/netfilter/host_watcher.h"
+#include "agent/host/deadman_switch.h"
+#include "agent/host/fault_tables.h"
+#include "agent/host/host_addresses.h"
+#include "agent/host/host_watcher.h"
+#include "agent/host/nft_ruleset.h"
 #include "agent/netfilter/network_rules.h"
-#include "agent/netfilter/nft_ruleset.h"
 #include "agent/proxy/proxy_rules.h"
 #include "common/ids.h"
 
@@ -20,19 +22,20 @@ namespace {
 constexpr const char* kCapCheckTable = "faultline_capcheck_proxy";
 
 std::string TableName(const std::string& fault_id) {
-  return std::string(netfilter::kTablePrefix) + fault_id;
+  return std::string(host::kTablePrefix) + fault_id;
 }
 
 class ProxyFaultHandle final : public FaultHandle {
  public:
   ProxyFaultHandle(std::string fault_id, v1::DependencyFault fault,
-                   std::shared_ptr<netfilter::NftRuleset> nft, std::shared_ptr<TcpProxy> proxy,
-                   std::shared_ptr<ProxyCounters> counters,
-                   std::unique_ptr<netfilter::HostWatcher> hosts)
+                   std::shared_ptr<host::FaultTables> tables, host::TableOwnership table,
+                   std::shared_ptr<TcpProxy> proxy, std::shared_ptr<ProxyCounters> counters,
+                   std::unique_ptr<host::HostWatcher> hosts)
       : fault_id_(std::move(fault_id)),
         table_(TableName(fault_id_)),
         fault_(std::move(fault)),
-        nft_(std::move(nft)),
+        tables_(std::move(tables)),
+        owned_(std::move(table)),
         proxy_(std::move(proxy)),
         counters_(std::move(counters)),
         hosts_(std::move(hosts)) {}
@@ -42,7 +45,7 @@ class ProxyFaultHandle final : public FaultHandle {
   // Re-resolves the fault's host names while it is active (no thread without hosts).
   void StartResolver() {
     hosts_->Start([this](const std::vector<std::string>& addresses) {
-      return nft_->Run(RedirectPeerUpdateBatch(table_, fault_, addresses));
+      return tables_->nft()->Run(RedirectPeerUpdateBatch(table_, fault_, addresses));
     });
   }
 
@@ -52,7 +55,7 @@ class ProxyFaultHandle final : public FaultHandle {
     hosts_->Stop();
     redirected_final_ = ReadRedirected();
     // The redirect goes first, so no new connection reaches a listener that is closing.
-    Status s = nft_->DeleteTable("inet", table_);
+    Status s = tables_->Revert(owned_);
     if (!s.ok()) return s;
     proxy_->RemoveFault(fault_id_);
     reverted_ = true;
@@ -71,15 +74,16 @@ class ProxyFaultHandle final : public FaultHandle {
 
  private:
   uint64_t ReadRedirected() const {
-    auto listing = nft_->RunWithOutput("list counters table inet " + table_);
+    auto listing = tables_->nft()->RunWithOutput("list counters table inet " + table_);
     if (!listing.ok()) return 0;
-    return netfilter::ParseNftCounters(*listing)["redirected"].packets;
+    return host::ParseNftCounters(*listing)["redirected"].packets;
   }
 
   const std::string fault_id_;
   const std::string table_;
   const v1::DependencyFault fault_;
-  std::shared_ptr<netfilter::NftRuleset> nft_;
+  std::shared_ptr<host::FaultTables> tables_;
+  const host::TableOwnership owned_;
   std::shared_ptr<TcpProxy> proxy_;
   std::shared_ptr<ProxyCounters> counters_;
 
@@ -87,13 +91,17 @@ class ProxyFaultHandle final : public FaultHandle {
   bool reverted_ = false;          // guarded by mu_
   uint64_t redirected_final_ = 0;  // guarded by mu_
 
-  const std::unique_ptr<netfilter::HostWatcher> hosts_;
+  const std::unique_ptr<host::HostWatcher> hosts_;
 };
 
 }  // namespace
 
-ProxyBackend::ProxyBackend(ProxyBackendOptions options)
-    : options_(options), nft_(std::make_shared<netfilter::NftRuleset>()) {}
+ProxyBackend::ProxyBackend(ProxyBackendOptions options) : options_(std::move(options)) {
+  if (!options_.tables) {
+    options_.tables = std::make_shared<host::FaultTables>(
+        std::make_shared<host::NftRuleset>(), std::make_shared<host::DeadmanSwitch>(), "");
+  }
+}
 
 ProxyBackend::~ProxyBackend() {
   if (proxy_) proxy_->Stop();
@@ -103,10 +111,11 @@ Status ProxyBackend::DetectCapability() {
   // A throwaway table with the kinds of chain and rules Apply uses; its redirect needs a mark
   // nobody sets and lives for two syscalls.
   const std::string t = std::string("inet ") + kCapCheckTable;
-  Status s = nft_->Run("add table " + t + "\nadd chain " + t +
-                       " output { type nat hook output priority -100; }\nadd rule " + t +
-                       " output meta mark 0xfffffffe tcp dport { 1 } redirect to :1\n");
-  Status cleanup = nft_->DeleteTable("inet", kCapCheckTable);
+  auto& nft = *options_.tables->nft();
+  Status s = nft.Run("add table " + t + "\nadd chain " + t +
+                     " output { type nat hook output priority -100; }\nadd rule " + t +
+                     " output meta mark 0xfffffffe tcp dport { 1 } redirect to :1\n");
+  Status cleanup = nft.DeleteTable("inet", kCapCheckTable);
   if (!s.ok()) {
     return FailedPrecondition("dependency: nftables nat output redirect is not usable here (" +
                               s.message() + ")");
@@ -155,14 +164,14 @@ Result<std::unique_ptr<FaultHandle>> ProxyBackend::Apply(const std::string& faul
   Status valid = Validate(spec);
   if (!valid.ok()) return valid;
   const std::string table = TableName(fault_id);
-  if (!IsValidFaultId(fault_id) || !netfilter::IsValidNftIdentifier(table)) {
+  if (!IsValidFaultId(fault_id) || !host::IsValidNftIdentifier(table)) {
     return InvalidArgument("dependency: invalid fault id '" + fault_id + "'");
   }
   const v1::DependencyFault& fault = spec.dependency();
   if (fault.match().hosts_size() > 0) {
     // Fails at once, naming the host, when the resolver does not answer in time.
-    auto first = netfilter::ResolveHostAddressesWithin(
-        {fault.match().hosts().begin(), fault.match().hosts().end()}, netfilter::kResolveTimeout);
+    auto first = host::ResolveHostAddressesWithin(
+        {fault.match().hosts().begin(), fault.match().hosts().end()}, host::kResolveTimeout);
     if (!first.ok()) {
       return Status(first.status().code(), "dependency.match.hosts: " + first.status().message());
     }
@@ -181,7 +190,7 @@ Result<std::unique_ptr<FaultHandle>> ProxyBackend::Apply(const std::string& faul
     // Without a [::1] listener IPv6 connections cannot be redirected: a fault on IPv6 peers
     // would silently do nothing.
     for (const std::string& c : fault.match().cidrs()) {
-      auto cidr = netfilter::ParseCidr(c);
+      auto cidr = host::ParseCidr(c);
       if (cidr.ok() && cidr->v6) {
         proxy->RemoveFault(fault_id);
         return FailedPrecondition("dependency.match.cidrs: " + c +
@@ -192,22 +201,23 @@ Result<std::unique_ptr<FaultHandle>> ProxyBackend::Apply(const std::string& faul
     spdlog::warn("dependency fault {}: no IPv6 loopback: only IPv4 connections are redirected",
                  fault_id);
   }
-  auto hosts = std::make_unique<netfilter::HostWatcher>(
+  auto hosts = std::make_unique<host::HostWatcher>(
       std::vector<std::string>(fault.match().hosts().begin(), fault.match().hosts().end()),
       std::chrono::milliseconds(fault.match().resolve_interval_ms()),
-      "dependency fault " + fault_id, &netfilter::ResolveHostAddresses);
+      "dependency fault " + fault_id, &host::ResolveHostAddresses);
   const std::vector<std::string> resolved = hosts->ResolveInitial();
   RedirectOptions ro;
   ro.socket_mark = options_.socket_mark;
   ro.port = listening->port;
   ro.ipv6 = listening->ipv6;
-  Status s = nft_->Run(RedirectApplyBatch(table, fault, ro, resolved));
-  if (!s.ok()) {
+  auto owned =
+      options_.tables->Create("inet", table, RedirectApplyBatch(table, fault, ro, resolved));
+  if (!owned.ok()) {
     proxy->RemoveFault(fault_id);
-    return s;
+    return owned.status();
   }
-  auto handle =
-      std::make_unique<ProxyFaultHandle>(fault_id, fault, nft_, proxy, counters, std::move(hosts));
+  auto handle = std::make_unique<ProxyFaultHandle>(fault_id, fault, options_.tables, *owned, proxy,
+                                                   counters, std::move(hosts));
   handle->StartResolver();
   spdlog::info("dependency fault {} applied: proxy on 127.0.0.1{}:{}, {} toxic(s), http {}",
                fault_id, listening->ipv6 ? "/[::1]" : "", listening->port, fault.toxics_size(),
@@ -217,10 +227,10 @@ Result<std::unique_ptr<FaultHandle>> ProxyBackend::Apply(const std::string& faul
 
 Status ProxyBackend::RevertOrphan(const std::string& fault_id, const v1::FaultSpec&) {
   const std::string table = TableName(fault_id);
-  if (!netfilter::IsValidNftIdentifier(table)) {
+  if (!host::IsValidNftIdentifier(table)) {
     return InvalidArgument("dependency: invalid fault id '" + fault_id + "'");
   }
-  Status s = nft_->DeleteTable("inet", table);
+  Status s = options_.tables->RevertOrphan("inet", table);
   if (!s.ok()) return s;
   std::lock_guard lock(mu_);
   if (proxy_) proxy_->RemoveFault(fault_id);

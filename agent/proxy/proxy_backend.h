@@ -21,8 +21,8 @@
 #include "agent/fault_backend.h"
 #include "agent/proxy/tcp_proxy.h"
 
-namespace faultline::agent::netfilter {
-class NftRuleset;
+namespace faultline::agent::host {
+class FaultTables;
 }
 
 namespace faultline::agent::proxy {
@@ -36,6 +36,9 @@ struct ProxyBackendOptions {
   int connect_timeout_ms = 5000;
   bool splice = true;      // see ProxyOptions::splice
   int sched_slice_us = 0;  // see ProxyOptions::sched_slice_us
+  // Creates and reverts the faults' nft tables (agent/host/fault_tables.h: dead-man switch,
+  // ownership records); shared by every backend. Null: the backend makes its own (no records).
+  std::shared_ptr<host::FaultTables> tables;
 };
 
 class ProxyBackend final : public FaultBackend {
@@ -55,7 +58,6 @@ class ProxyBackend final : public FaultBackend {
   Status EnsureProxyLocked();
 
   ProxyBackendOptions options_;
-  std::shared_ptr<netfilter::NftRuleset> nft_;
   std::mutex mu_;                    // guards proxy_ start-up
   std::shared_ptr<TcpProxy> proxy_;  // started lazily on the first Apply
 };

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "agent/host/nat_redirect.h"
 #include "agent/netfilter/network_rules.h"
 #include "common/dns_name.h"
 
@@ -29,12 +30,6 @@ constexpr size_t kMaxPathPrefix = 1024;
 constexpr size_t kMaxHeaderBlock = 64 * 1024;
 constexpr int kMaxMethods = 16;
 constexpr int kMaxAborts = 8;
-
-std::string Hex(uint32_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
 
 std::string Join(const std::vector<std::string>& items) {
   std::string out;
@@ -280,23 +275,21 @@ std::string RedirectApplyBatch(const std::string& table, const DependencyFault& 
   b += "add set " + t + " excl6 { type ipv6_addr; flags interval; }\n";
   b += Elements(t, "excl4", x4) + Elements(t, "excl6", x6);
   b += "add counter " + t + " redirected\n";
-  b += "add chain " + t + " output { type nat hook output priority -100; }\n";
-  b += "add rule " + t + " output meta mark " + Hex(o.socket_mark) + " return\n";
-  b += "add rule " + t + " output ip daddr @excl4 return\n";
-  b += "add rule " + t + " output ip6 daddr @excl6 return\n";
+  host::NatRedirect redirect;
+  redirect.table = t;
+  redirect.exempt = {host::SocketMarkMatch(o.socket_mark), "ip daddr @excl4", "ip6 daddr @excl6"};
   std::set<uint32_t> unique(m.remote_ports().begin(), m.remote_ports().end());
   std::vector<std::string> ports;
   for (uint32_t p : unique) ports.push_back(std::to_string(p));
   const std::string match = "tcp dport { " + Join(ports) + " } ";
-  const std::string to =
-      "counter name \"redirected\" redirect to :" + std::to_string(o.port) + "\n";
-  b += "add rule " + t + " output meta nfproto ipv4 " + match +
-       (HasPeers(m) ? "ip daddr @peers4 " : "") + to;
+  const std::string count = "counter name \"redirected\"";
+  redirect.redirects.push_back(
+      {"meta nfproto ipv4 " + match + (HasPeers(m) ? "ip daddr @peers4 " : "") + count, o.port});
   if (o.ipv6) {
-    b += "add rule " + t + " output meta nfproto ipv6 " + match +
-         (HasPeers(m) ? "ip6 daddr @peers6 " : "") + to;
+    redirect.redirects.push_back(
+        {"meta nfproto ipv6 " + match + (HasPeers(m) ? "ip6 daddr @peers6 " : "") + count, o.port});
   }
-  return b;
+  return b + host::NatRedirectBatch(redirect);
 }
 
 std::string RedirectPeerUpdateBatch(const std::string& table, const DependencyFault& fault,

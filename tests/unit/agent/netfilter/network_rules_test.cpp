@@ -58,6 +58,14 @@ TEST(NetworkRulesTest, LossUsesNumgenInBasisPoints) {
       Contains(NetworkApplyBatch("faultline_x", f, {}, {}), "numgen random mod 10000 < 250"));
 }
 
+TEST(NetworkRulesTest, FullLossDropsWithoutADrawNumgenCannotExpress) {
+  v1::NetworkFault f;
+  f.mutable_loss()->set_percent(100);
+  std::string b = NetworkApplyBatch("faultline_x", f, {}, {});
+  EXPECT_FALSE(Contains(b, "numgen")) << b;  // "< 10000" is outside numgen's 0-9999 range
+  EXPECT_TRUE(Contains(b, "counter name \"faulted\" drop")) << b;
+}
+
 TEST(NetworkRulesTest, RejectLetsItsOwnResetsOut) {
   v1::NetworkFault f;
   f.mutable_reject();

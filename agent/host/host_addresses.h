@@ -8,7 +8,7 @@
 
 #include "common/status.h"
 
-namespace faultline::agent::netfilter {
+namespace faultline::agent::host {
 
 // How long one resolution of a fault's hosts may take (all hosts are looked up in parallel).
 inline constexpr std::chrono::milliseconds kResolveTimeout{5000};
@@ -28,4 +28,12 @@ Result<std::vector<std::string>> ResolveHostAddressesWithin(const std::vector<st
 // at all resolves). Blocks at most kResolveTimeout; thread-safe.
 std::vector<std::string> ResolveHostAddresses(const std::vector<std::string>& hosts);
 
-}  // namespace faultline::agent::netfilter
+// "10.1.2.3" or "10.0.0.0/8" or "fd00::/64" in canonical form (host bits cleared), with the
+// family; INVALID_ARGUMENT for anything else. Pure.
+struct Cidr {
+  bool v6 = false;
+  std::string text;
+};
+Result<Cidr> ParseCidr(const std::string& text);
+
+}  // namespace faultline::agent::host

@@ -1,11 +1,11 @@
-#include "agent/dns/conntrack_lookup.h"
+#include "agent/host/conntrack_lookup.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
-namespace faultline::agent::dns {
+namespace faultline::agent::host {
 namespace {
 
 SocketAddress V4(const char* ip, uint16_t port) {
@@ -45,4 +45,4 @@ TEST(ConntrackLookupTest, UnknownFlowsHaveNoOriginalDestination) {
 }
 
 }  // namespace
-}  // namespace faultline::agent::dns
+}  // namespace faultline::agent::host

@@ -1,7 +1,7 @@
 // HostWatcher with an injected resolver: a changed answer reaches the apply function and becomes
 // the current set; an unchanged or empty answer applies nothing; a failed apply is retried; the
 // thread applies changes on its own and Stop is prompt (no interval wait) and idempotent.
-#include "agent/netfilter/host_watcher.h"
+#include "agent/host/host_watcher.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <condition_variable>
 #include <mutex>
 
-namespace faultline::agent::netfilter {
+namespace faultline::agent::host {
 namespace {
 
 using namespace std::chrono_literals;
@@ -156,4 +156,4 @@ TEST(HostWatcherTest, NoHostsNoThreadNoEvidence) {
 }
 
 }  // namespace
-}  // namespace faultline::agent::netfilter
+}  // namespace faultline::agent::host

@@ -1,4 +1,4 @@
-#include "agent/dns/conntrack_lookup.h"
+#include "agent/host/conntrack_lookup.h"
 
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace faultline::agent::dns {
+namespace faultline::agent::host {
 namespace {
 
 // Requests per sendmsg. Each answer is a netlink skb of a few KiB (truesize); 32 of them stay
@@ -202,4 +202,4 @@ Status ConntrackLookup::OriginalDestinations(std::span<const Flow> flows,
   return Status::Ok();
 }
 
-}  // namespace faultline::agent::dns
+}  // namespace faultline::agent::host

@@ -1,11 +1,12 @@
-#include "agent/netfilter/nft_ruleset.h"
+#include "agent/host/nft_ruleset.h"
 
 #include <nftables/libnftables.h>
 
 #include <array>
+#include <map>
 #include <sstream>
 
-namespace faultline::agent::netfilter {
+namespace faultline::agent::host {
 namespace {
 
 bool IsLowerAlpha(char c) { return c >= 'a' && c <= 'z'; }
@@ -43,7 +44,7 @@ NftRuleset::~NftRuleset() {
   if (ctx_ != nullptr) nft_ctx_free(ctx_);
 }
 
-Result<std::string> NftRuleset::RunLocked(const std::string& commands) {
+Result<std::string> NftRuleset::RunLocked(const std::string& commands, bool handles) {
   if (ctx_ == nullptr) {
     ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
     if (ctx_ == nullptr) return Internal("libnftables: nft_ctx_new failed");
@@ -51,6 +52,7 @@ Result<std::string> NftRuleset::RunLocked(const std::string& commands) {
     nft_ctx_buffer_output(ctx_);
     nft_ctx_buffer_error(ctx_);
   }
+  nft_ctx_output_set_flags(ctx_, handles ? (NFT_CTX_OUTPUT_HANDLE | NFT_CTX_OUTPUT_ECHO) : 0);
   int rc = nft_run_cmd_from_buffer(ctx_, commands.c_str());
   // The buffers are reset by the next run, so copy them now.
   const char* out = nft_ctx_get_output_buffer(ctx_);
@@ -66,12 +68,12 @@ Result<std::string> NftRuleset::RunLocked(const std::string& commands) {
 
 Status NftRuleset::Run(const std::string& commands) {
   std::lock_guard lock(mu_);
-  return RunLocked(commands).status();
+  return RunLocked(commands, false).status();
 }
 
-Result<std::string> NftRuleset::RunWithOutput(const std::string& commands) {
+Result<std::string> NftRuleset::RunWithOutput(const std::string& commands, bool handles) {
   std::lock_guard lock(mu_);
-  return RunLocked(commands);
+  return RunLocked(commands, handles);
 }
 
 Result<std::vector<NftTable>> NftRuleset::ListTables(std::string_view name_prefix) {
@@ -105,28 +107,35 @@ Status NftRuleset::DeleteTable(std::string_view family, std::string_view name) {
   return Run("add table " + t + "\ndelete table " + t + "\n");
 }
 
-Result<std::vector<std::string>> NftRuleset::SweepTables(std::string_view prefix) {
-  if (prefix.empty() || !IsLowerAlpha(prefix[0])) {
-    return InvalidArgument("nftables: sweep prefix must start with a letter");
-  }
-  for (char c : prefix) {
-    if (!IsIdentChar(c)) return InvalidArgument("nftables: invalid sweep prefix");
-  }
-  auto tables = ListTables(prefix);
-  if (!tables.ok()) return tables.status();
-  // Keep going past a failure so one odd table does not shield the others; report it after.
-  std::vector<std::string> deleted;
-  Status first_error;
-  for (const auto& t : *tables) {
-    Status s = DeleteTable(t.family, t.name);
-    if (s.ok()) {
-      deleted.push_back(t.name);
-    } else if (first_error.ok()) {
-      first_error = s;
+std::map<std::string, NftCounter> ParseNftCounters(const std::string& listing) {
+  // Lines: "counter NAME {" then "packets P bytes B" (nft's default output).
+  std::map<std::string, NftCounter> out;
+  std::istringstream lines(listing);
+  std::string line, current;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string w1, w2, w3, w4;
+    words >> w1 >> w2;
+    if (w1 == "counter" && !w2.empty() && line.find('{') != std::string::npos) {
+      current = w2;
+      // "counter NAME { packets P bytes B }" on one line (some output modes).
+      size_t at = line.find("packets");
+      if (at == std::string::npos) continue;
+      std::istringstream rest(line.substr(at));
+      rest >> w1 >> w2 >> w3 >> w4;
+    } else if (w1 == "packets") {
+      words >> w3 >> w4;
+    } else {
+      continue;
     }
+    if (current.empty() || w1 != "packets" || w3 != "bytes") continue;
+    try {
+      out[current] = {std::stoull(w2), std::stoull(w4)};
+    } catch (const std::exception&) {
+    }
+    current.clear();
   }
-  if (!first_error.ok()) return first_error;
-  return deleted;
+  return out;
 }
 
-}  // namespace faultline::agent::netfilter
+}  // namespace faultline::agent::host

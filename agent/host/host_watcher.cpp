@@ -1,8 +1,8 @@
-#include "agent/netfilter/host_watcher.h"
+#include "agent/host/host_watcher.h"
 
 #include <spdlog/spdlog.h>
 
-namespace faultline::agent::netfilter {
+namespace faultline::agent::host {
 
 HostWatcher::HostWatcher(std::vector<std::string> hosts, std::chrono::milliseconds interval,
                          std::string label, HostResolver resolver)
@@ -78,4 +78,4 @@ void HostWatcher::AddEvidence(std::map<std::string, uint64_t>* evidence) const {
   (*evidence)["resolution_changes"] = changes_.load();
 }
 
-}  // namespace faultline::agent::netfilter
+}  // namespace faultline::agent::host

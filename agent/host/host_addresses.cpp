@@ -1,4 +1,4 @@
-#include "agent/netfilter/host_addresses.h"
+#include "agent/host/host_addresses.h"
 
 #include <netdb.h>
 #include <spdlog/spdlog.h>
@@ -12,7 +12,7 @@
 #include <system_error>
 #include <thread>
 
-namespace faultline::agent::netfilter {
+namespace faultline::agent::host {
 namespace {
 
 // Lookups (threads) that may still be running at once, stuck ones included. getaddrinfo cannot
@@ -112,4 +112,4 @@ std::vector<std::string> ResolveHostAddresses(const std::vector<std::string>& ho
   return std::move(resolved).value();
 }
 
-}  // namespace faultline::agent::netfilter
+}  // namespace faultline::agent::host

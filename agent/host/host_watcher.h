@@ -17,7 +17,7 @@
 
 #include "common/status.h"
 
-namespace faultline::agent::netfilter {
+namespace faultline::agent::host {
 
 // Host names → numeric addresses (sorted, unique); ResolveHostAddresses in production.
 using HostResolver = std::function<std::vector<std::string>(const std::vector<std::string>& hosts)>;
@@ -88,4 +88,4 @@ class HostWatcher {
   std::thread thread_;
 };
 
-}  // namespace faultline::agent::netfilter
+}  // namespace faultline::agent::host
