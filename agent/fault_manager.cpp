@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/faultspec/fault_kinds.h"
 #include "common/ids.h"
 
 namespace faultline::agent {
@@ -111,6 +112,8 @@ Result<FaultBackend*> FaultManager::BackendFor(const v1::ApplyFaultRequest& requ
   if (backend == nullptr) {
     return FailedPrecondition("fault kind '" + kind + "' is not supported by this agent");
   }
+  // Every field, whatever backend serves the kind: the agent trusts no caller.
+  if (Status s = faultspec::ValidateFaultSpec(request.spec()); !s.ok()) return s;
   return backend;
 }
 
@@ -153,8 +156,7 @@ Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request
     // it would put the fault back after its run ended, until the lease ran out.
     if (auto recent = RecentLocked(request.fault_id())) {
       return FailedPrecondition("fault " + request.fault_id() + " was already reverted (" +
-                                recent->revert_reason() +
-                                "); a fault id is applied at most once");
+                                recent->revert_reason() + "); a fault id is applied at most once");
     }
     if (active_.size() >= options_.max_active_faults) {
       return ResourceExhausted("this agent already has " + std::to_string(active_.size()) +

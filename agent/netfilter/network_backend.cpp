@@ -14,6 +14,7 @@
 #include "agent/netfilter/network_rules.h"
 #include "agent/netfilter/nft_ruleset.h"
 #include "agent/nfqueue/delay_line.h"
+#include "common/faultspec/fault_kinds.h"
 #include "common/ids.h"
 #include "common/process.h"
 
@@ -380,7 +381,7 @@ std::string NetworkBackend::latency_unavailable_reason() const {
 
 Status NetworkBackend::Validate(const v1::FaultSpec& spec) const {
   if (!spec.has_network()) return InvalidArgument("network: the spec has no network section");
-  return ValidateNetworkFault(spec.network());
+  return faultspec::ValidateFaultSpec(spec);
 }
 
 Result<int> NetworkBackend::AllocateQueue() {

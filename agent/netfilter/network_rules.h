@@ -1,5 +1,5 @@
 #pragma once
-// Pure rule generation and validation for network faults: no kernel access, so it is unit-tested
+// Pure rule generation for network faults: no kernel access, so it is unit-tested
 // without root. NetworkBackend feeds the batches to NftRuleset.
 //
 // Table layout for fault <id> (family inet, name faultline_<id>):
@@ -20,6 +20,7 @@
 
 #include "agent/fault_backend.h"
 #include "agent/nfqueue/delay_line.h"
+#include "common/faultspec/peer_rules.h"
 #include "common/status.h"
 #include "faultline/v1/agent.pb.h"
 
@@ -28,17 +29,9 @@ namespace faultline::agent::netfilter {
 // The direction after applying the kind's default (EGRESS for latency and bandwidth, BOTH else).
 v1::NetworkSelector::Direction EffectiveDirection(const v1::NetworkFault& fault);
 
-// Checks every field of a network fault. No side effects. INVALID_ARGUMENT naming the field
-// ("network.match.cidrs[1]: ...").
-Status ValidateNetworkFault(const v1::NetworkFault& fault);
-
-// "10.1.2.3" or "10.0.0.0/8" or "fd00::/64" in canonical form (host bits cleared), with the
-// family; INVALID_ARGUMENT for anything else.
-struct Cidr {
-  bool v6 = false;
-  std::string text;
-};
-Result<Cidr> ParseCidr(const std::string& text);
+// A network fault's rules live in common/faultspec (ValidateNetworkFault there); ParseCidr too.
+using faultspec::Cidr;
+using faultspec::ParseCidr;
 
 struct NetworkRuleOptions {
   // The agent's gRPC port: TCP traffic from/to it is accepted before any fault rule. 0 = none.

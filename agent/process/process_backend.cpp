@@ -17,6 +17,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/faultspec/fault_kinds.h"
 #include "common/ids.h"
 
 namespace faultline::agent::process {
@@ -262,7 +263,7 @@ Status ProcessBackend::DetectCapability() {
 
 Status ProcessBackend::Validate(const v1::FaultSpec& spec) const {
   if (!spec.has_process()) return InvalidArgument("process: the spec has no process section");
-  return ValidateProcessFault(spec.process());
+  return faultspec::ValidateFaultSpec(spec);
 }
 
 Result<std::unique_ptr<FaultHandle>> ProcessBackend::Apply(const std::string& fault_id,
