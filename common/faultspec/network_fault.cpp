@@ -43,8 +43,8 @@ void ValidateNetworkFault(const v1::NetworkFault& f, const std::string& path,
     }
     case NetworkFault::kPartition:
       if (m.cidrs_size() == 0 && m.hosts_size() == 0 && !options.partition_peers_added_later) {
-        problems->Add(path + ".partition",
-                      "needs the peers to cut off (match.cidrs or match.hosts)");
+        problems->Add(path + ".match",
+                      "a partition needs the peers to cut off (match.cidrs or match.hosts)");
       }
       if (m.direction() == NetworkSelector::EGRESS || m.direction() == NetworkSelector::INGRESS) {
         problems->Add(path + ".match.direction", "a partition always cuts both directions");
