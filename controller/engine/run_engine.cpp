@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "common/faultspec/fault_kinds.h"
 #include "common/ids.h"
 #include "controller/engine/agent_client.h"
 #include "controller/probes/probe_runner.h"
@@ -19,29 +20,40 @@ using namespace std::chrono_literals;
 
 const char* VerdictName(Verdict v) {
   switch (v) {
-    case Verdict::kPass: return "PASS";
-    case Verdict::kFail: return "FAIL";
-    case Verdict::kAborted: return "ABORTED";
-    case Verdict::kError: return "ERROR";
+    case Verdict::kPass:
+      return "PASS";
+    case Verdict::kFail:
+      return "FAIL";
+    case Verdict::kAborted:
+      return "ABORTED";
+    case Verdict::kError:
+      return "ERROR";
   }
   return "ERROR";
 }
 
 const char* ObjectiveVerdictName(ObjectiveVerdict v) {
   switch (v) {
-    case ObjectiveVerdict::kPass: return "PASS";
-    case ObjectiveVerdict::kFail: return "FAIL";
-    case ObjectiveVerdict::kUnknown: return "UNKNOWN";
+    case ObjectiveVerdict::kPass:
+      return "PASS";
+    case ObjectiveVerdict::kFail:
+      return "FAIL";
+    case ObjectiveVerdict::kUnknown:
+      return "UNKNOWN";
   }
   return "UNKNOWN";
 }
 
 int ExitCodeFor(Verdict v) {
   switch (v) {
-    case Verdict::kPass: return 0;
-    case Verdict::kFail: return 1;
-    case Verdict::kAborted: return 3;
-    case Verdict::kError: return 4;
+    case Verdict::kPass:
+      return 0;
+    case Verdict::kFail:
+      return 1;
+    case Verdict::kAborted:
+      return 3;
+    case Verdict::kError:
+      return 4;
   }
   return 4;
 }
@@ -50,13 +62,10 @@ namespace {
 
 std::string Secs(Duration d) { return fmt::format("{:.2f}s", ToSeconds(d)); }
 
-// The FaultSpec kind as agents name their capabilities ("dns", "network", "process",
-// "dependency").
+// The FaultSpec kind as agents name their capabilities (common/faultspec's table); "" for a spec
+// without a known kind, never a guess.
 std::string KindOf(const v1::FaultSpec& spec) {
-  if (spec.has_dns()) return "dns";
-  if (spec.has_network()) return "network";
-  if (spec.has_process()) return "process";
-  return "dependency";
+  return std::string(faultspec::FaultKindName(spec));
 }
 
 }  // namespace
@@ -293,8 +302,8 @@ RunResult RunEngine::Run() {
       longest_after = std::max(longest_after, o.recover_within + o.stable_for);
     }
   }
-  Duration max_duration = exp_.max_duration.value_or(exp_.steady_state.timeout + longest_fault +
-                                                     longest_after + 60s);
+  Duration max_duration =
+      exp_.max_duration.value_or(exp_.steady_state.timeout + longest_fault + longest_after + 60s);
   deadline_ = r.started + max_duration;
 
   auto finish = [&](Verdict v, const std::string& reason) {
@@ -395,8 +404,11 @@ bool RunEngine::ResolveTargets(RunResult& r) {
     size_t n = matching.size();
     using K = experiment::TargetMode::Kind;
     switch (t.mode.kind) {
-      case K::kAll: break;
-      case K::kOne: n = 1; break;
+      case K::kAll:
+        break;
+      case K::kOne:
+        n = 1;
+        break;
       case K::kFixed:
         if (static_cast<size_t>(t.mode.value) > matching.size()) {
           r.reason = fmt::format("target {}: fixed:{} asks for more agents than match ({})", t.name,
@@ -591,8 +603,7 @@ void RunEngine::RenewLeases(RunResult& r) {
       [&](size_t k, Duration deadline, auto done) {
         todo[k].second->RenewLeaseAsync(ids[k], options_.lease_ttl, deadline, std::move(done));
       },
-      FanOutFor(1),
-      [&](size_t k, const Result<v1::FaultStatus>&) { answered[k] = clock_.Now(); });
+      FanOutFor(1), [&](size_t k, const Result<v1::FaultStatus>&) { answered[k] = clock_.Now(); });
   for (size_t k = 0; k < todo.size(); ++k) {
     const size_t i = todo[k].first;
     auto& res = results[k];
@@ -678,8 +689,8 @@ void RunEngine::Observe(ProbeSet& probes, RunResult& r) {
       }
       if (!st.empty() && shown[o.name] != st) {
         shown[o.name] = st;
-        Progress("observe", o.name + ": " + st + " (objective " +
-                                FormatDuration(o.recover_within) + ")");
+        Progress("observe",
+                 o.name + ": " + st + " (objective " + FormatDuration(o.recover_within) + ")");
       }
     }
     if (now >= next_heartbeat) {
@@ -689,8 +700,8 @@ void RunEngine::Observe(ProbeSet& probes, RunResult& r) {
           probes_line += " " + p.name + "=" + (s->sample.ok ? "ok" : "FAIL(" + s->detail + ")");
         }
       }
-      Progress("observe", fmt::format("{} of {} fault window;{}", Secs(now - t0),
-                                      Secs(end - t0), probes_line));
+      Progress("observe", fmt::format("{} of {} fault window;{}", Secs(now - t0), Secs(end - t0),
+                                      probes_line));
       next_heartbeat += 5s;
     }
     if (!WaitUntil(std::min(end, now + 100ms))) return;
@@ -752,9 +763,10 @@ void RunEngine::RevertAll(RunResult& r, const std::string& why, const std::strin
     for (const auto& [k, v] : res->evidence()) fa.evidence[k] = v;
     if (!r.t_revert || acked > *r.t_revert) r.t_revert = acked;
     std::string ev;
-    for (const auto& [k, v] : fa.evidence) ev += (ev.empty() ? "" : ", ") + k + "=" + std::to_string(v);
-    Progress("revert", fa.fault_name + " reverted on " + fa.agent + " (" + why + "; evidence: " +
-                           (ev.empty() ? "none" : ev) + ")");
+    for (const auto& [k, v] : fa.evidence)
+      ev += (ev.empty() ? "" : ", ") + k + "=" + std::to_string(v);
+    Progress("revert", fa.fault_name + " reverted on " + fa.agent + " (" + why +
+                           "; evidence: " + (ev.empty() ? "none" : ev) + ")");
   }
   if (!r.t_revert) r.t_revert = clock_.Now();
 }
@@ -832,25 +844,37 @@ void RunEngine::ComputeVerdict(ProbeSet& probes, RunResult& r) {
     } else {
       res.verdict = ObjectiveVerdict::kPass;
       bool inject = o.after == Objective::Phase::kInject;
-      res.note = fig.no_impact && inject
-                     ? std::string("no impact observed: the probe never failed (did the fault "
-                                   "take effect? see evidence)")
-                 : fig.no_impact
-                     ? fmt::format("healthy throughout the {} after revert", Secs(end - start))
-                     : fmt::format("recovered {} ± {} after {} (target {})",
-                                   Secs(*fig.time_to_recover), Secs(fig.uncertainty), from,
-                                   FormatDuration(o.recover_within));
+      res.note =
+          fig.no_impact && inject ? std::string(
+                                        "no impact observed: the probe never failed (did the fault "
+                                        "take effect? see evidence)")
+          : fig.no_impact
+              ? fmt::format("healthy throughout the {} after revert", Secs(end - start))
+              : fmt::format("recovered {} ± {} after {} (target {})", Secs(*fig.time_to_recover),
+                            Secs(fig.uncertainty), from, FormatDuration(o.recover_within));
       if (fig.no_impact && inject) {
         r.warnings.push_back("objective " + o.name + ": no impact observed during the fault");
       }
     }
     r.objectives.push_back(res);
   }
+  // Did the fault bite? Each kind names the evidence counter that shows it acted on something.
+  const bool no_impact = std::any_of(r.objectives.begin(), r.objectives.end(), [](const auto& o) {
+    return o.phase == Objective::Phase::kInject && o.figures.no_impact;
+  });
   for (const auto& fa : r.faults) {
-    if (fa.applied_at && fa.kind == "dns" && fa.evidence.count("queries_faulted") &&
-        fa.evidence.at("queries_faulted") == 0) {
-      r.warnings.push_back("fault " + fa.fault_name + " on " + fa.agent +
-                           " faulted no query: nothing on that host asked for the name");
+    const faultspec::FaultKind* kind = faultspec::FindFaultKind(fa.kind);
+    if (!fa.applied_at || kind == nullptr) continue;
+    auto it = fa.evidence.find(std::string(kind->injected_evidence));
+    if (it == fa.evidence.end()) continue;
+    if (it->second == 0) {
+      r.warnings.push_back(fmt::format(
+          "fault {} on {}: {} is 0: the fault acted on nothing (nothing on that host reached it)",
+          fa.fault_name, fa.agent, it->first));
+    } else if (no_impact) {
+      r.warnings.push_back(
+          fmt::format("fault {} on {}: {} is {}: the fault acted, yet the probe never failed",
+                      fa.fault_name, fa.agent, it->first, it->second));
     }
   }
 }
