@@ -156,7 +156,8 @@ Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request
     // it would put the fault back after its run ended, until the lease ran out.
     if (auto recent = RecentLocked(request.fault_id())) {
       return FailedPrecondition("fault " + request.fault_id() + " was already reverted (" +
-                                recent->revert_reason() + "); a fault id is applied at most once");
+                                recent->revert_reason() +
+                                "); a fault id is applied at most once");
     }
     if (active_.size() >= options_.max_active_faults) {
       return ResourceExhausted("this agent already has " + std::to_string(active_.size()) +

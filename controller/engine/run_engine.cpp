@@ -20,40 +20,29 @@ using namespace std::chrono_literals;
 
 const char* VerdictName(Verdict v) {
   switch (v) {
-    case Verdict::kPass:
-      return "PASS";
-    case Verdict::kFail:
-      return "FAIL";
-    case Verdict::kAborted:
-      return "ABORTED";
-    case Verdict::kError:
-      return "ERROR";
+    case Verdict::kPass: return "PASS";
+    case Verdict::kFail: return "FAIL";
+    case Verdict::kAborted: return "ABORTED";
+    case Verdict::kError: return "ERROR";
   }
   return "ERROR";
 }
 
 const char* ObjectiveVerdictName(ObjectiveVerdict v) {
   switch (v) {
-    case ObjectiveVerdict::kPass:
-      return "PASS";
-    case ObjectiveVerdict::kFail:
-      return "FAIL";
-    case ObjectiveVerdict::kUnknown:
-      return "UNKNOWN";
+    case ObjectiveVerdict::kPass: return "PASS";
+    case ObjectiveVerdict::kFail: return "FAIL";
+    case ObjectiveVerdict::kUnknown: return "UNKNOWN";
   }
   return "UNKNOWN";
 }
 
 int ExitCodeFor(Verdict v) {
   switch (v) {
-    case Verdict::kPass:
-      return 0;
-    case Verdict::kFail:
-      return 1;
-    case Verdict::kAborted:
-      return 3;
-    case Verdict::kError:
-      return 4;
+    case Verdict::kPass: return 0;
+    case Verdict::kFail: return 1;
+    case Verdict::kAborted: return 3;
+    case Verdict::kError: return 4;
   }
   return 4;
 }
@@ -302,8 +291,8 @@ RunResult RunEngine::Run() {
       longest_after = std::max(longest_after, o.recover_within + o.stable_for);
     }
   }
-  Duration max_duration =
-      exp_.max_duration.value_or(exp_.steady_state.timeout + longest_fault + longest_after + 60s);
+  Duration max_duration = exp_.max_duration.value_or(exp_.steady_state.timeout + longest_fault +
+                                                     longest_after + 60s);
   deadline_ = r.started + max_duration;
 
   auto finish = [&](Verdict v, const std::string& reason) {
@@ -404,11 +393,8 @@ bool RunEngine::ResolveTargets(RunResult& r) {
     size_t n = matching.size();
     using K = experiment::TargetMode::Kind;
     switch (t.mode.kind) {
-      case K::kAll:
-        break;
-      case K::kOne:
-        n = 1;
-        break;
+      case K::kAll: break;
+      case K::kOne: n = 1; break;
       case K::kFixed:
         if (static_cast<size_t>(t.mode.value) > matching.size()) {
           r.reason = fmt::format("target {}: fixed:{} asks for more agents than match ({})", t.name,
@@ -603,7 +589,8 @@ void RunEngine::RenewLeases(RunResult& r) {
       [&](size_t k, Duration deadline, auto done) {
         todo[k].second->RenewLeaseAsync(ids[k], options_.lease_ttl, deadline, std::move(done));
       },
-      FanOutFor(1), [&](size_t k, const Result<v1::FaultStatus>&) { answered[k] = clock_.Now(); });
+      FanOutFor(1),
+      [&](size_t k, const Result<v1::FaultStatus>&) { answered[k] = clock_.Now(); });
   for (size_t k = 0; k < todo.size(); ++k) {
     const size_t i = todo[k].first;
     auto& res = results[k];
@@ -689,8 +676,8 @@ void RunEngine::Observe(ProbeSet& probes, RunResult& r) {
       }
       if (!st.empty() && shown[o.name] != st) {
         shown[o.name] = st;
-        Progress("observe",
-                 o.name + ": " + st + " (objective " + FormatDuration(o.recover_within) + ")");
+        Progress("observe", o.name + ": " + st + " (objective " +
+                                FormatDuration(o.recover_within) + ")");
       }
     }
     if (now >= next_heartbeat) {
@@ -700,8 +687,8 @@ void RunEngine::Observe(ProbeSet& probes, RunResult& r) {
           probes_line += " " + p.name + "=" + (s->sample.ok ? "ok" : "FAIL(" + s->detail + ")");
         }
       }
-      Progress("observe", fmt::format("{} of {} fault window;{}", Secs(now - t0), Secs(end - t0),
-                                      probes_line));
+      Progress("observe", fmt::format("{} of {} fault window;{}", Secs(now - t0),
+                                      Secs(end - t0), probes_line));
       next_heartbeat += 5s;
     }
     if (!WaitUntil(std::min(end, now + 100ms))) return;
@@ -763,10 +750,9 @@ void RunEngine::RevertAll(RunResult& r, const std::string& why, const std::strin
     for (const auto& [k, v] : res->evidence()) fa.evidence[k] = v;
     if (!r.t_revert || acked > *r.t_revert) r.t_revert = acked;
     std::string ev;
-    for (const auto& [k, v] : fa.evidence)
-      ev += (ev.empty() ? "" : ", ") + k + "=" + std::to_string(v);
-    Progress("revert", fa.fault_name + " reverted on " + fa.agent + " (" + why +
-                           "; evidence: " + (ev.empty() ? "none" : ev) + ")");
+    for (const auto& [k, v] : fa.evidence) ev += (ev.empty() ? "" : ", ") + k + "=" + std::to_string(v);
+    Progress("revert", fa.fault_name + " reverted on " + fa.agent + " (" + why + "; evidence: " +
+                           (ev.empty() ? "none" : ev) + ")");
   }
   if (!r.t_revert) r.t_revert = clock_.Now();
 }
@@ -844,14 +830,14 @@ void RunEngine::ComputeVerdict(ProbeSet& probes, RunResult& r) {
     } else {
       res.verdict = ObjectiveVerdict::kPass;
       bool inject = o.after == Objective::Phase::kInject;
-      res.note =
-          fig.no_impact && inject ? std::string(
-                                        "no impact observed: the probe never failed (did the fault "
-                                        "take effect? see evidence)")
-          : fig.no_impact
-              ? fmt::format("healthy throughout the {} after revert", Secs(end - start))
-              : fmt::format("recovered {} ± {} after {} (target {})", Secs(*fig.time_to_recover),
-                            Secs(fig.uncertainty), from, FormatDuration(o.recover_within));
+      res.note = fig.no_impact && inject
+                     ? std::string("no impact observed: the probe never failed (did the fault "
+                                   "take effect? see evidence)")
+                 : fig.no_impact
+                     ? fmt::format("healthy throughout the {} after revert", Secs(end - start))
+                     : fmt::format("recovered {} ± {} after {} (target {})",
+                                   Secs(*fig.time_to_recover), Secs(fig.uncertainty), from,
+                                   FormatDuration(o.recover_within));
       if (fig.no_impact && inject) {
         r.warnings.push_back("objective " + o.name + ": no impact observed during the fault");
       }
