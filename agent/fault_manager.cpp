@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/faultspec/fault_kinds.h"
 #include "common/ids.h"
 
 namespace faultline::agent {
@@ -141,6 +142,8 @@ Result<FaultBackend*> FaultManager::BackendFor(const v1::ApplyFaultRequest& requ
   if (backend == nullptr) {
     return FailedPrecondition("fault kind '" + kind + "' is not supported by this agent");
   }
+  // Every field, whatever backend serves the kind: the agent trusts no caller.
+  if (Status s = faultspec::ValidateFaultSpec(request.spec()); !s.ok()) return s;
   return backend;
 }
 

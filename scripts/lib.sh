@@ -98,7 +98,7 @@ build_fuzz() {
     CC=clang-14 CXX=clang++-14 cmake -S "$FAULTLINE_ROOT" -B "$dir" "${gen[@]}" \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFAULTLINE_FUZZ=ON >/dev/null
   fi
-  cmake --build "$dir" --parallel "$(nproc)" --target fuzz_experiment_parser fuzz_agent_request fuzz_dns_packet
+  cmake --build "$dir" --parallel "$(nproc)" --target fuzz_experiment_parser fuzz_agent_request fuzz_dns_packet fuzz_faultspec
 }
 
 setup() {

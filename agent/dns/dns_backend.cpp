@@ -18,29 +18,25 @@
 #include "agent/host/fault_tables.h"
 #include "agent/host/nat_redirect.h"
 #include "agent/host/nft_ruleset.h"
+#include "common/faultspec/dns_fault.h"
+#include "common/faultspec/fault_kinds.h"
+#include "common/faultspec/peer_rules.h"
 #include "common/ids.h"
 
 namespace faultline::agent::dns {
 namespace {
 
-constexpr int kMaxDomains = 64;
-constexpr uint32_t kMaxDelayMs = 60000;
 constexpr const char* kCapCheckTable = "faultline_capcheck_dns";
 // The conntrack label bit that marks the interceptor's own upstream flows (see ApplyBatch).
 constexpr const char* kExemptLabel = "127";
 
 // "/system.slice/x.service/" -> "system.slice/x.service".
-std::string CgroupPath(std::string path) {
-  while (!path.empty() && path.front() == '/') path.erase(0, 1);
-  while (!path.empty() && path.back() == '/') path.pop_back();
-  return path;
-}
+std::string CgroupPath(const std::string& path) { return faultspec::NormalizeCgroupPath(path); }
 
 std::string TableName(const std::string& fault_id) {
   return std::string(host::kTablePrefix) + fault_id;
 }
 
-constexpr size_t kMaxCgroupPath = 512;
 constexpr const char* kCgroupRoot = "/sys/fs/cgroup/";
 
 // The cgroup as nft must name it. nft stats /sys/fs/cgroup/<path> when the rule is added and
@@ -224,67 +220,7 @@ Status DnsBackend::DetectCapability() {
 
 Status DnsBackend::Validate(const v1::FaultSpec& spec) const {
   if (!spec.has_dns()) return InvalidArgument("dns: the spec has no dns section");
-  const auto& dns = spec.dns();
-  if (dns.mode() == v1::DnsFault::MODE_UNSPECIFIED || !v1::DnsFault::Mode_IsValid(dns.mode())) {
-    return InvalidArgument(
-        "dns.mode: must be one of drop, nxdomain, servfail, nodata, refused, spoof, delay");
-  }
-  if (!v1::DnsFault::Match_IsValid(dns.match())) return InvalidArgument("dns.match: unknown");
-  for (int i = 0; i < dns.record_types_size(); ++i) {
-    auto t = RecordTypeFromName(dns.record_types(i));
-    if (!t.ok()) {
-      return InvalidArgument("dns.record_types[" + std::to_string(i) +
-                             "]: " + t.status().message());
-    }
-  }
-  auto answer = MakeFaultAnswer(dns);
-  if (!answer.ok()) return InvalidArgument("dns." + answer.status().message());
-  if (dns.mode() != v1::DnsFault::SPOOF && dns.spoof_addresses_size() > 0) {
-    return InvalidArgument("dns.spoof_addresses: only for mode spoof");
-  }
-  if (dns.delay_ms() > kMaxDelayMs || dns.jitter_ms() > kMaxDelayMs) {
-    return InvalidArgument("dns.delay_ms/jitter_ms: at most 60000 ms");
-  }
-  if (dns.mode() == v1::DnsFault::DELAY && dns.delay_ms() == 0 && dns.jitter_ms() == 0) {
-    return InvalidArgument("dns.delay_ms: mode delay needs a delay");
-  }
-  if (dns.mode() == v1::DnsFault::DROP && (dns.delay_ms() > 0 || dns.jitter_ms() > 0)) {
-    return InvalidArgument("dns.delay_ms: mode drop sends nothing, so it cannot be delayed");
-  }
-  if (dns.has_probability() && !(dns.probability() > 0.0 && dns.probability() <= 1.0)) {
-    return InvalidArgument("dns.probability: must be in (0, 1]");
-  }
-  if (!dns.cgroup().empty()) {
-    const std::string path = CgroupPath(dns.cgroup());
-    if (path.empty() || path.size() > kMaxCgroupPath) {
-      return InvalidArgument("dns.cgroup: must be a path below /sys/fs/cgroup, 1 to 512 chars");
-    }
-    size_t start = 0;
-    while (start <= path.size()) {
-      size_t slash = path.find('/', start);
-      std::string part = path.substr(start, slash == std::string::npos ? slash : slash - start);
-      if (part.empty() || part == "." || part == ".." ||
-          !std::all_of(part.begin(), part.end(), [](char c) {
-            return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-                   c == '-' || c == '@' || c == ':' || c == '+';
-          })) {
-        return InvalidArgument("dns.cgroup: '" + dns.cgroup() +
-                               "' has an empty, '.', '..' or invalid component (allowed: "
-                               "letters, digits, . _ - @ : +)");
-      }
-      if (slash == std::string::npos) break;
-      start = slash + 1;
-    }
-  }
-  if (dns.domains_size() < 1 || dns.domains_size() > kMaxDomains) {
-    return InvalidArgument("dns.domains: must list 1 to 64 domains, got " +
-                           std::to_string(dns.domains_size()));
-  }
-  for (int i = 0; i < dns.domains_size(); ++i) {
-    Status s = ValidateDomainPattern(dns.domains(i));
-    if (!s.ok()) return InvalidArgument("dns.domains[" + std::to_string(i) + "]: " + s.message());
-  }
-  return Status::Ok();
+  return faultspec::ValidateFaultSpec(spec);
 }
 
 Status DnsBackend::EnsureInterceptorLocked() {
@@ -337,7 +273,8 @@ Result<std::unique_ptr<FaultHandle>> DnsBackend::Apply(const std::string& fault_
     nft_cgroup_path = *p;
   }
   DnsRule rule{std::move(*matcher)};
-  for (const auto& t : dns.record_types()) rule.qtypes.push_back(*RecordTypeFromName(t));
+  for (const auto& t : dns.record_types())
+    rule.qtypes.push_back(*faultspec::DnsRecordTypeNumber(t));
   rule.answer = *MakeFaultAnswer(dns);
   rule.delay_ms = static_cast<int>(dns.delay_ms());
   rule.jitter_ms = static_cast<int>(dns.jitter_ms());

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/faultspec/peer_rules.h"
 #include "common/status.h"
 
 namespace faultline::agent::host {
@@ -28,12 +29,8 @@ Result<std::vector<std::string>> ResolveHostAddressesWithin(const std::vector<st
 // at all resolves). Blocks at most kResolveTimeout; thread-safe.
 std::vector<std::string> ResolveHostAddresses(const std::vector<std::string>& hosts);
 
-// "10.1.2.3" or "10.0.0.0/8" or "fd00::/64" in canonical form (host bits cleared), with the
-// family; INVALID_ARGUMENT for anything else. Pure.
-struct Cidr {
-  bool v6 = false;
-  std::string text;
-};
-Result<Cidr> ParseCidr(const std::string& text);
+// CIDR parsing is one rule, shared with validation (common/faultspec/peer_rules.h).
+using faultspec::Cidr;
+using faultspec::ParseCidr;
 
 }  // namespace faultline::agent::host

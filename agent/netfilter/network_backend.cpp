@@ -17,6 +17,7 @@
 #include "agent/netfilter/netem_probe.h"
 #include "agent/netfilter/network_rules.h"
 #include "agent/nfqueue/delay_line.h"
+#include "common/faultspec/fault_kinds.h"
 #include "common/ids.h"
 #include "common/process.h"
 
@@ -409,7 +410,7 @@ std::string NetworkBackend::latency_unavailable_reason() const {
 
 Status NetworkBackend::Validate(const v1::FaultSpec& spec) const {
   if (!spec.has_network()) return InvalidArgument("network: the spec has no network section");
-  return ValidateNetworkFault(spec.network());
+  return faultspec::ValidateFaultSpec(spec);
 }
 
 Result<int> NetworkBackend::AllocateQueue() {

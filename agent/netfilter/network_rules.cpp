@@ -14,13 +14,6 @@ namespace {
 using v1::NetworkFault;
 using v1::NetworkSelector;
 
-constexpr int kMaxAddresses = 256;
-constexpr int kMaxPorts = 64;
-constexpr int kMaxHosts = 16;
-constexpr uint32_t kMaxDelayUs = 60'000'000;
-constexpr uint32_t kMinResolveIntervalMs = 100;
-constexpr uint32_t kMaxResolveIntervalMs = 3'600'000;
-constexpr uint64_t kMinRate = 1000;
 // The ICMP reject goes out with nft's "icmpx" so one rule serves IPv4 and IPv6.
 constexpr const char* kRejectIcmp = "reject with icmpx type port-unreachable";
 
@@ -41,22 +34,6 @@ std::string PortSet(const google::protobuf::RepeatedField<uint32_t>& ports) {
   std::vector<std::string> items;
   for (uint32_t p : unique) items.push_back(std::to_string(p));
   return "{ " + Join(items, ", ") + " }";
-}
-
-bool IsHostName(const std::string& s) {
-  if (s.empty() || s.size() > 253) return false;
-  size_t label = 0;
-  for (char c : s) {
-    if (c == '.') {
-      if (label == 0) return false;
-      label = 0;
-      continue;
-    }
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_';
-    if (!ok || ++label > 63) return false;
-  }
-  return true;
 }
 
 bool HasPeers(const NetworkSelector& m) { return m.cidrs_size() > 0 || m.hosts_size() > 0; }
@@ -163,109 +140,6 @@ NetworkSelector::Direction EffectiveDirection(const NetworkFault& fault) {
   if (d != NetworkSelector::DIRECTION_UNSPECIFIED) return d;
   bool egress_default = fault.has_latency() || fault.has_bandwidth();
   return egress_default ? NetworkSelector::EGRESS : NetworkSelector::BOTH;
-}
-
-Status ValidateNetworkFault(const NetworkFault& f) {
-  const NetworkSelector& m = f.match();
-  switch (f.kind_case()) {
-    case NetworkFault::KIND_NOT_SET:
-      return InvalidArgument(
-          "network: needs one kind: latency, loss, blackhole, reject, partition or bandwidth");
-    case NetworkFault::kLatency: {
-      const auto& l = f.latency();
-      if (l.delay_us() < 1 || l.delay_us() > kMaxDelayUs) {
-        return InvalidArgument("network.latency.delay: must be from 1us to 60s");
-      }
-      if (l.jitter_us() > l.delay_us()) {
-        return InvalidArgument("network.latency.jitter: must not exceed the delay");
-      }
-      if (l.correlation_percent() > 100) {
-        return InvalidArgument("network.latency.correlation: must be 0 to 100 (percent)");
-      }
-      if (!v1::NetworkFault::Latency::Distribution_IsValid(l.distribution())) {
-        return InvalidArgument("network.latency.distribution: must be uniform or normal");
-      }
-      break;
-    }
-    case NetworkFault::kLoss: {
-      double p = f.loss().percent();
-      if (!(p >= 0.01 && p <= 100.0)) {
-        return InvalidArgument("network.loss.percent: must be from 0.01 to 100");
-      }
-      if (f.loss().correlation_percent() > 100) {
-        return InvalidArgument("network.loss.correlation: must be 0 to 100 (percent)");
-      }
-      break;
-    }
-    case NetworkFault::kPartition:
-      if (!HasPeers(m)) {
-        return InvalidArgument(
-            "network.partition: needs the peers to cut off (match.cidrs or match.hosts)");
-      }
-      if (m.direction() != NetworkSelector::DIRECTION_UNSPECIFIED &&
-          m.direction() != NetworkSelector::BOTH) {
-        return InvalidArgument("network.partition: a partition is always both directions");
-      }
-      break;
-    case NetworkFault::kBandwidth:
-      if (f.bandwidth().rate_bytes_per_second() < kMinRate) {
-        return InvalidArgument("network.bandwidth.rate: must be at least 1000 bytes/s");
-      }
-      if (f.bandwidth().rate_bytes_per_second() > (uint64_t{1} << 40)) {
-        return InvalidArgument("network.bandwidth.rate: too large");
-      }
-      break;
-    default:
-      break;
-  }
-  if (!NetworkSelector::Direction_IsValid(m.direction())) {
-    return InvalidArgument("network.match.direction: must be egress, ingress or both");
-  }
-  if (!NetworkSelector::Protocol_IsValid(m.protocol())) {
-    return InvalidArgument("network.match.protocol: must be tcp, udp, icmp or any");
-  }
-  if (m.cidrs_size() > kMaxAddresses || m.exclude_cidrs_size() > kMaxAddresses) {
-    return InvalidArgument("network.match: at most 256 cidrs and 256 exclusions");
-  }
-  for (int i = 0; i < m.cidrs_size(); ++i) {
-    auto c = ParseCidr(m.cidrs(i));
-    if (!c.ok()) {
-      return InvalidArgument("network.match.cidrs[" + std::to_string(i) +
-                             "]: " + c.status().message());
-    }
-  }
-  for (int i = 0; i < m.exclude_cidrs_size(); ++i) {
-    auto c = ParseCidr(m.exclude_cidrs(i));
-    if (!c.ok()) {
-      return InvalidArgument("network.match.exclude_cidrs[" + std::to_string(i) +
-                             "]: " + c.status().message());
-    }
-  }
-  if (m.hosts_size() > kMaxHosts) return InvalidArgument("network.match.hosts: at most 16");
-  for (int i = 0; i < m.hosts_size(); ++i) {
-    if (!IsHostName(m.hosts(i))) {
-      return InvalidArgument("network.match.hosts[" + std::to_string(i) + "]: '" +
-                             m.hosts(i).substr(0, 64) + "' is not a host name");
-    }
-  }
-  bool ports = m.remote_ports_size() > 0 || m.local_ports_size() > 0;
-  if (ports && m.protocol() == NetworkSelector::ICMP) {
-    return InvalidArgument("network.match: ports need protocol tcp, udp or any, not icmp");
-  }
-  if (m.remote_ports_size() > kMaxPorts || m.local_ports_size() > kMaxPorts) {
-    return InvalidArgument("network.match: at most 64 ports each");
-  }
-  for (uint32_t p : m.remote_ports()) {
-    if (p < 1 || p > 65535) return InvalidArgument("network.match.remote_ports: 1 to 65535");
-  }
-  for (uint32_t p : m.local_ports()) {
-    if (p < 1 || p > 65535) return InvalidArgument("network.match.local_ports: 1 to 65535");
-  }
-  uint32_t ri = m.resolve_interval_ms();
-  if (ri != 0 && (ri < kMinResolveIntervalMs || ri > kMaxResolveIntervalMs)) {
-    return InvalidArgument("network.match.resolve_interval: must be from 100ms to 1h");
-  }
-  return Status::Ok();
 }
 
 std::string PeerSetUpdateBatch(const std::string& table, const NetworkFault& fault,

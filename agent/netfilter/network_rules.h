@@ -1,5 +1,5 @@
 #pragma once
-// Pure rule generation and validation for network faults: no kernel access, so it is unit-tested
+// Pure rule generation for network faults: no kernel access, so it is unit-tested
 // without root. NetworkBackend feeds the batches to NftRuleset.
 //
 // Table layout for fault <id> (family inet, name faultline_<id>):
@@ -22,6 +22,7 @@
 #include "agent/host/host_addresses.h"
 #include "agent/host/nft_tables.h"
 #include "agent/nfqueue/delay_line.h"
+#include "common/faultspec/peer_rules.h"
 #include "common/status.h"
 #include "faultline/v1/agent.pb.h"
 
@@ -30,14 +31,11 @@ namespace faultline::agent::netfilter {
 // The direction after applying the kind's default (EGRESS for latency and bandwidth, BOTH else).
 v1::NetworkSelector::Direction EffectiveDirection(const v1::NetworkFault& fault);
 
-// Checks every field of a network fault. No side effects. INVALID_ARGUMENT naming the field
-// ("network.match.cidrs[1]: ...").
-Status ValidateNetworkFault(const v1::NetworkFault& fault);
-
-// Moved to the host layer (agent/host/host_addresses.h, agent/host/nft_tables.h).
-using host::Cidr;
+// A network fault's rules live in common/faultspec (ValidateNetworkFault there); ParseCidr too.
+using faultspec::Cidr;
+using faultspec::ParseCidr;
+// Moved to the host layer (agent/host/nft_tables.h).
 using host::NftCounter;
-using host::ParseCidr;
 using host::ParseNftCounters;
 
 struct NetworkRuleOptions {

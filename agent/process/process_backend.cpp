@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "agent/host/death_guard.h"
+#include "common/faultspec/fault_kinds.h"
 #include "common/ids.h"
 
 namespace faultline::agent::process {
@@ -273,7 +274,7 @@ Status ProcessBackend::DetectCapability() {
 
 Status ProcessBackend::Validate(const v1::FaultSpec& spec) const {
   if (!spec.has_process()) return InvalidArgument("process: the spec has no process section");
-  return ValidateProcessFault(spec.process());
+  return faultspec::ValidateFaultSpec(spec);
 }
 
 Result<std::unique_ptr<FaultHandle>> ProcessBackend::Apply(const std::string& fault_id,

@@ -14,15 +14,11 @@
 #include <map>
 #include <random>
 
+#include "common/faultspec/peer_rules.h"
+
 namespace faultline::agent::process {
 namespace {
 
-constexpr size_t kMaxName = 255;
-constexpr size_t kMaxPath = 4096;
-constexpr size_t kMaxCgroupPath = 512;
-constexpr uint32_t kMaxCount = 100000;
-constexpr uint32_t kMinIntervalMs = 100;
-constexpr uint32_t kMaxIntervalMs = 3600 * 1000;
 constexpr size_t kMaxPidfileBytes = 64;
 
 const std::map<std::string, int>& Signals() {
@@ -30,21 +26,6 @@ const std::map<std::string, int>& Signals() {
       {"SIGKILL", SIGKILL}, {"SIGTERM", SIGTERM}, {"SIGINT", SIGINT},   {"SIGQUIT", SIGQUIT},
       {"SIGHUP", SIGHUP},   {"SIGABRT", SIGABRT}, {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}};
   return kSignals;
-}
-
-bool Printable(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    unsigned char u = static_cast<unsigned char>(c);
-    return u >= 0x20 && u < 0x7f;
-  });
-}
-
-bool IsCgroupComponent(const std::string& part) {
-  return !part.empty() && part != "." && part != ".." &&
-         std::all_of(part.begin(), part.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ||
-                  c == '@' || c == ':' || c == '+';
-         });
 }
 
 // The pid in a pidfile: the first line, decimal. Never blocks: the pidfile must be a regular
@@ -123,80 +104,7 @@ Result<int> SignalNumber(const std::string& name) {
 }
 
 std::string NormalizedCgroup(const std::string& cgroup) {
-  std::string path = cgroup;
-  while (!path.empty() && path.front() == '/') path.erase(0, 1);
-  while (!path.empty() && path.back() == '/') path.pop_back();
-  return path;
-}
-
-Status ValidateProcessFault(const v1::ProcessFault& f) {
-  if (f.action() != v1::ProcessFault::KILL && f.action() != v1::ProcessFault::PAUSE) {
-    return InvalidArgument("process.action: must be kill or pause");
-  }
-  if (f.action() == v1::ProcessFault::KILL) {
-    if (!f.signal().empty() && !SignalNumber(f.signal()).ok()) {
-      return InvalidArgument(
-          "process.signal: must be one of SIGKILL, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGABRT, "
-          "SIGUSR1, SIGUSR2");
-    }
-    if (f.interval_ms() != 0 &&
-        (f.interval_ms() < kMinIntervalMs || f.interval_ms() > kMaxIntervalMs)) {
-      return InvalidArgument("process.interval_ms: must be 0 or 100 to 3600000");
-    }
-  } else {
-    if (!f.signal().empty()) {
-      return InvalidArgument("process.signal: pause sends SIGSTOP/SIGCONT; leave signal empty");
-    }
-    if (f.interval_ms() != 0) return InvalidArgument("process.interval_ms: only for kill");
-  }
-  switch (f.selector_case()) {
-    case v1::ProcessFault::kName:
-      if (f.name().empty() || f.name().size() > kMaxName || !Printable(f.name()) ||
-          f.name().find('/') != std::string::npos || f.name() == "." || f.name() == "..") {
-        return InvalidArgument(
-            "process.name: must be 1 to 255 printable characters without '/' (a process name or "
-            "executable basename)");
-      }
-      break;
-    case v1::ProcessFault::kPidfile: {
-      const std::string& p = f.pidfile();
-      if (p.empty() || p.front() != '/' || p.size() > kMaxPath || !Printable(p) ||
-          p.find("/../") != std::string::npos || p.ends_with("/..") || p.back() == '/') {
-        return InvalidArgument(
-            "process.pidfile: must be an absolute file path without '..' components");
-      }
-      break;
-    }
-    case v1::ProcessFault::kCgroup: {
-      const std::string path = NormalizedCgroup(f.cgroup());
-      if (path.empty() || path.size() > kMaxCgroupPath) {
-        return InvalidArgument(
-            "process.cgroup: must be a path below the cgroup v2 root, 1 to 512 characters");
-      }
-      size_t start = 0;
-      while (true) {
-        size_t slash = path.find('/', start);
-        std::string part =
-            path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-        if (!IsCgroupComponent(part)) {
-          return InvalidArgument(
-              "process.cgroup: has an empty, '.', '..' or invalid component (allowed: letters, "
-              "digits, . _ - @ : +)");
-        }
-        if (slash == std::string::npos) break;
-        start = slash + 1;
-      }
-      break;
-    }
-    default:
-      return InvalidArgument("process: needs exactly one selector: name, pidfile or cgroup");
-  }
-  if (f.count() != 0 && f.percent() != 0) {
-    return InvalidArgument("process.count/percent: give at most one of them");
-  }
-  if (f.count() > kMaxCount) return InvalidArgument("process.count: at most 100000");
-  if (f.percent() > 100) return InvalidArgument("process.percent: must be 1 to 100");
-  return Status::Ok();
+  return faultspec::NormalizeCgroupPath(cgroup);
 }
 
 SelectionScope ScopeForThisAgent(const std::string& named_netns_dir) {

@@ -1,6 +1,6 @@
 #pragma once
-// Which processes a ProcessFault applies to: validation of the spec (every field, before
-// anything is read or signalled), selection by name, pidfile or cgroup, and the guard that keeps
+// Which processes a ProcessFault applies to (its spec is validated by common/faultspec before
+// anything is read or signalled): selection by name, pidfile or cgroup, and the guard that keeps
 // pid 1, the agent itself, kernel threads and (when the agent is confined to a network
 // namespace) processes of other namespaces out of every selection.
 
@@ -16,10 +16,6 @@ namespace faultline::agent::process {
 
 // The signal names a KILL fault may send, and their numbers. NOT_FOUND for others.
 Result<int> SignalNumber(const std::string& name);
-
-// Checks every field of a process fault (see ProcessFault in agent.proto). No side effects.
-// INVALID_ARGUMENT naming the field ("process.cgroup: ...").
-Status ValidateProcessFault(const v1::ProcessFault& fault);
 
 // "system.slice/x.service" from "/system.slice/x.service/". Precondition: validated.
 std::string NormalizedCgroup(const std::string& cgroup);

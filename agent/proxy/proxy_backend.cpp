@@ -14,6 +14,7 @@
 #include "agent/host/nft_ruleset.h"
 #include "agent/netfilter/network_rules.h"
 #include "agent/proxy/proxy_rules.h"
+#include "common/faultspec/fault_kinds.h"
 #include "common/ids.h"
 
 namespace faultline::agent::proxy {
@@ -140,7 +141,7 @@ Status ProxyBackend::DetectCapability() {
 Status ProxyBackend::Validate(const v1::FaultSpec& spec) const {
   if (!spec.has_dependency())
     return InvalidArgument("dependency: the spec has no dependency section");
-  return ValidateDependencyFault(spec.dependency());
+  return faultspec::ValidateFaultSpec(spec);
 }
 
 Status ProxyBackend::EnsureProxyLocked() {

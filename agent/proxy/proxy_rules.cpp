@@ -8,7 +8,6 @@
 
 #include "agent/host/nat_redirect.h"
 #include "agent/netfilter/network_rules.h"
-#include "common/dns_name.h"
 
 namespace faultline::agent::proxy {
 namespace {
@@ -17,19 +16,7 @@ using v1::DependencyFault;
 using v1::NetworkSelector;
 using Toxic = v1::DependencyFault::Toxic;
 
-constexpr int kMaxAddresses = 256;
-constexpr int kMaxHosts = 16;
-constexpr int kMaxPorts = 64;
-constexpr int kMaxToxics = 16;
-constexpr uint32_t kMaxDelayUs = 60'000'000;
-constexpr uint32_t kMaxDelayMs = 60'000;
-constexpr uint32_t kMinResolveIntervalMs = 100;
-constexpr uint32_t kMaxResolveIntervalMs = 3'600'000;
-constexpr size_t kMaxAbortBody = 4096;
-constexpr size_t kMaxPathPrefix = 1024;
 constexpr size_t kMaxHeaderBlock = 64 * 1024;
-constexpr int kMaxMethods = 16;
-constexpr int kMaxAborts = 8;
 
 std::string Join(const std::vector<std::string>& items) {
   std::string out;
@@ -56,63 +43,6 @@ std::string Elements(const std::string& t, const std::string& set,
   if (items.empty()) return "";
   return "add element " + t + " " + set + " { " +
          Join(std::vector<std::string>(items.begin(), items.end())) + " }\n";
-}
-
-bool IsHttpToken(const std::string& s) {
-  if (s.empty() || s.size() > 32) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-}
-
-Status Field(const std::string& field, const std::string& message) {
-  return InvalidArgument("dependency." + field + ": " + message);
-}
-
-Status ValidateToxic(const Toxic& t, const std::string& f) {
-  if (!Toxic::Direction_IsValid(t.direction())) return Field(f + ".direction", "unknown");
-  if (t.has_toxicity() && !(t.toxicity() > 0.0 && t.toxicity() <= 1.0)) {
-    return Field(f + ".toxicity", "must be in (0, 1]");
-  }
-  switch (t.kind_case()) {
-    case Toxic::kLatency:
-      if (t.latency().latency_us() > kMaxDelayUs) return Field(f + ".latency", "at most 60 s");
-      if (t.latency().jitter_us() > t.latency().latency_us()) {
-        return Field(f + ".latency.jitter_us", "must not exceed the latency");
-      }
-      if (t.latency().latency_us() == 0) return Field(f + ".latency", "must be greater than 0");
-      return Status::Ok();
-    case Toxic::kBandwidth:
-      if (t.bandwidth().rate_bytes_per_second() < 1) {
-        return Field(f + ".bandwidth.rate_bytes_per_second", "must be at least 1");
-      }
-      return Status::Ok();
-    case Toxic::kResetPeer:
-      if (t.reset_peer().timeout_ms() > kMaxDelayMs)
-        return Field(f + ".reset_peer", "at most 60 s");
-      return Status::Ok();
-    case Toxic::kTimeout:
-      if (t.timeout().timeout_ms() > kMaxDelayMs) return Field(f + ".timeout", "at most 60 s");
-      return Status::Ok();
-    case Toxic::kSlowClose:
-      if (t.slow_close().delay_ms() > kMaxDelayMs) return Field(f + ".slow_close", "at most 60 s");
-      return Status::Ok();
-    case Toxic::kLimitData:
-      if (t.limit_data().bytes() < 1) return Field(f + ".limit_data.bytes", "must be at least 1");
-      return Status::Ok();
-    case Toxic::kSlicer:
-      if (t.slicer().average_size() < 1 || t.slicer().average_size() > (1u << 20)) {
-        return Field(f + ".slicer.average_size", "must be 1 to 1048576 bytes");
-      }
-      if (t.slicer().size_variation() >= t.slicer().average_size()) {
-        return Field(f + ".slicer.size_variation", "must be smaller than average_size");
-      }
-      if (t.slicer().delay_us() > 1'000'000) return Field(f + ".slicer.delay_us", "at most 1 s");
-      return Status::Ok();
-    case Toxic::KIND_NOT_SET:
-      break;
-  }
-  return Field(f,
-               "a toxic needs one kind: latency, bandwidth, reset_peer, timeout, slow_close, "
-               "limit_data or slicer");
 }
 
 const char* ReasonPhrase(uint32_t status) {
@@ -167,96 +97,6 @@ int OnHeadersComplete(http_parser* p) {
 }
 
 }  // namespace
-
-Status ValidateDependencyFault(const DependencyFault& fault) {
-  const NetworkSelector& m = fault.match();
-  if (m.direction() != NetworkSelector::DIRECTION_UNSPECIFIED) {
-    return Field("match.direction", "not used: the proxy takes outbound connections");
-  }
-  if (m.protocol() != NetworkSelector::PROTOCOL_ANY && m.protocol() != NetworkSelector::TCP) {
-    return Field("match.protocol", "the proxy carries TCP only");
-  }
-  if (m.local_ports_size() > 0) return Field("match.local_ports", "not supported by the proxy");
-  if (m.remote_ports_size() < 1 || m.remote_ports_size() > kMaxPorts) {
-    return Field("match.remote_ports", "name the dependency's port(s): 1 to 64 ports");
-  }
-  for (int i = 0; i < m.remote_ports_size(); ++i) {
-    if (m.remote_ports(i) < 1 || m.remote_ports(i) > 65535) {
-      return Field("match.remote_ports[" + std::to_string(i) + "]", "must be 1-65535");
-    }
-  }
-  if (m.cidrs_size() > kMaxAddresses || m.exclude_cidrs_size() > kMaxAddresses) {
-    return Field("match.cidrs", "at most 256 entries");
-  }
-  for (int i = 0; i < m.cidrs_size(); ++i) {
-    if (auto c = netfilter::ParseCidr(m.cidrs(i)); !c.ok()) {
-      return Field("match.cidrs[" + std::to_string(i) + "]", c.status().message());
-    }
-  }
-  for (int i = 0; i < m.exclude_cidrs_size(); ++i) {
-    if (auto c = netfilter::ParseCidr(m.exclude_cidrs(i)); !c.ok()) {
-      return Field("match.exclude_cidrs[" + std::to_string(i) + "]", c.status().message());
-    }
-  }
-  if (m.hosts_size() > kMaxHosts) return Field("match.hosts", "at most 16 host names");
-  for (int i = 0; i < m.hosts_size(); ++i) {
-    if (Status s = ValidateDnsName(m.hosts(i), false); !s.ok()) {
-      return Field("match.hosts[" + std::to_string(i) + "]", s.message());
-    }
-  }
-  if (m.resolve_interval_ms() != 0 && (m.resolve_interval_ms() < kMinResolveIntervalMs ||
-                                       m.resolve_interval_ms() > kMaxResolveIntervalMs)) {
-    return Field("match.resolve_interval_ms", "must be 100 ms to 1 h");
-  }
-  if (fault.toxics_size() > kMaxToxics) return Field("toxics", "at most 16 toxics");
-  for (int i = 0; i < fault.toxics_size(); ++i) {
-    if (Status s = ValidateToxic(fault.toxics(i), "toxics[" + std::to_string(i) + "]"); !s.ok()) {
-      return s;
-    }
-  }
-  if (fault.has_http()) {
-    const auto& h = fault.http();
-    if (h.delay_percent() < 0.0 || h.delay_percent() > 100.0) {
-      return Field("http.delay_percent", "must be 0 to 100");
-    }
-    if (h.aborts_size() > kMaxAborts) return Field("http.aborts", "at most 8 aborts");
-    double total = 0.0;
-    for (int i = 0; i < h.aborts_size(); ++i) {
-      const auto& a = h.aborts(i);
-      const std::string f = "http.aborts[" + std::to_string(i) + "]";
-      if (a.status() < 400 || a.status() > 599) return Field(f + ".status", "must be 400-599");
-      if (!(a.percent() > 0.0 && a.percent() <= 100.0)) {
-        return Field(f + ".percent", "must be in (0, 100]");
-      }
-      if (a.body().size() > kMaxAbortBody) return Field(f + ".body", "at most 4096 bytes");
-      total += a.percent();
-    }
-    if (total > 100.0 + 1e-9) return Field("http.aborts", "the percents add up to more than 100");
-    if (h.delay_ms() > kMaxDelayMs) return Field("http.delay_ms", "at most 60 s");
-    if ((h.delay_ms() > 0) != (h.delay_percent() > 0.0)) {
-      return Field("http.delay_ms", "a delay needs both delay_ms and delay_percent");
-    }
-    if (h.aborts_size() == 0 && h.delay_percent() == 0.0) {
-      return Field("http", "needs an abort (status, percent) or a delay (delay_ms, percent)");
-    }
-    if (h.methods_size() > kMaxMethods) return Field("http.methods", "at most 16 methods");
-    for (int i = 0; i < h.methods_size(); ++i) {
-      if (!IsHttpToken(h.methods(i))) {
-        return Field("http.methods[" + std::to_string(i) + "]",
-                     "must be an upper-case HTTP method such as GET");
-      }
-    }
-    if (h.path_prefix().size() > kMaxPathPrefix ||
-        (!h.path_prefix().empty() && h.path_prefix()[0] != '/') ||
-        std::any_of(h.path_prefix().begin(), h.path_prefix().end(),
-                    [](char c) { return c <= ' ' || c == 0x7f; })) {
-      return Field("http.path_prefix",
-                   "must start with '/' and hold no spaces or control "
-                   "characters (at most 1024 bytes)");
-    }
-  }
-  return Status::Ok();
-}
 
 std::string RedirectApplyBatch(const std::string& table, const DependencyFault& fault,
                                const RedirectOptions& o, const std::vector<std::string>& resolved) {

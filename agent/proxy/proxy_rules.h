@@ -21,10 +21,6 @@
 
 namespace faultline::agent::proxy {
 
-// Checks every field of a dependency fault. No side effects. INVALID_ARGUMENT naming the field
-// ("dependency.toxics[1].latency.jitter_us: ...").
-Status ValidateDependencyFault(const v1::DependencyFault& fault);
-
 struct RedirectOptions {
   uint32_t socket_mark = 0;  // the proxy's upstream sockets carry it; non-zero
   uint16_t port = 0;         // the fault's listener on 127.0.0.1 (and [::1])

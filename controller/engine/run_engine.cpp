@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "common/faultspec/fault_kinds.h"
 #include "common/ids.h"
 #include "controller/engine/agent_client.h"
 #include "controller/probes/probe_set.h"
@@ -21,13 +22,10 @@ namespace {
 
 std::string Secs(Duration d) { return fmt::format("{:.2f}s", ToSeconds(d)); }
 
-// The FaultSpec kind as agents name their capabilities ("dns", "network", "process",
-// "dependency").
+// The FaultSpec kind as agents name their capabilities (common/faultspec's table); "" for a spec
+// without a known kind, never a guess.
 std::string KindOf(const v1::FaultSpec& spec) {
-  if (spec.has_dns()) return "dns";
-  if (spec.has_network()) return "network";
-  if (spec.has_process()) return "process";
-  return "dependency";
+  return std::string(faultspec::FaultKindName(spec));
 }
 
 }  // namespace
@@ -656,11 +654,23 @@ void RunEngine::ComputeVerdict(RunResult& r, bool aborted, const std::string& ab
   r.reason = decided.reason;
   r.objectives = std::move(decided.objectives);
   r.warnings.insert(r.warnings.end(), decided.warnings.begin(), decided.warnings.end());
+  // Did the fault bite? Each kind names the evidence counter that shows it acted on something.
+  const bool no_impact = std::any_of(r.objectives.begin(), r.objectives.end(), [](const auto& o) {
+    return o.phase == Objective::Phase::kInject && o.figures.no_impact;
+  });
   for (const auto& fa : r.faults) {
-    if (fa.applied_at && fa.kind == "dns" && fa.evidence.count("queries_faulted") &&
-        fa.evidence.at("queries_faulted") == 0) {
-      r.warnings.push_back("fault " + fa.fault_name + " on " + fa.agent +
-                           " faulted no query: nothing on that host asked for the name");
+    const faultspec::FaultKind* kind = faultspec::FindFaultKind(fa.kind);
+    if (!fa.applied_at || kind == nullptr) continue;
+    auto it = fa.evidence.find(std::string(kind->injected_evidence));
+    if (it == fa.evidence.end()) continue;
+    if (it->second == 0) {
+      r.warnings.push_back(fmt::format(
+          "fault {} on {}: {} is 0: the fault acted on nothing (nothing on that host reached it)",
+          fa.fault_name, fa.agent, it->first));
+    } else if (no_impact) {
+      r.warnings.push_back(
+          fmt::format("fault {} on {}: {} is {}: the fault acted, yet the probe never failed",
+                      fa.fault_name, fa.agent, it->first, it->second));
     }
   }
 }

@@ -248,6 +248,20 @@ TEST_F(FaultManagerTest, ApplyBeyondCapIsResourceExhausted) {
   EXPECT_TRUE(manager_->Apply(MakeRequest("run1", "run1_0")).ok());
 }
 
+// The manager validates every field itself (common/faultspec), whatever the backend checks: the
+// fake backend here only looks at domains.
+TEST_F(FaultManagerTest, ValidatesEveryFieldWhateverTheBackendChecks) {
+  v1::ApplyFaultRequest request = MakeRequest("run1", "run1_0");
+  request.mutable_spec()->mutable_dns()->set_mode(v1::DnsFault::SPOOF);
+  for (int i = 0; i < 65536; ++i) request.mutable_spec()->mutable_dns()->add_spoof_addresses("::1");
+  Status s = manager_->Apply(request).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("dns.spoof_addresses"), std::string::npos) << s.message();
+  EXPECT_EQ(manager_->ValidateRequest(request).message(), s.message());
+  EXPECT_EQ(Applied(), 0u);
+  EXPECT_FALSE(Journaled("run1_0"));
+}
+
 TEST_F(FaultManagerTest, InvalidRequestsAreRejectedWithNothingApplied) {
   struct Case {
     v1::ApplyFaultRequest request;

@@ -138,6 +138,27 @@ TEST_F(DnsBackendValidateTest, ChecksTheNewFieldsAndNamesTheFieldAtFault) {
   }
 }
 
+// Every repeated field is bounded at the agent: a spoof with 65 536 addresses used to be
+// accepted and made the interceptor's answer table grow to gigabytes.
+TEST_F(DnsBackendValidateTest, RefusesASpoofWithMoreAddressesThanTheBound) {
+  v1::FaultSpec spec = DnsSpec({"a.test"}, v1::DnsFault::SPOOF);
+  for (int i = 0; i < 65536; ++i) spec.mutable_dns()->add_spoof_addresses("10.0.0.1");
+  Status s = backend_.Validate(spec);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("dns.spoof_addresses"), std::string::npos) << s.message();
+  spec.mutable_dns()->mutable_spoof_addresses()->DeleteSubrange(16, 65536 - 16);
+  EXPECT_TRUE(backend_.Validate(spec).ok());
+}
+
+// The parser accepted 16 record types while the agent accepted every type ldns knows.
+TEST_F(DnsBackendValidateTest, AcceptsTheSameRecordTypesAsTheParser) {
+  v1::FaultSpec spec = DnsSpec({"a.test"}, v1::DnsFault::NODATA);
+  spec.mutable_dns()->add_record_types("HTTPS");
+  EXPECT_TRUE(backend_.Validate(spec).ok());
+  spec.mutable_dns()->add_record_types("TYPE65");
+  EXPECT_NE(backend_.Validate(spec).message().find("dns.record_types[1]"), std::string::npos);
+}
+
 TEST(FirstNameserverTest, ReturnsTheFirstNameserverLine) {
   auto ns =
       FirstNameserver("# comment\nsearch example\nnameserver 10.77.0.2\nnameserver 1.1.1.1\n");

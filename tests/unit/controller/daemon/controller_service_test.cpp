@@ -318,6 +318,7 @@ TEST_F(ControllerServiceTest, RetriedApplyWithTheSameFaultIdAppliesOnce) {
   apply.mutable_apply()->set_fault_id("r1_f0");
   apply.mutable_apply()->set_lease_ttl_ms(5000);
   apply.mutable_apply()->mutable_spec()->mutable_dns()->add_domains("db.example.test");
+  apply.mutable_apply()->mutable_spec()->mutable_dns()->set_mode(v1::DnsFault::NODATA);
   for (int i = 0; i < 3; ++i) {
     auto r = registry_->Call("db-east-1", apply, 5s);
     ASSERT_TRUE(r.ok()) << r.status().message();

@@ -315,6 +315,12 @@ TEST_F(RunEngineTest, NoImpactIsFlagged) {
   const auto& o = Objective(r, "failover");
   EXPECT_TRUE(o.figures.no_impact);
   EXPECT_FALSE(r.warnings.empty());
+  // The kind's injected-evidence counter (common/faultspec's table) says whether the fault acted.
+  bool explained = false;
+  for (const auto& w : r.warnings) {
+    explained |= w.find("queries_faulted is") != std::string::npos;
+  }
+  EXPECT_TRUE(explained) << "no warning names the dns kind's injected evidence";
 }
 
 // Direct gRPC to the agent, except that the first ApplyFault's answer is lost on the way back:

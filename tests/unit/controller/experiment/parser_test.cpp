@@ -672,6 +672,38 @@ TEST(ParserDependencyTest, BadFieldsAreReportedWithTheirPosition) {
   ExpectError(o, "faults[0].dependency.toxics[0].direction", 11, 28);
 }
 
+// A kind's rules are common/faultspec's (the agent applies the very same); the parser reports
+// their problems at the YAML value they came from, under the YAML field's name.
+TEST(ParserKindRulesTest, FaultspecProblemsAreReportedAtTheirYamlValue) {
+  ParseOutcome o = ParseExperimentText(
+      Replace(kValid, kDnsLine, "    network: {latency: {delay: 2m}}\n"), "x.yaml");
+  const Diagnostic* d = ExpectError(o, "faults[0].network.latency.delay", 9, 32);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->message, "must be from 1us to 60s");
+  // 17 spoofed addresses: the agent's bound, reported at the list.
+  std::string many = "[";
+  for (int i = 0; i < 17; ++i) many += (i ? ", 10.0.0." : "10.0.0.") + std::to_string(i + 1);
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine,
+              "    dns: {domains: [db.test], mode: spoof, addresses: " + many + "]}\n"),
+      "x.yaml");
+  d = ExpectError(o, "faults[0].dns.addresses", 9, 55);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->message.find("1 to 16"), std::string::npos) << d->message;
+  // A field the YAML leaves out is reported at its mapping, under the YAML name.
+  o = ParseExperimentText(Replace(kValid, kDnsLine, "    dns: {domains: [db.test], mode: spoof}\n"),
+                          "x.yaml");
+  ExpectError(o, "faults[0].dns.addresses", 9, 10);
+  // Every problem of the kind, not only the first.
+  o = ParseExperimentText(
+      Replace(kValid, kDnsLine,
+              "    process: {action: kill, name: a/b, interval: 10ms, percent: 101}\n"),
+      "x.yaml");
+  ExpectError(o, "faults[0].process.name", 9, 35);
+  ExpectError(o, "faults[0].process.interval", 9, 50);
+  ExpectError(o, "faults[0].process.percent", 9, 65);
+}
+
 TEST(ParserNetworkTest, ShippedNetworkExperimentsParse) {
   for (const char* name : {"dependency-latency", "region-partition", "dynamodb-throttling"}) {
     ParseOutcome o =

@@ -1,0 +1,426 @@
+// The experiment parser's probe side: probes, steady state, objectives, abort conditions, and
+// the checks that need the whole experiment.
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string_view>
+
+#include "common/dns_name.h"
+#include "controller/experiment/parser_sections.h"
+
+namespace faultline::experiment {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr Duration kMinInterval = 10ms;
+constexpr int kMaxIntervalTimeoutRatio = 10;
+constexpr size_t kMaxUrlLength = 2048;
+constexpr size_t kMaxArgvEntries = 256;
+constexpr size_t kMaxArgLength = 4096;
+
+// Returns why `name` is not a usable DNS name (empty optional when it is); see ValidateDnsName.
+std::optional<std::string> DnsNameProblem(std::string_view name, bool allow_wildcard) {
+  Status s = ValidateDnsName(name, allow_wildcard);
+  if (s.ok()) return std::nullopt;
+  return s.message();
+}
+
+// A host is a DNS name, an IPv4 address (which is also a DNS name syntactically) or a bracketed
+// IPv6 address. On success fills host/port; `port` stays 0 when absent and optional.
+std::optional<std::string> SplitHostPort(std::string_view s, bool port_required, std::string* host,
+                                         int* port) {
+  std::string_view h, p;
+  bool has_port = false;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos) return "unterminated '[' in " + Quoted(s);
+    h = s.substr(1, close - 1);
+    std::string_view rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return "expected ':port' after ']' in " + Quoted(s);
+      p = rest.substr(1);
+      has_port = true;
+    }
+    in6_addr addr{};
+    if (inet_pton(AF_INET6, std::string(h).c_str(), &addr) != 1) {
+      return "invalid IPv6 address in " + Quoted(s);
+    }
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon != std::string_view::npos) {
+      h = s.substr(0, colon);
+      p = s.substr(colon + 1);
+      has_port = true;
+    } else {
+      h = s;
+    }
+    if (h.empty()) return "missing host in " + Quoted(s);
+    if (auto problem = DnsNameProblem(h, false)) return "invalid host: " + *problem;
+  }
+  if (port_required && !has_port) return "expected host:port, got " + Quoted(s);
+  if (has_port) {
+    auto v = ParseInt(p, 1, 65535);
+    if (!v || p[0] == '-') return "port must be 1..65535, got " + Quoted(p);
+    *port = static_cast<int>(*v);
+  }
+  *host = std::string(h);
+  return std::nullopt;
+}
+
+std::optional<std::string> UrlProblem(std::string_view url) {
+  if (url.size() > kMaxUrlLength) return "URL longer than 2048 characters";
+  for (char c : url) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) return "URL contains a space, control or non-ASCII character";
+  }
+  std::string lower(url.substr(0, 8));
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  std::string_view rest;
+  if (lower.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else if (lower.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+  } else {
+    return "URL must start with http:// or https://";
+  }
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) authority = authority.substr(at + 1);
+  if (authority.empty()) return "URL has no host";
+  std::string host;
+  int port = 0;
+  if (auto problem = SplitHostPort(authority, false, &host, &port)) return problem;
+  return std::nullopt;
+}
+
+}  // namespace
+
+void Parser::ParseProbes(const YAML::Node& n) {
+  if (!List(n, "probes", true)) return;
+  for (size_t i = 0; i < n.size(); ++i) ParseProbe(n[i], Index("probes", i));
+}
+
+void Parser::ParseProbe(const YAML::Node& item, const std::string& path) {
+  auto fields =
+      Map(item, path,
+          {"name", "http", "tcp", "dns", "command", "grpc_health", "timeout", "interval", "from"});
+  if (!fields) return;
+  size_t before = errors_.size();
+  Probe p;
+  p.pos = Pos(item);
+  if (auto* v = Need(*fields, item, path, "name")) {
+    if (auto s = Name(*v, path + ".name")) {
+      if (!probe_names_.insert(*s).second) {
+        Error(*v, path + ".name", "duplicate probe name " + Quoted(*s));
+      }
+      p.name = *s;
+    }
+  }
+
+  // The timeout may be written on the probe or inside its kind block (as in the flagship
+  // example, `http: {url: ..., timeout: 1s}`), but not both.
+  // Held by value: the kind block's field list it may come from goes out of scope. Set with
+  // emplace only: assigning to a yaml-cpp Node rewrites the node it refers to.
+  std::optional<YAML::Node> timeout_node;
+  if (const YAML::Node* t = Find(*fields, "timeout")) timeout_node.emplace(*t);
+  std::string timeout_path = path + ".timeout";
+  auto kind_timeout = [&](const std::vector<MapField>& kf, const std::string& kpath) {
+    if (const YAML::Node* t = Find(kf, "timeout")) {
+      if (timeout_node) {
+        Error(*t, kpath + ".timeout", "timeout given twice (also at " + timeout_path + ")");
+      } else {
+        timeout_node.emplace(*t);
+        timeout_path = kpath + ".timeout";
+      }
+    }
+  };
+
+  const MapField* kind =
+      OneKind(*fields, item, path, {"http", "tcp", "dns", "command", "grpc_health"}, "a probe",
+              "a probe needs exactly one kind: http, tcp, dns or command");
+  if (kind != nullptr) {
+    const MapField& k = *kind;
+    const std::string kpath = Sub(path, k.key);
+    const YAML::Node& kn = k.value;
+    if (k.key == "grpc_health") {
+      Error(k.key_node, kpath, "grpc_health probes are not supported yet");
+    } else if (k.key == "http") {
+      p.kind = Probe::Kind::kHttp;
+      if (auto kf =
+              Map(kn, kpath, {"url", "expect_status", "body_regex", "max_latency", "timeout"})) {
+        kind_timeout(*kf, kpath);
+        if (auto* v = Need(*kf, kn, kpath, "url")) {
+          if (auto s = String(*v, kpath + ".url")) {
+            if (auto problem = UrlProblem(*s)) Error(*v, kpath + ".url", *problem);
+            p.http.url = *s;
+          }
+        }
+        if (auto* v = Find(*kf, "expect_status")) {
+          if (auto s = Int(*v, kpath + ".expect_status", 100, 599)) {
+            p.http.expect_status = static_cast<int>(*s);
+          }
+        }
+        if (auto* v = Find(*kf, "body_regex")) p.http.body_regex = Regex(*v, kpath + ".body_regex");
+        if (auto* v = Find(*kf, "max_latency")) {
+          p.http.max_latency = Dur(*v, kpath + ".max_latency", true);
+        }
+      }
+    } else if (k.key == "tcp") {
+      p.kind = Probe::Kind::kTcp;
+      if (auto kf = Map(kn, kpath, {"address", "timeout"})) {
+        kind_timeout(*kf, kpath);
+        if (auto* v = Need(*kf, kn, kpath, "address")) {
+          if (auto s = String(*v, kpath + ".address")) {
+            if (auto problem = SplitHostPort(*s, true, &p.tcp.host, &p.tcp.port)) {
+              Error(*v, kpath + ".address", *problem);
+            }
+          }
+        }
+      }
+    } else if (k.key == "dns") {
+      p.kind = Probe::Kind::kDns;
+      if (auto kf = Map(kn, kpath, {"name", "server", "expect", "timeout"})) {
+        kind_timeout(*kf, kpath);
+        if (auto* v = Need(*kf, kn, kpath, "name")) {
+          if (auto s = String(*v, kpath + ".name")) {
+            if (auto problem = DnsNameProblem(*s, false)) Error(*v, kpath + ".name", *problem);
+            p.dns.name = *s;
+          }
+        }
+        if (auto* v = Find(*kf, "server"); v && !v->IsNull()) {
+          if (auto s = String(*v, kpath + ".server")) {
+            std::string host;
+            int port = 0;
+            if (auto problem = SplitHostPort(*s, false, &host, &port)) {
+              Error(*v, kpath + ".server", *problem);
+            }
+            p.dns.server = *s;
+          }
+        }
+        if (auto* v = Find(*kf, "expect")) {
+          if (auto s = String(*v, kpath + ".expect")) {
+            static const std::set<std::string> kExpect = {"answer",   "noerror", "nxdomain",
+                                                          "servfail", "refused", "nodata"};
+            if (!kExpect.count(*s)) {
+              Error(*v, kpath + ".expect",
+                    "unknown expectation " + Quoted(*s) +
+                        " (expected answer, noerror, nxdomain, servfail, refused or nodata)");
+            }
+            p.dns.expect = *s;
+          }
+        }
+      }
+    } else {  // command
+      p.kind = Probe::Kind::kCommand;
+      if (auto kf = Map(kn, kpath, {"argv", "expect_exit", "output_regex", "timeout"})) {
+        kind_timeout(*kf, kpath);
+        if (auto* v = Need(*kf, kn, kpath, "argv")) {
+          const std::string apath = kpath + ".argv";
+          if (v->IsScalar()) {
+            Error(*v, apath, "argv must be a list; faultline never runs a shell");
+          } else if (!v->IsSequence()) {
+            Error(*v, apath, "expected a list of strings, got " + KindOf(*v));
+          } else if (v->size() == 0 || v->size() > kMaxArgvEntries) {
+            Error(*v, apath, "needs 1 to 256 entries, got " + std::to_string(v->size()));
+          } else {
+            for (size_t i = 0; i < v->size(); ++i) {
+              const YAML::Node a = (*v)[i];
+              auto s = String(a, Index(apath, i));
+              if (!s) continue;
+              if (s->size() > kMaxArgLength || s->find('\0') != std::string::npos ||
+                  (i == 0 && s->empty())) {
+                Error(a, Index(apath, i),
+                      i == 0 ? "the program must be a non-empty string"
+                             : "argument is too long or contains a NUL byte");
+                continue;
+              }
+              p.command.argv.push_back(*s);
+            }
+          }
+        }
+        if (auto* v = Find(*kf, "expect_exit")) {
+          if (auto s = Int(*v, kpath + ".expect_exit", 0, 255)) {
+            p.command.expect_exit = static_cast<int>(*s);
+          }
+        }
+        if (auto* v = Find(*kf, "output_regex")) {
+          p.command.output_regex = Regex(*v, kpath + ".output_regex");
+        }
+      }
+    }
+  }
+
+  bool timing_ok = true;
+  if (timeout_node) {
+    if (auto d = Dur(*timeout_node, timeout_path, true)) {
+      p.timeout = *d;
+    } else {
+      timing_ok = false;
+    }
+  }
+  const YAML::Node* interval_node = Find(*fields, "interval");
+  if (interval_node) {
+    if (auto d = Dur(*interval_node, path + ".interval", false)) {
+      if (*d < kMinInterval) {
+        Error(*interval_node, path + ".interval",
+              "must be at least " + FormatDuration(kMinInterval) + ", got " + FormatDuration(*d));
+        timing_ok = false;
+      }
+      p.interval = *d;
+    } else {
+      timing_ok = false;
+    }
+  }
+  if (timing_ok && p.timeout > p.interval * kMaxIntervalTimeoutRatio) {
+    const YAML::Node& at = timeout_node ? *timeout_node : interval_node ? *interval_node : item;
+    Error(at, timeout_node ? timeout_path : path + ".interval",
+          "timeout " + FormatDuration(p.timeout) + (timeout_node ? "" : " (the default)") +
+              " is more than 10 times the interval " + FormatDuration(p.interval));
+  }
+
+  if (auto* v = Find(*fields, "from"); v && !v->IsNull()) {
+    if (auto s = String(*v, path + ".from")) {
+      if (*s == "controller") {
+        p.from = *s;
+      } else if (target_names_.count(*s)) {
+        Error(*v, path + ".from", "agent-side probes are not supported yet; use from: controller");
+      } else {
+        Error(*v, path + ".from", "must be 'controller' or a target name, got " + Quoted(*s));
+      }
+    }
+  }
+  if (errors_.size() == before) exp_.probes.push_back(std::move(p));
+}
+
+void Parser::ParseSteadyState(const YAML::Node& n) {
+  auto fields = Map(n, "steady_state", {"probes", "for", "timeout"});
+  if (!fields) return;
+  const YAML::Node* probes = Find(*fields, "probes");
+  if (probes && !probes->IsNull()) {
+    if (!probes->IsSequence()) {
+      Error(*probes, "steady_state.probes",
+            "expected a list of probe names, got " + KindOf(*probes));
+    } else {
+      for (size_t i = 0; i < probes->size(); ++i) {
+        const YAML::Node pn = (*probes)[i];
+        const std::string field = Index("steady_state.probes", i);
+        auto s = String(pn, field);
+        if (!s) continue;
+        if (!probe_names_.count(*s)) {
+          Error(pn, field, "unknown probe " + Quoted(*s) + " (not defined in probes)");
+          continue;
+        }
+        exp_.steady_state.probes.push_back(*s);
+      }
+    }
+  }
+  if (!probes || probes->IsNull() || (probes->IsSequence() && probes->size() == 0)) {
+    Warn(n, "steady_state.probes",
+         "no steady-state probes: faults are injected without first checking that the system is "
+         "healthy");
+  }
+  if (auto* v = Find(*fields, "for")) {
+    if (auto d = Dur(*v, "steady_state.for", false)) exp_.steady_state.hold_for = *d;
+  }
+  if (auto* v = Find(*fields, "timeout")) {
+    if (auto d = Dur(*v, "steady_state.timeout", true)) exp_.steady_state.timeout = *d;
+  }
+}
+
+void Parser::ParseObjectives(const YAML::Node& n) {
+  if (!List(n, "objectives", true)) return;
+  std::set<std::string> names;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string path = Index("objectives", i);
+    auto fields = Map(item, path, {"name", "probe", "after", "recover_within", "stable_for"});
+    if (!fields) continue;
+    size_t before = errors_.size();
+    Objective o;
+    o.pos = Pos(item);
+    if (auto* v = Need(*fields, item, path, "name")) {
+      if (auto s = Name(*v, path + ".name")) {
+        if (!names.insert(*s).second)
+          Error(*v, path + ".name", "duplicate objective name " + Quoted(*s));
+        o.name = *s;
+      }
+    }
+    if (auto* v = Need(*fields, item, path, "probe")) {
+      if (auto s = String(*v, path + ".probe")) {
+        if (!probe_names_.count(*s)) {
+          Error(*v, path + ".probe", "unknown probe " + Quoted(*s) + " (not defined in probes)");
+        }
+        o.probe = *s;
+      }
+    }
+    if (auto* v = Find(*fields, "after"); v && !v->IsNull()) {
+      if (auto s = String(*v, path + ".after")) {
+        if (*s == "inject") {
+          o.after = Objective::Phase::kInject;
+        } else if (*s == "revert") {
+          o.after = Objective::Phase::kRevert;
+        } else {
+          Error(*v, path + ".after", "must be inject or revert, got " + Quoted(*s));
+        }
+      }
+    }
+    const YAML::Node* within = Need(*fields, item, path, "recover_within");
+    if (within) {
+      if (auto d = Dur(*within, path + ".recover_within", true)) o.recover_within = *d;
+    }
+    if (auto* v = Find(*fields, "stable_for")) {
+      if (auto d = Dur(*v, path + ".stable_for", false)) o.stable_for = *d;
+    }
+    if (errors_.size() == before) exp_.objectives.push_back(std::move(o));
+  }
+}
+
+void Parser::ParseAborts(const YAML::Node& n) {
+  if (!List(n, "abort", false)) return;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node item = n[i];
+    const std::string path = Index("abort", i);
+    auto fields = Map(item, path, {"probe", "failing_for"});
+    if (!fields) continue;
+    size_t before = errors_.size();
+    AbortCondition a;
+    a.pos = Pos(item);
+    if (auto* v = Need(*fields, item, path, "probe")) {
+      if (auto s = String(*v, path + ".probe")) {
+        if (!probe_names_.count(*s)) {
+          Error(*v, path + ".probe", "unknown probe " + Quoted(*s) + " (not defined in probes)");
+        }
+        a.probe = *s;
+      }
+    }
+    if (auto* v = Need(*fields, item, path, "failing_for")) {
+      if (auto d = Dur(*v, path + ".failing_for", true)) a.failing_for = *d;
+    }
+    if (errors_.size() == before) exp_.aborts.push_back(std::move(a));
+  }
+}
+
+// Warnings that need the whole experiment.
+void Parser::CrossChecks(const YAML::Node& root) {
+  if (!errors_.empty() || exp_.faults.empty()) return;
+  Duration longest{};
+  for (const Fault& f : exp_.faults) longest = std::max(longest, f.duration);
+  // An objective longer than the fault window is legal and common (the flagship: "failover
+  // within 15m" against a 20s fault): a recovery that does not happen inside the window is
+  // reported as not recovered, with the window named in the verdict's note, so no warning here.
+  if (exp_.max_duration && max_duration_node_) {
+    Duration needed = exp_.steady_state.hold_for + longest;
+    if (*exp_.max_duration < needed) {
+      Warn(*max_duration_node_, "max_duration",
+           FormatDuration(*exp_.max_duration) +
+               " is shorter than steady state plus the longest "
+               "fault (" +
+               FormatDuration(needed) + "): every run will be aborted");
+    }
+  }
+}
+
+}  // namespace faultline::experiment
