@@ -78,7 +78,9 @@ scratch_agent() {  # scratch_agent NS STATE_DIR LOG
   rm -f "$2.ready"
   ip netns exec "$1" "$BIN/faultline-agent" --insecure --listen 127.0.0.1:0 --name "$1" \
     --state-dir "$2" --ready-file "$2.ready" >"$3" 2>&1 &
+  # shellcheck disable=SC2034  # read by the tests that source this file
   AGENT_PID=$!
   await 20 test -s "$2.ready" || { cat "$3" >&2; fail "the agent in $1 did not start"; }
+  # shellcheck disable=SC2034  # read by the tests that source this file
   AGENT_ADDR=$(cat "$2.ready")
 }

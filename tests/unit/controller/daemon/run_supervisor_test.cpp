@@ -124,6 +124,7 @@ class RunSupervisorTest : public ::testing::Test {
     o.store = store_.get();
     o.controller_id = id;
     o.fanout_deadline = 2s;
+    o.command_probe_allowlist = {"true"};  // the experiment's probe runs `true` on the controller
     return o;
   }
 

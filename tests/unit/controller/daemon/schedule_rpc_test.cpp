@@ -62,6 +62,7 @@ struct Controller {
     options.fanout_deadline = 1s;
     options.store = store;
     options.controller_id = id;
+    options.command_probe_allowlist = {"true"};  // the schedule's probe runs `true` here
     service = std::make_unique<ControllerService>(registry, options);
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
