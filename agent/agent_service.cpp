@@ -7,9 +7,9 @@
 #include <mutex>
 
 #include "agent/fault_backend.h"
+#include "common/grpc_status.h"
 #include "common/ids.h"
 #include "common/logging.h"
-#include "common/grpc_status.h"
 #include "common/tls.h"
 
 #ifndef FAULTLINE_VERSION

@@ -306,21 +306,22 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   // netem root qdiscs (handle fa17:) no journal record restored. Not in a dry run: it created
   // none, and other agents on this host may own such state.
   // Tables are swept only where this agent's ownership record says it made them (fault_tables.h).
-  if (!flags.dry_run) options.sweep_tables = [net_options, fault_tables]() -> Result<std::vector<std::string>> {
-    auto tables = fault_tables->Sweep(host::kTablePrefix);
-    auto rules = netfilter::SweepQueueRules(net_options);
-    auto qdiscs = netfilter::SweepNetemQdiscs(net_options.run);
-    if (!tables.ok()) return tables;
-    if (!rules.ok()) return rules;
-    tables->insert(tables->end(), rules->begin(), rules->end());
-    // No ip/tc only means no netem qdisc of ours can exist: not a reason to fail recovery.
-    if (qdiscs.ok()) {
-      tables->insert(tables->end(), qdiscs->begin(), qdiscs->end());
-    } else {
-      spdlog::warn("sweep: netem qdiscs not checked: {}", qdiscs.status().message());
-    }
-    return tables;
-  };
+  if (!flags.dry_run)
+    options.sweep_tables = [net_options, fault_tables]() -> Result<std::vector<std::string>> {
+      auto tables = fault_tables->Sweep(host::kTablePrefix);
+      auto rules = netfilter::SweepQueueRules(net_options);
+      auto qdiscs = netfilter::SweepNetemQdiscs(net_options.run);
+      if (!tables.ok()) return tables;
+      if (!rules.ok()) return rules;
+      tables->insert(tables->end(), rules->begin(), rules->end());
+      // No ip/tc only means no netem qdisc of ours can exist: not a reason to fail recovery.
+      if (qdiscs.ok()) {
+        tables->insert(tables->end(), qdiscs->begin(), qdiscs->end());
+      } else {
+        spdlog::warn("sweep: netem qdiscs not checked: {}", qdiscs.status().message());
+      }
+      return tables;
+    };
   agent_metrics.InstallObservers(&options);
   FaultManager manager(registry, **journal, SystemClock::Instance(), options);
   agent_metrics.CollectFrom(manager);

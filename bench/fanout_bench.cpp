@@ -19,10 +19,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <csignal>
-#include <cstring>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -355,11 +355,10 @@ int main(int argc, char** argv) {
               "agent RSS MiB med/max", "agent CPU % med/max");
   for (int n : sizes) {
     std::filesystem::remove_all(dir);
-    Figures f = RunOne(n, rounds, agent_bin, port, agent_port_base, idle_s, dir, spawn_batch,
-                       std::chrono::duration_cast<Duration>(
-                           std::chrono::duration<double>(attach_deadline_s)),
-                       std::chrono::duration_cast<Duration>(
-                           std::chrono::duration<double>(heartbeat_s)));
+    Figures f = RunOne(
+        n, rounds, agent_bin, port, agent_port_base, idle_s, dir, spawn_batch,
+        std::chrono::duration_cast<Duration>(std::chrono::duration<double>(attach_deadline_s)),
+        std::chrono::duration_cast<Duration>(std::chrono::duration<double>(heartbeat_s)));
     std::filesystem::remove_all(dir);
     std::printf(
         "%6d %9.1f | %12.1f / %-13.1f | %9.1f / %-10.1f | %8.1f / %-9.1f | %8.1f / %-9.1f | "

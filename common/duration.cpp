@@ -28,12 +28,18 @@ Result<Duration> ParseDuration(std::string_view text) {
     while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
     std::string_view unit = text.substr(u, i - u);
     int64_t mult;
-    if (unit == "ns") mult = 1;
-    else if (unit == "us") mult = 1'000;
-    else if (unit == "ms") mult = 1'000'000;
-    else if (unit == "s") mult = 1'000'000'000;
-    else if (unit == "m") mult = int64_t{60} * 1'000'000'000;
-    else if (unit == "h") mult = int64_t{3600} * 1'000'000'000;
+    if (unit == "ns")
+      mult = 1;
+    else if (unit == "us")
+      mult = 1'000;
+    else if (unit == "ms")
+      mult = 1'000'000;
+    else if (unit == "s")
+      mult = 1'000'000'000;
+    else if (unit == "m")
+      mult = int64_t{60} * 1'000'000'000;
+    else if (unit == "h")
+      mult = int64_t{3600} * 1'000'000'000;
     else
       return InvalidArgument("invalid duration '" + std::string(text) +
                              "': unit must be one of ns, us, ms, s, m, h");

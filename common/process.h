@@ -10,10 +10,10 @@
 namespace faultline {
 
 struct ProcessResult {
-  int exit_code = -1;     // -1 when killed by a signal or by the timeout
+  int exit_code = -1;  // -1 when killed by a signal or by the timeout
   bool timed_out = false;
-  std::string out;        // captured stdout
-  std::string err;        // captured stderr
+  std::string out;  // captured stdout
+  std::string err;  // captured stderr
 };
 
 // Runs argv[0] (looked up in PATH when it has no '/') with argv[1..], stdin closed, and waits at

@@ -17,9 +17,9 @@ NetemCapability DetectNetem(const ProcessRunner& run, const std::string& probe_d
   // A probe device left by a crash mid-probe: ours by name, so it may go.
   (void)run({"ip", "link", "del", probe_device}, kTimeout);
   // A veth pair: this project's reference kernel has veth but no dummy driver.
-  auto added = run({"ip", "link", "add", probe_device, "type", "veth", "peer", "name",
-                    probe_device + "p"},
-                   kTimeout);
+  auto added =
+      run({"ip", "link", "add", probe_device, "type", "veth", "peer", "name", probe_device + "p"},
+          kTimeout);
   if (!added.ok()) return {false, "cannot run ip: " + added.status().message()};
   if (added->exit_code != 0) {
     return {false, "cannot create a veth pair to probe netem: " + FirstLine(added->err)};

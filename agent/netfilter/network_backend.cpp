@@ -26,10 +26,10 @@ namespace {
 
 using host::HostWatcher;
 using host::IsValidNftIdentifier;
+using host::kResolveTimeout;
 using host::kTablePrefix;
 using host::NftRuleset;
 using host::NftTables;
-using host::kResolveTimeout;
 using host::ResolveHostAddresses;
 using host::ResolveHostAddressesWithin;
 

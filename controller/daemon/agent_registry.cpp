@@ -6,8 +6,8 @@
 #include <future>
 
 #include "common/certificates.h"
-#include "common/logging.h"
 #include "common/labels.h"
+#include "common/logging.h"
 #include "common/tls.h"
 #include "controller/engine/fan_out.h"
 

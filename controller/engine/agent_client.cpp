@@ -61,8 +61,7 @@ AgentClient::AgentClient(AgentEndpoint endpoint,
   // Fail fast on a dead agent instead of waiting out long reconnect back-offs.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  channel_ =
-      grpc::CreateCustomChannel(endpoint_.address, std::move(credentials), args);
+  channel_ = grpc::CreateCustomChannel(endpoint_.address, std::move(credentials), args);
   stub_ = v1::Agent::NewStub(channel_);
 }
 

@@ -42,7 +42,8 @@ Result<Inventory> LoadInventory(const std::string& path) {
           ep.address = kv.second.as<std::string>();
         } else if (key == "labels") {
           if (!kv.second.IsMap()) {
-            return InvalidArgument(Where(path, kv.second, field + ".labels") + "expected a mapping");
+            return InvalidArgument(Where(path, kv.second, field + ".labels") +
+                                   "expected a mapping");
           }
           for (const auto& l : kv.second) {
             ep.labels[l.first.as<std::string>()] = l.second.as<std::string>();

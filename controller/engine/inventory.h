@@ -30,6 +30,7 @@ struct Inventory {
 Result<Inventory> LoadInventory(const std::string& path);
 
 // True when every selector label equals the agent's label.
-bool MatchesSelector(const AgentEndpoint& agent, const std::map<std::string, std::string>& selector);
+bool MatchesSelector(const AgentEndpoint& agent,
+                     const std::map<std::string, std::string>& selector);
 
 }  // namespace faultline::engine

@@ -80,8 +80,8 @@ struct Probe {
 };
 
 struct SteadyState {
-  std::vector<std::string> probes;  // probe names; empty = no steady-state gate
-  Duration hold_for{};              // `for:`
+  std::vector<std::string> probes;              // probe names; empty = no steady-state gate
+  Duration hold_for{};                          // `for:`
   Duration timeout = std::chrono::seconds(60);  // give up waiting for steady state
 };
 

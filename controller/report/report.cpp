@@ -7,8 +7,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "controller/report/markup.h"
 #include "common/atomic_file.h"
+#include "controller/report/markup.h"
 
 namespace faultline::report {
 

@@ -18,8 +18,8 @@ TEST(DurationTest, ParsesEveryUnitAndCompounds) {
 }
 
 TEST(DurationTest, RejectsMalformedAndHugeValues) {
-  for (const char* bad : {"", "5", "s", "-5s", "1.5s", "5 s", "5x", "99999999999999h", "8d",
-                          "169h"}) {
+  for (const char* bad :
+       {"", "5", "s", "-5s", "1.5s", "5 s", "5x", "99999999999999h", "8d", "169h"}) {
     EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
   }
 }

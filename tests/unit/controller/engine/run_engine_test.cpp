@@ -201,7 +201,8 @@ class RunEngineTest : public ::testing::Test {
   }
 
   Inventory OneAgent(int port) {
-    return Inventory{{AgentEndpoint{"app-1", "127.0.0.1:" + std::to_string(port), {{"role", "app"}}}}};
+    return Inventory{
+        {AgentEndpoint{"app-1", "127.0.0.1:" + std::to_string(port), {{"role", "app"}}}}};
   }
 
   RunResult RunWith(const experiment::Experiment& exp) {
