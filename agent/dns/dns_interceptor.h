@@ -33,13 +33,16 @@
 #include <string>
 #include <vector>
 
-#include "agent/dns/conntrack_lookup.h"
 #include "agent/dns/dns_matcher.h"
 #include "agent/dns/dns_responder.h"
+#include "agent/host/conntrack_lookup.h"
 #include "common/status.h"
 #include "faultline/v1/agent.pb.h"
 
 namespace faultline::agent::dns {
+
+// A numeric socket address (the host layer's type).
+using host::SocketAddress;
 
 // Parses "1.2.3.4", "1.2.3.4:5353", "::1", "[::1]:5353" (numeric only; no DNS lookups, we are
 // the DNS). default_port applies when none is given. INVALID_ARGUMENT otherwise.

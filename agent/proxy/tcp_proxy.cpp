@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/host/original_destination.h"
 #include "agent/proxy/internal/connection.h"
 #include "agent/proxy/internal/flow.h"
 #include "agent/proxy/proxy_rules.h"
@@ -43,9 +44,6 @@ using internal::Time;
 using Toxic = v1::DependencyFault::Toxic;
 using std::chrono::microseconds;
 
-// getsockopt(SO_ORIGINAL_DST) (linux/netfilter_ipv4.h) and IP6T_SO_ORIGINAL_DST share the value;
-// defined here because those kernel headers clash with the libc ones.
-constexpr int kSoOriginalDst = 80;
 constexpr uint64_t kWakeTag = 3;
 constexpr uint64_t kTimerTag = 7;
 // How long a listener that failed to accept for lack of fds pauses before it tries again (a
@@ -421,11 +419,11 @@ struct TcpProxy::Impl {
         continue;
       }
       sockaddr_storage dst{};
-      socklen_t dst_len = sizeof(dst);
       sockaddr_storage local{};
       socklen_t local_len = sizeof(local);
-      const int level = peer.ss_family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
-      bool redirected = ::getsockopt(fd, level, kSoOriginalDst, &dst, &dst_len) == 0 &&
+      Result<host::SocketAddress> original = host::TcpOriginalDestination(fd, peer.ss_family);
+      if (original.ok()) dst = original->storage;
+      bool redirected = original.ok() &&
                         ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0 &&
                         !SameAddress(dst, local);
       if (!redirected) {

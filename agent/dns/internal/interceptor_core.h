@@ -13,13 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "agent/dns/conntrack_lookup.h"
 #include "agent/dns/dns_interceptor.h"
 #include "agent/dns/internal/rule_table.h"
+#include "agent/host/conntrack_lookup.h"
 #include "common/status.h"
 
 namespace faultline::agent::dns::internal {
 
+using host::ConntrackLookup;
 using SteadyClock = std::chrono::steady_clock;
 
 // The interceptor's counters (see DnsInterceptorStats); any thread.

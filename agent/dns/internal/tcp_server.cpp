@@ -8,23 +8,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "agent/host/original_destination.h"
+
 namespace faultline::agent::dns::internal {
 namespace {
-
-// getsockopt(SO_ORIGINAL_DST) (linux/netfilter_ipv4.h) and IP6T_SO_ORIGINAL_DST share the value;
-// defined here because those kernel headers clash with the libc ones.
-constexpr int kSoOriginalDst = 80;
-
-// TCP: the accepted connection's pre-redirect destination. NOT_FOUND when it was not NATed.
-Result<SocketAddress> TcpOriginalDestination(int fd, int family) {
-  SocketAddress out;
-  out.length = sizeof(out.storage);
-  int level = family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
-  if (getsockopt(fd, level, kSoOriginalDst, &out.storage, &out.length) != 0) {
-    return NotFound("no original destination");
-  }
-  return out;
-}
 
 enum class WaitResult { kReady, kTimeout, kStopped, kError };
 
@@ -151,7 +138,7 @@ void DnsTcpServer::Serve(int fd, const std::string& scope) {
     sockaddr_storage local{};
     socklen_t local_len = sizeof(local);
     getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
-    auto orig = TcpOriginalDestination(fd, local.ss_family);
+    auto orig = host::TcpOriginalDestination(fd, local.ss_family);
     SocketAddress self;
     self.storage = local;
     self.length = local_len;
