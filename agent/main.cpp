@@ -82,6 +82,7 @@ struct Flags {
   int delay_line_rt_priority = 0;
   std::string latency_mechanism = "auto";
   std::string deadman_timeout = "3s";
+  std::string proxy_idle_timeout = "1h";
   std::string ready_file;
   std::string metrics_listen;
   std::string log_level = "info";
@@ -223,6 +224,15 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
                   flags.deadman_timeout);
     return kExitUsage;
   }
+  // 0 turns the idle timeout off; ParseDuration caps at 7 days, which fits the int milliseconds.
+  Result<Duration> proxy_idle_timeout = ParseDuration(flags.proxy_idle_timeout);
+  if (!proxy_idle_timeout.ok() ||
+      (proxy_idle_timeout->count() > 0 && *proxy_idle_timeout < std::chrono::milliseconds(1))) {
+    spdlog::error("--proxy-idle-timeout '{}': {}", flags.proxy_idle_timeout,
+                  proxy_idle_timeout.ok() ? "must be 0 or at least 1ms"
+                                          : proxy_idle_timeout.status().message());
+    return kExitUsage;
+  }
   // One dead-man switch keeps every fault table of every backend alive while this process lives;
   // the tables' ownership records (what revert may delete) live in <state-dir>/tables.
   auto fault_tables = std::make_shared<host::FaultTables>(
@@ -284,6 +294,8 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   }
   proxy::ProxyBackendOptions proxy_options;
   proxy_options.tables = fault_tables;
+  proxy_options.idle_timeout_ms = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(*proxy_idle_timeout).count());
   if (Status s = register_backend(std::make_unique<proxy::ProxyBackend>(proxy_options)); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
@@ -530,6 +542,10 @@ int main(int argc, char** argv) {
   app.add_option("--deadman-timeout", flags.deadman_timeout,
                  "how long a fault's nft rules outlive a dead agent (refreshed every quarter of "
                  "it while the agent runs; 500ms to 10m)")
+      ->capture_default_str();
+  app.add_option("--proxy-idle-timeout", flags.proxy_idle_timeout,
+                 "dependency faults: a proxied connection with no byte moving either way for "
+                 "this long is closed (0s: never)")
       ->capture_default_str();
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once the agent serves");

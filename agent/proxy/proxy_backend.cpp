@@ -152,6 +152,7 @@ Status ProxyBackend::EnsureProxyLocked() {
   o.max_connections = options_.max_connections;
   o.max_held_bytes = options_.max_held_bytes;
   o.connect_timeout_ms = options_.connect_timeout_ms;
+  o.idle_timeout_ms = options_.idle_timeout_ms;
   o.splice = options_.splice;
   o.sched_slice_us = options_.sched_slice_us;
   auto proxy = TcpProxy::Start(o);

@@ -34,6 +34,9 @@ struct ProxyBackendOptions {
   int max_connections = 4096;
   uint64_t max_held_bytes = 64ull << 20;
   int connect_timeout_ms = 5000;
+  // A proxied connection with no byte moving either way for this long is closed; 0 = never
+  // (ProxyOptions::idle_timeout_ms, the same default).
+  int idle_timeout_ms = 3600 * 1000;
   bool splice = true;      // see ProxyOptions::splice
   int sched_slice_us = 0;  // see ProxyOptions::sched_slice_us
   // Creates and reverts the faults' nft tables (agent/host/fault_tables.h: dead-man switch,
