@@ -33,9 +33,12 @@ class NoFreeFds {
       fillers_.push_back(fd);
     }
   }
+  // The limit first: freeing the fillers under the low limit let another thread of the test
+  // (the proxy, resuming its listener) take them all, so the next accept() elsewhere (the echo
+  // server's) failed with EMFILE.
   ~NoFreeFds() {
-    for (int fd : fillers_) ::close(fd);
     ::setrlimit(RLIMIT_NOFILE, &saved_);
+    for (int fd : fillers_) ::close(fd);
   }
   NoFreeFds(const NoFreeFds&) = delete;
   NoFreeFds& operator=(const NoFreeFds&) = delete;
