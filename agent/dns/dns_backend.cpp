@@ -30,9 +30,6 @@ constexpr const char* kCapCheckTable = "faultline_capcheck_dns";
 // The conntrack label bit that marks the interceptor's own upstream flows (see ApplyBatch).
 constexpr const char* kExemptLabel = "127";
 
-// "/system.slice/x.service/" -> "system.slice/x.service".
-std::string CgroupPath(const std::string& path) { return faultspec::NormalizeCgroupPath(path); }
-
 std::string TableName(const std::string& fault_id) {
   return std::string(host::kTablePrefix) + fault_id;
 }
@@ -81,7 +78,7 @@ Result<std::string> CgroupPathForNft(const std::string& path) {
 std::string ScopeMatch(const v1::DnsFault& dns, const std::string& nft_cgroup_path) {
   std::string m;
   if (!dns.cgroup().empty()) {
-    std::string path = CgroupPath(dns.cgroup());
+    std::string path = faultspec::NormalizeCgroupPath(dns.cgroup());
     int level = 1 + static_cast<int>(std::count(path.begin(), path.end(), '/'));
     m += "socket cgroupv2 level " + std::to_string(level) + " \"" + nft_cgroup_path + "\" ";
   }
@@ -268,7 +265,7 @@ Result<std::unique_ptr<FaultHandle>> DnsBackend::Apply(const std::string& fault_
   if (!matcher.ok()) return InvalidArgument("dns." + matcher.status().message());
   std::string nft_cgroup_path;
   if (!dns.cgroup().empty()) {
-    auto p = CgroupPathForNft(CgroupPath(dns.cgroup()));
+    auto p = CgroupPathForNft(faultspec::NormalizeCgroupPath(dns.cgroup()));
     if (!p.ok()) return p.status();
     nft_cgroup_path = *p;
   }

@@ -173,16 +173,6 @@ Result<FaultAnswer> MakeFaultAnswer(const v1::DnsFault& spec) {
   return a;
 }
 
-Result<uint16_t> RecordTypeFromName(std::string_view name) {
-  std::string upper(name);
-  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  ldns_rr_type t = ldns_get_rr_type_by_name(upper.c_str());
-  if (upper.empty() || t == 0) {
-    return InvalidArgument("unknown DNS record type '" + std::string(name) + "'");
-  }
-  return static_cast<uint16_t>(t);
-}
-
 std::vector<std::string> CnameTargets(std::span<const uint8_t> response) {
   std::vector<std::string> out;
   if (response.empty()) return out;

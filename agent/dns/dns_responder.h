@@ -76,9 +76,6 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
                                                   const FaultAnswer& answer,
                                                   DnsTransport transport = DnsTransport::kTcp);
 
-// The record type number for a mnemonic ("A", "aaaa", "TYPE65"); INVALID_ARGUMENT when unknown.
-Result<uint16_t> RecordTypeFromName(std::string_view name);
-
 // The targets of the CNAME records in a response's answer section (normalised), in order. Empty
 // when the bytes do not parse as a response or hold no CNAME.
 std::vector<std::string> CnameTargets(std::span<const uint8_t> response);

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "agent/host/deadman_switch.h"
+#include "common/atomic_file.h"
 
 namespace faultline::agent::host {
 namespace {
@@ -201,23 +202,9 @@ Status FaultTables::WriteRecord(const TableOwnership& owned) const {
   if (::mkdir(record_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
     return Internal("table record: mkdir " + record_dir_ + ": " + strerror(errno));
   }
-  const std::string path = RecordPath(owned.name);
-  const std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return Internal("table record: open " + tmp + ": " + strerror(errno));
-  const std::string text = FormatOwnership(owned);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  ok = ::close(fd) == 0 && ok;
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Internal("table record: cannot write " + path + ": " + strerror(errno));
-  }
-  int dir = ::open(record_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    (void)::fsync(dir);
-    ::close(dir);
+  if (Status s = WriteFileAtomically(RecordPath(owned.name), FormatOwnership(owned), 0600);
+      !s.ok()) {
+    return Internal("table record: " + s.message());
   }
   return Status::Ok();
 }

@@ -22,8 +22,6 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const grpc::S
   return reactor;
 }
 
-grpc::Status ToGrpc(const Status& s) { return ToGrpcStatus(s); }
-
 }  // namespace
 
 // The server-streaming side of SubmitRun: progress events queued by the run's thread and written
@@ -142,9 +140,9 @@ ControllerService::~ControllerService() { supervisor_.reset(); }
 grpc::ServerUnaryReactor* ControllerService::OnStoreWorker(grpc::CallbackServerContext* ctx,
                                                            std::function<Status()> work) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  Status queued =
-      supervisor_->Post([reactor, work = std::move(work)] { reactor->Finish(ToGrpc(work())); });
-  if (!queued.ok()) reactor->Finish(ToGrpc(queued));
+  Status queued = supervisor_->Post(
+      [reactor, work = std::move(work)] { reactor->Finish(ToGrpcStatus(work())); });
+  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
   return reactor;
 }
 
@@ -215,7 +213,7 @@ grpc::ServerWriteReactor<v1::RunEvent>* ControllerService::SubmitRun(
   Status queued = supervisor->Post([supervisor, stream, run = std::move(run)]() mutable {
     Result<std::string> started = supervisor->StartRun(std::move(run));
     if (!started.ok()) {
-      stream->Close(ToGrpc(started.status()));
+      stream->Close(ToGrpcStatus(started.status()));
       return;
     }
     // The operator's client going away (Ctrl-C) aborts the run, as in direct mode (at once when
@@ -225,7 +223,7 @@ grpc::ServerWriteReactor<v1::RunEvent>* ControllerService::SubmitRun(
       stream->set_on_cancel([engine] { engine->Cancel("the submitting client disconnected"); });
     }
   });
-  if (!queued.ok()) stream->Close(ToGrpc(queued));
+  if (!queued.ok()) stream->Close(ToGrpcStatus(queued));
   return stream.get();
 }
 
@@ -264,7 +262,7 @@ grpc::ServerUnaryReactor* ControllerService::ListFaults(grpc::CallbackServerCont
     *response = supervisor->FleetFaults(include_reverted);
     reactor->Finish(grpc::Status::OK);
   });
-  if (!spawned.ok()) reactor->Finish(ToGrpc(spawned));
+  if (!spawned.ok()) reactor->Finish(ToGrpcStatus(spawned));
   return reactor;
 }
 
@@ -293,7 +291,7 @@ grpc::ServerUnaryReactor* ControllerService::Halt(grpc::CallbackServerContext* c
     }
     reactor->Finish(grpc::Status::OK);
   });
-  if (!spawned.ok()) reactor->Finish(ToGrpc(spawned));
+  if (!spawned.ok()) reactor->Finish(ToGrpcStatus(spawned));
   return reactor;
 }
 
