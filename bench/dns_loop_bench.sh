@@ -26,38 +26,18 @@ for tool in dnsperf dnsmasq ip nft dig; do
   command -v $tool >/dev/null || { echo "needs $tool" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, nftables)" >&2; exit 2; }
-APP=dl-app DNS=dl-dns UP=10.97.0.2 ICPT=15364 DEAD=15399
+# shellcheck source=bench/dns_bench_lib.sh
+. "$(dirname "$0")/dns_bench_lib.sh"
+APP=dl-app DNS=dl-dns NET=10.97.0 UP=10.97.0.2 ICPT=15364 DEAD=15399
 WORK=$(mktemp -d /tmp/dl-dns-bench.XXXXXX)
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  ip netns del $APP 2>/dev/null || true
-  ip netns del $DNS 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap bench_dns_cleanup EXIT
 trap "exit 143" TERM INT
-ip netns del $APP 2>/dev/null || true
-ip netns del $DNS 2>/dev/null || true
-ip netns add $APP
-ip netns add $DNS
-ip -n $APP link add dl-app0 type veth peer name dl-dns0 netns $DNS
-ip -n $APP addr add 10.97.0.1/24 dev dl-app0
-ip -n $DNS addr add $UP/24 dev dl-dns0
-for ns in $APP $DNS; do ip -n $ns link set lo up; done
-ip -n $APP link set dl-app0 up
-ip -n $DNS link set dl-dns0 up
+bench_dns_namespaces
 inapp() { ip netns exec $APP "$@"; }
-
-for i in $(seq 1 50); do echo "host$i.bench.test A"; done >"$WORK/pass"
+bench_dns_resolver
+cp "$WORK/queries" "$WORK/pass"
 echo "faulted.bench.test A" >"$WORK/fault"
-hosts=()
-for i in $(seq 1 50); do hosts+=(--host-record="host$i.bench.test,10.1.0.$i"); done
-ip netns exec $DNS dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
-  --port=53 --listen-address=$UP --bind-interfaces --pid-file= --user=root "${hosts[@]}" \
-  --cache-size=1000 2>"$WORK/up.log" &
-PIDS+=($!)
 answers() { [ "$(inapp dig +short +time=1 +tries=1 @$UP host1.bench.test)" = 10.1.0.1 ]; }
 for _ in $(seq 1 100); do answers && break; sleep 0.05; done
 answers || { echo "resolver did not start" >&2; exit 1; }
