@@ -261,7 +261,14 @@ struct DnsInterceptor::Impl : host::EventLoop::Handler {
       core.loop->Watch(relay.upstream_fd(watched_upstreams), EPOLLIN,
                        MakeTag(TagKind::kUdpUpstream, watched_upstreams));
     }
-    core.loop->ArmTimer(std::min({relay.NextDeadline(), tcp.NextDeadline(), accept_resume_at}));
+    // Rounded up to the next millisecond (every deadline here is in ms): under load the earliest
+    // upstream-timeout deadline moves with every query, and re-arming the timer for each move
+    // would cost a system call (and a wake-up) per query.
+    auto next = std::min({relay.NextDeadline(), tcp.NextDeadline(), accept_resume_at});
+    if (next != SteadyClock::time_point::max()) {
+      next = std::chrono::ceil<std::chrono::milliseconds>(next);
+    }
+    core.loop->ArmTimer(next);
   }
 };
 
