@@ -24,37 +24,17 @@ for tool in dnsperf dnsmasq ip nft; do
 done
 [ -x "$SERVE" ] || { echo "build dns_interceptor_serve first" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, nftables)" >&2; exit 2; }
-APP=dz-app DNS=dz-dns UP=10.96.0.2 ICPT=15354 FWD=15355 DEAD=15399
+# shellcheck source=bench/dns_bench_lib.sh
+. "$(dirname "$0")/dns_bench_lib.sh"
+APP=dz-app DNS=dz-dns NET=10.96.0 UP=10.96.0.2 ICPT=15354 FWD=15355 DEAD=15399
 WORK=$(mktemp -d /tmp/dz-dns-bench.XXXXXX)
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  ip netns del $APP 2>/dev/null || true
-  ip netns del $DNS 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap bench_dns_cleanup EXIT
 trap "exit 143" TERM INT  # so a timeout (CTest) still runs cleanup
-ip netns del $APP 2>/dev/null || true
-ip netns del $DNS 2>/dev/null || true
-ip netns add $APP
-ip netns add $DNS
-ip -n $APP link add dz-app0 type veth peer name dz-dns0 netns $DNS
-ip -n $APP addr add 10.96.0.1/24 dev dz-app0
-ip -n $DNS addr add $UP/24 dev dz-dns0
-for ns in $APP $DNS; do ip -n $ns link set lo up; done
-ip -n $APP link set dz-app0 up
-ip -n $DNS link set dz-dns0 up
+bench_dns_namespaces
 inapp() { ip netns exec $APP "$@"; }
 
-for i in $(seq 1 50); do echo "host$i.bench.test A"; done >"$WORK/queries"
-hosts=()
-for i in $(seq 1 50); do hosts+=(--host-record="host$i.bench.test,10.1.0.$i"); done
-ip netns exec $DNS dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
-  --port=53 --listen-address=$UP --bind-interfaces --pid-file= --user=root "${hosts[@]}" \
-  --cache-size=1000 2>"$WORK/up.log" &
-PIDS+=($!)
+bench_dns_resolver
 # Started with ip netns exec directly (it execs), not through inapp: $! must be dnsmasq itself.
 ip netns exec $APP dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port=$FWD \
   --listen-address=127.0.0.1 --bind-interfaces --pid-file= --user=root --server=$UP#53 \

@@ -2,9 +2,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,32 +11,28 @@
 #include <chrono>
 #include <cstring>
 #include <mutex>
-#include <thread>
+#include <unordered_map>
 
 #include "agent/dns/internal/interceptor_core.h"
 #include "agent/dns/internal/rule_table.h"
 #include "agent/dns/internal/tcp_server.h"
 #include "agent/dns/internal/udp_relay.h"
 
-// The interceptor itself: listeners, the event loop that polls them (and the UDP relay's
-// upstream sockets), start and stop. Decisions: internal/rule_table.*; UDP: internal/udp_relay.*;
-// TCP: internal/tcp_server.*.
+// The interceptor itself: listeners, the event loop (host::EventLoop) that watches them, the
+// UDP relay's upstream sockets and the TCP connections, start and stop. Decisions:
+// internal/rule_table.*; UDP: internal/udp_relay.*; TCP: internal/tcp_server.*.
 
 namespace faultline::agent::dns {
 
 using internal::ErrnoText;
+using internal::KindOf;
 using internal::Listener;
 using internal::ListenSocket;
-using internal::MillisUntil;
+using internal::MakeTag;
 using internal::PortOf;
 using internal::SteadyClock;
-
-namespace {
-
-// How long TCP listeners stop accepting after accept() failed for lack of fds.
-constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
-
-}  // namespace
+using internal::TagIndex;
+using internal::TagKind;
 
 Result<SocketAddress> ParseSocketAddress(std::string_view text, uint16_t default_port) {
   std::string host(text);
@@ -82,20 +77,31 @@ Result<SocketAddress> ParseSocketAddress(std::string_view text, uint16_t default
   return addr;
 }
 
-struct DnsInterceptor::Impl {
-  explicit Impl(DnsInterceptorOptions options) : core(std::move(options)), relay(core), tcp(core) {}
+struct DnsInterceptor::Impl : host::EventLoop::Handler {
+  explicit Impl(DnsInterceptorOptions options)
+      : core(std::move(options)), relay(core), tcp(core, [this] { OnTcpClosed(); }) {}
 
   internal::InterceptorCore core;
   internal::DnsUdpRelay relay;  // event loop only (after Start)
-  internal::DnsTcpServer tcp;
+  internal::DnsTcpServer tcp;   // event loop only (after Start)
   std::atomic<uint16_t> port{0};
-  int wake_fd = -1;  // eventfd: listeners changed, rebuild the poll set
-  bool started = false;
-  std::thread loop;
+  std::atomic<bool> started{false};
+  bool ever_started = false;  // Start/Stop callers
   mutable std::mutex listeners_mu;
   std::vector<std::shared_ptr<Listener>> listeners;  // [0] = the main listener
-  // TCP listeners are not polled until then (accept failed for lack of fds); event loop only.
-  SteadyClock::time_point accept_paused_until{};
+
+  // Event loop only (or before it starts): the watched listener sockets by id (their tags'
+  // index), the upstream sockets of the relay already watched, TCP listeners paused after
+  // accept() failed for lack of fds (resumed when a TCP connection ends or at accept_resume_at).
+  struct Watched {
+    std::shared_ptr<Listener> listener;
+    const ListenSocket* socket = nullptr;
+  };
+  std::unordered_map<uint64_t, Watched> watched;
+  uint64_t next_watch_id = 1;
+  size_t watched_upstreams = 0;
+  std::vector<uint64_t> paused;
+  SteadyClock::time_point accept_resume_at = SteadyClock::time_point::max();
 
   Result<std::shared_ptr<Listener>> OpenListener(const std::string& scope, uint16_t port) {
     auto listen = ParseSocketAddress(core.options.listen_address, port);
@@ -162,99 +168,107 @@ struct DnsInterceptor::Impl {
     return Unavailable("cannot bind a DNS listener: ports kept being taken");
   }
 
-  void Wake() {
-    uint64_t one = 1;
-    ssize_t ignored = write(wake_fd, &one, sizeof(one));
-    (void)ignored;
+  void Watch(const std::shared_ptr<Listener>& l) {
+    for (const ListenSocket& s : l->sockets) {
+      const uint64_t id = next_watch_id++;
+      watched[id] = Watched{l, &s};
+      core.loop->Watch(s.udp, EPOLLIN, MakeTag(TagKind::kUdpListener, id));
+      core.loop->Watch(s.tcp, EPOLLIN, MakeTag(TagKind::kTcpListener, id));
+    }
   }
 
-  void AcceptTcp(int tcp_fd, const std::string& scope) {
-    while (true) {
-      int fd = accept4(tcp_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  void Unwatch(const std::string& scope) {
+    for (auto it = watched.begin(); it != watched.end();) {
+      if (it->second.listener->scope != scope) {
+        ++it;
+        continue;
+      }
+      core.loop->Unwatch(it->second.socket->udp);
+      core.loop->Unwatch(it->second.socket->tcp);
+      it = watched.erase(it);  // the sockets close with the listener's last reference
+    }
+  }
+
+  void AcceptTcp(uint64_t id) {
+    auto it = watched.find(id);
+    if (it == watched.end()) return;
+    const Watched w = it->second;
+    for (int i = 0; i < 64; ++i) {
+      int fd = accept4(w.socket->tcp, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-          // The connection stays in the backlog and the listener readable: polling it again at
-          // once would spin. The loop leaves TCP listeners out until the backoff passes.
+        if (host::IsAcceptExhaustion(errno)) {
+          // The connection stays in the backlog and the listener readable: watching it again at
+          // once would spin. Unwatched until a TCP connection ends or the backoff passes.
           ++core.counters.tcp_accept_failures;
-          accept_paused_until = SteadyClock::now() + kAcceptBackoff;
+          core.loop->Rewatch(w.socket->tcp, 0, MakeTag(TagKind::kTcpListener, id));
+          paused.push_back(id);
+          accept_resume_at = std::min(accept_resume_at, SteadyClock::now() + host::kAcceptBackoff);
         }
         return;
       }
-      if (!tcp.Submit(fd, scope)) {
+      if (!tcp.Add(fd, w.listener->scope)) {
         ++core.counters.tcp_rejected;
         close(fd);
       }
     }
   }
 
-  void EventLoop() {
-    std::vector<pollfd> fds;
-    struct Source {
-      std::shared_ptr<Listener> listener;
-      const ListenSocket* socket;
-      bool udp;
-    };
-    std::vector<Source> sources;
-    std::vector<std::shared_ptr<Listener>> polled;
-    // The poll set is rebuilt only when it changes: listeners (wake_fd) or upstream sockets.
-    bool rebuild = true;
-    size_t first_upstream = 0;
-    while (true) {
-      if (rebuild || fds.size() - first_upstream != relay.upstream_count()) {
-        {
-          std::lock_guard lock(listeners_mu);
-          polled = listeners;
-        }
-        fds.clear();
-        sources.clear();
-        fds.push_back({core.stop_fd, POLLIN, 0});
-        fds.push_back({wake_fd, POLLIN, 0});
-        for (const auto& l : polled) {
-          for (const auto& s : l->sockets) {
-            fds.push_back({s.udp, POLLIN, 0});
-            sources.push_back({l, &s, true});
-            fds.push_back({s.tcp, POLLIN, 0});
-            sources.push_back({l, &s, false});
-          }
-        }
-        first_upstream = fds.size();
-        for (size_t i = 0; i < relay.upstream_count(); ++i) {
-          fds.push_back({relay.upstream_fd(i), POLLIN, 0});
-        }
-        rebuild = false;
-      }
-      auto next_deadline = relay.NextDeadline();
-      const bool accept_paused = SteadyClock::now() < accept_paused_until;
-      for (size_t i = 0; i < sources.size(); ++i) {
-        if (!sources[i].udp) fds[2 + i].events = accept_paused ? 0 : POLLIN;
-      }
-      if (accept_paused) next_deadline = std::min(next_deadline, accept_paused_until);
-      int timeout =
-          next_deadline == SteadyClock::time_point::max() ? -1 : MillisUntil(next_deadline);
-      int n = poll(fds.data(), fds.size(), timeout);
-      if (n < 0 && errno != EINTR) break;
-      if (n > 0 && fds[0].revents != 0) break;
-      if (n > 0 && fds[1].revents != 0) {
-        uint64_t v;
-        ssize_t ignored = read(wake_fd, &v, sizeof(v));
-        (void)ignored;
-        rebuild = true;
-      }
-      // Upstream replies first (fds from first_upstream match the relay's sockets when polled).
-      const size_t polled_upstreams = fds.size() - first_upstream;
-      for (size_t i = 0; n > 0 && i < polled_upstreams; ++i) {
-        if (fds[first_upstream + i].revents != 0) relay.OnUpstreamReadable(i);
-      }
-      relay.RunDue(SteadyClock::now());
-      for (size_t i = 0; n > 0 && i < sources.size(); ++i) {
-        if (fds[2 + i].revents == 0) continue;
-        if (sources[i].udp) {
-          relay.OnListenerReadable(sources[i].listener, *sources[i].socket);
-        } else {
-          AcceptTcp(sources[i].socket->tcp, sources[i].listener->scope);
-        }
-      }
+  void ResumeListeners() {
+    for (uint64_t id : paused) {
+      auto it = watched.find(id);
+      if (it == watched.end()) continue;  // removed meanwhile
+      core.loop->Rewatch(it->second.socket->tcp, EPOLLIN, MakeTag(TagKind::kTcpListener, id));
     }
+    paused.clear();
+    accept_resume_at = SteadyClock::time_point::max();
+  }
+
+  void OnTcpClosed() {
+    if (!paused.empty()) ResumeListeners();  // its fds are free again
+  }
+
+  // ---- host::EventLoop::Handler ----
+  void OnEvent(uint64_t tag, uint32_t events) override {
+    const uint64_t index = TagIndex(tag);
+    switch (KindOf(tag)) {
+      case TagKind::kUdpListener: {
+        auto it = watched.find(index);
+        if (it != watched.end()) relay.OnListenerReadable(it->second.listener, *it->second.socket);
+        break;
+      }
+      case TagKind::kTcpListener:
+        AcceptTcp(index);
+        break;
+      case TagKind::kUdpUpstream:
+        if (index < relay.upstream_count()) relay.OnUpstreamReadable(index);
+        break;
+      case TagKind::kTcpClient:
+      case TagKind::kTcpUpstream:
+        tcp.OnEvent(tag, events);
+        break;
+    }
+  }
+
+  void OnTimer() override {}  // OnBatchEnd follows
+
+  void OnBatchEnd() override {
+    const auto now = SteadyClock::now();
+    if (now >= accept_resume_at) ResumeListeners();
+    relay.RunDue(now);
+    tcp.RunDue(now);
+    // The relay opens upstream sockets as resolvers appear; watch the new ones.
+    for (; watched_upstreams < relay.upstream_count(); ++watched_upstreams) {
+      core.loop->Watch(relay.upstream_fd(watched_upstreams), EPOLLIN,
+                       MakeTag(TagKind::kUdpUpstream, watched_upstreams));
+    }
+    // Rounded up to the next millisecond (every deadline here is in ms): under load the earliest
+    // upstream-timeout deadline moves with every query, and re-arming the timer for each move
+    // would cost a system call (and a wake-up) per query.
+    auto next = std::min({relay.NextDeadline(), tcp.NextDeadline(), accept_resume_at});
+    if (next != SteadyClock::time_point::max()) {
+      next = std::chrono::ceil<std::chrono::milliseconds>(next);
+    }
+    core.loop->ArmTimer(next);
   }
 };
 
@@ -267,10 +281,12 @@ uint16_t DnsInterceptor::port() const { return impl_->port.load(); }
 
 Status DnsInterceptor::Start() {
   Impl& m = *impl_;
-  if (m.started) return FailedPrecondition("DNS interceptor already started");
+  if (m.ever_started) return FailedPrecondition("DNS interceptor already started");
   auto upstream = ParseSocketAddress(m.core.options.upstream, 53);
   if (!upstream.ok()) return InvalidArgument("upstream: " + upstream.status().message());
   m.core.upstream = *upstream;
+  auto loop = host::EventLoop::Create();
+  if (!loop.ok()) return Unavailable("dns interceptor: " + loop.status().message());
   Status opened = m.relay.Open();
   if (!opened.ok()) return opened;
   auto main = m.OpenListener("", m.core.options.port);
@@ -279,42 +295,28 @@ Status DnsInterceptor::Start() {
     return main.status();
   }
   m.port = (*main)->port;
-  m.core.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  m.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (m.core.stop_fd < 0 || m.wake_fd < 0) {
-    Status s = Unavailable(ErrnoText("eventfd"));
-    if (m.core.stop_fd >= 0) close(m.core.stop_fd);
-    if (m.wake_fd >= 0) close(m.wake_fd);
-    m.core.stop_fd = m.wake_fd = -1;
-    m.relay.Close();
-    return s;
-  }
   {
     std::lock_guard lock(m.listeners_mu);
     m.listeners = {*main};
   }
+  m.core.loop = std::move(*loop);
+  m.Watch(*main);
+  m.OnBatchEnd();  // watches the relay's first upstream socket
+  m.ever_started = true;
   m.started = true;
-  m.loop = std::thread([&m] { m.EventLoop(); });
-  return Status::Ok();
+  return m.core.loop->Start(m);
 }
 
 void DnsInterceptor::Stop() {
   Impl& m = *impl_;
-  if (!m.started) return;
-  m.started = false;
-  uint64_t one = 1;
-  ssize_t ignored = write(m.core.stop_fd, &one, sizeof(one));
-  (void)ignored;
-  if (m.loop.joinable()) m.loop.join();
-  m.tcp.Stop();  // its workers watch stop_fd too
+  if (!m.started.exchange(false)) return;
+  m.core.loop->Stop();  // joins the loop thread: what follows races with nothing
+  m.tcp.Close();
   m.relay.Close();
-  {
-    std::lock_guard lock(m.listeners_mu);
-    m.listeners.clear();
-  }
-  close(m.core.stop_fd);
-  close(m.wake_fd);
-  m.core.stop_fd = m.wake_fd = -1;
+  m.watched.clear();
+  m.paused.clear();
+  std::lock_guard lock(m.listeners_mu);
+  m.listeners.clear();
 }
 
 Result<uint16_t> DnsInterceptor::AddScopedListener(const std::string& scope) {
@@ -334,17 +336,23 @@ Result<uint16_t> DnsInterceptor::AddScopedListener(const std::string& scope) {
     std::lock_guard lock(m.listeners_mu);
     m.listeners.push_back(*l);
   }
-  m.Wake();
+  // Bound and listening already: queries wait in the socket until the loop watches it.
+  std::shared_ptr<Listener> listener = *l;
+  if (!m.core.loop->Post([&m, listener] { m.Watch(listener); })) {
+    return FailedPrecondition("DNS interceptor stopped");
+  }
   return port;
 }
 
 void DnsInterceptor::RemoveScopedListener(const std::string& scope) {
   Impl& m = *impl_;
   if (scope.empty()) return;
-  std::lock_guard lock(m.listeners_mu);
-  // The event loop holds its own references; sockets close with the last one.
-  std::erase_if(m.listeners, [&](const auto& l) { return l->scope == scope; });
-  if (m.wake_fd >= 0) m.Wake();
+  {
+    std::lock_guard lock(m.listeners_mu);
+    std::erase_if(m.listeners, [&](const auto& l) { return l->scope == scope; });
+  }
+  // The loop holds its own references; the sockets close with the last one.
+  if (m.started) m.core.loop->Post([&m, scope] { m.Unwatch(scope); });
 }
 
 Result<std::shared_ptr<const DnsRuleCounters>> DnsInterceptor::AddRule(const std::string& fault_id,

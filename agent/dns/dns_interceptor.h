@@ -15,12 +15,15 @@
 // Scoped rules: a rule may be bound to an extra listener (AddScopedListener) that only the
 // scoped fault's nft rules redirect to; such a rule applies to queries arriving there only.
 //
-// Threads: one event loop (poll) serves UDP, accepts TCP, tracks outstanding upstream UDP
-// queries (sent unchanged from a small pool of marked sockets per resolver, matched by id) and
-// sends delayed UDP answers from a timer queue (it never sleeps); TCP connections are served by
-// a bounded pool of at most max_tcp_connections worker threads (more connections are closed),
-// each with an idle deadline between queries and an I/O deadline within one. When accept()
-// fails for lack of fds, TCP listeners pause briefly instead of being polled again at once.
+// Threads: one event-loop thread (host::EventLoop: epoll over non-blocking sockets, an eventfd
+// for wake-ups and Stop, one timerfd for every deadline) serves everything: UDP queries, the
+// outstanding upstream UDP queries (sent unchanged from a small pool of marked sockets per
+// resolver, matched by id), and every TCP connection as a small state machine (frame read,
+// upstream exchange over a marked non-blocking socket, write). Delayed answers, UDP and TCP, wait
+// for a deadline in the loop (nothing sleeps), so they hold up no other query. No thread per
+// connection: at most max_tcp_connections TCP clients (more are closed), each with an idle
+// deadline between queries and an I/O deadline within one. When accept() fails for lack of fds,
+// TCP listeners are unwatched until a TCP connection ends or a short backoff passes.
 // Answers never exceed 65535 bytes (see BuildFaultResponse), so every TCP frame is exact.
 // Internals: agent/dns/internal/ (rule table, UDP relay, TCP server).
 

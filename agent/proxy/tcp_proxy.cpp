@@ -3,13 +3,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,12 +15,11 @@
 #include <functional>
 #include <future>
 #include <map>
-#include <mutex>
 #include <queue>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "agent/host/event_loop.h"
 #include "agent/host/original_destination.h"
 #include "agent/proxy/internal/connection.h"
 #include "agent/proxy/internal/flow.h"
@@ -44,11 +40,7 @@ using internal::Time;
 using Toxic = v1::DependencyFault::Toxic;
 using std::chrono::microseconds;
 
-constexpr uint64_t kWakeTag = 3;
-constexpr uint64_t kTimerTag = 7;
-// How long a listener that failed to accept for lack of fds pauses before it tries again (a
-// proxied connection closing resumes it sooner).
-constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+using host::kAcceptBackoff;
 
 // struct sched_attr of sched_setattr(2), first version (48 bytes); glibc 2.36 has no wrapper and
 // <linux/sched/types.h> clashes with <sched.h>.
@@ -134,18 +126,13 @@ Evidence ProxyCounters::ToEvidence() const {
   return e;
 }
 
-struct TcpProxy::Impl {
+struct TcpProxy::Impl : host::EventLoop::Handler {
   explicit Impl(const ProxyOptions& o) : ctx(o), options(ctx.options) {}
 
   LoopContext ctx;
   const ProxyOptions& options;
-  int wake_fd = -1;
-  int timer_fd = -1;
-  std::thread thread;
-  bool stopping = false;  // loop thread only
-
-  std::mutex commands_mu;
-  std::vector<std::function<void()>> commands;  // guarded by commands_mu
+  std::unique_ptr<host::EventLoop> loop;
+  std::atomic<bool> stopped{false};
 
   // Loop thread only.
   std::map<std::string, std::shared_ptr<FaultEntry>> faults;
@@ -154,7 +141,6 @@ struct TcpProxy::Impl {
   uint64_t next_id = 1;
   using TimerEntry = std::pair<Time, uint64_t>;
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers;
-  Time armed = kNever;
   Time spin_window_start{};
   std::chrono::nanoseconds spun{};  // busy-waited in the window that began at spin_window_start
 
@@ -173,63 +159,23 @@ struct TcpProxy::Impl {
 
   std::atomic<size_t> open{0};
 
-  // ---- commands from other threads ----
-  void Post(std::function<void()> fn) {
-    {
-      std::lock_guard lock(commands_mu);
-      commands.push_back(std::move(fn));
+  // ---- the loop (host::EventLoop::Handler) ----
+  void OnLoopStart() override { RequestShortSlice(); }
+  void OnTimer() override { RunTimers(); }
+  void OnBatchEnd() override { RunTimers(); }
+  void OnEvent(uint64_t tag, uint32_t events) override {
+    if ((tag & 3) == 2) {
+      auto it = listeners.find(tag);
+      if (it != listeners.end()) Accept(it->second, tag);
+      return;
     }
-    uint64_t one = 1;
-    (void)!::write(wake_fd, &one, sizeof(one));
+    const uint64_t id = tag >> 2;
+    auto it = conns.find(id);
+    if (it == conns.end()) return;
+    Settle(id, it->second.conn->OnEvent(static_cast<int>(tag & 1), events));
   }
-  void RunCommands() {
-    uint64_t n;
-    (void)!::read(wake_fd, &n, sizeof(n));
-    std::vector<std::function<void()>> todo;
-    {
-      std::lock_guard lock(commands_mu);
-      todo.swap(commands);
-    }
-    for (auto& fn : todo) fn();
-  }
-
-  // ---- the loop ----
-  void Loop() {
-    // SIGPIPE is thread-directed: blocked here, a write to a closed peer cannot kill the agent.
-    sigset_t pipe_signal;
-    sigemptyset(&pipe_signal);
-    sigaddset(&pipe_signal, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
-    RequestShortSlice();
-    epoll_event events[256];
-    while (!stopping) {
-      int n = epoll_wait(ctx.epoll_fd, events, 256, -1);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        spdlog::error("proxy: epoll_wait: {}", std::strerror(errno));
-        break;
-      }
-      for (int i = 0; i < n && !stopping; ++i) {
-        const uint64_t tag = events[i].data.u64;
-        if (tag == kWakeTag) {
-          RunCommands();
-        } else if (tag == kTimerTag) {
-          uint64_t expirations;
-          (void)!::read(timer_fd, &expirations, sizeof(expirations));
-          armed = kNever;
-          RunTimers();
-        } else if ((tag & 3) == 2) {
-          auto it = listeners.find(tag);
-          if (it != listeners.end()) Accept(it->second, tag);
-        } else {
-          const uint64_t id = tag >> 2;
-          auto it = conns.find(id);
-          if (it == conns.end()) continue;
-          Settle(id, it->second.conn->OnEvent(static_cast<int>(tag & 1), events[i].events));
-        }
-      }
-      RunTimers();
-    }
+  // After the loop thread ended (Stop): closes what is left.
+  void CloseEverything() {
     for (auto& [id, fault] : faults) CloseListeners(*fault);
     faults.clear();
     listeners.clear();
@@ -329,16 +275,7 @@ struct TcpProxy::Impl {
         MaySpin(now, microseconds(options.timer_lead_us))) {
       arm_at = std::max(now, next - microseconds(options.timer_lead_us));
     }
-    if (arm_at == armed) return;
-    armed = arm_at;
-    itimerspec spec{};
-    if (arm_at != kNever) {
-      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(arm_at.time_since_epoch());
-      spec.it_value.tv_sec = ns.count() / 1'000'000'000;
-      spec.it_value.tv_nsec = ns.count() % 1'000'000'000;
-      if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
-    }
-    ::timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &spec, nullptr);
+    loop->ArmTimer(arm_at);  // kNever is host::kNoDeadline
   }
 
   // ---- idle connections ----
@@ -399,7 +336,7 @@ struct TcpProxy::Impl {
       int fd = ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &peer_len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        if (host::IsAcceptExhaustion(errno)) {
           // The connection stays in the backlog and the listener readable: retrying now would
           // spin. Stop watching it until an fd frees or the backoff passes.
           if (counters.accept_failures++ == 0) {
@@ -495,33 +432,19 @@ TcpProxy::~TcpProxy() { Stop(); }
 
 Result<std::unique_ptr<TcpProxy>> TcpProxy::Start(ProxyOptions options) {
   auto impl = std::make_unique<Impl>(options);
-  impl->ctx.epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
-  impl->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  impl->timer_fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (impl->ctx.epoll_fd < 0 || impl->wake_fd < 0 || impl->timer_fd < 0) {
-    Status s = Internal(std::string("proxy: epoll/eventfd/timerfd: ") + std::strerror(errno));
-    CloseFd(impl->ctx.epoll_fd), CloseFd(impl->wake_fd), CloseFd(impl->timer_fd);
-    return s;
-  }
-  epoll_event e{};
-  e.events = EPOLLIN;
-  e.data.u64 = kWakeTag;
-  ::epoll_ctl(impl->ctx.epoll_fd, EPOLL_CTL_ADD, impl->wake_fd, &e);
-  e.data.u64 = kTimerTag;
-  ::epoll_ctl(impl->ctx.epoll_fd, EPOLL_CTL_ADD, impl->timer_fd, &e);
-  Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->Loop(); });
+  auto loop = host::EventLoop::Create();
+  if (!loop.ok()) return Internal("proxy: " + loop.status().message());
+  impl->loop = std::move(*loop);
+  impl->ctx.epoll_fd = impl->loop->epoll_fd();
+  Status started = impl->loop->Start(*impl);
+  if (!started.ok()) return started;
   return std::unique_ptr<TcpProxy>(new TcpProxy(std::move(impl)));
 }
 
 void TcpProxy::Stop() {
-  if (!impl_ || !impl_->thread.joinable()) return;
-  Impl* impl = impl_.get();
-  impl->Post([impl] { impl->stopping = true; });
-  impl->thread.join();
-  CloseFd(impl->ctx.epoll_fd);
-  CloseFd(impl->wake_fd);
-  CloseFd(impl->timer_fd);
+  if (!impl_ || impl_->stopped.exchange(true)) return;
+  impl_->loop->Stop();
+  impl_->CloseEverything();  // the loop thread has ended: no race
 }
 
 namespace {
@@ -592,7 +515,7 @@ Result<TcpProxy::Listening> TcpProxy::AddFault(const std::string& id, ProxyRoute
   Impl* impl = impl_.get();
   std::promise<Status> done;
   auto result = done.get_future();
-  impl->Post([impl, entry, &done] {
+  const bool posted = impl->loop->Post([impl, entry, &done] {
     if (impl->faults.count(entry->id)) {
       CloseFd(entry->fd[0]), CloseFd(entry->fd[1]);
       done.set_value(AlreadyExists("proxy: fault " + entry->id + " is already listening"));
@@ -610,17 +533,21 @@ Result<TcpProxy::Listening> TcpProxy::AddFault(const std::string& id, ProxyRoute
     impl->faults[entry->id] = entry;
     done.set_value(Status::Ok());
   });
+  if (!posted) {
+    CloseFd(entry->fd[0]), CloseFd(entry->fd[1]);
+    return Unavailable("proxy: stopped");
+  }
   Status s = result.get();
   if (!s.ok()) return s;
   return out;
 }
 
 void TcpProxy::RemoveFault(const std::string& id) {
-  if (!impl_ || !impl_->thread.joinable()) return;
+  if (!impl_) return;
   Impl* impl = impl_.get();
   std::promise<void> done;
   auto result = done.get_future();
-  impl->Post([impl, id, &done] {
+  const bool posted = impl->loop->Post([impl, id, &done] {
     auto it = impl->faults.find(id);
     if (it != impl->faults.end()) {
       std::shared_ptr<FaultEntry> entry = it->second;
@@ -637,7 +564,7 @@ void TcpProxy::RemoveFault(const std::string& id) {
     }
     done.set_value();
   });
-  result.wait();
+  if (posted) result.wait();  // every command posted before Stop runs
 }
 
 size_t TcpProxy::open_connections() const { return impl_->open.load(); }

@@ -30,11 +30,6 @@ bool SameAddress(const SocketAddress& a, const SocketAddress& b) {
 
 std::string ErrnoText(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
-int MillisUntil(SteadyClock::time_point deadline) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
-  return static_cast<int>(std::max<int64_t>(0, ms.count() + 1));
-}
-
 Listener::~Listener() {
   for (auto& s : sockets) {
     if (s.udp >= 0) close(s.udp);

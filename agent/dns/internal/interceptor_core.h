@@ -2,7 +2,7 @@
 // Internal to the DNS interceptor (not part of its interface): what its parts share — options,
 // the configured upstream, the counters, the rule table, the listeners — and small socket
 // helpers. The parts: DnsRuleTable (rule_table.h) decides; DnsUdpRelay (udp_relay.h) serves UDP
-// on the event loop; DnsTcpServer (tcp_server.h) serves TCP on a bounded pool of threads.
+// on the event loop; DnsTcpServer (tcp_server.h) serves TCP on the same loop (host::EventLoop).
 
 #include <sys/socket.h>
 
@@ -16,6 +16,7 @@
 #include "agent/dns/dns_interceptor.h"
 #include "agent/dns/internal/rule_table.h"
 #include "agent/host/conntrack_lookup.h"
+#include "agent/host/event_loop.h"
 #include "common/status.h"
 
 namespace faultline::agent::dns::internal {
@@ -39,7 +40,7 @@ struct ListenSocket {
 };
 
 // One listening port on every listen address; the main one has scope "". Closes its sockets
-// with the last reference (the event loop and TCP workers hold their own).
+// with the last reference (the event loop and pending UDP queries hold their own).
 struct Listener {
   std::string scope;
   uint16_t port = 0;
@@ -54,7 +55,7 @@ struct InterceptorCore {
   SocketAddress upstream;  // set by Start
   InterceptorCounters counters;
   DnsRuleTable rules;
-  int stop_fd = -1;  // eventfd written once by Stop; every wait watches it
+  std::unique_ptr<host::EventLoop> loop;  // set by Start; the one thread everything runs on
 
   // A non-blocking socket of `type` connected (or connecting) to `to`, carrying
   // options.socket_mark. PERMISSION_DENIED when the mark cannot be set; UNAVAILABLE otherwise.
@@ -65,7 +66,22 @@ bool IsLoopback(const SocketAddress& a);
 uint16_t PortOf(const SocketAddress& a);
 bool SameAddress(const SocketAddress& a, const SocketAddress& b);
 std::string ErrnoText(const char* what);
-// Milliseconds until `deadline` for poll(2), rounded up, at least 0.
-int MillisUntil(SteadyClock::time_point deadline);
+
+// Event-loop tags: the kind of fd in the top byte, an index or id below.
+enum class TagKind : uint64_t {
+  kUdpListener = 1,
+  kTcpListener,
+  kUdpUpstream,
+  kTcpClient,
+  kTcpUpstream
+};
+inline uint64_t MakeTag(TagKind kind, uint64_t index) {
+  return (static_cast<uint64_t>(kind) << 56) | (index & ((uint64_t{1} << 56) - 1));
+}
+inline TagKind KindOf(uint64_t tag) { return static_cast<TagKind>(tag >> 56); }
+inline uint64_t TagIndex(uint64_t tag) { return tag & ((uint64_t{1} << 56) - 1); }
+inline uint64_t TcpClientTag(uint64_t id) { return MakeTag(TagKind::kTcpClient, id); }
+inline uint64_t TcpUpstreamTag(uint64_t id) { return MakeTag(TagKind::kTcpUpstream, id); }
+inline bool IsTcpUpstreamTag(uint64_t tag) { return KindOf(tag) == TagKind::kTcpUpstream; }
 
 }  // namespace faultline::agent::dns::internal

@@ -33,7 +33,7 @@ class DnsUdpRelay {
 
   // A listener's UDP socket is readable.
   void OnListenerReadable(const std::shared_ptr<Listener>& listener, const ListenSocket& socket);
-  // The pooled upstream sockets, to poll (index i ↔ OnUpstreamReadable(i)); grows as needed.
+  // The pooled upstream sockets, to watch (index i ↔ OnUpstreamReadable(i)); grows as needed.
   size_t upstream_count() const { return upstream_sockets_.size(); }
   int upstream_fd(size_t i) const { return upstream_sockets_[i].fd; }
   void OnUpstreamReadable(size_t i);

@@ -899,6 +899,139 @@ TEST_F(DnsInterceptorTest, UdpFaultAnswerOverTheClientsSizeIsTruncatedWithTcAndW
   EXPECT_EQ(AnswerTexts(*tcp).size(), 100u);
 }
 
+// Delayed answers wait as deadlines in the one event loop: 200 TCP clients and 200 UDP queries,
+// all pending at once, cost no thread each (a worker per TCP connection would be 200 threads).
+TEST_F(DnsInterceptorTest, TwoHundredDelayedTcpAndUdpQueriesPendWithoutAThreadEach) {
+  const size_t threads_before = ThreadCount();
+  DnsInterceptorOptions o;
+  o.upstream = "127.0.0.1:" + std::to_string(upstream_.port());
+  o.socket_mark = geteuid() == 0 ? 0x464c : 0;
+  o.max_tcp_connections = 256;
+  interceptor_ = std::make_unique<DnsInterceptor>(o);
+  ASSERT_TRUE(interceptor_->Start().ok());
+  DnsRule rule = Rule({"slow.test"}, v1::DnsFault::NXDOMAIN);
+  rule.delay_ms = 4000;
+  auto counters = interceptor_->AddRule("f1", rule);
+  ASSERT_TRUE(counters.ok());
+  constexpr int kQueries = 200;
+  std::vector<int> tcp(kQueries, -1);
+  UdpClient udp(interceptor_->port());
+  for (int i = 0; i < kQueries; ++i) {
+    tcp[i] = TcpConnect(interceptor_->port());
+    ASSERT_GE(tcp[i], 0);
+    ASSERT_TRUE(WriteFramed(tcp[i], MakeQuery("slow.test", static_cast<uint16_t>(i))));
+    udp.Send(MakeQuery("slow.test", static_cast<uint16_t>(1000 + i)));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return interceptor_->GetStats().queries_seen == 2 * kQueries; }));
+  const size_t threads_while_pending = ThreadCount();
+  // Read after counting the threads: no answer had gone out, so all 400 were pending then.
+  ASSERT_EQ(interceptor_->GetStats().queries_faulted, 0u);
+  EXPECT_EQ(interceptor_->GetStats().delayed_pending, static_cast<uint64_t>(kQueries));
+  EXPECT_LE(threads_while_pending, threads_before + 1);  // the loop thread only
+  // Then every one is answered, each on its own connection / with its own id.
+  for (int i = 0; i < kQueries; ++i) {
+    auto reply = ReadFramed(tcp[i], Clock::now() + kDeadline);
+    ASSERT_TRUE(reply.has_value()) << "tcp " << i;
+    Pkt pkt = Parse(*reply);
+    ASSERT_NE(pkt, nullptr);
+    EXPECT_EQ(ldns_pkt_id(pkt.get()), i);
+    EXPECT_EQ(ldns_pkt_get_rcode(pkt.get()), LDNS_RCODE_NXDOMAIN);
+    close(tcp[i]);
+  }
+  std::vector<bool> answered(kQueries, false);
+  for (int i = 0; i < kQueries; ++i) {
+    auto reply = udp.Receive();
+    ASSERT_TRUE(reply.has_value()) << "udp answer " << i;
+    Pkt pkt = Parse(*reply);
+    ASSERT_NE(pkt, nullptr);
+    const int id = ldns_pkt_id(pkt.get()) - 1000;
+    ASSERT_TRUE(id >= 0 && id < kQueries);
+    EXPECT_FALSE(answered[id]);
+    answered[id] = true;
+  }
+  EXPECT_EQ((*counters)->faulted.load(), 2u * kQueries);
+}
+
+// A pass-through query, over TCP and UDP, is answered while a DELAY answer waits in the loop, and
+// Stop does not wait the delay out: it closes the waiting client's connection.
+TEST_F(DnsInterceptorTest, PassThroughIsAnsweredWhileADelayedTcpAnswerWaits) {
+  StartInterceptor(upstream_.port());
+  DnsRule rule = Rule({"slow.test"}, v1::DnsFault::DELAY);
+  rule.delay_ms = 600000;
+  auto counters = interceptor_->AddRule("f1", rule);
+  ASSERT_TRUE(counters.ok());
+  int slow = TcpConnect(interceptor_->port());
+  ASSERT_GE(slow, 0);
+  ASSERT_TRUE(WriteFramed(slow, MakeQuery("slow.test", 1)));
+  // DELAY forwards first; once the upstream's reply is in (nothing outstanding), it waits.
+  ASSERT_TRUE(WaitUntil(
+      [&] { return upstream_.sent().size() == 1 && interceptor_->GetStats().outstanding == 0; }));
+  auto fast = TcpQuery(interceptor_->port(), MakeQuery("fast.test", 2));
+  ASSERT_TRUE(fast.has_value());
+  EXPECT_EQ(*fast, upstream_.sent().at(1));
+  UdpClient udp(interceptor_->port());
+  udp.Send(MakeQuery("fast.test", 3));
+  auto udp_reply = udp.Receive();
+  ASSERT_TRUE(udp_reply.has_value());
+  EXPECT_EQ(*udp_reply, upstream_.sent().at(2));
+  // The delayed answer is still pending.
+  pollfd p{slow, POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 0), 0);
+  EXPECT_EQ((*counters)->faulted.load(), 0u);
+  interceptor_->Stop();
+  uint8_t byte;
+  p = {slow, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 10000), 1);
+  EXPECT_LE(recv(slow, &byte, 1, 0), 0);  // closed (FIN or reset), no answer
+  close(slow);
+}
+
+TEST_F(DnsInterceptorTest, IdleTcpClientIsClosed) {
+  DnsInterceptorOptions o;
+  o.upstream = "127.0.0.1:" + std::to_string(upstream_.port());
+  o.socket_mark = geteuid() == 0 ? 0x464c : 0;
+  o.tcp_idle_timeout_ms = 100;
+  interceptor_ = std::make_unique<DnsInterceptor>(o);
+  ASSERT_TRUE(interceptor_->Start().ok());
+  AddRule("f1", {"a.test"}, v1::DnsFault::NXDOMAIN);
+  int fd = TcpConnect(interceptor_->port());
+  ASSERT_GE(fd, 0);
+  // Answered once, then silent: the idle deadline closes it.
+  ASSERT_TRUE(WriteFramed(fd, MakeQuery("a.test", 1)));
+  ASSERT_TRUE(ReadFramed(fd, Clock::now() + kDeadline).has_value());
+  uint8_t byte;
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 10000), 1);
+  EXPECT_EQ(recv(fd, &byte, 1, 0), 0);
+  close(fd);
+}
+
+// Queries a client sends back to back on one connection are answered in order, a fault answer
+// and a relayed one alike.
+TEST_F(DnsInterceptorTest, PipelinedTcpQueriesAreAnsweredInOrder) {
+  StartInterceptor(upstream_.port());
+  AddRule("f1", {"a.test"}, v1::DnsFault::NXDOMAIN);
+  int fd = TcpConnect(interceptor_->port());
+  ASSERT_GE(fd, 0);
+  DnsWire both;
+  for (auto [name, id] : {std::pair{"a.test", 1}, std::pair{"b.test", 2}, std::pair{"a.test", 3}}) {
+    DnsWire q = MakeQuery(name, static_cast<uint16_t>(id));
+    both.push_back(static_cast<uint8_t>(q.size() >> 8));
+    both.push_back(static_cast<uint8_t>(q.size()));
+    both.insert(both.end(), q.begin(), q.end());
+  }
+  ASSERT_EQ(send(fd, both.data(), both.size(), MSG_NOSIGNAL), static_cast<ssize_t>(both.size()));
+  for (int id : {1, 2, 3}) {
+    auto reply = ReadFramed(fd, Clock::now() + kDeadline);
+    ASSERT_TRUE(reply.has_value());
+    Pkt pkt = Parse(*reply);
+    ASSERT_NE(pkt, nullptr);
+    EXPECT_EQ(ldns_pkt_id(pkt.get()), id);
+    EXPECT_EQ(ldns_pkt_get_rcode(pkt.get()), id == 2 ? LDNS_RCODE_NOERROR : LDNS_RCODE_NXDOMAIN);
+  }
+  close(fd);
+}
+
 TEST(ParseSocketAddressTest, AcceptsNumericAddressesWithOptionalPort) {
   auto v4 = ParseSocketAddress("10.1.2.3", 53);
   ASSERT_TRUE(v4.ok());
