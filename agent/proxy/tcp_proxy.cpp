@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/host/accept_backoff.h"
 #include "agent/host/original_destination.h"
 #include "agent/proxy/internal/connection.h"
 #include "agent/proxy/internal/flow.h"
@@ -46,9 +47,7 @@ using std::chrono::microseconds;
 
 constexpr uint64_t kWakeTag = 3;
 constexpr uint64_t kTimerTag = 7;
-// How long a listener that failed to accept for lack of fds pauses before it tries again (a
-// proxied connection closing resumes it sooner).
-constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+using host::kAcceptBackoff;  // a proxied connection closing resumes a paused listener sooner
 
 // struct sched_attr of sched_setattr(2), first version (48 bytes); glibc 2.36 has no wrapper and
 // <linux/sched/types.h> clashes with <sched.h>.
@@ -399,7 +398,7 @@ struct TcpProxy::Impl {
       int fd = ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &peer_len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        if (host::AcceptLacksResources(errno)) {
           // The connection stays in the backlog and the listener readable: retrying now would
           // spin. Stop watching it until an fd frees or the backoff passes.
           if (counters.accept_failures++ == 0) {
