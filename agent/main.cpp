@@ -518,7 +518,7 @@ int main(int argc, char** argv) {
   app.add_option("--label", flags.labels, "key=value label, repeatable ([A-Za-z0-9._-]{1,63})");
   app.add_option("--state-dir", flags.state_dir,
                  "state directory; the journal is DIR/journal, process pause records DIR/process, "
-                 "nft table ownership records DIR/tables")
+                 "nft table ownership records DIR/tables, gRPC's private socket DIR/grpc")
       ->capture_default_str();
   app.add_option("--tls-ca", flags.tls_ca,
                  "CA bundle (PEM) that signs accepted client certificates");
