@@ -245,11 +245,12 @@ struct AcceptGate::Impl {
   void StartRelay(int client, const sockaddr_storage& peer) {
     int backend = ConnectBackend(peer);
     if (backend < 0) {
+      const int err = errno;
       if (backend_failures++ == 0) {
         spdlog::warn("accept gate: connecting to the gRPC socket {}: {}", options.backend_path,
-                     std::strerror(errno));
+                     std::strerror(err));
       }
-      if (host::AcceptLacksResources(errno)) Pause();
+      if (host::AcceptLacksResources(err)) Pause();
       CloseWithReset(client);
       return;
     }
