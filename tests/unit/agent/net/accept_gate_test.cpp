@@ -11,10 +11,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
+
+#include "../no_free_fds.h"
 
 namespace faultline::agent::net {
 namespace {
@@ -110,6 +113,51 @@ TEST_F(AcceptGateTest, RelaysBothWaysAndPassesTheHalfCloseOn) {
   const std::string client = "ipv4:127.0.0.1:" + std::to_string(ntohs(local.sin_port));
   EXPECT_EQ(RemoteAddressOfPeer("unix-abstract:" + peer_name), client) << peer_name;
   EXPECT_EQ(gate_->stats().accepted, 1u);
+}
+
+TEST_F(AcceptGateTest, AcceptWithoutFreeFdsBacksOffInsteadOfSpinning) {
+  StartGate(4);
+  // The client's socket exists before the limit drops; connecting it needs no new fd, and the
+  // kernel completes the handshake into the gate's backlog, where accept() fails with EMFILE.
+  int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(c, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(gate_->port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  {
+    testing::NoFreeFds limit;
+    ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (gate_->stats().accept_failures == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_GE(gate_->stats().accept_failures, 1u);
+    // Half a second with the connection pending and no fd free: a loop that retries at once
+    // (level-triggered readiness) makes hundreds of thousands of attempts; one that backs off,
+    // a handful.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_LE(gate_->stats().accept_failures, 20u);
+  }
+  // Fds free again: the pending connection is relayed.
+  std::thread echo([&] {
+    int fd = ::accept(listener_, nullptr, nullptr);
+    char buf[4];
+    size_t got = 0;
+    while (got < sizeof(buf)) {
+      ssize_t n = ::read(fd, buf + got, sizeof(buf) - got);
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    (void)!::write(fd, buf, got);
+    ::close(fd);
+  });
+  timeval tv{5, 0};
+  ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ASSERT_EQ(::write(c, "late", 4), 4);
+  EXPECT_EQ(ReadAll(c), "late");
+  echo.join();
+  ::close(c);
 }
 
 TEST_F(AcceptGateTest, RemoteAddressOfPeerDecodesOnlyGateNames) {
