@@ -11,6 +11,8 @@ constexpr char kApplied[] = "faultline_agent_faults_applied_total";
 constexpr char kReverted[] = "faultline_agent_faults_reverted_total";
 constexpr char kLeaseExpiries[] = "faultline_agent_lease_expiries_total";
 constexpr char kEvidence[] = "faultline_agent_fault_evidence_total";
+constexpr char kConnectionsOpen[] = "faultline_agent_connections_open";
+constexpr char kConnectionsRefused[] = "faultline_agent_connections_refused_total";
 
 // Metric updates only fail on a programming error (undeclared family, bad label name); log it
 // rather than disturb fault handling.
@@ -68,6 +70,21 @@ void AgentMetrics::CollectFrom(const FaultManager& manager) {
     }
     Check(registry.Set(kActive, {}, static_cast<double>(active.size())));
     Check(registry.Replace(kEvidence, std::move(evidence)));
+  });
+}
+
+void AgentMetrics::CollectConnections(std::function<ConnectionCounts()> read) {
+  using metrics::MetricType;
+  Check(registry_.Declare(kConnectionsOpen, MetricType::kGauge,
+                          "Connections to the agent's gRPC port open now (--max-connections "
+                          "caps them)."));
+  Check(registry_.Declare(kConnectionsRefused, MetricType::kCounter,
+                          "Connections to the agent's gRPC port closed at once because "
+                          "--max-connections were open."));
+  registry_.AddCollector([read = std::move(read)](metrics::Registry& registry) {
+    const ConnectionCounts counts = read();
+    Check(registry.Set(kConnectionsOpen, {}, static_cast<double>(counts.open)));
+    Check(registry.Replace(kConnectionsRefused, {{{}, static_cast<double>(counts.refused)}}));
   });
 }
 

@@ -9,7 +9,11 @@
 //   faultline_agent_faults_reverted_total{kind,reason}               counter
 //   faultline_agent_lease_expiries_total                             counter
 //   faultline_agent_fault_evidence_total{fault_id,run_id,kind,counter}  counter, per active fault
+//   faultline_agent_connections_open                                 gauge    (with --listen)
+//   faultline_agent_connections_refused_total                        counter  (with --listen)
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,6 +21,12 @@
 #include "common/metrics.h"
 
 namespace faultline::agent {
+
+// Connections to the agent's gRPC port (agent/net/accept_gate.h).
+struct ConnectionCounts {
+  uint64_t open = 0;     // relayed now
+  uint64_t refused = 0;  // closed at once since start: the cap was reached
+};
 
 class AgentMetrics {
  public:
@@ -32,6 +42,11 @@ class AgentMetrics {
   // Registers the scrape-time collector of active faults and their evidence. `manager` must
   // outlive every later Render of the registry.
   void CollectFrom(const FaultManager& manager);
+
+  // Declares the connection gauge and refusal counter and registers a scrape-time collector
+  // that reads them from `read` (called on the scraping thread; whatever it reads must outlive
+  // every later Render). Call at most once.
+  void CollectConnections(std::function<ConnectionCounts()> read);
 
  private:
   metrics::Registry& registry_;

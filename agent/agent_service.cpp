@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "agent/fault_backend.h"
+#include "agent/net/accept_gate.h"
 #include "common/grpc_status.h"
 #include "common/ids.h"
 #include "common/logging.h"
@@ -104,10 +105,22 @@ bool AgentService::WaitAppliesIdle(std::chrono::milliseconds timeout) {
   return executor_->WaitIdle(timeout);
 }
 
+namespace {
+
+// The caller's identity, with the real remote address when the call came through the accept
+// gate (agent/net/accept_gate.h) rather than straight to gRPC.
+PeerIdentity Caller(const grpc::CallbackServerContext& ctx) {
+  PeerIdentity peer = IdentifyPeer(ctx);
+  peer.address = net::RemoteAddressOfPeer(peer.address);
+  return peer;
+}
+
+}  // namespace
+
 grpc::Status AgentService::Authorize(grpc::CallbackServerContext* ctx, const char* action,
                                      const std::string& what) {
   if (policy_ == AccessPolicy::kPlaintextAllowAll) return grpc::Status::OK;
-  PeerIdentity peer = IdentifyPeer(*ctx);
+  PeerIdentity peer = Caller(*ctx);
   if (peer.authenticated && peer.role &&
       (*peer.role == Role::kOperator || *peer.role == Role::kController)) {
     return grpc::Status::OK;
@@ -127,7 +140,7 @@ grpc::Status AgentService::Authorize(grpc::CallbackServerContext* ctx, const cha
 
 void AgentService::Audit(grpc::CallbackServerContext* ctx, const char* action,
                          const std::string& what, const grpc::Status& outcome) {
-  PeerIdentity peer = IdentifyPeer(*ctx);
+  PeerIdentity peer = Caller(*ctx);
   if (outcome.ok()) {
     spdlog::info("audit: at={} action={} outcome=OK identity=\"{}\" peer={} {}", UtcNow(), action,
                  LogSafe(peer.Describe()), LogSafe(peer.address), what);

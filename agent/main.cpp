@@ -33,6 +33,7 @@
 #include "agent/host/fault_tables.h"
 #include "agent/host/nft_ruleset.h"
 #include "agent/journal.h"
+#include "agent/net/accept_gate.h"
 #include "agent/netfilter/network_backend.h"
 #include "agent/process/process_backend.h"
 #include "agent/proxy/proxy_backend.h"
@@ -83,6 +84,7 @@ struct Flags {
   std::string latency_mechanism = "auto";
   std::string deadman_timeout = "3s";
   std::string proxy_idle_timeout = "1h";
+  uint32_t max_connections = 256;
   std::string ready_file;
   std::string metrics_listen;
   std::string log_level = "info";
@@ -350,21 +352,42 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
                        flags.insecure ? AccessPolicy::kPlaintextAllowAll
                                       : AccessPolicy::kRequireOperatorOrController);
   std::unique_ptr<grpc::Server> server;
+  // --listen: gRPC serves a private unix socket; the accept gate owns the public address and
+  // caps concurrent connections (agent/net/accept_gate.h).
+  std::unique_ptr<net::AcceptGate> gate;
   std::string address = "(no server)";
   if (!flags.listen.empty()) {
+    Result<std::string> socket_path = net::PrivateSocketPath(flags.state_dir + "/grpc");
+    if (!socket_path.ok()) {
+      spdlog::error("{}", socket_path.status().ToString());
+      manager.Shutdown();
+      return kExitFailure;
+    }
     int selected_port = 0;
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(flags.listen,
+    builder.AddListeningPort("unix:" + *socket_path,
                              flags.insecure ? grpc::InsecureServerCredentials() : credentials,
                              &selected_port);
     ApplyServerLimits(builder, ServerLimits{});
     builder.RegisterService(&service);
     server = builder.BuildAndStart();
-    if (server == nullptr || selected_port == 0) {
-      spdlog::error("cannot listen on {}", flags.listen);
+    Result<std::unique_ptr<net::AcceptGate>> started =
+        server == nullptr
+            ? Result<std::unique_ptr<net::AcceptGate>>(
+                  Unavailable("gRPC cannot serve " + *socket_path))
+            : net::AcceptGate::Start({flags.listen, *socket_path, flags.max_connections});
+    if (!started.ok()) {
+      spdlog::error("cannot listen on {}: {}", flags.listen, started.status().message());
+      if (server) server->Shutdown();
       manager.Shutdown();
       return kExitFailure;
     }
+    gate = std::move(started).value();
+    selected_port = gate->port();
+    agent_metrics.CollectConnections([g = gate.get()] {
+      net::AcceptGateStats stats = g->stats();
+      return ConnectionCounts{stats.open, stats.refused};
+    });
     network->SetControlPort(static_cast<uint16_t>(selected_port));
     const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
     address = host + ":" + std::to_string(selected_port);
@@ -448,6 +471,7 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   service.StopApplies();
   if (link) link->Stop();
   if (server) server->Shutdown(std::chrono::system_clock::now() + kServerShutdownGrace);
+  if (gate) gate->Stop();
   if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
   const int code = shutdown.ok() ? 0 : kExitFailure;
   if (!shutdown.ok()) spdlog::error("shutdown: {}", shutdown.ToString());
@@ -494,7 +518,7 @@ int main(int argc, char** argv) {
   app.add_option("--label", flags.labels, "key=value label, repeatable ([A-Za-z0-9._-]{1,63})");
   app.add_option("--state-dir", flags.state_dir,
                  "state directory; the journal is DIR/journal, process pause records DIR/process, "
-                 "nft table ownership records DIR/tables")
+                 "nft table ownership records DIR/tables, gRPC's private socket DIR/grpc")
       ->capture_default_str();
   app.add_option("--tls-ca", flags.tls_ca,
                  "CA bundle (PEM) that signs accepted client certificates");
@@ -546,6 +570,12 @@ int main(int argc, char** argv) {
   app.add_option("--proxy-idle-timeout", flags.proxy_idle_timeout,
                  "dependency faults: a proxied connection with no byte moving either way for "
                  "this long is closed (0s: never)")
+      ->capture_default_str();
+  app.add_option("--max-connections", flags.max_connections,
+                 "--listen: concurrent connections to the gRPC port at most (handshaking, idle "
+                 "or busy); the next one is closed at once and counted in "
+                 "faultline_agent_connections_refused_total")
+      ->check(CLI::Range(1, 65535))
       ->capture_default_str();
   app.add_option("--ready-file", flags.ready_file,
                  "written (atomically) with the listening address once the agent serves");

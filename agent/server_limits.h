@@ -7,9 +7,9 @@
 // opens connections and never starts TLS holds one fd each for gRPC's default 120 s, so 500 idle
 // sockets cost 500 fds (and, with a LimitNOFILE, lock out the controller). With it they are
 // closed after `handshake_timeout`. gRPC 1.51 (Debian 12) has no cap on concurrent incoming
-// connections (GRPC_ARG_MAX_ALLOWED_INCOMING_CONNECTIONS arrived in a later release): the fd
-// ceiling is the unit's LimitNOFILE (deploy/systemd), and this deadline bounds how long any
-// unauthenticated connection can hold one of them.
+// connections (GRPC_ARG_MAX_ALLOWED_INCOMING_CONNECTIONS arrived in a later release): the agent
+// caps them in front of gRPC (agent/net/accept_gate.h), and this deadline bounds how long any
+// unauthenticated connection can hold one of the capped places.
 
 #include <grpcpp/grpcpp.h>
 

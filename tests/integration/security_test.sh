@@ -24,6 +24,36 @@ set -e
 [ $rc -eq 2 ] && grep -q "mTLS is required" "$WORK/notls.log" || fail "agent without TLS flags started"
 pass "--insecure refused on 0.0.0.0, 10.77.0.1 (root namespace), 192.0.2.1; no-TLS start refused"
 
+# 1b. The gRPC port's connection cap (issue 13), on a real agent: with --max-connections 2, a
+# third idle connection is closed at once and counted; once the two go, a real call is served.
+"$BIN/faultline-agent" --dry-run --insecure --listen 127.0.0.1:0 --max-connections 2 \
+  --metrics-listen 127.0.0.1:0 --ready-file "$WORK/cap.ready" --state-dir "$WORK/capstate" \
+  --name cap-agent >"$WORK/cap.log" 2>&1 &
+cap_pid=$!
+for _ in $(seq 100); do [ -s "$WORK/cap.ready" ] && break; sleep 0.1; done
+[ -s "$WORK/cap.ready" ] || fail "cap agent not ready: $(cat "$WORK/cap.log")"
+cap_port=$(sed -E 's/.*:([0-9]+)$/\1/' "$WORK/cap.ready")
+cap_metrics=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/metrics' "$WORK/cap.log" | head -1)
+cap_value() { curl -fsS --max-time 2 "$cap_metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+exec 5<>"/dev/tcp/127.0.0.1/$cap_port" 6<>"/dev/tcp/127.0.0.1/$cap_port" 7<>"/dev/tcp/127.0.0.1/$cap_port"
+for _ in $(seq 100); do [ "$(cap_value faultline_agent_connections_refused_total)" = 1 ] && break; sleep 0.1; done
+[ "$(cap_value faultline_agent_connections_refused_total)" = 1 ] || fail "third connection not refused: $(curl -s "$cap_metrics")"
+[ "$(cap_value faultline_agent_connections_open)" = 2 ] || fail "open connections: $(curl -s "$cap_metrics")"
+set +e
+read -r -t 10 -u 7 _
+rc=$?
+set -e
+[ $rc -gt 128 ] && fail "the refused connection is still open"
+exec 5>&- 6>&- 7>&-
+for _ in $(seq 100); do [ "$(cap_value faultline_agent_connections_open)" = 0 ] && break; sleep 0.1; done
+printf 'agents:\n  - name: cap-agent\n    address: 127.0.0.1:%s\n' "$cap_port" >"$WORK/cap-inventory.yaml"
+"$BIN/faultline" agents --insecure --inventory "$WORK/cap-inventory.yaml" >"$WORK/cap-agents.txt" 2>&1 ||
+  fail "GetInfo through the gate after the cap freed: $(cat "$WORK/cap-agents.txt")"
+grep -q "cap-agent" "$WORK/cap-agents.txt" || fail "agents output: $(cat "$WORK/cap-agents.txt")"
+kill "$cap_pid"
+wait "$cap_pid" || fail "cap agent did not stop cleanly: $(cat "$WORK/cap.log")"
+pass "--max-connections 2: the third connection closed at once and counted, open gauge 2; served once freed"
+
 sandbox_up --failover auto
 
 # 2. Port scan of a running agent: in fl-app the agent listens on exactly two ports: gRPC (mTLS) on

@@ -88,5 +88,17 @@ TEST_F(AgentMetricsTest, LeaseExpiryIsCounted) {
       Has(text, "faultline_agent_faults_reverted_total{kind=\"dns\",reason=\"lease-expired\"} 1"));
 }
 
+TEST_F(AgentMetricsTest, ConnectionGaugeAndRefusalsAreReadAtScrapeTime) {
+  ConnectionCounts counts{3, 0};
+  metrics_.CollectConnections([&counts] { return counts; });
+  std::string text = metrics_registry_.Render();
+  EXPECT_TRUE(Has(text, "faultline_agent_connections_open 3")) << text;
+  EXPECT_TRUE(Has(text, "faultline_agent_connections_refused_total 0")) << text;
+  counts = {256, 17};
+  text = metrics_registry_.Render();
+  EXPECT_TRUE(Has(text, "faultline_agent_connections_open 256")) << text;
+  EXPECT_TRUE(Has(text, "faultline_agent_connections_refused_total 17")) << text;
+}
+
 }  // namespace
 }  // namespace faultline::agent

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "agent/agent_service.h"
+#include "agent/net/accept_gate.h"
 #include "agent/server_limits.h"
 #include "common/atomic_file.h"
 #include "common/certificates.h"
@@ -107,6 +108,36 @@ class AgentServiceTlsTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
   }
 
+  // Replaces the server with the agent's layout under --listen: gRPC (with `limits`) on a
+  // private unix socket, the accept gate with `cap` on 127.0.0.1:<ephemeral> in front of it.
+  void ServeThroughGate(size_t cap, const ServerLimits& limits = ServerLimits{}) {
+    server_->Shutdown(std::chrono::system_clock::now());
+    auto creds = MakeServerCredentials(Files("agent"), std::chrono::seconds(1));
+    ASSERT_TRUE(creds.ok()) << creds.status().ToString();
+    auto socket_path = net::PrivateSocketPath(dir_.path() + "/grpc");
+    ASSERT_TRUE(socket_path.ok()) << socket_path.status().ToString();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("unix:" + *socket_path, *creds);
+    ApplyServerLimits(builder, limits);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    auto gate = net::AcceptGate::Start({"127.0.0.1:0", *socket_path, cap});
+    ASSERT_TRUE(gate.ok()) << gate.status().ToString();
+    gate_ = std::move(gate).value();
+    port_ = gate_->port();
+  }
+
+  // Waits (bounded) until the gate relays `n` connections: it notices closes on its own thread.
+  bool AwaitGateOpen(uint64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (gate_->stats().open != n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  }
+
   std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
   void Write(const std::string& name, const std::string& content) {
     ASSERT_TRUE(WriteFileAtomically(Path(name), content, 0600).ok());
@@ -173,6 +204,7 @@ class AgentServiceTlsTest : public ::testing::Test {
   std::unique_ptr<FaultManager> manager_;
   std::unique_ptr<AgentService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<net::AcceptGate> gate_;  // declared after server_: stops first
   int port_ = 0;
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> audit_;
 };
@@ -438,6 +470,80 @@ TEST_F(AgentServiceTlsTest, AuditLinesCarryOnlyValidatedIds) {
   // Negative control: valid ids are shown as they are.
   EXPECT_TRUE(Apply(*StubFor("operator"), "run1_0").ok());
   EXPECT_NE(AuditLines().find("run_id=run1 fault_id=run1_0"), std::string::npos) << AuditLines();
+}
+
+// Issue 13: gRPC 1.51 cannot cap incoming connections, so 500 idle sockets held 500 fds until
+// the handshake deadline. Through the accept gate, connections beyond the cap are closed at once
+// by the server; those within it are held (and relayed); once they go, a real mTLS call is served.
+TEST_F(AgentServiceTlsTest, ConnectionsBeyondTheCapAreClosedAtOnceAndCallsServedOnceReleased) {
+  constexpr size_t kCap = 8;
+  constexpr size_t kExtra = 5;
+  ServerLimits limits;
+  limits.handshake_timeout = std::chrono::minutes(2);  // only the cap closes connections here
+  ServeThroughGate(kCap, limits);
+  std::vector<int> idle;
+  for (size_t i = 0; i < kCap + kExtra; ++i) {
+    int fd = IdleConnection(port_);
+    ASSERT_GE(fd, 0) << "connect " << i << ": " << std::strerror(errno);
+    idle.push_back(fd);
+  }
+  // The gate accepts in connect order: the first kCap are relayed, the rest closed at once.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (size_t i = kCap; i < idle.size(); ++i) {
+    EXPECT_TRUE(AwaitClosedByPeer(idle[i], deadline)) << "connection " << i << " beyond the cap";
+  }
+  for (size_t i = 0; i < kCap; ++i) {
+    pollfd p{idle[i], POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 0), 0) << "connection " << i << " within the cap was closed";
+  }
+  EXPECT_EQ(gate_->stats().open, kCap);
+  EXPECT_EQ(gate_->stats().refused, kExtra);
+  // At the cap even a good client is turned away...
+  EXPECT_EQ(GetInfo(*StubFor("operator")).error_code(), grpc::StatusCode::UNAVAILABLE);
+  // ...and served once the idle ones are gone, with mTLS terminating in gRPC as before.
+  for (int fd : idle) ::close(fd);
+  ASSERT_TRUE(AwaitGateOpen(0));
+  std::string cn;
+  grpc::Status s = GetInfo(*StubFor("operator"), &cn);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(cn, "agent-one");
+  // Authorization still reads the client certificate, and the audit line names the real remote
+  // address, not the gate's unix socket.
+  s = Apply(*StubFor("operator"), "run1_0");
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(Apply(*StubFor("agentclient"), "run1_1").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  std::string audit = AuditLines();
+  EXPECT_NE(
+      audit.find("action=ApplyFault outcome=OK identity=\"alice (operator)\" peer=ipv4:127.0.0.1:"),
+      std::string::npos)
+      << audit;
+  EXPECT_NE(audit.find("outcome=PERMISSION_DENIED identity=\"other-agent (agent)\" "
+                       "peer=ipv4:127.0.0.1:"),
+            std::string::npos)
+      << audit;
+  EXPECT_EQ(audit.find("unix"), std::string::npos) << audit;
+}
+
+// gRPC's handshake deadline still reaches clients through the gate: an idle connection counts
+// toward the cap until the deadline, then the server closes it and its place is free again.
+TEST_F(AgentServiceTlsTest, HandshakeDeadlineClosesIdleConnectionsThroughTheGate) {
+  constexpr size_t kCap = 4;
+  ServerLimits limits;
+  limits.handshake_timeout = std::chrono::milliseconds(300);
+  ServeThroughGate(kCap, limits);
+  std::vector<int> idle;
+  for (size_t i = 0; i < kCap; ++i) {
+    int fd = IdleConnection(port_);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    idle.push_back(fd);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (int fd : idle) EXPECT_TRUE(AwaitClosedByPeer(fd, deadline));
+  EXPECT_TRUE(AwaitGateOpen(0));
+  EXPECT_EQ(gate_->stats().refused, 0u);
+  for (int fd : idle) ::close(fd);
+  EXPECT_TRUE(GetInfo(*StubFor("operator")).ok());
 }
 
 }  // namespace
