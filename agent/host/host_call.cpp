@@ -44,6 +44,8 @@ HostCallPool::~HostCallPool() {
 bool HostCallPool::TryStart(std::function<void()> task, Clock::time_point start_by) {
   std::unique_lock<std::mutex> lock(state_->mu);
   while (true) {
+    // Every worker is held by a call whose caller gave up: waiting would only queue behind it.
+    if (state_->abandoned >= state_->max_workers) return false;
     if (state_->idle > state_->queue.size()) {
       state_->queue.push_back(std::move(task));
       state_->work.notify_one();
@@ -91,11 +93,17 @@ Status HostCallPool::Call(const std::string& operation, std::chrono::millisecond
         }
         state->finished.notify_all();
       },
-      start);
+      start + deadline);
   if (!started) {
-    return ResourceExhausted(operation + ": every " + state_->name + " worker (" +
-                             std::to_string(state_->max_workers) +
-                             ") is busy with an earlier call that has not returned");
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (state_->abandoned >= state_->max_workers) {
+      return ResourceExhausted(operation + ": every " + state_->name + " worker (" +
+                               std::to_string(state_->max_workers) +
+                               ") is held by an earlier call that overran its deadline");
+    }
+    return DeadlineExceeded(operation + " could not start within " +
+                            std::to_string(deadline.count()) + " ms: every " + state_->name +
+                            " worker was busy");
   }
   std::unique_lock<std::mutex> lock(state_->mu);
   if (state_->finished.wait_until(lock, start + deadline, [&] { return slot->done; })) {

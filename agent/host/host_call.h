@@ -41,14 +41,16 @@ class HostCallPool {
 
   // Starts `task` on a worker, waiting until `start_by` at most for one to be free (a time in
   // the past: no wait). False, and `task` is neither run nor kept, when no worker became free
-  // (every one is busy, or no thread could be made). Thread-safe.
+  // by then, at once when every worker is held by an abandoned call (see Call), or when no
+  // thread could be made. Thread-safe.
   bool TryStart(std::function<void()> task, Clock::time_point start_by);
 
   // Runs `call` on a worker and waits for it at most `deadline`. OK when it returned in time
   // (whatever `call` itself produced is the caller's to read, e.g. through a shared_ptr it
   // captured: see CallWithDeadline). DEADLINE_EXCEEDED naming `operation` when it did not (it
   // goes on, abandoned, on its worker); RESOURCE_EXHAUSTED naming `operation` at once when every
-  // worker is busy. Thread-safe.
+  // worker is held by an abandoned call. While workers are merely busy (calls that will return),
+  // it waits for one within the same deadline (DEADLINE_EXCEEDED if none frees up). Thread-safe.
   Status Call(const std::string& operation, std::chrono::milliseconds deadline,
               std::function<void()> call);
 

@@ -68,6 +68,28 @@ TEST(HostCallPoolTest, WhenEveryWorkerIsStuckNewCallsFailAtOnceInsteadOfQueueing
   EXPECT_TRUE(*ran);
 }
 
+// Workers busy with calls that will return (concurrent reverts contending for one nft context)
+// are not stuck: a new call waits for one within its deadline instead of failing at once.
+TEST(HostCallPoolTest, BusyButNotStuckWorkersMakeACallWaitNotFail) {
+  HostCallPool pool(HostCallPoolOptions{.name = "nftables", .max_workers = 1});
+  HostCallGate gate;
+  auto entered = std::make_shared<std::promise<void>>();
+  auto first = std::async(std::launch::async, [&pool, entered, wait = gate.BlockingCall()] {
+    return pool.Call("first", kBound, [entered, wait] {
+      entered->set_value();
+      wait();
+    });
+  });
+  entered->get_future().wait();  // the only worker is busy (not abandoned)
+  auto second = std::async(std::launch::async, [&pool] {
+    return CallWithDeadline(pool, "second", kBound, []() -> Status { return Status::Ok(); });
+  });
+  gate.Open();
+  ASSERT_EQ(second.wait_for(kBound), std::future_status::ready);
+  EXPECT_TRUE(second.get().ok());
+  EXPECT_TRUE(first.get().ok());
+}
+
 TEST(HostCallPoolTest, CallReturnsTheCallsOwnErrorWhenInTime) {
   HostCallPool pool;
   Status s = CallWithDeadline(pool, "op", kBound,
