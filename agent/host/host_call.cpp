@@ -129,7 +129,7 @@ bool HostCallPool::WaitIdle(std::chrono::milliseconds timeout) const {
 
 size_t HostCallPool::busy() const {
   std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->busy;
+  return state_->busy + state_->queue.size();  // a started call a worker has not picked up yet
 }
 
 size_t HostCallPool::abandoned() const {
