@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <utility>
 
 #include "common/faultspec/fault_kinds.h"
@@ -45,6 +47,8 @@ FaultManager::FaultManager(FaultRegistry& registry, Journal& journal, const Cloc
       max_apply_once_ids_(options_.max_apply_once_ids > 0
                               ? options_.max_apply_once_ids
                               : std::max<size_t>(4096, 256 * size_t{options_.max_active_faults})),
+      revert_pool_(std::make_shared<host::HostCallPool>(host::HostCallPoolOptions{
+          .name = "revert", .max_workers = std::max<size_t>(1, options_.revert_parallelism)})),
       lease_(clock, [this](const std::string& id) { OnLeaseExpired(id); }) {}
 
 FaultManager::~FaultManager() { lease_.Stop(); }
@@ -441,18 +445,63 @@ Result<std::vector<v1::FaultStatus>> FaultManager::RevertAll(const std::string& 
       if (run_id.empty() || fault.request.run_id() == run_id) ids.push_back(id);
     }
   }
+  // Each revert runs on a worker of its own; what it returns lands in `batch`, which the workers
+  // share with this call so that one still running after the deadline writes into live memory.
+  struct Batch {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::optional<Result<std::optional<v1::FaultStatus>>>> results;
+    size_t finished = 0;
+  };
+  auto batch = std::make_shared<Batch>();
+  batch->results.resize(ids.size());
+  const auto deadline = std::chrono::steady_clock::now() + options_.revert_deadline;
+  size_t started = 0;
+  for (; started < ids.size(); ++started) {
+    bool ok = revert_pool_->TryStart(
+        [this, batch, i = started, id = ids[started], reason] {
+          Result<std::optional<v1::FaultStatus>> result = RevertOne(id, reason);
+          {
+            std::lock_guard<std::mutex> lock(batch->mu);
+            batch->results[i] = std::move(result);
+            ++batch->finished;
+          }
+          batch->cv.notify_all();
+        },
+        deadline);
+    if (!ok) break;  // every worker is held by a stuck revert until the deadline
+  }
+  std::unique_lock<std::mutex> lock(batch->mu);
+  batch->cv.wait_until(lock, deadline, [&] { return batch->finished == started; });
+
   std::vector<v1::FaultStatus> reverted;
   std::string failures;
-  for (const std::string& id : ids) {
-    Result<std::optional<v1::FaultStatus>> result = RevertOne(id, reason);
-    if (!result.ok()) {
-      failures += (failures.empty() ? "" : "; ") + id + ": " + result.status().message();
-    } else if (result->has_value()) {
-      reverted.push_back(std::move(**result));
+  auto fail = [&failures](const std::string& id, const std::string& why) {
+    failures += (failures.empty() ? "" : "; ") + id + ": " + why;
+  };
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i >= started) {
+      fail(ids[i],
+           "not reverted: every revert worker is held by a revert that has not returned "
+           "(the fault stays active and journaled)");
+    } else if (!batch->results[i].has_value()) {
+      const std::string why = "revert did not finish within " +
+                              std::to_string(options_.revert_deadline.count()) +
+                              " ms (it goes on in the background; the fault stays journaled)";
+      spdlog::error("fault {}: {}", ids[i], why);
+      fail(ids[i], why);
+    } else if (!batch->results[i]->ok()) {
+      fail(ids[i], batch->results[i]->status().message());
+    } else if (batch->results[i]->value().has_value()) {
+      reverted.push_back(std::move(*batch->results[i]->value()));
     }
   }
   if (!failures.empty()) return Internal("some faults could not be reverted: " + failures);
   return reverted;
+}
+
+bool FaultManager::WaitRevertsIdle(std::chrono::milliseconds timeout) const {
+  return revert_pool_->WaitIdle(timeout);
 }
 
 std::vector<v1::FaultStatus> FaultManager::List(bool include_reverted) const {

@@ -18,6 +18,7 @@
 
 #include "agent/fault_backend.h"
 #include "agent/fault_registry.h"
+#include "agent/host/host_call.h"
 #include "agent/journal.h"
 #include "agent/lease_keeper.h"
 #include "common/clock.h"
@@ -29,6 +30,13 @@ namespace faultline::agent {
 // Deletes kernel state left behind by earlier agents (nft tables named faultline_*) and returns
 // the names of what it deleted. Injected so tests and hosts without nftables can do without.
 using TableSweeper = std::function<Result<std::vector<std::string>>()>;
+
+// How long RevertAll (a halt, a shutdown) waits for the reverts it started. Every host call of a
+// revert has its own deadline (nftables, the journal, /proc: 5 s each; iptables 10 s), so a revert
+// that is still running after this is stuck in a backend.
+inline constexpr std::chrono::milliseconds kRevertAllDeadline{15'000};
+// Reverts RevertAll runs at once.
+inline constexpr size_t kRevertParallelism = 16;
 
 struct FaultManagerOptions {
   // Apply beyond this many faults (active, being applied or being reverted) is
@@ -53,6 +61,11 @@ struct FaultManagerOptions {
   // beyond any game day. When it is full an Apply is RESOURCE_EXHAUSTED until old ids expire:
   // the guard is never weakened to make room.
   size_t max_apply_once_ids = 0;
+  // RevertAll reverts up to this many faults at once, each on a worker thread of its own (more
+  // wait for a free worker). At least 1.
+  size_t revert_parallelism = kRevertParallelism;
+  // RevertAll returns at most this long after it starts (tests shorten it); see RevertAll.
+  std::chrono::milliseconds revert_deadline = kRevertAllDeadline;
   // After a failed revert the agent tries again on its own after this long.
   std::chrono::milliseconds revert_retry = std::chrono::seconds(5);
   // Called by Recover after the journal is replayed; may be empty.
@@ -90,9 +103,9 @@ class FaultManager {
   FaultManager(FaultRegistry& registry, Journal& journal, const Clock& clock,
                FaultManagerOptions options);
   // Stops the lease thread. Does NOT revert active faults: they stay journaled, exactly as after
-  // a crash (call Shutdown first for a clean stop). Precondition: no Apply is still running (an
-  // apply stuck in a backend keeps using the manager; see agent/main.cpp, which exits without
-  // destroying it in that case).
+  // a crash (call Shutdown first for a clean stop). Precondition: no Apply is still running and
+  // no revert that RevertAll gave up on (WaitRevertsIdle) is either: either keeps using the
+  // manager (agent/main.cpp exits without destroying it in that case).
   ~FaultManager();
   FaultManager(const FaultManager&) = delete;
   FaultManager& operator=(const FaultManager&) = delete;
@@ -148,9 +161,16 @@ class FaultManager {
                                                 const std::string& reason);
 
   // Reverts every fault of `run_id` (every fault when empty), cancelling those still being
-  // applied, and returns their final statuses. INVALID_ARGUMENT for a malformed run id. Tries all
-  // of them even when some fail; then returns INTERNAL naming the failures (the others are
-  // reverted regardless). Never waits for an apply in progress.
+  // applied, and returns their final statuses. INVALID_ARGUMENT for a malformed run id. The
+  // reverts run concurrently (options.revert_parallelism at once), so one slow or stuck revert
+  // never delays the others, and this returns when the last one ends or options.revert_deadline
+  // has passed, whichever is first. Tries all of them even when some fail; then returns INTERNAL
+  // naming each failure: a backend's error, a revert still running at the deadline ("did not
+  // finish within N ms": it goes on in the background, and the fault stays active and journaled,
+  // so its own revert, a later halt, the dead-man switch or the next start's sweep still undo
+  // it), or one never started because every worker was held by a stuck revert (the fault stays
+  // active and journaled). The others are reverted regardless. Never waits for an apply in
+  // progress.
   Result<std::vector<v1::FaultStatus>> RevertAll(const std::string& run_id,
                                                  const std::string& reason);
 
@@ -176,6 +196,10 @@ class FaultManager {
   // "shutdown", cancels every apply in progress without waiting for it, and stops the lease
   // thread. Idempotent. Returns the RevertAll error, if any.
   Status Shutdown();
+
+  // Waits at most `timeout` until no revert that RevertAll started is still running (one it
+  // gave up on at its deadline included). True when none is. Thread-safe.
+  bool WaitRevertsIdle(std::chrono::milliseconds timeout) const;
 
   // Reverts (reason "lease-expired") every fault whose lease is past due on the clock; returns
   // their ids. The lease thread does the same on its own; tests call this after moving a
@@ -239,6 +263,9 @@ class FaultManager {
   std::map<std::string, Refused> applied_once_;
   std::deque<std::pair<MonoTime, std::string>> applied_once_order_;
   bool shutting_down_ = false;
+
+  // Where RevertAll's reverts run (options.revert_parallelism workers).
+  const std::shared_ptr<host::HostCallPool> revert_pool_;
 
   // Last: destroyed (and its thread joined) first, before the state its callback touches.
   LeaseKeeper lease_;

@@ -33,7 +33,14 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 
 }  // namespace
 
-Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir) {
+Journal::Journal(std::string dir, JournalOptions options)
+    : dir_(std::move(dir)),
+      deadline_(options.deadline),
+      pool_(options.pool ? std::move(options.pool)
+                         : std::make_shared<host::HostCallPool>(
+                               host::HostCallPoolOptions{.name = "journal", .max_workers = 4})) {}
+
+Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, JournalOptions options) {
   if (dir.empty()) return InvalidArgument("journal directory must not be empty");
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -44,14 +51,12 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir) {
   // Normalised so Quarantine can compare parent paths ("/a/b/" and "/a/b" are one directory).
   std::string normal = fs::path(dir).lexically_normal().string();
   while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
-  return std::unique_ptr<Journal>(new Journal(normal));
+  return std::unique_ptr<Journal>(new Journal(normal, std::move(options)));
 }
 
 std::string Journal::PathOf(const std::string& fault_id) const {
   return dir_ + "/" + fault_id + kSuffix;
 }
-
-Status Journal::SyncDir() const { return SyncDirectory(dir_); }
 
 Status Journal::Record(const v1::ApplyFaultRequest& request) {
   if (!IsValidFaultId(request.fault_id())) {
@@ -62,8 +67,15 @@ Status Journal::Record(const v1::ApplyFaultRequest& request) {
     return Internal("journal: cannot serialize fault " + request.fault_id());
   }
   // The journal describes kernel state an attacker could learn from; keep it to root.
-  Status written = WriteFileAtomically(PathOf(request.fault_id()), data, 0600);
-  if (!written.ok()) return Status(written.code(), "journal: " + written.message());
+  // The call owns copies of what it uses: it may outlive this journal if the disk hangs.
+  Status written = host::CallWithDeadline(
+      *pool_, "journal: writing the record of fault " + request.fault_id(), deadline_,
+      [path = PathOf(request.fault_id()), data = std::move(data)] {
+        return WriteFileAtomically(path, data, 0600);
+      });
+  if (!written.ok() && written.message().rfind("journal: ", 0) != 0) {
+    return Status(written.code(), "journal: " + written.message());
+  }
   return written;
 }
 
@@ -71,12 +83,14 @@ Status Journal::Remove(const std::string& fault_id) {
   if (!IsValidFaultId(fault_id)) {
     return InvalidArgument("journal: invalid fault id '" + fault_id + "'");
   }
-  const std::string path = PathOf(fault_id);
-  if (::unlink(path.c_str()) != 0) {
-    if (errno == ENOENT) return Status::Ok();
-    return Internal(ErrnoText("journal: cannot remove", path));
-  }
-  return SyncDir();
+  return host::CallWithDeadline(*pool_, "journal: removing the record of fault " + fault_id,
+                                deadline_, [path = PathOf(fault_id), dir = dir_]() -> Status {
+                                  if (::unlink(path.c_str()) != 0) {
+                                    if (errno == ENOENT) return Status::Ok();
+                                    return Internal(ErrnoText("journal: cannot remove", path));
+                                  }
+                                  return SyncDirectory(dir);
+                                });
 }
 
 JournalContents Journal::LoadAll() const {
@@ -125,17 +139,20 @@ JournalContents Journal::LoadAll() const {
 }
 
 Status Journal::Quarantine(const std::string& path) {
-  std::error_code ec;
   fs::path p(path);
   if (p.parent_path() != fs::path(dir_)) {
     return InvalidArgument("journal: " + path + " is not a journal file of " + dir_);
   }
-  if (!fs::exists(p, ec)) return Status::Ok();
-  const std::string target = path + ".corrupt";
-  if (::rename(path.c_str(), target.c_str()) != 0) {
-    return Internal(ErrnoText("journal: cannot quarantine", path));
-  }
-  return SyncDir();
+  return host::CallWithDeadline(*pool_, "journal: quarantining " + path, deadline_,
+                                [path, dir = dir_]() -> Status {
+                                  std::error_code ec;
+                                  if (!fs::exists(path, ec)) return Status::Ok();
+                                  const std::string target = path + ".corrupt";
+                                  if (::rename(path.c_str(), target.c_str()) != 0) {
+                                    return Internal(ErrnoText("journal: cannot quarantine", path));
+                                  }
+                                  return SyncDirectory(dir);
+                                });
 }
 
 }  // namespace faultline::agent

@@ -3,10 +3,12 @@
 // the ApplyFaultRequest). A fault is recorded before its backend applies it and removed after it
 // is reverted, so after a crash the agent knows exactly what to revert and with which parameters.
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "agent/host/host_call.h"
 #include "common/status.h"
 #include "faultline/v1/agent.pb.h"
 
@@ -23,11 +25,27 @@ struct JournalContents {
   std::vector<JournalProblem> problems;        // unreadable or corrupt files, left in place
 };
 
+// How long one journal write, fsync or unlink may take before its caller gets DEADLINE_EXCEEDED
+// (a disk that stopped answering must not hold an apply's error, or a revert, for ever).
+inline constexpr std::chrono::milliseconds kJournalCallDeadline{5000};
+
+struct JournalOptions {
+  // The longest Record, Remove and Quarantine wait for the file system (tests shorten it).
+  std::chrono::milliseconds deadline = kJournalCallDeadline;
+  // Where the file system calls run; null = a pool of the journal's own (4 workers).
+  std::shared_ptr<host::HostCallPool> pool;
+};
+
+// Record, Remove and Quarantine run their file system calls on a HostCallPool worker and return
+// at most options.deadline later: DEADLINE_EXCEEDED when the disk did not answer in time (the
+// call goes on in the background and may still take effect: a late record is reverted as an
+// orphan by the next start, which is idempotent), RESOURCE_EXHAUSTED at once when every worker
+// is held by an earlier stuck call.
 class Journal {
  public:
   // Opens (creating it and its parents, mode 0700, when missing) the journal directory.
   // INTERNAL when it cannot be created or is not a directory.
-  static Result<std::unique_ptr<Journal>> Open(const std::string& dir);
+  static Result<std::unique_ptr<Journal>> Open(const std::string& dir, JournalOptions options = {});
 
   // The journal directory, normalised (no trailing slash).
   const std::string& dir() const { return dir_; }
@@ -53,11 +71,12 @@ class Journal {
   Status Quarantine(const std::string& path);
 
  private:
-  explicit Journal(std::string dir) : dir_(std::move(dir)) {}
+  Journal(std::string dir, JournalOptions options);
   std::string PathOf(const std::string& fault_id) const;
-  Status SyncDir() const;
 
   std::string dir_;
+  std::chrono::milliseconds deadline_;
+  std::shared_ptr<host::HostCallPool> pool_;
 };
 
 }  // namespace faultline::agent

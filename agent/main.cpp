@@ -476,11 +476,13 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   const int code = shutdown.ok() ? 0 : kExitFailure;
   if (!shutdown.ok()) spdlog::error("shutdown: {}", shutdown.ToString());
   if (!service.WaitAppliesIdle(kStuckApplyGrace) ||
-      (link && !link->WaitAppliesIdle(kStuckApplyGrace))) {
-    // An apply is stuck in a backend (its thread cannot be interrupted). Its fault was cancelled
-    // and every other fault reverted; its journal record stays, so the next start reverts
-    // whatever it did. Returning would destroy the manager and the backends under that thread:
-    // end the process here instead, without running destructors.
+      (link && !link->WaitAppliesIdle(kStuckApplyGrace)) ||
+      !manager.WaitRevertsIdle(kStuckApplyGrace)) {
+    // An apply (or a revert Shutdown gave up on) is stuck in a backend (its thread cannot be
+    // interrupted). Its fault was cancelled (or reported as not reverted) and every other fault
+    // reverted; its journal record stays, so the next start reverts whatever it did.
+    // Returning would destroy the manager and the backends under that thread: end the process
+    // here instead, without running destructors.
     spdlog::warn(
         "shutdown: an apply is still stuck in a backend; exiting without waiting for it (its "
         "journal record makes the next start revert it)");

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <map>
+#include <mutex>
 #include <sstream>
 
 namespace faultline::agent::host {
@@ -38,42 +39,63 @@ bool IsValidNftFamily(std::string_view family) {
 
 // The libnftables context is made on first use: a process that never runs a command (a dry-run
 // agent, a backend whose kind is never applied) pays neither its start-up work nor its memory.
-NftRuleset::NftRuleset() = default;
+// Owned jointly by the ruleset and its running transactions, so a transaction that overran its
+// deadline still has its context when it returns after the ruleset is gone.
+struct NftRuleset::Context {
+  std::mutex mu;
+  nft_ctx* ctx = nullptr;  // guarded by mu
 
-NftRuleset::~NftRuleset() {
-  if (ctx_ != nullptr) nft_ctx_free(ctx_);
-}
+  ~Context() {
+    if (ctx != nullptr) nft_ctx_free(ctx);
+  }
 
-Result<std::string> NftRuleset::RunLocked(const std::string& commands, bool handles) {
-  if (ctx_ == nullptr) {
-    ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (ctx_ == nullptr) return Internal("libnftables: nft_ctx_new failed");
-    // Buffered so that output and errors come back to us instead of going to stdout/stderr.
-    nft_ctx_buffer_output(ctx_);
-    nft_ctx_buffer_error(ctx_);
+  Result<std::string> Run(const std::string& commands, bool handles) {
+    std::lock_guard lock(mu);
+    if (ctx == nullptr) {
+      ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+      if (ctx == nullptr) return Internal("libnftables: nft_ctx_new failed");
+      // Buffered so that output and errors come back to us instead of going to stdout/stderr.
+      nft_ctx_buffer_output(ctx);
+      nft_ctx_buffer_error(ctx);
+    }
+    nft_ctx_output_set_flags(ctx, handles ? (NFT_CTX_OUTPUT_HANDLE | NFT_CTX_OUTPUT_ECHO) : 0);
+    int rc = nft_run_cmd_from_buffer(ctx, commands.c_str());
+    // The buffers are reset by the next run, so copy them now.
+    const char* out = nft_ctx_get_output_buffer(ctx);
+    const char* err = nft_ctx_get_error_buffer(ctx);
+    std::string output = out != nullptr ? out : "";
+    std::string error = err != nullptr ? Trim(err) : "";
+    if (rc != 0) {
+      if (error.empty()) error = "nft_run_cmd_from_buffer returned " + std::to_string(rc);
+      return Unavailable("nftables: " + error);
+    }
+    return output;
   }
-  nft_ctx_output_set_flags(ctx_, handles ? (NFT_CTX_OUTPUT_HANDLE | NFT_CTX_OUTPUT_ECHO) : 0);
-  int rc = nft_run_cmd_from_buffer(ctx_, commands.c_str());
-  // The buffers are reset by the next run, so copy them now.
-  const char* out = nft_ctx_get_output_buffer(ctx_);
-  const char* err = nft_ctx_get_error_buffer(ctx_);
-  std::string output = out != nullptr ? out : "";
-  std::string error = err != nullptr ? Trim(err) : "";
-  if (rc != 0) {
-    if (error.empty()) error = "nft_run_cmd_from_buffer returned " + std::to_string(rc);
-    return Unavailable("nftables: " + error);
-  }
-  return output;
+};
+
+NftRuleset::NftRuleset(NftRulesetOptions options)
+    : context_(std::make_shared<Context>()),
+      deadline_(options.deadline),
+      pool_(options.pool ? std::move(options.pool)
+                         : std::make_shared<HostCallPool>(
+                               HostCallPoolOptions{.name = "nftables", .max_workers = 4})) {}
+
+NftRuleset::~NftRuleset() = default;
+
+Result<std::string> NftRuleset::RunOnWorker(const std::string& commands, bool handles) {
+  std::string first = commands.substr(0, commands.find_first_of(";\n"));
+  if (first.size() > 80) first = first.substr(0, 80) + "...";
+  return CallWithDeadline<std::string>(
+      *pool_, "nftables transaction '" + first + "'", deadline_,
+      [context = context_, commands, handles] { return context->Run(commands, handles); });
 }
 
 Status NftRuleset::Run(const std::string& commands) {
-  std::lock_guard lock(mu_);
-  return RunLocked(commands, false).status();
+  return RunOnWorker(commands, false).status();
 }
 
 Result<std::string> NftRuleset::RunWithOutput(const std::string& commands, bool handles) {
-  std::lock_guard lock(mu_);
-  return RunLocked(commands, handles);
+  return RunOnWorker(commands, handles);
 }
 
 Result<std::vector<NftTable>> NftRuleset::ListTables(std::string_view name_prefix) {

@@ -4,23 +4,38 @@
 // faultline_<fault-id>, created and reverted through FaultTables (fault_tables.h), which never
 // deletes what the agent did not create.
 
+#include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "agent/host/host_call.h"
 #include "agent/host/nft_tables.h"
 #include "common/status.h"
 
-struct nft_ctx;
-
 namespace faultline::agent::host {
 
-// A libnftables context. All methods are thread-safe (serialised on one context).
+// How long one libnftables transaction (a netlink round trip) may take before its caller gets
+// DEADLINE_EXCEEDED. The kernel answers in milliseconds; a netlink socket that never answers must
+// not hold a revert or a halt.
+inline constexpr std::chrono::milliseconds kNftCallDeadline{5000};
+
+struct NftRulesetOptions {
+  // The longest a caller waits for one transaction (tests shorten it).
+  std::chrono::milliseconds deadline = kNftCallDeadline;
+  // Where transactions run; null = a pool of this ruleset's own (4 workers).
+  std::shared_ptr<HostCallPool> pool;
+};
+
+// A libnftables context. All methods are thread-safe (serialised on one context). Every
+// transaction runs on a HostCallPool worker and its caller waits at most options.deadline:
+// DEADLINE_EXCEEDED naming the batch's first command when it did not answer in time (it may
+// still take effect later: callers treat it like any failed transaction and retry or revert),
+// RESOURCE_EXHAUSTED at once when every worker is still held by an earlier stuck transaction.
 class NftRuleset final : public NftTables {
  public:
-  NftRuleset();
+  explicit NftRuleset(NftRulesetOptions options = {});
   ~NftRuleset();
   NftRuleset(const NftRuleset&) = delete;
   NftRuleset& operator=(const NftRuleset&) = delete;
@@ -43,10 +58,13 @@ class NftRuleset final : public NftTables {
   Status DeleteTable(std::string_view family, std::string_view name) override;
 
  private:
-  Result<std::string> RunLocked(const std::string& commands, bool handles);
+  // The libnftables context, shared with the transactions still running on a worker.
+  struct Context;
+  Result<std::string> RunOnWorker(const std::string& commands, bool handles);
 
-  std::mutex mu_;
-  nft_ctx* ctx_ = nullptr;  // guarded by mu_; made by the first RunLocked
+  std::shared_ptr<Context> context_;
+  std::chrono::milliseconds deadline_;
+  std::shared_ptr<HostCallPool> pool_;
 };
 
 }  // namespace faultline::agent::host

@@ -99,10 +99,13 @@ std::string Pids(const std::vector<ProcessInfo>& processes) {
 class KillHandle final : public FaultHandle {
  public:
   KillHandle(std::string fault_id, v1::ProcessFault fault, SelectionScope scope,
-             std::set<ProcessKey> known, uint64_t matched, uint64_t signalled, milliseconds poll)
+             std::set<ProcessKey> known, uint64_t matched, uint64_t signalled, milliseconds poll,
+             std::shared_ptr<host::HostCallPool> proc_pool, milliseconds scan_deadline)
       : fault_id_(std::move(fault_id)),
         fault_(std::move(fault)),
         scope_(std::move(scope)),
+        proc_pool_(std::move(proc_pool)),
+        scan_deadline_(scan_deadline),
         known_(std::move(known)),
         poll_(poll),
         matched_(matched),
@@ -138,7 +141,9 @@ class KillHandle final : public FaultHandle {
     std::unique_lock lock(mu_);
     while (!cv_.wait_for(lock, poll_, [this] { return stop_; })) {
       lock.unlock();
-      Result<std::vector<ProcessInfo>> now = SelectProcesses(fault_, scope_, /*strict=*/false);
+      // Bounded: Revert joins this thread, so a /proc read stuck in the kernel must not hold it.
+      Result<std::vector<ProcessInfo>> now =
+          SelectProcessesWithin(fault_, scope_, /*strict=*/false, *proc_pool_, scan_deadline_);
       if (now.ok()) {
         for (const ProcessInfo& p : *now) {
           if (!known_.insert({p.pid, p.start_time}).second) continue;
@@ -160,6 +165,8 @@ class KillHandle final : public FaultHandle {
   const std::string fault_id_;
   const v1::ProcessFault fault_;
   const SelectionScope scope_;
+  const std::shared_ptr<host::HostCallPool> proc_pool_;
+  const milliseconds scan_deadline_;
   std::set<ProcessKey> known_;  // only the watcher thread touches it after construction
   const milliseconds poll_;
   std::atomic<uint64_t> matched_;
@@ -232,7 +239,11 @@ ProcessBackend::ProcessBackend(ProcessBackendOptions options)
     : options_(std::move(options)),
       scope_(WithProtectedNames(options_.scope ? *options_.scope : ScopeForThisAgent(),
                                 options_.protected_names)),
-      records_(std::make_shared<PauseRecordStore>(options_.record_dir)) {}
+      records_(std::make_shared<PauseRecordStore>(options_.record_dir)),
+      proc_pool_(options_.proc_pool
+                     ? options_.proc_pool
+                     : std::make_shared<host::HostCallPool>(
+                           host::HostCallPoolOptions{.name = "/proc", .max_workers = 4})) {}
 
 std::string ProcessBackend::CgroupRoot() const {
   if (!options_.cgroup_root.empty()) return options_.cgroup_root;
@@ -287,7 +298,8 @@ Result<std::unique_ptr<FaultHandle>> ProcessBackend::Apply(const std::string& fa
 
 Result<std::unique_ptr<FaultHandle>> ProcessBackend::ApplyKill(const std::string& fault_id,
                                                                const v1::ProcessFault& fault) {
-  Result<std::vector<ProcessInfo>> matching = SelectProcesses(fault, scope_, /*strict=*/true);
+  Result<std::vector<ProcessInfo>> matching = SelectProcessesWithin(
+      fault, scope_, /*strict=*/true, *proc_pool_, options_.proc_scan_deadline);
   if (!matching.ok()) return matching.status();
   if (matching->empty()) {
     return FailedPrecondition("process: no process matches " + DescribeSelector(fault));
@@ -315,8 +327,9 @@ Result<std::unique_ptr<FaultHandle>> ProcessBackend::ApplyKill(const std::string
                Pids(chosen));
   const milliseconds poll =
       fault.interval_ms() != 0 ? milliseconds(fault.interval_ms()) : options_.observe_interval;
-  return std::unique_ptr<FaultHandle>(std::make_unique<KillHandle>(
-      fault_id, fault, scope_, std::move(known), matching->size(), signalled, poll));
+  return std::unique_ptr<FaultHandle>(
+      std::make_unique<KillHandle>(fault_id, fault, scope_, std::move(known), matching->size(),
+                                   signalled, poll, proc_pool_, options_.proc_scan_deadline));
 }
 
 std::string ProcessBackend::FreezableCgroup(const v1::ProcessFault& fault,
@@ -333,13 +346,16 @@ std::string ProcessBackend::FreezableCgroup(const v1::ProcessFault& fault,
   const std::string dir = root + "/" + cgroup;
   auto freeze = ReadFirstLine(dir + "/cgroup.freeze");
   if (!freeze || *freeze != "0") return "";  // no freezer, or already frozen by someone else
-  if (ProcessesInCgroup(cgroup).size() != eligible_matches) return "";
+  Result<std::vector<ProcessInfo>> in_cgroup =
+      ProcessesInCgroupWithin(cgroup, *proc_pool_, options_.proc_scan_deadline);
+  if (!in_cgroup.ok() || in_cgroup->size() != eligible_matches) return "";
   return dir;
 }
 
 Result<std::unique_ptr<FaultHandle>> ProcessBackend::ApplyPause(const std::string& fault_id,
                                                                 const v1::ProcessFault& fault) {
-  Result<std::vector<ProcessInfo>> matching = SelectProcesses(fault, scope_, /*strict=*/true);
+  Result<std::vector<ProcessInfo>> matching = SelectProcessesWithin(
+      fault, scope_, /*strict=*/true, *proc_pool_, options_.proc_scan_deadline);
   if (!matching.ok()) return matching.status();
   if (matching->empty()) {
     return FailedPrecondition("process: no process matches " + DescribeSelector(fault));

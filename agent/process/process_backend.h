@@ -36,6 +36,11 @@ struct ProcessBackendOptions {
   // A pause is watched by a guard process that continues the paused processes when the agent
   // dies (agent/host/death_guard.h). Only faultline-agent itself can be the guard.
   bool guard_pauses = false;
+  // The longest one selection of processes (/proc scan, pidfile) may take, at apply and in the
+  // restart watcher (tests shorten it).
+  std::chrono::milliseconds proc_scan_deadline = kProcScanDeadline;
+  // Where /proc scans run; null = a pool of the backend's own (4 workers).
+  std::shared_ptr<host::HostCallPool> proc_pool;
 };
 
 class ProcessBackend final : public FaultBackend {
@@ -68,6 +73,7 @@ class ProcessBackend final : public FaultBackend {
   ProcessBackendOptions options_;
   SelectionScope scope_;
   std::shared_ptr<PauseRecordStore> records_;
+  std::shared_ptr<host::HostCallPool> proc_pool_;
 };
 
 }  // namespace faultline::agent::process

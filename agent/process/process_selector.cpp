@@ -246,6 +246,26 @@ std::vector<ProcessInfo> ProcessesInCgroup(const std::string& normalized_cgroup)
   return out;
 }
 
+Result<std::vector<ProcessInfo>> SelectProcessesWithin(const v1::ProcessFault& fault,
+                                                       const SelectionScope& scope, bool strict,
+                                                       host::HostCallPool& pool,
+                                                       std::chrono::milliseconds deadline) {
+  // Copies: the scan may outlive this call.
+  return host::CallWithDeadline<std::vector<ProcessInfo>>(
+      pool, "process: selecting processes by " + DescribeSelector(fault), deadline,
+      [fault, scope, strict] { return SelectProcesses(fault, scope, strict); });
+}
+
+Result<std::vector<ProcessInfo>> ProcessesInCgroupWithin(const std::string& normalized_cgroup,
+                                                         host::HostCallPool& pool,
+                                                         std::chrono::milliseconds deadline) {
+  return host::CallWithDeadline<std::vector<ProcessInfo>>(
+      pool, "process: listing the processes of cgroup '" + normalized_cgroup + "'", deadline,
+      [normalized_cgroup]() -> Result<std::vector<ProcessInfo>> {
+        return ProcessesInCgroup(normalized_cgroup);
+      });
+}
+
 std::vector<ProcessInfo> ChooseSubset(std::vector<ProcessInfo> matching,
                                       const v1::ProcessFault& fault) {
   size_t n = matching.size();

@@ -4,10 +4,12 @@
 // pid 1, the agent itself, kernel threads and (when the agent is confined to a network
 // namespace) processes of other namespaces out of every selection.
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "agent/host/host_call.h"
 #include "agent/process/proc_reader.h"
 #include "common/status.h"
 #include "faultline/v1/agent.pb.h"
@@ -60,9 +62,27 @@ bool IsEligible(const ProcessInfo& info, const SelectionScope& scope);
 Result<std::vector<ProcessInfo>> SelectProcesses(const v1::ProcessFault& fault,
                                                  const SelectionScope& scope, bool strict);
 
+// How long one selection (a scan of /proc, or a pidfile and the process it names) may take
+// before its caller gets DEADLINE_EXCEEDED. A scan takes milliseconds; a /proc file of a process
+// stuck in the kernel (D state) can block its reader indefinitely.
+inline constexpr std::chrono::milliseconds kProcScanDeadline{5000};
+
+// SelectProcesses on a `pool` worker, waiting at most `deadline`: its result, or
+// DEADLINE_EXCEEDED naming the selector when /proc did not answer in time (the scan goes on in
+// the background and its result is discarded), or RESOURCE_EXHAUSTED at once when every worker is
+// held by an earlier stuck scan. Thread-safe.
+Result<std::vector<ProcessInfo>> SelectProcessesWithin(const v1::ProcessFault& fault,
+                                                       const SelectionScope& scope, bool strict,
+                                                       host::HostCallPool& pool,
+                                                       std::chrono::milliseconds deadline);
+
 // Every process (eligible or not) in the cgroup subtree; used to decide whether freezing the
 // whole cgroup would touch only what the fault may touch.
 std::vector<ProcessInfo> ProcessesInCgroup(const std::string& normalized_cgroup);
+// The same on a `pool` worker, waiting at most `deadline` (errors as SelectProcessesWithin).
+Result<std::vector<ProcessInfo>> ProcessesInCgroupWithin(const std::string& normalized_cgroup,
+                                                         host::HostCallPool& pool,
+                                                         std::chrono::milliseconds deadline);
 
 // The subset a fault applies to: all of `matching` unless count (min(count, n)) or percent
 // (ceil(n * percent / 100), at least 1) is set; chosen at random, returned in pid order.

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +27,8 @@ struct FakeBackendState {
   // The same latch for FakeHandle::Revert: `block_revert`, `release_revert`, `reverts_blocked`.
   // `revert_calls` counts every call (a second call on the same handle included).
   bool block_revert = false;
+  // Only these faults' reverts wait on the latch (block_revert makes every one wait).
+  std::set<std::string> block_revert_ids;
   bool release_revert = false;
   int reverts_blocked = 0;
   int revert_calls = 0;
@@ -62,7 +65,7 @@ class FakeHandle final : public FaultHandle {
   Status Revert() override {
     std::unique_lock<std::mutex> lock(state_->mu);
     ++state_->revert_calls;
-    if (state_->block_revert) {
+    if (state_->block_revert || state_->block_revert_ids.count(id_) != 0) {
       ++state_->reverts_blocked;
       state_->cv.notify_all();
       state_->cv.wait(lock, [this] { return state_->release_revert; });

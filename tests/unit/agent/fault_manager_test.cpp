@@ -5,7 +5,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
+#include <optional>
 
 #include "fake_backend.h"
 
@@ -572,6 +574,93 @@ TEST_F(FaultManagerTest, ConcurrentRevertsOfOneFaultRevertItOnce) {
   EXPECT_EQ((*last)->revert_reason(), "a");  // the revert that happened
   std::lock_guard<std::mutex> lock(state_->mu);
   EXPECT_EQ(state_->revert_calls, 1);
+}
+
+// A halt with one fault whose revert never returns (a netlink call, a /proc read stuck in the
+// kernel): every other fault is still reverted, and the halt answers by its deadline with an
+// error naming the stuck fault, which stays journaled for the dead-man switch and the next start.
+// Reverted one after another (as before), the halt never returned.
+class StuckRevertTest : public FaultManagerTest {
+ protected:
+  void SetUp() override {
+    FaultManagerTest::SetUp();
+    FaultManagerOptions options = options_;
+    // Long enough for the reverts that do return; the stuck one never does.
+    options.revert_deadline = std::chrono::seconds(2);
+    manager_ = std::make_unique<FaultManager>(registry_, *journal_, clock_, options);
+    for (const char* id : {"run1_0", "run1_1", "run1_2"}) {
+      ASSERT_TRUE(manager_->Apply(MakeRequest("run1", id)).ok()) << id;
+    }
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->block_revert_ids = {"run1_0"};  // first in every order the manager uses
+  }
+  void TearDown() override {
+    Release();
+    // The abandoned revert finishes on its worker before the manager goes.
+    EXPECT_TRUE(manager_->WaitRevertsIdle(kBound));
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->release_revert = true;
+    state_->cv.notify_all();
+  }
+  int RevertsBlocked() {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return state_->reverts_blocked;
+  }
+  // Reverted(), in id order (concurrent reverts end in any order).
+  std::vector<std::string> RevertedSorted() {
+    std::vector<std::string> ids = Reverted();
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+  // Runs `stop` on its own thread; its result, or nullopt when it did not return within kBound
+  // (the latch is then opened so the thread can end and the test fails instead of hanging).
+  std::optional<Status> Within(std::function<Status()> stop) {
+    auto done = std::async(std::launch::async, std::move(stop));
+    if (done.wait_for(kBound) != std::future_status::ready) {
+      ADD_FAILURE() << "the stop did not return while one revert was stuck";
+      Release();
+      done.wait();
+      return std::nullopt;
+    }
+    return done.get();
+  }
+};
+
+TEST_F(StuckRevertTest, HaltRevertsEveryOtherFaultAndReportsTheStuckOne) {
+  std::optional<Status> halted =
+      Within([this] { return manager_->RevertAll("", "halt").status(); });
+  ASSERT_TRUE(halted.has_value());
+  // The stuck revert is still blocked: the others finished without it.
+  EXPECT_EQ(RevertsBlocked(), 1);
+  EXPECT_EQ(RevertedSorted(), (std::vector<std::string>{"run1_1", "run1_2"}));
+  EXPECT_FALSE(Journaled("run1_1"));
+  EXPECT_FALSE(Journaled("run1_2"));
+  // Reported, never dropped: an error naming the fault, which stays counted and journaled.
+  EXPECT_EQ(halted->code(), StatusCode::kInternal) << halted->ToString();
+  EXPECT_NE(halted->message().find("run1_0: revert did not finish within 2000 ms"),
+            std::string::npos)
+      << halted->message();
+  EXPECT_EQ(halted->message().find("run1_1"), std::string::npos) << halted->message();
+  EXPECT_TRUE(Journaled("run1_0"));
+  EXPECT_EQ(manager_->ActiveCount(), 1u);
+
+  // When the backend finally returns, the abandoned revert completes.
+  Release();
+  ASSERT_TRUE(manager_->WaitRevertsIdle(kBound));
+  EXPECT_EQ(manager_->ActiveCount(), 0u);
+  EXPECT_FALSE(Journaled("run1_0"));
+}
+
+TEST_F(StuckRevertTest, ShutdownRevertsEveryOtherFaultAndReportsTheStuckOne) {
+  std::optional<Status> stopped = Within([this] { return manager_->Shutdown(); });
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_EQ(RevertsBlocked(), 1);
+  EXPECT_EQ(RevertedSorted(), (std::vector<std::string>{"run1_1", "run1_2"}));
+  EXPECT_EQ(stopped->code(), StatusCode::kInternal) << stopped->ToString();
+  EXPECT_NE(stopped->message().find("run1_0"), std::string::npos) << stopped->message();
+  EXPECT_TRUE(Journaled("run1_0"));
 }
 
 TEST_F(FaultManagerTest, ApplyOnceGuardIsBoundedByTimeNotByCount) {

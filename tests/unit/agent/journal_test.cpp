@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "fake_backend.h"
+#include "tests/unit/agent/host/host_call_gate.h"
 
 namespace faultline::agent {
 namespace {
@@ -96,6 +97,33 @@ TEST_F(JournalTest, InvalidFaultIdIsRejectedBeforeTouchingDisk) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(journal_->Remove("../escape").code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(std::filesystem::is_empty(journal_->dir()));
+}
+
+// The journal's file system calls run on its HostCallPool: when a disk that stopped answering
+// holds every worker, a write or an unlink fails at once instead of blocking its caller (an
+// apply, a revert) with it.
+TEST(JournalDeadlineTest, RecordAndRemoveFailAtOnceWhenTheDiskHoldsEveryWorker) {
+  TempDir dir;
+  auto pool = std::make_shared<host::HostCallPool>(
+      host::HostCallPoolOptions{.name = "journal", .max_workers = 1});
+  auto journal = Journal::Open(dir.path() + "/journal", JournalOptions{.pool = pool});
+  ASSERT_TRUE(journal.ok()) << journal.status().ToString();
+  ASSERT_TRUE((*journal)->Record(MakeRequest("run1", "run1_0")).ok());
+
+  host::testing::HostCallGate gate;
+  ASSERT_TRUE(gate.HoldEveryWorker(*pool));
+  Status recorded = (*journal)->Record(MakeRequest("run1", "run1_1"));
+  EXPECT_EQ(recorded.code(), StatusCode::kResourceExhausted) << recorded.ToString();
+  EXPECT_NE(recorded.message().find("run1_1"), std::string::npos) << recorded.message();
+  EXPECT_FALSE(std::filesystem::exists((*journal)->dir() + "/run1_1.pb"));
+  Status removed = (*journal)->Remove("run1_0");
+  EXPECT_EQ(removed.code(), StatusCode::kResourceExhausted) << removed.ToString();
+  EXPECT_TRUE(std::filesystem::exists((*journal)->dir() + "/run1_0.pb"));  // kept, not lost
+
+  gate.Open();
+  ASSERT_TRUE(pool->WaitIdle(std::chrono::seconds(10)));
+  EXPECT_TRUE((*journal)->Remove("run1_0").ok());
+  EXPECT_FALSE(std::filesystem::exists((*journal)->dir() + "/run1_0.pb"));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/unit/agent/host/host_call_gate.h"
 #include "tests/unit/agent/process/child_process.h"
 
 namespace faultline::agent::process {
@@ -99,6 +100,31 @@ TEST_F(ProcessBackendTest, KillSendsTheSignalAndObservesTheRestart) {
   EXPECT_EQ(::kill(restarted.pid(), 0), 0);
   EXPECT_EQ((*handle)->GetEvidence()["processes_signalled"], 1u);
   EXPECT_EQ((*handle)->GetEvidence()["restarts_observed"], 1u);
+}
+
+// Selection reads /proc on the backend's HostCallPool: when reads stuck in the kernel (a process
+// in D state) hold every worker, an apply fails at once, names the selector, and signals nothing.
+TEST_F(ProcessBackendTest, KillFailsAtOnceWhenProcReadsHoldEveryWorker) {
+  const std::string name = UniqueName("s");
+  ChildProcess child(name);
+  ProcessBackendOptions options = Options();
+  options.proc_pool = std::make_shared<host::HostCallPool>(
+      host::HostCallPoolOptions{.name = "/proc", .max_workers = 1});
+  host::testing::HostCallGate gate;
+  ASSERT_TRUE(gate.HoldEveryWorker(*options.proc_pool));
+  ProcessBackend backend(options);
+  auto handle = backend.Apply("f1", Spec(v1::ProcessFault::KILL, name));
+  EXPECT_EQ(handle.status().code(), StatusCode::kResourceExhausted) << handle.status().ToString();
+  EXPECT_NE(handle.status().message().find("name '" + name + "'"), std::string::npos)
+      << handle.status().message();
+  EXPECT_EQ(::kill(child.pid(), 0), 0);  // not signalled
+  gate.Open();
+  ASSERT_TRUE(options.proc_pool->WaitIdle(std::chrono::seconds(10)));
+  // The same apply works once /proc answers again.
+  auto applied = backend.Apply("f2", Spec(v1::ProcessFault::KILL, name));
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ(child.AwaitDeathSignal(), SIGKILL);
+  EXPECT_TRUE((*applied)->Revert().ok());
 }
 
 TEST_F(ProcessBackendTest, KillWithIntervalKillsRestartedProcessesUntilRevert) {
