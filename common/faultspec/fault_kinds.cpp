@@ -1,9 +1,9 @@
 #include "common/faultspec/fault_kinds.h"
 
-#include "common/faultspec/dependency_fault.h"
-#include "common/faultspec/dns_fault.h"
-#include "common/faultspec/network_fault.h"
-#include "common/faultspec/process_fault.h"
+#include "common/faultspec/dependency/dependency_fault.h"
+#include "common/faultspec/dns/dns_fault.h"
+#include "common/faultspec/network/network_fault.h"
+#include "common/faultspec/process/process_fault.h"
 
 namespace faultline::faultspec {
 namespace {
