@@ -1,7 +1,8 @@
 #pragma once
 // The seam between the agent's framework (service, leases, journal) and its fault backends.
 // One backend per fault kind (the FaultSpec oneof case); main() registers the built-ins
-// explicitly in a FaultRegistry, tests register fakes.
+// explicitly in a FaultRegistry (each made by its folder's BackendModule, agent/backend_module.h),
+// tests register fakes.
 
 #include <cstdint>
 #include <map>

@@ -1,6 +1,7 @@
 // faultline-agent: the daemon that applies and reverts faults on one test host.
 //
-// Start order: logging → registry (built-in backends registered explicitly) → capability
+// Start order: logging → registry (each kind folder's module, BuiltinBackendModules, makes its
+// backend from its own flags; main registers them explicitly) → capability
 // detection → recovery (journal replay, then the faultline_* table sweep) → gRPC server → ready
 // file → wait for SIGINT/SIGTERM, which stops the server and reverts every active fault.
 
@@ -22,8 +23,8 @@
 
 #include "agent/agent_metrics.h"
 #include "agent/agent_service.h"
+#include "agent/backend_module.h"
 #include "agent/controller_link.h"
-#include "agent/dns/dns_backend.h"
 #include "agent/dry_run_backend.h"
 #include "agent/fault_manager.h"
 #include "agent/fault_registry.h"
@@ -34,9 +35,6 @@
 #include "agent/host/nft_ruleset.h"
 #include "agent/journal.h"
 #include "agent/net/accept_gate.h"
-#include "agent/netfilter/network_backend.h"
-#include "agent/process/process_backend.h"
-#include "agent/proxy/proxy_backend.h"
 #include "agent/server_limits.h"
 #include "common/atomic_file.h"
 #include "common/clock.h"
@@ -76,19 +74,11 @@ struct Flags {
   std::string max_fault_duration = "1h";
   uint32_t max_active_faults = 64;
   std::string max_lease_ttl = "5m";
-  std::string dns_upstream;
-  uint16_t dns_intercept_port = 0;
-  uint16_t nfqueue_first = 3100;
-  uint16_t nfqueue_count = 8;
-  int delay_line_rt_priority = 0;
-  std::string latency_mechanism = "auto";
   std::string deadman_timeout = "3s";
-  std::string proxy_idle_timeout = "1h";
   uint32_t max_connections = 256;
   std::string ready_file;
   std::string metrics_listen;
   std::string log_level = "info";
-  std::vector<std::string> protect_processes;
 };
 
 Result<std::map<std::string, std::string>> ParseLabels(const std::vector<std::string>& flags) {
@@ -132,7 +122,10 @@ std::string HostName() {
   return buf;
 }
 
-int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
+// `modules`: every kind's backend module (BuiltinBackendModules), their flags parsed.
+int Run(const Flags& flags,
+        const std::vector<std::unique_ptr<faultline::agent::BackendModule>>& modules,
+        const faultline::BlockedSignals& stop_signals) {
   using namespace faultline;
   using namespace faultline::agent;
 
@@ -212,11 +205,11 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
     spdlog::error("--max-active-faults must be at least 1");
     return kExitUsage;
   }
-  Result<netfilter::LatencyMechanismFlag> latency_mechanism =
-      netfilter::ParseLatencyMechanismFlag(flags.latency_mechanism);
-  if (!latency_mechanism.ok()) {
-    spdlog::error("{}", latency_mechanism.status().message());
-    return kExitUsage;
+  for (const auto& module : modules) {
+    if (Status s = module->CheckFlags(); !s.ok()) {
+      spdlog::error("{}", s.message());
+      return kExitUsage;
+    }
   }
   const std::string name = flags.name.empty() ? HostName() : flags.name;
   Result<Duration> deadman_timeout = ParseDuration(flags.deadman_timeout);
@@ -224,15 +217,6 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
       *deadman_timeout > std::chrono::minutes(10)) {
     spdlog::error("--deadman-timeout '{}': must be a duration from 500ms to 10m",
                   flags.deadman_timeout);
-    return kExitUsage;
-  }
-  // 0 turns the idle timeout off; ParseDuration caps at 7 days, which fits the int milliseconds.
-  Result<Duration> proxy_idle_timeout = ParseDuration(flags.proxy_idle_timeout);
-  if (!proxy_idle_timeout.ok() ||
-      (proxy_idle_timeout->count() > 0 && *proxy_idle_timeout < std::chrono::milliseconds(1))) {
-    spdlog::error("--proxy-idle-timeout '{}': {}", flags.proxy_idle_timeout,
-                  proxy_idle_timeout.ok() ? "must be 0 or at least 1ms"
-                                          : proxy_idle_timeout.status().message());
     return kExitUsage;
   }
   // One dead-man switch keeps every fault table of every backend alive while this process lives;
@@ -259,48 +243,23 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
     if (flags.dry_run) backend = std::make_unique<DryRunBackend>(std::move(backend));
     return registry.Register(std::move(backend));
   };
-  dns::DnsBackendOptions dns_options;
-  dns_options.upstream = flags.dns_upstream;
-  dns_options.intercept_port = flags.dns_intercept_port;
-  dns_options.tables = fault_tables;
-  if (Status s = register_backend(std::make_unique<dns::DnsBackend>(dns_options)); !s.ok()) {
-    spdlog::error("{}", s.ToString());
-    return kExitFailure;
-  }
-  netfilter::NetworkBackendOptions net_options;
-  net_options.control_port =
+  BackendEnvironment backend_env;
+  backend_env.state_dir = flags.state_dir;
+  backend_env.control_port =
       flags.listen.empty()
           ? 0
           : static_cast<uint16_t>(std::stoi(flags.listen.substr(flags.listen.rfind(':') + 1)));
-  net_options.queue_first = flags.nfqueue_first;
-  net_options.queue_count = flags.nfqueue_count;
-  net_options.realtime_priority = flags.delay_line_rt_priority;
-  net_options.latency_mechanism = *latency_mechanism;
-  net_options.netem_record_dir = flags.state_dir + "/netem";
-  net_options.tables = fault_tables;
-  net_options.guard_netem = true;
-  auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
-  netfilter::NetworkBackend* network = network_backend.get();
-  if (Status s = register_backend(std::move(network_backend)); !s.ok()) {
-    spdlog::error("{}", s.ToString());
-    return kExitFailure;
-  }
-  process::ProcessBackendOptions process_options;
-  process_options.record_dir = flags.state_dir + "/process";
-  process_options.protected_names = flags.protect_processes;
-  process_options.guard_pauses = true;
-  if (Status s = register_backend(std::make_unique<process::ProcessBackend>(process_options));
-      !s.ok()) {
-    spdlog::error("{}", s.ToString());
-    return kExitFailure;
-  }
-  proxy::ProxyBackendOptions proxy_options;
-  proxy_options.tables = fault_tables;
-  proxy_options.idle_timeout_ms = static_cast<int>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(*proxy_idle_timeout).count());
-  if (Status s = register_backend(std::make_unique<proxy::ProxyBackend>(proxy_options)); !s.ok()) {
-    spdlog::error("{}", s.ToString());
-    return kExitFailure;
+  backend_env.tables = fault_tables;
+  for (const auto& module : modules) {
+    Result<std::unique_ptr<FaultBackend>> backend = module->MakeBackend(backend_env);
+    if (!backend.ok()) {
+      spdlog::error("{}", backend.status().ToString());
+      return kExitFailure;
+    }
+    if (Status s = register_backend(std::move(*backend)); !s.ok()) {
+      spdlog::error("{}", s.ToString());
+      return kExitFailure;
+    }
   }
   Capabilities caps = registry.DetectAll();
   for (const std::string& kind : caps.available) spdlog::info("capability available: {}", kind);
@@ -321,18 +280,14 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   // none, and other agents on this host may own such state.
   // Tables are swept only where this agent's ownership record says it made them (fault_tables.h).
   if (!flags.dry_run)
-    options.sweep_tables = [net_options, fault_tables]() -> Result<std::vector<std::string>> {
+    options.sweep_tables = [&modules, fault_tables]() -> Result<std::vector<std::string>> {
       auto tables = fault_tables->Sweep(host::kTablePrefix);
-      auto rules = netfilter::SweepQueueRules(net_options);
-      auto qdiscs = netfilter::SweepNetemQdiscs(net_options.run);
+      std::vector<Result<std::vector<std::string>>> leftovers;
+      for (const auto& module : modules) leftovers.push_back(module->SweepLeftovers());
       if (!tables.ok()) return tables;
-      if (!rules.ok()) return rules;
-      tables->insert(tables->end(), rules->begin(), rules->end());
-      // No ip/tc only means no netem qdisc of ours can exist: not a reason to fail recovery.
-      if (qdiscs.ok()) {
-        tables->insert(tables->end(), qdiscs->begin(), qdiscs->end());
-      } else {
-        spdlog::warn("sweep: netem qdiscs not checked: {}", qdiscs.status().message());
+      for (auto& swept : leftovers) {
+        if (!swept.ok()) return swept;
+        tables->insert(tables->end(), swept->begin(), swept->end());
       }
       return tables;
     };
@@ -388,7 +343,7 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
       net::AcceptGateStats stats = g->stats();
       return ConnectionCounts{stats.open, stats.refused};
     });
-    network->SetControlPort(static_cast<uint16_t>(selected_port));
+    for (const auto& module : modules) module->SetControlPort(static_cast<uint16_t>(selected_port));
     const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
     address = host + ":" + std::to_string(selected_port);
   }
@@ -539,39 +494,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-lease-ttl", flags.max_lease_ttl, "longest lease a caller may ask for")
       ->capture_default_str();
-  app.add_option("--dns-upstream", flags.dns_upstream,
-                 "HOST[:PORT] for pass-through DNS queries (default: first resolv.conf server)");
-  app.add_option("--dns-intercept-port", flags.dns_intercept_port,
-                 "DNS interceptor port on 127.0.0.1 (0: pick a free one)")
-      ->capture_default_str();
-  app.add_option("--nfqueue-first", flags.nfqueue_first, "first NFQUEUE number for latency faults")
-      ->capture_default_str();
-  app.add_option("--nfqueue-count", flags.nfqueue_count,
-                 "NFQUEUE numbers for latency faults (1-8): at most this many latency faults")
-      ->check(CLI::Range(1, 8))
-      ->capture_default_str();
-  app.add_option("--delay-line-rt-priority", flags.delay_line_rt_priority,
-                 "SCHED_FIFO priority (1-99) for NFQUEUE delay line threads: tighter release "
-                 "times on a loaded host; 0 = normal scheduling")
-      ->check(CLI::Range(0, 99))
-      ->capture_default_str();
-  app.add_option("--latency-mechanism", flags.latency_mechanism,
-                 "latency faults: auto (tc netem where detected and the egress devices' root "
-                 "qdiscs are kernel defaults, else the NFQUEUE delay line), delay-line, or netem "
-                 "(Apply fails where netem cannot be used)")
-      ->capture_default_str();
-  app.add_option("--protect-process", flags.protect_processes,
-                 "a process name (comm or executable name) no process fault may touch, in "
-                 "addition to init, faultline-agent/-controller, sshd, journald and the container "
-                 "runtime; repeatable")
-      ->type_name("NAME");
+  // Each fault kind's own flags (its agent folder's module).
+  std::vector<std::unique_ptr<faultline::agent::BackendModule>> modules =
+      faultline::agent::BuiltinBackendModules();
+  for (const auto& module : modules) module->AddFlags(app);
   app.add_option("--deadman-timeout", flags.deadman_timeout,
                  "how long a fault's nft rules outlive a dead agent (refreshed every quarter of "
                  "it while the agent runs; 500ms to 10m)")
-      ->capture_default_str();
-  app.add_option("--proxy-idle-timeout", flags.proxy_idle_timeout,
-                 "dependency faults: a proxied connection with no byte moving either way for "
-                 "this long is closed (0s: never)")
       ->capture_default_str();
   app.add_option("--max-connections", flags.max_connections,
                  "--listen: concurrent connections to the gRPC port at most (handshaking, idle "
@@ -594,5 +523,5 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
   faultline::SetupLogging(flags.log_level, "faultline-agent");
-  return Run(flags, stop_signals);
+  return Run(flags, modules, stop_signals);
 }

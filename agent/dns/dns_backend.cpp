@@ -18,7 +18,7 @@
 #include "agent/host/fault_tables.h"
 #include "agent/host/nat_redirect.h"
 #include "agent/host/nft_ruleset.h"
-#include "common/faultspec/dns_fault.h"
+#include "common/faultspec/dns/dns_fault.h"
 #include "common/faultspec/fault_kinds.h"
 #include "common/faultspec/peer_rules.h"
 #include "common/ids.h"

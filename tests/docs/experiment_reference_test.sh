@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# docs/experiment-reference.md is checked against the parser itself, so it cannot drift:
-# 1. its complete example (the ```yaml block after <!-- reference-example -->) is valid
-#    (`faultline validate`);
+# docs/experiment-reference.md and each fault kind's part of it (common/faultspec/<kind>/README.md,
+# one per kind folder) are checked against the parser itself, so they cannot drift:
+# 1. the complete example (the ```yaml block after <!-- reference-example -->), with every kind's
+#    example faults (its README's ```yaml block after <!-- kind-example -->, a `faults:` list)
+#    added to its `faults`, is valid (`faultline validate`);
 # 2. for every mapping in that example, an unknown key is injected and the parser's error
 #    ("unknown field ... (expected a, b or c)") gives the keys the parser accepts there; each such
-#    section must have a table in the reference (heading `### \`path\``) listing exactly those keys —
+#    section must have a table in the reference or a kind's README (heading `### \`path\``) listing
+#    exactly those keys (a kind's own key in `faults[]` is documented by its folder's README) —
 #    a key the parser accepts but the reference misses fails, and so does a documented key the
 #    parser rejects;
 # 3. every documented key appears in the example (unless its row says "not supported yet", or
@@ -15,16 +18,33 @@
 set -euo pipefail
 BIN="$(cd "${1:?usage: $0 BIN_DIR}" && pwd)"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-exec /usr/bin/python3 - "$BIN/faultline" "$ROOT/docs/experiment-reference.md" <<'PYEOF'
-import atexit, copy, json, os, re, shutil, subprocess, sys, tempfile
+exec /usr/bin/python3 - "$BIN/faultline" "$ROOT" <<'PYEOF'
+import atexit, copy, glob, json, os, re, shutil, subprocess, sys, tempfile
 import yaml
 
-faultline, ref = sys.argv[1], sys.argv[2]
+faultline, root = sys.argv[1], sys.argv[2]
+ref = os.path.join(root, "docs/experiment-reference.md")
 text = open(ref, encoding="utf-8").read()
 m = re.search(r"<!-- reference-example -->\s*```yaml\n(.*?)```", text, re.S)
 if not m:
     sys.exit(f"FAIL: {ref}: no ```yaml block after <!-- reference-example -->")
-example_text = m.group(1)
+example = yaml.safe_load(m.group(1))
+
+# Each kind folder of common/faultspec (one with a CMakeLists.txt) documents its kind in README.md.
+kind_docs = {}
+for folder in sorted(glob.glob(os.path.join(root, "common/faultspec/*/CMakeLists.txt"))):
+    kind = os.path.basename(os.path.dirname(folder))
+    readme = os.path.join(os.path.dirname(folder), "README.md")
+    if not os.path.exists(readme):
+        sys.exit(f"FAIL: kind folder common/faultspec/{kind}/ has no README.md (its reference)")
+    kind_text = open(readme, encoding="utf-8").read()
+    km = re.search(r"<!-- kind-example -->\s*```yaml\n(.*?)```", kind_text, re.S)
+    faults = yaml.safe_load(km.group(1)).get("faults") if km else None
+    if not faults:
+        sys.exit(f"FAIL: {readme}: no ```yaml block with a `faults:` list after <!-- kind-example -->")
+    example.setdefault("faults", []).extend(faults)
+    kind_docs[kind] = kind_text
+example_text = yaml.safe_dump(example, sort_keys=False)
 tmp = tempfile.mkdtemp(prefix="faultline-ref.")
 atexit.register(shutil.rmtree, tmp, True)
 
@@ -44,7 +64,7 @@ print("ok: the reference example validates")
 # Documented sections: ### `path` followed by a table whose rows start with | `key` |.
 documented, reserved = {}, set()
 current = None
-for line in text.splitlines():
+for line in "\n".join([text] + list(kind_docs.values())).splitlines():
     h = re.match(r"^#{2,4} `([^`]*)`", line)
     if h:
         current = h.group(1)
@@ -59,8 +79,10 @@ for line in text.splitlines():
         if "not supported yet" in line or "rejected here" in line:
             reserved.add((current, row.group(1)))
 
+# A kind's key in a fault is documented by its folder's README.
+documented.setdefault("faults[]", set()).update(kind_docs)
+
 BOGUS = "zzqxjkwv"
-example = yaml.safe_load(example_text)
 parser_sections, problems = {}, []
 
 # Mappings whose keys are names the author chooses: documented once as `<parent>.<name>`.

@@ -18,11 +18,11 @@
 #include <string>
 
 #include "common/dns_name.h"
-#include "common/faultspec/dependency_fault.h"
-#include "common/faultspec/dns_fault.h"
+#include "common/faultspec/dependency/dependency_fault.h"
+#include "common/faultspec/dns/dns_fault.h"
 #include "common/faultspec/fault_kinds.h"
 #include "common/faultspec/peer_rules.h"
-#include "common/faultspec/process_fault.h"
+#include "common/faultspec/process/process_fault.h"
 #include "faultline/v1/agent.pb.h"
 
 namespace {

@@ -1,21 +1,10 @@
 #include "controller/experiment/kinds/kind_reader.h"
 
 namespace faultline::experiment {
-namespace {
 
-constexpr KindReader kReaders[] = {
-    {"dns", ReadDnsFault},
-    {"network", ReadNetworkFault},
-    {"dependency", ReadDependencyFault},
-    {"process", ReadProcessFault},
-};
-
-}  // namespace
-
-std::span<const KindReader> KindReaders() { return kReaders; }
-
+// KindReaders() is generated from the kind folders (cmake/fault_kinds.cmake).
 const KindReader* FindKindReader(std::string_view kind) {
-  for (const KindReader& r : kReaders) {
+  for (const KindReader& r : KindReaders()) {
     if (r.kind == kind) return &r;
   }
   return nullptr;

@@ -1,4 +1,4 @@
-#include "common/faultspec/dns_fault.h"
+#include "common/faultspec/dns/dns_fault.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "common/faultspec/network_fault.h"
+#include "common/faultspec/network/network_fault.h"
 
 #include "common/faultspec/peer_rules.h"
 

@@ -1,4 +1,4 @@
-#include "common/faultspec/dependency_fault.h"
+#include "common/faultspec/dependency/dependency_fault.h"
 
 #include <algorithm>
 

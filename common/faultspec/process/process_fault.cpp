@@ -1,4 +1,4 @@
-#include "common/faultspec/process_fault.h"
+#include "common/faultspec/process/process_fault.h"
 
 #include <algorithm>
 
