@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/statfs.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -138,6 +139,13 @@ TEST_F(ProcessBackendTest, KillWithIntervalKillsRestartedProcessesUntilRevert) {
   EXPECT_EQ(first->AwaitDeathSignal(), SIGKILL);
   ChildProcess second(name);
   EXPECT_EQ(second.AwaitDeathSignal(), SIGKILL);  // killed again by the crash loop
+  // The watcher counts the kill after the signal is sent, so the death can be seen first: wait
+  // for the count (bounded; the evidence has no change notification).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((*handle)->GetEvidence()["processes_signalled"] < 2u &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
+  }
   EXPECT_GE((*handle)->GetEvidence()["processes_signalled"], 2u);
   EXPECT_GE((*handle)->GetEvidence()["restarts_observed"], 1u);
   ASSERT_TRUE((*handle)->Revert().ok());
