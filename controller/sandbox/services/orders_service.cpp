@@ -5,6 +5,8 @@
 //   GET /status      -> {"region","primary_region","secondary_region","failover",
 //                        "failover_threshold","consecutive_failures","failed_over_at_monotonic_ns"}
 //   GET /healthz     -> 200 ok
+//   GET /metrics     -> Prometheus text: orders_requests_total{outcome="ok"|"error"} (answers to
+//                       GET /orders/<id>: 200 is ok, 503 is error) and orders_failed_over (0|1)
 //
 // With --retries N, a failed dependency call is tried again at once, up to N more times, before
 // it counts as a failure.
@@ -23,6 +25,8 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "controller/sandbox/services/service_support.h"
 
 namespace {
@@ -225,6 +229,17 @@ int main(int argc, char** argv) {
   }
 
   FailoverState state(settings);
+  faultline::metrics::Registry metrics;
+  metrics.Declare("orders_requests_total", faultline::metrics::MetricType::kCounter,
+                  "Answers to GET /orders/<id> by outcome: ok (200) or error (503).");
+  metrics.Declare("orders_failed_over", faultline::metrics::MetricType::kGauge,
+                  "1 once the service has failed over to the secondary region.");
+  // Both outcomes exist from the start, so rate() sees the first error as an increase.
+  metrics.Increment("orders_requests_total", {{"outcome", "ok"}}, 0);
+  metrics.Increment("orders_requests_total", {{"outcome", "error"}}, 0);
+  metrics.AddCollector([&state, &settings](faultline::metrics::Registry& r) {
+    r.Set("orders_failed_over", {}, state.Region() == settings.primary_region ? 0.0 : 1.0);
+  });
   httplib::Server server;
   server.Get(R"(/orders/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
@@ -246,9 +261,11 @@ int main(int argc, char** argv) {
       }
     }
     if (!fetched.ok) {
+      metrics.Increment("orders_requests_total", {{"outcome", "error"}});
       Reply(res, 503, {{"error", fetched.error}, {"region", region}});
       return;
     }
+    metrics.Increment("orders_requests_total", {{"outcome", "ok"}});
     state.RecordSuccess(region);
     nlohmann::json item = nlohmann::json::parse(fetched.body, nullptr, /*allow_exceptions=*/false);
     if (item.is_discarded()) item = fetched.body;
@@ -259,6 +276,9 @@ int main(int argc, char** argv) {
   });
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
+  });
+  server.Get("/metrics", [&metrics](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics.Render(), faultline::metrics::kTextContentType);
   });
 
   int rc = faultline::sandbox::ServeUntilSignalled(
