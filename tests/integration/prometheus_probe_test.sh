@@ -49,6 +49,11 @@ if [ "$mode" = auto ]; then
           | .detail | test("not < 0.05")] | any' "$R" >/dev/null ||
     fail "no failing PromQL sample names the value and the bound"
   no_fault_table fl-app || fail "fault table left behind in fl-app"
+  # The latency histogram the orders service exports is scraped and usable by PromQL.
+  curl -fsS "$PROM/api/v1/query" --data-urlencode \
+    'query=histogram_quantile(0.9, sum by (le) (rate(orders_request_duration_seconds_bucket[1m])))' |
+    jq -e '.data.result[0].value[1] | tonumber | . > 0' >/dev/null ||
+    fail "no p90 latency from orders_request_duration_seconds in Prometheus"
   pass "PromQL SLI detected (${ttd}s) and recovered (${ttr}s) through failover; alert did not fire"
 else
   R="$WORK/off.json"
