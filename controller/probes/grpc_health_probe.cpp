@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/clock.h"
+#include "common/status.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace faultline::probes {
@@ -32,31 +33,6 @@ std::optional<std::string> ReadPem(const std::string& path, const char* what, st
     return std::nullopt;
   }
   return text;
-}
-
-std::string CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    default:
-      return "code " + std::to_string(static_cast<int>(code));
-  }
 }
 
 }  // namespace
@@ -111,7 +87,8 @@ ProbeOutcome GrpcHealthProbe::TakeSample() const {
   grpc::Status status = stub->Check(&ctx, request, &response);
   out.latency = SystemClock::Instance().Now() - started;
   if (!status.ok()) {
-    out.detail = CodeName(status.error_code());
+    // faultline's StatusCode is aligned with grpc::StatusCode (common/status.h).
+    out.detail = StatusCodeName(static_cast<StatusCode>(status.error_code()));
     if (!status.error_message().empty()) out.detail += ": " + status.error_message();
     return out;
   }
