@@ -1,5 +1,6 @@
 #include "controller/probes/alert_watch.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "controller/probes/prometheus_client.h"
@@ -8,8 +9,9 @@ namespace faultline::probes {
 
 using Steady = std::chrono::steady_clock;
 
-// The request timeout of one poll: the poll interval, capped so that a stop is never delayed
-// long by a hung server.
+// The request timeout of one poll: the poll interval, at least 1 s (a loaded server is not an
+// error) and at most 5 s (a stop is never delayed long by a hung server).
+constexpr Duration kMinPollTimeout = std::chrono::seconds(1);
 constexpr Duration kMaxPollTimeout = std::chrono::seconds(5);
 
 AlertWatch::AlertWatch(const std::vector<experiment::AbortCondition>& aborts) {
@@ -54,10 +56,10 @@ void AlertWatch::Loop() {
         soonest = std::min(soonest, next[i]);
         continue;
       }
-      PrometheusClient client(c.prometheus_url, std::min(c.alert_interval, kMaxPollTimeout));
+      PrometheusClient client(c.prometheus_url,
+                              std::clamp(c.alert_interval, kMinPollTimeout, kMaxPollTimeout));
       auto alerts = client.Alerts();
       std::lock_guard lock(mu_);
-      if (stop_) return;
       if (!alerts.ok()) {
         last_error_ = "alert " + c.prometheus_alert + ": " + alerts.status().message();
       } else {
@@ -69,6 +71,8 @@ void AlertWatch::Loop() {
           }
         }
       }
+      // Checked after recording: every started watch records at least its first poll.
+      if (stop_) return;
       next[i] = Steady::now() + c.alert_interval;
       soonest = std::min(soonest, next[i]);
     }
