@@ -1,5 +1,6 @@
 #include "common/metrics.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <set>
@@ -23,7 +24,27 @@ Status ValidateLabels(const std::string& family, const Labels& labels) {
   return Status::Ok();
 }
 
-const char* TypeName(MetricType type) { return type == MetricType::kCounter ? "counter" : "gauge"; }
+const char* TypeName(MetricType type) {
+  switch (type) {
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kGauge:
+      return "gauge";
+    case MetricType::kHistogram:
+      return "histogram";
+  }
+  return "untyped";
+}
+
+std::string LabelText(const Labels& labels) {
+  if (labels.empty()) return "";
+  std::string out = "{";
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (i > 0) out += ",";
+    out += labels[i].first + "=\"" + EscapeLabelValue(labels[i].second) + "\"";
+  }
+  return out + "}";
+}
 
 }  // namespace
 
@@ -154,6 +175,43 @@ Status Registry::Replace(const std::string& name, std::vector<Sample> samples) {
   return Status::Ok();
 }
 
+Status Registry::DeclareHistogram(const std::string& name, const std::string& help,
+                                  std::vector<double> bounds) {
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    if (!std::isfinite(bounds[i]) || (i > 0 && !(bounds[i] > bounds[i - 1]))) {
+      return InvalidArgument(name + ": bucket bounds must be finite and strictly increasing");
+    }
+  }
+  if (Status s = Declare(name, MetricType::kHistogram, help); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  Family& family = families_[name];
+  if (family.histograms.empty() && family.bounds.empty()) {
+    family.bounds = std::move(bounds);
+  } else if (family.bounds != bounds) {
+    return AlreadyExists(name + " is already declared with other buckets");
+  }
+  return Status::Ok();
+}
+
+Status Registry::Observe(const std::string& name, const Labels& labels, double value) {
+  if (std::isnan(value)) return InvalidArgument(name + ": cannot observe NaN");
+  if (Status s = ValidateLabels(name, labels); !s.ok()) return s;
+  for (const auto& [label, unused] : labels) {
+    if (label == "le") return InvalidArgument(name + ": the label le is the histogram's own");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Result<Family*> family = FamilyLocked(name, MetricType::kHistogram, false);
+  if (!family.ok()) return family.status();
+  const std::vector<double>& bounds = (*family)->bounds;
+  Family::Histogram& h = (*family)->histograms[labels];
+  h.buckets.resize(bounds.size() + 1);
+  size_t bucket = std::lower_bound(bounds.begin(), bounds.end(), value) - bounds.begin();
+  ++h.buckets[bucket];
+  h.sum += value;
+  ++h.count;
+  return Status::Ok();
+}
+
 bool Registry::Get(const std::string& name, const Labels& labels, double* value) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto family = families_.find(name);
@@ -180,16 +238,21 @@ std::string Registry::Render() {
     out += "# HELP " + name + " " + EscapeHelp(family.help) + "\n";
     out += "# TYPE " + name + " " + TypeName(family.type) + "\n";
     for (const auto& [labels, value] : family.series) {
-      out += name;
-      if (!labels.empty()) {
-        out += "{";
-        for (size_t i = 0; i < labels.size(); ++i) {
-          if (i > 0) out += ",";
-          out += labels[i].first + "=\"" + EscapeLabelValue(labels[i].second) + "\"";
-        }
-        out += "}";
+      out += name + LabelText(labels) + " " + FormatValue(value) + "\n";
+    }
+    for (const auto& [labels, h] : family.histograms) {
+      uint64_t cumulative = 0;
+      for (size_t i = 0; i <= family.bounds.size(); ++i) {
+        cumulative += h.buckets[i];
+        Labels with_le = labels;
+        with_le.emplace_back(
+            "le", i < family.bounds.size() ? FormatValue(family.bounds[i]) : std::string("+Inf"));
+        out += name + "_bucket" + LabelText(with_le) + " " +
+               FormatValue(static_cast<double>(cumulative)) + "\n";
       }
-      out += " " + FormatValue(value) + "\n";
+      out += name + "_sum" + LabelText(labels) + " " + FormatValue(h.sum) + "\n";
+      out += name + "_count" + LabelText(labels) + " " + FormatValue(static_cast<double>(h.count)) +
+             "\n";
     }
   }
   return out;

@@ -25,7 +25,8 @@
 
 namespace faultline::metrics {
 
-enum class MetricType { kCounter, kGauge };
+// A histogram renders as <name>_bucket{...,le="..."} (cumulative), <name>_sum and <name>_count.
+enum class MetricType { kCounter, kGauge, kHistogram };
 
 // Label name → value, in the order given (rendered in that order). Names match
 // [a-zA-Z_][a-zA-Z0-9_]* and do not start with "__"; values are any UTF-8 text.
@@ -67,6 +68,18 @@ class Registry {
   // Sets a gauge series. INVALID_ARGUMENT for an undeclared family, a counter, or a bad label.
   Status Set(const std::string& name, const Labels& labels, double value);
 
+  // Declares a histogram family with bucket upper bounds `bounds` (finite, strictly increasing;
+  // the +Inf bucket is implicit). Idempotent when declared again with the same help and bounds.
+  // INVALID_ARGUMENT for a bad name, empty help or bad bounds; ALREADY_EXISTS when declared
+  // otherwise before.
+  Status DeclareHistogram(const std::string& name, const std::string& help,
+                          std::vector<double> bounds);
+
+  // Records one observation `value` (not NaN) in a histogram series, creating it empty first.
+  // INVALID_ARGUMENT for an undeclared family, one that is not a histogram, a NaN, or a bad label
+  // (including "le", which the buckets use).
+  Status Observe(const std::string& name, const Labels& labels, double value);
+
   // Replaces every series of a family (counter or gauge) with `samples`: for values computed
   // elsewhere and copied in at scrape time. A family with no series renders only its HELP/TYPE.
   // INVALID_ARGUMENT for an undeclared family or a bad label; nothing changes on error.
@@ -88,6 +101,15 @@ class Registry {
     MetricType type = MetricType::kCounter;
     std::string help;
     std::map<Labels, double> series;
+    // Histograms only: bucket bounds, and per series the count in each bucket (not cumulative;
+    // one more than bounds: the +Inf bucket), the sum and the count of observations.
+    struct Histogram {
+      std::vector<uint64_t> buckets;
+      double sum = 0;
+      uint64_t count = 0;
+    };
+    std::vector<double> bounds;
+    std::map<Labels, Histogram> histograms;
   };
   // Precondition: mu_ held.
   Result<Family*> FamilyLocked(const std::string& name, MetricType want, bool any_type);

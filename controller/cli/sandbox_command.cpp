@@ -22,6 +22,8 @@ struct UpFlags {
   std::string bin_dir;
   std::string dnsmasq = "dnsmasq";
   bool no_agents = false;
+  bool prometheus = false;
+  std::string prometheus_bin = "prometheus";
   int ready_timeout_s = 20;
 };
 
@@ -36,6 +38,10 @@ void PrintUp(const sandbox::SandboxOptions& o) {
             << "  inventory:      " << sandbox::SandboxInventoryPath()
             << (o.start_agents ? "" : "  (no agents started)") << "\n"
             << "  logs:           " << sandbox::SandboxRunDir() << "/logs/\n";
+  if (o.prometheus) {
+    std::cout << "  prometheus:     " << sandbox::SandboxPrometheusUrl()
+              << "  (scrapes orders, kv and agents every 1s; alert OrdersErrorRatioHigh)\n";
+  }
 }
 
 void PrintStatus(const sandbox::SandboxStatus& st) {
@@ -102,6 +108,13 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
   up->add_option("--dnsmasq", up_flags->dnsmasq, "dnsmasq program")->capture_default_str();
   up->add_flag("--no-agents", up_flags->no_agents,
                "start no agents (the inventory then lists none)");
+  up->add_flag("--prometheus", up_flags->prometheus,
+               "also run a real Prometheus on the dns host (" + sandbox::SandboxPrometheusUrl() +
+                   ") that scrapes the sample services every second, for prometheus probes "
+                   "and prometheus_alert abort conditions");
+  up->add_option("--prometheus-bin", up_flags->prometheus_bin,
+                 "Prometheus program (Debian package prometheus)")
+      ->capture_default_str();
   up->add_option("--ready-timeout", up_flags->ready_timeout_s,
                  "seconds to wait for all daemons to become ready")
       ->check(CLI::Range(1, 600))
@@ -115,6 +128,8 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
     o.bin_dir = up_flags->bin_dir;
     o.dnsmasq = up_flags->dnsmasq;
     o.start_agents = !up_flags->no_agents;
+    o.prometheus = up_flags->prometheus;
+    o.prometheus_program = up_flags->prometheus_bin;
     o.ready_timeout = std::chrono::seconds(up_flags->ready_timeout_s);
     Status s = sandbox::SandboxUp(o);
     if (!s.ok()) {

@@ -166,6 +166,9 @@ RunResult RunEngine::Run() {
 
   ProbeSet probes(exp_.probes, clock_, options_.on_sample);
   probes.Start();
+  // Prometheus alert abort conditions; like the probes, watched from before injection on.
+  alert_watch_ = std::make_unique<probes::AlertWatch>(exp_.aborts);
+  alert_watch_->Start();
 
   if (!AwaitSteadyState(probes, r)) {
     probes.Stop();
@@ -176,6 +179,12 @@ RunResult RunEngine::Run() {
     probes.Stop();
     r.probes = probes.Records();
     return finish(Verdict::kAborted, "cancelled before injection: " + cancel_reason_);
+  }
+  // An alert already firing is a stop condition before anything is injected (as in AWS FIS).
+  if (auto why = alert_watch_->Firing()) {
+    probes.Stop();
+    r.probes = probes.Records();
+    return finish(Verdict::kAborted, *why + " (nothing was injected)");
   }
 
   if (!ApplyAll(r)) {
@@ -215,6 +224,7 @@ RunResult RunEngine::Run() {
   RevertAll(r, aborted ? "aborted" : "duration elapsed");
   if (!aborted) ObserveAfterRevert(probes, r);
   probes.Stop();
+  alert_watch_->Stop();
   r.probes = probes.Records();
   ComputeVerdict(r, aborted, abort_reason);
   return finish(r.verdict, std::string(r.reason));
@@ -475,7 +485,11 @@ void RunEngine::RenewLeases(RunResult& r) {
 }
 
 std::optional<std::string> RunEngine::AbortTriggered(ProbeSet& probes, MonoTime now) {
+  if (alert_watch_) {
+    if (auto why = alert_watch_->Firing()) return why;
+  }
   for (const auto& a : exp_.aborts) {
+    if (a.probe.empty()) continue;  // a Prometheus alert: alert_watch_
     auto start = TrailingFailureStart(probes.Samples(a.probe));
     if (start && now - *start >= a.failing_for) {
       return "abort condition: " + a.probe + " failing for " + FormatDuration(a.failing_for);

@@ -27,6 +27,7 @@
 #include "controller/engine/recovery_meter.h"
 #include "controller/engine/verdict.h"
 #include "controller/experiment/experiment.h"
+#include "controller/probes/alert_watch.h"
 #include "faultline/v1/agent.pb.h"
 
 namespace faultline::engine {
@@ -128,7 +129,8 @@ class RunEngine {
   std::string cancel_reason_;
   std::mutex mu_;
   std::condition_variable cv_;
-  MonoTime deadline_{};  // max_duration
+  MonoTime deadline_{};                              // max_duration
+  std::unique_ptr<probes::AlertWatch> alert_watch_;  // the run's prometheus_alert conditions
   std::unique_ptr<RunState> state_;
 };
 

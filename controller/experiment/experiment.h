@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/duration.h"
@@ -65,14 +66,43 @@ struct CommandProbe {
   std::optional<std::string> output_regex;
 };
 
+// grpc.health.v1 Health/Check against `host:port`; SERVING is a success.
+struct GrpcHealthProbe {
+  std::string address;      // host:port (host a DNS name, IPv4 or [IPv6])
+  std::string service;      // the service name asked about; empty = the server as a whole
+  bool tls = false;         // false: plaintext
+  std::string ca_file;      // PEM roots (tls; empty = the system's roots)
+  std::string cert_file;    // PEM client certificate (tls; set together with key_file)
+  std::string key_file;     // PEM client key
+  std::string server_name;  // TLS name to verify instead of the address's host (tls)
+};
+
+// How a PromQL result is compared with the probe's value: result OP value.
+enum class CompareOp { kLt, kLe, kGt, kGe, kEq, kNe };
+// "<", "<=", ">", ">=", "==", "!=" → the op; anything else → nullopt. Pure.
+std::optional<CompareOp> ParseCompareOp(std::string_view op);
+// The op as written in an experiment ("<="). Pure.
+const char* CompareOpName(CompareOp op);
+
+// A PromQL instant query against a Prometheus server; a success when every series of the
+// result (or the scalar) satisfies `result op value`.
+struct PrometheusProbe {
+  std::string url;  // the server's base URL: "http://10.77.0.1:9090"
+  std::string query;
+  CompareOp op = CompareOp::kLt;
+  double value = 0;
+};
+
 struct Probe {
-  enum class Kind { kHttp, kTcp, kDns, kCommand };
+  enum class Kind { kHttp, kTcp, kDns, kCommand, kGrpcHealth, kPrometheus };
   std::string name;
   Kind kind = Kind::kHttp;
   HttpProbe http;
   TcpProbe tcp;
   DnsProbe dns;
   CommandProbe command;
+  GrpcHealthProbe grpc_health;
+  PrometheusProbe prometheus;
   Duration timeout = std::chrono::seconds(1);
   Duration interval = std::chrono::seconds(1);
   std::string from = "controller";  // or a Target name (agent-side probe)
@@ -95,9 +125,14 @@ struct Objective {
   SourcePos pos;
 };
 
+// One abort condition: either a probe failing for a while (`probe`, `failing_for`) or a
+// Prometheus alert in state firing (`prometheus_alert`, `url`, `interval`).
 struct AbortCondition {
-  std::string probe;
+  std::string probe;  // empty for an alert condition
   Duration failing_for{};
+  std::string prometheus_alert;                       // alertname; empty for a probe condition
+  std::string prometheus_url;                         // the server's base URL
+  Duration alert_interval = std::chrono::seconds(1);  // how often the alerts are polled
   SourcePos pos;
 };
 

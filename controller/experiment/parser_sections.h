@@ -34,6 +34,13 @@ class Parser : public YamlReader {
                       const std::string& path, Fault* fault);
   void ParseProbes(const YAML::Node& n);
   void ParseProbe(const YAML::Node& n, const std::string& path);
+  // The grpc_health / prometheus probe blocks (fields `kf` of the mapping `kn` at `kpath`).
+  void ParseGrpcHealth(const YAML::Node& kn, const std::string& kpath,
+                       const std::vector<MapField>& kf, Probe* p);
+  void ParsePrometheusProbe(const YAML::Node& kn, const std::string& kpath,
+                            const std::vector<MapField>& kf, Probe* p);
+  // A Prometheus server's base URL (trailing '/' removed), or nullopt after reporting an error.
+  std::optional<std::string> PrometheusUrl(const YAML::Node& n, const std::string& field);
   void ParseSteadyState(const YAML::Node& n);
   void ParseObjectives(const YAML::Node& n);
   void ParseAborts(const YAML::Node& n);

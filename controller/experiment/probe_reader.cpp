@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <string_view>
 
 #include "common/dns_name.h"
@@ -19,6 +21,13 @@ constexpr int kMaxIntervalTimeoutRatio = 10;
 constexpr size_t kMaxUrlLength = 2048;
 constexpr size_t kMaxArgvEntries = 256;
 constexpr size_t kMaxArgLength = 4096;
+// Bounds of the remote-check probes (grpc_health, prometheus) and the alert abort condition.
+constexpr size_t kMaxQueryLength = 4096;
+constexpr size_t kMaxNameLength = 256;  // a gRPC service name, an alert name, a TLS name
+constexpr size_t kMaxPathLength = 4096;
+constexpr Duration kMaxRemoteTimeout = 60s;
+constexpr Duration kMinAlertInterval = 100ms;
+constexpr Duration kMaxAlertInterval = 60s;
 
 // Returns why `name` is not a usable DNS name (empty optional when it is); see ValidateDnsName.
 std::optional<std::string> DnsNameProblem(std::string_view name, bool allow_wildcard) {
@@ -96,7 +105,130 @@ std::optional<std::string> UrlProblem(std::string_view url) {
   return std::nullopt;
 }
 
+// Why `text` is not a usable short name (service, alert, TLS name): empty optional when it is.
+std::optional<std::string> ShortTextProblem(std::string_view text, bool allow_empty) {
+  if (text.empty() && !allow_empty) return "must not be empty";
+  if (text.size() > kMaxNameLength) return "longer than 256 characters";
+  for (char c : text) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return "contains a control character";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+// A Prometheus base URL: http(s)://host[:port][/prefix], no query or fragment (the API path is
+// appended to it).
+std::optional<std::string> Parser::PrometheusUrl(const YAML::Node& n, const std::string& field) {
+  auto s = String(n, field);
+  if (!s) return std::nullopt;
+  if (auto problem = UrlProblem(*s)) {
+    Error(n, field, *problem);
+    return std::nullopt;
+  }
+  if (s->find_first_of("?#") != std::string::npos) {
+    Error(n, field, "the Prometheus base URL takes no query or fragment, got " + Quoted(*s));
+    return std::nullopt;
+  }
+  std::string url = *s;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+void Parser::ParseGrpcHealth(const YAML::Node& kn, const std::string& kpath,
+                             const std::vector<MapField>& kf, Probe* p) {
+  GrpcHealthProbe& g = p->grpc_health;
+  if (auto* v = Need(kf, kn, kpath, "address")) {
+    if (auto s = String(*v, kpath + ".address")) {
+      std::string host;
+      int port = 0;
+      if (auto problem = SplitHostPort(*s, true, &host, &port)) {
+        Error(*v, kpath + ".address", *problem);
+      }
+      g.address = *s;
+    }
+  }
+  if (auto* v = Find(kf, "service"); v && !v->IsNull()) {
+    if (auto s = String(*v, kpath + ".service")) {
+      if (auto problem = ShortTextProblem(*s, true)) Error(*v, kpath + ".service", *problem);
+      g.service = *s;
+    }
+  }
+  const YAML::Node* tls = Find(kf, "tls");
+  if (tls == nullptr || tls->IsNull()) return;
+  const std::string tpath = kpath + ".tls";
+  auto tf = Map(*tls, tpath, {"ca", "cert", "key", "server_name"});
+  if (!tf) return;
+  g.tls = true;
+  auto file = [&](const char* key, std::string* out) {
+    if (auto* v = Find(*tf, key); v && !v->IsNull()) {
+      const std::string field = tpath + "." + key;
+      if (auto s = String(*v, field)) {
+        if (s->empty() || s->size() > kMaxPathLength || s->find('\0') != std::string::npos) {
+          Error(*v, field, "expected a file path (1 to 4096 characters, no NUL byte)");
+        }
+        *out = *s;
+      }
+    }
+  };
+  file("ca", &g.ca_file);
+  file("cert", &g.cert_file);
+  file("key", &g.key_file);
+  if (g.cert_file.empty() != g.key_file.empty()) {
+    Error(*tls, tpath,
+          "cert and key go together (a client certificate needs its key), got only " +
+              std::string(g.cert_file.empty() ? "key" : "cert"));
+  }
+  if (auto* v = Find(*tf, "server_name"); v && !v->IsNull()) {
+    if (auto s = String(*v, tpath + ".server_name")) {
+      if (auto problem = DnsNameProblem(*s, false)) Error(*v, tpath + ".server_name", *problem);
+      g.server_name = *s;
+    }
+  }
+}
+
+void Parser::ParsePrometheusProbe(const YAML::Node& kn, const std::string& kpath,
+                                  const std::vector<MapField>& kf, Probe* p) {
+  PrometheusProbe& q = p->prometheus;
+  if (auto* v = Need(kf, kn, kpath, "url")) {
+    if (auto s = PrometheusUrl(*v, kpath + ".url")) q.url = *s;
+  }
+  if (auto* v = Need(kf, kn, kpath, "query")) {
+    if (auto s = String(*v, kpath + ".query")) {
+      if (s->find_first_not_of(" \t\r\n") == std::string::npos) {
+        Error(*v, kpath + ".query", "the PromQL query is empty");
+      } else if (s->size() > kMaxQueryLength) {
+        Error(
+            *v, kpath + ".query",
+            "the PromQL query is longer than 4096 characters (" + std::to_string(s->size()) + ")");
+      } else if (s->find('\0') != std::string::npos) {
+        Error(*v, kpath + ".query", "the PromQL query contains a NUL byte");
+      }
+      q.query = *s;
+    }
+  }
+  if (auto* v = Need(kf, kn, kpath, "op")) {
+    if (auto s = String(*v, kpath + ".op")) {
+      if (auto op = ParseCompareOp(*s)) {
+        q.op = *op;
+      } else {
+        Error(*v, kpath + ".op",
+              "unknown comparison " + Quoted(*s) + " (expected <, <=, >, >=, == or !=)");
+      }
+    }
+  }
+  if (auto* v = Need(kf, kn, kpath, "value")) {
+    if (auto s = String(*v, kpath + ".value")) {
+      char* end = nullptr;
+      double d = s->empty() ? 0 : std::strtod(s->c_str(), &end);
+      if (s->empty() || end == nullptr || *end != '\0' || !std::isfinite(d)) {
+        Error(*v, kpath + ".value", "expected a finite number, got " + Quoted(*s));
+      }
+      q.value = d;
+    }
+  }
+}
 
 void Parser::ParseProbes(const YAML::Node& n) {
   if (!List(n, "probes", true)) return;
@@ -104,9 +236,9 @@ void Parser::ParseProbes(const YAML::Node& n) {
 }
 
 void Parser::ParseProbe(const YAML::Node& item, const std::string& path) {
-  auto fields =
-      Map(item, path,
-          {"name", "http", "tcp", "dns", "command", "grpc_health", "timeout", "interval", "from"});
+  auto fields = Map(item, path,
+                    {"name", "http", "tcp", "dns", "command", "grpc_health", "prometheus",
+                     "timeout", "interval", "from"});
   if (!fields) return;
   size_t before = errors_.size();
   Probe p;
@@ -139,14 +271,25 @@ void Parser::ParseProbe(const YAML::Node& item, const std::string& path) {
   };
 
   const MapField* kind =
-      OneKind(*fields, item, path, {"http", "tcp", "dns", "command", "grpc_health"}, "a probe",
-              "a probe needs exactly one kind: http, tcp, dns or command");
+      OneKind(*fields, item, path, {"http", "tcp", "dns", "command", "grpc_health", "prometheus"},
+              "a probe",
+              "a probe needs exactly one kind: http, tcp, dns, command, grpc_health or prometheus");
   if (kind != nullptr) {
     const MapField& k = *kind;
     const std::string kpath = Sub(path, k.key);
     const YAML::Node& kn = k.value;
     if (k.key == "grpc_health") {
-      Error(k.key_node, kpath, "grpc_health probes are not supported yet");
+      p.kind = Probe::Kind::kGrpcHealth;
+      if (auto kf = Map(kn, kpath, {"address", "service", "tls", "timeout"})) {
+        kind_timeout(*kf, kpath);
+        ParseGrpcHealth(kn, kpath, *kf, &p);
+      }
+    } else if (k.key == "prometheus") {
+      p.kind = Probe::Kind::kPrometheus;
+      if (auto kf = Map(kn, kpath, {"url", "query", "op", "value", "timeout"})) {
+        kind_timeout(*kf, kpath);
+        ParsePrometheusProbe(kn, kpath, *kf, &p);
+      }
     } else if (k.key == "http") {
       p.kind = Probe::Kind::kHttp;
       if (auto kf =
@@ -257,6 +400,13 @@ void Parser::ParseProbe(const YAML::Node& item, const std::string& path) {
   if (timeout_node) {
     if (auto d = Dur(*timeout_node, timeout_path, true)) {
       p.timeout = *d;
+      if ((p.kind == Probe::Kind::kGrpcHealth || p.kind == Probe::Kind::kPrometheus) &&
+          *d > kMaxRemoteTimeout) {
+        Error(
+            *timeout_node, timeout_path,
+            "must be at most " + FormatDuration(kMaxRemoteTimeout) + ", got " + FormatDuration(*d));
+        timing_ok = false;
+      }
     } else {
       timing_ok = false;
     }
@@ -383,21 +533,57 @@ void Parser::ParseAborts(const YAML::Node& n) {
   for (size_t i = 0; i < n.size(); ++i) {
     const YAML::Node item = n[i];
     const std::string path = Index("abort", i);
-    auto fields = Map(item, path, {"probe", "failing_for"});
+    auto fields = Map(item, path, {"probe", "failing_for", "prometheus_alert", "url", "interval"});
     if (!fields) continue;
     size_t before = errors_.size();
     AbortCondition a;
     a.pos = Pos(item);
-    if (auto* v = Need(*fields, item, path, "probe")) {
-      if (auto s = String(*v, path + ".probe")) {
+    const MapField* kind =
+        OneKind(*fields, item, path, {"probe", "prometheus_alert"}, "an abort condition",
+                "an abort condition needs exactly one of probe (with failing_for) or "
+                "prometheus_alert (with url)");
+    if (kind == nullptr) continue;
+    // The keys that belong to the other kind of condition.
+    const bool is_probe = kind->key == "probe";
+    for (const char* other : is_probe ? std::vector<const char*>{"url", "interval"}
+                                      : std::vector<const char*>{"failing_for"}) {
+      if (const YAML::Node* v = Find(*fields, other)) {
+        Error(*v, path + "." + other,
+              std::string(other) + " belongs to " +
+                  (is_probe ? "a prometheus_alert condition" : "a probe condition"));
+      }
+    }
+    if (is_probe) {
+      if (auto s = String(kind->value, path + ".probe")) {
         if (!probe_names_.count(*s)) {
-          Error(*v, path + ".probe", "unknown probe " + Quoted(*s) + " (not defined in probes)");
+          Error(kind->value, path + ".probe",
+                "unknown probe " + Quoted(*s) + " (not defined in probes)");
         }
         a.probe = *s;
       }
-    }
-    if (auto* v = Need(*fields, item, path, "failing_for")) {
-      if (auto d = Dur(*v, path + ".failing_for", true)) a.failing_for = *d;
+      if (auto* v = Need(*fields, item, path, "failing_for")) {
+        if (auto d = Dur(*v, path + ".failing_for", true)) a.failing_for = *d;
+      }
+    } else {
+      if (auto s = String(kind->value, path + ".prometheus_alert")) {
+        if (auto problem = ShortTextProblem(*s, false)) {
+          Error(kind->value, path + ".prometheus_alert", *problem);
+        }
+        a.prometheus_alert = *s;
+      }
+      if (auto* v = Need(*fields, item, path, "url")) {
+        if (auto s = PrometheusUrl(*v, path + ".url")) a.prometheus_url = *s;
+      }
+      if (auto* v = Find(*fields, "interval")) {
+        if (auto d = Dur(*v, path + ".interval", true)) {
+          if (*d < kMinAlertInterval || *d > kMaxAlertInterval) {
+            Error(*v, path + ".interval",
+                  "must be between " + FormatDuration(kMinAlertInterval) + " and " +
+                      FormatDuration(kMaxAlertInterval) + ", got " + FormatDuration(*d));
+          }
+          a.alert_interval = *d;
+        }
+      }
     }
     if (errors_.size() == before) exp_.aborts.push_back(std::move(a));
   }

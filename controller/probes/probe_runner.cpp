@@ -17,6 +17,8 @@
 
 #include "common/clock.h"
 #include "common/process.h"
+#include "controller/probes/grpc_health_probe.h"
+#include "controller/probes/promql_probe.h"
 
 namespace faultline::probes {
 
@@ -257,6 +259,10 @@ ProbeOutcome RunProbeOnce(const experiment::Probe& probe) {
         return RunDns(probe);
       case Probe::Kind::kCommand:
         return RunCommand(probe);
+      case Probe::Kind::kGrpcHealth:
+        return GrpcHealthProbe(probe).TakeSample();
+      case Probe::Kind::kPrometheus:
+        return PromQlProbe(probe, SystemClock::Instance()).TakeSample();
     }
   } catch (const std::exception& e) {  // std::stoi
     return ProbeOutcome{false, {}, std::string("probe error: ") + e.what()};

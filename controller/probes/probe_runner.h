@@ -2,9 +2,11 @@
 // One attempt of a probe, run from the controller's host. Blocking, bounded by the probe's
 // timeout. Thread-safe: probes run concurrently, each on its own thread.
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/duration.h"
 #include "common/status.h"
 #include "controller/experiment/experiment.h"
@@ -15,6 +17,10 @@ struct ProbeOutcome {
   bool ok = false;
   Duration latency{};
   std::string detail;  // "200", "connect: connection refused", "NXDOMAIN", "exit 1", ...
+  // Set by a probe whose answer describes an instant other than the attempt's start: a PromQL
+  // query's evaluation time (PromQlProbe), on SystemClock's monotonic clock. It always lies
+  // between the attempt's send and answer instants.
+  std::optional<MonoTime> observed_at;
 };
 
 // Call once per process before probes run (libcurl's global init is not thread-safe).

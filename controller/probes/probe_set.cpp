@@ -86,7 +86,10 @@ void ProbeSet::Loop(Slot& slot) {
     }
     MonoTime at = clock_.Now();
     auto outcome = RunProbeOnce(*slot.probe);
-    ProbeSample sample{engine::Sample{at, outcome.ok, outcome.latency}, outcome.detail};
+    // A PromQL sample describes the query's evaluation instant, which lies within the attempt.
+    ProbeSample sample{
+        engine::Sample{outcome.observed_at.value_or(at), outcome.ok, outcome.latency},
+        outcome.detail};
     {
       std::lock_guard lock(mu_);
       if (stop_) return;

@@ -29,7 +29,8 @@ const std::vector<std::string>& OwnedProgramNames() {
                                                  "faultline-sample-kv",
                                                  "faultline-sample-orders",
                                                  "faultline-sample-supervisor",
-                                                 "ip"};
+                                                 "ip",
+                                                 "prometheus"};
   return names;
 }
 
@@ -109,16 +110,17 @@ std::vector<int> AwaitExit(std::vector<int> pids, std::chrono::steady_clock::dur
   }
 }
 
-std::vector<std::string> ExpectedProcessNames(bool agents) {
+std::vector<std::string> ExpectedProcessNames(bool agents, bool prometheus) {
   std::vector<std::string> names = {"dnsmasq", "kv-east", "kv-west", "orders"};
   if (agents) {
     for (const auto& h : SandboxHosts()) names.push_back("agent-" + h.name);
   }
+  if (prometheus) names.push_back("prometheus");
   return names;
 }
 
 std::string HostOfProcess(const std::string& name) {
-  if (name == "dnsmasq") return FindSandboxHostByRole("dns")->name;
+  if (name == "dnsmasq" || name == "prometheus") return FindSandboxHostByRole("dns")->name;
   if (name == "kv-east") return FindSandboxHostByRole("db", kPrimaryRegion)->name;
   if (name == "kv-west") return FindSandboxHostByRole("db", kSecondaryRegion)->name;
   if (name == "orders") return FindSandboxHostByRole("app")->name;
@@ -127,7 +129,7 @@ std::string HostOfProcess(const std::string& name) {
 }
 
 std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& bin_dir,
-                                    const std::string& dnsmasq) {
+                                    const std::string& dnsmasq, const std::string& prometheus) {
   std::vector<DaemonSpec> specs;
   const SandboxHost& dns = *FindSandboxHostByRole("dns");
   const SandboxHost& app = *FindSandboxHostByRole("app");
@@ -180,6 +182,10 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
                    h.address + ":" + std::to_string(kAgentMetricsPort)});
       specs.push_back({name, h.name, argv, ready});
     }
+  }
+  if (o.prometheus) {
+    specs.push_back({"prometheus", dns.name, PrometheusArgv(prometheus), "",
+                     SandboxPrometheusUrl() + "/-/ready"});
   }
   return specs;
 }

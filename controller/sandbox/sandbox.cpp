@@ -56,6 +56,14 @@ Status Build(const SandboxOptions& o, std::vector<Started>& started) {
   if (dnsmasq.empty()) {
     return FailedPrecondition("dnsmasq not found (install the Debian package dnsmasq-base)");
   }
+  std::string prometheus;
+  if (o.prometheus) {
+    prometheus = FindProgram(o.prometheus_program);
+    if (prometheus.empty()) {
+      return FailedPrecondition(
+          "prometheus not found (install the Debian package prometheus, or pass --prometheus-bin)");
+    }
+  }
   std::vector<std::string> binaries = {"faultline-sample-kv", "faultline-sample-orders",
                                        "faultline-sample-supervisor"};
   if (o.start_agents) binaries.push_back("faultline-agent");
@@ -82,11 +90,14 @@ Status Build(const SandboxOptions& o, std::vector<Started>& started) {
       return Internal("sandbox certificates: " + s.message());
     }
   }
-  if (Status s = WriteFile(SandboxYamlPath(),
-                           std::string("failover: ") + FailoverModeName(o.failover) +
-                               "\nfailover_threshold: " + std::to_string(o.failover_threshold) +
-                               "\nagents: " + (o.start_agents ? "true" : "false") + "\nbin_dir: " +
-                               bin_dir + "\norders_url: " + OrdersServiceUrl() + "\n");
+  if (Status s =
+          WriteFile(SandboxYamlPath(),
+                    std::string("failover: ") + FailoverModeName(o.failover) +
+                        "\nfailover_threshold: " + std::to_string(o.failover_threshold) +
+                        "\nagents: " + (o.start_agents ? "true" : "false") +
+                        "\nbin_dir: " + bin_dir + "\norders_url: " + OrdersServiceUrl() +
+                        "\nprometheus: " + (o.prometheus ? "true" : "false") +
+                        (o.prometheus ? "\nprometheus_url: " + SandboxPrometheusUrl() : "") + "\n");
       !s.ok()) {
     return s;
   }
@@ -94,7 +105,10 @@ Status Build(const SandboxOptions& o, std::vector<Started>& started) {
   spdlog::debug("sandbox: creating namespaces and bridge");
   if (Status s = CreateNetwork(); !s.ok()) return s;
 
-  for (const auto& spec : DaemonSpecs(o, bin_dir, dnsmasq)) {
+  if (o.prometheus) {
+    if (Status s = WritePrometheusConfig(o.start_agents); !s.ok()) return s;
+  }
+  for (const auto& spec : DaemonSpecs(o, bin_dir, dnsmasq, prometheus)) {
     spdlog::debug("sandbox: starting " + spec.name + " in " + spec.host + ": " +
                   ArgvToString(spec.argv));
     auto child = StartDaemon(ip, spec);
@@ -122,7 +136,8 @@ Status Build(const SandboxOptions& o, std::vector<Started>& started) {
                         LogTail(SandboxLogPath(s.spec.name)));
       }
       bool ready =
-          s.spec.ready_file.empty()
+          !s.spec.ready_url.empty() ? HttpReady(s.spec.ready_url, &why)
+          : s.spec.ready_file.empty()
               ? DnsServes(dns.address, DynamoDbEndpointName(east.region), east.address, &why)
               : fs::exists(s.spec.ready_file);
       if (ready) break;

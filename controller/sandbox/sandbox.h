@@ -4,7 +4,8 @@
 //
 //   fl-net      holds the bridge flbr0; every host's veth peer is a port of it
 //   fl-app      10.77.0.10  orders service :8080, agent :7070
-//   fl-dns      10.77.0.2   dnsmasq :53 (dynamodb.<region>.sandbox.test), agent :7070
+//   fl-dns      10.77.0.2   dnsmasq :53 (dynamodb.<region>.sandbox.test), agent :7070,
+//                           with --prometheus a real Prometheus :9090 scraping every service
 //   fl-db-east  10.77.0.20  kv service :8000 (us-east-1), agent :7070
 //   fl-db-west  10.77.0.30  kv service :8000 (us-west-2), agent :7070
 //   root ns     10.77.0.1   through the veth fl-root, so the CLI reaches every host
@@ -34,6 +35,8 @@ inline constexpr int kAgentPort = 7070;
 inline constexpr int kAgentMetricsPort = 9464;
 inline constexpr int kOrdersPort = 8080;
 inline constexpr int kKvPort = 8000;
+// `sandbox up --prometheus`: Prometheus's web/API port on the dns host.
+inline constexpr int kPrometheusPort = 9090;
 inline constexpr std::string_view kDomain = "sandbox.test";
 inline constexpr std::string_view kPrimaryRegion = "us-east-1";
 inline constexpr std::string_view kSecondaryRegion = "us-west-2";
@@ -57,6 +60,8 @@ const SandboxHost* FindSandboxHostByRole(std::string_view role, std::string_view
 std::string DynamoDbEndpointName(std::string_view region);
 // "http://10.77.0.10:8080" — the orders service as reached from the root namespace.
 std::string OrdersServiceUrl();
+// "http://10.77.0.2:9090" — the sandbox's Prometheus (when started with --prometheus).
+std::string SandboxPrometheusUrl();
 
 enum class FailoverMode { kAuto, kOff };
 // "auto" / "off".
@@ -74,6 +79,12 @@ struct SandboxOptions {
   std::string dnsmasq = "dnsmasq";
   // false: start no agents (inventory.yaml then lists none). For working on the services alone.
   bool start_agents = true;
+  // true: also run a real Prometheus on the dns host (kPrometheusPort) that scrapes the orders
+  // and key-value services (and the agents) every second and evaluates the sandbox's alerting
+  // rules (OrdersErrorRatioHigh); its config, rules and data live under <run dir>/prometheus.
+  bool prometheus = false;
+  // Prometheus program; without a '/', looked up in PATH and then /usr/bin.
+  std::string prometheus_program = "prometheus";
   // How long to wait for all daemons together to become ready.
   std::chrono::milliseconds ready_timeout{20000};
 };
@@ -119,6 +130,7 @@ struct SandboxStatus {
   std::optional<FailoverMode> failover;   // from sandbox.yaml; nullopt when unknown
   int failover_threshold = 0;
   bool agents = false;                // whether agents were started
+  bool prometheus = false;            // whether Prometheus was started
   std::vector<std::string> problems;  // human-readable, empty when kUp or kDown
 };
 

@@ -82,13 +82,25 @@ struct DaemonSpec {
   std::string name;
   std::string host;
   std::vector<std::string> argv;  // program and its arguments, run via `ip netns exec host`
-  std::string ready_file;         // empty: readiness is checked otherwise (dnsmasq)
+  std::string ready_file;         // empty: readiness is checked otherwise (dnsmasq, ready_url)
+  std::string ready_url;          // ready when GET on this URL answers 200 (Prometheus)
 };
 
-std::vector<std::string> ExpectedProcessNames(bool agents);
+std::vector<std::string> ExpectedProcessNames(bool agents, bool prometheus);
 std::string HostOfProcess(const std::string& name);
 std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& bin_dir,
-                                    const std::string& dnsmasq);
+                                    const std::string& dnsmasq, const std::string& prometheus);
+
+// Prometheus (prometheus.cpp).
+// <run dir>/prometheus: prometheus.yml, rules.yml and data/.
+std::string PrometheusDir();
+// Writes prometheus.yml (1s scrape and evaluation interval; jobs orders, kv and, with
+// `agents`, faultline-agent) and rules.yml (the sandbox's alerts) into PrometheusDir().
+Status WritePrometheusConfig(bool agents);
+// Prometheus's argv: its config, data directory and listen address on the dns host.
+std::vector<std::string> PrometheusArgv(const std::string& program);
+// Whether GET `url` answers 200 within a second; otherwise why not in `why`.
+bool HttpReady(const std::string& url, std::string* why);
 
 // A started daemon. The child object is detached before it goes out of scope, whatever happens:
 // the daemon must outlive this process, and SandboxDown reaps it on the failure path.

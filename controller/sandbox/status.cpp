@@ -35,6 +35,7 @@ SandboxStatus GetSandboxStatus() {
       if (mode == "off") st.failover = FailoverMode::kOff;
       st.failover_threshold = y["failover_threshold"].as<int>(0);
       st.agents = y["agents"].as<bool>(false);
+      st.prometheus = y["prometheus"].as<bool>(false);
       config_read = true;
     }
   } catch (const std::exception& e) {
@@ -49,7 +50,7 @@ SandboxStatus GetSandboxStatus() {
     st.problems.push_back(SandboxInventoryPath() + " missing");
   }
 
-  for (const auto& name : ExpectedProcessNames(st.agents)) {
+  for (const auto& name : ExpectedProcessNames(st.agents, st.prometheus)) {
     SandboxProcess p;
     p.name = name;
     p.host = HostOfProcess(name);
@@ -103,6 +104,7 @@ std::string SandboxStatusToJson(const SandboxStatus& st) {
               {"failover", st.failover ? json(FailoverModeName(*st.failover)) : json(nullptr)},
               {"failover_threshold", st.failover_threshold},
               {"agents", st.agents},
+              {"prometheus", st.prometheus},
               {"inventory", SandboxInventoryPath()},
               {"hosts", hosts},
               {"processes", processes},

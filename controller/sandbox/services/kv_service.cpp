@@ -2,6 +2,7 @@
 //
 //   GET /kv/<table>/<key>  -> 200 {"table":..,"key":..,"value":..,"region":..}
 //   GET /healthz           -> 200 ok
+//   GET /metrics           -> Prometheus text: kv_requests_total{region} (GET /kv answers)
 //
 // Every key exists: its value is derived from table and key, so both regions serve the same item
 // (a global table) and only "region" tells which replica answered.
@@ -12,6 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "controller/sandbox/services/service_support.h"
 
 int main(int argc, char** argv) {
@@ -33,17 +36,25 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  faultline::metrics::Registry metrics;
+  metrics.Declare("kv_requests_total", faultline::metrics::MetricType::kCounter,
+                  "Answers to GET /kv/<table>/<key>.");
+  metrics.Increment("kv_requests_total", {{"region", region}}, 0);
   httplib::Server server;
-  server.Get(
-      R"(/kv/([^/]+)/([^/]+))", [&region](const httplib::Request& req, httplib::Response& res) {
-        const std::string table = req.matches[1];
-        const std::string key = req.matches[2];
-        nlohmann::json body = {
-            {"table", table}, {"key", key}, {"value", table + "-item-" + key}, {"region", region}};
-        res.set_content(body.dump(), "application/json");
-      });
+  server.Get(R"(/kv/([^/]+)/([^/]+))", [&region, &metrics](const httplib::Request& req,
+                                                           httplib::Response& res) {
+    metrics.Increment("kv_requests_total", {{"region", region}});
+    const std::string table = req.matches[1];
+    const std::string key = req.matches[2];
+    nlohmann::json body = {
+        {"table", table}, {"key", key}, {"value", table + "-item-" + key}, {"region", region}};
+    res.set_content(body.dump(), "application/json");
+  });
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
+  });
+  server.Get("/metrics", [&metrics](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics.Render(), faultline::metrics::kTextContentType);
   });
 
   return faultline::sandbox::ServeUntilSignalled(

@@ -5,6 +5,9 @@
 //   GET /status      -> {"region","primary_region","secondary_region","failover",
 //                        "failover_threshold","consecutive_failures","failed_over_at_monotonic_ns"}
 //   GET /healthz     -> 200 ok
+//   GET /metrics     -> Prometheus text: orders_requests_total{outcome="ok"|"error"} (answers to
+//                       GET /orders/<id>: 200 is ok, 503 is error), the histogram
+//                       orders_request_duration_seconds{outcome} and orders_failed_over (0|1)
 //
 // With --retries N, a failed dependency call is tried again at once, up to N more times, before
 // it counts as a failure.
@@ -16,6 +19,7 @@
 #include <httplib.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -23,6 +27,8 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "controller/sandbox/services/service_support.h"
 
 namespace {
@@ -225,9 +231,27 @@ int main(int argc, char** argv) {
   }
 
   FailoverState state(settings);
+  faultline::metrics::Registry metrics;
+  metrics.Declare("orders_requests_total", faultline::metrics::MetricType::kCounter,
+                  "Answers to GET /orders/<id> by outcome: ok (200) or error (503).");
+  metrics.DeclareHistogram("orders_request_duration_seconds",
+                           "Time to answer GET /orders/<id>, by outcome.",
+                           {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
+  metrics.Declare("orders_failed_over", faultline::metrics::MetricType::kGauge,
+                  "1 once the service has failed over to the secondary region.");
+  // Both outcomes exist from the start, so rate() sees the first error as an increase.
+  metrics.Increment("orders_requests_total", {{"outcome", "ok"}}, 0);
+  metrics.Increment("orders_requests_total", {{"outcome", "error"}}, 0);
+  metrics.AddCollector([&state, &settings](faultline::metrics::Registry& r) {
+    r.Set("orders_failed_over", {}, state.Region() == settings.primary_region ? 0.0 : 1.0);
+  });
   httplib::Server server;
   server.Get(R"(/orders/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
+    const auto started = std::chrono::steady_clock::now();
+    auto seconds = [&started] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    };
     std::string region = state.Region();
     FetchResult fetched = Fetch(settings, region, id);
     for (int attempt = 0; attempt < settings.retries && !fetched.ok; ++attempt) {
@@ -246,9 +270,13 @@ int main(int argc, char** argv) {
       }
     }
     if (!fetched.ok) {
+      metrics.Increment("orders_requests_total", {{"outcome", "error"}});
+      metrics.Observe("orders_request_duration_seconds", {{"outcome", "error"}}, seconds());
       Reply(res, 503, {{"error", fetched.error}, {"region", region}});
       return;
     }
+    metrics.Increment("orders_requests_total", {{"outcome", "ok"}});
+    metrics.Observe("orders_request_duration_seconds", {{"outcome", "ok"}}, seconds());
     state.RecordSuccess(region);
     nlohmann::json item = nlohmann::json::parse(fetched.body, nullptr, /*allow_exceptions=*/false);
     if (item.is_discarded()) item = fetched.body;
@@ -259,6 +287,9 @@ int main(int argc, char** argv) {
   });
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
+  });
+  server.Get("/metrics", [&metrics](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics.Render(), faultline::metrics::kTextContentType);
   });
 
   int rc = faultline::sandbox::ServeUntilSignalled(

@@ -36,6 +36,27 @@ TEST(MetricsRegistryTest, RendersHelpTypeAndSeriesExactly) {
             "faultline_agent_faults_applied_total{kind=\"network\"} 1\n");
 }
 
+TEST(MetricsRegistryTest, HistogramRendersCumulativeBucketsSumAndCount) {
+  Registry r;
+  ASSERT_TRUE(r.DeclareHistogram("req_seconds", "Request latency.", {0.1, 1}).ok());
+  EXPECT_TRUE(r.DeclareHistogram("req_seconds", "Request latency.", {0.1, 1}).ok());  // idempotent
+  EXPECT_EQ(r.DeclareHistogram("req_seconds", "Request latency.", {0.5}).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(r.DeclareHistogram("bad", "b", {1, 1}).code(), StatusCode::kInvalidArgument);
+  for (double v : {0.05, 0.1, 0.5, 3.0})
+    ASSERT_TRUE(r.Observe("req_seconds", {{"outcome", "ok"}}, v).ok());
+  EXPECT_EQ(r.Observe("req_seconds", {{"le", "1"}}, 1).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.Observe("req_seconds", {}, std::nan("")).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.Render(),
+            "# HELP req_seconds Request latency.\n"
+            "# TYPE req_seconds histogram\n"
+            "req_seconds_bucket{outcome=\"ok\",le=\"0.1\"} 2\n"
+            "req_seconds_bucket{outcome=\"ok\",le=\"1\"} 3\n"
+            "req_seconds_bucket{outcome=\"ok\",le=\"+Inf\"} 4\n"
+            "req_seconds_sum{outcome=\"ok\"} 3.65\n"
+            "req_seconds_count{outcome=\"ok\"} 4\n");
+}
+
 TEST(MetricsRegistryTest, EscapesLabelValuesAndHelp) {
   Registry r;
   ASSERT_TRUE(r.Declare("m", MetricType::kGauge, "line one\nback\\slash").ok());

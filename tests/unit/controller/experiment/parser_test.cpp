@@ -274,7 +274,6 @@ TEST(ParserTest, ProbeFieldErrorsAreReported) {
            {http, R"(tcp: {address: "db.test:70000"})", "probes[0].tcp.address"},
            {http, R"(dns: {name: "*.db.test"})", "probes[0].dns.name"},
            {http, R"(dns: {name: db.test, expect: maybe})", "probes[0].dns.expect"},
-           {http, R"(grpc_health: {address: "x:1"})", "probes[0].grpc_health"},
            {"    interval: 250ms", "    interval: 5ms", "probes[0].interval"},
            {"    interval: 250ms", "    interval: 250ms\n    timeout: 3s", "probes[0].timeout"},
            {"    interval: 250ms", "    interval: 250ms\n    from: app", "probes[0].from"},
@@ -791,6 +790,151 @@ TEST(ParserProcessTest, ShippedProcessExperimentParses) {
       ParseExperimentFile(std::string(FAULTLINE_SOURCE_DIR) + "/experiments/db-process-crash.yaml");
   ASSERT_TRUE(o.experiment.has_value()) << AllErrors(o);
   EXPECT_EQ(o.experiment->faults[0].spec.process().name(), "faultline-sample-kv");
+}
+
+TEST(ParserSliProbeTest, GrpcHealthAndPrometheusProbesParse) {
+  std::string text = Replace(kValid, "  - name: p\n", R"(  - name: g
+    grpc_health: {address: "10.77.0.10:50051", service: orders.v1.Orders, timeout: 2s}
+  - name: gt
+    grpc_health:
+      address: "[::1]:443"
+      tls: {ca: /etc/ca.pem, cert: /etc/c.pem, key: /etc/k.pem, server_name: orders.test}
+  - name: q
+    prometheus:
+      url: "http://10.77.0.1:9090/"
+      query: 'sum(rate(orders_requests_total{outcome="error"}[5s]))'
+      op: "<="
+      value: 0.5
+  - name: p
+)");
+  ParseOutcome o = ParseExperimentText(text, "x.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  const Experiment& e = *o.experiment;
+  ASSERT_EQ(e.probes.size(), 4u);
+  EXPECT_EQ(e.probes[0].kind, Probe::Kind::kGrpcHealth);
+  EXPECT_EQ(e.probes[0].grpc_health.address, "10.77.0.10:50051");
+  EXPECT_EQ(e.probes[0].grpc_health.service, "orders.v1.Orders");
+  EXPECT_FALSE(e.probes[0].grpc_health.tls);
+  EXPECT_EQ(e.probes[0].timeout, 2s);
+  EXPECT_TRUE(e.probes[1].grpc_health.tls);
+  EXPECT_EQ(e.probes[1].grpc_health.ca_file, "/etc/ca.pem");
+  EXPECT_EQ(e.probes[1].grpc_health.key_file, "/etc/k.pem");
+  EXPECT_EQ(e.probes[1].grpc_health.server_name, "orders.test");
+  EXPECT_EQ(e.probes[2].kind, Probe::Kind::kPrometheus);
+  EXPECT_EQ(e.probes[2].prometheus.url, "http://10.77.0.1:9090");  // trailing '/' dropped
+  EXPECT_EQ(e.probes[2].prometheus.query,
+            R"(sum(rate(orders_requests_total{outcome="error"}[5s])))");
+  EXPECT_EQ(e.probes[2].prometheus.op, CompareOp::kLe);
+  EXPECT_EQ(e.probes[2].prometheus.value, 0.5);
+}
+
+TEST(ParserSliProbeTest, ShippedPromQlExperimentParses) {
+  ParseOutcome o = ParseExperimentFile(std::string(FAULTLINE_SOURCE_DIR) +
+                                       "/experiments/orders-slo-promql.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  const Probe* q = o.experiment->FindProbe("orders-error-ratio");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->kind, Probe::Kind::kPrometheus);
+  EXPECT_EQ(q->prometheus.url, "http://10.77.0.2:9090");
+}
+
+TEST(ParserSliProbeTest, EveryComparisonParsesAndNothingElse) {
+  for (const char* op : {"<", "<=", ">", ">=", "==", "!="}) {
+    auto parsed = ParseCompareOp(op);
+    ASSERT_TRUE(parsed.has_value()) << op;
+    EXPECT_STREQ(CompareOpName(*parsed), op);
+  }
+  for (const char* op : {"", "=", "lt", "=<", "<>", " <"}) EXPECT_FALSE(ParseCompareOp(op)) << op;
+}
+
+TEST(ParserSliProbeTest, FieldErrorsArePositionedAndNamed) {
+  struct Case {
+    std::string to, field, message;
+    int line, column;
+  };
+  const std::string http = R"(http: {url: "http://127.0.0.1:1/x"})";
+  const std::string q = R"(prometheus: {url: "http://p:9090", query: "up", op: "<", value: 1)";
+  for (const Case& c : std::vector<Case>{
+           {R"(grpc_health: {service: x})", "probes[0].grpc_health.address",
+            "missing required field", 13, 18},
+           {R"(grpc_health: {address: "x"})", "probes[0].grpc_health.address", "host:port", 13, 28},
+           {R"(grpc_health: {address: "x:1", tls: {cert: /c.pem}})", "probes[0].grpc_health.tls",
+            "cert and key go together", 13, 40},
+           {R"(grpc_health: {address: "x:1", timeout: 2m})", "probes[0].grpc_health.timeout",
+            "at most 1m", 13, 44},
+           {q + ", extra: 1}", "probes[0].prometheus.extra", "unknown field", 13, 72},
+           {R"(prometheus: {url: "http://p:9090", query: "up", op: "=", value: 1})",
+            "probes[0].prometheus.op", "expected <, <=, >, >=, == or !=", 13, 57},
+           {R"(prometheus: {url: "http://p:9090", query: "up", op: "<", value: lots})",
+            "probes[0].prometheus.value", "expected a finite number", 13, 69},
+           {R"(prometheus: {url: "http://p:9090", query: "up", op: "<", value: .nan})",
+            "probes[0].prometheus.value", "expected a finite number", 13, 69},
+           {R"(prometheus: {url: "http://p:9090", query: " ", op: "<", value: 1})",
+            "probes[0].prometheus.query", "empty", 13, 47},
+           {R"(prometheus: {url: "http://p:9090", query: ")" + std::string(4097, 'x') +
+                R"(", op: "<", value: 1})",
+            "probes[0].prometheus.query", "longer than 4096", 13, 47},
+           {R"(prometheus: {url: "http://p:9090/?x=1", query: "up", op: "<", value: 1})",
+            "probes[0].prometheus.url", "no query or fragment", 13, 23},
+           {R"(prometheus: {url: "p:9090", query: "up", op: "<", value: 1})",
+            "probes[0].prometheus.url", "http://", 13, 23},
+           {R"(prometheus: {url: "http://p:9090", op: "<", value: 1})",
+            "probes[0].prometheus.query", "missing required field", 13, 17},
+       }) {
+    ParseOutcome o = ParseExperimentText(Replace(kValid, http, c.to), "x.yaml");
+    const Diagnostic* d = ExpectError(o, c.field, c.line, c.column);
+    if (d != nullptr) EXPECT_NE(d->message.find(c.message), std::string::npos) << d->message;
+  }
+}
+
+TEST(ParserSliProbeTest, PrometheusAlertAbortConditionParses) {
+  std::string text = std::string(kValid) +
+                     "abort:\n"
+                     "  - {prometheus_alert: OrdersErrorBudgetBurn, url: \"http://10.77.0.1:9090\","
+                     " interval: 500ms}\n"
+                     "  - {probe: p, failing_for: 1m}\n";
+  ParseOutcome o = ParseExperimentText(text, "x.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  ASSERT_EQ(o.experiment->aborts.size(), 2u);
+  const AbortCondition& a = o.experiment->aborts[0];
+  EXPECT_EQ(a.prometheus_alert, "OrdersErrorBudgetBurn");
+  EXPECT_EQ(a.prometheus_url, "http://10.77.0.1:9090");
+  EXPECT_EQ(a.alert_interval, 500ms);
+  EXPECT_TRUE(a.probe.empty());
+  EXPECT_EQ(o.experiment->aborts[1].probe, "p");
+  EXPECT_TRUE(o.experiment->aborts[1].prometheus_alert.empty());
+}
+
+TEST(ParserSliProbeTest, AbortConditionKeysOfTheOtherKindAreRejected) {
+  struct Case {
+    std::string line, field, message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"{prometheus_alert: A}", "abort[0].url", "missing required field"},
+           {"{prometheus_alert: A, url: \"http://p:9090\", failing_for: 1s}",
+            "abort[0].failing_for", "belongs to a probe condition"},
+           {"{probe: p, failing_for: 1s, url: \"http://p:9090\"}", "abort[0].url",
+            "belongs to a prometheus_alert condition"},
+           {"{probe: p, prometheus_alert: A, failing_for: 1s}", "abort[0].prometheus_alert",
+            "exactly one kind"},
+           {"{prometheus_alert: A, url: \"http://p:9090\", interval: 10ms}", "abort[0].interval",
+            "between 100ms and 1m"},
+           {"{prometheus_alert: \"\", url: \"http://p:9090\"}", "abort[0].prometheus_alert",
+            "must not be empty"},
+       }) {
+    ParseOutcome o =
+        ParseExperimentText(std::string(kValid) + "abort:\n  - " + c.line + "\n", "x.yaml");
+    bool found = false;
+    for (const Diagnostic& d : o.errors) {
+      if (d.field == c.field) {
+        found = true;
+        EXPECT_NE(d.message.find(c.message), std::string::npos) << d.ToString();
+        EXPECT_EQ(d.pos.line, 19) << d.ToString();
+      }
+    }
+    EXPECT_TRUE(found) << c.line << " gave:\n" << AllErrors(o);
+    EXPECT_FALSE(o.experiment.has_value());
+  }
 }
 
 }  // namespace
