@@ -141,12 +141,13 @@ struct StopState {
   std::condition_variable cv;
   engine::RunEngine* current = nullptr;
   bool stop = false;
+  std::string why;  // the cancel reason, once stop is set
 };
 
-// One full run of `exp` with live progress. Unset when a stop was asked before it started.
-std::optional<engine::RunResult> RunOnce(const experiment::Experiment& exp,
-                                         const engine::Inventory& inventory,
-                                         engine::RunOptions opts, bool quiet, StopState& st) {
+// One full run of `exp` with live progress. A stop asked before it started cancels it at once
+// (the engine then reports it ABORTED, as it did when the signal came just before Run).
+engine::RunResult RunOnce(const experiment::Experiment& exp, const engine::Inventory& inventory,
+                          engine::RunOptions opts, bool quiet, StopState& st) {
   MonoTime origin = SystemClock::Instance().Now();
   // Live progress on stderr (stdout carries only the report): a redrawn status block on a
   // terminal, plain lines elsewhere; nothing with --quiet.
@@ -162,7 +163,7 @@ std::optional<engine::RunResult> RunOnce(const experiment::Experiment& exp,
   engine::RunEngine engine(exp, inventory, opts);
   {
     std::lock_guard lock(st.mu);
-    if (st.stop) return std::nullopt;
+    if (st.stop) engine.Cancel(st.why);
     st.current = &engine;
   }
   // On a terminal the status block is redrawn a few times a second between events.
@@ -235,13 +236,9 @@ int RunRepeat(const RunArgs& a, const experiment::Experiment& exp,
                    a.file.c_str());
     }
     auto result = RunOnce(exp, inventory, opts, a.quiet, st);
-    if (!result) {
-      stopped = true;
-      break;
-    }
-    auto model = report::FromRun(*result);
+    auto model = report::FromRun(result);
     std::cerr << report::RenderVerdictLine(model);
-    RecordRunInHistory(a.history, a.file, *result);
+    RecordRunInHistory(a.history, a.file, result);
     runs.push_back(std::move(model));
     std::lock_guard lock(st.mu);
     if (st.stop) {
@@ -305,9 +302,8 @@ int Run(const RunArgs& a) {
                    sig == SIGINT ? "interrupt" : "terminate");
       std::lock_guard lock(st.mu);
       st.stop = true;
-      if (st.current != nullptr) {
-        st.current->Cancel(sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
-      }
+      st.why = sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)";
+      if (st.current != nullptr) st.current->Cancel(st.why);
       st.cv.notify_all();
     } else {
       _exit(3);
@@ -323,10 +319,8 @@ int Run(const RunArgs& a) {
     std::fprintf(stderr, "faultline: running %s from %s\n", outcome.experiment->name.c_str(),
                  a.file.c_str());
   }
-  auto ran = RunOnce(*outcome.experiment, inventory, opts, a.quiet, st);
-  signals.reset();     // later signals stay blocked and pending
-  if (!ran) return 3;  // interrupted before the run started: nothing was applied
-  const auto& result = *ran;
+  auto result = RunOnce(*outcome.experiment, inventory, opts, a.quiet, st);
+  signals.reset();  // later signals stay blocked and pending
 
   auto model = report::FromRun(result);
   if (a.output == "json") {
