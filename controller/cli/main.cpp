@@ -458,7 +458,13 @@ int main(int argc, char** argv) {
                   "the baseline's upper bound plus --tolerance");
   run->add_option("--tolerance", ra.tolerance,
                   "Allowed slowdown against --baseline: a duration (500ms) or a percentage of "
-                  "the baseline's recovery upper bound (20%); default 0s");
+                  "the baseline's recovery upper bound (20%); default 0s")
+      ->check(CLI::Validator(
+          [](std::string& t) -> std::string {
+            auto parsed = faultline::report::ParseTolerance(t);
+            return parsed.ok() ? "" : parsed.status().message();
+          },
+          "TOLERANCE"));
   run->add_option("--controller", ra.controller,
                   "Submit to this faultline-controller (HOST:PORT) instead of running directly")
       ->excludes("--inventory");
