@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "controller/cli/controller_commands.h"
 #include "controller/report/report.h"
 #include "controller/report/stored_report.h"
+#include "controller/report/trend_report.h"
 
 namespace faultline::cli {
 
@@ -30,9 +32,61 @@ struct HistoryArgs {
   int limit = 20;
   std::string experiment;
   std::string output = "text";
+  std::string trend;  // --trend EXPERIMENT
+  std::string html;   // --html FILE (with --trend)
 };
 
+// history --trend EXPERIMENT: the newest --limit runs with a report, shown oldest first.
+int Trend(const HistoryArgs& a) {
+  auto history = OpenHistory(a.history);
+  if (!history.ok()) {
+    std::cerr << "faultline: " << history.status().message() << "\n";
+    return ExitCodeForStoreError(history.status());
+  }
+  store::RunFilter filter;
+  filter.limit = a.limit;
+  filter.experiment = a.trend;
+  filter.state = store::RunState::kFinished;
+  filter.with_report = true;
+  auto runs = (*history)->ListRuns(filter);
+  if (!runs.ok()) {
+    std::cerr << "faultline: " << runs.status().message() << "\n";
+    return ExitCodeForStoreError(runs.status());
+  }
+  std::vector<report::ReportModel> models;
+  for (auto it = runs->rbegin(); it != runs->rend(); ++it) {
+    auto m = report::LoadStoredReport(store::StoredRun{*it, {}});
+    if (!m.ok()) {
+      std::cerr << "faultline: warning: run " << it->id << " skipped: " << m.status().message()
+                << "\n";
+      continue;
+    }
+    models.push_back(std::move(*m));
+  }
+  auto trend = report::BuildTrend(a.trend, models);
+  if (!a.html.empty()) {
+    if (Status s = report::WriteReportFile(a.html, report::RenderTrendHtml(trend)); !s.ok()) {
+      std::cerr << "faultline: --html: " << s.message() << "\n";
+      return kExitInfra;
+    }
+  }
+  std::cout << (a.output == "json" ? report::RenderTrendJson(trend)
+                                   : report::RenderTrendText(trend));
+  return 0;
+}
+
 int History(const HistoryArgs& a) {
+  if (!a.trend.empty()) {
+    if (!a.controller.empty()) {
+      std::cerr << "faultline: --trend reads the local history (--history URL), not a controller\n";
+      return kExitUsage;
+    }
+    return Trend(a);
+  }
+  if (!a.html.empty()) {
+    std::cerr << "faultline: --html goes with --trend EXPERIMENT\n";
+    return kExitUsage;
+  }
   std::string where;
   Result<std::vector<store::RunRecord>> runs = std::vector<store::RunRecord>();
   if (!a.controller.empty()) {
@@ -142,6 +196,38 @@ void RecordRunInHistory(const std::string& url, const std::string& spec_path,
   if (auto s = (*history)->CreateRun(run); !s.ok()) return warn(s.message());
 }
 
+Result<report::ReportModel> LoadBaseline(const std::string& url, const std::string& which,
+                                         const std::string& experiment) {
+  auto history = OpenHistory(url);
+  if (!history.ok()) return history.status();
+  store::StoredRun stored;
+  if (which == "last-pass") {
+    store::RunFilter filter;
+    filter.limit = 0;
+    filter.experiment = experiment;
+    filter.state = store::RunState::kFinished;
+    auto runs = (*history)->ListRuns(filter);
+    if (!runs.ok()) return runs.status();
+    auto it = std::find_if(runs->begin(), runs->end(),
+                           [](const store::RunRecord& r) { return r.verdict == "PASS"; });
+    if (it == runs->end()) {
+      return NotFound("no PASS run of " + experiment + " in " + (*history)->Describe());
+    }
+    auto got = (*history)->GetRun(it->id);
+    if (!got.ok()) return got.status();
+    stored = std::move(*got);
+  } else {
+    auto got = (*history)->GetRun(which);
+    if (!got.ok()) return got.status();
+    stored = std::move(*got);
+  }
+  if (stored.run.experiment != experiment) {
+    return InvalidArgument("run " + stored.run.id + " is of experiment " + stored.run.experiment +
+                           ", not " + experiment);
+  }
+  return report::LoadStoredReport(stored);
+}
+
 void AddHistoryCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<HistoryArgs>();
   auto* verb = app.add_subcommand("history", "List recorded runs, newest first");
@@ -150,6 +236,12 @@ void AddHistoryCommand(CLI::App& app, int* exit_code) {
   verb->add_option("--experiment", args->experiment, "Only runs of this experiment");
   verb->add_option("--output", args->output, "text or json")
       ->check(CLI::IsMember({"text", "json"}));
+  verb->add_option("--trend", args->trend,
+                   "Time to recover of EXPERIMENT over its last --limit finished runs, per "
+                   "objective, with each run's bracket [lo, hi]");
+  verb->add_option("--html", args->html,
+                   "With --trend: also write the trend as an HTML page with an SVG chart per "
+                   "objective (self-contained: no script, no external resource)");
   AddControllerSourceFlags(verb, AddHistoryFlag(verb, &args->history), &args->controller,
                            &args->tls);
   verb->callback([args, exit_code] { *exit_code = History(*args); });

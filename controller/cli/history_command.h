@@ -10,6 +10,7 @@
 
 #include "common/status.h"
 #include "controller/engine/run_engine.h"
+#include "controller/report/report_model.h"
 #include "controller/store/run_store.h"
 
 namespace faultline::cli {
@@ -29,7 +30,17 @@ int ExitCodeForStoreError(const Status& s);
 void RecordRunInHistory(const std::string& url, const std::string& spec_path,
                         const engine::RunResult& result);
 
-// Adds `history [--limit N] [--output text|json] [--history URL | --controller ADDR]`.
+// The report of a baseline run of `experiment` in the history named by `url`: `which` is a run
+// id (or unique prefix of 4+ characters) or "last-pass" (the newest finished PASS run of
+// `experiment`). Errors: NOT_FOUND (no such run, no PASS run), INVALID_ARGUMENT (ambiguous
+// prefix, a run of another experiment, a malformed stored report), FAILED_PRECONDITION (the run
+// has no report: running or interrupted), or the store's errors.
+Result<report::ReportModel> LoadBaseline(const std::string& url, const std::string& which,
+                                         const std::string& experiment);
+
+// Adds `history [--limit N] [--output text|json] [--history URL | --controller ADDR]` and
+// `history --trend EXPERIMENT [--html FILE]` (time to recover over time, report/trend_report.h;
+// local history only).
 void AddHistoryCommand(CLI::App& app, int* exit_code);
 
 }  // namespace faultline::cli

@@ -31,6 +31,7 @@
 #include "controller/metrics/run_metrics.h"
 #include "controller/probes/probe_runner.h"
 #include "controller/report/live_progress.h"
+#include "controller/report/repeat_report.h"
 #include "controller/report/report.h"
 #include "controller/sandbox/sandbox.h"
 
@@ -127,63 +128,46 @@ struct RunArgs {
   bool quiet = false;
   ClientTlsArgs tls;
   std::string history;
+  int repeat = 0;  // 0: not given (one run, the ordinary report)
+  std::string repeat_pause = "10s";
+  std::string baseline;  // run id (or prefix) or "last-pass"
+  std::string tolerance = "0s";
 };
 
-int Run(const RunArgs& a) {
-  // Block the termination signals before any thread exists (gRPC, probes), so every thread
-  // inherits the mask and the signal thread below receives them synchronously (sigwait).
-  const BlockedSignals blocked({SIGINT, SIGTERM});
-  auto outcome = experiment::ParseExperimentFile(a.file);
-  for (const auto& d : outcome.warnings) std::cerr << "warning: " << d.ToString() << "\n";
-  if (!outcome.ok()) {
-    for (const auto& d : outcome.errors) std::cerr << "error: " << d.ToString() << "\n";
-    std::cerr << "faultline: " << a.file << " is invalid; nothing was applied\n";
-    return kExitUsage;
-  }
-  engine::Inventory inventory;
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (int rc = LoadFleet(a.inventory, a.tls, &inventory, &credentials); rc != 0) return rc;
+// What a Ctrl-C must reach: the engine running now (cancelled: faults reverted, verdict
+// ABORTED), and the repeat loop (no further run starts; the pause between runs ends at once).
+struct StopState {
+  std::mutex mu;
+  std::condition_variable cv;
+  engine::RunEngine* current = nullptr;
+  bool stop = false;
+  std::string why;  // the cancel reason, once stop is set
+};
 
-  engine::RunOptions opts;
-  opts.lease_ttl = *ParseDuration(a.lease_ttl);
-  opts.agent_credentials = credentials;
+// One full run of `exp` with live progress. A stop asked before it started cancels it at once
+// (the engine then reports it ABORTED, as it did when the signal came just before Run).
+engine::RunResult RunOnce(const experiment::Experiment& exp, const engine::Inventory& inventory,
+                          engine::RunOptions opts, bool quiet, StopState& st) {
   MonoTime origin = SystemClock::Instance().Now();
   // Live progress on stderr (stdout carries only the report): a redrawn status block on a
   // terminal, plain lines elsewhere; nothing with --quiet.
   bool tty = isatty(STDERR_FILENO);
   std::unique_ptr<report::LiveProgress> live;
-  if (!a.quiet) {
-    live = std::make_unique<report::LiveProgress>(*outcome.experiment, origin, stderr, tty);
+  if (!quiet) {
+    live = std::make_unique<report::LiveProgress>(exp, origin, stderr, tty);
     opts.on_progress = [p = live.get()](const engine::ProgressEvent& e) { p->OnEvent(e); };
     opts.on_sample = [p = live.get()](const std::string& probe, const engine::ProbeSample& s) {
       p->OnSample(probe, s);
     };
   }
-  probes::InitProbes();
-  engine::RunEngine engine(*outcome.experiment, std::move(inventory), opts);
-
-  // SIGINT/SIGTERM were blocked in main before any thread started; this thread turns them into a
-  // cancel (revert everything, verdict ABORTED). A second signal exits at once: the agents'
-  // leases revert whatever is left.
-  std::atomic<bool> done{false};
-  int seen = 0;  // only the signal thread touches it
-  auto signals = std::make_unique<SignalThread>(blocked, [&](int sig) {
-    if (++seen == 1) {
-      std::fprintf(stderr,
-                   "\nfaultline: %s received: reverting every fault (again to exit at once; "
-                   "agents then revert on lease expiry)\n",
-                   sig == SIGINT ? "interrupt" : "terminate");
-      engine.Cancel(sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
-    } else {
-      _exit(3);
-    }
-  });
-
-  if (!a.quiet) {
-    std::fprintf(stderr, "faultline: running %s from %s\n", outcome.experiment->name.c_str(),
-                 a.file.c_str());
+  engine::RunEngine engine(exp, inventory, opts);
+  {
+    std::lock_guard lock(st.mu);
+    if (st.stop) engine.Cancel(st.why);
+    st.current = &engine;
   }
   // On a terminal the status block is redrawn a few times a second between events.
+  std::atomic<bool> done{false};
   std::mutex redraw_mu;
   std::condition_variable redraw_cv;
   std::thread redraw;
@@ -198,12 +182,144 @@ int Run(const RunArgs& a) {
   }
   auto result = engine.Run();
   {
+    std::lock_guard lock(st.mu);
+    st.current = nullptr;
+  }
+  {
     std::lock_guard lock(redraw_mu);
     done = true;
   }
   redraw_cv.notify_all();
   if (redraw.joinable()) redraw.join();
   if (live) live->Finish();
+  return result;
+}
+
+// `run --repeat N` / `--baseline`: N full runs (each recorded in the history under its own run
+// id), a pause between them, then the distribution and the baseline comparison
+// (report/repeat_report.h). Exit code: report::RepeatExitCode.
+int RunRepeat(const RunArgs& a, const experiment::Experiment& exp,
+              const engine::Inventory& inventory, const engine::RunOptions& opts, StopState& st) {
+  auto tolerance = report::ParseTolerance(a.tolerance);
+  if (!tolerance.ok()) {
+    std::cerr << "faultline: " << tolerance.status().message() << "\n";
+    return kExitUsage;
+  }
+  // The baseline is chosen before the first run, so this invocation's runs never become it.
+  std::optional<report::ReportModel> baseline;
+  if (!a.baseline.empty()) {
+    auto b = LoadBaseline(a.history, a.baseline, exp.name);
+    if (!b.ok()) {
+      std::cerr << "faultline: --baseline " << a.baseline << ": " << b.status().message() << "\n";
+      return ExitCodeForStoreError(b.status());
+    }
+    baseline = std::move(*b);
+    if (!a.quiet) {
+      std::fprintf(stderr, "faultline: baseline is run %s (%s)\n", baseline->run_id.c_str(),
+                   baseline->verdict.c_str());
+    }
+  }
+  int n = std::max(1, a.repeat);
+  Duration pause = *ParseDuration(a.repeat_pause);
+  std::vector<report::ReportModel> runs;
+  bool stopped = false;
+  for (int i = 0; i < n; ++i) {
+    if (i > 0) {
+      std::unique_lock lock(st.mu);
+      if (st.cv.wait_for(lock, pause, [&] { return st.stop; })) {
+        stopped = true;
+        break;
+      }
+    }
+    if (!a.quiet) {
+      std::fprintf(stderr, "faultline: run %d of %d of %s from %s\n", i + 1, n, exp.name.c_str(),
+                   a.file.c_str());
+    }
+    auto result = RunOnce(exp, inventory, opts, a.quiet, st);
+    auto model = report::FromRun(result);
+    std::cerr << report::RenderVerdictLine(model);
+    RecordRunInHistory(a.history, a.file, result);
+    runs.push_back(std::move(model));
+    std::lock_guard lock(st.mu);
+    if (st.stop) {
+      stopped = i + 1 < n;
+      break;
+    }
+  }
+  std::optional<report::BaselineComparison> comparison;
+  if (baseline && !runs.empty()) {
+    comparison = report::CompareWithBaseline(*baseline, runs, *tolerance);
+  }
+  auto summary = report::SummarizeRepeat(exp.name, n, std::chrono::duration<double>(pause).count(),
+                                         stopped, std::move(runs), std::move(comparison));
+  std::cout << (a.output == "json" ? report::RenderRepeatJson(summary)
+                                   : report::RenderRepeatText(summary));
+  std::cout.flush();
+  if (!a.reports.json.empty()) {
+    Status s = report::WriteReportFile(a.reports.json, report::RenderRepeatJson(summary));
+    if (!s.ok()) std::cerr << "faultline: --report-json: " << s.message() << "\n";
+  }
+  return summary.exit_code;
+}
+
+int Run(const RunArgs& a) {
+  // Block the termination signals before any thread exists (gRPC, probes), so every thread
+  // inherits the mask and the signal thread below receives them synchronously (sigwait).
+  const BlockedSignals blocked({SIGINT, SIGTERM});
+  bool repeat_mode = a.repeat > 0 || !a.baseline.empty();
+  if (repeat_mode &&
+      (!a.reports.junit.empty() || !a.reports.html.empty() || !a.metrics_file.empty())) {
+    std::cerr << "faultline: --repeat/--baseline write one summary (--report-json); each run's "
+                 "own reports are in the history (`faultline report RUN --format html|junit`)\n";
+    return kExitUsage;
+  }
+  auto outcome = experiment::ParseExperimentFile(a.file);
+  for (const auto& d : outcome.warnings) std::cerr << "warning: " << d.ToString() << "\n";
+  if (!outcome.ok()) {
+    for (const auto& d : outcome.errors) std::cerr << "error: " << d.ToString() << "\n";
+    std::cerr << "faultline: " << a.file << " is invalid; nothing was applied\n";
+    return kExitUsage;
+  }
+  engine::Inventory inventory;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (int rc = LoadFleet(a.inventory, a.tls, &inventory, &credentials); rc != 0) return rc;
+
+  engine::RunOptions opts;
+  opts.lease_ttl = *ParseDuration(a.lease_ttl);
+  opts.agent_credentials = credentials;
+  probes::InitProbes();
+
+  // SIGINT/SIGTERM were blocked in main before any thread started; this thread turns them into a
+  // cancel of the current run (revert everything, verdict ABORTED) and stops a repeat. A second
+  // signal exits at once: the agents' leases revert whatever is left.
+  StopState st;
+  int seen = 0;  // only the signal thread touches it
+  auto signals = std::make_unique<SignalThread>(blocked, [&](int sig) {
+    if (++seen == 1) {
+      std::fprintf(stderr,
+                   "\nfaultline: %s received: reverting every fault (again to exit at once; "
+                   "agents then revert on lease expiry)\n",
+                   sig == SIGINT ? "interrupt" : "terminate");
+      std::lock_guard lock(st.mu);
+      st.stop = true;
+      st.why = sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)";
+      if (st.current != nullptr) st.current->Cancel(st.why);
+      st.cv.notify_all();
+    } else {
+      _exit(3);
+    }
+  });
+
+  if (repeat_mode) {
+    int rc = RunRepeat(a, *outcome.experiment, inventory, opts, st);
+    signals.reset();  // later signals stay blocked and pending
+    return rc;
+  }
+  if (!a.quiet) {
+    std::fprintf(stderr, "faultline: running %s from %s\n", outcome.experiment->name.c_str(),
+                 a.file.c_str());
+  }
+  auto result = RunOnce(*outcome.experiment, inventory, opts, a.quiet, st);
   signals.reset();  // later signals stay blocked and pending
 
   auto model = report::FromRun(result);
@@ -288,7 +404,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "faultline: chaos experiments with measured time-to-detect and time-to-recover.\n"
       "Exit codes of `run`: 0 every objective met, 1 an objective missed, 2 invalid input or "
-      "usage, 3 aborted (faults reverted), 4 infrastructure error."};
+      "usage, 3 aborted (faults reverted), 4 infrastructure error, 5 (--baseline only) every "
+      "objective met but recovery regressed against the baseline."};
   app.require_subcommand(1);
   int exit_code = 0;
 
@@ -325,10 +442,38 @@ int main(int argc, char** argv) {
                 "the JSON report)");
   AddClientTlsFlags(run, &ra.tls);
   AddHistoryFlag(run, &ra.history);
+  run->add_option("--repeat", ra.repeat,
+                  "Run the experiment N times (1-100), each a full run with its own run id in the "
+                  "history, and report the distribution of time to detect and recover per "
+                  "objective (median, p95, min, max) and each run's verdict. Exit code: 3 if any "
+                  "run aborted, else 4 if any errored, else 1 if any failed, else 5 if "
+                  "--baseline regressed, else 0")
+      ->check(CLI::Range(1, 100));
+  run->add_option("--repeat-pause", ra.repeat_pause, "Pause between repeated runs (default 10s)")
+      ->check(DurationValidator());
+  run->add_option("--baseline", ra.baseline,
+                  "Compare time to recover with a stored run of the same experiment: RUN (id or "
+                  "unique prefix) or last-pass (the newest PASS run in the history). Regressed "
+                  "(exit 5) when the median of this invocation's recovery lower bounds exceeds "
+                  "the baseline's upper bound plus --tolerance");
+  run->add_option("--tolerance", ra.tolerance,
+                  "Allowed slowdown against --baseline: a duration (500ms) or a percentage of "
+                  "the baseline's recovery upper bound (20%); default 0s")
+      ->check(CLI::Validator(
+          [](std::string& t) -> std::string {
+            auto parsed = faultline::report::ParseTolerance(t);
+            return parsed.ok() ? "" : parsed.status().message();
+          },
+          "TOLERANCE"));
   run->add_option("--controller", ra.controller,
                   "Submit to this faultline-controller (HOST:PORT) instead of running directly")
       ->excludes("--inventory");
   run->callback([&] {
+    if (!ra.controller.empty() && (ra.repeat > 0 || !ra.baseline.empty())) {
+      std::cerr << "faultline: --repeat and --baseline run directly (not with --controller)\n";
+      exit_code = kExitUsage;
+      return;
+    }
     exit_code = ra.controller.empty()
                     ? Run(ra)
                     : RunViaController(ra.controller, ra.file, ra.lease_ttl, ra.output,

@@ -19,6 +19,7 @@ struct UpFlags {
   std::string failover = "auto";
   int threshold = 3;
   int retries = 0;
+  int db_restart_delay_ms = 1000;
   std::string bin_dir;
   std::string dnsmasq = "dnsmasq";
   bool no_agents = false;
@@ -105,6 +106,10 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
                  "the orders service retries a failed dependency call this many times")
       ->check(CLI::Range(0, 100))
       ->capture_default_str();
+  up->add_option("--db-restart-delay-ms", up_flags->db_restart_delay_ms,
+                 "milliseconds before a db host's supervisor restarts its killed key-value service")
+      ->check(CLI::Range(0, 600000))
+      ->capture_default_str();
   up->add_option("--dnsmasq", up_flags->dnsmasq, "dnsmasq program")->capture_default_str();
   up->add_flag("--no-agents", up_flags->no_agents,
                "start no agents (the inventory then lists none)");
@@ -125,6 +130,7 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
         up_flags->failover == "off" ? sandbox::FailoverMode::kOff : sandbox::FailoverMode::kAuto;
     o.failover_threshold = up_flags->threshold;
     o.orders_retries = up_flags->retries;
+    o.db_restart_delay_ms = up_flags->db_restart_delay_ms;
     o.bin_dir = up_flags->bin_dir;
     o.dnsmasq = up_flags->dnsmasq;
     o.start_agents = !up_flags->no_agents;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "controller/report/html_parts.h"
 #include "controller/report/markup.h"
 
 namespace faultline::report {
@@ -569,5 +570,10 @@ std::string RenderHtml(const ReportModel& m) {
          "interval</footer>\n</body>\n</html>\n";
   return out;
 }
+
+// html_parts.h: the helpers above, for the other HTML views (trend chart).
+std::string_view HtmlReportStyle() { return kStyle; }
+double HtmlAxisStep(double span, int max_ticks) { return NiceStep(span, max_ticks); }
+std::string HtmlHumanDuration(double seconds) { return Human(seconds); }
 
 }  // namespace faultline::report

@@ -146,9 +146,10 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
         {name,
          h.name,
          {bin_dir + "/faultline-sample-supervisor", "--pid-file",
-          PidsDir() + "/" + name + "-service.pid", "--restart-delay", "1s", "--",
-          bin_dir + "/faultline-sample-kv", "--listen", "0.0.0.0:" + std::to_string(kKvPort),
-          "--region", h.region, "--ready-file", ready},
+          PidsDir() + "/" + name + "-service.pid", "--restart-delay",
+          std::to_string(o.db_restart_delay_ms) + "ms", "--", bin_dir + "/faultline-sample-kv",
+          "--listen", "0.0.0.0:" + std::to_string(kKvPort), "--region", h.region, "--ready-file",
+          ready},
          ready});
   }
   std::string orders_ready = ReadyDir() + "/orders";

@@ -72,6 +72,8 @@ struct SandboxOptions {
   int failover_threshold = 3;  // must be >= 1
   // The orders service's extra attempts of a failed dependency call (--retries), 0-100.
   int orders_retries = 0;
+  // How long each db host's supervisor waits before restarting its killed key-value service.
+  int db_restart_delay_ms = 1000;
   // Directory holding faultline-agent, faultline-sample-orders and faultline-sample-kv. Empty:
   // the directory of the running executable (/proc/self/exe).
   std::string bin_dir;
