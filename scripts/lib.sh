@@ -15,7 +15,7 @@ FAULTLINE_PACKAGES=(
   libcpp-httplib-dev libgtest-dev libgmock-dev libssl-dev
   libsqlite3-dev sqlite3 libpq-dev postgresql libhowardhinnant-date-dev tzdata
   clang-14 libclang-rt-14-dev openssl
-  dnsmasq-base nftables iptables iproute2 dnsutils dnsperf curl procps jq iperf3
+  dnsmasq-base unbound nftables iptables iproute2 dnsutils dnsperf curl procps jq iperf3
   libhttp-parser-dev haproxy socat prometheus
   libxml2-utils chromium fonts-dejavu-core
   python3-yaml systemd

@@ -33,6 +33,40 @@ Result<PktPtr> ParseQueryPacket(std::span<const uint8_t> wire) {
   return pkt;
 }
 
+// The SOA of a negative answer to `question` (see FaultAnswer): owner the parent of the
+// question's name, TTL and MINIMUM `ttl_s`. nullptr when ldns cannot allocate.
+ldns_rr* NegativeAnswerSoa(const ldns_rr* question, uint32_t ttl_s) {
+  const ldns_rdf* qname = ldns_rr_owner(question);
+  ldns_rdf* owner = ldns_dname_label_count(qname) > 0 ? ldns_dname_left_chop(qname) : nullptr;
+  if (owner == nullptr) owner = ldns_dname_new_frm_str(".");
+  ldns_rr* rr = ldns_rr_new();
+  ldns_rdf* fields[] = {
+      ldns_dname_new_frm_str("faultline.invalid."),
+      ldns_dname_new_frm_str("hostmaster.faultline.invalid."),
+      ldns_native2rdf_int32(LDNS_RDF_TYPE_INT32, 1),       // serial
+      ldns_native2rdf_int32(LDNS_RDF_TYPE_PERIOD, 3600),   // refresh
+      ldns_native2rdf_int32(LDNS_RDF_TYPE_PERIOD, 600),    // retry
+      ldns_native2rdf_int32(LDNS_RDF_TYPE_PERIOD, 86400),  // expire
+      ldns_native2rdf_int32(LDNS_RDF_TYPE_PERIOD, ttl_s),  // minimum: the negative TTL
+  };
+  bool complete = owner != nullptr && rr != nullptr;
+  for (ldns_rdf* f : fields) complete = complete && f != nullptr;
+  if (!complete) {
+    for (ldns_rdf* f : fields) {
+      if (f != nullptr) ldns_rdf_deep_free(f);
+    }
+    if (owner != nullptr) ldns_rdf_deep_free(owner);
+    if (rr != nullptr) ldns_rr_free(rr);
+    return nullptr;
+  }
+  ldns_rr_set_owner(rr, owner);
+  ldns_rr_set_type(rr, LDNS_RR_TYPE_SOA);
+  ldns_rr_set_class(rr, ldns_rr_get_class(question));
+  ldns_rr_set_ttl(rr, ttl_s);
+  for (ldns_rdf* f : fields) ldns_rr_push_rdf(rr, f);
+  return rr;
+}
+
 }  // namespace
 
 Result<DnsQuestion> ParseDnsQuery(std::span<const uint8_t> wire) {
@@ -155,6 +189,7 @@ Result<FaultAnswer> MakeFaultAnswer(const v1::DnsFault& spec) {
   FaultAnswer a;
   a.mode = spec.mode();
   a.ttl_s = spec.spoof_ttl_s() == 0 ? 30 : spec.spoof_ttl_s();
+  if (spec.has_negative_ttl_s()) a.negative_ttl_s = spec.negative_ttl_s();
   for (int i = 0; i < spec.spoof_addresses_size(); ++i) {
     const std::string& text = spec.spoof_addresses(i);
     uint8_t buf[16];
@@ -280,6 +315,15 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
       }
     }
   }
+  const bool negative = mode == v1::DnsFault::NXDOMAIN || mode == v1::DnsFault::NODATA;
+  if (negative && answer.negative_ttl_s && ldns_rr_list_rr_count(questions) > 0) {
+    ldns_rr* soa = NegativeAnswerSoa(ldns_rr_list_rr(questions, 0), *answer.negative_ttl_s);
+    if (soa == nullptr) return Internal("ldns: cannot build the negative answer's SOA");
+    if (!ldns_pkt_push_rr(resp.get(), LDNS_SECTION_AUTHORITY, soa)) {
+      ldns_rr_free(soa);
+      return Internal("ldns: cannot add the negative answer's SOA");
+    }
+  }
   // RFC 6891: a query with an OPT record gets one back. 1232 is the DNS Flag Day 2020 size.
   if (ldns_pkt_edns(pkt->get())) {
     ldns_pkt_set_edns_udp_size(resp.get(), 1232);
@@ -298,10 +342,16 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
     std::free(buf);
     ldns_rr_list* answers = ldns_pkt_answer(resp.get());
     const size_t count = ldns_rr_list_rr_count(answers);
-    if (out.size() <= limit || count == 0) {
-      if (out.size() > limit) return Internal("DNS response too large");
-      return std::optional<DnsWire>(std::move(out));
+    if (out.size() <= limit) return std::optional<DnsWire>(std::move(out));
+    ldns_rr_list* authority = ldns_pkt_authority(resp.get());
+    if (count == 0 && ldns_rr_list_rr_count(authority) > 0) {
+      // Only a negative answer's SOA with a long name in a small UDP message: the answer is
+      // complete without it, merely not cached.
+      while (ldns_rr_list_rr_count(authority) > 0) ldns_rr_free(ldns_rr_list_pop_rr(authority));
+      ldns_pkt_set_nscount(resp.get(), 0);
+      continue;
     }
+    if (count == 0) return Internal("DNS response too large");
     // Too large for the transport (TCP frames at most 65535 bytes, UDP what the query allows):
     // leave out the records that do not fit and say so with TC (RFC 2181 section 9). The records
     // are all the same size, so one estimate, then one record at a time if compression made it

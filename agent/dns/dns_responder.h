@@ -48,7 +48,8 @@ bool MayHaveCname(std::span<const uint8_t> response);
 
 // Builds the fault's response to `query`: same id, opcode and question, QR and RA set, RD and
 // CD copied, an EDNS OPT record when the query had one; rcode NXDOMAIN, SERVFAIL or REFUSED,
-// or NOERROR with no answer or authority records for NODATA.
+// or NOERROR with no answer records for NODATA; no authority records (see FaultAnswer for the
+// SOA that NXDOMAIN and NODATA answers may carry).
 // DROP yields std::nullopt (no response at all). INVALID_ARGUMENT when the query does not parse
 // (see ParseDnsQuery) or the mode is unspecified/unknown.
 Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query,
@@ -60,15 +61,27 @@ Result<std::optional<DnsWire>> BuildFaultResponse(std::span<const uint8_t> query
 // A response never exceeds what `transport` allows (see DnsTransport): records that would not
 // fit are left out and the TC bit is set (RFC 2181 section 9), whatever the length of the
 // address lists, so a UDP client retries over TCP and gets as many as 65535 bytes hold.
+//
+// Negative caching (RFC 2308): with negative_ttl_s set, NXDOMAIN and NODATA answers carry one SOA
+// record in the authority section, TTL and MINIMUM both negative_ttl_s, so a caching resolver
+// keeps the negative answer that long. The agent knows no real zone, so the SOA's owner is the
+// parent of the queried name (the root for a one-label name): always a strict ancestor, as a
+// zone apex must be for NXDOMAIN, and in bailiwick for any resolver that forwards the name.
+// MNAME faultline.invalid., RNAME hostmaster.faultline.invalid. (RFC 6761 .invalid: visibly
+// synthetic), serial 1. Without negative_ttl_s, and for every other mode (SPOOF's NODATA for
+// other types included), no authority record: RFC 2308 resolvers then do not cache the answer.
 struct FaultAnswer {
   v1::DnsFault::Mode mode = v1::DnsFault::MODE_UNSPECIFIED;
   std::vector<std::string> ipv4;  // numeric, validated by MakeFaultAnswer
   std::vector<std::string> ipv6;
   uint32_t ttl_s = 30;
+  std::optional<uint32_t> negative_ttl_s;
 };
 
-// Builds a FaultAnswer from the spec's mode and spoof_addresses/spoof_ttl_s. INVALID_ARGUMENT
-// for an address that is neither numeric IPv4 nor IPv6, or SPOOF without any address.
+// Builds a FaultAnswer from the spec's mode, spoof_addresses/spoof_ttl_s and negative_ttl_s
+// (taken as given: ValidateDnsFault bounds it and allows it only with NXDOMAIN/NODATA).
+// INVALID_ARGUMENT for an address that is neither numeric IPv4 nor IPv6, or SPOOF without any
+// address.
 Result<FaultAnswer> MakeFaultAnswer(const v1::DnsFault& spec);
 
 // As above, for any mode including SPOOF.

@@ -28,7 +28,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     a.mode = mode;
     a.ipv4 = {"10.77.0.99"};
     a.ipv6 = {"fd00::99"};
-    auto r = BuildFaultResponse(wire, a);
+    // The negative answers' SOA (its owner comes from the question) over UDP, where it may not fit.
+    if (size % 2 == 1) a.negative_ttl_s = 60;
+    auto r = BuildFaultResponse(wire, a, size % 4 == 1 ? DnsTransport::kUdp : DnsTransport::kTcp);
     // A fault answer must itself parse as a DNS message with the same id.
     if (r.ok() && r->has_value() && q.ok()) {
       if ((*r)->size() < 2 || (((**r)[0] << 8) | (**r)[1]) != q->id) __builtin_trap();

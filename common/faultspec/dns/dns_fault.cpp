@@ -97,6 +97,15 @@ void ValidateDnsFault(const v1::DnsFault& dns, const std::string& path, FieldPro
   } else if (dns.spoof_ttl_s() > kMaxDnsSpoofTtlS) {
     problems->Add(path + ".spoof_ttl_s", "at most 24h");
   }
+  if (dns.has_negative_ttl_s()) {
+    if (dns.mode() != DnsFault::NXDOMAIN && dns.mode() != DnsFault::NODATA) {
+      problems->Add(path + ".negative_ttl_s",
+                    "only for modes nxdomain and nodata (the answers a resolver caches as "
+                    "negative)");
+    } else if (dns.negative_ttl_s() > kMaxDnsNegativeTtlS) {
+      problems->Add(path + ".negative_ttl_s", "at most 24h");
+    }
+  }
   if (dns.delay_ms() > kMaxDnsDelayMs) problems->Add(path + ".delay_ms", "at most 60s");
   if (dns.jitter_ms() > kMaxDnsDelayMs) problems->Add(path + ".jitter_ms", "at most 60s");
   if (dns.mode() == DnsFault::DELAY && dns.delay_ms() == 0 && dns.jitter_ms() == 0) {

@@ -13,7 +13,7 @@ void ReadDnsFault(KindReadContext& ctx, const YAML::Node& n, const std::string& 
   YamlReader& y = ctx.yaml;
   auto fields = y.Map(n, path,
                       {"domains", "mode", "match", "record_types", "addresses", "ttl", "delay",
-                       "jitter", "probability", "scope"});
+                       "jitter", "probability", "scope", "negative_ttl"});
   if (!fields) return;
   DnsFault* dns = ctx.fault.spec.mutable_dns();
   if (auto* v = y.Need(*fields, n, path, "domains")) {
@@ -72,6 +72,16 @@ void ReadDnsFault(KindReadContext& ctx, const YAML::Node& n, const std::string& 
   if (auto* v = ctx.Field(*fields, n, path, "ttl", "dns.spoof_ttl_s")) {
     if (auto d = y.Dur(*v, path + ".ttl", true)) {
       dns->set_spoof_ttl_s(std::max<uint32_t>(1, ClampedCount<std::chrono::seconds>(*d)));
+    }
+  }
+  if (auto* v = ctx.Field(*fields, n, path, "negative_ttl", "dns.negative_ttl_s")) {
+    // A DNS TTL is whole seconds; rounding a "1500ms" silently would change the measurement.
+    if (auto d = y.Dur(*v, path + ".negative_ttl", false)) {
+      if (*d % std::chrono::seconds(1) != Duration::zero()) {
+        y.Error(*v, path + ".negative_ttl", "must be whole seconds (a DNS TTL), e.g. 30s");
+      } else {
+        dns->set_negative_ttl_s(ClampedCount<std::chrono::seconds>(*d));
+      }
     }
   }
   if (auto* v = ctx.Field(*fields, n, path, "delay", "dns.delay_ms")) {

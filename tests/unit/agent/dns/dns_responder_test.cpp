@@ -120,6 +120,119 @@ TEST(BuildFaultResponseTest, AnswersAnEdnsQueryWithAnOptRecord) {
   EXPECT_EQ(ldns_pkt_ancount(resp.get()), 0);
 }
 
+// Negative caching (RFC 2308): a resolver caches NXDOMAIN/NODATA for min(SOA TTL, MINIMUM) of the
+// SOA in the authority section, and not at all without one.
+struct NegativeCase {
+  v1::DnsFault::Mode mode;
+  ldns_pkt_rcode rcode;
+};
+
+class NegativeAnswerTest : public ::testing::TestWithParam<NegativeCase> {};
+
+ldns_rr* OnlyAuthorityRecord(ldns_pkt* pkt) {
+  EXPECT_EQ(ldns_pkt_nscount(pkt), 1);
+  if (ldns_pkt_nscount(pkt) != 1) return nullptr;
+  return ldns_rr_list_rr(ldns_pkt_authority(pkt), 0);
+}
+
+std::string Text(const ldns_rdf* rdf) {
+  char* s = ldns_rdf2str(rdf);
+  std::string out = s == nullptr ? "" : s;
+  std::free(s);
+  return out;
+}
+
+TEST_P(NegativeAnswerTest, CarriesAnSoaWhoseTtlAndMinimumAreTheNegativeTtl) {
+  for (uint32_t ttl : {0u, 1u, 60u, 86400u}) {
+    FaultAnswer a;
+    a.mode = GetParam().mode;
+    a.negative_ttl_s = ttl;
+    auto built = BuildFaultResponse(
+        MakeQuery("db.us-east-1.example.test.", LDNS_RR_TYPE_A, 9, true), a, DnsTransport::kUdp);
+    ASSERT_TRUE(built.ok() && built->has_value()) << built.status().ToString();
+    Pkt resp = Parse(**built);
+    ASSERT_NE(resp, nullptr);
+    EXPECT_EQ(ldns_pkt_get_rcode(resp.get()), GetParam().rcode);
+    EXPECT_EQ(ldns_pkt_ancount(resp.get()), 0);
+    ldns_rr* soa = OnlyAuthorityRecord(resp.get());
+    ASSERT_NE(soa, nullptr);
+    EXPECT_EQ(ldns_rr_get_type(soa), LDNS_RR_TYPE_SOA);
+    EXPECT_EQ(ldns_rr_get_class(soa), LDNS_RR_CLASS_IN);
+    // The owner is the queried name's parent: an ancestor, as a zone apex must be.
+    EXPECT_EQ(Text(ldns_rr_owner(soa)), "us-east-1.example.test.");
+    EXPECT_EQ(ldns_rr_ttl(soa), ttl);
+    ASSERT_EQ(ldns_rr_rd_count(soa), 7u);
+    EXPECT_EQ(Text(ldns_rr_rdf(soa, 0)), "faultline.invalid.");
+    EXPECT_EQ(ldns_rdf2native_int32(ldns_rr_rdf(soa, 6)), ttl);  // MINIMUM
+  }
+}
+
+TEST_P(NegativeAnswerTest, WithoutANegativeTtlThereIsNoSoa) {
+  FaultAnswer a;
+  a.mode = GetParam().mode;
+  auto built = BuildFaultResponse(MakeQuery("db.example.test.", LDNS_RR_TYPE_A, 9, true), a);
+  ASSERT_TRUE(built.ok() && built->has_value());
+  EXPECT_EQ(ldns_pkt_nscount(Parse(**built).get()), 0);
+}
+
+TEST_P(NegativeAnswerTest, AOneLabelNameGetsTheRootAsOwner) {
+  FaultAnswer a;
+  a.mode = GetParam().mode;
+  a.negative_ttl_s = 30;
+  auto built = BuildFaultResponse(MakeQuery("test.", LDNS_RR_TYPE_A, 9, true), a);
+  ASSERT_TRUE(built.ok() && built->has_value());
+  Pkt resp = Parse(**built);
+  ldns_rr* soa = OnlyAuthorityRecord(resp.get());
+  ASSERT_NE(soa, nullptr);
+  EXPECT_EQ(Text(ldns_rr_owner(soa)), ".");
+}
+
+// A 253-character name in a 512-byte UDP message: the answer still goes out, within the size.
+TEST_P(NegativeAnswerTest, ALongNameOverUdpStaysWithinTheSize) {
+  std::string name;
+  while (name.size() + 64 < 253) name += std::string(63, 'a') + ".";
+  name += std::string(253 - name.size() - 5, 'b') + ".test";
+  ASSERT_EQ(name.size(), 253u);
+  FaultAnswer a;
+  a.mode = GetParam().mode;
+  a.negative_ttl_s = 30;
+  auto built =
+      BuildFaultResponse(MakeQuery(name.c_str(), LDNS_RR_TYPE_A, 9, true), a, DnsTransport::kUdp);
+  ASSERT_TRUE(built.ok() && built->has_value()) << built.status().ToString();
+  EXPECT_LE((*built)->size(), 512u);
+  EXPECT_EQ(ldns_pkt_get_rcode(Parse(**built).get()), GetParam().rcode);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, NegativeAnswerTest,
+                         ::testing::Values(NegativeCase{v1::DnsFault::NXDOMAIN,
+                                                        LDNS_RCODE_NXDOMAIN},
+                                           NegativeCase{v1::DnsFault::NODATA, LDNS_RCODE_NOERROR}),
+                         [](const auto& info) { return v1::DnsFault::Mode_Name(info.param.mode); });
+
+// SERVFAIL and REFUSED are not cached as negative answers, and SPOOF's NODATA (a type it has no
+// address for) is not the fault a negative TTL describes: none of them carries an SOA.
+TEST(NegativeAnswerOtherModesTest, OtherModesCarryNoSoaEvenWithANegativeTtl) {
+  for (auto mode : {v1::DnsFault::SERVFAIL, v1::DnsFault::REFUSED, v1::DnsFault::SPOOF}) {
+    FaultAnswer a;
+    a.mode = mode;
+    a.ipv4 = {"10.0.0.1"};
+    a.negative_ttl_s = 60;
+    auto built = BuildFaultResponse(MakeQuery("db.example.test.", LDNS_RR_TYPE_AAAA, 9, true), a);
+    ASSERT_TRUE(built.ok() && built->has_value()) << v1::DnsFault::Mode_Name(mode);
+    EXPECT_EQ(ldns_pkt_nscount(Parse(**built).get()), 0) << v1::DnsFault::Mode_Name(mode);
+  }
+}
+
+TEST(MakeFaultAnswerTest, CarriesTheNegativeTtlOnlyWhenSet) {
+  v1::DnsFault spec;
+  spec.set_mode(v1::DnsFault::NODATA);
+  EXPECT_FALSE(MakeFaultAnswer(spec)->negative_ttl_s.has_value());
+  spec.set_negative_ttl_s(0);
+  EXPECT_EQ(MakeFaultAnswer(spec)->negative_ttl_s, std::optional<uint32_t>(0));
+  spec.set_negative_ttl_s(45);
+  EXPECT_EQ(MakeFaultAnswer(spec)->negative_ttl_s, std::optional<uint32_t>(45));
+}
+
 TEST(ParseDnsQueryTest, ExtractsLowerCasedNameTypeAndId) {
   DnsWire query = MakeQuery("DynamoDB.US-East-1.Sandbox.Test.", LDNS_RR_TYPE_AAAA, 4242, true);
   auto q = ParseDnsQuery(query);

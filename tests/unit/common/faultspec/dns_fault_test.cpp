@@ -69,6 +69,32 @@ TEST(ValidateDnsFaultTest, SpoofFieldsOnlyForSpoofAndTtlBounded) {
   EXPECT_NE(Check(d).message().find("dns.spoof_ttl_s: only for mode spoof"), std::string::npos);
 }
 
+TEST(ValidateDnsFaultTest, NegativeTtlOnlyForNxdomainAndNodataAndBounded) {
+  v1::DnsFault d;
+  d.add_domains("db.test");
+  for (auto mode : {v1::DnsFault::NXDOMAIN, v1::DnsFault::NODATA}) {
+    d.set_mode(mode);
+    for (uint32_t ttl : {0u, 1u, kMaxDnsNegativeTtlS}) {
+      d.set_negative_ttl_s(ttl);
+      EXPECT_TRUE(Check(d).ok()) << Check(d).message();
+    }
+    d.set_negative_ttl_s(kMaxDnsNegativeTtlS + 1);
+    EXPECT_NE(Check(d).message().find("dns.negative_ttl_s: at most 24h"), std::string::npos);
+  }
+  d.set_negative_ttl_s(30);
+  for (auto mode :
+       {v1::DnsFault::SERVFAIL, v1::DnsFault::REFUSED, v1::DnsFault::DROP, v1::DnsFault::DELAY}) {
+    d.set_mode(mode);
+    d.set_delay_ms(mode == v1::DnsFault::DELAY ? 100 : 0);
+    EXPECT_NE(Check(d).message().find("dns.negative_ttl_s: only for modes nxdomain and nodata"),
+              std::string::npos)
+        << v1::DnsFault::Mode_Name(mode);
+  }
+  v1::DnsFault s = Spoof();
+  s.set_negative_ttl_s(30);
+  EXPECT_NE(Check(s).message().find("dns.negative_ttl_s"), std::string::npos);
+}
+
 TEST(ValidateDnsFaultTest, UidOfMinusOneIsRefused) {
   v1::DnsFault d = Spoof();
   d.set_uid(4294967295u);

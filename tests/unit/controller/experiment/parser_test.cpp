@@ -344,6 +344,35 @@ TEST(ParserTest, DnsFaultOptionsParse) {
   EXPECT_EQ(d.uid(), 1000u);
 }
 
+TEST(ParserTest, NegativeCacheExampleParsesClean) {
+  ParseOutcome o = ParseExperimentFile(std::string(FAULTLINE_SOURCE_DIR) +
+                                       "/experiments/dynamodb-negative-cache.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  EXPECT_TRUE(o.warnings.empty()) << o.warnings.front().ToString();
+  const auto& dns = o.experiment->faults.at(0).spec.dns();
+  EXPECT_EQ(dns.mode(), faultline::v1::DnsFault::NODATA);
+  EXPECT_EQ(dns.negative_ttl_s(), 300u);
+  EXPECT_EQ(dns.cgroup(), "system.slice/unbound.service");
+  ASSERT_EQ(o.experiment->objectives.size(), 1u);
+  EXPECT_EQ(o.experiment->objectives[0].after, Objective::Phase::kRevert);
+}
+
+TEST(ParserTest, DnsNegativeTtlParsesAndIsUnsetByDefault) {
+  ParseOutcome o = ParseExperimentText(kValid, "x.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  EXPECT_FALSE(o.experiment->faults[0].spec.dns().has_negative_ttl_s());
+  for (const auto& [text, want] : std::vector<std::pair<std::string, uint32_t>>{
+           {"0s", 0}, {"1s", 1}, {"5m", 300}, {"24h", 86400}}) {
+    o = ParseExperimentText(
+        Replace(kValid, "dns: {domains: [db.test], mode: nodata}",
+                "dns: {domains: [db.test], mode: nxdomain, negative_ttl: " + text + "}"),
+        "x.yaml");
+    ASSERT_TRUE(o.ok()) << text << ": " << AllErrors(o);
+    ASSERT_TRUE(o.experiment->faults[0].spec.dns().has_negative_ttl_s()) << text;
+    EXPECT_EQ(o.experiment->faults[0].spec.dns().negative_ttl_s(), want) << text;
+  }
+}
+
 TEST(ParserTest, DnsFaultOptionErrorsNameTheField) {
   const std::string from = "dns: {domains: [db.test], mode: nodata}";
   struct Case {
@@ -369,6 +398,14 @@ TEST(ParserTest, DnsFaultOptionErrorsNameTheField) {
             "faults[0].dns.scope.cgroup"},
            {"dns: {domains: [db.test], mode: nodata, scope: {uid: -1}}", "faults[0].dns.scope.uid"},
            {"dns: {domains: [db.test], mode: nodata, scope: {}}", "faults[0].dns.scope"},
+           {"dns: {domains: [db.test], mode: servfail, negative_ttl: 30s}",
+            "faults[0].dns.negative_ttl"},
+           {"dns: {domains: [db.test], mode: nodata, negative_ttl: 25h}",
+            "faults[0].dns.negative_ttl"},
+           {"dns: {domains: [db.test], mode: nodata, negative_ttl: 1500ms}",
+            "faults[0].dns.negative_ttl"},
+           {"dns: {domains: [db.test], mode: nodata, negative_ttl: -1s}",
+            "faults[0].dns.negative_ttl"},
        }) {
     ParseOutcome o = ParseExperimentText(Replace(kValid, from, c.dns), "x.yaml");
     EXPECT_FALSE(o.ok()) << c.dns;
