@@ -19,6 +19,7 @@ struct UpFlags {
   std::string failover = "auto";
   int threshold = 3;
   int retries = 0;
+  int fail_delay_ms = 0;
   std::string bin_dir;
   std::string dnsmasq = "dnsmasq";
   bool no_agents = false;
@@ -99,6 +100,11 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
                  "the orders service retries a failed dependency call this many times")
       ->check(CLI::Range(0, 100))
       ->capture_default_str();
+  up->add_option("--orders-fail-delay-ms", up_flags->fail_delay_ms,
+                 "the orders service waits this long before answering a failure (a service whose "
+                 "failing requests are slow)")
+      ->check(CLI::Range(0, 600000))
+      ->capture_default_str();
   up->add_option("--dnsmasq", up_flags->dnsmasq, "dnsmasq program")->capture_default_str();
   up->add_flag("--no-agents", up_flags->no_agents,
                "start no agents (the inventory then lists none)");
@@ -112,6 +118,7 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
         up_flags->failover == "off" ? sandbox::FailoverMode::kOff : sandbox::FailoverMode::kAuto;
     o.failover_threshold = up_flags->threshold;
     o.orders_retries = up_flags->retries;
+    o.orders_fail_delay_ms = up_flags->fail_delay_ms;
     o.bin_dir = up_flags->bin_dir;
     o.dnsmasq = up_flags->dnsmasq;
     o.start_agents = !up_flags->no_agents;

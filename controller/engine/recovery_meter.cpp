@@ -14,9 +14,7 @@ MonoTime EarliestAnswer(const std::vector<const Sample*>& w, size_t from, size_t
   return best;
 }
 
-Duration Farthest(Duration point, const Bracket& b) {
-  return std::max(point - b.lo, b.hi - point);
-}
+Duration Farthest(Duration point, const Bracket& b) { return std::max(point - b.lo, b.hi - point); }
 
 }  // namespace
 
@@ -92,9 +90,16 @@ RecoveryFigures MeasureRecovery(const std::vector<Sample>& samples, const Recove
 
   // Recovery: the first run of consecutive successes after the first failure whose span reaches
   // stable_for. Only in-window samples count, so a run that would need samples beyond the
-  // window end to reach stable_for is not a recovery.
+  // window end to reach stable_for is not a recovery. A run may only start with a success sent
+  // once a failure had answered: answers do not come back in send order, so a success sent
+  // earlier may have reached the service before the failure began (a fast success sent just
+  // after a slow failure), and would end an outage that had not yet been seen.
+  MonoTime failure_known = w[f]->AnsweredAt();
+  for (size_t k = f + 1; k < w.size(); ++k) {
+    if (!w[k]->ok) failure_known = std::min(failure_known, w[k]->AnsweredAt());
+  }
   for (size_t i = f + 1; i < w.size();) {
-    if (!w[i]->ok) {
+    if (!w[i]->ok || w[i]->at < failure_known) {
       ++i;
       continue;
     }
@@ -102,10 +107,11 @@ RecoveryFigures MeasureRecovery(const std::vector<Sample>& samples, const Recove
     while (j + 1 < w.size() && w[j + 1]->ok) ++j;
     if (w[j]->at - w[i]->at >= in.stable_for) {
       out.time_to_recover = w[i]->at - in.start;
-      // w[i - 1] is the last failing sample sent before the run (i > f and the run starts at
-      // i, so w[i - 1] failed).
+      // The last failing sample sent before the run (w[f] at least).
+      size_t last_failure = i - 1;
+      while (w[last_failure]->ok) --last_failure;
       out.recover_bracket =
-          Bracket{w[i - 1]->at - in.start, EarliestAnswer(w, i, j + 1) - in.start};
+          Bracket{w[last_failure]->at - in.start, EarliestAnswer(w, i, j + 1) - in.start};
       break;
     }
     i = j + 1;

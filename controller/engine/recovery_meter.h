@@ -24,7 +24,10 @@
 //    The lower bound may be negative: a fault can bite on one target before the last apply ack.
 //  - time to recover: send of G, the first sample of the first run of consecutive successes
 //    after F whose span (send of the run's last success − send of G) is ≥ stable_for, minus
-//    start; the run must lie inside the window. Bracket: [send of the last failing sample sent
+//    start; the run must lie inside the window, and G must be sent no earlier than the first
+//    answer of a failing sample in the window (a success sent before any failure was known may
+//    have reached the service before the failure began: answers do not come back in send
+//    order). Bracket: [send of the last failing sample sent
 //    before G, answer of G]: the service was failing at some instant after that failure was
 //    sent and was healthy at some instant before G answered. The bracket may be asymmetric
 //    around the point: a failing probe that takes 3 s to answer widens only what it must.
@@ -37,8 +40,9 @@
 //  - availability: successes / samples in the window. downtime: for each failing stretch (in
 //    send order), from its first failing sample's send to the next success's send (or window
 //    end).
-// These brackets assume the service changes state once around each instant (it does not flap
-// faster than the samples around it); the stable_for run is what guards against flapping.
+// These brackets assume one outage per window, longer than a success takes to answer (a success
+// sent before F saw the service before the failure, not after it ended); stable_for guards
+// against counting a flap as the recovery.
 
 #include <optional>
 #include <vector>
@@ -51,8 +55,8 @@ namespace faultline::engine {
 struct Sample {
   MonoTime at{};  // when the probe attempt was sent (it started)
   bool ok = false;
-  Duration latency{};                // as the probe measured it
-  std::optional<MonoTime> answered;  // when its outcome was known; unset: at + latency
+  Duration latency{};                  // as the probe measured it
+  std::optional<MonoTime> answered{};  // when its outcome was known; unset: at + latency
   MonoTime AnsweredAt() const { return answered.value_or(at + latency); }
 };
 

@@ -67,6 +67,9 @@ struct SandboxOptions {
   int failover_threshold = 3;  // must be >= 1
   // The orders service's extra attempts of a failed dependency call (--retries), 0-100.
   int orders_retries = 0;
+  // The orders service waits this long before answering a failure (--fail-delay-ms), 0-600000:
+  // a service whose failing requests are slow, to test measurement with slow failing probes.
+  int orders_fail_delay_ms = 0;
   // Directory holding faultline-agent, faultline-sample-orders and faultline-sample-kv. Empty:
   // the directory of the running executable (/proc/self/exe).
   std::string bin_dir;
