@@ -111,16 +111,15 @@ ObjectiveResult DecideObjective(const Objective& o, const VerdictInput& in, bool
   } else {
     // A recovery always carries its bracket; the point is the fallback for a figure without.
     Bracket b = fig.recover_bracket.value_or(Bracket{*fig.time_to_recover, *fig.time_to_recover});
-    const std::string where =
-        fmt::format("recovered {} after {} (truth in [{}, {}])", Secs(*fig.time_to_recover), from,
-                    Secs(b.lo), Secs(b.hi));
+    const std::string where = fmt::format("recovered {} after {} (truth in [{}, {}])",
+                                          Secs(*fig.time_to_recover), from, Secs(b.lo), Secs(b.hi));
     if (b.hi <= o.recover_within) {
       res.verdict = ObjectiveVerdict::kPass;
       res.note = fmt::format("{} (target {})", where, FormatDuration(o.recover_within));
     } else if (b.lo > o.recover_within) {
       res.verdict = ObjectiveVerdict::kFail;
-      res.note = fmt::format("{}, slower than the {} target", where,
-                             FormatDuration(o.recover_within));
+      res.note =
+          fmt::format("{}, slower than the {} target", where, FormatDuration(o.recover_within));
     } else {
       res.verdict = ObjectiveVerdict::kFail;
       res.inconclusive = true;

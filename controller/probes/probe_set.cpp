@@ -147,9 +147,8 @@ void ProbeSet::Work(Slot& slot) {
     --slot.in_flight;
     auto& samples = slot.record.samples;
     // Answers arrive in any order; the record stays in send order.
-    auto at = std::upper_bound(
-        samples.begin(), samples.end(), sent,
-        [](MonoTime t, const ProbeSample& s) { return t < s.sample.at; });
+    auto at = std::upper_bound(samples.begin(), samples.end(), sent,
+                               [](MonoTime t, const ProbeSample& s) { return t < s.sample.at; });
     samples.insert(at, sample);
     if (on_sample_) {
       lock.unlock();

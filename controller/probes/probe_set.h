@@ -81,9 +81,9 @@ class ProbeSet {
  private:
   struct Slot {
     const experiment::Probe* probe = nullptr;
-    ProbeRecord record;  // guarded by mu_
-    int in_flight = 0;   // queued or running; guarded by mu_
-    int idle = 0;        // workers waiting for work; guarded by mu_
+    ProbeRecord record;          // guarded by mu_
+    int in_flight = 0;           // queued or running; guarded by mu_
+    int idle = 0;                // workers waiting for work; guarded by mu_
     std::deque<MonoTime> queue;  // slots to send; guarded by mu_
     std::vector<std::thread> workers;
   };

@@ -48,9 +48,8 @@ void LiveProgress::OnSample(const std::string& probe, const engine::ProbeSample&
   std::lock_guard lock(mu_);
   auto& st = probes_[probe];
   // Samples arrive in answer order (open-loop probes); the measurement wants send order.
-  auto at = std::upper_bound(
-      st.samples.begin(), st.samples.end(), s.sample.at,
-      [](MonoTime t, const engine::Sample& x) { return t < x.at; });
+  auto at = std::upper_bound(st.samples.begin(), st.samples.end(), s.sample.at,
+                             [](MonoTime t, const engine::Sample& x) { return t < x.at; });
   st.samples.insert(at, s.sample);
   st.last_detail = s.detail;
   st.last = s.sample;
