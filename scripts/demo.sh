@@ -35,7 +35,8 @@ if [ -n "$truth" ] && [ -f "$report" ]; then
     ((($f - .timeline.monotonic_origin_ns) / 1e9 - .timeline.t_inject_s) * 1000 | round | tostring) +
     " ms after the fault was in effect; measured time to recover: " +
     ((.objectives[] | select(.after == "inject") | .time_to_recover_s // 0) * 1000 | round | tostring) +
-    " ms (± one probe interval)"' "$report" >&2 || true
+    " ms, truth in [" + ((.objectives[] | select(.after == "inject") | .time_to_recover_bracket_s // [0, 0]) |
+      map(. * 1000 | round | tostring) | join(", ")) + "] ms"' "$report" >&2 || true
 fi
 log "tearing the sandbox down"
 exit $rc

@@ -20,6 +20,7 @@ struct UpFlags {
   int threshold = 3;
   int retries = 0;
   int db_restart_delay_ms = 1000;
+  int fail_delay_ms = 0;
   std::string bin_dir;
   std::string dnsmasq = "dnsmasq";
   bool no_agents = false;
@@ -108,6 +109,9 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   up->add_option("--db-restart-delay-ms", up_flags->db_restart_delay_ms,
                  "milliseconds before a db host's supervisor restarts its killed key-value service")
+  up->add_option("--orders-fail-delay-ms", up_flags->fail_delay_ms,
+                 "the orders service waits this long before answering a failure (a service whose "
+                 "failing requests are slow)")
       ->check(CLI::Range(0, 600000))
       ->capture_default_str();
   up->add_option("--dnsmasq", up_flags->dnsmasq, "dnsmasq program")->capture_default_str();
@@ -131,6 +135,7 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
     o.failover_threshold = up_flags->threshold;
     o.orders_retries = up_flags->retries;
     o.db_restart_delay_ms = up_flags->db_restart_delay_ms;
+    o.orders_fail_delay_ms = up_flags->fail_delay_ms;
     o.bin_dir = up_flags->bin_dir;
     o.dnsmasq = up_flags->dnsmasq;
     o.start_agents = !up_flags->no_agents;

@@ -101,22 +101,32 @@ ObjectiveResult DecideObjective(const Objective& o, const VerdictInput& in, bool
     res.verdict = ObjectiveVerdict::kFail;
     res.note = fmt::format("not recovered within the {} window after {} (target {})",
                            Secs(end - start), from, FormatDuration(o.recover_within));
-  } else if (*fig.time_to_recover > o.recover_within) {
-    res.verdict = ObjectiveVerdict::kFail;
-    res.note = fmt::format("recovered {} after {}, slower than the {} target",
-                           Secs(*fig.time_to_recover), from, FormatDuration(o.recover_within));
-  } else {
+  } else if (fig.no_impact) {
     res.verdict = ObjectiveVerdict::kPass;
-    res.note =
-        fig.no_impact && inject ? std::string(
-                                      "no impact observed: the probe never failed (did the fault "
-                                      "take effect? see evidence)")
-        : fig.no_impact
-            ? fmt::format("healthy throughout the {} after revert", Secs(end - start))
-            : fmt::format("recovered {} ± {} after {} (target {})", Secs(*fig.time_to_recover),
-                          Secs(fig.uncertainty), from, FormatDuration(o.recover_within));
-    if (fig.no_impact && inject) {
-      warnings.push_back("objective " + o.name + ": no impact observed during the fault");
+    res.note = inject ? std::string(
+                            "no impact observed: the probe never failed (did the fault take "
+                            "effect? see evidence)")
+                      : fmt::format("healthy throughout the {} after revert", Secs(end - start));
+    if (inject) warnings.push_back("objective " + o.name + ": no impact observed during the fault");
+  } else {
+    // A recovery always carries its bracket; the point is the fallback for a figure without.
+    Bracket b = fig.recover_bracket.value_or(Bracket{*fig.time_to_recover, *fig.time_to_recover});
+    const std::string where = fmt::format("recovered {} after {} (truth in [{}, {}])",
+                                          Secs(*fig.time_to_recover), from, Secs(b.lo), Secs(b.hi));
+    if (b.hi <= o.recover_within) {
+      res.verdict = ObjectiveVerdict::kPass;
+      res.note = fmt::format("{} (target {})", where, FormatDuration(o.recover_within));
+    } else if (b.lo > o.recover_within) {
+      res.verdict = ObjectiveVerdict::kFail;
+      res.note =
+          fmt::format("{}, slower than the {} target", where, FormatDuration(o.recover_within));
+    } else {
+      res.verdict = ObjectiveVerdict::kFail;
+      res.inconclusive = true;
+      res.note = fmt::format(
+          "inconclusive, failed safe: {}, and the {} target lies inside that bracket; a shorter "
+          "probe interval or timeout narrows it",
+          where, FormatDuration(o.recover_within));
     }
   }
   return res;

@@ -13,8 +13,13 @@
 //    "recovered" (PASS) when an agent could not confirm its fault's state;
 //  - aborted → the run ABORTED (objectives are still measured and shown);
 //  - any objective not PASS → the run FAIL; otherwise PASS.
-// An objective: no sample in its window → UNKNOWN; not recovered in the window, or recovered
-// later than `recover_within` → FAIL; else PASS ("no impact observed" is a PASS with a warning).
+// An objective: no sample in its window → UNKNOWN; not recovered in the window → FAIL;
+// "no impact observed" → PASS with a warning. Otherwise the recovery bracket [lo, hi]
+// (recovery_meter.h) decides against the target T = `recover_within`:
+//   hi <= T → PASS (recovered within the target whatever the truth inside the bracket);
+//   lo >  T → FAIL (recovered later than the target, certainly);
+//   lo <= T < hi → FAIL, marked inconclusive: the samples cannot tell, and a gate fails safe
+//   (the note says so and how to narrow the bracket: a shorter interval or probe timeout).
 
 #include <cstdint>
 #include <map>
@@ -68,6 +73,7 @@ struct ObjectiveResult {
   Duration stable_for{};
   RecoveryFigures figures;
   ObjectiveVerdict verdict = ObjectiveVerdict::kUnknown;
+  bool inconclusive = false;  // FAIL only because the recovery bracket straddles the target
   std::string note;  // why, in words ("recovered 0.8s after inject", "no impact observed", ...)
 };
 

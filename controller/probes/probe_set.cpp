@@ -1,10 +1,26 @@
 #include "controller/probes/probe_set.h"
 
+#include <algorithm>
+
 #include "controller/probes/probe_runner.h"
 
 namespace faultline::probes {
 
 using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kMinInFlight = 4;
+constexpr int kMaxInFlight = 64;
+
+}  // namespace
+
+int MaxInFlight(const experiment::Probe& probe) {
+  const int64_t interval = std::max<int64_t>(1, probe.interval.count());
+  const int64_t timeout = std::max<int64_t>(0, probe.timeout.count());
+  const int64_t needed = (timeout + interval - 1) / interval + 1;
+  return static_cast<int>(std::clamp<int64_t>(needed, kMinInFlight, kMaxInFlight));
+}
 
 ProbeSet::ProbeSet(const std::vector<experiment::Probe>& probes, Clock& clock,
                    SampleCallback on_sample)
@@ -14,6 +30,7 @@ ProbeSet::ProbeSet(const std::vector<experiment::Probe>& probes, Clock& clock,
     slot->probe = &p;
     slot->record.name = p.name;
     slot->record.interval = p.interval;
+    slot->record.max_in_flight = MaxInFlight(p);
     slots_.push_back(std::move(slot));
   }
 }
@@ -23,7 +40,7 @@ ProbeSet::~ProbeSet() { Stop(); }
 void ProbeSet::Start() {
   for (auto& s : slots_) {
     Slot* slot = s.get();
-    threads_.emplace_back([this, slot] { Loop(*slot); });
+    schedulers_.emplace_back([this, slot] { Schedule(*slot); });
   }
 }
 
@@ -33,10 +50,19 @@ void ProbeSet::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
-  for (auto& t : threads_) {
+  work_cv_.notify_all();
+  for (auto& t : schedulers_) {
     if (t.joinable()) t.join();
   }
-  threads_.clear();
+  schedulers_.clear();
+  // No scheduler runs now, so no worker is added any more: join them. Each finishes (and
+  // records) the sample it is sending, bounded by its probe's timeout.
+  for (auto& s : slots_) {
+    for (auto& t : s->workers) {
+      if (t.joinable()) t.join();
+    }
+    s->workers.clear();
+  }
 }
 
 std::vector<engine::Sample> ProbeSet::Samples(const std::string& name) const {
@@ -72,34 +98,63 @@ std::vector<ProbeRecord> ProbeSet::Records() const {
   return out;
 }
 
-void ProbeSet::Loop(Slot& slot) {
+void ProbeSet::Schedule(Slot& slot) {
+  const Duration interval = std::max<Duration>(slot.record.interval, 1ms);
   MonoTime next = clock_.Now();
+  std::unique_lock lock(mu_);
   while (true) {
-    {
-      std::unique_lock lock(mu_);
-      // The probe schedule is driven by the real steady clock; Clock only timestamps.
-      auto wait = next - clock_.Now();
-      if (wait > 0ns) {
-        cv_.wait_for(lock, wait, [&] { return stop_; });
+    // The schedule is driven by the real steady clock; Clock only timestamps.
+    auto wait = next - clock_.Now();
+    if (wait > 0ns) cv_.wait_for(lock, wait, [&] { return stop_; });
+    if (stop_) return;
+    const MonoTime now = clock_.Now();
+    if (now < next) continue;  // woken early
+    // A slot reached more than an interval late (the machine stalled) is recorded as skipped
+    // rather than sent in a bunch with the next one.
+    const bool late = now - next > interval;
+    if (late || slot.in_flight >= slot.record.max_in_flight) {
+      slot.record.skipped.push_back(next);
+    } else {
+      ++slot.in_flight;
+      slot.queue.push_back(next);
+      // Idle workers not yet woken for earlier slots are spoken for: a slot never waits for a
+      // worker (workers <= in flight <= the bound).
+      if (slot.queue.size() > static_cast<size_t>(slot.idle)) {
+        slot.workers.emplace_back([this, &slot] { Work(slot); });
+      } else {
+        work_cv_.notify_all();
       }
-      if (stop_) return;
     }
-    MonoTime at = clock_.Now();
-    auto outcome = RunProbeOnce(*slot.probe);
-    // A PromQL sample describes the query's evaluation instant, which lies within the attempt.
-    ProbeSample sample{
-        engine::Sample{outcome.observed_at.value_or(at), outcome.ok, outcome.latency},
-        outcome.detail};
-    {
-      std::lock_guard lock(mu_);
-      if (stop_) return;
-      slot.record.samples.push_back(sample);
+    next += interval;
+  }
+}
+
+void ProbeSet::Work(Slot& slot) {
+  std::unique_lock lock(mu_);
+  while (true) {
+    ++slot.idle;
+    work_cv_.wait(lock, [&] { return stop_ || !slot.queue.empty(); });
+    --slot.idle;
+    if (stop_) return;  // a slot still queued was never sent: it is no sample
+    slot.queue.pop_front();
+    lock.unlock();
+    const MonoTime sent = clock_.Now();
+    ProbeOutcome outcome = RunProbeOnce(*slot.probe);
+    const MonoTime answered = clock_.Now();
+    ProbeSample sample{engine::Sample{sent, outcome.ok, outcome.latency, answered},
+                       std::move(outcome.detail)};
+    lock.lock();
+    --slot.in_flight;
+    auto& samples = slot.record.samples;
+    // Answers arrive in any order; the record stays in send order.
+    auto at = std::upper_bound(samples.begin(), samples.end(), sent,
+                               [](MonoTime t, const ProbeSample& s) { return t < s.sample.at; });
+    samples.insert(at, sample);
+    if (on_sample_) {
+      lock.unlock();
+      on_sample_(slot.record.name, sample);
+      lock.lock();
     }
-    if (on_sample_) on_sample_(slot.record.name, sample);
-    next += slot.record.interval;
-    // A probe slower than its interval skips the slots it overran instead of bunching up.
-    MonoTime now = clock_.Now();
-    if (next < now) next = now;
   }
 }
 

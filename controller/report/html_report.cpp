@@ -186,8 +186,8 @@ class Timeline {
  private:
   struct Marker {
     double t;
-    std::optional<double> band;  // ± seconds
-    std::string cls;             // CSS class: inject, revert, detect, recover, target, note
+    std::optional<std::pair<double, double>> band;  // [lo, hi] instants: where the truth lies
+    std::string cls;  // CSS class: inject, revert, detect, recover, target, note
     std::string label;
     std::string title;
     bool anchor_end = false;
@@ -217,18 +217,30 @@ class Timeline {
     for (const auto& o : m_.objectives) {
       std::optional<double> base = o.after == "revert" ? m_.t_revert_s : m_.t_inject_s;
       if (!base) continue;
-      double u = Clean(o.uncertainty_s);
+      // The bracket that contains the truth; a report from before brackets has only ± its
+      // uncertainty.
+      auto band = [&](double point, const std::optional<TimeBracket>& b) {
+        if (b) return std::make_pair(*base + b->lo_s, *base + b->hi_s);
+        double u = Clean(o.uncertainty_s);
+        return std::make_pair(*base + point - u, *base + point + u);
+      };
+      auto in_words = [&](double point, const std::optional<TimeBracket>& b) {
+        return b ? fmt::format("{:.2f}s after {} (truth in [{:.2f}s, {:.2f}s])", point, o.after,
+                               b->lo_s, b->hi_s)
+                 : fmt::format("{:.2f}s ± {:.2f}s after {}", point, Clean(o.uncertainty_s),
+                               o.after);
+      };
       if (o.time_to_detect_s && !o.no_impact) {
         double t = *base + *o.time_to_detect_s;
-        markers_.push_back({t, u, "detect", "detect " + o.name,
-                            fmt::format("{}: impact detected {:.2f}s ± {:.2f}s after {}", o.name,
-                                        *o.time_to_detect_s, u, o.after)});
+        markers_.push_back(
+            {t, band(*o.time_to_detect_s, o.detect_bracket), "detect", "detect " + o.name,
+             o.name + ": impact detected " + in_words(*o.time_to_detect_s, o.detect_bracket)});
       }
       if (o.time_to_recover_s && !o.no_impact) {
         double t = *base + *o.time_to_recover_s;
-        markers_.push_back({t, u, "recover", "recover " + o.name,
-                            fmt::format("{}: recovered {:.2f}s ± {:.2f}s after {}", o.name,
-                                        *o.time_to_recover_s, u, o.after)});
+        markers_.push_back(
+            {t, band(*o.time_to_recover_s, o.recover_bracket), "recover", "recover " + o.name,
+             o.name + ": recovered " + in_words(*o.time_to_recover_s, o.recover_bracket)});
       }
       double target = *base + Clean(o.target_s);
       bool off_chart = target > span_;
@@ -282,11 +294,17 @@ class Timeline {
       double x = X(mk.t);
       double label_y = 14.0 + 16.0 * mk.row;
       out += fmt::format("<g class=\"marker {}\"><title>{}</title>\n", mk.cls, E(mk.title));
-      if (mk.band && *mk.band > 0) {
-        double x0 = X(mk.t - *mk.band), x1 = X(mk.t + *mk.band);
+      if (mk.band && mk.band->second > mk.band->first) {
+        double x0 = X(mk.band->first), x1 = X(mk.band->second);
         out += fmt::format(
-            "<rect class=\"band\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"/>\n",
-            x0, label_h, std::max(1.0, x1 - x0), bottom - label_h);
+            "<rect class=\"band\" data-lo=\"{:.3f}\" data-hi=\"{:.3f}\" x=\"{:.1f}\" "
+            "y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"/>\n",
+            mk.band->first, mk.band->second, x0, label_h, std::max(1.0, x1 - x0), bottom - label_h);
+        // The bracket's ends, drawn as edges so a narrow bracket still shows where it lies.
+        out += fmt::format(
+            "<path class=\"bracket\" d=\"M{0:.1f},{2:.1f}h3M{0:.1f},{2:.1f}V{3:.1f}h3"
+            "M{1:.1f},{2:.1f}h-3M{1:.1f},{2:.1f}V{3:.1f}h-3\"/>\n",
+            x0, x1, label_h, bottom);
       }
       out += fmt::format(
           "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\"/>\n"
@@ -378,8 +396,13 @@ class Timeline {
             "<rect class=\"recover-bar\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" "
             "height=\"10\"/>\n",
             x0, y + 5, std::max(1.0, x1 - x0));
-        what = fmt::format("recovered in {} ± {} (target {})", Secs(*o.time_to_recover_s),
-                           Secs(o.uncertainty_s), Human(o.target_s));
+        what = o.recover_bracket
+                   ? fmt::format("recovered in {}, truth in [{}, {}] (target {}){}",
+                                 Secs(*o.time_to_recover_s), Secs(o.recover_bracket->lo_s),
+                                 Secs(o.recover_bracket->hi_s), Human(o.target_s),
+                                 o.inconclusive ? ": inconclusive" : "")
+                   : fmt::format("recovered in {} ± {} (target {})", Secs(*o.time_to_recover_s),
+                                 Secs(o.uncertainty_s), Human(o.target_s));
       } else {
         // Not recovered: the outage lasted the whole measured window.
         std::optional<double> end =
@@ -429,6 +452,8 @@ svg .fault-window{opacity:.16}svg .fault-bar{opacity:.85}svg .fault-bar.open{str
 svg .latency{fill:none;stroke:#1f6feb;stroke-width:1.3}
 svg .sample.ok{fill:#2a9d4b}svg .sample.failed{fill:#d62828}
 svg .marker line{stroke-width:1.5}svg .marker .band{opacity:.18}
+svg .marker .bracket{fill:none;stroke-width:1.2}svg .detect .bracket{stroke:#e76f00}
+svg .recover .bracket{stroke:#2a9d4b}
 svg .inject line{stroke:#1d2733}svg .revert line{stroke:#1d2733;stroke-dasharray:6 3}
 svg .detect line{stroke:#e76f00}svg .detect .band{fill:#e76f00}svg .detect text{fill:#b35600}
 svg .recover line{stroke:#2a9d4b}svg .recover .band{fill:#2a9d4b}svg .recover text{fill:#1e7a38}
@@ -478,14 +503,17 @@ std::string RenderHtml(const ReportModel& m) {
     out +=
         "<table id=\"objectives\"><tr><th>objective</th><th>verdict</th><th>probe</th>"
         "<th>measured after</th><th>target</th><th>time to detect</th><th>time to recover</th>"
-        "<th>±</th><th>availability</th><th>downtime</th><th>note</th></tr>\n";
+        "<th>recovery truth in</th><th>availability</th><th>downtime</th><th>note</th></tr>\n";
     for (const auto& o : m.objectives) {
       out += fmt::format(
           "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>"
           "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
           "<td class=\"num\">{:.1f}%</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
           E(o.name), Badge(o.verdict), E(o.probe), E(o.after), E(Human(o.target_s)),
-          OptSecs(o.time_to_detect_s), OptSecs(o.time_to_recover_s), Secs(o.uncertainty_s),
+          OptSecs(o.time_to_detect_s), OptSecs(o.time_to_recover_s),
+          o.recover_bracket ? fmt::format("[{}, {}]", Secs(o.recover_bracket->lo_s),
+                                          Secs(o.recover_bracket->hi_s))
+                            : std::string("—"),
           o.availability * 100, Secs(o.downtime_s), E(o.note));
     }
     out += "</table>\n";
@@ -499,9 +527,10 @@ std::string RenderHtml(const ReportModel& m) {
       "<span><i class=\"sw\" style=\"background:#2a9d4b\"></i>probe ok</span>"
       "<span><i class=\"sw\" style=\"background:#d62828\"></i>probe failed</span>"
       "<span><i class=\"sw\" style=\"background:#1f6feb;height:2px\"></i>latency</span>"
-      "<span><i class=\"sw\" style=\"background:#e76f00;opacity:.5\"></i>detect ± uncertainty"
-      "</span><span><i class=\"sw\" style=\"background:#2a9d4b;opacity:.5\"></i>recover ± "
-      "uncertainty</span><span>┆ objective target</span></div>\n";
+      "<span><i class=\"sw\" style=\"background:#e76f00;opacity:.5\"></i>detect, with the "
+      "bracket that contains the true instant</span><span><i class=\"sw\" "
+      "style=\"background:#2a9d4b;opacity:.5\"></i>recover, with its bracket</span><span>┆ "
+      "objective target</span></div>\n";
   out += Timeline(m).Render();
 
   if (!m.annotations.empty()) {
@@ -566,8 +595,9 @@ std::string RenderHtml(const ReportModel& m) {
     out += "</ul>\n";
   }
   out += "<footer>faultline report · run " + E(m.run_id) +
-         " · instants are seconds from the run's start (monotonic clock); ± is one probe "
-         "interval</footer>\n</body>\n</html>\n";
+         " · instants are seconds from the run's start (monotonic clock); each detect/recover "
+         "bracket runs from the send of the last sample before the change to the answer of the "
+         "first sample after it</footer>\n</body>\n</html>\n";
   return out;
 }
 

@@ -35,6 +35,10 @@ std::string Timestamp(const std::string& iso) {
   return t;
 }
 
+std::string OptBracket(const std::optional<TimeBracket>& b) {
+  return b ? fmt::format("[{:.2f}s, {:.2f}s]", b->lo_s, b->hi_s) : std::string("none");
+}
+
 // Measured figures of one objective, for the failure/error body.
 std::string Details(const ObjectiveRow& o) {
   return fmt::format(
@@ -43,15 +47,21 @@ std::string Details(const ObjectiveRow& o) {
       "target: recover within {:.2f}s (stable for {:.2f}s)\n"
       "time to detect: {}\n"
       "time to recover: {}\n"
-      "uncertainty: ±{:.2f}s\n"
+      "impact began in: {}\n"
+      "recovery happened in: {}\n"
       "availability: {:.1f}% ({} samples, {} failed), downtime {:.2f}s\n"
       "{}\n",
       o.name, o.probe, o.after, o.verdict, o.target_s, o.stable_for_s, Opt(o.time_to_detect_s),
-      Opt(o.time_to_recover_s), o.uncertainty_s, o.availability * 100, o.samples, o.failures,
-      o.downtime_s, o.note);
+      Opt(o.time_to_recover_s), OptBracket(o.detect_bracket), OptBracket(o.recover_bracket),
+      o.availability * 100, o.samples, o.failures, o.downtime_s, o.note);
 }
 
 std::string FailureMessage(const ObjectiveRow& o) {
+  if (o.time_to_recover_s && o.recover_bracket) {
+    return fmt::format("time_to_recover {:.2f}s, truth in {}, {} target {:.2f}s",
+                       *o.time_to_recover_s, OptBracket(o.recover_bracket),
+                       o.inconclusive ? "inconclusive against" : "later than", o.target_s);
+  }
   if (o.time_to_recover_s) {
     return fmt::format("time_to_recover {:.2f}s > target {:.2f}s", *o.time_to_recover_s,
                        o.target_s);
@@ -126,6 +136,18 @@ std::string RenderJunit(const ReportModel& m) {
   property("reason", m.reason);
   property("exit_code", std::to_string(m.exit_code));
   if (m.started_at.size()) property("started_at", m.started_at);
+  // Each objective's brackets (seconds from its window's start): CI tools show suite properties,
+  // and a passing testcase has no body to carry them.
+  for (const auto& o : m.objectives) {
+    if (o.detect_bracket) {
+      property("objective." + o.name + ".time_to_detect_bracket_s",
+               fmt::format("[{:.3f}, {:.3f}]", o.detect_bracket->lo_s, o.detect_bracket->hi_s));
+    }
+    if (o.recover_bracket) {
+      property("objective." + o.name + ".time_to_recover_bracket_s",
+               fmt::format("[{:.3f}, {:.3f}]", o.recover_bracket->lo_s, o.recover_bracket->hi_s));
+    }
+  }
   out += "    </properties>\n";
   for (const auto& c : cases) {
     out += fmt::format("    <testcase classname=\"faultline.{}\" name=\"{}\" time=\"{}\"", suite,

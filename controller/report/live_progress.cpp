@@ -2,6 +2,8 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
+
 #include "controller/engine/recovery_meter.h"
 #include "controller/report/markup.h"
 
@@ -45,8 +47,12 @@ void LiveProgress::OnEvent(const engine::ProgressEvent& e) {
 void LiveProgress::OnSample(const std::string& probe, const engine::ProbeSample& s) {
   std::lock_guard lock(mu_);
   auto& st = probes_[probe];
-  st.samples.push_back(s.sample);
+  // Samples arrive in answer order (open-loop probes); the measurement wants send order.
+  auto at = std::upper_bound(st.samples.begin(), st.samples.end(), s.sample.at,
+                             [](MonoTime t, const engine::Sample& x) { return t < x.at; });
+  st.samples.insert(at, s.sample);
   st.last_detail = s.detail;
+  st.last = s.sample;
   (s.sample.ok ? st.ok : st.failed)++;
 }
 
@@ -114,7 +120,7 @@ std::vector<std::string> LiveProgress::StatusLinesLocked(MonoTime now) const {
     const auto& st = probes_.at(p.name);
     std::string last = "no sample yet";
     if (!st.samples.empty()) {
-      const auto& s = st.samples.back();
+      const auto& s = st.last;
       last =
           s.ok ? fmt::format("ok {:.1f}ms", ToSeconds(s.latency) * 1000) : "FAIL " + st.last_detail;
     }

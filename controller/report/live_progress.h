@@ -44,7 +44,8 @@ class LiveProgress {
   struct ProbeState {
     Duration interval{};
     std::vector<engine::Sample> samples;
-    std::string last_detail;
+    std::string last_detail;  // of the sample answered last
+    engine::Sample last;      // the sample answered last
     int ok = 0, failed = 0;
   };
   std::vector<std::string> StatusLinesLocked(MonoTime now) const;

@@ -18,6 +18,15 @@ namespace {
 
 json Opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
+json OptBracket(const std::optional<TimeBracket>& b) {
+  return b ? json::array({b->lo_s, b->hi_s}) : json(nullptr);
+}
+
+// "[1.20s, 1.45s]", or "—" when there is no bracket.
+std::string FmtBracket(const std::optional<TimeBracket>& b) {
+  return b ? fmt::format("[{:.2f}s, {:.2f}s]", b->lo_s, b->hi_s) : std::string("—");
+}
+
 std::string Fmt(const std::optional<double>& s) {
   return s ? fmt::format("{:.2f}s", *s) : std::string("—");
 }
@@ -64,6 +73,9 @@ std::string RenderJson(const ReportModel& m) {
         {"stable_for_s", o.stable_for_s},
         {"time_to_detect_s", Opt(o.time_to_detect_s)},
         {"time_to_recover_s", Opt(o.time_to_recover_s)},
+        {"time_to_detect_bracket_s", OptBracket(o.detect_bracket)},
+        {"time_to_recover_bracket_s", OptBracket(o.recover_bracket)},
+        {"inconclusive", o.inconclusive},
         {"uncertainty_s", o.uncertainty_s},
         {"availability", o.availability},
         {"downtime_s", o.downtime_s},
@@ -99,15 +111,20 @@ std::string RenderJson(const ReportModel& m) {
   for (const auto& p : m.probes) {
     json samples = json::array();
     for (const auto& s : p.samples) {
-      samples.push_back(
-          {{"t_s", s.t_s}, {"ok", s.ok}, {"latency_ms", s.latency_ms}, {"detail", s.detail}});
+      samples.push_back({{"t_s", s.t_s},
+                         {"answered_s", s.answered_s},
+                         {"ok", s.ok},
+                         {"latency_ms", s.latency_ms},
+                         {"detail", s.detail}});
     }
     j["probes"].push_back({
         {"name", p.name},
         {"interval_s", p.interval_s},
         {"latency_ms",
          {{"p50", p.p50_ms}, {"p90", p.p90_ms}, {"p99", p.p99_ms}, {"max", p.max_ms}}},
+        {"max_in_flight", p.max_in_flight},
         {"samples", samples},
+        {"skipped_slots_s", p.skipped_s},
     });
   }
   j["warnings"] = m.warnings;
@@ -133,13 +150,17 @@ std::string RenderText(const ReportModel& m) {
   }
   if (!m.objectives.empty()) {
     out += "\nObjectives\n";
-    out += fmt::format("  {:<24} {:<7} {:>9} {:>10} {:>11} {:>8} {:>8}\n", "name", "verdict",
-                       "target", "detect", "recover", "±", "avail");
+    out += fmt::format("  {:<24} {:<7} {:>9} {:>10} {:>11} {:>16} {:>8}\n", "name", "verdict",
+                       "target", "detect", "recover", "recover truth in", "avail");
     for (const auto& o : m.objectives) {
-      out += fmt::format("  {:<24} {:<7} {:>9} {:>10} {:>11} {:>8} {:>7.1f}%\n", o.name, o.verdict,
+      out += fmt::format("  {:<24} {:<7} {:>9} {:>10} {:>11} {:>16} {:>7.1f}%\n", o.name, o.verdict,
                          Human(o.target_s), Fmt(o.time_to_detect_s), Fmt(o.time_to_recover_s),
-                         fmt::format("{:.2f}s", o.uncertainty_s), o.availability * 100);
+                         FmtBracket(o.recover_bracket), o.availability * 100);
       out += fmt::format("      after {}: {}\n", o.after, o.note);
+      if (o.detect_bracket) {
+        out += fmt::format("      impact began in {} after {}\n", FmtBracket(o.detect_bracket),
+                           o.after);
+      }
     }
   }
   if (!m.faults.empty()) {
@@ -168,6 +189,12 @@ std::string RenderText(const ReportModel& m) {
       out += fmt::format(
           "  {:<24} {} samples, {} ok; latency p50 {:.1f}ms p90 {:.1f}ms p99 {:.1f}ms\n", p.name,
           p.samples.size(), ok, p.p50_ms, p.p90_ms, p.p99_ms);
+      if (!p.skipped_s.empty()) {
+        out += fmt::format(
+            "      {} scheduled sample(s) not sent (the bound of {} in flight was reached, or the "
+            "schedule ran late)\n",
+            p.skipped_s.size(), p.max_in_flight);
+      }
     }
   }
   if (!m.annotations.empty()) {

@@ -25,6 +25,11 @@ std::optional<double> OptSeconds(const std::optional<Duration>& d) {
   return d ? std::optional<double>(ToSeconds(*d)) : std::nullopt;
 }
 
+std::optional<TimeBracket> OptBracket(const std::optional<engine::Bracket>& b) {
+  return b ? std::optional<TimeBracket>(TimeBracket{ToSeconds(b->lo), ToSeconds(b->hi)})
+           : std::nullopt;
+}
+
 // Milliseconds since the epoch of "YYYY-MM-DDTHH:MM:SS[.fff]Z".
 std::optional<int64_t> ParseIsoMs(const std::string& s) {
   tm t{};
@@ -82,6 +87,18 @@ class Reader {
   }
   void Bool(const json& obj, const std::string& path, const char* key, bool* out) {
     Typed(obj, path, key, out, &json::is_boolean, "expected true or false");
+  }
+  // [lo, hi]: two numbers, lo <= hi; absent or null leaves *out unset.
+  void OptBracket(const json& obj, const std::string& path, const char* key,
+                  std::optional<TimeBracket>* out) {
+    const json* v = Field(obj, path, key, false);
+    if (v == nullptr) return;
+    if (!v->is_array() || v->size() != 2 || !(*v)[0].is_number() || !(*v)[1].is_number() ||
+        (*v)[0].get<double>() > (*v)[1].get<double>()) {
+      Fail(Join(path, key), "expected [lo, hi], two numbers with lo <= hi");
+      return;
+    }
+    *out = TimeBracket{(*v)[0].get<double>(), (*v)[1].get<double>()};
   }
   void OptNumber(const json& obj, const std::string& path, const char* key,
                  std::optional<double>* out) {
@@ -159,6 +176,9 @@ ReportModel FromRun(const RunResult& r) {
     row.stable_for_s = ToSeconds(o.stable_for);
     row.time_to_detect_s = OptSeconds(f.time_to_detect);
     row.time_to_recover_s = OptSeconds(f.time_to_recover);
+    row.detect_bracket = OptBracket(f.detect_bracket);
+    row.recover_bracket = OptBracket(f.recover_bracket);
+    row.inconclusive = o.inconclusive;
     row.uncertainty_s = ToSeconds(f.uncertainty);
     row.availability = f.availability;
     row.downtime_s = ToSeconds(f.downtime);
@@ -188,10 +208,12 @@ ReportModel FromRun(const RunResult& r) {
     row.p90_ms = ToSeconds(p.latency.p90) * 1000;
     row.p99_ms = ToSeconds(p.latency.p99) * 1000;
     row.max_ms = ToSeconds(p.latency.max) * 1000;
+    row.max_in_flight = p.max_in_flight;
     for (const auto& s : p.samples) {
-      row.samples.push_back(
-          {Offset(r, s.sample.at), s.sample.ok, ToSeconds(s.sample.latency) * 1000, s.detail});
+      row.samples.push_back({Offset(r, s.sample.at), Offset(r, s.sample.AnsweredAt()), s.sample.ok,
+                             ToSeconds(s.sample.latency) * 1000, s.detail});
     }
+    for (MonoTime t : p.skipped) row.skipped_s.push_back(Offset(r, t));
     m.probes.push_back(std::move(row));
   }
   m.warnings = r.warnings;
@@ -261,6 +283,9 @@ Result<ReportModel> ParseReportJson(std::string_view text, const std::string& so
     rd.Number(o, p, "stable_for_s", &row.stable_for_s);
     rd.OptNumber(o, p, "time_to_detect_s", &row.time_to_detect_s);
     rd.OptNumber(o, p, "time_to_recover_s", &row.time_to_recover_s);
+    rd.OptBracket(o, p, "time_to_detect_bracket_s", &row.detect_bracket);
+    rd.OptBracket(o, p, "time_to_recover_bracket_s", &row.recover_bracket);
+    rd.Bool(o, p, "inconclusive", &row.inconclusive);
     rd.Number(o, p, "uncertainty_s", &row.uncertainty_s);
     rd.Number(o, p, "availability", &row.availability);
     rd.Number(o, p, "downtime_s", &row.downtime_s);
@@ -314,11 +339,22 @@ Result<ReportModel> ParseReportJson(std::string_view text, const std::string& so
       rd.Number(*lat, lp, "p99", &row.p99_ms);
       rd.Number(*lat, lp, "max", &row.max_ms);
     }
+    rd.Integer(pr, p, "max_in_flight", &row.max_in_flight);
+    rd.Array(pr, p, "skipped_slots_s", [&](const json& t, const std::string& tp) {
+      if (!t.is_number()) {
+        rd.Fail(tp, "expected a number");
+        return;
+      }
+      row.skipped_s.push_back(t.get<double>());
+    });
     rd.Array(pr, p, "samples", [&](const json& s, const std::string& sp) {
       SampleRow sr;
       rd.Number(s, sp, "t_s", &sr.t_s);
       rd.Bool(s, sp, "ok", &sr.ok);
       rd.Number(s, sp, "latency_ms", &sr.latency_ms);
+      std::optional<double> answered;
+      rd.OptNumber(s, sp, "answered_s", &answered);
+      sr.answered_s = answered.value_or(sr.t_s + sr.latency_ms / 1000.0);
       rd.String(s, sp, "detail", &sr.detail);
       row.samples.push_back(std::move(sr));
     });

@@ -17,6 +17,14 @@
 
 namespace faultline::report {
 
+// Where a measured instant lies for certain, in seconds from the objective's window start (the
+// same origin as time_to_detect_s / time_to_recover_s): lo <= truth <= hi, built from the samples
+// around it (controller/engine/recovery_meter.h). lo may be negative for detection.
+struct TimeBracket {
+  double lo_s = 0;
+  double hi_s = 0;
+};
+
 struct ObjectiveRow {
   std::string name;
   std::string probe;
@@ -26,7 +34,12 @@ struct ObjectiveRow {
   double stable_for_s = 0;
   std::optional<double> time_to_detect_s;
   std::optional<double> time_to_recover_s;
-  double uncertainty_s = 0;
+  // JSON time_to_detect_bracket_s / time_to_recover_bracket_s: [lo, hi] or null (not measured,
+  // no impact, or a report written before brackets existed).
+  std::optional<TimeBracket> detect_bracket;
+  std::optional<TimeBracket> recover_bracket;
+  bool inconclusive = false;  // FAIL only because the recovery bracket straddles the target
+  double uncertainty_s = 0;   // point ± this covers the bracket (older reports: one interval)
   double availability = 1;
   double downtime_s = 0;
   bool no_impact = false;
@@ -57,7 +70,8 @@ struct FaultRow {
 };
 
 struct SampleRow {
-  double t_s = 0;
+  double t_s = 0;         // sent
+  double answered_s = 0;  // answered (older reports without it: t_s + latency)
   bool ok = false;
   double latency_ms = 0;
   std::string detail;
@@ -67,7 +81,9 @@ struct ProbeRow {
   std::string name;
   double interval_s = 0;
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
-  std::vector<SampleRow> samples;
+  int64_t max_in_flight = 0;       // 0: unknown (older reports)
+  std::vector<SampleRow> samples;  // in send order
+  std::vector<double> skipped_s;   // schedule slots not sent (in-flight bound reached, or late)
 };
 
 // A note a person attached to a run (`faultline annotate RUN`), or one the report carries.

@@ -159,7 +159,8 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
        {bin_dir + "/faultline-sample-orders", "--listen", "0.0.0.0:" + std::to_string(kOrdersPort),
         "--region", Str(kPrimaryRegion), "--secondary-region", Str(kSecondaryRegion), "--failover",
         FailoverModeName(o.failover), "--failover-threshold", std::to_string(o.failover_threshold),
-        "--retries", std::to_string(o.orders_retries), "--ready-file", orders_ready},
+        "--retries", std::to_string(o.orders_retries), "--fail-delay-ms",
+        std::to_string(o.orders_fail_delay_ms), "--ready-file", orders_ready},
        orders_ready});
   if (o.start_agents) {
     for (const auto& h : SandboxHosts()) {

@@ -161,6 +161,9 @@ Status SandboxUp(const SandboxOptions& options) {
   if (options.orders_retries < 0 || options.orders_retries > 100) {
     return FailedPrecondition("orders retries must be 0 to 100");
   }
+  if (options.orders_fail_delay_ms < 0 || options.orders_fail_delay_ms > 600000) {
+    return FailedPrecondition("orders fail delay must be 0 to 600000 ms");
+  }
   if (options.failover_threshold < 1) {
     return FailedPrecondition("failover threshold must be at least 1");
   }

@@ -74,6 +74,9 @@ struct SandboxOptions {
   int orders_retries = 0;
   // How long each db host's supervisor waits before restarting its killed key-value service.
   int db_restart_delay_ms = 1000;
+  // The orders service waits this long before answering a failure (--fail-delay-ms), 0-600000:
+  // a service whose failing requests are slow, to test measurement with slow failing probes.
+  int orders_fail_delay_ms = 0;
   // Directory holding faultline-agent, faultline-sample-orders and faultline-sample-kv. Empty:
   // the directory of the running executable (/proc/self/exe).
   std::string bin_dir;

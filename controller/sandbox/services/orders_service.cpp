@@ -11,6 +11,9 @@
 //
 // With --retries N, a failed dependency call is tried again at once, up to N more times, before
 // it counts as a failure.
+// With --fail-delay-ms N, a failing request is answered (503) only N ms after its failure was
+// decided: a service whose failing requests are slow (the failure and the failover happen on
+// time; only the answer is late), to test that measurement stays honest with slow failures.
 // With --failover auto, after N consecutive dependency failures it switches to the secondary
 // region for good, retries the failing request there at once, and prints one line on stdout:
 //   FAILOVER monotonic_ns=<ns> wall_unix_ms=<ms> from=<region> to=<region> after_failures=<n>
@@ -25,6 +28,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -43,6 +47,8 @@ struct Settings {
   long timeout_ms = 500;
   // Extra attempts of a failed dependency call in the same region, at once (0 = none).
   int retries = 0;
+  // How long a failure is held before it is answered (0 = at once).
+  long fail_delay_ms = 0;
 };
 
 struct FetchResult {
@@ -214,6 +220,10 @@ int main(int argc, char** argv) {
                  "extra attempts of a failed dependency call before it counts as a failure")
       ->check(CLI::Range(0, 100))
       ->capture_default_str();
+  app.add_option("--fail-delay-ms", settings.fail_delay_ms,
+                 "wait this long before answering a failing request (503)")
+      ->check(CLI::Range(0L, 600000L))
+      ->capture_default_str();
   app.add_option("--ready-file", ready_file,
                  "file written (with the bound port) once the server accepts connections");
   CLI11_PARSE(app, argc, argv);
@@ -270,6 +280,9 @@ int main(int argc, char** argv) {
       }
     }
     if (!fetched.ok) {
+      if (settings.fail_delay_ms > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(settings.fail_delay_ms));
+      }
       metrics.Increment("orders_requests_total", {{"outcome", "error"}});
       metrics.Observe("orders_request_duration_seconds", {{"outcome", "error"}}, seconds());
       Reply(res, 503, {{"error", fetched.error}, {"region", region}});

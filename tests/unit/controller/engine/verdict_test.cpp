@@ -68,10 +68,19 @@ constexpr std::string_view kStopsBeforeFault = "..........";
 const Case kCases[] = {
   {"RecoveredWithinTarget", kRecoversAt13, {Obj("failover", 5s, 2s)}, kClean,
    Verdict::kPass, {OV::kPass}, "every objective met"},
-  {"RecoveredExactlyAtTarget", kRecoversAt13, {Obj("failover", 3s, 2s)}, kClean,
+  // Recovered at +3s, the truth in [2s, 3.01s] (last failure sent at 12s, first success
+  // answered at 13.01s): a target at or past the bracket's upper end passes...
+  {"BracketWithinTargetPasses", kRecoversAt13, {Obj("failover", 3010ms, 2s)}, kClean,
    Verdict::kPass, {OV::kPass}, ""},
-  {"RecoveredSlowerThanTargetFails", kRecoversAt13, {Obj("failover", 2s, 2s)}, kClean,
-   Verdict::kFail, {OV::kFail}, "slower than the 2s target"},
+  // ...one inside the bracket cannot be decided by the samples: FAIL, marked inconclusive, even
+  // though the point estimate (3s) equals the target (the old rule passed it)...
+  {"TargetInsideTheBracketIsInconclusiveAndFailsSafe", kRecoversAt13, {Obj("failover", 3s, 2s)},
+   kClean, Verdict::kFail, {OV::kFail}, "inconclusive"},
+  {"TargetAtTheBracketsLowerEndIsInconclusive", kRecoversAt13, {Obj("failover", 2s, 2s)}, kClean,
+   Verdict::kFail, {OV::kFail}, "inconclusive"},
+  // ...and one below the bracket's lower end fails for certain.
+  {"RecoveredSlowerThanTargetFails", kRecoversAt13, {Obj("failover", 1990ms, 2s)}, kClean,
+   Verdict::kFail, {OV::kFail}, "slower than the"},
   {"NeverRecoveredFails", kNeverRecovers, {Obj("failover", 15s, 2s)}, kClean,
    Verdict::kFail, {OV::kFail}, "not recovered within"},
   {"StableForLongerThanTheHealthyRunFails", kRecoversAt13, {Obj("failover", 15s, 30s)}, kClean,

@@ -1,6 +1,7 @@
 #include "controller/report/html_report.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/fmt/fmt.h>
 
 #include "controller/report/markup.h"
 #include "tests/unit/controller/report/report_fixture.h"
@@ -47,6 +48,19 @@ TEST(HtmlReportTest, TimelineShowsFaultWindowMarkersAndObjectives) {
   EXPECT_NE(html.find("automated-failover target 15s PASS"), std::string::npos);
   EXPECT_NE(html.find("queries_faulted = <b>57</b>"), std::string::npos);
   EXPECT_NE(html.find("<span class=\"verdict\">PASS</span>"), std::string::npos);
+}
+
+TEST(HtmlReportTest, DetectAndRecoverMarkersAreDrawnInsideTheirBrackets) {
+  ReportModel m = FromRun(SampleRun(true));
+  std::string html = RenderHtml(m);
+  // The recover marker's band spans the bracket, on the run's time axis (inject at +5s).
+  const double lo = *m.t_inject_s + 4.75, hi = *m.t_inject_s + 5.003;
+  EXPECT_NE(
+      html.find(fmt::format("<rect class=\"band\" data-lo=\"{:.3f}\" data-hi=\"{:.3f}\"", lo, hi)),
+      std::string::npos);
+  EXPECT_EQ(Count(html, "<path class=\"bracket\""), 2u);  // detect and recover
+  EXPECT_NE(html.find("truth in [4.75s, 5.00s]"), std::string::npos);
+  EXPECT_EQ(html.find("one probe interval"), std::string::npos);
 }
 
 // Negative control: without failover the target is labelled FAIL, no recover marker is drawn.

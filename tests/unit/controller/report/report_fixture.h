@@ -67,11 +67,13 @@ inline engine::RunResult SampleRun(bool failover = true) {
   o.figures.samples = 80;
   if (failover) {
     o.figures.time_to_recover = 5000ms;
+    o.figures.detect_bracket = engine::Bracket{1000ms, 1253ms};
+    o.figures.recover_bracket = engine::Bracket{4750ms, 5003ms};
     o.figures.failures = 14;
     o.figures.availability = 66.0 / 80;
     o.figures.downtime = 3500ms;
     o.verdict = engine::ObjectiveVerdict::kPass;
-    o.note = "recovered 5.00s ± 0.25s after inject (target 15s)";
+    o.note = "recovered 5.00s after inject (truth in [4.75s, 5.00s]) (target 15s)";
   } else {
     o.figures.failures = 76;
     o.figures.availability = 4.0 / 80;

@@ -28,6 +28,51 @@ TEST(ReportModelTest, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(parsed->probes[0].samples.size(), 120u);
 }
 
+TEST(ReportModelTest, BracketsAndSampleAnswersAreFirstClassFields) {
+  std::string json = RenderJson(SampleRun(true));
+  auto parsed = ParseReportJson(json, "report.json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const auto& o = parsed->objectives[0];
+  ASSERT_TRUE(o.recover_bracket.has_value());
+  EXPECT_DOUBLE_EQ(o.recover_bracket->lo_s, 4.75);
+  EXPECT_DOUBLE_EQ(o.recover_bracket->hi_s, 5.003);
+  ASSERT_TRUE(o.detect_bracket.has_value());
+  EXPECT_DOUBLE_EQ(o.detect_bracket->lo_s, 1.0);
+  EXPECT_FALSE(parsed->objectives[1].recover_bracket.has_value());  // no impact: no bracket
+  EXPECT_NE(json.find("\"time_to_recover_bracket_s\": [\n        4.75,"), std::string::npos);
+  // Every sample carries its send (t_s) and answer instants.
+  const auto& s = parsed->probes[0].samples[30];
+  EXPECT_DOUBLE_EQ(s.answered_s, s.t_s + s.latency_ms / 1000);
+  // The text report states the bracket; nothing claims "± one interval".
+  std::string text = RenderText(*parsed);
+  EXPECT_NE(text.find("[4.75s, 5.00s]"), std::string::npos);
+  EXPECT_EQ(text.find("±"), std::string::npos);
+  EXPECT_NE(
+      RenderJunit(*parsed).find("name=\"objective.automated-failover.time_to_recover_bracket_s\" "
+                                "value=\"[4.750, 5.003]\""),
+      std::string::npos);
+}
+
+// A report stored before brackets existed still loads: no bracket, answers from the latency.
+TEST(ReportModelTest, ReportWithoutBracketsStillLoads) {
+  auto old = ParseReportJson(
+      R"({"experiment":"e","run_id":"r","verdict":"PASS","objectives":[{"name":"o",
+          "verdict":"PASS","time_to_recover_s":1.5,"uncertainty_s":0.25}],
+          "probes":[{"name":"p","samples":[{"t_s":2.0,"ok":true,"latency_ms":30}]}]})",
+      "old.json");
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_FALSE(old->objectives[0].recover_bracket.has_value());
+  EXPECT_FALSE(old->objectives[0].inconclusive);
+  EXPECT_DOUBLE_EQ(old->probes[0].samples[0].answered_s, 2.03);
+  auto bad = ParseReportJson(
+      R"({"experiment":"e","run_id":"r","verdict":"PASS","objectives":[{"name":"o",
+          "verdict":"PASS","time_to_recover_bracket_s":[2, 1]}]})",
+      "bad.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("objectives[0].time_to_recover_bracket_s"),
+            std::string::npos);
+}
+
 // `run --report-html` renders the run; `report FILE --format html` renders the saved JSON: a
 // person must get the same page either way (likewise JUnit and text).
 TEST(ReportModelTest, SavedReportRendersIdenticallyToTheRun) {
