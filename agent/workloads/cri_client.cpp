@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "cri_api/runtime_v1.grpc.pb.h"
 #include "agent/workloads/netns_identity.h"
+#include "cri_api/runtime_v1.grpc.pb.h"
 
 namespace faultline::agent::workloads {
 namespace {
@@ -17,12 +17,18 @@ using Clock = std::chrono::system_clock;
 Status FromGrpc(const grpc::Status& s, const std::string& where) {
   const std::string m = where + ": " + s.error_message();
   switch (s.error_code()) {
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return DeadlineExceeded(m);
-    case grpc::StatusCode::UNAVAILABLE: return Unavailable(m);
-    case grpc::StatusCode::UNIMPLEMENTED: return Unimplemented(m);
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return ResourceExhausted(m);
-    case grpc::StatusCode::NOT_FOUND: return NotFound(m);
-    default: return Internal(m);
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return DeadlineExceeded(m);
+    case grpc::StatusCode::UNAVAILABLE:
+      return Unavailable(m);
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return Unimplemented(m);
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return ResourceExhausted(m);
+    case grpc::StatusCode::NOT_FOUND:
+      return NotFound(m);
+    default:
+      return Internal(m);
   }
 }
 
@@ -92,9 +98,8 @@ Result<std::vector<Workload>> CriClient::List(const v1::WorkloadSelector& select
         std::find(selector.ids().begin(), selector.ids().end(), p.id()) == selector.ids().end()) {
       continue;
     }
-    if (!selector.names().empty() &&
-        std::find(selector.names().begin(), selector.names().end(), p.metadata().name()) ==
-            selector.names().end()) {
+    if (!selector.names().empty() && std::find(selector.names().begin(), selector.names().end(),
+                                               p.metadata().name()) == selector.names().end()) {
       continue;
     }
     if (!selector.pod_namespace().empty() &&
@@ -110,9 +115,8 @@ Result<std::vector<Workload>> CriClient::List(const v1::WorkloadSelector& select
     if (labels_match) pods.push_back(&p);
   }
   if (pods.size() > options_.max_pods) {
-    return ResourceExhausted(where + ": " + std::to_string(pods.size()) +
-                             " pods match, at most " + std::to_string(options_.max_pods) +
-                             " are resolved");
+    return ResourceExhausted(where + ": " + std::to_string(pods.size()) + " pods match, at most " +
+                             std::to_string(options_.max_pods) + " are resolved");
   }
   std::vector<Workload> out;
   for (const runtime::v1::PodSandbox* p : pods) {

@@ -47,8 +47,7 @@ std::string Escape(CURL* curl, const std::string& s) {
 
 }  // namespace
 
-DockerEngineClient::DockerEngineClient(DockerClientOptions options)
-    : options_(std::move(options)) {
+DockerEngineClient::DockerEngineClient(DockerClientOptions options) : options_(std::move(options)) {
   GlobalInitOnce();
 }
 
@@ -103,7 +102,8 @@ Result<std::string> DockerEngineClient::Version() const {
   if (!j.is_object()) return Internal("Docker Engine API /version: not a JSON object");
   std::string name = "Docker Engine";
   if (auto c = j.find("Components"); c != j.end() && c->is_array() && !c->empty() &&
-                                     (*c)[0].is_object() && (*c)[0].value("Name", json()).is_string()) {
+                                     (*c)[0].is_object() &&
+                                     (*c)[0].value("Name", json()).is_string()) {
     name = (*c)[0]["Name"].get<std::string>();
   }
   std::string version =
@@ -111,8 +111,7 @@ Result<std::string> DockerEngineClient::Version() const {
   return name + " " + version;
 }
 
-Result<std::vector<Workload>> DockerEngineClient::List(
-    const v1::WorkloadSelector& selector) const {
+Result<std::vector<Workload>> DockerEngineClient::List(const v1::WorkloadSelector& selector) const {
   const Clock::time_point deadline = Clock::now() + options_.deadline;
   // The label filter is done by the engine; names and ids are compared exactly here (the engine's
   // name filter is a regular expression and its id filter a prefix match).

@@ -37,8 +37,7 @@ std::vector<std::string> DefaultCriSockets() {
   return {"/run/containerd/containerd.sock", "/run/crio/crio.sock"};
 }
 
-WorkloadResolver::WorkloadResolver(WorkloadResolverOptions options)
-    : options_(std::move(options)) {
+WorkloadResolver::WorkloadResolver(WorkloadResolverOptions options) : options_(std::move(options)) {
   docker_socket_ = PickSocket(options_.docker_socket, DefaultDockerSockets());
   cri_socket_ = PickSocket(options_.cri_socket, DefaultCriSockets());
   if (!docker_socket_.empty()) {
@@ -63,13 +62,13 @@ std::map<std::string, std::string> WorkloadResolver::DescribeRuntimes() const {
   std::map<std::string, std::string> out;
   if (docker_) {
     auto v = docker_->Version();
-    out["docker"] = "unix://" + docker_socket_ + " " +
-                    (v.ok() ? *v : "not answering: " + v.status().message());
+    out["docker"] =
+        "unix://" + docker_socket_ + " " + (v.ok() ? *v : "not answering: " + v.status().message());
   }
   if (cri_) {
     auto v = cri_->Version();
-    out["cri"] = "unix://" + cri_socket_ + " " +
-                 (v.ok() ? *v : "not answering: " + v.status().message());
+    out["cri"] =
+        "unix://" + cri_socket_ + " " + (v.ok() ? *v : "not answering: " + v.status().message());
   }
   return out;
 }
@@ -91,8 +90,7 @@ std::vector<pid_t> PidsInNetns(const NetnsIdentity& id, size_t max_pids) {
   return out;
 }
 
-Result<std::vector<Workload>> WorkloadResolver::ResolveHandle(
-    const v1::WorkloadSelector& s) const {
+Result<std::vector<Workload>> WorkloadResolver::ResolveHandle(const v1::WorkloadSelector& s) const {
   Workload w;
   if (!s.netns_path().empty()) {
     w.kind = WorkloadKind::kNetns;
@@ -117,7 +115,8 @@ Result<std::vector<Workload>> WorkloadResolver::ResolveHandle(
     w.pids = *pids;
     w.netns_path = "/proc/" + std::to_string(w.pids.front()) + "/ns/net";
     auto id = StatNetns(w.netns_path);
-    if (!id.ok()) return FailedPrecondition("cgroup " + s.cgroup_path() + ": " + id.status().message());
+    if (!id.ok())
+      return FailedPrecondition("cgroup " + s.cgroup_path() + ": " + id.status().message());
     w.netns = *id;
   } else {
     w.kind = WorkloadKind::kPid;
@@ -208,6 +207,16 @@ v1::Workload WorkloadToProto(const Workload& w) {
   p.set_cgroup_path(w.cgroup_path);
   p.set_host(w.host);
   return p;
+}
+
+Result<v1::ListWorkloadsResponse> ListWorkloads(const WorkloadResolver& resolver,
+                                                const v1::WorkloadSelector& selector) {
+  auto r = resolver.Resolve(selector);
+  if (!r.ok()) return r.status();
+  v1::ListWorkloadsResponse out;
+  for (const Workload& w : r->workloads) *out.add_workloads() = WorkloadToProto(w);
+  for (const auto& [k, v] : r->runtime_errors) (*out.mutable_runtime_errors())[k] = v;
+  return out;
 }
 
 }  // namespace faultline::agent::workloads

@@ -20,7 +20,8 @@ class CriClient;
 
 // Where each runtime's socket is looked for when no flag names one, in order.
 std::vector<std::string> DefaultDockerSockets();  // /run/docker.sock, /run/podman/podman.sock
-std::vector<std::string> DefaultCriSockets();  // /run/containerd/containerd.sock, /run/crio/crio.sock
+std::vector<std::string>
+DefaultCriSockets();  // /run/containerd/containerd.sock, /run/crio/crio.sock
 
 struct WorkloadResolverOptions {
   // Docker Engine API socket: a path; "" = the first of DefaultDockerSockets() that exists as a
@@ -72,6 +73,10 @@ class WorkloadResolver {
 
 // The pids (at most `max_pids`) whose /proc/PID/ns/net is namespace `id`. Scans /proc.
 std::vector<pid_t> PidsInNetns(const NetnsIdentity& id, size_t max_pids = 4096);
+
+// resolver.Resolve(selector) as a ListWorkloads answer (workloads and runtime_errors).
+Result<v1::ListWorkloadsResponse> ListWorkloads(const WorkloadResolver& resolver,
+                                                const v1::WorkloadSelector& selector);
 
 // `w` as the proto that ListWorkloads, FaultStatus and reports carry.
 v1::Workload WorkloadToProto(const Workload& w);
