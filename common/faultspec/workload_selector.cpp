@@ -41,10 +41,14 @@ bool CleanAbsolutePath(std::string_view p) {
 
 std::string_view WorkloadRuntimeName(v1::WorkloadSelector::Runtime r) {
   switch (r) {
-    case v1::WorkloadSelector::DOCKER: return "docker";
-    case v1::WorkloadSelector::CRI: return "cri";
-    case v1::WorkloadSelector::ANY: return "any";
-    default: return "";
+    case v1::WorkloadSelector::DOCKER:
+      return "docker";
+    case v1::WorkloadSelector::CRI:
+      return "cri";
+    case v1::WorkloadSelector::ANY:
+      return "any";
+    default:
+      return "";
   }
 }
 
@@ -61,8 +65,8 @@ bool WorkloadSelectorIsSet(const v1::WorkloadSelector& s) {
 void ValidateWorkloadSelector(const v1::WorkloadSelector& s, const std::string& prefix,
                               FieldProblems* problems) {
   auto field = [&](std::string_view name) { return prefix + "." + std::string(name); };
-  const int handles = (s.netns_path().empty() ? 0 : 1) + (s.cgroup_path().empty() ? 0 : 1) +
-                      (s.pid() != 0 ? 1 : 0);
+  const int handles =
+      (s.netns_path().empty() ? 0 : 1) + (s.cgroup_path().empty() ? 0 : 1) + (s.pid() != 0 ? 1 : 0);
   const bool runtime_set = s.runtime() != v1::WorkloadSelector::RUNTIME_UNSPECIFIED;
   const bool by_runtime = !s.labels().empty() || !s.names().empty() || !s.ids().empty();
   if (!WorkloadSelectorIsSet(s)) {
@@ -98,9 +102,8 @@ void ValidateWorkloadSelector(const v1::WorkloadSelector& s, const std::string& 
     }
   }
   if (s.labels_size() > static_cast<int>(kMaxWorkloadLabels)) {
-    problems->Add(field("labels"),
-                  "at most " + std::to_string(kMaxWorkloadLabels) + " labels, got " +
-                      std::to_string(s.labels_size()));
+    problems->Add(field("labels"), "at most " + std::to_string(kMaxWorkloadLabels) +
+                                       " labels, got " + std::to_string(s.labels_size()));
   }
   for (const auto& [k, v] : s.labels()) {
     if (k.empty() || k.size() > kMaxWorkloadLabelKeyLength || !AllOf(k, LabelKeyChar)) {
