@@ -32,6 +32,24 @@ size_t WriteBody(char* ptr, size_t size, size_t nmemb, void* user) {
   return n;
 }
 
+// Keeps the value of the Server header ("Libpod/4.3.1 (linux)", "Docker/24.0.5 (linux)").
+size_t ServerHeader(char* buf, size_t size, size_t nitems, void* user) {
+  const size_t n = size * nitems;
+  std::string_view line(buf, n);
+  constexpr std::string_view kServer = "server:";
+  if (line.size() > kServer.size() && line.size() < 512) {
+    std::string head(line.substr(0, kServer.size()));
+    for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (head == kServer) {
+      std::string v(line.substr(kServer.size()));
+      while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.pop_back();
+      while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+      *static_cast<std::string*>(user) = v;
+    }
+  }
+  return n;
+}
+
 void GlobalInitOnce() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -51,8 +69,8 @@ DockerEngineClient::DockerEngineClient(DockerClientOptions options) : options_(s
   GlobalInitOnce();
 }
 
-Result<std::string> DockerEngineClient::Get(const std::string& path,
-                                            Clock::time_point deadline) const {
+Result<std::string> DockerEngineClient::Get(const std::string& path, Clock::time_point deadline,
+                                            std::string* server) const {
   const auto left =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   if (left <= 0) {
@@ -72,6 +90,10 @@ Result<std::string> DockerEngineClient::Get(const std::string& path,
   curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, WriteBody);
   curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http");
+  if (server != nullptr) {
+    curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, ServerHeader);
+    curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, server);
+  }
   const CURLcode rc = curl_easy_perform(curl.get());
   const std::string where = "Docker Engine API at " + options_.socket_path + " (GET " +
                             path.substr(0, path.find('?')) + ")";
@@ -96,19 +118,12 @@ Result<std::string> DockerEngineClient::Get(const std::string& path,
 }
 
 Result<std::string> DockerEngineClient::Version() const {
-  auto body = Get("/v1.41/version", Clock::now() + options_.deadline);
+  // GET /_ping, not /version: Podman computes /version from a full host inspection (seconds);
+  // the ping's Server header names the engine and its version at once.
+  std::string server;
+  auto body = Get("/_ping", Clock::now() + options_.deadline, &server);
   if (!body.ok()) return body.status();
-  json j = json::parse(*body, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return Internal("Docker Engine API /version: not a JSON object");
-  std::string name = "Docker Engine";
-  if (auto c = j.find("Components"); c != j.end() && c->is_array() && !c->empty() &&
-                                     (*c)[0].is_object() &&
-                                     (*c)[0].value("Name", json()).is_string()) {
-    name = (*c)[0]["Name"].get<std::string>();
-  }
-  std::string version =
-      j.value("Version", json()).is_string() ? j["Version"].get<std::string>() : "?";
-  return name + " " + version;
+  return server.empty() ? std::string("Docker Engine API (no Server header)") : server;
 }
 
 Result<std::vector<Workload>> DockerEngineClient::List(const v1::WorkloadSelector& selector) const {

@@ -28,8 +28,8 @@ class DockerEngineClient {
  public:
   explicit DockerEngineClient(DockerClientOptions options);
 
-  // GET /version: "<Components[0].Name or 'Docker Engine'> <Version>", e.g.
-  // "Podman Engine 4.3.1". UNAVAILABLE when nothing answers on the socket, DEADLINE_EXCEEDED.
+  // GET /_ping: the engine's Server header, e.g. "Libpod/4.3.1 (linux)" (Podman) or
+  // "Docker/24.0.5 (linux)". UNAVAILABLE when nothing answers on the socket, DEADLINE_EXCEEDED.
   Result<std::string> Version() const;
 
   // The running containers matching the runtime form of `selector` (labels all equal, names any,
@@ -42,8 +42,9 @@ class DockerEngineClient {
 
  private:
   // GET `path` (starting with '/'), body of a 200 answer; `deadline` is absolute (steady clock).
-  Result<std::string> Get(const std::string& path,
-                          std::chrono::steady_clock::time_point deadline) const;
+  // `server`, when given, receives the Server header.
+  Result<std::string> Get(const std::string& path, std::chrono::steady_clock::time_point deadline,
+                          std::string* server = nullptr) const;
 
   DockerClientOptions options_;
 };

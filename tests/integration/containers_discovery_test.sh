@@ -53,7 +53,7 @@ FL=("$BIN/faultline")
 
 # GetInfo names the runtime it found.
 "${FL[@]}" agents --inventory "$WORK/inventory.yaml" --insecure --output json >"$WORK/agents.json"
-jq -e '.[0].runtimes.docker | test("Podman Engine")' "$WORK/agents.json" >/dev/null ||
+jq -e '.[0].runtimes.docker | test("Libpod/")' "$WORK/agents.json" >/dev/null ||
   fail "GetInfo does not report the Podman runtime: $(jq -c '.[0].runtimes' "$WORK/agents.json")"
 pass "GetInfo reports $(jq -r '.[0].runtimes.docker' "$WORK/agents.json")"
 

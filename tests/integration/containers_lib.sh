@@ -64,6 +64,10 @@ podman_service() {  # podman_service SOCKET
   "${PODMAN[@]}" system service --time=0 "unix://$1" >"$CONTAINERS_DIR/service.log" 2>&1 &
   PODMAN_SERVICE_PID=$!
   await 20 test -S "$1" || { cat "$CONTAINERS_DIR/service.log" >&2; return 1; }
+  # The first answer can take seconds (the service initialises lazily): wait for it here, so
+  # callers with short deadlines (the agent's 3 s) meet a ready engine.
+  await 60 curl -sf --max-time 20 --unix-socket "$1" -o /dev/null http://d/v1.41/version ||
+    { cat "$CONTAINERS_DIR/service.log" >&2; return 1; }
 }
 
 containers_cleanup() {

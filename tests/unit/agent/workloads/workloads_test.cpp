@@ -77,8 +77,8 @@ class FakeEngine {
       std::string status = body.empty() ? "404 Not Found" : "200 OK";
       std::string resp =
           "HTTP/1.1 " + status +
-          "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-          "\r\nConnection: close\r\n\r\n" + body;
+          "\r\nServer: Libpod/4.3.1 (linux)\r\nContent-Type: application/json\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
       size_t off = 0;
       while (off < resp.size()) {
         ssize_t n = ::write(c, resp.data() + off, resp.size() - off);
@@ -114,9 +114,7 @@ std::string Engine(const std::string& path) {
     return R"({"Id":"bbb222","Name":"/kv-1","Config":{"Labels":{"app":"kv"}},"State":{"Pid":)" +
            pid + R"(},"NetworkSettings":{"SandboxKey":"/proc/self/ns/net"}})";
   }
-  if (path == "/v1.41/version") {
-    return R"({"Components":[{"Name":"Podman Engine","Version":"4.3.1"}],"Version":"4.3.1"})";
-  }
+  if (path == "/_ping") return "OK";
   return "";
 }
 
@@ -187,7 +185,7 @@ TEST(DockerEngineClientTest, VersionNamesTheEngine) {
   DockerEngineClient client(To(engine));
   auto v = client.Version();
   ASSERT_TRUE(v.ok()) << v.status().message();
-  EXPECT_EQ(*v, "Podman Engine 4.3.1");
+  EXPECT_EQ(*v, "Libpod/4.3.1 (linux)");
 }
 
 TEST(DockerEngineClientTest, AnEngineThatNeverAnswersHitsTheDeadline) {
@@ -308,7 +306,7 @@ TEST(WorkloadResolverTest, ResolvesThroughTheEngineAndDescribesIt) {
   EXPECT_NE(got->workloads(0).netns_ino(), 0u);
   auto runtimes = r.DescribeRuntimes();
   ASSERT_EQ(runtimes.count("docker"), 1u);
-  EXPECT_NE(runtimes["docker"].find("Podman Engine 4.3.1"), std::string::npos);
+  EXPECT_NE(runtimes["docker"].find("Libpod/4.3.1"), std::string::npos);
 }
 
 }  // namespace
