@@ -199,6 +199,9 @@ class WorkloadRunTest : public ::testing::Test {
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() before listen_after_bind has started would leave it listening forever (and the
+    // join in TearDown hanging): wait until the server runs.
+    while (!server_.is_running()) std::this_thread::yield();
   }
   void TearDown() override {
     server_.stop();
