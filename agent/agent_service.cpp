@@ -5,9 +5,11 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "agent/fault_backend.h"
 #include "agent/net/accept_gate.h"
+#include "common/faultspec/workload_selector.h"
 #include "common/grpc_status.h"
 #include "common/ids.h"
 #include "common/logging.h"
@@ -155,6 +157,7 @@ grpc::ServerUnaryReactor* AgentService::GetInfo(grpc::CallbackServerContext* ctx
                                                 const v1::GetInfoRequest* request,
                                                 v1::AgentInfo* response) {
   *response = DescribeAgent(manager_, registry_, identity_);
+  for (const auto& [name, what] : runtimes_) (*response->mutable_runtimes())[name] = what;
   return Finish(ctx, grpc::Status::OK);
 }
 
@@ -167,6 +170,17 @@ grpc::ServerUnaryReactor* AgentService::ApplyFault(grpc::CallbackServerContext* 
                            " lease_ttl_ms=" + std::to_string(request->lease_ttl_ms());
   if (grpc::Status denied = Authorize(ctx, "ApplyFault", what); !denied.ok()) {
     return Finish(ctx, denied);
+  }
+  if (request->has_workload() && faultspec::WorkloadSelectorIsSet(request->workload())) {
+    // Until the backends act inside a workload's netns, a workload fault must never land on the
+    // host instead: refuse it.
+    Status st = faultspec::ValidateWorkloadSelector(request->workload());
+    if (st.ok()) {
+      st = FailedPrecondition("this agent cannot yet apply a fault inside a workload");
+    }
+    grpc::Status status = ToGrpcStatus(st);
+    Audit(ctx, "ApplyFault", what, status);
+    return Finish(ctx, status);
   }
   // The apply runs on a worker; whichever ends the call first (the worker, a stop cancelling the
   // apply, the executor refusing or dropping it) answers it, exactly once.
@@ -263,6 +277,40 @@ grpc::ServerUnaryReactor* AgentService::ListFaults(grpc::CallbackServerContext* 
     *response->add_faults() = std::move(status);
   }
   return Finish(ctx, grpc::Status::OK);
+}
+
+void AgentService::SetWorkloads(WorkloadLister lister,
+                                std::map<std::string, std::string> runtimes) {
+  workload_lister_ = std::make_shared<const WorkloadLister>(std::move(lister));
+  runtimes_ = std::move(runtimes);
+}
+
+grpc::ServerUnaryReactor* AgentService::ListWorkloads(grpc::CallbackServerContext* ctx,
+                                                      const v1::ListWorkloadsRequest* request,
+                                                      v1::ListWorkloadsResponse* response) {
+  if (!workload_lister_) {
+    return Finish(ctx, grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                    "workload discovery is not enabled on this agent"));
+  }
+  if (Status st = faultspec::ValidateWorkloadSelector(request->selector()); !st.ok()) {
+    return Finish(ctx, ToGrpcStatus(st));
+  }
+  if (workload_lists_in_flight_->fetch_add(1) >= kMaxWorkloadListsInFlight) {
+    workload_lists_in_flight_->fetch_sub(1);
+    return Finish(ctx, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                    "too many ListWorkloads calls at once"));
+  }
+  // Runtime calls are I/O with deadlines: never on the callback thread. The thread owns what it
+  // uses (the lister, the counter); gRPC keeps request and response alive until Finish.
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::thread([lister = workload_lister_, in_flight = workload_lists_in_flight_, reactor, request,
+               response] {
+    Result<v1::ListWorkloadsResponse> got = (*lister)(request->selector());
+    if (got.ok()) *response = std::move(*got);
+    in_flight->fetch_sub(1);
+    reactor->Finish(ToGrpcStatus(got.status()));
+  }).detach();
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AgentService::Probe(grpc::CallbackServerContext* ctx,

@@ -11,7 +11,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -51,8 +53,17 @@ enum class AccessPolicy {
   kPlaintextAllowAll,
 };
 
+// Resolves a workload selector on this host for ListWorkloads: agent/workloads' WorkloadResolver in
+// the agent, a fake in tests. Called on its own thread, never on a gRPC callback thread; must be
+// thread-safe and bounded in time (every runtime call has a deadline).
+using WorkloadLister =
+    std::function<Result<v1::ListWorkloadsResponse>(const v1::WorkloadSelector& selector)>;
+
 class AgentService final : public v1::Agent::CallbackService {
  public:
+  // Most ListWorkloads calls resolving at once; more are answered RESOURCE_EXHAUSTED.
+  static constexpr int kMaxWorkloadListsInFlight = 4;
+
   // `manager` and `registry` must outlive the service (and the server it is registered with).
   // `apply_options` bounds the workers that run ApplyFault (see ApplyExecutor).
   AgentService(FaultManager& manager, const FaultRegistry& registry, AgentIdentity identity,
@@ -60,6 +71,11 @@ class AgentService final : public v1::Agent::CallbackService {
                ApplyExecutorOptions apply_options = {});
   // StopApplies(); a still-running apply is not waited for (see ApplyExecutor's destructor).
   ~AgentService() override;
+
+  // Enables ListWorkloads through `lister` and makes GetInfo report `runtimes` (runtime name ->
+  // socket and version, found at start). Call before the service is registered with a server;
+  // not thread-safe against running calls. Without it ListWorkloads is FAILED_PRECONDITION.
+  void SetWorkloads(WorkloadLister lister, std::map<std::string, std::string> runtimes);
 
   // Refuses further ApplyFault calls (UNAVAILABLE) and answers the queued ones UNAVAILABLE.
   // Applies already running go on (FaultManager::Shutdown cancels them). Call before the gRPC
@@ -98,6 +114,12 @@ class AgentService final : public v1::Agent::CallbackService {
   grpc::ServerUnaryReactor* ListFaults(grpc::CallbackServerContext* ctx,
                                        const v1::ListFaultsRequest* request,
                                        v1::ListFaultsResponse* response) override;
+  // Validates the selector (faultspec::ValidateWorkloadSelector: INVALID_ARGUMENT) and resolves it
+  // with the WorkloadLister on a short-lived thread of its own (at most kMaxWorkloadListsInFlight:
+  // RESOURCE_EXHAUSTED). Read-only, open to any admitted peer like ListFaults.
+  grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* ctx,
+                                          const v1::ListWorkloadsRequest* request,
+                                          v1::ListWorkloadsResponse* response) override;
   // Always UNIMPLEMENTED in this version.
   grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx, const v1::ProbeRequest* request,
                                   v1::ProbeResponse* response) override;
@@ -115,6 +137,10 @@ class AgentService final : public v1::Agent::CallbackService {
   const AgentIdentity identity_;
   const AccessPolicy policy_;
   const std::unique_ptr<ApplyExecutor> executor_;
+  std::shared_ptr<const WorkloadLister> workload_lister_;
+  std::map<std::string, std::string> runtimes_;
+  std::shared_ptr<std::atomic<int>> workload_lists_in_flight_ =
+      std::make_shared<std::atomic<int>>(0);
 };
 
 }  // namespace faultline::agent

@@ -36,6 +36,7 @@
 #include "agent/journal.h"
 #include "agent/net/accept_gate.h"
 #include "agent/server_limits.h"
+#include "agent/workloads/workload_resolver.h"
 #include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/duration.h"
@@ -79,6 +80,8 @@ struct Flags {
   std::string ready_file;
   std::string metrics_listen;
   std::string log_level = "info";
+  std::string docker_socket;
+  std::string cri_socket;
 };
 
 Result<std::map<std::string, std::string>> ParseLabels(const std::vector<std::string>& flags) {
@@ -306,6 +309,14 @@ int Run(const Flags& flags,
   AgentService service(manager, registry, AgentIdentity{name, *labels},
                        flags.insecure ? AccessPolicy::kPlaintextAllowAll
                                       : AccessPolicy::kRequireOperatorOrController);
+  auto workload_resolver =
+      std::make_shared<workloads::WorkloadResolver>(workloads::WorkloadResolverOptions{
+          flags.docker_socket, flags.cri_socket, std::chrono::milliseconds(3000), name});
+  service.SetWorkloads(
+      [workload_resolver](const v1::WorkloadSelector& selector) {
+        return workloads::ListWorkloads(*workload_resolver, selector);
+      },
+      workload_resolver->DescribeRuntimes());
   std::unique_ptr<grpc::Server> server;
   // --listen: gRPC serves a private unix socket; the accept gate owns the public address and
   // caps concurrent connections (agent/net/accept_gate.h).
@@ -513,6 +524,13 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", flags.metrics_listen,
                  "serve Prometheus metrics as plain HTTP `GET /metrics` on HOST:PORT (e.g. "
                  "127.0.0.1:9464); off unless given");
+  app.add_option("--docker-socket", flags.docker_socket,
+                 "Docker Engine API socket for workload discovery (docker, podman); default: the "
+                 "first of /run/docker.sock, /var/run/docker.sock, /run/podman/podman.sock; "
+                 "'none': off");
+  app.add_option("--cri-socket", flags.cri_socket,
+                 "Kubernetes CRI socket for workload discovery; default: the first of "
+                 "/run/containerd/containerd.sock, /run/crio/crio.sock; 'none': off");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();

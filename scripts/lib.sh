@@ -20,6 +20,7 @@ FAULTLINE_PACKAGES=(
   libxml2-utils chromium fonts-dejavu-core
   python3-yaml systemd
   clang-format shellcheck
+  podman runc containernetworking-plugins containerd
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -15,6 +15,7 @@
 #include "common/atomic_file.h"
 #include "common/certificates.h"
 #include "common/duration.h"
+#include "common/faultspec/workload_selector.h"
 #include "common/logging.h"
 #include "common/signals.h"
 #include "controller/cli/annotate_command.h"
@@ -379,6 +380,8 @@ int Agents(const AgentsArgs& a) {
       std::map<std::string, std::string> missing(info->missing_capabilities().begin(),
                                                  info->missing_capabilities().end());
       j["missing_capabilities"] = missing;
+      j["runtimes"] =
+          std::map<std::string, std::string>(info->runtimes().begin(), info->runtimes().end());
       if (a.output == "text") {
         std::string l, c;
         for (const auto& [k, v] : labels) l += (l.empty() ? "" : ",") + k + "=" + v;
@@ -389,6 +392,103 @@ int Agents(const AgentsArgs& a) {
       }
     }
     out.push_back(j);
+  }
+  if (a.output == "json") std::cout << out.dump(2) << "\n";
+  return rc;
+}
+
+// workloads
+struct WorkloadsArgs {
+  std::string inventory;
+  std::vector<std::string> agent_labels;  // key=value: which agents to ask (default: all)
+  std::string runtime = "any";
+  std::vector<std::string> labels;  // key=value
+  std::vector<std::string> names;
+  std::string pod_namespace;
+  std::string netns;
+  std::string cgroup;
+  uint32_t pid = 0;
+  std::string output = "text";
+  ClientTlsArgs tls;
+};
+
+// Splits "k=v" pairs into `out`; false (after printing why) on a pair without '='.
+bool SplitPairs(const std::vector<std::string>& pairs, const char* flag,
+                std::map<std::string, std::string>* out) {
+  for (const std::string& p : pairs) {
+    size_t eq = p.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "faultline: " << flag << " " << p << ": expected key=value\n";
+      return false;
+    }
+    (*out)[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+  return true;
+}
+
+// Lists what a target's `workloads:` would match on each agent: the same ListWorkloads the run
+// engine calls. Exit 0 (also when nothing matches), 2 for a bad selector, 4 when an agent fails.
+int Workloads(const WorkloadsArgs& a) {
+  v1::WorkloadSelector sel;
+  std::map<std::string, std::string> labels, agent_selector;
+  if (!SplitPairs(a.labels, "--label", &labels) ||
+      !SplitPairs(a.agent_labels, "--selector", &agent_selector)) {
+    return kExitUsage;
+  }
+  const bool handle = !a.netns.empty() || !a.cgroup.empty() || a.pid != 0;
+  if (!handle) {
+    sel.set_runtime(a.runtime == "docker" ? v1::WorkloadSelector::DOCKER
+                    : a.runtime == "cri"  ? v1::WorkloadSelector::CRI
+                                          : v1::WorkloadSelector::ANY);
+  }
+  for (const auto& [k, v] : labels) (*sel.mutable_labels())[k] = v;
+  for (const auto& n : a.names) sel.add_names(n);
+  sel.set_pod_namespace(a.pod_namespace);
+  sel.set_netns_path(a.netns);
+  sel.set_cgroup_path(a.cgroup);
+  sel.set_pid(a.pid);
+  if (Status st = faultspec::ValidateWorkloadSelector(sel); !st.ok()) {
+    std::cerr << "faultline: " << st.message() << "\n";
+    return kExitUsage;
+  }
+  engine::Inventory inventory;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (int rc = LoadFleet(a.inventory, a.tls, &inventory, &credentials); rc != 0) return rc;
+  int rc = 0;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& ep : inventory.agents) {
+    if (!engine::MatchesSelector(ep, agent_selector)) continue;
+    engine::AgentClient client(ep, credentials);
+    auto got = client.ListWorkloads(sel, std::chrono::seconds(10));
+    if (!got.ok()) {
+      rc = kExitInfra;
+      std::cerr << "faultline: agent " << ep.name << ": " << got.status().message() << "\n";
+      continue;
+    }
+    for (const auto& [runtime, why] : got->runtime_errors()) {
+      std::cerr << "faultline: agent " << ep.name << ": runtime " << runtime << ": " << why << "\n";
+    }
+    for (const v1::Workload& w : got->workloads()) {
+      nlohmann::json j{
+          {"agent", ep.name},
+          {"kind", w.kind()},
+          {"runtime", w.runtime()},
+          {"id", w.id()},
+          {"name", w.name()},
+          {"namespace", w.pod_namespace()},
+          {"labels", std::map<std::string, std::string>(w.labels().begin(), w.labels().end())},
+          {"pids", std::vector<uint32_t>(w.pids().begin(), w.pids().end())},
+          {"netns_path", w.netns_path()},
+          {"netns_dev", w.netns_dev()},
+          {"netns_ino", w.netns_ino()},
+          {"cgroup_path", w.cgroup_path()}};
+      out.push_back(j);
+      if (a.output == "text") {
+        std::cout << engine::DescribeWorkload({ep.name, w}) << "  pid "
+                  << (w.pids_size() > 0 ? std::to_string(w.pids(0)) : "-") << "  netns "
+                  << w.netns_path() << " (" << w.netns_dev() << ":" << w.netns_ino() << ")\n";
+      }
+    }
   }
   if (a.output == "json") std::cout << out.dump(2) << "\n";
   return rc;
@@ -496,6 +596,25 @@ int main(int argc, char** argv) {
     exit_code =
         aa.controller.empty() ? Agents(aa) : AgentsViaController(aa.controller, aa.output, aa.tls);
   });
+
+  WorkloadsArgs wa;
+  auto* workloads = app.add_subcommand(
+      "workloads", "List the containers, pods or handles a target's `workloads:` would match");
+  workloads->add_option("--inventory", wa.inventory, "Inventory YAML (default: the sandbox's)")
+      ->check(CLI::ExistingFile);
+  workloads->add_option("--selector", wa.agent_labels, "agent label key=value (default: all)");
+  workloads->add_option("--runtime", wa.runtime, "docker, cri or any")
+      ->check(CLI::IsMember({"docker", "cri", "any"}));
+  workloads->add_option("--label", wa.labels, "container/pod label key=value, repeatable");
+  workloads->add_option("--name", wa.names, "container or pod name, repeatable");
+  workloads->add_option("--namespace", wa.pod_namespace, "Kubernetes namespace (cri)");
+  workloads->add_option("--netns", wa.netns, "a network namespace path (handle)");
+  workloads->add_option("--cgroup", wa.cgroup, "a cgroup v2 directory (handle)");
+  workloads->add_option("--pid", wa.pid, "a process id (handle)");
+  workloads->add_option("--output", wa.output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  AddClientTlsFlags(workloads, &wa.tls);
+  workloads->callback([&] { exit_code = Workloads(wa); });
 
   AddReportCommand(app, &exit_code);
   AddSandboxCommand(app, &exit_code);

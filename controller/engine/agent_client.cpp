@@ -126,6 +126,18 @@ Result<std::vector<v1::FaultStatus>> AgentClient::ListFaults(bool include_revert
   return std::vector<v1::FaultStatus>(resp.faults().begin(), resp.faults().end());
 }
 
+Result<v1::ListWorkloadsResponse> AgentClient::ListWorkloads(const v1::WorkloadSelector& selector,
+                                                             Duration deadline) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, deadline);
+  v1::ListWorkloadsRequest req;
+  *req.mutable_selector() = selector;
+  v1::ListWorkloadsResponse resp;
+  auto s = stub_->ListWorkloads(&ctx, req, &resp);
+  if (!s.ok()) return Convert(s, "ListWorkloads");
+  return resp;
+}
+
 void AgentClient::GetInfoAsync(Duration deadline, Done<v1::AgentInfo> done) {
   CallAsync<v1::AgentInfo, v1::GetInfoRequest, v1::AgentInfo>(
       v1::GetInfoRequest(), deadline,

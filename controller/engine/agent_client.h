@@ -32,6 +32,12 @@ class AgentConnection {
   virtual Result<v1::FaultStatus> RevertFault(const std::string& fault_id, Duration deadline) = 0;
   virtual Result<std::vector<v1::FaultStatus>> ListFaults(bool include_reverted,
                                                           Duration deadline) = 0;
+  // The workloads on the agent's host that `selector` matches (read-only). The default answers
+  // UNIMPLEMENTED (connections that predate workloads, fakes that do not need them).
+  virtual Result<v1::ListWorkloadsResponse> ListWorkloads(const v1::WorkloadSelector& selector,
+                                                          Duration deadline) {
+    return Unimplemented("ListWorkloads is not supported by this connection");
+  }
 
   // Asynchronous forms, for fanning one operation out to many agents without a thread each
   // (controller/engine/fan_out.h). `done` is called exactly once, from any thread, possibly
@@ -77,6 +83,8 @@ class AgentClient final : public AgentConnection {
                                      Duration deadline) override;
   Result<v1::FaultStatus> RevertFault(const std::string& fault_id, Duration deadline) override;
   Result<std::vector<v1::FaultStatus>> ListFaults(bool include_reverted,
+                                                  Duration deadline) override;
+  Result<v1::ListWorkloadsResponse> ListWorkloads(const v1::WorkloadSelector& selector,
                                                   Duration deadline) override;
   // gRPC's callback API: no thread is held while the agent answers.
   void GetInfoAsync(Duration deadline, Done<v1::AgentInfo> done) override;

@@ -163,6 +163,7 @@ RunResult RunEngine::Run() {
 
   if (!ResolveTargets(r)) return finish(Verdict::kError, r.reason);
   if (!CheckAgents(r)) return finish(Verdict::kError, r.reason);
+  if (!ResolveWorkloads(r)) return finish(Verdict::kError, r.reason);
 
   ProbeSet probes(exp_.probes, clock_, options_.on_sample);
   probes.Start();
@@ -246,7 +247,8 @@ bool RunEngine::ResolveTargets(RunResult& r) {
     }
     size_t n = matching.size();
     using K = experiment::TargetMode::Kind;
-    switch (t.mode.kind) {
+    // With `workloads:`, mode picks among workloads (ResolveWorkloads), so every agent is asked.
+    switch (t.workloads ? K::kAll : t.mode.kind) {
       case K::kAll:
         break;
       case K::kOne:
@@ -272,6 +274,53 @@ bool RunEngine::ResolveTargets(RunResult& r) {
     std::string names;
     for (const auto& m : matching) names += (names.empty() ? "" : ", ") + m;
     Progress("targets", t.name + " {" + sel + "} → " + names);
+  }
+  return true;
+}
+
+bool RunEngine::ResolveWorkloads(RunResult& r) {
+  std::seed_seq seed(options_.run_id.begin(), options_.run_id.end());
+  std::mt19937 rng(seed);
+  for (const auto& t : exp_.targets) {
+    if (!t.workloads) continue;
+    std::vector<WorkloadTarget> matched;
+    const std::vector<std::string>& agents = r.targets[t.name];
+    std::vector<Result<v1::ListWorkloadsResponse>> answers = FanOut<v1::ListWorkloadsResponse>(
+        agents.size(),
+        [&](size_t i, Duration deadline, auto done) {
+          done(state_->Client(agents[i])->ListWorkloads(*t.workloads, deadline));
+        },
+        FanOutFor(options_.rpc_attempts));
+    for (size_t i = 0; i < agents.size(); ++i) {
+      if (!answers[i].ok()) {
+        r.reason = "target " + t.name + ": workload discovery on agent " + agents[i] +
+                   " failed: " + answers[i].status().message();
+        return false;
+      }
+      for (const auto& [runtime, why] : answers[i]->runtime_errors()) {
+        r.warnings.push_back("target " + t.name + ": agent " + agents[i] + ": runtime " + runtime +
+                             ": " + why);
+      }
+      for (const v1::Workload& w : answers[i]->workloads()) matched.push_back({agents[i], w});
+    }
+    const size_t found = matched.size();
+    auto picked = PickWorkloads(std::move(matched), t.mode, rng);
+    if (!picked.ok()) {
+      std::string on;
+      for (const auto& a : agents) on += (on.empty() ? "" : ", ") + a;
+      r.reason = "target " + t.name + ": " +
+                 (found == 0 ? "no workload matches " + t.workloads->ShortDebugString() +
+                                   " on agents " + on
+                             : picked.status().message());
+      return false;
+    }
+    std::set<std::string> used;
+    for (const WorkloadTarget& w : *picked) {
+      used.insert(w.agent);
+      Progress("targets", t.name + " → " + DescribeWorkload(w));
+    }
+    r.targets[t.name].assign(used.begin(), used.end());
+    r.workload_targets[t.name] = std::move(*picked);
   }
   return true;
 }
@@ -368,18 +417,31 @@ bool RunEngine::ApplyAll(RunResult& r) {
   int index = 0;
   std::vector<v1::ApplyFaultRequest> requests;
   for (const auto& f : exp_.faults) {
-    std::string fault_id = MakeFaultId(options_.run_id, index++);
-    for (const auto& agent : r.targets[f.target]) {
+    const std::string base_id = MakeFaultId(options_.run_id, index++);
+    // One application per agent, or per picked workload (each with its own fault id, since one
+    // agent may host several).
+    std::vector<std::pair<std::string, const v1::Workload*>> places;
+    if (auto wt = r.workload_targets.find(f.target); wt != r.workload_targets.end()) {
+      for (const WorkloadTarget& w : wt->second) places.push_back({w.agent, &w.workload});
+    } else {
+      for (const auto& agent : r.targets[f.target]) places.push_back({agent, nullptr});
+    }
+    for (size_t k = 0; k < places.size(); ++k) {
+      const auto& [agent, workload] = places[k];
+      const std::string fault_id =
+          workload == nullptr ? base_id : base_id + "w" + std::to_string(k);
       FaultOnAgent fa;
       fa.fault_name = f.name;
       fa.fault_id = fault_id;
       fa.target = f.target;
       fa.agent = agent;
       fa.kind = KindOf(f.spec);
+      if (workload != nullptr) fa.workload = *workload;
       r.faults.push_back(fa);
       v1::ApplyFaultRequest req;
       req.set_run_id(options_.run_id);
       req.set_fault_id(fault_id);
+      if (workload != nullptr) *req.mutable_workload() = SelectorFor(*workload);
       *req.mutable_spec() = f.spec;
       if (!f.partition_peer_targets.empty() && req.spec().has_network()) {
         AddPartitionPeers(f.partition_peer_targets, r.targets, inventory_,

@@ -26,6 +26,7 @@
 #include "controller/engine/inventory.h"
 #include "controller/engine/recovery_meter.h"
 #include "controller/engine/verdict.h"
+#include "controller/engine/workload_selection.h"
 #include "controller/experiment/experiment.h"
 #include "controller/probes/alert_watch.h"
 #include "faultline/v1/agent.pb.h"
@@ -53,6 +54,8 @@ struct RunResult {
   std::optional<MonoTime> t_revert;        // last revert ack
   MonoTime ended{};
   std::map<std::string, std::vector<std::string>> targets;  // target → agent names
+  // target → the workloads picked (targets with `workloads:` only), across its agents.
+  std::map<std::string, std::vector<WorkloadTarget>> workload_targets;
   std::vector<FaultOnAgent> faults;
   std::vector<ProbeRecord> probes;
   std::vector<ObjectiveResult> objectives;
@@ -106,6 +109,10 @@ class RunEngine {
   void Progress(const std::string& phase, const std::string& message);
   bool ResolveTargets(RunResult& r);
   bool CheckAgents(RunResult& r);
+  // Targets with `workloads:`: asks each of their agents (ListWorkloads), then applies `mode`
+  // across every workload found. False (r.reason set, nothing applied) when an agent fails or no
+  // workload matches.
+  bool ResolveWorkloads(RunResult& r);
   bool AwaitSteadyState(ProbeSet& probes, RunResult& r);
   bool ApplyAll(RunResult& r);
   FanOutOptions FanOutFor(int attempts) const;

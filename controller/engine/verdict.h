@@ -33,6 +33,7 @@
 #include "controller/engine/recovery_meter.h"
 #include "controller/experiment/experiment.h"
 #include "controller/probes/probe_set.h"
+#include "faultline/v1/agent.pb.h"
 
 namespace faultline::engine {
 
@@ -53,7 +54,9 @@ struct FaultOnAgent {
   std::string fault_id;
   std::string target;
   std::string agent;
-  std::string kind;                        // "dns"
+  std::string kind;  // "dns"
+  // The workload (container, pod, handle) the fault acts in on `agent`; unset: the agent's host.
+  std::optional<v1::Workload> workload;
   std::optional<MonoTime> applied_at;      // when the apply ack arrived
   std::optional<MonoTime> reverted_at;     // when the revert ack arrived
   std::optional<MonoTime> last_confirmed;  // last successful lease renewal

@@ -29,6 +29,9 @@ struct TargetMode {
 struct Target {
   std::string name;
   std::map<std::string, std::string> selector;  // every label must match
+  // `workloads:` — containers, pods or handles on the selected agents; `mode` then picks among the
+  // matched workloads across agents instead of among agents. Unset: the agents' hosts.
+  std::optional<faultline::v1::WorkloadSelector> workloads;
   TargetMode mode;
   SourcePos pos;
 };

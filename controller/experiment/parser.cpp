@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "common/faultspec/fault_kinds.h"
+#include "common/faultspec/workload_selector.h"
 #include "controller/experiment/kinds/kind_reader.h"
 #include "controller/experiment/parser_sections.h"
 
@@ -191,7 +192,7 @@ void Parser::ParseTargets(const YAML::Node& n) {
     Target t;
     t.name = e.key;
     t.pos = Pos(e.key_node);
-    auto fields = Map(e.value, path, {"selector", "mode"});
+    auto fields = Map(e.value, path, {"selector", "workloads", "mode"});
     if (!fields) continue;
     size_t before = errors_.size();
     if (auto* v = Need(*fields, e.value, path, "selector")) {
@@ -200,6 +201,9 @@ void Parser::ParseTargets(const YAML::Node& n) {
         Error(*v, path + ".selector",
               "must select by at least one label (an empty selector would match every agent)");
       }
+    }
+    if (auto* v = Find(*fields, "workloads"); v && !v->IsNull()) {
+      t.workloads = ParseWorkloads(*v, path + ".workloads");
     }
     if (auto* v = Find(*fields, "mode"); v && !v->IsNull()) {
       if (auto s = String(*v, path + ".mode")) {
@@ -229,6 +233,94 @@ void Parser::ParseTargets(const YAML::Node& n) {
     }
     if (errors_.size() == before) exp_.targets.push_back(std::move(t));
   }
+}
+
+v1::WorkloadSelector Parser::ParseWorkloads(const YAML::Node& n, const std::string& path) {
+  v1::WorkloadSelector w;
+  const size_t before = errors_.size();
+  auto fields =
+      Map(n, path, {"runtime", "labels", "names", "ids", "namespace", "netns", "cgroup", "pid"});
+  if (!fields) return w;
+  // Where each selector field came from, so faultspec's problems point into the file.
+  std::map<std::string, std::pair<SourcePos, std::string>> sources;
+  auto note = [&](const std::string& proto, const YAML::Node& at, const std::string& yaml) {
+    sources[proto] = {Pos(at), Sub(path, yaml)};
+  };
+  sources["workloads"] = {Pos(n), path};
+  if (auto* v = Find(*fields, "runtime"); v && !v->IsNull()) {
+    note("workloads.runtime", *v, "runtime");
+    if (auto s = String(*v, Sub(path, "runtime"))) {
+      if (*s == "docker") {
+        w.set_runtime(v1::WorkloadSelector::DOCKER);
+      } else if (*s == "cri") {
+        w.set_runtime(v1::WorkloadSelector::CRI);
+      } else if (*s == "any") {
+        w.set_runtime(v1::WorkloadSelector::ANY);
+      } else {
+        Error(*v, Sub(path, "runtime"), "expected docker, cri or any, got " + Quoted(*s));
+      }
+    }
+  }
+  if (auto* v = Find(*fields, "labels"); v && !v->IsNull()) {
+    note("workloads.labels", *v, "labels");
+    // Container and pod labels are wider than agent labels ("app.kubernetes.io/name"): the
+    // keys are free-form here and checked by faultspec below.
+    auto entries =
+        MapOf(*v, Sub(path, "labels"), [](const YAML::Node&, const std::string&) { return true; });
+    if (entries) {
+      for (const MapField& f : *entries) {
+        if (auto s = String(f.value, Sub(Sub(path, "labels"), f.key))) {
+          (*w.mutable_labels())[f.key] = *s;
+        }
+      }
+    }
+  }
+  auto strings = [&](const char* key, const std::string& proto,
+                     google::protobuf::RepeatedPtrField<std::string>* out) {
+    auto* v = Find(*fields, key);
+    if (v == nullptr || v->IsNull()) return;
+    note(proto, *v, key);
+    if (!List(*v, Sub(path, key), true)) return;
+    for (size_t i = 0; i < v->size(); ++i) {
+      if (auto s = String((*v)[i], Index(Sub(path, key), i))) {
+        note(proto + "[" + std::to_string(out->size()) + "]", (*v)[i], Index(std::string(key), i));
+        out->Add(std::string(*s));
+      }
+    }
+  };
+  strings("names", "workloads.names", w.mutable_names());
+  strings("ids", "workloads.ids", w.mutable_ids());
+  auto string_field = [&](const char* key, const std::string& proto, std::string* out) {
+    auto* v = Find(*fields, key);
+    if (v == nullptr || v->IsNull()) return;
+    note(proto, *v, key);
+    if (auto s = String(*v, Sub(path, key))) *out = *s;
+  };
+  string_field("namespace", "workloads.pod_namespace", w.mutable_pod_namespace());
+  string_field("netns", "workloads.netns_path", w.mutable_netns_path());
+  string_field("cgroup", "workloads.cgroup_path", w.mutable_cgroup_path());
+  if (auto* v = Find(*fields, "pid"); v && !v->IsNull()) {
+    note("workloads.pid", *v, "pid");
+    if (auto p = Int(*v, Sub(path, "pid"), 0, 4294967295LL)) w.set_pid(static_cast<uint32_t>(*p));
+  }
+  // As for fault kinds: the shared rules run only on what read cleanly, so a value the reader
+  // already refused is not reported twice.
+  if (errors_.size() != before) return w;
+  faultspec::FieldProblems problems;
+  faultspec::ValidateWorkloadSelector(w, "workloads", &problems);
+  for (const faultspec::FieldProblem& p : problems.problems()) {
+    // The nearest recorded field: "workloads.names[2]" → "workloads.names" → "workloads".
+    std::string key = p.field;
+    auto it = sources.find(key);
+    while (it == sources.end() && !key.empty()) {
+      size_t cut = key.find_last_of(".[");
+      key = cut == std::string::npos ? "" : key.substr(0, cut);
+      it = sources.find(key);
+    }
+    if (it == sources.end()) it = sources.find("workloads");
+    Error(it->second.first, it->second.second, p.message);
+  }
+  return w;
 }
 
 namespace {

@@ -27,6 +27,9 @@ class Parser : public YamlReader {
  private:
   void ParseMetadata(const YAML::Node& n);
   void ParseTargets(const YAML::Node& n);
+  // `targets.X.workloads` → a selector checked by faultspec::ValidateWorkloadSelector, its
+  // problems reported at the YAML they came from.
+  faultline::v1::WorkloadSelector ParseWorkloads(const YAML::Node& n, const std::string& path);
   void ParseFaults(const YAML::Node& n);
   // The kind of fault `item` (at `path`) from `fields`, read by the kind's reader and checked by
   // common/faultspec; false when it has an error.

@@ -127,8 +127,9 @@ class Timeline {
     for (const auto& f : m_.faults) {
       for (const auto& a : f.agents) {
         const char* color = color_of[f.target];
-        body += fmt::format("<text class=\"lane\" x=\"{:.1f}\" y=\"{:.1f}\">{} @ {}</text>\n",
-                            kLeft - 8, y + 13, E(f.name), E(a.agent));
+        body +=
+            fmt::format("<text class=\"lane\" x=\"{:.1f}\" y=\"{:.1f}\">{} @ {}</text>\n",
+                        kLeft - 8, y + 13, E(f.name), E(a.workload.empty() ? a.agent : a.workload));
         if (a.applied_at_s) {
           double x0 = X(*a.applied_at_s);
           bool open = !a.reverted_at_s;

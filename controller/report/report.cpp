@@ -99,6 +99,7 @@ std::string RenderJson(const ReportModel& m) {
           {"evidence", a.evidence},
           {"state_unknown", a.state_unknown},
           {"error", a.error.empty() ? json(nullptr) : json(a.error)},
+          {"workload", a.workload.empty() ? json(nullptr) : json(a.workload)},
       });
     }
     j["faults"].push_back({{"name", f.name},
@@ -171,8 +172,8 @@ std::string RenderText(const ReportModel& m) {
         for (const auto& [k, v] : a.evidence) {
           ev += fmt::format("{}{}={}", ev.empty() ? "" : ", ", k, v);
         }
-        out += fmt::format("  {} on {} ({}, id {}): applied {}, reverted {}{}\n", f.name, a.agent,
-                           f.kind, f.fault_id,
+        out += fmt::format("  {} on {} ({}, id {}): applied {}, reverted {}{}\n", f.name,
+                           a.workload.empty() ? a.agent : a.workload, f.kind, f.fault_id,
                            a.applied_at_s ? fmt::format("+{:.2f}s", *a.applied_at_s) : "—",
                            a.reverted_at_s ? fmt::format("+{:.2f}s", *a.reverted_at_s) : "—",
                            a.revert_reason.empty() ? "" : " (" + a.revert_reason + ")");

@@ -199,6 +199,8 @@ ReportModel FromRun(const RunResult& r) {
     it->agents.push_back({fa.agent, OptOffset(r, fa.applied_at), OptOffset(r, fa.reverted_at),
                           IsoTime(fa.applied_at_unix_ms), IsoTime(fa.reverted_at_unix_ms),
                           fa.revert_reason, fa.evidence, fa.state_unknown, fa.error});
+    if (fa.workload)
+      it->agents.back().workload = engine::DescribeWorkload({fa.agent, *fa.workload});
   }
   for (const auto& p : r.probes) {
     ProbeRow row;
@@ -311,6 +313,7 @@ Result<ReportModel> ParseReportJson(std::string_view text, const std::string& so
       rd.String(a, ap, "revert_reason", &ar.revert_reason);
       rd.Bool(a, ap, "state_unknown", &ar.state_unknown);
       rd.String(a, ap, "error", &ar.error);
+      rd.String(a, ap, "workload", &ar.workload);
       if (const json* ev = rd.Field(a, ap, "evidence", false)) {
         if (!ev->is_object()) {
           rd.Fail(ap + ".evidence", "expected a map of counter to count");

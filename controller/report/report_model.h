@@ -59,6 +59,9 @@ struct FaultAgentRow {
   std::map<std::string, uint64_t> evidence;
   bool state_unknown = false;
   std::string error;  // empty: none
+  // The workload the fault acted in ("container orders-1 (docker 3f2a…) on fl-app"); empty: the
+  // agent's host.
+  std::string workload;
 };
 
 struct FaultRow {
