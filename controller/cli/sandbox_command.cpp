@@ -109,6 +109,8 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   up->add_option("--db-restart-delay-ms", up_flags->db_restart_delay_ms,
                  "milliseconds before a db host's supervisor restarts its killed key-value service")
+      ->check(CLI::Range(0, 600000))
+      ->capture_default_str();
   up->add_option("--orders-fail-delay-ms", up_flags->fail_delay_ms,
                  "the orders service waits this long before answering a failure (a service whose "
                  "failing requests are slow)")
