@@ -348,7 +348,40 @@ Result<v1::FaultStatus> FaultManager::Renew(const std::string& fault_id, uint32_
 Result<std::optional<v1::FaultStatus>> FaultManager::Revert(const std::string& fault_id,
                                                             const std::string& reason) {
   if (!IsValidFaultId(fault_id)) return InvalidArgument("fault_id '" + fault_id + "' is invalid");
-  return RevertOne(fault_id, reason);
+  // On a revert worker, as in RevertAll, so the caller (a gRPC handler, the lease thread) waits
+  // at most options_.revert_deadline; what the revert returns lands in `single`, shared with the
+  // worker so that a revert still running after the deadline writes into live memory.
+  struct Single {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Result<std::optional<v1::FaultStatus>>> result;
+  };
+  auto single = std::make_shared<Single>();
+  const auto deadline = std::chrono::steady_clock::now() + options_.revert_deadline;
+  const bool started = revert_pool_->TryStart(
+      [this, single, fault_id, reason] {
+        Result<std::optional<v1::FaultStatus>> result = RevertOne(fault_id, reason);
+        {
+          std::lock_guard<std::mutex> lock(single->mu);
+          single->result = std::move(result);
+        }
+        single->cv.notify_all();
+      },
+      deadline);
+  if (!started) {
+    return DeadlineExceeded("fault " + fault_id +
+                            " not reverted: every revert worker is held by a revert that has not "
+                            "returned (the fault stays active and journaled)");
+  }
+  std::unique_lock<std::mutex> lock(single->mu);
+  if (!single->cv.wait_until(lock, deadline, [&] { return single->result.has_value(); })) {
+    const std::string why = "revert did not finish within " +
+                            std::to_string(options_.revert_deadline.count()) +
+                            " ms (it goes on in the background; the fault stays journaled)";
+    spdlog::error("fault {}: {}", fault_id, why);
+    return DeadlineExceeded("fault " + fault_id + ": " + why);
+  }
+  return std::move(*single->result);
 }
 
 Result<std::optional<v1::FaultStatus>> FaultManager::RevertOne(const std::string& fault_id,

@@ -31,9 +31,9 @@ namespace faultline::agent {
 // the names of what it deleted. Injected so tests and hosts without nftables can do without.
 using TableSweeper = std::function<Result<std::vector<std::string>>()>;
 
-// How long RevertAll (a halt, a shutdown) waits for the reverts it started. Every host call of a
-// revert has its own deadline (nftables, the journal, /proc: 5 s each; iptables 10 s), so a revert
-// that is still running after this is stuck in a backend.
+// How long RevertAll (a halt, a shutdown) and a single Revert wait for the reverts they started.
+// Every host call of a revert has its own deadline (nftables, the journal, /proc: 5 s each;
+// iptables 10 s), so a revert that is still running after this is stuck in a backend.
 inline constexpr std::chrono::milliseconds kRevertAllDeadline{15'000};
 // Reverts RevertAll runs at once.
 inline constexpr size_t kRevertParallelism = 16;
@@ -64,7 +64,7 @@ struct FaultManagerOptions {
   // RevertAll reverts up to this many faults at once, each on a worker thread of its own (more
   // wait for a free worker). At least 1.
   size_t revert_parallelism = kRevertParallelism;
-  // RevertAll returns at most this long after it starts (tests shorten it); see RevertAll.
+  // RevertAll and Revert return at most this long after they start (tests shorten it).
   std::chrono::milliseconds revert_deadline = kRevertAllDeadline;
   // After a failed revert the agent tries again on its own after this long.
   std::chrono::milliseconds revert_retry = std::chrono::seconds(5);
@@ -156,7 +156,12 @@ class FaultManager {
   // still remembered (nullopt otherwise); a revert of the same id already in progress on another
   // thread is waited for (it is never reverted twice). INVALID_ARGUMENT for a malformed id. A
   // backend error is returned; the fault then stays active and the agent retries the revert on
-  // its own after options.revert_retry. Blocks only on this fault's own backend revert.
+  // its own after options.revert_retry. Waits at most options.revert_deadline (the revert runs
+  // on a revert worker, like RevertAll's): a revert still running then, or one never started
+  // because every worker is held by a stuck revert, is DEADLINE_EXCEEDED naming the fault, which
+  // stays active and journaled while its backend revert goes on in the background (the same
+  // semantics as RevertAll's stuck revert). The lease thread reverts through this, so a stuck
+  // backend never holds it.
   Result<std::optional<v1::FaultStatus>> Revert(const std::string& fault_id,
                                                 const std::string& reason);
 

@@ -4,22 +4,26 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
-#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <set>
-#include <system_error>
-#include <thread>
+
+#include "agent/host/host_call.h"
 
 namespace faultline::agent::host {
 namespace {
 
-// Lookups (threads) that may still be running at once, stuck ones included. getaddrinfo cannot
-// be cancelled; a stuck one ends when the resolver's own timeouts do (resolv.conf: 5 s x 2 by
-// default), so this only bounds a burst.
-constexpr int kMaxLookupsInFlight = 64;
-std::atomic<int> lookups_in_flight{0};
+// The workers lookups run on: at most kMaxLookupsInFlight at once, stuck ones included.
+// getaddrinfo cannot be cancelled; a stuck one ends when the resolver's own timeouts do
+// (resolv.conf: 5 s x 2 by default), so this only bounds a burst. Never destroyed (a lookup may
+// still be running at exit).
+constexpr size_t kMaxLookupsInFlight = 64;
+HostCallPool& LookupPool() {
+  static HostCallPool* pool = new HostCallPool(
+      HostCallPoolOptions{.name = "name lookup", .max_workers = kMaxLookupsInFlight});
+  return *pool;
+}
 
 // One resolution: the answers of every host, filled by the lookup threads. Shared with them so a
 // caller that gave up can return while they finish.
@@ -53,36 +57,28 @@ Result<std::vector<std::string>> Resolve(const std::vector<std::string>& hosts,
                                          std::chrono::milliseconds timeout,
                                          std::vector<std::string>* partial) {
   if (hosts.empty()) return std::vector<std::string>{};
-  const int wanted = static_cast<int>(hosts.size());
-  if (lookups_in_flight.fetch_add(wanted) + wanted > kMaxLookupsInFlight) {
-    lookups_in_flight.fetch_sub(wanted);
-    return Unavailable("cannot resolve " + hosts.front() +
-                       ": too many earlier name lookups are still waiting for the resolver");
-  }
+  const auto deadline = HostCallPool::Clock::now() + timeout;
   auto resolution = std::make_shared<Resolution>();
   resolution->answered.assign(hosts.size(), false);
   resolution->pending = hosts.size();
   for (size_t i = 0; i < hosts.size(); ++i) {
-    // Detached: a lookup stuck in the resolver must not hold the caller; it owns `resolution`.
-    try {
-      std::thread([resolution, i, host = hosts[i]] {
-        std::vector<std::string> found = Lookup(host);
-        {
-          std::lock_guard<std::mutex> lock(resolution->mu);
-          resolution->addresses.insert(found.begin(), found.end());
-          resolution->answered[i] = true;
-          --resolution->pending;
-        }
-        resolution->done.notify_all();
-        lookups_in_flight.fetch_sub(1);
-      }).detach();
-    } catch (const std::system_error&) {
-      // No thread: this host simply does not answer (reported as late below).
-      lookups_in_flight.fetch_sub(1);
-    }
+    // A lookup stuck in the resolver must not hold the caller; the task owns `resolution`. One
+    // that finds no free worker by the deadline simply does not answer (reported as late below).
+    LookupPool().TryStart(
+        [resolution, i, host = hosts[i]] {
+          std::vector<std::string> found = Lookup(host);
+          {
+            std::lock_guard<std::mutex> lock(resolution->mu);
+            resolution->addresses.insert(found.begin(), found.end());
+            resolution->answered[i] = true;
+            --resolution->pending;
+          }
+          resolution->done.notify_all();
+        },
+        deadline);
   }
   std::unique_lock<std::mutex> lock(resolution->mu);
-  if (!resolution->done.wait_for(lock, timeout, [&] { return resolution->pending == 0; })) {
+  if (!resolution->done.wait_until(lock, deadline, [&] { return resolution->pending == 0; })) {
     std::string late;
     for (size_t i = 0; i < hosts.size(); ++i) {
       if (!resolution->answered[i]) late += (late.empty() ? "" : ", ") + hosts[i];

@@ -15,12 +15,12 @@ namespace faultline::agent::host {
 inline constexpr std::chrono::milliseconds kResolveTimeout{5000};
 
 // The numeric addresses (IPv4 and IPv6, sorted, unique) of `hosts` through the host's resolver
-// (getaddrinfo), each looked up on a short-lived thread of its own so the caller waits at most
-// `timeout` whatever the resolver does (a resolver that never answers, e.g. during a DNS drop
-// fault on the same names). A host that does not exist contributes nothing. DEADLINE_EXCEEDED
-// naming the hosts that had not answered by the deadline (their lookups finish in the background
-// and are discarded); UNAVAILABLE when too many earlier lookups are still stuck (a bound on the
-// threads this can leave behind). Thread-safe.
+// (getaddrinfo), each looked up on a worker of a bounded HostCallPool ("name lookup", 64
+// workers, stuck lookups included) so the caller waits at most `timeout` whatever the resolver
+// does (a resolver that never answers, e.g. during a DNS drop fault on the same names). A host
+// that does not exist contributes nothing. DEADLINE_EXCEEDED naming the hosts that had not
+// answered by the deadline (their lookups finish in the background and are discarded), including
+// hosts that found no free worker by then because earlier lookups are still stuck. Thread-safe.
 Result<std::vector<std::string>> ResolveHostAddressesWithin(const std::vector<std::string>& hosts,
                                                             std::chrono::milliseconds timeout);
 

@@ -5,21 +5,16 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -35,9 +30,7 @@ using Time = SteadyClock::time_point;
 constexpr char kPeerPrefix[] = "unix-abstract:faultline-gate/";
 constexpr char kAbstractPrefix[] = "faultline-gate/";
 // Epoll tags: a connection's side is (id << 2) | side (0 client, 1 backend); listener i is
-// (i << 2) | 2; the eventfd and the timerfd are 3 and 7.
-constexpr uint64_t kWakeTag = 3;
-constexpr uint64_t kTimerTag = 7;
+// (i << 2) | 2 (never the loop's own two tags, which are all ones but the last bit).
 constexpr auto kRefusalLogPeriod = std::chrono::seconds(10);
 
 void CloseFd(int& fd) {
@@ -93,15 +86,11 @@ struct Conn {
 
 }  // namespace
 
-struct AcceptGate::Impl {
+struct AcceptGate::Impl : host::EventLoop::Handler {
   AcceptGateOptions options;
-  int epoll_fd = -1;
-  int wake_fd = -1;
-  int timer_fd = -1;
+  std::unique_ptr<host::EventLoop> loop;
   std::vector<int> listeners;
   uint16_t port = 0;
-  std::thread thread;
-  std::atomic<bool> stop_requested{false};
 
   // Loop thread only.
   std::unordered_map<uint64_t, Conn> conns;
@@ -113,63 +102,31 @@ struct AcceptGate::Impl {
 
   std::atomic<uint64_t> open{0}, accepted{0}, refused{0}, backend_failures{0}, accept_failures{0};
 
-  void Loop() {
-    // A write to a peer that has gone must not raise SIGPIPE (thread-directed: blocked here).
-    sigset_t pipe_signal;
-    sigemptyset(&pipe_signal);
-    sigaddset(&pipe_signal, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
-    epoll_event events[128];
-    while (!stop_requested.load()) {
-      int n = ::epoll_wait(epoll_fd, events, 128, -1);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        spdlog::error("accept gate: epoll_wait: {}", std::strerror(errno));
-        break;
-      }
-      for (int i = 0; i < n; ++i) {
-        const uint64_t tag = events[i].data.u64;
-        if (tag == kWakeTag) {
-          uint64_t value;
-          (void)!::read(wake_fd, &value, sizeof(value));
-        } else if (tag == kTimerTag) {
-          uint64_t expirations;
-          (void)!::read(timer_fd, &expirations, sizeof(expirations));
-          Resume();
-        } else if ((tag & 3) == 2) {
-          Accept(static_cast<size_t>(tag >> 2));
-        } else {
-          OnEvent(tag >> 2, static_cast<int>(tag & 1), events[i].events);
-        }
-      }
+  // ---- host::EventLoop::Handler ----
+  void OnEvent(uint64_t tag, uint32_t events) override {
+    if ((tag & 3) == 2) {
+      Accept(static_cast<size_t>(tag >> 2));
+    } else {
+      OnConnEvent(tag >> 2, static_cast<int>(tag & 1), events);
     }
-    while (!conns.empty()) Close(conns.begin()->first);
   }
+  void OnTimer() override { Resume(); }
 
-  void SetInterest(int fd, uint64_t tag, uint32_t events) {
-    epoll_event e{};
-    e.events = events;
-    e.data.u64 = tag;
-    ::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &e);
-  }
+  void SetInterest(int fd, uint64_t tag, uint32_t events) { loop->Rewatch(fd, events, tag); }
 
   // ---- accepting ----
   void Pause() {
     if (paused) return;
     paused = true;
     for (size_t i = 0; i < listeners.size(); ++i) SetInterest(listeners[i], (i << 2) | 2, 0);
-    itimerspec spec{};
-    spec.it_value.tv_nsec =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(host::kAcceptBackoff).count();
-    ::timerfd_settime(timer_fd, 0, &spec, nullptr);
+    loop->ArmTimer(SteadyClock::now() + host::kAcceptBackoff);
   }
 
   void Resume() {
     if (!paused) return;
     paused = false;
     for (size_t i = 0; i < listeners.size(); ++i) SetInterest(listeners[i], (i << 2) | 2, EPOLLIN);
-    itimerspec off{};
-    ::timerfd_settime(timer_fd, 0, &off, nullptr);
+    loop->ArmTimer(host::kNoDeadline);
   }
 
   void Accept(size_t which) {
@@ -262,18 +219,15 @@ struct AcceptGate::Impl {
     c.fd[1] = backend;
     for (int side = 0; side < 2; ++side) {
       c.from[side].data = std::make_unique<char[]>(options.buffer_bytes);
-      epoll_event e{};
-      e.events = EPOLLIN;
-      e.data.u64 = (id << 2) | static_cast<uint64_t>(side);
       c.interest[side] = EPOLLIN;
-      ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c.fd[side], &e);
+      loop->Watch(c.fd[side], EPOLLIN, (id << 2) | static_cast<uint64_t>(side));
     }
     ++accepted;
     open.store(conns.size());
   }
 
   // ---- relaying ----
-  void OnEvent(uint64_t id, int side, uint32_t events) {
+  void OnConnEvent(uint64_t id, int side, uint32_t events) {
     auto it = conns.find(id);
     if (it == conns.end()) return;
     Conn& c = it->second;
@@ -347,7 +301,7 @@ struct AcceptGate::Impl {
     auto it = conns.find(id);
     if (it == conns.end()) return;
     for (int& fd : it->second.fd) {
-      ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+      loop->Unwatch(fd);
       CloseFd(fd);
     }
     conns.erase(it);
@@ -361,9 +315,6 @@ AcceptGate::AcceptGate(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AcceptGate::~AcceptGate() {
   Stop();
   for (int& fd : impl_->listeners) CloseFd(fd);
-  CloseFd(impl_->epoll_fd);
-  CloseFd(impl_->wake_fd);
-  CloseFd(impl_->timer_fd);
 }
 
 namespace {
@@ -435,33 +386,24 @@ Result<std::unique_ptr<AcceptGate>> AcceptGate::Start(const AcceptGateOptions& o
   std::unique_ptr<AcceptGate> gate(new AcceptGate(std::move(impl)));
   Impl& g = *gate->impl_;
   if (Status s = BindAll(options.listen, &g.listeners, &g.port); !s.ok()) return s;
-  g.epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
-  g.wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  g.timer_fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (g.epoll_fd < 0 || g.wake_fd < 0 || g.timer_fd < 0) {
-    return Internal(std::string("accept gate: epoll/eventfd/timerfd: ") + std::strerror(errno));
-  }
-  epoll_event e{};
-  e.events = EPOLLIN;
-  e.data.u64 = kWakeTag;
-  ::epoll_ctl(g.epoll_fd, EPOLL_CTL_ADD, g.wake_fd, &e);
-  e.data.u64 = kTimerTag;
-  ::epoll_ctl(g.epoll_fd, EPOLL_CTL_ADD, g.timer_fd, &e);
+  auto loop = host::EventLoop::Create();
+  if (!loop.ok()) return Internal("accept gate: " + loop.status().message());
+  g.loop = std::move(loop).value();
   for (size_t i = 0; i < g.listeners.size(); ++i) {
-    e.data.u64 = (i << 2) | 2;
-    ::epoll_ctl(g.epoll_fd, EPOLL_CTL_ADD, g.listeners[i], &e);
+    if (!g.loop->Watch(g.listeners[i], EPOLLIN, (i << 2) | 2)) {
+      return Internal(std::string("accept gate: epoll_ctl: ") + std::strerror(errno));
+    }
   }
-  g.thread = std::thread([&g] { g.Loop(); });
+  if (Status s = g.loop->Start(g); !s.ok()) return s;
   return gate;
 }
 
 void AcceptGate::Stop() {
-  if (!impl_->thread.joinable()) return;
-  impl_->stop_requested.store(true);
-  uint64_t one = 1;
-  (void)!::write(impl_->wake_fd, &one, sizeof(one));
-  impl_->thread.join();
-  for (int& fd : impl_->listeners) CloseFd(fd);
+  Impl& g = *impl_;
+  if (g.loop == nullptr) return;
+  g.loop->Stop();  // joins the loop thread: what follows runs alone
+  while (!g.conns.empty()) g.Close(g.conns.begin()->first);
+  for (int& fd : g.listeners) CloseFd(fd);
 }
 
 uint16_t AcceptGate::port() const { return impl_->port; }

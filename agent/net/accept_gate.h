@@ -17,8 +17,9 @@
 // that back into "ipv4:10.77.0.1:53422" (only a process that can reach the 0700 socket could
 // forge such a name).
 //
-// One thread of its own, blocked in epoll over non-blocking fds (agent/host/README.md): stop and
-// commands through an eventfd, the accept back-off through a timerfd. Each relayed connection
+// Runs on a host::EventLoop of its own (agent/host/event_loop.h, the agent's one event-loop
+// style): one thread blocked in epoll over non-blocking fds, stopped through the loop's eventfd,
+// the accept back-off (host::kAcceptBackoff) on the loop's timer. Each relayed connection
 // holds two fds here (plus gRPC's one) and two buffers of `buffer_bytes`.
 
 #include <atomic>

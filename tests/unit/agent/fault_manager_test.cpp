@@ -663,6 +663,56 @@ TEST_F(StuckRevertTest, ShutdownRevertsEveryOtherFaultAndReportsTheStuckOne) {
   EXPECT_TRUE(Journaled("run1_0"));
 }
 
+// A single revert (the RevertFault RPC) of the stuck fault answers by the deadline with
+// DEADLINE_EXCEEDED; the fault stays active and journaled, and is reverted when the backend
+// returns. Before, Revert waited on the backend without a bound.
+TEST_F(StuckRevertTest, RevertOfTheStuckFaultReportsDeadlineExceeded) {
+  std::optional<Status> reverted =
+      Within([this] { return manager_->Revert("run1_0", "user").status(); });
+  ASSERT_TRUE(reverted.has_value());
+  EXPECT_EQ(reverted->code(), StatusCode::kDeadlineExceeded) << reverted->ToString();
+  EXPECT_NE(reverted->message().find("run1_0: revert did not finish within 2000 ms"),
+            std::string::npos)
+      << reverted->message();
+  EXPECT_EQ(RevertsBlocked(), 1);
+  EXPECT_TRUE(Journaled("run1_0"));
+  EXPECT_EQ(manager_->ActiveCount(), 3u);
+  auto status = manager_->Get("run1_0");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_NE(status->state(), v1::REVERTED);
+  // Negative control: a revert that does return is unaffected.
+  auto other = manager_->Revert("run1_1", "user");
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  EXPECT_FALSE(Journaled("run1_1"));
+
+  Release();
+  ASSERT_TRUE(manager_->WaitRevertsIdle(kBound));
+  EXPECT_FALSE(Journaled("run1_0"));
+  EXPECT_EQ(manager_->ActiveCount(), 1u);  // run1_2
+}
+
+// The lease thread reverts expired faults one by one: the stuck one does not hold it, so the
+// faults after it are still reverted and the lease check returns.
+TEST_F(StuckRevertTest, LeaseExpiryIsNotHeldByTheStuckRevert) {
+  clock_.Advance(options_.max_lease_ttl);
+  std::optional<Status> checked = Within([this] {
+    std::vector<std::string> expired = manager_->CheckLeases();
+    std::sort(expired.begin(), expired.end());
+    EXPECT_EQ(expired, (std::vector<std::string>{"run1_0", "run1_1", "run1_2"}));
+    return Status::Ok();
+  });
+  ASSERT_TRUE(checked.has_value());
+  EXPECT_EQ(RevertsBlocked(), 1);
+  EXPECT_EQ(RevertedSorted(), (std::vector<std::string>{"run1_1", "run1_2"}));
+  EXPECT_TRUE(Journaled("run1_0"));
+  EXPECT_EQ(manager_->ActiveCount(), 1u);
+
+  Release();
+  ASSERT_TRUE(manager_->WaitRevertsIdle(kBound));
+  EXPECT_EQ(manager_->ActiveCount(), 0u);
+  EXPECT_FALSE(Journaled("run1_0"));
+}
+
 TEST_F(FaultManagerTest, ApplyOnceGuardIsBoundedByTimeNotByCount) {
   // 300 faults reverted since: the first id must still be refused (a count-bounded guard of 256
   // entries forgot it and applied it again).
