@@ -69,6 +69,7 @@ std::string S(std::string_view s) { return StripTerminalControls(s, false); }
 
 std::optional<Bracket> RecoveryBracket(const ObjectiveRow& o) {
   if (!o.time_to_recover_s) return std::nullopt;
+  if (o.recover_bracket) return Bracket{o.recover_bracket->lo_s, o.recover_bracket->hi_s};
   double t = *o.time_to_recover_s;
   double u = std::isfinite(o.uncertainty_s) ? std::fabs(o.uncertainty_s) : 0;
   return Bracket{std::max(0.0, t - u), t + u};

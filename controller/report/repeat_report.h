@@ -40,10 +40,10 @@ struct Bracket {
   double hi = 0;
 };
 
-// The recovery bracket of one objective in one run; unset when it did not recover. Today it is
-// [time_to_recover - uncertainty, time_to_recover + uncertainty] with lo clipped at 0 (the
-// report's existing uncertainty field); when the report carries explicit brackets this is the one
-// place that changes. Pure; total.
+// The recovery bracket of one objective in one run; unset when it did not recover. The report's
+// own bracket (ObjectiveRow::recover_bracket: [last failing sample's send, first good sample's
+// answer], docs/measurement.md) when it has one; for reports stored before brackets existed,
+// [time_to_recover - uncertainty, time_to_recover + uncertainty] with lo clipped at 0. Pure; total.
 std::optional<Bracket> RecoveryBracket(const ObjectiveRow& objective);
 
 // min / median / p95 / max of a set of values (definitions above).

@@ -82,6 +82,16 @@ TEST(ToleranceTest, PercentDurationAndRejects) {
   }
 }
 
+TEST(RecoveryBracketTest, IsTheReportsOwnAsymmetricBracketWhenItHasOne) {
+  ReportModel run = RunWith("a", 0.7, 0.25);
+  run.objectives[0].recover_bracket = TimeBracket{0.45, 0.71};
+  auto b = RecoveryBracket(run.objectives[0]);
+  ASSERT_TRUE(b);
+  EXPECT_DOUBLE_EQ(b->lo, 0.45);  // not 0.7 - 0.25
+  EXPECT_DOUBLE_EQ(b->hi, 0.71);  // not 0.7 + 0.25
+}
+
+// Reports stored before brackets existed.
 TEST(RecoveryBracketTest, IsTheUncertaintyAroundTheValueClippedAtZero) {
   auto b = RecoveryBracket(RunWith("a", 0.1, 0.25).objectives[0]);
   ASSERT_TRUE(b);
