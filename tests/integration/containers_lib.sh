@@ -75,5 +75,11 @@ containers_cleanup() {
   "${PODMAN[@]}" rm -f -t 0 --all >/dev/null 2>&1 || true
   if [ -n "$PODMAN_SERVICE_PID" ]; then kill "$PODMAN_SERVICE_PID" 2>/dev/null || true; fi
   wait 2>/dev/null || true
+  # Podman's overlay driver bind-mounts its storage directory onto itself (and may leave a
+  # container's rootfs mounted): unmount everything below our state, deepest first, then remove it.
+  local mounts=() m
+  while read -r m; do mounts+=("$m"); done < <(
+    awk -v d="$CONTAINERS_DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r)
+  for m in "${mounts[@]}"; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$CONTAINERS_DIR"
 }
