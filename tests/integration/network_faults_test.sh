@@ -103,6 +103,9 @@ ip netns exec fl-app setsid "${args[@]}" --ready-file "$WORK/agent.ready" >"$WOR
 await 20 test -f "$WORK/agent.ready" || { cat "$WORK/agent-restart.log"; fail "agent restart"; }
 no_fault_table fl-app || fail "restarted agent left $(fault_tables fl-app)"
 if ip netns exec fl-app iptables -w -t raw -S | grep -q faultline_; then fail "NFQUEUE rule left after restart"; fi
+# Nothing more to see in this run (its 30s fault is gone with the agent): end it as Ctrl-C would
+# instead of waiting out its duration.
+kill -TERM "$run_pid" 2>/dev/null || true
 wait "$run_pid" || true
 pass "kill -9 with packets held: traffic flows again, restart sweeps table and NFQUEUE rule"
 

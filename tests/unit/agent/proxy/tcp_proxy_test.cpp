@@ -105,14 +105,24 @@ std::string ReadUpTo(int fd, size_t want, int* error = nullptr) {
   return out;
 }
 
-// An echo server: one thread per connection, echoes until EOF, then closes.
+// An echo server: one thread per connection, echoes until EOF, then closes. It serves until it
+// is destroyed: an accept() that fails for lack of fds (a test that exhausts them, NoFreeFds)
+// leaves the connection in the backlog and is retried, as a real server would.
 class EchoServer {
  public:
   EchoServer() : fd_(Listen()) {
     thread_ = std::thread([this] {
       while (true) {
         int c = ::accept(fd_, nullptr, nullptr);
-        if (c < 0) return;
+        if (c < 0) {
+          if (errno == EINTR || errno == ECONNABORTED) continue;
+          if (errno != EMFILE && errno != ENFILE) return;  // shut down by the destructor
+          ++fd_exhausted_;
+          // A retry backoff (the pending connection keeps the listener readable, so waiting for
+          // readiness would spin), as the proxy's own listener backs off.
+          std::this_thread::sleep_for(10ms);
+          continue;
+        }
         ++accepted_;
         std::thread([c] {
           char buf[65536];
@@ -133,10 +143,13 @@ class EchoServer {
   }
   uint16_t port() const { return PortOf(fd_); }
   int accepted() const { return accepted_.load(); }
+  // accept() failures for lack of fds (each retried).
+  int fd_exhausted() const { return fd_exhausted_.load(); }
 
  private:
   int fd_;
   std::atomic<int> accepted_{0};
+  std::atomic<int> fd_exhausted_{0};
   std::thread thread_;
 };
 
@@ -674,7 +687,13 @@ TEST_F(TcpProxyTest, AcceptWithoutFreeFdsBacksOffInsteadOfSpinning) {
   timeval tv{5, 0};
   ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   ASSERT_TRUE(SendAll(c, "late"));
-  EXPECT_EQ(ReadUpTo(c, 4), "late");
+  EXPECT_EQ(ReadUpTo(c, 4), "late")
+      << "proxy accepted=" << counters_->connections_accepted.load()
+      << " upfail=" << counters_->upstream_connect_failures.load()
+      << " acceptfail=" << counters_->accept_failures.load()
+      << " active=" << counters_->connections_active.load()
+      << " open=" << proxy_->open_connections() << " echo_accepted=" << echo_.accepted()
+      << " echo_exhausted=" << echo_.fd_exhausted();
   ::close(c);
 }
 
