@@ -20,7 +20,7 @@ FAULTLINE_PACKAGES=(
   libxml2-utils chromium fonts-dejavu-core
   python3-yaml systemd
   clang-format shellcheck
-  podman runc containernetworking-plugins containerd
+  podman runc containernetworking-plugins containerd python3-grpcio python3-protobuf
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

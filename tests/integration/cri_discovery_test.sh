@@ -2,50 +2,32 @@
 # The CRI client against containerd's real CRI service (runtime.v1 over its unix socket), as far
 # as this machine allows: containerd 1.6 (Debian) with its CRI plugin, private root, state and
 # socket. The agent's GetInfo reports it, and ListPodSandbox answers through `faultline workloads
-# --runtime cri` (no pod exists, so the list is empty and that is not an error). A pod itself is
-# not started here: that needs a CRI client that creates pods (crictl is not packaged in Debian
-# 12) and a sandbox (pause) image imported without a registry.
+# --runtime cri` (no pod exists, so the list is empty and that is not an error). Real pods:
+# cri_pod_test.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/sandbox_lock.sh"
 BIN="$(cd "${1:?usage: $0 BIN_DIR}" && pwd)"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$ROOT/tests/integration/scratch.sh"
+source "$ROOT/tests/integration/cri/containerd_lib.sh"
 command -v containerd >/dev/null || fail "containerd is not installed (scripts/lib.sh installs it)"
 
 WORK="$(mktemp -d /tmp/faultline-cri.XXXXXX)"
-CTD_PID="" AGENT_PID=""
+AGENT_PID=""
 cleanup() {
   local rc=$?
   [ -z "$AGENT_PID" ] || kill "$AGENT_PID" 2>/dev/null || true
-  [ -z "$CTD_PID" ] || kill "$CTD_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
+  stop_containerd "$WORK"
   [ $rc -eq 0 ] || { tail -n 20 "$WORK/containerd.log"; tail -n 20 "$WORK/agent.log"; } >&2 || true
   rm -rf "$WORK"
   exit $rc
 }
 trap cleanup EXIT
 
-mkdir -p "$WORK/cni"
-cat >"$WORK/containerd.toml" <<EOF2
-version = 2
-root = "$WORK/root"
-state = "$WORK/state"
-[grpc]
-  address = "$WORK/containerd.sock"
-[ttrpc]
-  address = "$WORK/containerd.sock.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "localhost/faultline-pause:1"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$WORK/cni"
-EOF2
-containerd --config "$WORK/containerd.toml" >"$WORK/containerd.log" 2>&1 &
-CTD_PID=$!
-await 20 test -S "$WORK/containerd.sock" || fail "containerd did not start"
+start_containerd "$WORK"
 
 "$BIN/faultline-agent" --listen 127.0.0.1:0 --insecure --name cri-host --label role=node \
-  --state-dir "$WORK/state-agent" --cri-socket "$WORK/containerd.sock" --docker-socket none \
+  --state-dir "$WORK/state-agent" --cri-socket "$CTD_SOCK" --docker-socket none \
   --ready-file "$WORK/agent.ready" >"$WORK/agent.log" 2>&1 &
 AGENT_PID=$!
 await 20 test -s "$WORK/agent.ready" || fail "agent did not start"
