@@ -87,15 +87,34 @@ def need(kind, name):
     if (kind, name) not in kinds:
         sys.exit(f"missing {kind}/{name}")
     return kinds[(kind, name)][1]
-ds = need("DaemonSet", "faultline-agent")
-spec = ds["spec"]["template"]["spec"]
-assert spec.get("hostNetwork") is True, "agent DaemonSet: hostNetwork must be true"
-c = spec["containers"][0]
-caps = c["securityContext"]["capabilities"]
-assert caps["drop"] == ["ALL"], "agent: drop ALL capabilities first"
-assert sorted(caps["add"]) == ["KILL", "NET_ADMIN", "NET_RAW"], f"agent caps {caps['add']}"
-assert c["securityContext"].get("privileged") is False, "agent must not be privileged"
-assert ds["spec"]["selector"]["matchLabels"].items() <= ds["spec"]["template"]["metadata"]["labels"].items()
+need("DaemonSet", "faultline-agent")
+# Two variants of the agent DaemonSet (one is applied): nodes only, and nodes + pods (CRI).
+agent_sets = {name: doc for name, doc in docs if doc["kind"] == "DaemonSet"}
+assert set(agent_sets) == {"agent-daemonset.yaml", "agent-daemonset-workloads.yaml"}, sorted(agent_sets)
+for fname, ds in agent_sets.items():
+    spec = ds["spec"]["template"]["spec"]
+    assert spec.get("hostNetwork") is True, f"{fname}: hostNetwork must be true"
+    c = spec["containers"][0]
+    caps = c["securityContext"]["capabilities"]
+    assert caps["drop"] == ["ALL"], f"{fname}: drop ALL capabilities first"
+    assert c["securityContext"].get("privileged") is False, f"{fname}: agent must not be privileged"
+    assert ds["spec"]["selector"]["matchLabels"].items() <= ds["spec"]["template"]["metadata"]["labels"].items()
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    args = c.get("args", [])
+    if fname == "agent-daemonset.yaml":
+        assert sorted(caps["add"]) == ["KILL", "NET_ADMIN", "NET_RAW"], f"{fname}: caps {caps['add']}"
+        assert spec.get("hostPID") is False, f"{fname}: hostPID must stay off"
+    else:
+        assert sorted(caps["add"]) == ["KILL", "NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_PTRACE"], \
+            f"{fname}: caps {caps['add']}"
+        assert spec.get("hostPID") is True, f"{fname}: pods' pids need hostPID"
+        sock = args[args.index("--cri-socket") + 1]
+        assert sock in mounts and mounts[sock].get("readOnly") is True, \
+            f"{fname}: --cri-socket {sock} is not mounted read-only"
+        vol = {v["name"]: v for v in spec["volumes"]}[mounts[sock]["name"]]
+        assert vol["hostPath"] == {"path": sock, "type": "Socket"}, f"{fname}: CRI socket volume {vol}"
+        assert mounts.get("/run/netns", {}).get("mountPropagation") == "HostToContainer", \
+            f"{fname}: /run/netns must follow the node's mounts (HostToContainer)"
 dep = need("Deployment", "faultline-controller")
 assert dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
 svc = need("Service", "faultline-controller")
