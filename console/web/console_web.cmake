@@ -56,4 +56,4 @@ add_custom_command(OUTPUT ${FAULTLINE_CONSOLE_ASSETS_CPP}
   COMMENT "console/web: embedding the page"
   VERBATIM)
 # The built page, for tests that serve it without the controller (console/web/test/).
-set(FAULTLINE_CONSOLE_DIST ${_fl_dist})
+set(FAULTLINE_CONSOLE_DIST ${_fl_dist} CACHE INTERNAL "console/web's build output")
