@@ -63,7 +63,8 @@ export async function checkTimelinePixels(page) {
       height: o.height,
       recover: rel(el.querySelector("g.marker.recover line")),
       detect: rel(el.querySelector("g.marker.detect line")),
-      samples: Array.from(el.querySelectorAll("rect.sample")).map((e) => ({ ...rel(e), ok: e.classList.contains("ok") })),
+      // The first probe's lane (a run may have several).
+      samples: Array.from(el.querySelector("g.probe")?.querySelectorAll("rect.sample") ?? []).map((e) => ({ ...rel(e), ok: e.classList.contains("ok") })),
     };
   });
   const png = decodePng(await svg.screenshot());
@@ -167,13 +168,16 @@ export async function viewerRefusedThenOperatorStops(t, browser, b) {
     await operator.keyboard.press("Enter");
     await operator.locator("#halt-dialog[open]").waitFor();
     assert.equal(await operator.evaluate(() => document.activeElement?.id), "confirm-halt");
+    const clicked = Date.now();
     await operator.keyboard.press("Space");
     for (const p of [operator, viewer]) {
       await p.locator("#halted-state").waitFor({ timeout: b.timeoutMs });
       assert.match(await p.locator("#halt-banner").textContent(), /FLEET HALTED by/);
       await p.locator(".run-head .badge.aborted").waitFor({ timeout: b.timeoutMs });
     }
+    const banner = Date.now() - clicked;
     await until(async () => (await b.faultsLeft()) === 0, "no fault left on any host", b.timeoutMs);
+    console.log(`# stop: confirm key to the halted banner on both pages ${banner} ms`);
     assert.equal(await haltState(viewer), true);
     if (b.policy) {
       // Latched: no run starts until someone resumes.
