@@ -2,6 +2,7 @@
 // scenarios.mjs, plus the page's own behaviour (login, views, display options, CSP).
 // FAULTLINE_CONSOLE_DIST: the built page (default ../dist).
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -56,6 +57,21 @@ test("a wrong token is refused with the server's message; a right one signs in",
 
 test("during a run the live view gains samples and the recover marker appears (pixels checked)", async () => {
   await s.liveViewGainsSamplesAndRecoverMarker(browser, backend);
+});
+
+// The pixel check on the report renderer's own timeline (not the fake's): a stored real run of the
+// flagship, rendered by `faultline report --format html` (FAULTLINE_REPORT_HTML; skipped without).
+test("the screenshot check holds on the report renderer's timeline of a real run", async (t) => {
+  const html = process.env.FAULTLINE_REPORT_HTML;
+  if (!html) return t.skip("FAULTLINE_REPORT_HTML unset");
+  const svg = /<svg[^>]*id="timeline"[\s\S]*?<\/svg>/.exec(readFileSync(html, "utf8"))?.[0];
+  assert.ok(svg, "the report holds the timeline SVG");
+  const page = await signedIn(browser, fake.url, "viewer-token");
+  fake.publishFinished({ run_id: "stored-flagship", experiment: "dynamodb-dns-failover", phase: "done", started_at: new Date().toISOString(), elapsed_s: 60, objectives: [], detect: null, recover: null, faults: [], samples: 0, verdict: "FAIL" }, svg);
+  await page.locator("#live-timeline svg#timeline g.marker.recover").waitFor();
+  await s.checkTimelinePixels(page);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
 });
 
 test("emergency stop", async (t) => {

@@ -233,7 +233,7 @@ export async function startFakeConsole({ dist, tickMs = 150, port = 0 } = {}) {
         const row = history.find((r) => r.run_id === m[1]);
         if (!run && !row) return refuse(res, 404, `no run ${m[1]}`);
         if (m[2]) {
-          const svg = run ? timelineSvg(run) : timelineSvg({ state: { run_id: m[1], faults: [], detect: null, recover: null }, samples: [{ t: 0, ok: true }], interval: 0.25 });
+          const svg = run?.svg ?? (run ? timelineSvg(run) : timelineSvg({ state: { run_id: m[1], faults: [], detect: null, recover: null }, samples: [{ t: 0, ok: true }], interval: 0.25 }));
           res.writeHead(200, { ...SECURITY_HEADERS, "Content-Type": "image/svg+xml" });
           return res.end(svg);
         }
@@ -313,9 +313,16 @@ export async function startFakeConsole({ dist, tickMs = 150, port = 0 } = {}) {
   const keepalive = setInterval(() => {
     for (const r of streams) r.write(": keepalive\n\n");
   }, 15000);
+  // Shows every viewer a finished run with the given timeline (the report renderer's own SVG).
+  const publishFinished = (state, svg) => {
+    runs.set(state.run_id, { state, samples: [], interval: 0.25, timer: null, svg });
+    send("run", state);
+    send("timeline", { run_id: state.run_id, svg });
+  };
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     startRun,
+    publishFinished,
     runs,
     audit,
     activeFaults: () => agents.reduce((n, a) => n + a.active_faults.length, 0),
