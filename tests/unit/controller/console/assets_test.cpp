@@ -6,7 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <sstream>
 #include <string>
+
+#include "controller/report/html_parts.h"
 
 namespace faultline::console {
 namespace {
@@ -51,6 +54,23 @@ TEST(ConsoleAssetsTest, PageHasNoInlineScriptOrStyle) {
   EXPECT_EQ(scripts, 1);
   EXPECT_EQ(page.find("<style"), std::string::npos);
   EXPECT_FALSE(std::regex_search(page, std::regex(R"re(\s(style|on\w+)=)re")));
+}
+
+// The live timeline is the report's SVG, so the console draws it with the report's palette: every
+// `svg ...{...}` rule of the HTML report's stylesheet is in the console's, unchanged.
+TEST(ConsoleAssetsTest, StylesheetHasEveryRuleOfTheReportsSvg) {
+  std::string console_css(FindConsoleAsset("/assets/console.css")->body);
+  std::string report_css(report::HtmlReportStyle());
+  std::stringstream rules(report_css);
+  std::string rule;
+  int svg_rules = 0;
+  while (std::getline(rules, rule, '}')) {
+    rule.erase(0, rule.find_first_not_of(" \n"));
+    if (rule.rfind("svg", 0) != 0) continue;
+    ++svg_rules;
+    EXPECT_NE(console_css.find(rule + "}"), std::string::npos) << rule << "}";
+  }
+  EXPECT_GT(svg_rules, 20);
 }
 
 TEST(ConsoleAssetsTest, UnknownPathsAreNotFound) {
