@@ -146,6 +146,28 @@ test("large type and high contrast for a projector, remembered", async () => {
   await page.context().close();
 });
 
+test("the stop button stays in view when the page scrolls; Escape cancels and gives focus back", async () => {
+  const page = await signedIn(browser, fake.url, "operator-token");
+  await page.setViewportSize({ width: 1024, height: 500 });
+  await page.locator('nav.views a[href="#/history"]').click();
+  await page.locator("#runs tbody tr").first().waitFor();
+  await page.locator("#runs tbody tr button.link").first().click();
+  await page.locator("#trend svg").waitFor();
+  await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+  assert.ok(await page.evaluate(() => window.scrollY > 0), "the page scrolled");
+  const box = await page.locator("#stop").boundingBox();
+  assert.ok(box && box.y >= 0 && box.y + box.height <= 500, `stop button in view: ${JSON.stringify(box)}`);
+  await page.locator("#stop").focus();
+  await page.keyboard.press("Space");
+  await page.locator("#halt-dialog[open]").waitFor();
+  await page.keyboard.press("Escape");
+  await page.locator("#halt-dialog[open]").waitFor({ state: "detached" });
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "stop");
+  assert.equal(fake.activeFaults(), 0);
+  assert.equal((await (await fetch(fake.url + "/api/halt", { headers: { Authorization: "Bearer viewer-token" } })).json()).halted, false, "Escape halts nothing");
+  await page.context().close();
+});
+
 test("hostile text from a run is shown as text, never as markup", async () => {
   const page = await signedIn(browser, fake.url, "operator-token");
   fake.startRun({ experiment: "x", endAt: 100000 });
