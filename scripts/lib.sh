@@ -33,8 +33,13 @@ require_root() {
 }
 
 install_packages() {
-  local missing=()
-  for p in "${FAULTLINE_PACKAGES[@]}"; do
+  local missing=() wanted=("${FAULTLINE_PACKAGES[@]}")
+  # The console's page (console/web/) is built with Node.js and npm. Debian's packages unless a
+  # node and npm are already there (a Node.js from elsewhere bundles its npm, and Debian's npm
+  # would conflict with it).
+  command -v node >/dev/null || wanted+=(nodejs)
+  command -v npm >/dev/null || wanted+=(npm)
+  for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
       missing+=("$p")
     fi
