@@ -34,6 +34,7 @@
 #include "agent/host/nft_ruleset.h"
 #include "agent/journal.h"
 #include "agent/netfilter/network_backend.h"
+#include "agent/netns_backends.h"
 #include "agent/process/process_backend.h"
 #include "agent/proxy/proxy_backend.h"
 #include "agent/server_limits.h"
@@ -253,15 +254,26 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   FaultRegistry registry;
   // --dry-run: every kind validated by its real backend, nothing touches the host (not even
   // capability detection: no nft tables, no netlink, no subprocesses).
-  auto register_backend = [&](std::unique_ptr<FaultBackend> backend) {
-    if (flags.dry_run) backend = std::make_unique<DryRunBackend>(std::move(backend));
+  // Each kind serves the host and workloads' network namespaces (workload_router.h).
+  NetnsBackendSettings netns_settings;
+  netns_settings.deadman_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(*deadman_timeout);
+  netns_settings.table_record_dir = flags.state_dir + "/tables";
+  auto register_backend = [&](std::unique_ptr<FaultBackend> backend, NetnsBackendFactory in_netns) {
+    if (flags.dry_run) {
+      backend = std::make_unique<DryRunBackend>(std::move(backend));
+    } else {
+      backend = std::make_unique<WorkloadRouter>(std::move(backend), std::move(in_netns));
+    }
     return registry.Register(std::move(backend));
   };
   dns::DnsBackendOptions dns_options;
   dns_options.upstream = flags.dns_upstream;
   dns_options.intercept_port = flags.dns_intercept_port;
   dns_options.tables = fault_tables;
-  if (Status s = register_backend(std::make_unique<dns::DnsBackend>(dns_options)); !s.ok()) {
+  if (Status s = register_backend(std::make_unique<dns::DnsBackend>(dns_options),
+                                  DnsInNetns(dns_options, netns_settings));
+      !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
@@ -279,7 +291,9 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   net_options.guard_netem = true;
   auto network_backend = std::make_unique<netfilter::NetworkBackend>(net_options);
   netfilter::NetworkBackend* network = network_backend.get();
-  if (Status s = register_backend(std::move(network_backend)); !s.ok()) {
+  if (Status s =
+          register_backend(std::move(network_backend), NetworkInNetns(net_options, netns_settings));
+      !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }
@@ -287,7 +301,8 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   process_options.record_dir = flags.state_dir + "/process";
   process_options.protected_names = flags.protect_processes;
   process_options.guard_pauses = true;
-  if (Status s = register_backend(std::make_unique<process::ProcessBackend>(process_options));
+  if (Status s = register_backend(std::make_unique<process::ProcessBackend>(process_options),
+                                  ProcessInNetns(process_options));
       !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
@@ -296,7 +311,9 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   proxy_options.tables = fault_tables;
   proxy_options.idle_timeout_ms = static_cast<int>(
       std::chrono::duration_cast<std::chrono::milliseconds>(*proxy_idle_timeout).count());
-  if (Status s = register_backend(std::make_unique<proxy::ProxyBackend>(proxy_options)); !s.ok()) {
+  if (Status s = register_backend(std::make_unique<proxy::ProxyBackend>(proxy_options),
+                                  ProxyInNetns(proxy_options, netns_settings));
+      !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitFailure;
   }

@@ -1,0 +1,106 @@
+#pragma once
+// WorkloadRouter: serves one fault kind on the host and inside workloads (containers, pods,
+// runtime-free netns handles) without moving the agent.
+//
+// A fault on the host goes to the kind's host backend unchanged. A fault on a workload goes to a
+// backend instance of that kind made for the workload's network namespace: the router keeps one
+// host::NetnsThread per namespace (opened on the recorded path and checked against the recorded
+// dev/ino) and makes, applies, reverts and sweeps that instance only on that thread. So
+// everything the instance creates is the namespace's: its nft tables and dead-man refresher
+// (libnftables' socket and the refresher thread are made there), the DNS interceptor's and the
+// proxy's sockets and loops, iptables' argv for the NFQUEUE delay line. Kernel state is thus
+// named and swept per namespace; the journal holds the request with its resolved workload, so a
+// restarted agent reverts inside the same namespace (RevertOrphanInWorkload), or reports the
+// fault gone with its workload when the namespace no longer exists.
+//
+// When the last fault of a namespace is reverted, its instance and thread are dropped (which
+// releases the namespace). A workload that exits while its fault is active does not make revert
+// fail: the thread still holds the namespace, the revert completes there, and the fault's
+// evidence says `workload_exited: 1`.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/fault_backend.h"
+#include "agent/workloads/workload.h"
+
+namespace faultline::agent {
+
+namespace host {
+class NetnsThread;
+}
+
+// One kind's backend made for one network namespace, and how to sweep what a crashed agent left
+// of that kind there (faultline_* tables with a record, the delay line's iptables rules).
+struct NetnsBackend {
+  std::unique_ptr<FaultBackend> backend;
+  // Names of what was swept; may be null (nothing to sweep).
+  std::function<Result<std::vector<std::string>>()> sweep;
+};
+
+// Makes a backend for the namespace the calling thread is in (called on the NetnsThread), for
+// `workload` (e.g. a process backend scoped to its processes). Must not start threads or open
+// sockets elsewhere than on the calling thread.
+using NetnsBackendFactory = std::function<Result<NetnsBackend>(const workloads::Workload&)>;
+
+// The workload carried by an ApplyFaultRequest (resolved_workload), as discovery's struct.
+// INVALID_ARGUMENT when the netns path is not absolute or its identity is missing.
+Result<workloads::Workload> WorkloadFromProto(const v1::Workload& proto);
+
+class WorkloadRouter final : public FaultBackend {
+ public:
+  // `host` serves the host (and Kind/Validate/DetectCapability); `factory` makes the per-netns
+  // instances. `deadline` bounds each call on a namespace's thread (an apply, a revert).
+  WorkloadRouter(std::unique_ptr<FaultBackend> host, NetnsBackendFactory factory,
+                 std::chrono::milliseconds deadline = std::chrono::seconds(20));
+  ~WorkloadRouter() override;
+
+  std::string Kind() const override { return host_->Kind(); }
+  Status DetectCapability() override { return host_->DetectCapability(); }
+  Status Validate(const v1::FaultSpec& spec) const override { return host_->Validate(spec); }
+  Result<std::unique_ptr<FaultHandle>> Apply(const std::string& fault_id,
+                                             const v1::FaultSpec& spec) override {
+    return host_->Apply(fault_id, spec);
+  }
+  Status RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) override {
+    return host_->RevertOrphan(fault_id, spec);
+  }
+
+  // Enters the workload's namespace (FAILED_PRECONDITION when its path names another namespace
+  // than the recorded one, NOT_FOUND when it is gone), makes the kind's instance there on first
+  // use and applies on its thread (DEADLINE_EXCEEDED past the deadline). The handle's Revert and
+  // GetEvidence run on that thread too. Thread-safe.
+  Result<std::unique_ptr<FaultHandle>> ApplyInWorkload(
+      const std::string& fault_id, const v1::FaultSpec& spec,
+      const workloads::Workload& workload) override;
+  // After an agent crash: enters the namespace, reverts the fault there with the instance's
+  // RevertOrphan and sweeps the kind's leftovers in it. NOT_FOUND when the namespace is gone or
+  // its path now names another one (the fault went with the workload). Thread-safe.
+  Status RevertOrphanInWorkload(const std::string& fault_id, const v1::FaultSpec& spec,
+                                const workloads::Workload& workload) override;
+
+  // Namespaces with an instance now (tests, metrics).
+  size_t namespaces() const;
+
+ private:
+  struct Place;
+  // The place of `workload`'s namespace, made (thread + instance) when missing; counts a user.
+  Result<std::shared_ptr<Place>> Acquire(const workloads::Workload& workload);
+  // Drops a user; the last one removes the place from the map.
+  void ReleasePlace(const std::shared_ptr<Place>& place);
+
+  std::unique_ptr<FaultBackend> host_;
+  const NetnsBackendFactory factory_;
+  const std::chrono::milliseconds deadline_;
+  mutable std::mutex mu_;
+  // Keyed by (dev, ino). Guarded by mu_ (the map; a Place's members are its own).
+  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<Place>> places_;
+};
+
+}  // namespace faultline::agent
