@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Apply + revert latency of a DNS fault inside a workload's network namespace against the same
 # fault on the agent's own namespace, side by side (issue 14's benchmark for the netns part):
-# bench/workload_fault_driver bench RUNS /run/netns/fl-wb-w runs in scratch namespace fl-wb-h
+# bench/workload_fault_driver bench RUNS /run/netns/nb-work runs in scratch namespace nb-host
 # (the "host") and, RUNS times each, interleaved, applies and reverts an nxdomain fault through
-# the agent's FaultManager (journal fsync included) on the host, then inside fl-wb-w (thread
+# the agent's FaultManager (journal fsync included) on the host, then inside nb-work (thread
 # into the namespace, the DNS backend made there, its interceptor started, nft table, revert,
 # all dropped again: the cost of one fault on a workload with no other fault). Discovery is not
 # included (the workload is given as a resolved handle). Prints every sample, the medians and
@@ -15,7 +15,7 @@ BUILD="${2:-$(cd "$(dirname "$0")/.." && pwd)/build}"
 DRIVER="$BUILD/bin/workload_fault_driver"
 [ -x "$DRIVER" ] || { echo "build workload_fault_driver first" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, nftables)" >&2; exit 2; }
-H=fl-wb-h W=fl-wb-w
+H=nb-host W=nb-work
 cleanup() { for ns in $H $W; do ip netns del $ns 2>/dev/null || true; rm -rf /etc/netns/$ns; done; }
 trap cleanup EXIT
 cleanup
