@@ -263,7 +263,10 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
     if (flags.dry_run) {
       backend = std::make_unique<DryRunBackend>(std::move(backend));
     } else {
-      backend = std::make_unique<WorkloadRouter>(std::move(backend), std::move(in_netns));
+      auto router = std::make_unique<WorkloadRouter>(std::move(backend), std::move(in_netns));
+      // Restart policy: a workload restarted during its fault gets it again (workload_router.h).
+      router->FollowRestarts(ResolveByNetnsPath, std::chrono::seconds(1));
+      backend = std::move(router);
     }
     return registry.Register(std::move(backend));
   };

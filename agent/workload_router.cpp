@@ -65,87 +65,208 @@ struct WorkloadRouter::Place {
   int users = 0;  // guarded by the router's mu_
 };
 
+// One active workload fault: the instance it is applied on now, and what earlier instances
+// (before a followed restart) counted.
+struct WorkloadRouter::Active {
+  std::mutex mu;
+  const std::string fault_id;
+  const v1::FaultSpec spec;
+  Workload workload;                   // guarded by mu: the instance faulted now
+  std::shared_ptr<Place> place;        // guarded by mu
+  std::shared_ptr<FaultHandle> inner;  // guarded by mu
+  Evidence carried;                    // guarded by mu: summed final evidence of earlier ones
+  Evidence last;                       // guarded by mu: the current instance's last evidence
+  bool exited = false;                 // guarded by mu
+  bool reverted = false;               // guarded by mu
+  uint64_t restarts = 0;               // guarded by mu
+  Active(std::string id, v1::FaultSpec s) : fault_id(std::move(id)), spec(std::move(s)) {}
+};
+
 namespace {
 
-class WorkloadFaultHandle final : public FaultHandle {
- public:
-  using ReleaseFn = std::function<void()>;
-  WorkloadFaultHandle(std::string fault_id, std::string description,
-                      std::shared_ptr<host::NetnsThread> thread, std::shared_ptr<FaultHandle> inner,
-                      std::chrono::milliseconds deadline, ReleaseFn release)
-      : fault_id_(std::move(fault_id)),
-        description_(std::move(description)),
-        thread_(std::move(thread)),
-        inner_(std::move(inner)),
-        deadline_(deadline),
-        release_(std::move(release)) {}
+void AddInto(Evidence& sum, const Evidence& e) {
+  for (const auto& [k, v] : e) sum[k] += v;
+}
 
-  ~WorkloadFaultHandle() override {
-    // A handle dropped without a revert (an apply cancelled mid-way is reverted by its caller
-    // first) must still give its place back.
-    std::lock_guard lock(mu_);
-    if (!released_ && release_) release_();
+// The evidence of `inner`, asked on its namespace's thread.
+Result<Evidence> EvidenceOn(host::NetnsThread& thread, const std::shared_ptr<FaultHandle>& inner) {
+  return thread.Call<Evidence>([inner]() -> Result<Evidence> { return inner->GetEvidence(); },
+                               kEvidenceDeadline);
+}
+
+}  // namespace
+
+class WorkloadRouter::Handle final : public FaultHandle {
+ public:
+  Handle(WorkloadRouter* router, std::shared_ptr<Active> active)
+      : router_(router), active_(std::move(active)) {}
+
+  ~Handle() override {
+    // A handle dropped without a revert (the manager reverts first) still gives its place back.
+    std::lock_guard lock(active_->mu);
+    if (!active_->reverted && active_->place) {
+      active_->reverted = true;
+      router_->ReleasePlace(active_->place);
+    }
   }
 
   Status Revert() override {
-    std::lock_guard lock(mu_);
-    if (reverted_) return Status::Ok();
-    auto inner = inner_;
-    Status s = thread_->Run([inner] { return inner->Revert(); }, deadline_);
+    std::lock_guard lock(active_->mu);
+    Active& a = *active_;
+    if (a.reverted) return Status::Ok();
+    auto inner = a.inner;
+    Status s = a.place->thread->Run([inner] { return inner->Revert(); }, router_->deadline_);
     if (!s.ok()) return s;
     // The thread still holds the namespace, so the revert completed inside it even if the
     // workload has exited meanwhile: that is reported, not an error.
-    exited_ = !thread_->PathStillNamesIt();
-    if (exited_) {
-      spdlog::warn("fault {}: {} exited during the fault; reverted inside its namespace", fault_id_,
-                   description_);
+    a.exited = a.exited || !a.place->thread->PathStillNamesIt();
+    if (a.exited) {
+      spdlog::warn("fault {}: {} exited during the fault; reverted inside its namespace",
+                   a.fault_id, a.place->description);
     }
-    auto final_evidence = thread_->Call<Evidence>(
-        [inner]() -> Result<Evidence> { return inner->GetEvidence(); }, kEvidenceDeadline);
-    if (final_evidence.ok()) last_ = *final_evidence;
-    reverted_ = true;
-    if (!released_) {
-      released_ = true;
-      release_();
-    }
+    if (auto e = EvidenceOn(*a.place->thread, inner); e.ok()) a.last = *e;
+    a.reverted = true;
+    router_->ReleasePlace(a.place);
     return Status::Ok();
   }
 
   Evidence GetEvidence() const override {
-    std::lock_guard lock(mu_);
-    if (!reverted_) {
-      auto inner = inner_;
-      auto now = thread_->Call<Evidence>(
-          [inner]() -> Result<Evidence> { return inner->GetEvidence(); }, kEvidenceDeadline);
-      if (now.ok()) last_ = *now;
-      exited_ = exited_ || !thread_->PathStillNamesIt();
+    std::lock_guard lock(active_->mu);
+    Active& a = *active_;
+    if (!a.reverted) {
+      if (auto e = EvidenceOn(*a.place->thread, a.inner); e.ok()) a.last = *e;
+      a.exited = a.exited || !a.place->thread->PathStillNamesIt();
     }
-    Evidence e = last_;
-    e["workload_exited"] = exited_ ? 1 : 0;
+    Evidence e = a.carried;
+    AddInto(e, a.last);
+    e["workload_exited"] = a.exited ? 1 : 0;
+    e["workload_restarts"] = a.restarts;
     return e;
   }
 
  private:
-  const std::string fault_id_;
-  const std::string description_;
-  const std::shared_ptr<host::NetnsThread> thread_;
-  const std::shared_ptr<FaultHandle> inner_;
-  const std::chrono::milliseconds deadline_;
-  const ReleaseFn release_;
-  mutable std::mutex mu_;
-  mutable Evidence last_;        // guarded by mu_
-  mutable bool exited_ = false;  // guarded by mu_
-  bool reverted_ = false;        // guarded by mu_
-  bool released_ = false;        // guarded by mu_
+  WorkloadRouter* const router_;
+  const std::shared_ptr<Active> active_;
 };
 
-}  // namespace
+Result<Workload> ResolveByNetnsPath(const Workload& workload) {
+  auto id = host::NetnsIdentityOf(workload.netns_path);
+  if (!id.ok()) return id.status();
+  Workload now = workload;
+  now.netns = *id;
+  return now;
+}
 
 WorkloadRouter::WorkloadRouter(std::unique_ptr<FaultBackend> host, NetnsBackendFactory factory,
                                std::chrono::milliseconds deadline)
     : host_(std::move(host)), factory_(std::move(factory)), deadline_(deadline) {}
 
-WorkloadRouter::~WorkloadRouter() = default;
+WorkloadRouter::~WorkloadRouter() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  follow_cv_.notify_all();
+  if (follower_.joinable()) follower_.join();
+}
+
+void WorkloadRouter::FollowRestarts(WorkloadResolver resolver, std::chrono::milliseconds interval) {
+  follower_ = std::thread([this, resolver = std::move(resolver), interval] {
+    std::unique_lock lock(mu_);
+    while (!follow_cv_.wait_for(lock, interval, [this] { return stop_; })) {
+      lock.unlock();
+      CheckRestarts(resolver);
+      lock.lock();
+    }
+  });
+}
+
+int WorkloadRouter::CheckRestarts(const WorkloadResolver& resolver) {
+  std::vector<std::shared_ptr<Active>> actives;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& w : active_) {
+      if (auto a = w.lock()) actives.push_back(std::move(a));
+    }
+  }
+  int moved = 0;
+  for (const auto& a : actives) {
+    Workload was;
+    std::shared_ptr<Place> old_place;
+    std::shared_ptr<FaultHandle> old_inner;
+    {
+      std::lock_guard lock(a->mu);
+      if (a->reverted) continue;
+      was = a->workload;
+      old_place = a->place;
+      old_inner = a->inner;
+    }
+    // No lock across the resolution or any host call: a revert goes ahead meanwhile.
+    auto now = resolver(was);
+    if (!now.ok()) {
+      if (now.status().code() == StatusCode::kNotFound) {
+        std::lock_guard lock(a->mu);
+        a->exited = true;
+      } else {
+        spdlog::warn("fault {}: re-resolving {}: {}", a->fault_id, Describe(was),
+                     now.status().ToString());
+      }
+      continue;
+    }
+    if (now->netns == was.netns || !now->netns.Valid()) continue;
+    // Restarted. The old instance's fault goes first: its table record shares the fault's name.
+    Status old_reverted =
+        old_place->thread->Run([old_inner] { return old_inner->Revert(); }, deadline_);
+    if (!old_reverted.ok()) {
+      spdlog::warn("fault {}: reverting in the old instance of {}: {}", a->fault_id, Describe(was),
+                   old_reverted.ToString());
+    }
+    auto old_evidence = EvidenceOn(*old_place->thread, old_inner);
+    auto place = Acquire(*now);
+    Result<std::shared_ptr<FaultHandle>> applied = place.ok() ? Status::Ok() : place.status();
+    if (place.ok()) {
+      auto backend = (*place)->backend;
+      const std::string id = a->fault_id;
+      const v1::FaultSpec spec = a->spec;
+      applied = (*place)->thread->Call<std::shared_ptr<FaultHandle>>(
+          [backend, id, spec]() -> Result<std::shared_ptr<FaultHandle>> {
+            auto h = backend->Apply(id, spec);
+            if (!h.ok()) return h.status();
+            return std::shared_ptr<FaultHandle>(std::move(*h));
+          },
+          deadline_);
+    }
+    std::unique_lock lock(a->mu);
+    if (!applied.ok()) {
+      spdlog::error("fault {}: {} restarted ({}) but the fault could not follow: {}", a->fault_id,
+                    Describe(was), Describe(*now), applied.status().ToString());
+      a->exited = true;
+      lock.unlock();
+      if (place.ok()) ReleasePlace(*place);
+      continue;
+    }
+    if (a->reverted) {  // reverted while we applied: undo the new instance's fault too
+      lock.unlock();
+      auto h = *applied;
+      (void)(*place)->thread->Run([h] { return h->Revert(); }, deadline_);
+      ReleasePlace(*place);
+      continue;
+    }
+    if (old_evidence.ok()) AddInto(a->carried, *old_evidence);
+    a->last.clear();
+    a->workload = *now;
+    a->place = *place;
+    a->inner = std::move(*applied);
+    a->exited = false;
+    ++a->restarts;
+    lock.unlock();
+    ReleasePlace(old_place);
+    spdlog::info("fault {}: followed the restart of {} into {}", a->fault_id, Describe(was),
+                 Describe(*now));
+    ++moved;
+  }
+  return moved;
+}
 
 size_t WorkloadRouter::namespaces() const {
   std::lock_guard lock(mu_);
@@ -220,9 +341,16 @@ Result<std::unique_ptr<FaultHandle>> WorkloadRouter::ApplyInWorkload(const std::
     return applied.status();
   }
   spdlog::info("fault {} ({}) applied inside {}", fault_id, Kind(), p->description);
-  return std::unique_ptr<FaultHandle>(std::make_unique<WorkloadFaultHandle>(
-      fault_id, p->description, p->thread, std::move(*applied), deadline_,
-      [this, p] { ReleasePlace(p); }));
+  auto active = std::make_shared<Active>(fault_id, spec);
+  active->workload = workload;
+  active->place = p;
+  active->inner = std::move(*applied);
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(active_, [](const std::weak_ptr<Active>& w) { return w.expired(); });
+    active_.push_back(active);
+  }
+  return std::unique_ptr<FaultHandle>(std::make_unique<Handle>(this, std::move(active)));
 }
 
 Status WorkloadRouter::RevertOrphanInWorkload(const std::string& fault_id,

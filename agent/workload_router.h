@@ -17,13 +17,24 @@
 // releases the namespace). A workload that exits while its fault is active does not make revert
 // fail: the thread still holds the namespace, the revert completes there, and the fault's
 // evidence says `workload_exited: 1`.
+//
+// Restart policy (FollowRestarts / CheckRestarts): a workload restarted during its fault gets the
+// fault again on its new instance. Each check re-resolves every active workload fault; when the
+// workload now lives in another namespace, the fault is reverted in the old one and applied in
+// the new one with the same spec, and `workload_restarts` in its evidence counts how often (the
+// other counters are summed over the instances). A workload that cannot be resolved any more is
+// reported `workload_exited: 1` and followed again if it comes back. Limitation: the journal keeps
+// the first instance's namespace, so after a followed restart an agent crash leaves the new
+// instance's tables to the dead-man switch (inert within its timeout) instead of the journal.
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -48,6 +59,15 @@ struct NetnsBackend {
 // `workload` (e.g. a process backend scoped to its processes). Must not start threads or open
 // sockets elsewhere than on the calling thread.
 using NetnsBackendFactory = std::function<Result<NetnsBackend>(const workloads::Workload&)>;
+
+// The workload as it is now, for the restart policy: same workload, possibly a new instance
+// (another netns identity). NOT_FOUND when it no longer exists. Called without locks held.
+using WorkloadResolver = std::function<Result<workloads::Workload>(const workloads::Workload&)>;
+
+// The default resolver: the same netns path's current identity (a runtime-free handle recreated
+// at the same path is the same workload restarted). Discovery's resolver (by container or pod
+// id) replaces it where a runtime found the workload.
+Result<workloads::Workload> ResolveByNetnsPath(const workloads::Workload& workload);
 
 // The workload carried by an ApplyFaultRequest (resolved_workload), as discovery's struct.
 // INVALID_ARGUMENT when the netns path is not absolute or its identity is missing.
@@ -88,8 +108,18 @@ class WorkloadRouter final : public FaultBackend {
   // Namespaces with an instance now (tests, metrics).
   size_t namespaces() const;
 
+  // Starts a thread that runs CheckRestarts every `interval` with `resolver` until the router is
+  // destroyed. Call at most once, before faults are applied.
+  void FollowRestarts(WorkloadResolver resolver, std::chrono::milliseconds interval);
+  // One pass of the restart policy on the calling thread (what the thread does every interval):
+  // returns how many faults were moved to a restarted workload's new namespace. Failures are
+  // logged and retried on the next pass. Thread-safe.
+  int CheckRestarts(const WorkloadResolver& resolver);
+
  private:
   struct Place;
+  struct Active;
+  class Handle;
   // The place of `workload`'s namespace, made (thread + instance) when missing; counts a user.
   Result<std::shared_ptr<Place>> Acquire(const workloads::Workload& workload);
   // Drops a user; the last one removes the place from the map.
@@ -101,6 +131,11 @@ class WorkloadRouter final : public FaultBackend {
   mutable std::mutex mu_;
   // Keyed by (dev, ino). Guarded by mu_ (the map; a Place's members are its own).
   std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<Place>> places_;
+  std::vector<std::weak_ptr<Active>> active_;  // guarded by mu_: workload faults, for restarts
+  // The restart follower (FollowRestarts).
+  std::condition_variable follow_cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread follower_;
 };
 
 }  // namespace faultline::agent

@@ -43,6 +43,11 @@ using namespace faultline::agent;
 
 // The built-in kinds as faultline-agent registers them (state under `state_dir`).
 void RegisterAll(FaultRegistry& registry, const std::string& state_dir) {
+  auto routed = [](std::unique_ptr<FaultBackend> host, NetnsBackendFactory factory) {
+    auto router = std::make_unique<WorkloadRouter>(std::move(host), std::move(factory));
+    router->FollowRestarts(ResolveByNetnsPath, std::chrono::milliseconds(200));
+    return router;
+  };
   NetnsBackendSettings settings;
   settings.table_record_dir = state_dir + "/tables";
   auto tables = std::make_shared<host::FaultTables>(std::make_shared<host::NftRuleset>(),
@@ -58,15 +63,14 @@ void RegisterAll(FaultRegistry& registry, const std::string& state_dir) {
   process_options.record_dir = state_dir + "/process";
   proxy::ProxyBackendOptions proxy_options;
   proxy_options.tables = tables;
-  (void)registry.Register(std::make_unique<WorkloadRouter>(
-      std::make_unique<dns::DnsBackend>(dns_options), DnsInNetns(dns_options, settings)));
   (void)registry.Register(
-      std::make_unique<WorkloadRouter>(std::make_unique<netfilter::NetworkBackend>(net_options),
-                                       NetworkInNetns(net_options, settings)));
-  (void)registry.Register(std::make_unique<WorkloadRouter>(
-      std::make_unique<process::ProcessBackend>(process_options), ProcessInNetns(process_options)));
-  (void)registry.Register(std::make_unique<WorkloadRouter>(
-      std::make_unique<proxy::ProxyBackend>(proxy_options), ProxyInNetns(proxy_options, settings)));
+      routed(std::make_unique<dns::DnsBackend>(dns_options), DnsInNetns(dns_options, settings)));
+  (void)registry.Register(routed(std::make_unique<netfilter::NetworkBackend>(net_options),
+                                 NetworkInNetns(net_options, settings)));
+  (void)registry.Register(routed(std::make_unique<process::ProcessBackend>(process_options),
+                                 ProcessInNetns(process_options)));
+  (void)registry.Register(routed(std::make_unique<proxy::ProxyBackend>(proxy_options),
+                                 ProxyInNetns(proxy_options, settings)));
   registry.DetectAll();
 }
 

@@ -12,6 +12,7 @@
 #   - dependency: connections from A to H's port are reset by the proxy in A; B's are not.
 #   - process kill: only A's processes of that name die, never B's or H's.
 #   - a path that names another namespace than the recorded one is refused.
+#   - restart policy: A recreated during its DNS fault gets the fault again (workload_restarts).
 #   - kill -9 of the driver mid-fault: faultline-agent started on its state dir reverts inside A
 #     from the journal; a fault whose namespace is gone meanwhile is reported gone, not an error.
 # Takes the sandbox lock through lib.sh (never overlaps other network tests); no sandbox.
@@ -34,7 +35,7 @@ ip -n $H addr add 10.99.72.1/24 dev wsb; ip -n $B addr add 10.99.72.2/24 dev eth
 for l in "$H wsa" "$H wsb" "$A eth0" "$B eth0"; do ip -n ${l% *} link set ${l#* } up; done
 printf '10.99.71.1 %s\n10.99.71.1 %s\n' $NAME $OTHER >"$WORK/hosts"
 chmod a+rx "$WORK"
-for ns in $A $B $H; do scratch_dnsmasq $ns "$WORK/hosts" "$WORK/dnsmasq-$ns.log"; done
+for ns in $A $B $H; do scratch_dnsmasq $ns "$WORK/hosts" "$WORK/dnsmasq-$ns.log"; eval "DNS_${ns//-/_}=$DNSMASQ"; done
 ip netns exec $H "$ECHO" serve $PORT >"$WORK/echo.log" 2>&1 &
 
 resolve() { ip netns exec "$1" dig +short +time=1 +tries=1 "$2" A 2>/dev/null; }
@@ -131,6 +132,24 @@ set -e
 grep -q "not the recorded namespace" "$WORK/wrong.out" || fail "refusal reason: $(cat "$WORK/wrong.out")"
 no_fault_table $A && no_fault_table $B || fail "the refused apply left a table"
 pass "a netns path that no longer names the recorded namespace is refused"
+
+# --- Restart policy: A restarted during its fault (its netns path now names a new namespace)
+# gets the fault again; the evidence counts the restart.
+fault_on wsrestart '{"dns": {"domains": ["'$NAME'"], "mode": "NXDOMAIN"}}' "$(workload $A)"
+[ "$(rcode $A $NAME)" = NXDOMAIN ] || fail "restart: not faulted before the restart"
+kill "$DNS_fl_ws_a"
+ip netns del $A
+ip netns add $A
+ip -n $A link set lo up
+scratch_dnsmasq $A "$WORK/hosts" "$WORK/dnsmasq-$A-2.log"
+await 10 has_fault_table $A || fail "restart: the fault did not follow A into its new namespace"
+await 10 test "$(rcode $A $NAME)" = NXDOMAIN || fail "restart: the new instance of A is not faulted"
+resolves $A $OTHER || fail "restart: pass-through broken in the new instance of A"
+fault_off wsrestart
+[ "$(evidence wsrestart workload_restarts)" = 1 ] || fail "restart: evidence $(cat "$WORK/wsrestart.json")"
+! ruleset_has_faultline $A || fail "restart: revert left a table in the new A"
+resolves $A $NAME || fail "restart: A does not resolve after revert"
+pass "a restarted workload gets the fault again ($(jq -c .evidence "$WORK/wsrestart.json"))"
 
 # --- kill -9 mid-fault: the journal reverts inside A; B's namespace is gone meanwhile.
 fault_on wscrash '{"dns": {"domains": ["'$NAME'"], "mode": "NXDOMAIN"}}' "$(workload $A)"

@@ -194,6 +194,50 @@ TEST_F(WorkloadRouterTest, RecoveryRevertsAJournaledWorkloadFaultInsideItsNamesp
   EXPECT_TRUE(host_state_->orphans_reverted.empty());
 }
 
+TEST_F(WorkloadRouterTest, ARestartedWorkloadGetsTheFaultAgainOnItsNewInstance) {
+  NeedRoot();
+  ThrowawayNetns restarted;
+  auto restarted_id = host::NetnsIdentityOf(restarted.path());
+  ASSERT_TRUE(restarted_id.ok());
+  auto req = testing::MakeRequest("r1", "f1");
+  *req.mutable_resolved_workload() = ProtoOf(WorkloadAt(ns_->path(), ns_id_));
+  ASSERT_TRUE(manager_->Apply(req).ok());
+  // Negative control: the same instance resolved again moves nothing.
+  EXPECT_EQ(router_->CheckRestarts(ResolveByNetnsPath), 0);
+  // The workload now runs in another namespace (as discovery would resolve it by id).
+  auto now_there = [&](const workloads::Workload&) -> Result<workloads::Workload> {
+    return WorkloadAt(restarted.path(), *restarted_id);
+  };
+  EXPECT_EQ(router_->CheckRestarts(now_there), 1);
+  ASSERT_EQ(seen_->applied.size(), 2u);
+  EXPECT_EQ(seen_->applied[1], *restarted_id);
+  ASSERT_EQ(seen_->reverted.size(), 1u);
+  EXPECT_EQ(seen_->reverted[0], ns_id_) << "the old instance's fault was not reverted first";
+  EXPECT_EQ(router_->namespaces(), 1u);
+  auto reverted = manager_->Revert("f1", "request");
+  ASSERT_TRUE(reverted.ok());
+  ASSERT_EQ(seen_->reverted.size(), 2u);
+  EXPECT_EQ(seen_->reverted[1], *restarted_id);
+  EXPECT_EQ((*reverted)->evidence().at("workload_restarts"), 1u);
+  EXPECT_EQ((*reverted)->evidence().at("queries_faulted"), 14u) << "counts of both instances";
+  EXPECT_EQ(router_->namespaces(), 0u);
+}
+
+TEST_F(WorkloadRouterTest, AWorkloadThatCannotBeResolvedAnyMoreIsReportedExited) {
+  NeedRoot();
+  auto req = testing::MakeRequest("r1", "f1");
+  *req.mutable_resolved_workload() = ProtoOf(WorkloadAt(ns_->path(), ns_id_));
+  ASSERT_TRUE(manager_->Apply(req).ok());
+  auto gone = [](const workloads::Workload&) -> Result<workloads::Workload> {
+    return NotFound("no such container");
+  };
+  EXPECT_EQ(router_->CheckRestarts(gone), 0);
+  auto status = manager_->Revert("f1", "request");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ((*status)->evidence().at("workload_exited"), 1u);
+  EXPECT_EQ((*status)->evidence().at("workload_restarts"), 0u);
+}
+
 TEST_F(WorkloadRouterTest, AJournaledFaultWhoseNamespaceIsGoneIsReportedGoneNotFailed) {
   auto req = testing::MakeRequest("r1", "f1");
   *req.mutable_resolved_workload() =
