@@ -25,7 +25,7 @@ NAME=ws.fl.test OTHER=other.fl.test
 scratch_down() {
   for ns in $A $B $H; do ip netns del $ns 2>/dev/null || true; rm -rf /etc/netns/$ns; done
 }
-trap 'rc=$?; jobs -p | xargs -r kill -9 2>/dev/null; wait 2>/dev/null; scratch_down; rm -rf "$WORK"; exit $rc' EXIT
+trap 'rc=$?; jobs -p | xargs -r kill -9 2>/dev/null || true; wait 2>/dev/null; scratch_down; rm -rf "$WORK"; exit $rc' EXIT
 scratch_down
 for ns in $A $B $H; do ip netns add $ns; ip -n $ns link set lo up; done
 ip link add wsa netns $H type veth peer name eth0 netns $A
