@@ -117,6 +117,42 @@ PeerIdentity Caller(const grpc::CallbackServerContext& ctx) {
   return peer;
 }
 
+// The one workload `selector` names on this host, as the proto the journal keeps: NOT_FOUND when
+// none matches, FAILED_PRECONDITION when several do (a fault acts in exactly one), discovery's
+// errors as they are.
+Result<v1::Workload> ResolveOneWorkload(const WorkloadLister& lister,
+                                        const v1::WorkloadSelector& selector,
+                                        const std::string& agent) {
+  Result<v1::ListWorkloadsResponse> found = lister(selector);
+  if (!found.ok()) {
+    return Status(found.status().code(),
+                  "workload discovery on agent " + agent + ": " + found.status().message());
+  }
+  std::string failed;
+  for (const auto& [runtime, why] : found->runtime_errors()) {
+    failed += (failed.empty() ? " (" : ", ") + runtime + ": " + why;
+  }
+  if (!failed.empty()) failed += ")";
+  if (found->workloads_size() == 0) {
+    return NotFound("no workload on agent " + agent + " matches " + selector.ShortDebugString() +
+                    failed);
+  }
+  if (found->workloads_size() > 1) {
+    std::string names;
+    for (const v1::Workload& w : found->workloads()) {
+      if (names.size() > 200) {
+        names += ", ...";
+        break;
+      }
+      names += (names.empty() ? "" : ", ") + w.name() + " (" + w.id().substr(0, 12) + ")";
+    }
+    return FailedPrecondition(std::to_string(found->workloads_size()) + " workloads on agent " +
+                              agent + " match " + selector.ShortDebugString() + ": " + names +
+                              "; a fault is applied in exactly one (name it by id)");
+  }
+  return found->workloads(0);
+}
+
 }  // namespace
 
 grpc::Status AgentService::Authorize(grpc::CallbackServerContext* ctx, const char* action,
@@ -171,16 +207,27 @@ grpc::ServerUnaryReactor* AgentService::ApplyFault(grpc::CallbackServerContext* 
   if (grpc::Status denied = Authorize(ctx, "ApplyFault", what); !denied.ok()) {
     return Finish(ctx, denied);
   }
-  if (request->has_workload() && faultspec::WorkloadSelectorIsSet(request->workload())) {
-    // Until the backends act inside a workload's netns, a workload fault must never land on the
-    // host instead: refuse it.
-    Status st = faultspec::ValidateWorkloadSelector(request->workload());
-    if (st.ok()) {
-      st = FailedPrecondition("this agent cannot yet apply a fault inside a workload");
-    }
-    grpc::Status status = ToGrpcStatus(st);
+  // A workload fault: the agent resolves the selector itself (below, on the worker) and fills
+  // resolved_workload from its own discovery; a caller's resolved workload is never trusted.
+  if (request->has_resolved_workload()) {
+    grpc::Status status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "resolved_workload is filled by the agent from `workload`; a request "
+                        "may not carry it");
     Audit(ctx, "ApplyFault", what, status);
     return Finish(ctx, status);
+  }
+  const bool in_workload =
+      request->has_workload() && faultspec::WorkloadSelectorIsSet(request->workload());
+  if (in_workload) {
+    Status st = faultspec::ValidateWorkloadSelector(request->workload());
+    if (st.ok() && !workload_lister_) {
+      st = FailedPrecondition("workload discovery is not enabled on this agent");
+    }
+    if (!st.ok()) {
+      grpc::Status status = ToGrpcStatus(st);
+      Audit(ctx, "ApplyFault", what, status);
+      return Finish(ctx, status);
+    }
   }
   // The apply runs on a worker; whichever ends the call first (the worker, a stop cancelling the
   // apply, the executor refusing or dropping it) answers it, exactly once.
@@ -200,7 +247,13 @@ grpc::ServerUnaryReactor* AgentService::ApplyFault(grpc::CallbackServerContext* 
     reactor->Finish(status);
   };
   bool queued = executor_->Submit(
-      [this, finish, copy = *request] {
+      [this, finish, copy = *request, in_workload, lister = workload_lister_]() mutable {
+        if (in_workload) {
+          Result<v1::Workload> one =
+              ResolveOneWorkload(*lister, copy.workload(), identity_.agent_id);
+          if (!one.ok()) return finish(ToGrpcStatus(one.status()), nullptr);
+          *copy.mutable_resolved_workload() = std::move(one).value();
+        }
         Result<v1::FaultStatus> result = manager_.Apply(
             copy, [finish](const Status& aborted) { finish(ToGrpcStatus(aborted), nullptr); });
         if (!result.ok()) return finish(ToGrpcStatus(result.status()), nullptr);

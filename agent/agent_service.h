@@ -72,8 +72,13 @@ class AgentService final : public v1::Agent::CallbackService {
   // StopApplies(); a still-running apply is not waited for (see ApplyExecutor's destructor).
   ~AgentService() override;
 
-  // Enables ListWorkloads through `lister` and makes GetInfo report `runtimes` (runtime name ->
-  // socket and version, found at start). Call before the service is registered with a server;
+  // Enables ListWorkloads and workload faults through `lister` and makes GetInfo report
+  // `runtimes` (runtime name -> socket and version, found at start). An ApplyFault naming a
+  // workload (field 5) is resolved with `lister` on the apply worker to exactly one workload,
+  // which the agent writes into resolved_workload (field 6) before the fault is journaled:
+  // NOT_FOUND when none matches, FAILED_PRECONDITION when several do; a request carrying
+  // resolved_workload itself is INVALID_ARGUMENT. Without a lister a workload fault is
+  // FAILED_PRECONDITION. Call before the service is registered with a server;
   // not thread-safe against running calls. Without it ListWorkloads is FAILED_PRECONDITION.
   void SetWorkloads(WorkloadLister lister, std::map<std::string, std::string> runtimes);
 

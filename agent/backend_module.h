@@ -8,6 +8,7 @@
 // MakeBackend returns; nothing registers itself from a static initialiser.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,7 +24,20 @@ namespace faultline::agent::host {
 class FaultTables;
 }
 
+namespace faultline::agent::workloads {
+struct Workload;
+}
+
 namespace faultline::agent {
+
+// One kind's backend made for one workload's network namespace, and how to sweep what a crashed
+// agent left of that kind there beyond the namespace's faultline_* tables (which the agent sweeps
+// itself), e.g. the delay line's iptables rules. Used by WorkloadRouter (agent/workload_router.h).
+struct NetnsBackend {
+  std::unique_ptr<FaultBackend> backend;
+  // Names of what was swept; may be null (nothing beyond the tables).
+  std::function<Result<std::vector<std::string>>()> sweep;
+};
 
 // What the agent gives every backend it makes.
 struct BackendEnvironment {
@@ -47,6 +61,16 @@ class BackendModule {
   virtual Status CheckFlags() { return Status::Ok(); }
   // Makes the kind's backend from the checked flags. Called once; errors end the agent.
   virtual Result<std::unique_ptr<FaultBackend>> MakeBackend(const BackendEnvironment& env) = 0;
+  // Makes the kind's backend for a workload's network namespace (a container's, a pod's), from the
+  // same parsed flags: `env.tables` are that namespace's own fault tables and `env.control_port`
+  // is 0 (the agent's port is not in the workload). Called on the namespace's NetnsThread, after
+  // MakeBackend, possibly from several such threads at once (must only read the module's state):
+  // whatever it opens (sockets, threads, processes) must be opened on the calling thread so it
+  // belongs to the namespace. Default: FAILED_PRECONDITION (the kind cannot target a workload).
+  virtual Result<NetnsBackend> MakeNetnsBackend(const BackendEnvironment& env,
+                                                const workloads::Workload& workload) {
+    return FailedPrecondition("this fault kind cannot act inside a workload");
+  }
   // Removes host state a crashed agent left that no journal record and no fault table covers
   // (e.g. NFQUEUE rules), returning what it removed. Called at start (not in a dry run), after
   // MakeBackend. Default: nothing.

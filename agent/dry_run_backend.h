@@ -26,6 +26,16 @@ class DryRunBackend final : public FaultBackend {
   Status RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) override {
     return Status::Ok();
   }
+  // As Apply: nothing enters the workload.
+  Result<std::unique_ptr<FaultHandle>> ApplyInWorkload(const std::string& fault_id,
+                                                       const v1::FaultSpec& spec,
+                                                       const workloads::Workload&) override {
+    return Apply(fault_id, spec);
+  }
+  Status RevertOrphanInWorkload(const std::string&, const v1::FaultSpec&,
+                                const workloads::Workload&) override {
+    return Status::Ok();
+  }
 
  private:
   std::unique_ptr<FaultBackend> real_;

@@ -13,3 +13,18 @@ std::string FaultKindOf(const v1::FaultSpec& spec) {
 }
 
 }  // namespace faultline::agent
+
+namespace faultline::agent {
+
+Result<std::unique_ptr<FaultHandle>> FaultBackend::ApplyInWorkload(const std::string&,
+                                                                   const v1::FaultSpec&,
+                                                                   const workloads::Workload&) {
+  return FailedPrecondition(Kind() + ": this fault kind cannot target a workload");
+}
+
+Status FaultBackend::RevertOrphanInWorkload(const std::string&, const v1::FaultSpec&,
+                                            const workloads::Workload&) {
+  return FailedPrecondition(Kind() + ": this fault kind cannot target a workload");
+}
+
+}  // namespace faultline::agent

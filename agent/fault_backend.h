@@ -14,6 +14,10 @@
 
 namespace faultline::agent {
 
+namespace workloads {
+struct Workload;
+}
+
 using Evidence = std::map<std::string, uint64_t>;
 
 // One active fault, as applied by a backend. Owned by the agent until reverted.
@@ -46,6 +50,17 @@ class FaultBackend {
   // Reverts a fault known only from the journal (the agent crashed while it was active), with the
   // inject-time parameters. Idempotent; OK when there was nothing left to revert.
   virtual Status RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) = 0;
+
+  // Apply inside a workload (agent/workloads/workload.h): in its network namespace, on its
+  // processes, never the host's or a sibling's. The default refuses (FAILED_PRECONDITION: the
+  // kind cannot target workloads); WorkloadRouter (agent/workload_router.h) serves it.
+  virtual Result<std::unique_ptr<FaultHandle>> ApplyInWorkload(const std::string& fault_id,
+                                                               const v1::FaultSpec& spec,
+                                                               const workloads::Workload& workload);
+  // RevertOrphan of a fault applied inside `workload`. NOT_FOUND when the workload's namespace
+  // is gone (the fault went with it: nothing left to revert). Default: FAILED_PRECONDITION.
+  virtual Status RevertOrphanInWorkload(const std::string& fault_id, const v1::FaultSpec& spec,
+                                        const workloads::Workload& workload);
 };
 
 // "dns" for a spec with the dns case set, "" when no kind is set.

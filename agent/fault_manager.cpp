@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <utility>
 
+#include "agent/workload_router.h"
 #include "common/faultspec/fault_kinds.h"
 #include "common/ids.h"
 
@@ -74,6 +75,8 @@ v1::FaultStatus FaultManager::ActiveStatusLocked(const ActiveFault& fault) const
   status.set_run_id(fault.request.run_id());
   status.set_fault_id(fault.request.fault_id());
   *status.mutable_spec() = fault.request.spec();
+  if (fault.request.has_resolved_workload())
+    *status.mutable_workload() = fault.request.resolved_workload();
   status.set_state(v1::ACTIVE);
   status.set_applied_at_unix_ms(fault.applied_at_unix_ms);
   if (auto deadline = lease_.Deadline(fault.request.fault_id())) {
@@ -150,6 +153,26 @@ Result<FaultBackend*> FaultManager::BackendFor(const v1::ApplyFaultRequest& requ
   if (Status s = faultspec::ValidateFaultSpec(request.spec()); !s.ok()) return s;
   return backend;
 }
+
+namespace {
+
+// A fault on the host, or inside the workload its request names (agent/workload_router.h).
+Result<std::unique_ptr<FaultHandle>> ApplyWithBackend(FaultBackend& backend,
+                                                      const v1::ApplyFaultRequest& request) {
+  if (!request.has_resolved_workload()) return backend.Apply(request.fault_id(), request.spec());
+  auto workload = WorkloadFromProto(request.resolved_workload());
+  if (!workload.ok()) return workload.status();
+  return backend.ApplyInWorkload(request.fault_id(), request.spec(), *workload);
+}
+
+Status RevertOrphanWithBackend(FaultBackend& backend, const v1::ApplyFaultRequest& entry) {
+  if (!entry.has_resolved_workload()) return backend.RevertOrphan(entry.fault_id(), entry.spec());
+  auto workload = WorkloadFromProto(entry.resolved_workload());
+  if (!workload.ok()) return workload.status();
+  return backend.RevertOrphanInWorkload(entry.fault_id(), entry.spec(), *workload);
+}
+
+}  // namespace
 
 Status FaultManager::ValidateRequest(const v1::ApplyFaultRequest& request) const {
   auto backend = BackendFor(request);
@@ -241,7 +264,7 @@ Result<v1::FaultStatus> FaultManager::Apply(const v1::ApplyFaultRequest& request
     return FinishCancelledApply(id, reason, Status{StatusCode::kAborted, "not applied"});
   }
   // No lock here: the backend may take long (host I/O, name resolution); stops go ahead.
-  Result<std::unique_ptr<FaultHandle>> handle = backend->Apply(id, request.spec());
+  Result<std::unique_ptr<FaultHandle>> handle = ApplyWithBackend(*backend, request);
   if (std::string reason = cancelled(); !reason.empty()) {
     return FinishCancelledApply(id, reason, std::move(handle));
   }
@@ -410,6 +433,8 @@ Result<std::optional<v1::FaultStatus>> FaultManager::RevertOne(const std::string
       status.set_run_id(fault.request.run_id());
       status.set_fault_id(fault_id);
       *status.mutable_spec() = fault.request.spec();
+      if (fault.request.has_resolved_workload())
+        *status.mutable_workload() = fault.request.resolved_workload();
       status.set_state(v1::REVERTED);
       status.set_reverted_at_unix_ms(clock_.WallUnixMs());
       status.set_revert_reason(reason);
@@ -586,7 +611,16 @@ RecoveryReport FaultManager::Recover() {
       report.failed.push_back({id, reason});
       continue;
     }
-    if (Status s = backend->RevertOrphan(id, entry.spec()); !s.ok()) {
+    Status reverted = RevertOrphanWithBackend(*backend, entry);
+    if (reverted.code() == StatusCode::kNotFound && entry.has_resolved_workload()) {
+      // The workload's namespace is gone, and the fault's kernel state with it: reported, kept
+      // out of `failed`, and the record goes.
+      spdlog::warn("journal: fault {} (run {}, kind {}) went with its workload: {}", id,
+                   entry.run_id(), kind, reverted.message());
+      report.gone_with_workload.push_back(id);
+      reverted = Status::Ok();
+    }
+    if (Status s = reverted; !s.ok()) {
       spdlog::error(
           "journal: reverting orphaned fault {} (run {}, kind {}) failed: {}; record "
           "kept for the next start",
@@ -601,6 +635,7 @@ RecoveryReport FaultManager::Recover() {
     status.set_run_id(entry.run_id());
     status.set_fault_id(id);
     *status.mutable_spec() = entry.spec();
+    if (entry.has_resolved_workload()) *status.mutable_workload() = entry.resolved_workload();
     status.set_state(v1::REVERTED);
     status.set_reverted_at_unix_ms(clock_.WallUnixMs());
     status.set_revert_reason(kReasonJournal);

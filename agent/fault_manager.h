@@ -89,6 +89,7 @@ struct RecoveryReport {
   std::vector<std::string> reverted;    // journaled faults reverted with their recorded spec
   std::vector<JournalProblem> failed;   // journaled faults that could not be reverted (kept)
   std::vector<JournalProblem> corrupt;  // unreadable journal files (renamed to *.corrupt)
+  std::vector<std::string> gone_with_workload;  // journaled faults whose workload's netns is gone
   std::vector<std::string> swept_tables;
   Status sweep_status;  // OK when the sweep ran or there is no sweeper
 };

@@ -35,6 +35,7 @@
 #include "agent/host/nft_ruleset.h"
 #include "agent/journal.h"
 #include "agent/net/accept_gate.h"
+#include "agent/netns_backends.h"
 #include "agent/server_limits.h"
 #include "agent/workloads/workload_resolver.h"
 #include "common/atomic_file.h"
@@ -242,8 +243,28 @@ int Run(const Flags& flags,
   FaultRegistry registry;
   // --dry-run: every kind validated by its real backend, nothing touches the host (not even
   // capability detection: no nft tables, no netlink, no subprocesses).
-  auto register_backend = [&](std::unique_ptr<FaultBackend> backend) {
-    if (flags.dry_run) backend = std::make_unique<DryRunBackend>(std::move(backend));
+  // Each kind serves the host and workloads' network namespaces (workload_router.h): its module
+  // makes an instance per namespace (BackendModule::MakeNetnsBackend).
+  // Workload discovery (ListWorkloads, ApplyFault's workload, the restart policy).
+  auto workload_resolver =
+      std::make_shared<workloads::WorkloadResolver>(workloads::WorkloadResolverOptions{
+          flags.docker_socket, flags.cri_socket, std::chrono::milliseconds(3000), name});
+  NetnsBackendSettings netns_settings;
+  netns_settings.state_dir = flags.state_dir;
+  netns_settings.deadman_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(*deadman_timeout);
+  netns_settings.table_record_dir = flags.state_dir + "/tables";
+  auto register_backend = [&](std::unique_ptr<FaultBackend> backend, BackendModule& module) {
+    if (flags.dry_run) {
+      backend = std::make_unique<DryRunBackend>(std::move(backend));
+    } else {
+      auto router = std::make_unique<WorkloadRouter>(std::move(backend),
+                                                     ModuleInNetns(module, netns_settings));
+      // Restart policy: a workload restarted during its fault gets it again on its new instance,
+      // re-resolved by runtime and id (workload_router.h).
+      router->FollowRestarts(ResolveThroughDiscovery(workload_resolver), std::chrono::seconds(1));
+      backend = std::move(router);
+    }
     return registry.Register(std::move(backend));
   };
   BackendEnvironment backend_env;
@@ -259,7 +280,7 @@ int Run(const Flags& flags,
       spdlog::error("{}", backend.status().ToString());
       return kExitFailure;
     }
-    if (Status s = register_backend(std::move(*backend)); !s.ok()) {
+    if (Status s = register_backend(std::move(*backend), *module); !s.ok()) {
       spdlog::error("{}", s.ToString());
       return kExitFailure;
     }
@@ -309,9 +330,6 @@ int Run(const Flags& flags,
   AgentService service(manager, registry, AgentIdentity{name, *labels},
                        flags.insecure ? AccessPolicy::kPlaintextAllowAll
                                       : AccessPolicy::kRequireOperatorOrController);
-  auto workload_resolver =
-      std::make_shared<workloads::WorkloadResolver>(workloads::WorkloadResolverOptions{
-          flags.docker_socket, flags.cri_socket, std::chrono::milliseconds(3000), name});
   service.SetWorkloads(
       [workload_resolver](const v1::WorkloadSelector& selector) {
         return workloads::ListWorkloads(*workload_resolver, selector);

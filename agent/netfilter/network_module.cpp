@@ -8,6 +8,7 @@
 #include "agent/backend_module.h"
 #include "agent/netfilter/netem_qdisc.h"
 #include "agent/netfilter/network_backend.h"
+#include "agent/workloads/workload.h"
 
 namespace faultline::agent::netfilter {
 namespace {
@@ -49,6 +50,19 @@ class NetworkModule final : public BackendModule {
     auto backend = std::make_unique<NetworkBackend>(options_);
     backend_ = backend.get();
     return std::unique_ptr<FaultBackend>(std::move(backend));
+  }
+
+  // In a workload: its own tables, netem records per namespace, no control port to spare (the
+  // agent's is not in the workload); sweeps the delay line's NFQUEUE rules there.
+  Result<NetnsBackend> MakeNetnsBackend(const BackendEnvironment& env,
+                                        const workloads::Workload& workload) override {
+    NetworkBackendOptions here = options_;
+    here.control_port = 0;
+    here.tables = env.tables;
+    here.netem_record_dir = env.state_dir + "/netem/" + workloads::NetnsStateName(workload.netns);
+    here.guard_netem = true;
+    return NetnsBackend{std::make_unique<NetworkBackend>(here),
+                        [here] { return SweepQueueRules(here); }};
   }
 
   // The NFQUEUE rules of latency faults and netem root qdiscs (handle fa17:).

@@ -1,8 +1,11 @@
 // The process kind's agent module: its flags and its backend (agent/backend_module.h).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
 #include "agent/backend_module.h"
 #include "agent/process/process_backend.h"
+#include "agent/workloads/workload.h"
 
 namespace faultline::agent::process {
 namespace {
@@ -23,6 +26,21 @@ class ProcessModule final : public BackendModule {
     options.protected_names = protect_processes_;
     options.guard_pauses = true;
     return std::unique_ptr<FaultBackend>(std::make_unique<ProcessBackend>(options));
+  }
+
+  // In a workload: only processes in its network namespace are eligible (never the host's or a
+  // sibling's), with the same protected names.
+  Result<NetnsBackend> MakeNetnsBackend(const BackendEnvironment& env,
+                                        const workloads::Workload& workload) override {
+    ProcessBackendOptions options;
+    options.record_dir = env.state_dir + "/process";
+    options.protected_names = protect_processes_;
+    options.guard_pauses = true;
+    SelectionScope scope;
+    scope.self_pid = static_cast<int>(::getpid());
+    scope.net_namespace = NamespaceId{workload.netns.dev, workload.netns.ino};
+    options.scope = scope;
+    return NetnsBackend{std::make_unique<ProcessBackend>(options), nullptr};
   }
 
  private:

@@ -41,6 +41,15 @@ class ProxyModule final : public BackendModule {
     return std::unique_ptr<FaultBackend>(std::make_unique<ProxyBackend>(options));
   }
 
+  // In a workload: the proxy's listener and its loop are made there, with its own tables.
+  Result<NetnsBackend> MakeNetnsBackend(const BackendEnvironment& env,
+                                        const workloads::Workload&) override {
+    ProxyBackendOptions options;
+    options.tables = env.tables;
+    options.idle_timeout_ms = idle_timeout_ms_;
+    return NetnsBackend{std::make_unique<ProxyBackend>(options), nullptr};
+  }
+
  private:
   std::string idle_timeout_flag_ = "1h";
   int idle_timeout_ms_ = 0;

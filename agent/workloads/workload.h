@@ -55,6 +55,12 @@ struct NetnsIdentity {
   bool operator==(const NetnsIdentity&) const = default;
 };
 
+// A file-name-safe name of a namespace identity ("netns-<dev>-<ino>"), for state kept per
+// namespace (e.g. a backend's records under the agent's state directory).
+inline std::string NetnsStateName(const NetnsIdentity& id) {
+  return "netns-" + std::to_string(id.dev) + "-" + std::to_string(id.ino);
+}
+
 // One resolved workload. Filled by discovery at the moment of resolution; pids and the netns path
 // may go stale as the workload restarts or exits (re-resolve by `id` to refresh).
 struct Workload {

@@ -126,8 +126,8 @@ active=$("${FL[@]}" agents --inventory "$WORK/inventory.yaml" --insecure --outpu
 grep -q "ApplyFault" "$WORK/agent.log" && fail "the agent received an ApplyFault"
 pass "label matching nothing: exit 4 ($(grep -o 'no workload matches[^"]*' "$WORK/none.out" | head -n 1 | cut -c1-60)...), nothing applied"
 
-# Control: the matching label resolves both containers (the run then stops at the agent, which
-# cannot act inside a container yet, and applies nothing on the host either).
+# Control: the matching label resolves both containers (faults inside them are tested in
+# containers_faults_test.sh).
 experiment orders-disc >"$WORK/match.yaml"
 set +e
 "${FL[@]}" run "$WORK/match.yaml" --inventory "$WORK/inventory.yaml" --insecure \

@@ -143,6 +143,120 @@ TEST_F(AgentServiceTest, ErrorsKeepTheirStatusCodes) {
   EXPECT_EQ(probe_status.error_message(), "agent-side probes are not available in this version");
 }
 
+// A workload as discovery answers it (kind container, runtime docker, a netns identity).
+v1::Workload DiscoveredContainer(const std::string& id, const std::string& name) {
+  v1::Workload w;
+  w.set_kind("container");
+  w.set_runtime("docker");
+  w.set_id(id);
+  w.set_name(name);
+  w.set_netns_path("/proc/4242/ns/net");
+  w.set_netns_dev(4);
+  w.set_netns_ino(4026532999);
+  w.add_pids(4242);
+  w.set_host("test-agent");
+  return w;
+}
+
+v1::ApplyFaultRequest WorkloadRequest(const std::string& fault_id, const std::string& app) {
+  v1::ApplyFaultRequest request = MakeRequest("run1", fault_id);
+  request.mutable_workload()->set_runtime(v1::WorkloadSelector::DOCKER);
+  (*request.mutable_workload()->mutable_labels())["app"] = app;
+  return request;
+}
+
+TEST_F(AgentServiceTest, AWorkloadFaultIsResolvedByTheAgentAndJournaledWithItsWorkload) {
+  std::vector<std::string> asked;
+  std::mutex asked_mu;
+  service_->SetWorkloads(
+      [&](const v1::WorkloadSelector& selector) -> Result<v1::ListWorkloadsResponse> {
+        {
+          std::lock_guard lock(asked_mu);
+          asked.push_back(selector.labels().at("app"));
+        }
+        v1::ListWorkloadsResponse r;
+        if (selector.labels().at("app") == "orders") {
+          *r.add_workloads() = DiscoveredContainer("c0ffee01", "orders-1");
+        } else if (selector.labels().at("app") == "twins") {
+          *r.add_workloads() = DiscoveredContainer("c0ffee02", "twin-1");
+          *r.add_workloads() = DiscoveredContainer("c0ffee03", "twin-2");
+        }
+        return r;
+      },
+      {{"docker", "unix:///fake.sock"}});
+
+  v1::ApplyFaultResponse applied;
+  grpc::Status status = Apply(WorkloadRequest("run1_0w0", "orders"), &applied);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(applied.fault().workload().id(), "c0ffee01");
+  EXPECT_EQ(applied.fault().workload().name(), "orders-1");
+  {
+    std::lock_guard lock(state_->mu);
+    ASSERT_EQ(state_->workloads_applied, std::vector<std::string>{"c0ffee01"});
+    EXPECT_TRUE(state_->applied.size() == 1);
+  }
+  // The journal holds the request with the workload the agent resolved (what a restarted agent
+  // reverts inside).
+  JournalContents journaled = journal_->LoadAll();
+  ASSERT_EQ(journaled.entries.size(), 1u);
+  EXPECT_EQ(journaled.entries.front().resolved_workload().id(), "c0ffee01");
+  EXPECT_EQ(journaled.entries.front().resolved_workload().netns_ino(), 4026532999u);
+
+  // Nothing matches: NOT_FOUND naming the selector; nothing applied.
+  status = Apply(WorkloadRequest("run1_1w0", "nothing"), &applied);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(status.error_message().find("no workload on agent test-agent matches"),
+            std::string::npos)
+      << status.error_message();
+  // Several match: a fault acts in exactly one.
+  status = Apply(WorkloadRequest("run1_2w0", "twins"), &applied);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("twin-2"), std::string::npos) << status.error_message();
+  {
+    std::lock_guard lock(state_->mu);
+    EXPECT_EQ(state_->applied.size(), 1u);
+  }
+  std::lock_guard lock(asked_mu);
+  EXPECT_EQ(asked, (std::vector<std::string>{"orders", "nothing", "twins"}));
+}
+
+TEST_F(AgentServiceTest, ACallerSuppliedResolvedWorkloadIsRefused) {
+  bool asked = false;
+  service_->SetWorkloads(
+      [&](const v1::WorkloadSelector&) -> Result<v1::ListWorkloadsResponse> {
+        asked = true;
+        return v1::ListWorkloadsResponse();
+      },
+      {});
+  v1::ApplyFaultRequest request = WorkloadRequest("run1_0w0", "orders");
+  *request.mutable_resolved_workload() = DiscoveredContainer("c0ffee01", "orders-1");
+  v1::ApplyFaultResponse applied;
+  grpc::Status status = Apply(request, &applied);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("resolved_workload"), std::string::npos);
+  // Also without a selector: the host fault is not applied either.
+  request.clear_workload();
+  EXPECT_EQ(Apply(request, &applied).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_FALSE(asked);
+  std::lock_guard lock(state_->mu);
+  EXPECT_TRUE(state_->applied.empty());
+  EXPECT_TRUE(state_->workloads_applied.empty());
+}
+
+TEST_F(AgentServiceTest, AWorkloadFaultWithoutDiscoveryIsRefusedAndNothingLandsOnTheHost) {
+  v1::ApplyFaultResponse applied;
+  grpc::Status status = Apply(WorkloadRequest("run1_0w0", "orders"), &applied);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("discovery is not enabled"), std::string::npos);
+  // An invalid selector is INVALID_ARGUMENT (runtime without labels, names or ids).
+  v1::ApplyFaultRequest bad = MakeRequest("run1", "run1_1w0");
+  bad.mutable_workload()->set_runtime(v1::WorkloadSelector::DOCKER);
+  bad.mutable_workload()->set_pod_namespace("default");
+  EXPECT_EQ(Apply(bad, &applied).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  std::lock_guard lock(state_->mu);
+  EXPECT_TRUE(state_->applied.empty());
+}
+
 TEST_F(AgentServiceTest, GetInfoReportsIdentityCapabilitiesAndLimits) {
   v1::ApplyFaultResponse response;
   ASSERT_TRUE(Apply(MakeRequest("run1", "run1_0"), &response).ok());

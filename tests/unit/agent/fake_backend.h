@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "agent/fault_backend.h"
+#include "agent/workloads/workload.h"
 
 namespace faultline::agent::testing {
 
@@ -55,6 +56,8 @@ struct FakeBackendState {
   std::vector<std::string> reverted;
   std::vector<std::pair<std::string, v1::FaultSpec>> orphans_reverted;
   bool journal_present_during_apply = false;
+  // Ids of the workloads ApplyInWorkload was given, in order.
+  std::vector<std::string> workloads_applied;
   uint64_t evidence = 0;  // reported as {"queries_faulted": evidence}
 };
 
@@ -116,6 +119,16 @@ class FakeBackend final : public FaultBackend {
     if (!state_->apply_status.ok()) return state_->apply_status;
     state_->applied.push_back(fault_id);
     return std::unique_ptr<FaultHandle>(std::make_unique<FakeHandle>(fault_id, state_));
+  }
+  // As Apply, recording the workload's id.
+  Result<std::unique_ptr<FaultHandle>> ApplyInWorkload(
+      const std::string& fault_id, const v1::FaultSpec& spec,
+      const workloads::Workload& workload) override {
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->workloads_applied.push_back(workload.id);
+    }
+    return Apply(fault_id, spec);
   }
   Status RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) override {
     std::lock_guard<std::mutex> lock(state_->mu);
