@@ -133,8 +133,10 @@ std::string RenderJunit(const ReportModel& m) {
           ? ""
           : " timestamp=\"" + EscapeMarkup(Timestamp(m.started_at)) + "\"");
   out += "    <properties>\n";
+  // Names carry objective names, which come from the experiment file: escaped like values.
   auto property = [&](const std::string& name, const std::string& value) {
-    out += fmt::format("      <property name=\"{}\" value=\"{}\"/>\n", name, EscapeMarkup(value));
+    out += fmt::format("      <property name=\"{}\" value=\"{}\"/>\n", EscapeMarkup(name),
+                       EscapeMarkup(value));
   };
   property("run_id", m.run_id);
   property("verdict", m.verdict);
