@@ -591,7 +591,7 @@ void RunEngine::Observe(ProbeSet& probes, RunResult& r) {
       return;
     }
     for (const auto& o : exp_.objectives) {
-      if (o.after != Objective::Phase::kInject) continue;
+      if (o.after != Objective::Phase::kInject || o.kind != Objective::Kind::kRecover) continue;
       auto fig = MeasureRecovery(probes.Samples(o.probe),
                                  {t0, now, o.stable_for, probes.Interval(o.probe)});
       std::string st;

@@ -20,6 +20,14 @@
 //   lo >  T → FAIL (recovered later than the target, certainly);
 //   lo <= T < hi → FAIL, marked inconclusive: the samples cannot tell, and a gate fails safe
 //   (the note says so and how to narrow the bracket: a shorter interval or probe timeout).
+// The other kinds of objective are judged over the fault window [t_inject, t_revert_start):
+//  - detect_within X, with the detection bracket [lo, hi] (hi: the first failing sample's
+//    answer): hi <= X → PASS; lo > X → FAIL; otherwise FAIL, inconclusive (also when no success
+//    preceded the failure, so lo is unknown, and hi > X). No failing sample → FAIL (missed).
+//  - availability P: good samples / schedule slots in the window (AvailabilityFigure) >= P → PASS,
+//    else FAIL.
+//  - latency {percentile N, below B}: fewer successful samples than min_samples → FAIL,
+//    inconclusive; otherwise the nearest-rank pN of their latency < B → PASS, else FAIL.
 
 #include <cstdint>
 #include <map>
@@ -68,15 +76,42 @@ struct FaultOnAgent {
   bool state_unknown = false;  // the agent could not confirm the fault's state
 };
 
+// An availability objective's measurement over the fault window: every schedule slot of the
+// probe whose send instant lies in the window counts once; a slot that was skipped (in-flight
+// bound reached, or the schedule ran late) counts as not good, since nothing showed the service
+// good then.
+struct AvailabilityFigure {
+  double min = 0;       // the objective's limit, a share in (0, 1]
+  double measured = 0;  // good / slots (0 when slots == 0)
+  int good = 0;         // successful samples sent in the window
+  int slots = 0;        // samples sent in the window + skipped slots in it
+  int skipped = 0;      // skipped slots in the window
+};
+
+// A latency objective's measurement: the nearest-rank percentile of the latency of successful
+// samples sent in the fault window.
+struct LatencyFigure {
+  experiment::LatencyObjective limit;
+  std::optional<Duration> measured;  // unset: fewer successful samples than limit.min_samples
+  int samples = 0;                   // successful samples sent in the window
+  int failures = 0;                  // failing samples sent in the window (not counted)
+};
+
 struct ObjectiveResult {
   std::string name;
   std::string probe;
+  experiment::Objective::Kind kind = experiment::Objective::Kind::kRecover;
   experiment::Objective::Phase phase = experiment::Objective::Phase::kInject;
+  // The time limit: recover_within, detect_within or the latency bound; 0 for availability.
   Duration target{};
   Duration stable_for{};
   RecoveryFigures figures;
+  std::optional<AvailabilityFigure> availability;  // set for availability objectives
+  std::optional<LatencyFigure> latency;            // set for latency objectives
   ObjectiveVerdict verdict = ObjectiveVerdict::kUnknown;
-  bool inconclusive = false;  // FAIL only because the recovery bracket straddles the target
+  // FAIL only because the samples cannot tell: a bracket straddles the target (recovery,
+  // detection), or too few samples for the percentile (latency).
+  bool inconclusive = false;
   std::string note;  // why, in words ("recovered 0.8s after inject", "no impact observed", ...)
 };
 

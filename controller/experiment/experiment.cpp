@@ -1,5 +1,8 @@
 #include "controller/experiment/experiment.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace faultline::experiment {
 
 const Probe* Experiment::FindProbe(const std::string& name) const {
@@ -42,6 +45,27 @@ const char* CompareOpName(CompareOp op) {
       return "!=";
   }
   return "?";
+}
+
+int MinLatencySamples(double percentile) {
+  if (!(percentile > 0 && percentile < 100)) return 1;
+  // The tolerance keeps 99.9 (stored as 99.900000000000006) at 1000, not 1001.
+  double n = std::ceil(100.0 / (100.0 - percentile) - 1e-6);
+  return static_cast<int>(std::clamp(n, 1.0, 1e9));
+}
+
+const char* ObjectiveKindName(Objective::Kind kind) {
+  switch (kind) {
+    case Objective::Kind::kRecover:
+      return "recover_within";
+    case Objective::Kind::kDetect:
+      return "detect_within";
+    case Objective::Kind::kAvailability:
+      return "availability";
+    case Objective::Kind::kLatency:
+      return "latency";
+  }
+  return "recover_within";
 }
 
 }  // namespace faultline::experiment

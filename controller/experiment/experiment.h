@@ -118,15 +118,39 @@ struct SteadyState {
   Duration timeout = std::chrono::seconds(60);  // give up waiting for steady state
 };
 
+// `latency: {percentile, below, min_samples}`: the percentile of successful samples' latency
+// while the fault is active must lie below a bound.
+struct LatencyObjective {
+  double percentile = 99;  // in (0, 100): 99 = p99, 99.9 = p99.9
+  Duration below{};        // the bound (> 0)
+  // Fewer successful samples than this → inconclusive (FAIL). Default: MinLatencySamples.
+  int min_samples = 0;
+};
+
+// The fewest samples for which the nearest-rank `percentile` is not simply the largest sample:
+// ceil(100 / (100 - percentile)) (p50: 2, p90: 10, p99: 100, p99.9: 1000). Pure.
+int MinLatencySamples(double percentile);
+
+// One objective: a probe and exactly one kind of limit.
 struct Objective {
   enum class Phase { kInject, kRevert };
+  // kRecover: `recover_within`; kDetect: `detect_within`; kAvailability: `availability`;
+  // kLatency: `latency`. Only kRecover may be measured `after: revert`; the others are judged
+  // over the fault window (from the last apply ack until revert begins).
+  enum class Kind { kRecover, kDetect, kAvailability, kLatency };
   std::string name;
   std::string probe;
-  Phase after = Phase::kInject;  // `after: inject|revert`
-  Duration recover_within{};
-  Duration stable_for = std::chrono::seconds(0);
+  Kind kind = Kind::kRecover;
+  Phase after = Phase::kInject;                   // `after: inject|revert`
+  Duration recover_within{};                      // kRecover
+  Duration stable_for = std::chrono::seconds(0);  // kRecover
+  Duration detect_within{};                       // kDetect
+  double availability_min = 0;  // kAvailability: the share of samples that must be good, (0, 1]
+  LatencyObjective latency;     // kLatency
   SourcePos pos;
 };
+// "recover_within", "detect_within", "availability", "latency": the key that states the kind.
+const char* ObjectiveKindName(Objective::Kind kind);
 
 // One abort condition: either a probe failing for a while (`probe`, `failing_for`) or a
 // Prometheus alert in state firing (`prometheus_alert`, `url`, `interval`).

@@ -46,6 +46,8 @@ class Parser : public YamlReader {
   std::optional<std::string> PrometheusUrl(const YAML::Node& n, const std::string& field);
   void ParseSteadyState(const YAML::Node& n);
   void ParseObjectives(const YAML::Node& n);
+  // `objectives[i].latency`: percentile, below, min_samples.
+  void ParseLatencyObjective(const YAML::Node& n, const std::string& path, LatencyObjective* l);
   void ParseAborts(const YAML::Node& n);
   void CrossChecks(const YAML::Node& root);
 

@@ -486,7 +486,9 @@ void Parser::ParseObjectives(const YAML::Node& n) {
   for (size_t i = 0; i < n.size(); ++i) {
     const YAML::Node item = n[i];
     const std::string path = Index("objectives", i);
-    auto fields = Map(item, path, {"name", "probe", "after", "recover_within", "stable_for"});
+    auto fields = Map(item, path,
+                      {"name", "probe", "after", "recover_within", "stable_for", "detect_within",
+                       "availability", "latency"});
     if (!fields) continue;
     size_t before = errors_.size();
     Objective o;
@@ -517,14 +519,77 @@ void Parser::ParseObjectives(const YAML::Node& n) {
         }
       }
     }
-    const YAML::Node* within = Need(*fields, item, path, "recover_within");
-    if (within) {
-      if (auto d = Dur(*within, path + ".recover_within", true)) o.recover_within = *d;
+    const MapField* kind =
+        OneKind(*fields, item, path, {"recover_within", "detect_within", "availability", "latency"},
+                "an objective",
+                "an objective needs exactly one of recover_within, detect_within, availability or "
+                "latency");
+    if (kind != nullptr) {
+      const std::string kpath = path + "." + kind->key;
+      if (kind->key == "recover_within") {
+        o.kind = Objective::Kind::kRecover;
+        if (auto d = Dur(kind->value, kpath, true)) o.recover_within = *d;
+      } else if (kind->key == "detect_within") {
+        o.kind = Objective::Kind::kDetect;
+        if (auto d = Dur(kind->value, kpath, true)) o.detect_within = *d;
+      } else if (kind->key == "availability") {
+        o.kind = Objective::Kind::kAvailability;
+        if (auto share = Share(kind->value, kpath)) {
+          if (!(*share > 0 && *share <= 1)) {
+            Error(kind->value, kpath,
+                  "must be above 0% and at most 100% (the share of samples that must be good), "
+                  "got " +
+                      Quoted(kind->value.Scalar()));
+          }
+          o.availability_min = *share;
+        }
+      } else {
+        o.kind = Objective::Kind::kLatency;
+        ParseLatencyObjective(kind->value, kpath, &o.latency);
+      }
+      // Keys that only a recovery objective has.
+      if (o.kind != Objective::Kind::kRecover) {
+        if (const YAML::Node* v = Find(*fields, "stable_for")) {
+          Error(*v, path + ".stable_for", "stable_for belongs to a recover_within objective");
+        }
+        if (o.after == Objective::Phase::kRevert) {
+          Error(*Find(*fields, "after"), path + ".after",
+                std::string("a ") + kind->key +
+                    " objective is judged over the fault window; only recover_within can be "
+                    "measured after revert");
+        }
+      }
     }
-    if (auto* v = Find(*fields, "stable_for")) {
+    if (auto* v = Find(*fields, "stable_for"); v && o.kind == Objective::Kind::kRecover) {
       if (auto d = Dur(*v, path + ".stable_for", false)) o.stable_for = *d;
     }
     if (errors_.size() == before) exp_.objectives.push_back(std::move(o));
+  }
+}
+
+void Parser::ParseLatencyObjective(const YAML::Node& n, const std::string& path,
+                                   LatencyObjective* l) {
+  auto fields = Map(n, path, {"percentile", "below", "min_samples"});
+  if (!fields) return;
+  if (auto* v = Need(*fields, n, path, "percentile")) {
+    if (auto s = String(*v, path + ".percentile")) {
+      char* end = nullptr;
+      double p = std::strtod(s->c_str(), &end);
+      if (s->empty() || end == nullptr || *end != '\0' || !(p > 0 && p < 100)) {
+        Error(*v, path + ".percentile",
+              "must be a number above 0 and below 100 (99 for p99, 99.9 for p99.9), got " +
+                  Quoted(*s));
+      } else {
+        l->percentile = p;
+      }
+    }
+  }
+  if (auto* v = Need(*fields, n, path, "below")) {
+    if (auto d = Dur(*v, path + ".below", true)) l->below = *d;
+  }
+  l->min_samples = MinLatencySamples(l->percentile);
+  if (auto* v = Find(*fields, "min_samples")) {
+    if (auto k = Int(*v, path + ".min_samples", 1, 1000000)) l->min_samples = static_cast<int>(*k);
   }
 }
 

@@ -122,16 +122,19 @@ std::string RenderHtml(const ReportModel& m) {
     out += "<p>No objective was measured.</p>\n";
   } else {
     out +=
-        "<table id=\"objectives\"><tr><th>objective</th><th>verdict</th><th>probe</th>"
-        "<th>measured after</th><th>target</th><th>time to detect</th><th>time to recover</th>"
+        "<table id=\"objectives\"><tr><th>objective</th><th>verdict</th><th>limit</th>"
+        "<th>measured</th><th>state</th><th>probe</th><th>measured "
+        "after</th><th>target</th><th>time to detect</th><th>time to recover</th>"
         "<th>recovery truth in</th><th>availability</th><th>downtime</th><th>note</th></tr>\n";
     for (const auto& o : m.objectives) {
       out += fmt::format(
-          "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>"
+          "<tr data-kind=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>"
+          "<td class=\"state {}\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>"
           "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
           "<td class=\"num\">{:.1f}%</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
-          E(o.name), Badge(o.verdict), E(o.probe), E(o.after), E(Human(o.target_s)),
-          OptSecs(o.time_to_detect_s), OptSecs(o.time_to_recover_s),
+          E(o.kind), E(o.name), Badge(o.verdict), E(o.limit), E(o.measured), E(o.state), E(o.state),
+          E(o.probe), E(o.after), E(Human(o.target_s)), OptSecs(o.time_to_detect_s),
+          OptSecs(o.time_to_recover_s),
           o.recover_bracket ? fmt::format("[{}, {}]", Secs(o.recover_bracket->lo_s),
                                           Secs(o.recover_bracket->hi_s))
                             : std::string("—"),

@@ -44,19 +44,24 @@ std::string Details(const ObjectiveRow& o) {
   return fmt::format(
       "objective {} (probe {}, measured after {})\n"
       "verdict: {}\n"
-      "target: recover within {:.2f}s (stable for {:.2f}s)\n"
+      "{}: {}; measured {} ({})\n"
+      "target: {:.2f}s (stable for {:.2f}s)\n"
       "time to detect: {}\n"
       "time to recover: {}\n"
       "impact began in: {}\n"
       "recovery happened in: {}\n"
       "availability: {:.1f}% ({} samples, {} failed), downtime {:.2f}s\n"
       "{}\n",
-      o.name, o.probe, o.after, o.verdict, o.target_s, o.stable_for_s, Opt(o.time_to_detect_s),
-      Opt(o.time_to_recover_s), OptBracket(o.detect_bracket), OptBracket(o.recover_bracket),
-      o.availability * 100, o.samples, o.failures, o.downtime_s, o.note);
+      o.name, o.probe, o.after, o.verdict, o.kind, o.limit, o.measured, o.state, o.target_s,
+      o.stable_for_s, Opt(o.time_to_detect_s), Opt(o.time_to_recover_s),
+      OptBracket(o.detect_bracket), OptBracket(o.recover_bracket), o.availability * 100, o.samples,
+      o.failures, o.downtime_s, o.note);
 }
 
 std::string FailureMessage(const ObjectiveRow& o) {
+  if (o.kind != "recover_within") {
+    return fmt::format("{} {}: {} (limit: {})", o.kind, o.state, o.measured, o.limit);
+  }
   if (o.time_to_recover_s && o.recover_bracket) {
     return fmt::format("time_to_recover {:.2f}s, truth in {}, {} target {:.2f}s",
                        *o.time_to_recover_s, OptBracket(o.recover_bracket),
@@ -128,8 +133,10 @@ std::string RenderJunit(const ReportModel& m) {
           ? ""
           : " timestamp=\"" + EscapeMarkup(Timestamp(m.started_at)) + "\"");
   out += "    <properties>\n";
+  // Names carry objective names, which come from the experiment file: escaped like values.
   auto property = [&](const std::string& name, const std::string& value) {
-    out += fmt::format("      <property name=\"{}\" value=\"{}\"/>\n", name, EscapeMarkup(value));
+    out += fmt::format("      <property name=\"{}\" value=\"{}\"/>\n", EscapeMarkup(name),
+                       EscapeMarkup(value));
   };
   property("run_id", m.run_id);
   property("verdict", m.verdict);
@@ -139,6 +146,10 @@ std::string RenderJunit(const ReportModel& m) {
   // Each objective's brackets (seconds from its window's start): CI tools show suite properties,
   // and a passing testcase has no body to carry them.
   for (const auto& o : m.objectives) {
+    property("objective." + o.name + ".kind", o.kind);
+    property("objective." + o.name + ".limit", o.limit);
+    property("objective." + o.name + ".measured", o.measured);
+    property("objective." + o.name + ".state", o.state);
     if (o.detect_bracket) {
       property("objective." + o.name + ".time_to_detect_bracket_s",
                fmt::format("[{:.3f}, {:.3f}]", o.detect_bracket->lo_s, o.detect_bracket->hi_s));

@@ -92,14 +92,26 @@ std::vector<std::string> LiveProgress::StatusLinesLocked(MonoTime now) const {
     std::optional<MonoTime> start = inject ? inject_at_ : revert_at_;
     std::string status;
     if (!start) {
-      status = fmt::format("waiting for the {} · target {}", inject ? "fault" : "revert",
-                           FormatDuration(o.recover_within));
+      status = fmt::format("waiting for the {} · {}", inject ? "fault" : "revert",
+                           o.kind == Objective::Kind::kRecover
+                               ? "target " + FormatDuration(o.recover_within)
+                               : std::string(ObjectiveKindName(o.kind)));
     } else {
       MonoTime end = inject && revert_at_ ? std::max(*start, *revert_at_) : now;
       const auto& st = probes_.at(o.probe);
       auto fig = engine::MeasureRecovery(st.samples, {*start, end, o.stable_for, st.interval});
       Duration elapsed = end - *start;
-      if (fig.time_to_recover && !fig.no_impact) {
+      if (o.kind == Objective::Kind::kDetect) {
+        status = fig.time_to_detect
+                     ? fmt::format("detected +{} · target {}", Secs(*fig.time_to_detect),
+                                   FormatDuration(o.detect_within))
+                     : fmt::format("not detected yet · {} of {} target", Secs(elapsed),
+                                   FormatDuration(o.detect_within));
+      } else if (o.kind != Objective::Kind::kRecover) {
+        // Availability and latency are judged on the whole fault window, at the end.
+        status = fmt::format("{} · {} samples so far, {} failed", ObjectiveKindName(o.kind),
+                             fig.samples, fig.failures);
+      } else if (fig.time_to_recover && !fig.no_impact) {
         bool met = *fig.time_to_recover <= o.recover_within;
         status = fmt::format("detected +{} · recovered +{} · target {} · {}",
                              Secs(*fig.time_to_detect), Secs(*fig.time_to_recover),

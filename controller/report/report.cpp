@@ -39,6 +39,22 @@ std::string Human(double seconds) {
   return FormatDuration(Duration(std::llround(seconds * 1e9)));
 }
 
+json AvailabilityJson(const std::optional<AvailabilityRow>& a) {
+  if (!a) return nullptr;
+  return {{"min", a->min},
+          {"measured", a->measured},
+          {"good", a->good},
+          {"slots", a->slots},
+          {"skipped", a->skipped}};
+}
+
+json LatencyJson(const std::optional<LatencyRow>& l) {
+  if (!l) return nullptr;
+  return {{"percentile", l->percentile},      {"below_s", l->below_s},
+          {"measured_s", Opt(l->measured_s)}, {"samples", l->samples},
+          {"failures", l->failures},          {"min_samples", l->min_samples}};
+}
+
 }  // namespace
 
 std::string RenderJson(const ReportModel& m) {
@@ -83,6 +99,12 @@ std::string RenderJson(const ReportModel& m) {
         {"samples", o.samples},
         {"failures", o.failures},
         {"note", o.note},
+        {"kind", o.kind},
+        {"limit", o.limit},
+        {"measured", o.measured},
+        {"state", o.state},
+        {"availability_objective", AvailabilityJson(o.availability_objective)},
+        {"latency_objective", LatencyJson(o.latency_objective)},
     });
   }
   j["faults"] = json::array();
@@ -157,6 +179,7 @@ std::string RenderText(const ReportModel& m) {
       out += fmt::format("  {:<24} {:<7} {:>9} {:>10} {:>11} {:>16} {:>7.1f}%\n", o.name, o.verdict,
                          Human(o.target_s), Fmt(o.time_to_detect_s), Fmt(o.time_to_recover_s),
                          FmtBracket(o.recover_bracket), o.availability * 100);
+      out += fmt::format("      {}: {}; measured {} ({})\n", o.kind, o.limit, o.measured, o.state);
       out += fmt::format("      after {}: {}\n", o.after, o.note);
       if (o.detect_bracket) {
         out += fmt::format("      impact began in {} after {}\n", FmtBracket(o.detect_bracket),

@@ -30,6 +30,20 @@ std::optional<TimeBracket> OptBracket(const std::optional<engine::Bracket>& b) {
            : std::nullopt;
 }
 
+// A limit as written in an experiment ("15m", "500ms").
+std::string Human(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0 || seconds > 7 * 86400.0) {
+    return fmt::format("{:.2f}s", seconds);
+  }
+  return FormatDuration(Duration(std::llround(seconds * 1e9)));
+}
+
+std::string Bracketed(const std::optional<double>& point, const std::optional<TimeBracket>& b) {
+  std::string out = fmt::format("{:.2f}s", point.value_or(0));
+  if (b) out += fmt::format(" in [{:.2f}s, {:.2f}s]", b->lo_s, b->hi_s);
+  return out;
+}
+
 // Milliseconds since the epoch of "YYYY-MM-DDTHH:MM:SS[.fff]Z".
 std::optional<int64_t> ParseIsoMs(const std::string& s) {
   tm t{};
@@ -148,6 +162,46 @@ class Reader {
 
 }  // namespace
 
+void DescribeObjective(ObjectiveRow& o) {
+  if (o.verdict == "PASS") {
+    o.state = "met";
+  } else if (o.verdict == "FAIL") {
+    o.state = o.inconclusive ? "inconclusive" : "missed";
+  } else {
+    o.state = "unknown";
+  }
+  const bool unmeasured = o.samples == 0 && o.verdict != "PASS" && o.verdict != "FAIL";
+  if (o.kind == "detect_within") {
+    o.limit = "detect within " + Human(o.target_s);
+    o.measured = unmeasured           ? "—"
+                 : o.time_to_detect_s ? Bracketed(o.time_to_detect_s, o.detect_bracket)
+                                      : "not detected";
+  } else if (o.kind == "availability") {
+    const auto& a = o.availability_objective;
+    o.limit = a ? fmt::format("at least {:g}% of samples good", a->min * 100) : "availability";
+    o.measured = !a || a->slots == 0 ? "—"
+                                     : fmt::format("{:.2f}% ({} of {} samples good)",
+                                                   a->measured * 100, a->good, a->slots);
+  } else if (o.kind == "latency") {
+    const auto& l = o.latency_objective;
+    o.limit = l ? fmt::format("p{:g} below {}", l->percentile, Human(l->below_s)) : "latency";
+    if (!l) {
+      o.measured = "—";
+    } else if (l->measured_s) {
+      o.measured = fmt::format("{:.1f}ms over {} samples", *l->measured_s * 1000, l->samples);
+    } else {
+      o.measured = fmt::format("— ({} of the {} samples needed)", l->samples, l->min_samples);
+    }
+  } else {
+    o.limit = "recover within " + Human(o.target_s) + (o.after == "revert" ? " of revert" : "") +
+              (o.stable_for_s > 0 ? " (stable " + Human(o.stable_for_s) + ")" : "");
+    o.measured = unmeasured            ? "—"
+                 : o.no_impact         ? "no impact observed"
+                 : o.time_to_recover_s ? Bracketed(o.time_to_recover_s, o.recover_bracket)
+                                       : "not recovered";
+  }
+}
+
 ReportModel FromRun(const RunResult& r) {
   ReportModel m;
   m.experiment = r.experiment;
@@ -186,6 +240,18 @@ ReportModel FromRun(const RunResult& r) {
     row.samples = f.samples;
     row.failures = f.failures;
     row.note = o.note;
+    row.kind = experiment::ObjectiveKindName(o.kind);
+    if (o.availability) {
+      const auto& a = *o.availability;
+      row.availability_objective = AvailabilityRow{a.min, a.measured, a.good, a.slots, a.skipped};
+    }
+    if (o.latency) {
+      const auto& l = *o.latency;
+      row.latency_objective = LatencyRow{
+          l.limit.percentile, ToSeconds(l.limit.below), OptSeconds(l.measured), l.samples,
+          l.failures,         l.limit.min_samples};
+    }
+    DescribeObjective(row);
     m.objectives.push_back(std::move(row));
   }
   // Faults are grouped by name, agents in the order their apply was sent.
@@ -295,6 +361,30 @@ Result<ReportModel> ParseReportJson(std::string_view text, const std::string& so
     rd.Integer(o, p, "samples", &row.samples);
     rd.Integer(o, p, "failures", &row.failures);
     rd.String(o, p, "note", &row.note);
+    rd.String(o, p, "kind", &row.kind);
+    if (const json* a = rd.Field(o, p, "availability_objective", false); a && !a->is_null()) {
+      AvailabilityRow ar;
+      const std::string ap = p + ".availability_objective";
+      rd.Number(*a, ap, "min", &ar.min);
+      rd.Number(*a, ap, "measured", &ar.measured);
+      rd.Integer(*a, ap, "good", &ar.good);
+      rd.Integer(*a, ap, "slots", &ar.slots);
+      rd.Integer(*a, ap, "skipped", &ar.skipped);
+      row.availability_objective = ar;
+    }
+    if (const json* l = rd.Field(o, p, "latency_objective", false); l && !l->is_null()) {
+      LatencyRow lr;
+      const std::string lp = p + ".latency_objective";
+      rd.Number(*l, lp, "percentile", &lr.percentile);
+      rd.Number(*l, lp, "below_s", &lr.below_s);
+      rd.OptNumber(*l, lp, "measured_s", &lr.measured_s);
+      rd.Integer(*l, lp, "samples", &lr.samples);
+      rd.Integer(*l, lp, "failures", &lr.failures);
+      rd.Integer(*l, lp, "min_samples", &lr.min_samples);
+      row.latency_objective = lr;
+    }
+    // Words are derived again, so a report written before they existed renders the same way.
+    DescribeObjective(row);
     m.objectives.push_back(std::move(row));
   });
   rd.Array(j, "", "faults", [&](const json& f, const std::string& p) {

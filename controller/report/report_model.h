@@ -25,9 +25,41 @@ struct TimeBracket {
   double hi_s = 0;
 };
 
+// An availability objective's figures (JSON `availability_objective`): good samples over the
+// schedule slots of the fault window, skipped slots counted as not good.
+struct AvailabilityRow {
+  double min = 0;       // the limit, a share in (0, 1]
+  double measured = 0;  // good / slots
+  int64_t good = 0;
+  int64_t slots = 0;
+  int64_t skipped = 0;
+};
+
+// A latency objective's figures (JSON `latency_objective`).
+struct LatencyRow {
+  double percentile = 0;             // 99 = p99
+  double below_s = 0;                // the bound
+  std::optional<double> measured_s;  // unset: too few successful samples
+  int64_t samples = 0;               // successful samples in the fault window
+  int64_t failures = 0;              // failing samples in it (not counted)
+  int64_t min_samples = 0;
+};
+
 struct ObjectiveRow {
   std::string name;
   std::string probe;
+  // "recover_within" | "detect_within" | "availability" | "latency" (reports written before the
+  // other kinds existed: recover_within).
+  std::string kind = "recover_within";
+  // Every kind in the same words, for every renderer: the limit ("p99 below 500ms"), what was
+  // measured ("412.0ms over 238 samples") and the state: "met" | "missed" | "inconclusive" |
+  // "unknown" (the verdict PASS / FAIL / FAIL because the samples cannot tell / UNKNOWN).
+  // Derived from the fields below when a stored report lacks them (DescribeObjective).
+  std::string limit;
+  std::string measured;
+  std::string state;
+  std::optional<AvailabilityRow> availability_objective;
+  std::optional<LatencyRow> latency_objective;
   std::string after = "inject";  // "inject" | "revert": what the window is measured from
   std::string verdict;           // "PASS" | "FAIL" | "UNKNOWN"
   double target_s = 0;
@@ -116,6 +148,10 @@ struct ReportModel {
   std::vector<std::string> warnings;
   std::vector<Annotation> annotations;
 };
+
+// Fills `o.limit`, `o.measured` and `o.state` from its other fields (kind, verdict, figures).
+// Pure; idempotent.
+void DescribeObjective(ObjectiveRow& o);
 
 // The model of a finished run. Pure; never fails.
 ReportModel FromRun(const engine::RunResult& run);

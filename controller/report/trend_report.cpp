@@ -102,6 +102,7 @@ Trend BuildTrend(const std::string& experiment, const std::vector<ReportModel>& 
   t.experiment = experiment;
   if (runs.empty()) return t;
   for (const auto& o : runs.back().objectives) {
+    if (o.kind != "recover_within") continue;  // the trend is of time to recover
     TrendSeries s;
     s.objective = o.name;
     s.after = o.after;

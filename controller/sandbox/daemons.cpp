@@ -156,7 +156,7 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
           PidsDir() + "/" + name + "-service.pid", "--restart-delay",
           std::to_string(o.db_restart_delay_ms) + "ms", "--", bin_dir + "/faultline-sample-kv",
           "--listen", "0.0.0.0:" + std::to_string(kKvPort), "--region", h.region, "--ready-file",
-          ready},
+          ready, "--grpc-health-listen", "0.0.0.0:" + std::to_string(kKvGrpcHealthPort)},
          ready});
   }
   std::string orders_ready = ReadyDir() + "/orders";

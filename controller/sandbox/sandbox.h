@@ -40,6 +40,8 @@ inline constexpr int kAgentPort = 7070;
 inline constexpr int kAgentMetricsPort = 9464;
 inline constexpr int kOrdersPort = 8080;
 inline constexpr int kKvPort = 8000;
+// Each key-value service also serves gRPC's health service (grpc.health.v1) here, plaintext.
+inline constexpr int kKvGrpcHealthPort = 8001;
 // `sandbox up --prometheus`: Prometheus's web/API port on the dns host.
 inline constexpr int kPrometheusPort = 9090;
 inline constexpr std::string_view kDomain = "sandbox.test";

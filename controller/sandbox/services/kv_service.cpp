@@ -4,12 +4,21 @@
 //   GET /healthz           -> 200 ok
 //   GET /metrics           -> Prometheus text: kv_requests_total{region} (GET /kv answers)
 //
+// With --grpc-health-listen HOST:PORT it also serves gRPC's standard health service
+// (grpc.health.v1.Health, plaintext), SERVING for the server as a whole ("") and for the service
+// "faultline.sample.KeyValue", as a real gRPC backend would: what a grpc_health probe checks.
+//
 // Every key exists: its value is derived from table and key, so both regions serve the same item
 // (a global table) and only "region" tells which replica answered.
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <httplib.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -27,6 +36,9 @@ int main(int argc, char** argv) {
   app.add_option("--region", region, "region reported in every answer")->capture_default_str();
   app.add_option("--ready-file", ready_file,
                  "file written (with the bound port) once the server accepts connections");
+  std::string grpc_health_listen;
+  app.add_option("--grpc-health-listen", grpc_health_listen,
+                 "HOST:PORT to serve grpc.health.v1 on (plaintext); unset: no gRPC server");
   CLI11_PARSE(app, argc, argv);
 
   auto address = faultline::sandbox::ParseListenAddress(listen);
@@ -34,6 +46,32 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "faultline-sample-kv: --listen must be HOST:PORT, got '%s'\n",
                  listen.c_str());
     return 2;
+  }
+
+  // The gRPC health server listens before the ready file is written (BuildAndStart binds), so
+  // "ready" covers it too.
+  grpc::CallbackGenericService unimplemented;  // gRPC starts no server with no service at all
+  std::unique_ptr<grpc::Server> grpc_server;
+  if (!grpc_health_listen.empty()) {
+    if (!faultline::sandbox::ParseListenAddress(grpc_health_listen)) {
+      std::fprintf(stderr,
+                   "faultline-sample-kv: --grpc-health-listen must be HOST:PORT, got '%s'\n",
+                   grpc_health_listen.c_str());
+      return 2;
+    }
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    int bound = 0;
+    builder.AddListeningPort(grpc_health_listen, grpc::InsecureServerCredentials(), &bound);
+    builder.RegisterCallbackGenericService(&unimplemented);
+    grpc_server = builder.BuildAndStart();
+    if (!grpc_server || bound == 0) {
+      std::fprintf(stderr, "faultline-sample-kv: cannot serve gRPC health on %s\n",
+                   grpc_health_listen.c_str());
+      return 1;
+    }
+    grpc_server->GetHealthCheckService()->SetServingStatus(true);
+    grpc_server->GetHealthCheckService()->SetServingStatus("faultline.sample.KeyValue", true);
   }
 
   faultline::metrics::Registry metrics;
@@ -57,7 +95,10 @@ int main(int argc, char** argv) {
     res.set_content(metrics.Render(), faultline::metrics::kTextContentType);
   });
 
-  return faultline::sandbox::ServeUntilSignalled(
+  int rc = faultline::sandbox::ServeUntilSignalled(
       server, *address, ready_file, "faultline-sample-kv",
       "region " + region + " listening on " + address->host);
+  if (grpc_server)
+    grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  return rc;
 }

@@ -35,6 +35,35 @@ Objective Obj(const std::string& name, Duration within, Duration stable_for,
   return o;
 }
 
+Objective Detect(const std::string& name, Duration within, std::string probe = "api") {
+  Objective o;
+  o.name = name;
+  o.probe = std::move(probe);
+  o.kind = Objective::Kind::kDetect;
+  o.detect_within = within;
+  return o;
+}
+
+Objective Avail(const std::string& name, double share) {
+  Objective o;
+  o.name = name;
+  o.probe = "api";
+  o.kind = Objective::Kind::kAvailability;
+  o.availability_min = share;
+  return o;
+}
+
+Objective Latency(const std::string& name, double percentile, Duration below, int min_samples = 0) {
+  Objective o;
+  o.name = name;
+  o.probe = "api";
+  o.kind = Objective::Kind::kLatency;
+  o.latency.percentile = percentile;
+  o.latency.below = below;
+  o.latency.min_samples = min_samples > 0 ? min_samples : experiment::MinLatencySamples(percentile);
+  return o;
+}
+
 // What else a case's run went through (a bit set).
 enum Run : unsigned { kClean = 0, kStateUnknown = 1, kAborted = 2, kNeverInjected = 4 };
 
@@ -61,6 +90,10 @@ constexpr std::string_view kNeverRecovers = "..........XXXXXXXXXXXXXXXXXXXX";
 constexpr std::string_view kNoImpact = "..............................";
 // Failing through the fault and 3s after the revert at 20s, healthy from 23s.
 constexpr std::string_view kRecoversAfterRevert = "..........XXXXXXXXXXXXX.......";
+// The fault bites 4s after it is in effect: last success sent at 13s, first failure at 14s.
+constexpr std::string_view kBitesLate = "..............XXX.............";
+// Failing since before the fault: no success precedes the first failure in the window.
+constexpr std::string_view kFailingFromTheStart = "XXXXXXXXXXXXX.................";
 // Samples only before the fault.
 constexpr std::string_view kStopsBeforeFault = "..........";
 
@@ -111,6 +144,63 @@ const Case kCases[] = {
    Verdict::kFail, {OV::kFail}, ""},
   {"DuringFaultWindowEndsAtRevert", kRecoversAfterRevert, {Obj("failover", 15s, 2s)}, kClean,
    Verdict::kFail, {OV::kFail}, "not recovered within"},
+
+  // detect_within: the bracket [last success's send, first failure's answer] against X.
+  // kRecoversAt13: truth in [-1s, 0.01s].
+  {"DetectedWithinTargetPasses", kRecoversAt13, {Detect("noticed", 1s)}, kClean,
+   Verdict::kPass, {OV::kPass}, ""},
+  {"DetectedBracketUpperEndAtTargetPasses", kRecoversAt13, {Detect("noticed", 10ms)}, kClean,
+   Verdict::kPass, {OV::kPass}, ""},
+  // kBitesLate: truth in [3s, 4.01s].
+  {"DetectedLaterThanTargetFails", kBitesLate, {Detect("noticed", 2s)}, kClean,
+   Verdict::kFail, {OV::kFail}, "later than the 2s target"},
+  {"DetectTargetInsideTheBracketIsInconclusive", kBitesLate, {Detect("noticed", 3500ms)},
+   kClean, Verdict::kFail, {OV::kFail}, "inconclusive"},
+  {"DetectBracketWithinTargetPasses", kBitesLate, {Detect("noticed", 5s)}, kClean,
+   Verdict::kPass, {OV::kPass}, ""},
+  // The negative control: monitoring that never sees the fault misses the objective.
+  {"NeverDetectedFails", kNoImpact, {Detect("noticed", 15s)}, kClean, Verdict::kFail,
+   {OV::kFail}, "not detected"},
+  // No success before the failure: only the upper end (10.01s - 10s) is known.
+  {"DetectWithoutLowerEndPassesOnItsUpperEnd", kFailingFromTheStart, {Detect("noticed", 1s)},
+   kClean, Verdict::kPass, {OV::kPass}, ""},
+  {"DetectWithoutLowerEndPastTargetIsInconclusive", kFailingFromTheStart,
+   {Detect("noticed", 5ms)}, kClean, Verdict::kFail, {OV::kFail}, "not bracketed"},
+  {"DetectWithUnknownAgentStateIsNeverPass", kRecoversAt13, {Detect("noticed", 1s)},
+   kStateUnknown, Verdict::kError, {OV::kUnknown}, ""},
+
+  // availability: good samples / slots over [10s, 20s). kRecoversAt13: 7 of 10 = 70%.
+  {"AvailabilityAtTheLimitPasses", kRecoversAt13, {Avail("avail", 0.7)}, kClean,
+   Verdict::kPass, {OV::kPass}, ""},
+  {"AvailabilityAboveTheLimitPasses", kRecoversAt13, {Avail("avail", 0.5)}, kClean,
+   Verdict::kPass, {OV::kPass}, ""},
+  {"AvailabilityJustBelowTheLimitFails", kRecoversAt13, {Avail("avail", 0.71)}, kClean,
+   Verdict::kFail, {OV::kFail}, "below the 71% required"},
+  {"AvailabilityNeverRecoveredFails", kNeverRecovers, {Avail("avail", 0.5)}, kClean,
+   Verdict::kFail, {OV::kFail}, "0.00% of the fault window"},
+  {"AvailabilityWithoutSamplesIsUnknown", kStopsBeforeFault, {Avail("avail", 0.5)}, kClean,
+   Verdict::kFail, {OV::kUnknown}, "no probe samples"},
+
+  // latency: every sample takes 10ms; kRecoversAt13 has 7 successes in the window.
+  {"LatencyBelowTheBoundPasses", kRecoversAt13, {Latency("fast", 50, 20ms)}, kClean,
+   Verdict::kPass, {OV::kPass}, ""},
+  {"LatencyAtTheBoundFails", kRecoversAt13, {Latency("fast", 50, 10ms)}, kClean,
+   Verdict::kFail, {OV::kFail}, "not below 10ms"},
+  // p99 needs 100 successful samples by default: 7 cannot tell.
+  {"LatencyWithTooFewSamplesIsInconclusive", kRecoversAt13, {Latency("fast", 99, 1s)}, kClean,
+   Verdict::kFail, {OV::kFail}, "fewer than the 100 a p99 needs"},
+  {"LatencyWithMinSamplesLoweredIsJudged", kRecoversAt13, {Latency("fast", 99, 1s, 5)}, kClean,
+   Verdict::kPass, {OV::kPass}, ""},
+  {"LatencyWithNoSuccessIsInconclusive", kNeverRecovers, {Latency("fast", 50, 1s)}, kClean,
+   Verdict::kFail, {OV::kFail}, "0 successful sample(s)"},
+
+  // Kinds together: one missed objective of any kind fails the run.
+  {"AllKindsMetPass", kRecoversAt13,
+   {Obj("failover", 5s, 2s), Detect("noticed", 1s), Avail("avail", 0.5), Latency("fast", 50, 1s)},
+   kClean, Verdict::kPass, {OV::kPass, OV::kPass, OV::kPass, OV::kPass}, "every objective met"},
+  {"AllKindsOnAFailoverThatNeverHappens", kNeverRecovers,
+   {Obj("failover", 5s, 2s), Detect("noticed", 1s), Avail("avail", 0.5), Latency("fast", 50, 1s)},
+   kClean, Verdict::kFail, {OV::kFail, OV::kPass, OV::kFail, OV::kFail}, ""},
 };
 // clang-format on
 
@@ -196,6 +286,91 @@ TEST(VerdictFiguresTest, NoImpactIsFlaggedInTheNoteAndTheWarnings) {
   EXPECT_NE(out.objectives[0].note.find("no impact observed"), std::string::npos);
   ASSERT_EQ(out.warnings.size(), 1u);
   EXPECT_NE(out.warnings[0].find("no impact observed"), std::string::npos);
+}
+
+TEST(VerdictFiguresTest, InconclusiveMarksOnlyWhatTheSamplesCannotTell) {
+  VerdictOutcome out =
+      DecideOn(kBitesLate, {Detect("inside", 3500ms), Detect("missed", 2s), Avail("avail", 0.9),
+                            Latency("few", 99, 1s), Latency("slow", 50, 10ms)});
+  ASSERT_EQ(out.objectives.size(), 5u);
+  EXPECT_TRUE(out.objectives[0].inconclusive);
+  EXPECT_FALSE(out.objectives[1].inconclusive);
+  EXPECT_FALSE(out.objectives[2].inconclusive);
+  EXPECT_TRUE(out.objectives[3].inconclusive);
+  EXPECT_FALSE(out.objectives[4].inconclusive);
+  for (const auto& o : out.objectives) EXPECT_EQ(o.verdict, ObjectiveVerdict::kFail) << o.name;
+  EXPECT_EQ(out.objectives[0].target, 3500ms);
+  EXPECT_EQ(out.objectives[4].target, 10ms);
+}
+
+TEST(VerdictFiguresTest, AvailabilityCountsSkippedSlotsAsNotGood) {
+  std::vector<ProbeRecord> probes{Probe("api", kNoImpact)};
+  // Two slots in the fault window and one before it were not sent (in-flight bound reached).
+  probes[0].skipped = {9500ms, 12500ms, 13500ms};
+  std::vector<Objective> objectives{Avail("avail", 0.9)};
+  VerdictInput in;
+  in.objectives = objectives;
+  in.probes = probes;
+  in.t_inject = 10s;
+  in.t_revert_start = 20s;
+  in.t_revert = 20s;
+  in.end_of_observation = 30s;
+  VerdictOutcome out = DecideVerdict(in);
+  ASSERT_EQ(out.objectives.size(), 1u);
+  const auto& a = out.objectives[0].availability;
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->good, 10);
+  EXPECT_EQ(a->slots, 12);
+  EXPECT_EQ(a->skipped, 2);
+  EXPECT_DOUBLE_EQ(a->measured, 10.0 / 12);
+  EXPECT_EQ(out.objectives[0].verdict, ObjectiveVerdict::kFail) << out.objectives[0].note;
+  EXPECT_NE(out.objectives[0].note.find("2 skipped slot(s)"), std::string::npos);
+}
+
+TEST(VerdictFiguresTest, LatencyIsTheNearestRankPercentileOfSuccessesInTheWindow) {
+  // Successes in the window take 1ms, 2ms, ... 10ms (sent at 10s..19s); a slow success before
+  // the fault and slow failures after revert are outside it and do not count.
+  ProbeRecord p;
+  p.name = "api";
+  p.interval = 1s;
+  p.samples.push_back({Sample{5s, true, 900ms}, "200"});
+  for (int i = 0; i < 10; ++i) {
+    p.samples.push_back({Sample{10s + 1s * i, true, 1ms * (10 - i)}, "200"});
+  }
+  p.samples.push_back({Sample{15500ms, false, 800ms}, "503"});
+  p.samples.push_back({Sample{21s, true, 700ms}, "200"});
+  std::vector<ProbeRecord> probes{p};
+  std::vector<Objective> objectives{Latency("p90", 90, 9500us), Latency("p50", 50, 5ms),
+                                    Latency("p95", 95, 1s)};
+  VerdictInput in;
+  in.objectives = objectives;
+  in.probes = probes;
+  in.t_inject = 10s;
+  in.t_revert_start = 20s;
+  in.end_of_observation = 30s;
+  VerdictOutcome out = DecideVerdict(in);
+  ASSERT_EQ(out.objectives.size(), 3u);
+  ASSERT_TRUE(out.objectives[0].latency && out.objectives[0].latency->measured);
+  EXPECT_EQ(*out.objectives[0].latency->measured, 9ms);
+  EXPECT_EQ(out.objectives[0].latency->samples, 10);
+  EXPECT_EQ(out.objectives[0].latency->failures, 1);
+  EXPECT_EQ(out.objectives[0].verdict, ObjectiveVerdict::kPass) << out.objectives[0].note;
+  // p50 of 1..10ms is 5ms: not below a 5ms bound.
+  ASSERT_TRUE(out.objectives[1].latency && out.objectives[1].latency->measured);
+  EXPECT_EQ(*out.objectives[1].latency->measured, 5ms);
+  EXPECT_EQ(out.objectives[1].verdict, ObjectiveVerdict::kFail);
+  EXPECT_FALSE(out.objectives[1].inconclusive);
+  // p95 needs 20 samples by default.
+  EXPECT_FALSE(out.objectives[2].latency->measured.has_value());
+  EXPECT_TRUE(out.objectives[2].inconclusive);
+}
+
+TEST(VerdictFiguresTest, MinLatencySamplesResolveThePercentile) {
+  EXPECT_EQ(experiment::MinLatencySamples(50), 2);
+  EXPECT_EQ(experiment::MinLatencySamples(90), 10);
+  EXPECT_EQ(experiment::MinLatencySamples(99), 100);
+  EXPECT_EQ(experiment::MinLatencySamples(99.9), 1000);
+  EXPECT_EQ(experiment::MinLatencySamples(75), 4);
 }
 
 TEST(VerdictFiguresTest, SameInputSameVerdict) {

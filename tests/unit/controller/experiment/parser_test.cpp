@@ -405,6 +405,103 @@ TEST(ParserTest, MissingSteadyStateIsAWarningAndLongObjectivesAreNot) {
   EXPECT_EQ(o.warnings[0].field, "steady_state");
 }
 
+// The objective line of kValid (line 17) replaced by `line`.
+ParseOutcome WithObjective(const std::string& line) {
+  return ParseExperimentText(
+      Replace(kValid, "  - {name: o, probe: p, recover_within: 10s}", "  - " + line), "x.yaml");
+}
+
+// The 1-based column of `needle` in `line` as WithObjective writes it.
+int Col(const std::string& line, const std::string& needle) {
+  return static_cast<int>(("  - " + line).find(needle)) + 1;
+}
+
+TEST(ParserTest, GameDayObjectivesParse) {
+  std::string text = Replace(kValid, "  - {name: o, probe: p, recover_within: 10s}",
+                             "  - {name: o, probe: p, recover_within: 10s}\n"
+                             "  - {name: noticed, probe: p, detect_within: 2m}\n"
+                             "  - {name: avail, probe: p, availability: 99.5%}\n"
+                             "  - {name: avail-share, probe: p, availability: 0.9}\n"
+                             "  - {name: fast, probe: p, latency: {percentile: 99, below: 500ms}}\n"
+                             "  - name: fast-enough\n"
+                             "    probe: p\n"
+                             "    latency: {percentile: 99.9, below: 2s, min_samples: 50}\n");
+  ParseOutcome o = ParseExperimentText(text, "x.yaml");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  const auto& obj = o.experiment->objectives;
+  ASSERT_EQ(obj.size(), 6u);
+  EXPECT_EQ(obj[0].kind, Objective::Kind::kRecover);
+  EXPECT_EQ(obj[1].kind, Objective::Kind::kDetect);
+  EXPECT_EQ(obj[1].detect_within, 2min);
+  EXPECT_EQ(obj[2].kind, Objective::Kind::kAvailability);
+  EXPECT_DOUBLE_EQ(obj[2].availability_min, 0.995);
+  EXPECT_DOUBLE_EQ(obj[3].availability_min, 0.9);
+  EXPECT_EQ(obj[4].kind, Objective::Kind::kLatency);
+  EXPECT_DOUBLE_EQ(obj[4].latency.percentile, 99);
+  EXPECT_EQ(obj[4].latency.below, 500ms);
+  EXPECT_EQ(obj[4].latency.min_samples, 100);  // the default for p99
+  EXPECT_DOUBLE_EQ(obj[5].latency.percentile, 99.9);
+  EXPECT_EQ(obj[5].latency.min_samples, 50);
+  EXPECT_STREQ(ObjectiveKindName(obj[5].kind), "latency");
+}
+
+TEST(ParserTest, AnObjectiveHasExactlyOneKind) {
+  const std::string two = "{name: o, probe: p, detect_within: 1m, availability: 99%}";
+  const Diagnostic* d =
+      ExpectError(WithObjective(two), "objectives[0].availability", 17, Col(two, "availability"));
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->message.find("already has 'detect_within'"), std::string::npos) << d->message;
+
+  d = ExpectError(WithObjective("{name: o, probe: p}"), "objectives[0]", 17, 5);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->message.find("recover_within, detect_within, availability or latency"),
+            std::string::npos)
+      << d->message;
+}
+
+TEST(ParserTest, GameDayObjectiveErrorsNameTheField) {
+  struct Bad {
+    std::string line;
+    std::string field;
+    std::string at;  // where in the line the error points
+    std::string message_contains;
+  };
+  const Bad kBad[] = {
+      {"{name: o, probe: p, detect_within: 0s}", "objectives[0].detect_within", "0s",
+       "greater than 0"},
+      {"{name: o, probe: p, availability: 0%}", "objectives[0].availability", "0%",
+       "above 0% and at most 100%"},
+      {"{name: o, probe: p, availability: 150%}", "objectives[0].availability", "150%",
+       "at most 100%"},
+      {"{name: o, probe: p, availability: most}", "objectives[0].availability", "most",
+       "expected a share"},
+      {"{name: o, probe: p, latency: {percentile: 100, below: 1s}}",
+       "objectives[0].latency.percentile", "100", "above 0 and below 100"},
+      {"{name: o, probe: p, latency: {percentile: p99, below: 1s}}",
+       "objectives[0].latency.percentile", "p99", "above 0 and below 100"},
+      {"{name: o, probe: p, latency: {percentile: 99}}", "objectives[0].latency.below",
+       "{percentile", "missing required field"},
+      {"{name: o, probe: p, latency: {percentile: 99, below: 1s, min_samples: 0}}",
+       "objectives[0].latency.min_samples", "0}", ""},
+      {"{name: o, probe: p, latency: {percentile: 99, above: 1s}}", "objectives[0].latency.above",
+       "above", "expected percentile, below or min_samples"},
+      {"{name: o, probe: p, latency: 500ms}", "objectives[0].latency", "500ms", "mapping"},
+      {"{name: o, probe: p, detect_within: 1m, stable_for: 2s}", "objectives[0].stable_for", "2s",
+       "belongs to a recover_within objective"},
+      {"{name: o, probe: p, after: revert, availability: 99%}", "objectives[0].after", "revert",
+       "only recover_within can be measured after revert"},
+  };
+  for (const Bad& b : kBad) {
+    SCOPED_TRACE(b.line);
+    ParseOutcome o = WithObjective(b.line);
+    const Diagnostic* d = ExpectError(o, b.field, 17, Col(b.line, b.at));
+    if (d != nullptr) {
+      EXPECT_NE(d->message.find(b.message_contains), std::string::npos) << d->message;
+      EXPECT_EQ(d->pos.file, "x.yaml");
+    }
+  }
+}
+
 TEST(ParserTest, UnreadableFileGivesOneErrorNamingIt) {
   ParseOutcome o = ParseExperimentFile("/nonexistent/exp.yaml");
   ASSERT_EQ(o.errors.size(), 1u);

@@ -87,6 +87,123 @@ TEST(ReportModelTest, SavedReportRendersIdenticallyToTheRun) {
   }
 }
 
+// The run of SampleRun with one objective of each game-day kind: detection met, availability
+// missed, latency inconclusive (too few samples).
+engine::RunResult GameDayRun() {
+  using namespace std::chrono_literals;
+  engine::RunResult r = SampleRun(true);
+  engine::ObjectiveResult d;
+  d.name = "noticed";
+  d.probe = "orders-api";
+  d.kind = experiment::Objective::Kind::kDetect;
+  d.target = 2min;
+  d.figures.time_to_detect = 1250ms;
+  d.figures.detect_bracket = engine::Bracket{1000ms, 1253ms};
+  d.figures.samples = 80;
+  d.verdict = engine::ObjectiveVerdict::kPass;
+  d.note = "impact noticed by the probe 1.25s after inject";
+  r.objectives.push_back(d);
+  engine::ObjectiveResult a;
+  a.name = "availability";
+  a.probe = "orders-api";
+  a.kind = experiment::Objective::Kind::kAvailability;
+  a.figures.samples = 80;
+  a.availability = engine::AvailabilityFigure{0.995, 66.0 / 80, 66, 80, 0};
+  a.verdict = engine::ObjectiveVerdict::kFail;
+  a.note = "82.50% of the fault window's samples good (66 of 80), below the 99.5% required";
+  r.objectives.push_back(a);
+  engine::ObjectiveResult l;
+  l.name = "p99-latency";
+  l.probe = "orders-api";
+  l.kind = experiment::Objective::Kind::kLatency;
+  l.target = 500ms;
+  l.figures.samples = 80;
+  engine::LatencyFigure lf;
+  lf.limit.percentile = 99;
+  lf.limit.below = 500ms;
+  lf.limit.min_samples = 100;
+  lf.samples = 66;
+  lf.failures = 14;
+  l.latency = lf;
+  l.verdict = engine::ObjectiveVerdict::kFail;
+  l.inconclusive = true;
+  l.note = "inconclusive, failed safe: 66 successful sample(s) in the fault window";
+  r.objectives.push_back(l);
+  r.verdict = engine::Verdict::kFail;
+  r.reason = "objective availability missed: " + a.note;
+  return r;
+}
+
+TEST(ReportModelTest, GameDayObjectivesShowLimitMeasuredAndStateInEveryFormat) {
+  auto run = GameDayRun();
+  std::string json = RenderJson(run);
+  auto parsed = ParseReportJson(json, "report.json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(RenderJson(*parsed), json);  // the new fields round-trip
+  ASSERT_EQ(parsed->objectives.size(), 5u);
+  const auto& rec = parsed->objectives[0];
+  EXPECT_EQ(rec.kind, "recover_within");
+  EXPECT_EQ(rec.limit, "recover within 15s (stable 3s)");
+  EXPECT_EQ(rec.measured, "5.00s in [4.75s, 5.00s]");
+  EXPECT_EQ(rec.state, "met");
+  const auto& d = parsed->objectives[2];
+  EXPECT_EQ(d.kind, "detect_within");
+  EXPECT_EQ(d.limit, "detect within 2m");
+  EXPECT_EQ(d.measured, "1.25s in [1.00s, 1.25s]");
+  EXPECT_EQ(d.state, "met");
+  const auto& a = parsed->objectives[3];
+  EXPECT_EQ(a.kind, "availability");
+  EXPECT_EQ(a.limit, "at least 99.5% of samples good");
+  EXPECT_EQ(a.measured, "82.50% (66 of 80 samples good)");
+  EXPECT_EQ(a.state, "missed");
+  ASSERT_TRUE(a.availability_objective.has_value());
+  EXPECT_EQ(a.availability_objective->slots, 80);
+  const auto& l = parsed->objectives[4];
+  EXPECT_EQ(l.kind, "latency");
+  EXPECT_EQ(l.limit, "p99 below 500ms");
+  EXPECT_EQ(l.measured, "— (66 of the 100 samples needed)");
+  EXPECT_EQ(l.state, "inconclusive");
+  ASSERT_TRUE(l.latency_objective.has_value());
+  EXPECT_FALSE(l.latency_objective->measured_s.has_value());
+  EXPECT_NE(json.find("\"latency_objective\": {"), std::string::npos);
+  EXPECT_NE(json.find("\"state\": \"inconclusive\""), std::string::npos);
+
+  std::string text = RenderText(*parsed);
+  EXPECT_NE(text.find("availability: at least 99.5% of samples good; measured 82.50% (66 of 80 "
+                      "samples good) (missed)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("latency: p99 below 500ms; measured — (66 of the 100 samples needed) "
+                      "(inconclusive)"),
+            std::string::npos)
+      << text;
+  std::string html = RenderHtml(*parsed);
+  EXPECT_NE(html.find("<tr data-kind=\"detect_within\"><td>noticed</td>"), std::string::npos);
+  EXPECT_NE(html.find("<td>p99 below 500ms</td>"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"state missed\">missed</td>"), std::string::npos);
+  std::string junit = RenderJunit(*parsed);
+  EXPECT_NE(junit.find("name=\"objective.noticed.state\" value=\"met\""), std::string::npos);
+  EXPECT_NE(junit.find("message=\"availability missed: 82.50% (66 of 80 samples good) (limit: at "
+                       "least 99.5% of samples good)\""),
+            std::string::npos)
+      << junit;
+  EXPECT_EQ(RenderHtml(*parsed), RenderHtml(FromRun(run)));
+}
+
+// A report written before objective kinds existed loads as recovery objectives, with the words
+// derived from its figures.
+TEST(ReportModelTest, ReportWithoutObjectiveKindsDerivesTheWords) {
+  auto old = ParseReportJson(
+      R"({"experiment":"e","run_id":"r","verdict":"FAIL","objectives":[{"name":"o",
+          "verdict":"FAIL","target_s":15,"samples":10,"time_to_recover_s":null}]})",
+      "old.json");
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_EQ(old->objectives[0].kind, "recover_within");
+  EXPECT_EQ(old->objectives[0].limit, "recover within 15s");
+  EXPECT_EQ(old->objectives[0].measured, "not recovered");
+  EXPECT_EQ(old->objectives[0].state, "missed");
+}
+
 TEST(ReportModelTest, FieldErrorsNameTheField) {
   std::string json = RenderJson(SampleRun());
   auto at = json.find("\"target_s\": 15.0");
