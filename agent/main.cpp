@@ -23,6 +23,8 @@
 
 #include "agent/agent_metrics.h"
 #include "agent/agent_service.h"
+#include "agent/probe_streams.h"
+#include "common/probes/probe_runner.h"
 #include "agent/backend_module.h"
 #include "agent/controller_link.h"
 #include "agent/dry_run_backend.h"
@@ -82,6 +84,7 @@ struct Flags {
   std::string log_level = "info";
   std::string docker_socket;
   std::string cri_socket;
+  std::vector<std::string> allow_probe_commands;
 };
 
 Result<std::map<std::string, std::string>> ParseLabels(const std::vector<std::string>& flags) {
@@ -306,12 +309,15 @@ int Run(const Flags& flags,
       recovery.swept_tables.size());
   manager.StartLeaseThread();
 
+  probes::InitProbes();
+  agent::ProbeStreams probe_streams(agent::ProbeStreamOptions{flags.allow_probe_commands});
   AgentService service(manager, registry, AgentIdentity{name, *labels},
                        flags.insecure ? AccessPolicy::kPlaintextAllowAll
                                       : AccessPolicy::kRequireOperatorOrController);
   auto workload_resolver =
       std::make_shared<workloads::WorkloadResolver>(workloads::WorkloadResolverOptions{
           flags.docker_socket, flags.cri_socket, std::chrono::milliseconds(3000), name});
+  service.SetProbeStreams(&probe_streams);
   service.SetWorkloads(
       [workload_resolver](const v1::WorkloadSelector& selector) {
         return workloads::ListWorkloads(*workload_resolver, selector);
@@ -433,6 +439,7 @@ int Run(const Flags& flags,
   // A stop always wins: revert first, without waiting for applies in progress (Shutdown cancels
   // them and answers their callers), then stop taking applies, then stop serving. The gRPC
   // server's Shutdown waits for every call to be answered, which the two steps before ensure.
+  probe_streams.CancelAll();
   Status shutdown = manager.Shutdown();
   service.StopApplies();
   if (link) link->Stop();
@@ -531,6 +538,13 @@ int main(int argc, char** argv) {
   app.add_option("--cri-socket", flags.cri_socket,
                  "Kubernetes CRI socket for workload discovery; default: the first of "
                  "/run/containerd/containerd.sock, /run/crio/crio.sock; 'none': off");
+  app.add_option("--allow-probe-command", flags.allow_probe_commands,
+                 "absolute path of a program an agent-side command probe may run (argv[0] must "
+                 "be exactly this path); repeatable; default none: command probes are refused")
+      ->check([](const std::string& path) -> std::string {
+        if (path.empty() || path[0] != '/') return "must be an absolute path, got '" + path + "'";
+        return "";
+      });
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
