@@ -33,8 +33,13 @@ require_root() {
 }
 
 install_packages() {
-  local missing=()
-  for p in "${FAULTLINE_PACKAGES[@]}"; do
+  local missing=() wanted=("${FAULTLINE_PACKAGES[@]}")
+  # The console's page (console/web/) is built with Node.js and npm. Debian's packages unless a
+  # node and npm are already there (a Node.js from elsewhere bundles its npm, and Debian's npm
+  # would conflict with it).
+  command -v node >/dev/null || wanted+=(nodejs)
+  command -v npm >/dev/null || wanted+=(npm)
+  for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
       missing+=("$p")
     fi
@@ -71,10 +76,13 @@ configure() {
   fi
 }
 
-# Everything, the test suite included (test.sh).
+# Everything, the test suite included (test.sh). A build directory this creates has line-table
+# debug information only (-g1: file:line in backtraces and gdb; full -g costs about a fifth more
+# compile CPU and much larger objects to link). Configure build/ yourself for a full -g build.
 build() {
   log "building into $BUILD_DIR"
-  configure ON
+  configure ON -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
   cmake --build "$BUILD_DIR" --parallel "$(nproc)"
 }
 
@@ -89,7 +97,9 @@ build_demo() {
 }
 
 # The libFuzzer targets (tests/fuzz) in their own ASan+UBSan build with clang; only those targets
-# and what they link are built. The main build's CTest runs them for a bounded time.
+# and what they link are built (about 10 CPU-minutes from scratch). scripts/fuzz.sh builds and runs
+# them; the main build's CTest runs them for a bounded time when they exist (test.sh builds them
+# only with FAULTLINE_FUZZ_INSTRUMENTED=1: the suite's own smoke run uses the ordinary build).
 build_fuzz() {
   local dir="$FAULTLINE_ROOT/build-fuzz"
   log "building the fuzz targets into $dir"

@@ -4,7 +4,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup
-build_fuzz
+# The fuzz targets run in the ordinary build (tests/fuzz/smoke_main.cpp); the second, instrumented
+# build is opt-in (scripts/fuzz.sh for longer runs).
+if [ "${FAULTLINE_FUZZ_INSTRUMENTED:-0}" = 1 ]; then build_fuzz; fi
 
 cd "$BUILD_DIR"
 log "unit tests"

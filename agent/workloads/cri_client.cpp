@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "agent/workloads/netns_identity.h"
@@ -55,7 +56,8 @@ void ParseCriSandboxInfo(const std::string& info_json, pid_t* pid, std::string* 
 
 CriClient::CriClient(CriClientOptions options) : options_(std::move(options)) {
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(options_.max_response_bytes);
+  args.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<size_t>(options_.max_response_bytes, std::numeric_limits<int>::max())));
   channel_ = grpc::CreateCustomChannel("unix:" + options_.socket_path,
                                        grpc::InsecureChannelCredentials(), args);
 }
@@ -114,9 +116,9 @@ Result<std::vector<Workload>> CriClient::List(const v1::WorkloadSelector& select
     }
     if (labels_match) pods.push_back(&p);
   }
-  if (pods.size() > options_.max_pods) {
+  if (pods.size() > options_.max_workloads) {
     return ResourceExhausted(where + ": " + std::to_string(pods.size()) + " pods match, at most " +
-                             std::to_string(options_.max_pods) + " are resolved");
+                             std::to_string(options_.max_workloads) + " are resolved");
   }
   std::vector<Workload> out;
   for (const runtime::v1::PodSandbox* p : pods) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/workloads/runtime_client_options.h"
 #include "agent/workloads/workload.h"
 #include "common/status.h"
 #include "faultline/v1/agent.pb.h"
@@ -18,14 +19,8 @@ class Channel;
 
 namespace faultline::agent::workloads {
 
-struct CriClientOptions {
-  std::string socket_path;  // e.g. /run/containerd/containerd.sock
-  // Deadline of one whole List or Version call (each RPC inside it gets what is left).
-  std::chrono::milliseconds deadline{3000};
-  // Largest gRPC message accepted from the runtime.
-  int max_response_bytes = 4 << 20;
-  size_t max_pods = 256;
-};
+// The socket, deadline and bounds of this client (RuntimeClientOptions, shared by every runtime).
+using CriClientOptions = RuntimeClientOptions;
 
 class CriClient {
  public:

@@ -171,10 +171,10 @@ Result<std::vector<Workload>> DockerEngineClient::List(const v1::WorkloadSelecto
     }
     ids.push_back(id);
   }
-  if (ids.size() > options_.max_containers) {
+  if (ids.size() > options_.max_workloads) {
     return ResourceExhausted("Docker Engine API at " + options_.socket_path + ": " +
                              std::to_string(ids.size()) + " containers match, at most " +
-                             std::to_string(options_.max_containers) + " are resolved");
+                             std::to_string(options_.max_workloads) + " are resolved");
   }
   std::vector<Workload> out;
   for (const std::string& id : ids) {

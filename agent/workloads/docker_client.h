@@ -8,21 +8,15 @@
 #include <string>
 #include <vector>
 
+#include "agent/workloads/runtime_client_options.h"
 #include "agent/workloads/workload.h"
 #include "common/status.h"
 #include "faultline/v1/agent.pb.h"
 
 namespace faultline::agent::workloads {
 
-struct DockerClientOptions {
-  std::string socket_path;  // e.g. /run/podman/podman.sock
-  // Deadline of one whole List or Version call (every HTTP request inside it shares it).
-  std::chrono::milliseconds deadline{3000};
-  // Largest HTTP response body accepted; a longer one fails the call (RESOURCE_EXHAUSTED).
-  size_t max_response_bytes = 4 << 20;
-  // At most this many containers are inspected per List (more matches: RESOURCE_EXHAUSTED).
-  size_t max_containers = 256;
-};
+// The socket, deadline and bounds of this client (RuntimeClientOptions, shared by every runtime).
+using DockerClientOptions = RuntimeClientOptions;
 
 class DockerEngineClient {
  public:

@@ -44,14 +44,14 @@ WorkloadResolver::WorkloadResolver(WorkloadResolverOptions options) : options_(s
     DockerClientOptions o;
     o.socket_path = docker_socket_;
     o.deadline = options_.deadline;
-    o.max_containers = faultspec::kMaxWorkloadsPerAgent;
+    o.max_workloads = faultspec::kMaxWorkloadsPerAgent;
     docker_ = std::make_unique<DockerEngineClient>(o);
   }
   if (!cri_socket_.empty()) {
     CriClientOptions o;
     o.socket_path = cri_socket_;
     o.deadline = options_.deadline;
-    o.max_pods = faultspec::kMaxWorkloadsPerAgent;
+    o.max_workloads = faultspec::kMaxWorkloadsPerAgent;
     cri_ = std::make_unique<CriClient>(o);
   }
 }

@@ -27,6 +27,9 @@ struct UpFlags {
   bool prometheus = false;
   std::string prometheus_bin = "prometheus";
   int ready_timeout_s = 20;
+  bool containers = false;
+  int container_replicas = 1;
+  std::string podman = "podman";
 };
 
 void PrintUp(const sandbox::SandboxOptions& o) {
@@ -43,6 +46,16 @@ void PrintUp(const sandbox::SandboxOptions& o) {
   if (o.prometheus) {
     std::cout << "  prometheus:     " << sandbox::SandboxPrometheusUrl()
               << "  (scrapes orders, kv and agents every 1s; alert OrdersErrorRatioHigh)\n";
+  }
+  if (o.containers) {
+    std::cout
+        << "  containers (Podman; each host's API at <run dir>/containers/<host>/podman.sock):\n";
+    for (const auto& c : sandbox::SandboxContainers(o.container_replicas)) {
+      std::string labels;
+      for (const auto& [k, v] : c.labels) labels += (labels.empty() ? "" : ",") + k + "=" + v;
+      std::cout << "    " << c.name << "  on " << c.host << "  " << c.address << ":" << c.port
+                << "  " << labels << "\n";
+    }
   }
 }
 
@@ -70,6 +83,14 @@ void PrintStatus(const sandbox::SandboxStatus& st) {
       std::cout << "      " << p.name << ": "
                 << (p.alive ? "running, pid " + std::to_string(p.pid) : std::string("NOT RUNNING"))
                 << "  (" << p.log_path << ")\n";
+    }
+    for (const auto& c : st.containers_status) {
+      if (c.container.host != h.host.name) continue;
+      std::cout << "      container " << c.container.name << " " << c.container.address << ": "
+                << (c.running
+                        ? "running, pid " + std::to_string(c.pid) + ", id " + c.id.substr(0, 12)
+                        : std::string("NOT RUNNING"))
+                << "  (" << c.log_path << ")\n";
     }
   }
   for (const auto& problem : st.problems) std::cout << "  problem: " << problem << "\n";
@@ -126,6 +147,16 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
   up->add_option("--prometheus-bin", up_flags->prometheus_bin,
                  "Prometheus program (Debian package prometheus)")
       ->capture_default_str();
+  up->add_flag("--containers", up_flags->containers,
+               "also run the orders and key-value services as Podman containers (root filesystem "
+               "built from these binaries, no registry), each in its own network namespace "
+               "fl-c-<name>, discovered by its host's agent (labels app=orders|kv, tier=web|db, "
+               "region on kv)");
+  up->add_option("--container-replicas", up_flags->container_replicas,
+                 "--containers: containers per service and region")
+      ->check(CLI::Range(1, sandbox::kMaxContainerReplicas))
+      ->capture_default_str();
+  up->add_option("--podman", up_flags->podman, "podman program")->capture_default_str();
   up->add_option("--ready-timeout", up_flags->ready_timeout_s,
                  "seconds to wait for all daemons to become ready")
       ->check(CLI::Range(1, 600))
@@ -144,6 +175,9 @@ void AddSandboxCommand(CLI::App& app, int* exit_code) {
     o.prometheus = up_flags->prometheus;
     o.prometheus_program = up_flags->prometheus_bin;
     o.ready_timeout = std::chrono::seconds(up_flags->ready_timeout_s);
+    o.containers = up_flags->containers;
+    o.container_replicas = up_flags->container_replicas;
+    o.podman = up_flags->podman;
     Status s = sandbox::SandboxUp(o);
     if (!s.ok()) {
       std::cerr << "faultline sandbox up: " << s.message() << "\n";

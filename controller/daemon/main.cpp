@@ -17,6 +17,7 @@
 #include "common/metrics_server.h"
 #include "common/signals.h"
 #include "common/tls.h"
+#include "controller/console/console_server.h"
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
 #include "controller/daemon/schedule_loop.h"
@@ -45,6 +46,7 @@ struct Flags {
   std::string store = faultline::store::DefaultHistoryUrl();
   std::string id;
   std::string metrics_listen;
+  std::string console_listen;
   std::string lease_ttl = "15s";
   std::string schedule_tick = "5s";
   std::string schedule_lease = "30s";
@@ -174,7 +176,33 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
       }
     };
   }
+  // The console (HTTPS, the controller's certificate): it watches every run and halt, so it is
+  // the supervisor's observer and outlives it.
+  std::unique_ptr<console::ConsoleServer> console_server;
+  if (!flags.console_listen.empty()) {
+    if (flags.tls_cert.empty() || flags.tls_key.empty()) {
+      spdlog::error("--console-listen serves HTTPS only: it needs --tls-cert and --tls-key");
+      return kExitUsage;
+    }
+    console::ConsoleServerOptions console_options;
+    console_options.listen = flags.console_listen;
+    console_options.cert_file = flags.tls_cert;
+    console_options.key_file = flags.tls_key;
+    console_options.ca_file = flags.tls_ca;
+    console_server = std::make_unique<console::ConsoleServer>(std::move(console_options));
+    service_options.observer = &console_server->observer();
+  }
   auto service = std::make_unique<daemon::ControllerService>(registry, service_options);
+  if (console_server) {
+    console::ConsoleBackend backend;
+    backend.supervisor = &service->supervisor();
+    backend.store = run_store.get();
+    backend.agents = [&registry] { return registry.List(true); };
+    if (Status s = console_server->Start(std::move(backend)); !s.ok()) {
+      spdlog::error("{}", s.message());
+      return kExitUsage;
+    }
+  }
   if (!flags.metrics_listen.empty()) {
     daemon::ControllerService* svc = service.get();
     metrics_registry.AddCollector([&registry, svc](metrics::Registry& r) {
@@ -230,6 +258,7 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   if (schedule_loop) schedule_loop->Stop();
   // Runs first, while agents are still attached, so their faults are reverted on the way out.
   if (metrics_server) metrics_server->Stop();
+  if (console_server) console_server->Stop();
   service.reset();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
@@ -301,6 +330,9 @@ int main(int argc, char** argv) {
       ->type_name("PROGRAM");
   app.add_option("--metrics-listen", flags.metrics_listen,
                  "serve Prometheus metrics (GET /metrics only) on HOST:PORT; off by default");
+  app.add_option("--console-listen", flags.console_listen,
+                 "serve the game-day console (HTTPS with --tls-cert/--tls-key; client "
+                 "certificates optional, verified by --tls-ca) on HOST:PORT; off by default");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();

@@ -149,6 +149,17 @@ Result<std::string> RunSupervisor::StartRun(RunRequest request) {
   opts.rpc_deadline = options_.rpc_deadline;
   opts.connect = [this](const engine::AgentEndpoint& ep) { return fleet_.Connect(ep); };
   opts.on_progress = std::move(request.on_progress);
+  if (RunObserver* observer = options_.observer) {
+    opts.on_progress = [observer, run_id = opts.run_id,
+                        user = std::move(opts.on_progress)](const engine::ProgressEvent& e) {
+      if (user) user(e);
+      observer->OnProgress(run_id, e);
+    };
+    opts.on_sample = [observer, run_id = opts.run_id](const std::string& probe,
+                                                      const engine::ProbeSample& sample) {
+      observer->OnSample(run_id, probe, sample);
+    };
+  }
   auto engine =
       std::make_shared<engine::RunEngine>(*outcome->experiment, fleet_.LiveInventory(), opts);
   const std::string run_id = opts.run_id;
@@ -183,12 +194,18 @@ Result<std::string> RunSupervisor::StartRun(RunRequest request) {
   }
   spdlog::info("run {} started ({}): experiment {}", run_id, request.source,
                outcome->experiment->name);
+  if (options_.observer) {
+    options_.observer->OnRunStarted(
+        run_id, std::shared_ptr<const experiment::Experiment>(outcome, &*outcome->experiment),
+        SystemClock::Instance().Now(), started);
+  }
   // Halted between the check above and now: the run must not start.
   if (halted_) engine->Cancel("halted");
   Status spawned =
       Spawn([this, engine, outcome, run_id, on_finished = std::move(request.on_finished)] {
         engine::RunResult result = engine->Run();
         if (options_.on_run_finished) options_.on_run_finished(result);
+        if (options_.observer) options_.observer->OnRunFinished(result);
         v1::RunSummary summary = Summarize(result);
         spdlog::info("run {} finished: {} ({})", run_id, summary.verdict(), summary.reason());
         {
@@ -289,12 +306,14 @@ void RunSupervisor::SyncHaltWithStore() {
     HaltHere("halt recorded in " + options_.store->Describe() + " by another controller");
   } else if (!*recorded && halted_.exchange(false)) {
     spdlog::warn("RESUME (lifted in {}): runs may start again", options_.store->Describe());
+    if (options_.observer) options_.observer->OnResume();
   }
 }
 
 HaltOutcome RunSupervisor::HaltHere(const std::string& reason) {
   const MonoTime start = SystemClock::Instance().Now();
   halted_ = true;
+  if (options_.observer) options_.observer->OnHalt(reason, nullptr);
   HaltOutcome out;
   {
     std::lock_guard lock(mu_);
@@ -338,6 +357,7 @@ HaltOutcome RunSupervisor::HaltHere(const std::string& reason) {
   out.elapsed = SystemClock::Instance().Now() - start;
   spdlog::warn("HALT done in {}: {} agent(s), {} fault(s) reverted, {} failed",
                FormatDuration(out.elapsed), out.agents, out.faults_reverted, out.failed.size());
+  if (options_.observer) options_.observer->OnHalt(reason, &out);
   return out;
 }
 
@@ -356,6 +376,7 @@ bool RunSupervisor::ResumeAll() {
   }
   was = halted_.exchange(false) || was;
   if (was) spdlog::warn("RESUME: runs may start again");
+  if (was && options_.observer) options_.observer->OnResume();
   return was;
 }
 

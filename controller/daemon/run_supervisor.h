@@ -26,6 +26,7 @@
 
 #include "common/duration.h"
 #include "common/status.h"
+#include "controller/daemon/run_observer.h"
 #include "controller/engine/agent_client.h"
 #include "controller/engine/inventory.h"
 #include "controller/engine/run_engine.h"
@@ -76,6 +77,9 @@ struct RunSupervisorOptions {
   std::vector<std::string> command_probe_allowlist;
   // Tasks Post() holds at most (queued, not yet running); more are refused.
   size_t max_queued = 256;
+  // Told about every run and halt as it happens (the console); may be null. Must outlive the
+  // supervisor.
+  RunObserver* observer = nullptr;
 };
 
 // One run to start (SubmitRun, or a schedule's due time).

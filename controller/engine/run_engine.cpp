@@ -130,8 +130,11 @@ bool RunEngine::WaitUntil(MonoTime until) {
   return !cancelled_;
 }
 
-void RunEngine::Progress(const std::string& phase, const std::string& message) {
-  if (options_.on_progress) options_.on_progress(ProgressEvent{clock_.Now(), phase, message});
+void RunEngine::Progress(const std::string& phase, const std::string& message,
+                         const FaultOnAgent* fault) {
+  if (options_.on_progress) {
+    options_.on_progress(ProgressEvent{clock_.Now(), phase, message, fault});
+  }
 }
 
 RunResult RunEngine::Run() {
@@ -489,15 +492,17 @@ bool RunEngine::ApplyAll(RunResult& r) {
       fa.error = res.status().message();
       ok = false;
       r.reason = "fault " + fa.fault_name + " could not be applied: " + fa.error;
-      Progress("inject", fa.fault_name + " on " + fa.agent + ": FAILED: " + fa.error);
+      Progress("inject", fa.fault_name + " on " + fa.agent + ": FAILED: " + fa.error, &fa);
       continue;
     }
     fa.applied_at = acked[i];
     fa.applied_at_unix_ms = res->applied_at_unix_ms();
     if (!r.t_inject_first || acked[i] < *r.t_inject_first) r.t_inject_first = acked[i];
     if (!r.t_inject || acked[i] > *r.t_inject) r.t_inject = acked[i];
-    Progress("inject", fa.fault_name + " applied on " + fa.agent + " (fault " + fa.fault_id +
-                           ", lease " + FormatDuration(options_.lease_ttl) + ")");
+    Progress("inject",
+             fa.fault_name + " applied on " + fa.agent + " (fault " + fa.fault_id + ", lease " +
+                 FormatDuration(options_.lease_ttl) + ")",
+             &fa);
   }
   return ok;
 }
@@ -670,7 +675,7 @@ void RunEngine::RevertAll(RunResult& r, const std::string& why, const std::strin
       fa.state_unknown = true;
       fa.error = "revert failed: " + res.status().message() + "; the agent reverts it itself " +
                  "when its lease (" + FormatDuration(options_.lease_ttl) + ") expires";
-      Progress("revert", fa.fault_name + " on " + fa.agent + ": " + fa.error);
+      Progress("revert", fa.fault_name + " on " + fa.agent + ": " + fa.error, &fa);
       continue;
     }
     if (!fa.applied_at) continue;
@@ -691,8 +696,10 @@ void RunEngine::RevertAll(RunResult& r, const std::string& why, const std::strin
     std::string ev;
     for (const auto& [k, v] : fa.evidence)
       ev += (ev.empty() ? "" : ", ") + k + "=" + std::to_string(v);
-    Progress("revert", fa.fault_name + " reverted on " + fa.agent + " (" + why +
-                           "; evidence: " + (ev.empty() ? "none" : ev) + ")");
+    Progress("revert",
+             fa.fault_name + " reverted on " + fa.agent + " (" + why +
+                 "; evidence: " + (ev.empty() ? "none" : ev) + ")",
+             &fa);
   }
   if (!r.t_revert) r.t_revert = clock_.Now();
 }

@@ -67,6 +67,9 @@ struct ProgressEvent {
   MonoTime at{};
   std::string phase;  // "targets", "steady", "inject", "observe", "revert", "after", "verdict"
   std::string message;
+  // The fault on one agent this event is about (its apply or revert ack, or failure); null
+  // otherwise. Valid only during the callback.
+  const FaultOnAgent* fault = nullptr;
 };
 
 struct RunOptions {
@@ -106,7 +109,8 @@ class RunEngine {
   using ProbeSet = probes::ProbeSet;
   struct RunState;
 
-  void Progress(const std::string& phase, const std::string& message);
+  void Progress(const std::string& phase, const std::string& message,
+                const FaultOnAgent* fault = nullptr);
   bool ResolveTargets(RunResult& r);
   bool CheckAgents(RunResult& r);
   // Targets with `workloads:`: asks each of their agents (ListWorkloads), then applies `mode`

@@ -15,6 +15,9 @@ std::string_view HtmlReportStyle();
 // span <= 0.
 double HtmlAxisStep(double span, int max_ticks);
 
+// The CSS class of a verdict: "pass", "fail", "aborted", else "error".
+const char* HtmlVerdictClass(const std::string& verdict);
+
 // A duration as a person reads it: "850ms", "12.4s", "15m", "1h30m"; "—" when not finite.
 std::string HtmlHumanDuration(double seconds);
 

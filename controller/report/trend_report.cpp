@@ -28,7 +28,9 @@ const char* DotClass(const std::string& verdict) {
 
 constexpr double kWidth = 900, kHeight = 260, kLeft = 70, kRight = 30, kTop = 20, kBottom = 60;
 
-std::string Chart(const TrendSeries& s) {
+}  // namespace
+
+std::string RenderTrendSvg(const TrendSeries& s) {
   double plot_w = kWidth - kLeft - kRight, plot_h = kHeight - kTop - kBottom;
   double ymax = Finite(s.target_s);
   for (const auto& p : s.points) {
@@ -94,8 +96,6 @@ std::string Chart(const TrendSeries& s) {
   out += "</svg>\n";
   return out;
 }
-
-}  // namespace
 
 Trend BuildTrend(const std::string& experiment, const std::vector<ReportModel>& runs) {
   Trend t;
@@ -179,7 +179,7 @@ std::string RenderTrendHtml(const Trend& t) {
   for (const auto& s : t.series) {
     out +=
         "<h2>" + E(s.objective) + " <span class=\"meta\">(after " + E(s.after) + ")</span></h2>\n";
-    out += Chart(s);
+    out += RenderTrendSvg(s);
   }
   out += "<footer>faultline history --trend</footer>\n</body>\n</html>\n";
   return out;

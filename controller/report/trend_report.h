@@ -48,5 +48,8 @@ std::string RenderTrendJson(const Trend& trend);
 // at the measured value coloured by the objective's verdict, a cross for "not recovered", and
 // the objective's target as a dashed line.
 std::string RenderTrendHtml(const Trend& trend);
+// One series' chart, the <svg class="trend"> element RenderTrendHtml embeds (the console serves
+// it as GET /api/trend.svg). Deterministic; every string escaped; no inline style or script.
+std::string RenderTrendSvg(const TrendSeries& series);
 
 }  // namespace faultline::report

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/process.hpp>
 #include <boost/process/extend.hpp>
 #include <filesystem>
@@ -30,6 +31,7 @@ const std::vector<std::string>& OwnedProgramNames() {
                                                  "faultline-sample-orders",
                                                  "faultline-sample-supervisor",
                                                  "ip",
+                                                 "podman",
                                                  "prometheus"};
   return names;
 }
@@ -110,8 +112,11 @@ std::vector<int> AwaitExit(std::vector<int> pids, std::chrono::steady_clock::dur
   }
 }
 
-std::vector<std::string> ExpectedProcessNames(bool agents, bool prometheus) {
+std::vector<std::string> ExpectedProcessNames(bool agents, bool prometheus, bool containers) {
   std::vector<std::string> names = {"dnsmasq", "kv-east", "kv-west", "orders"};
+  if (containers) {
+    for (const auto& h : ContainerHosts()) names.push_back("podman-" + h);
+  }
   if (agents) {
     for (const auto& h : SandboxHosts()) names.push_back("agent-" + h.name);
   }
@@ -125,6 +130,7 @@ std::string HostOfProcess(const std::string& name) {
   if (name == "kv-west") return FindSandboxHostByRole("db", kSecondaryRegion)->name;
   if (name == "orders") return FindSandboxHostByRole("app")->name;
   if (name.rfind("agent-", 0) == 0) return name.substr(6);
+  if (name.rfind("podman-", 0) == 0) return name.substr(7);
   return "";
 }
 
@@ -133,7 +139,8 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
   std::vector<DaemonSpec> specs;
   const SandboxHost& dns = *FindSandboxHostByRole("dns");
   const SandboxHost& app = *FindSandboxHostByRole("app");
-  specs.push_back({"dnsmasq", dns.name, DnsmasqArgv(dnsmasq), ""});
+  specs.push_back(
+      {"dnsmasq", dns.name, DnsmasqArgv(dnsmasq, o.containers ? o.container_replicas : 0), ""});
 
   for (const auto& h : SandboxHosts()) {
     if (h.role != "db") continue;
@@ -176,6 +183,11 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
                                        "--label",
                                        "role=" + h.role};
       if (!h.region.empty()) argv.insert(argv.end(), {"--label", "region=" + h.region});
+      const auto with_containers = ContainerHosts();
+      if (o.containers && std::find(with_containers.begin(), with_containers.end(), h.name) !=
+                              with_containers.end()) {
+        argv.insert(argv.end(), {"--docker-socket", ContainerApiSocket(h.name)});
+      }
       const std::string certs = SandboxCertsDir();
       argv.insert(argv.end(),
                   {"--tls-ca", certs + "/ca.pem", "--tls-cert", certs + "/agent.pem", "--tls-key",
@@ -193,15 +205,21 @@ std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& 
 }
 
 Result<bp::child> StartDaemon(const std::string& ip, const DaemonSpec& spec) {
+  std::string exe = ip;
   std::vector<std::string> args = {"netns", "exec", spec.host};
   args.insert(args.end(), spec.argv.begin(), spec.argv.end());
+  if (spec.in_root_namespace) {
+    exe = FindProgram(spec.argv.front());
+    if (exe.empty()) return FailedPrecondition(spec.argv.front() + " not found");
+    args.assign(spec.argv.begin() + 1, spec.argv.end());
+  }
   std::string log = SandboxLogPath(spec.name);
   try {
     // setsid before exec: a new session with no controlling terminal, so a Ctrl-C in the
     // caller's terminal (SIGINT to its foreground process group) does not reach the daemon.
     // Every inherited descriptor above stderr is closed at exec: a daemon outlives its caller,
     // and one that kept, say, the caller's lock on the sandbox would hold it forever.
-    bp::child child(bp::exe = ip, bp::args = args, bp::std_in.close(),
+    bp::child child(bp::exe = exe, bp::args = args, bp::std_in.close(),
                     (bp::std_out & bp::std_err) > boost::filesystem::path(log),
                     bp::extend::on_exec_setup([](auto&) {
                       setsid();

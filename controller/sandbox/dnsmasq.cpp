@@ -6,7 +6,7 @@
 
 namespace faultline::sandbox::internal {
 
-std::vector<std::string> DnsmasqArgv(const std::string& dnsmasq) {
+std::vector<std::string> DnsmasqArgv(const std::string& dnsmasq, int container_replicas) {
   const SandboxHost& dns = *FindSandboxHostByRole("dns");
   std::vector<std::string> dnsmasq_argv = {
       dnsmasq,
@@ -27,6 +27,12 @@ std::vector<std::string> DnsmasqArgv(const std::string& dnsmasq) {
   for (const auto& h : SandboxHosts()) {
     if (h.role == "db") {
       dnsmasq_argv.push_back("--host-record=" + DynamoDbEndpointName(h.region) + "," + h.address);
+    }
+  }
+  // --containers: the orders containers' endpoints, answered with kv replica 1 of each region.
+  for (const auto& c : SandboxContainers(container_replicas)) {
+    if (c.service == "kv" && c.name.ends_with("-1")) {
+      dnsmasq_argv.push_back("--host-record=" + ContainerEndpointName(c.region) + "," + c.address);
     }
   }
   // A CNAME to the west endpoint, for DNS faults that follow CNAME chains.

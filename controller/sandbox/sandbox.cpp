@@ -64,6 +64,16 @@ Status Build(const SandboxOptions& o, std::vector<Started>& started) {
           "prometheus not found (install the Debian package prometheus, or pass --prometheus-bin)");
     }
   }
+  std::string podman;
+  if (o.containers) {
+    podman = FindProgram(o.podman);
+    if (podman.empty()) {
+      return FailedPrecondition("podman not found (install the Debian packages podman and runc)");
+    }
+    if (FindProgram("runc").empty()) {
+      return FailedPrecondition("runc not found (install the Debian package runc)");
+    }
+  }
   std::vector<std::string> binaries = {"faultline-sample-kv", "faultline-sample-orders",
                                        "faultline-sample-supervisor"};
   if (o.start_agents) binaries.push_back("faultline-agent");
@@ -97,6 +107,8 @@ Status Build(const SandboxOptions& o, std::vector<Started>& started) {
                         "\nagents: " + (o.start_agents ? "true" : "false") +
                         "\nbin_dir: " + bin_dir + "\norders_url: " + OrdersServiceUrl() +
                         "\nprometheus: " + (o.prometheus ? "true" : "false") +
+                        "\ncontainers: " + (o.containers ? "true" : "false") +
+                        "\ncontainer_replicas: " + std::to_string(o.container_replicas) +
                         (o.prometheus ? "\nprometheus_url: " + SandboxPrometheusUrl() : "") + "\n");
       !s.ok()) {
     return s;
@@ -108,48 +120,82 @@ Status Build(const SandboxOptions& o, std::vector<Started>& started) {
   if (o.prometheus) {
     if (Status s = WritePrometheusConfig(o.start_agents); !s.ok()) return s;
   }
-  for (const auto& spec : DaemonSpecs(o, bin_dir, dnsmasq, prometheus)) {
+  auto start = [&](const DaemonSpec& spec) -> Status {
     spdlog::debug("sandbox: starting " + spec.name + " in " + spec.host + ": " +
                   ArgvToString(spec.argv));
     auto child = StartDaemon(ip, spec);
     if (!child.ok()) return child.status();
     started.push_back({spec, std::move(*child)});
-    if (Status s = WriteFile(PidsDir() + "/" + spec.name + ".pid",
-                             std::to_string(started.back().child.id()) + "\n");
-        !s.ok()) {
-      return s;
-    }
-  }
-
-  // Await readiness of all daemons together under one deadline.
+    return WriteFile(PidsDir() + "/" + spec.name + ".pid",
+                     std::to_string(started.back().child.id()) + "\n");
+  };
+  // Awaits readiness of started[from...] together under one deadline.
   const SandboxHost& dns = *FindSandboxHostByRole("dns");
   const SandboxHost& east = *FindSandboxHostByRole("db", kPrimaryRegion);
-  auto deadline = std::chrono::steady_clock::now() + o.ready_timeout;
-  for (auto& s : started) {
-    std::string why = "not ready";
-    while (true) {
-      std::error_code ec;
-      if (!s.child.running(ec)) {
-        return Internal(s.spec.name + " in " + s.spec.host + " exited (code " +
-                        std::to_string(s.child.exit_code()) + ") before it was ready; " +
-                        SandboxLogPath(s.spec.name) + " ends with:\n" +
-                        LogTail(SandboxLogPath(s.spec.name)));
+  auto await_ready = [&](size_t from) -> Status {
+    auto deadline = std::chrono::steady_clock::now() + o.ready_timeout;
+    for (size_t i = from; i < started.size(); ++i) {
+      Started& s = started[i];
+      std::string why = "not ready";
+      while (true) {
+        std::error_code ec;
+        if (!s.child.running(ec)) {
+          return Internal(s.spec.name + " in " + s.spec.host + " exited (code " +
+                          std::to_string(s.child.exit_code()) + ") before it was ready; " +
+                          SandboxLogPath(s.spec.name) + " ends with:\n" +
+                          LogTail(SandboxLogPath(s.spec.name)));
+        }
+        bool ready =
+            !s.spec.ready_api_socket.empty() ? ApiSocketReady(s.spec.ready_api_socket, &why)
+            : !s.spec.ready_url.empty()      ? HttpReady(s.spec.ready_url, &why)
+            : s.spec.ready_file.empty()
+                ? DnsServes(dns.address, DynamoDbEndpointName(east.region), east.address, &why)
+                : fs::exists(s.spec.ready_file);
+        if (ready) break;
+        if (std::chrono::steady_clock::now() >= deadline) {
+          return DeadlineExceeded(s.spec.name + " in " + s.spec.host + " was not ready within " +
+                                  std::to_string(o.ready_timeout.count()) + " ms (" + why + "); " +
+                                  SandboxLogPath(s.spec.name) + " ends with:\n" +
+                                  LogTail(SandboxLogPath(s.spec.name)));
+        }
+        std::this_thread::sleep_for(kPollInterval);
       }
-      bool ready =
-          !s.spec.ready_url.empty() ? HttpReady(s.spec.ready_url, &why)
-          : s.spec.ready_file.empty()
-              ? DnsServes(dns.address, DynamoDbEndpointName(east.region), east.address, &why)
-              : fs::exists(s.spec.ready_file);
-      if (ready) break;
-      if (std::chrono::steady_clock::now() >= deadline) {
-        return DeadlineExceeded(s.spec.name + " in " + s.spec.host + " was not ready within " +
-                                std::to_string(o.ready_timeout.count()) + " ms (" + why + "); " +
-                                SandboxLogPath(s.spec.name) + " ends with:\n" +
-                                LogTail(SandboxLogPath(s.spec.name)));
-      }
-      std::this_thread::sleep_for(kPollInterval);
+      spdlog::debug("sandbox: " + s.spec.name + " ready");
     }
-    spdlog::debug("sandbox: " + s.spec.name + " ready");
+    return Status::Ok();
+  };
+
+  // --containers: each host's Podman API first (agents learn their runtimes when they start),
+  // then the containers.
+  if (o.containers) {
+    if (Status s = PrepareContainers(o, bin_dir); !s.ok()) return s;
+    for (const auto& host : ContainerHosts()) {
+      if (Status s = start(PodmanServiceSpec(podman, host)); !s.ok()) return s;
+    }
+    if (Status s = await_ready(0); !s.ok()) return s;
+    if (Status s = StartContainers(o, podman); !s.ok()) return s;
+  }
+  const size_t first_daemon = started.size();
+  for (const auto& spec : DaemonSpecs(o, bin_dir, dnsmasq, prometheus)) {
+    if (Status s = start(spec); !s.ok()) return s;
+  }
+  if (Status s = await_ready(first_daemon); !s.ok()) return s;
+  if (o.containers) {
+    auto deadline = std::chrono::steady_clock::now() + o.ready_timeout;
+    for (const auto& c : SandboxContainers(o.container_replicas)) {
+      const std::string url = "http://" + c.address + ":" + std::to_string(c.port) + "/healthz";
+      std::string why;
+      while (!HttpReady(url, &why)) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+          const std::string log = SandboxLogPath("container-" + c.name);
+          return DeadlineExceeded("container " + c.name + " was not ready within " +
+                                  std::to_string(o.ready_timeout.count()) + " ms (" + why + "); " +
+                                  log + " ends with:\n" + LogTail(log));
+        }
+        std::this_thread::sleep_for(kPollInterval);
+      }
+      spdlog::debug("sandbox: container " + c.name + " ready");
+    }
   }
   return WriteFile(SandboxInventoryPath(), InventoryYaml(o.start_agents));
 }
@@ -166,6 +212,10 @@ Status SandboxUp(const SandboxOptions& options) {
   }
   if (options.failover_threshold < 1) {
     return FailedPrecondition("failover threshold must be at least 1");
+  }
+  if (options.container_replicas < 1 || options.container_replicas > kMaxContainerReplicas) {
+    return FailedPrecondition("container replicas must be 1 to " +
+                              std::to_string(kMaxContainerReplicas));
   }
   if (Status s = SandboxDown(); !s.ok()) {
     return Internal("cannot clear the previous sandbox: " + s.message());
@@ -220,9 +270,24 @@ Status SandboxDown() {
   if (!left.empty())
     note(Internal("process " + std::to_string(left.front()) + " survived SIGKILL"));
 
+  // The containers (podman rm kills them at once), then whatever is left in their namespaces
+  // (a crashed `up`, a Podman state that no longer knows them), then Podman's mounts.
+  RemoveContainers(note);
+  std::vector<int> container_pids;
+  for (const auto& ns : ContainerNamespacesPresent()) {
+    for (int pid : NamespacePids(ns)) container_pids.push_back(pid);
+  }
+  for (int pid : container_pids) kill(pid, SIGKILL);
+  left = AwaitExit(container_pids, kKillGrace);
+  if (!left.empty()) {
+    note(Internal("container process " + std::to_string(left.front()) + " survived SIGKILL"));
+  }
+  UnmountContainerStorage(note);
+
   // fl-root first: deleting it here is synchronous, whereas a namespace's links go away in the
   // kernel's asynchronous namespace cleanup, which could race a following `sandbox up`.
   if (RootLinkExists()) note(RunChecked({"ip", "link", "del", Str(kRootLink)}));
+  for (const auto& ns : ContainerNamespacesPresent()) note(RunChecked({"ip", "netns", "del", ns}));
   for (const auto& ns : AllNamespaces()) {
     if (NamespaceExists(ns)) note(RunChecked({"ip", "netns", "del", ns}));
   }

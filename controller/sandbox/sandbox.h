@@ -10,6 +10,11 @@
 //   fl-db-west  10.77.0.30  kv service :8000 (us-west-2), agent :7070
 //   root ns     10.77.0.1   through the veth fl-root, so the CLI reaches every host
 //
+// With --containers (SandboxOptions::containers), the orders and key-value services also run as
+// real Podman containers, one network namespace each (fl-c-<name>) on the same bridge, see
+// SandboxContainers(). Podman's state for each host lives under <run dir>/containers/<host>, and
+// that host's agent discovers them through the Docker-compatible API socket served there.
+//
 // No host has a default route. All state lives under /run/faultline/sandbox (logs/, pids/,
 // state/, ready/, certs/, inventory.yaml, sandbox.yaml) and /etc/netns/fl-*/resolv.conf. Everything
 // here needs root. Other code takes names and addresses from SandboxHosts(), never hard-codes them.
@@ -63,6 +68,34 @@ std::string OrdersServiceUrl();
 // "http://10.77.0.2:9090" — the sandbox's Prometheus (when started with --prometheus).
 std::string SandboxPrometheusUrl();
 
+// `sandbox up --containers`: one service container. Each runs from a root filesystem built from
+// the project's binaries (no image, no registry), in its own network namespace `netns` (a veth
+// port of the bridge, address `address`), resolving through the sandbox's dnsmasq, and is
+// discovered by the agent of `host` through that host's Podman API socket.
+//   fl-orders-N   on fl-app      10.77.0.10N  labels app=orders tier=web faultline.sandbox=1
+//   fl-kv-east-N  on fl-db-east  10.77.0.11N  labels app=kv tier=db region=us-east-1 ...
+//   fl-kv-west-N  on fl-db-west  10.77.0.12N  labels app=kv tier=db region=us-west-2 ...
+// The orders containers use dynamodb.<region>.containers.sandbox.test (ContainerEndpointName),
+// which dnsmasq answers with the address of replica 1 of that region's kv containers.
+struct SandboxContainer {
+  std::string name;     // container name: "fl-orders-1"
+  std::string service;  // "orders" | "kv"
+  std::string host;     // sandbox host whose agent targets it: "fl-app"
+  std::string netns;    // its network namespace: "fl-c-orders-1"
+  std::string address;  // IPv4 address in kSubnet
+  std::string region;   // kv: its region; orders: empty
+  int port = 0;         // the service's port inside (kOrdersPort, kKvPort)
+  std::vector<std::pair<std::string, std::string>> labels;  // container labels, sorted by key
+};
+inline constexpr int kMaxContainerReplicas = 9;
+// The containers of `replicas` (1..kMaxContainerReplicas) per service and region, in start order
+// (kv before orders). Empty for an out-of-range count.
+std::vector<SandboxContainer> SandboxContainers(int replicas);
+// "dynamodb.us-east-1.containers.sandbox.test"
+std::string ContainerEndpointName(std::string_view region);
+// <run dir>/containers/<host>/podman.sock: the Docker Engine API of that host's containers.
+std::string ContainerApiSocket(std::string_view host);
+
 enum class FailoverMode { kAuto, kOff };
 // "auto" / "off".
 const char* FailoverModeName(FailoverMode mode);
@@ -90,6 +123,12 @@ struct SandboxOptions {
   bool prometheus = false;
   // Prometheus program; without a '/', looked up in PATH and then /usr/bin.
   std::string prometheus_program = "prometheus";
+  // true: also run the services as Podman containers (SandboxContainers(container_replicas)),
+  // each host's Podman API served on ContainerApiSocket(host) and given to its agent with
+  // --docker-socket. Needs podman and runc.
+  bool containers = false;
+  int container_replicas = 1;  // 1..kMaxContainerReplicas
+  std::string podman = "podman";
   // How long to wait for all daemons together to become ready.
   std::chrono::milliseconds ready_timeout{20000};
 };
@@ -105,10 +144,13 @@ struct SandboxOptions {
 // made so far has been torn down again.
 Status SandboxUp(const SandboxOptions& options);
 
-// Kills every process in the sandbox's namespaces (SIGTERM, then SIGKILL after a deadline) and
-// those recorded in pids/, deletes the namespaces, the fl-root link, /etc/netns/fl-* and
-// /run/faultline/sandbox. Idempotent: succeeds when nothing is there. Best effort: carries on past
-// a failing step and returns the first error (INTERNAL) after trying them all.
+// Removes every container of every host's Podman state under <run dir>/containers (podman rm),
+// then kills every process in the sandbox's namespaces (SIGTERM, then SIGKILL after a deadline) and
+// those recorded in pids/ (Podman API services included), unmounts whatever Podman left mounted
+// under the run dir, deletes the namespaces (fl-c-* included), the fl-root link, /etc/netns/fl-*
+// and /run/faultline/sandbox; all of it also after a crashed `up`. Idempotent: succeeds when
+// nothing is there. Best effort: carries on past a failing step and returns the first error
+// (INTERNAL) after trying them all.
 Status SandboxDown();
 
 // One daemon the sandbox runs.
@@ -125,6 +167,14 @@ struct SandboxHostStatus {
   bool namespace_present = false;
 };
 
+struct SandboxContainerStatus {
+  SandboxContainer container;
+  std::string id;  // Podman's container id; empty when Podman does not know it
+  int pid = 0;     // its main process on the machine, 0 when not running
+  bool running = false;
+  std::string log_path;  // /run/faultline/sandbox/logs/container-<name>.log
+};
+
 struct SandboxStatus {
   enum class State { kDown, kPartial, kUp };
   State state = State::kDown;
@@ -134,9 +184,11 @@ struct SandboxStatus {
   std::vector<SandboxProcess> processes;  // every process the sandbox is meant to run
   std::optional<FailoverMode> failover;   // from sandbox.yaml; nullopt when unknown
   int failover_threshold = 0;
-  bool agents = false;                // whether agents were started
-  bool prometheus = false;            // whether Prometheus was started
-  std::vector<std::string> problems;  // human-readable, empty when kUp or kDown
+  bool agents = false;                                    // whether agents were started
+  bool prometheus = false;                                // whether Prometheus was started
+  bool containers = false;                                // whether --containers was given
+  std::vector<SandboxContainerStatus> containers_status;  // every container meant to run
+  std::vector<std::string> problems;                      // human-readable, empty when kUp or kDown
 };
 
 // Looks at namespaces, links, pid files and sandbox.yaml. kUp: everything present and every

@@ -3,6 +3,8 @@
 //   topology.cpp — namespaces, the bridge, the root link, per-host resolv.conf, inventory;
 //   dnsmasq.cpp  — the sandbox's DNS server: its argv and its readiness check;
 //   daemons.cpp  — the services and agents it runs: argv, start, pids, liveness;
+//   containers.cpp — `--containers`: root filesystem, per-host Podman state and API service,
+//                  the containers' namespaces and lifecycle;
 //   status.cpp   — status and JSON;
 //   sandbox.cpp  — up (build) and down.
 // Nothing here is thread-safe beyond what the public sandbox.h promises (one caller at a time,
@@ -10,6 +12,7 @@
 
 #include <boost/process/child.hpp>
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,8 +58,9 @@ std::string ReadFile(const std::string& path);
 std::string LogTail(const std::string& path, size_t lines = 8);
 
 // DNS server (dnsmasq.cpp).
-// dnsmasq's argv (program `dnsmasq` first) serving the sandbox's records on fl-dns.
-std::vector<std::string> DnsmasqArgv(const std::string& dnsmasq);
+// dnsmasq's argv (program `dnsmasq` first) serving the sandbox's records on fl-dns, with
+// `container_replicas` > 0 also the containers' endpoints (ContainerEndpointName).
+std::vector<std::string> DnsmasqArgv(const std::string& dnsmasq, int container_replicas);
 // Whether `server` answers `name` with an A record `want`; otherwise why not in `why`.
 bool DnsServes(const std::string& server, const std::string& name, const std::string& want,
                std::string* why);
@@ -83,10 +87,13 @@ struct DaemonSpec {
   std::string host;
   std::vector<std::string> argv;  // program and its arguments, run via `ip netns exec host`
   std::string ready_file;         // empty: readiness is checked otherwise (dnsmasq, ready_url)
-  std::string ready_url;          // ready when GET on this URL answers 200 (Prometheus)
+  std::string ready_url = {};     // ready when GET on this URL answers 200 (Prometheus)
+  // Ready when GET /version on this Docker Engine API socket answers 200 (a Podman service).
+  std::string ready_api_socket = {};
+  bool in_root_namespace = false;  // run in the caller's namespaces, not `ip netns exec host`
 };
 
-std::vector<std::string> ExpectedProcessNames(bool agents, bool prometheus);
+std::vector<std::string> ExpectedProcessNames(bool agents, bool prometheus, bool containers);
 std::string HostOfProcess(const std::string& name);
 std::vector<DaemonSpec> DaemonSpecs(const SandboxOptions& o, const std::string& bin_dir,
                                     const std::string& dnsmasq, const std::string& prometheus);
@@ -101,6 +108,33 @@ Status WritePrometheusConfig(bool agents);
 std::vector<std::string> PrometheusArgv(const std::string& program);
 // Whether GET `url` answers 200 within a second; otherwise why not in `why`.
 bool HttpReady(const std::string& url, std::string* why);
+
+// Containers (containers.cpp).
+// <run dir>/containers; <run dir>/containers/<host>.
+std::string ContainersDir();
+std::string ContainerHostDir(const std::string& host);
+// Names of the fl-c-* namespaces present now (whatever the replica count of the `up` that made
+// them).
+std::vector<std::string> ContainerNamespacesPresent();
+// The sandbox hosts with containers: fl-app, fl-db-east, fl-db-west.
+std::vector<std::string> ContainerHosts();
+// Builds the shared root filesystem from bin_dir's sample services, writes each host's
+// containers.conf, creates each container's namespace and veth. Stops at the first error.
+Status PrepareContainers(const SandboxOptions& o, const std::string& bin_dir);
+// `podman system service` for `host` (its argv, via env CONTAINERS_CONF=...).
+DaemonSpec PodmanServiceSpec(const std::string& podman, const std::string& host);
+// `podman run -d` of every container (after the services are up). Stops at the first error.
+Status StartContainers(const SandboxOptions& o, const std::string& podman);
+// The argv prefix `env CONTAINERS_CONF=... podman --root ... --runroot ...` for host's state.
+std::vector<std::string> PodmanArgv(const std::string& podman, const std::string& host);
+// Whether GET /version on the Docker Engine API at `socket` answers 200; otherwise why not.
+bool ApiSocketReady(const std::string& socket, std::string* why);
+// For SandboxDown: `podman rm -f --all` in every host's state present, then (after the caller
+// killed the processes) unmounts every mount below ContainersDir(), deepest first.
+void RemoveContainers(const std::function<void(Status)>& note);
+void UnmountContainerStorage(const std::function<void(Status)>& note);
+// What Podman says about each expected container.
+std::vector<SandboxContainerStatus> ContainerStatuses(int replicas);
 
 // A started daemon. The child object is detached before it goes out of scope, whatever happens:
 // the daemon must outlive this process, and SandboxDown reaps it on the failure path.

@@ -27,6 +27,7 @@ SandboxStatus GetSandboxStatus() {
   }
 
   bool config_read = false;
+  int replicas = 1;
   try {
     if (fs::exists(SandboxYamlPath())) {
       YAML::Node y = YAML::LoadFile(SandboxYamlPath());
@@ -36,6 +37,8 @@ SandboxStatus GetSandboxStatus() {
       st.failover_threshold = y["failover_threshold"].as<int>(0);
       st.agents = y["agents"].as<bool>(false);
       st.prometheus = y["prometheus"].as<bool>(false);
+      st.containers = y["containers"].as<bool>(false);
+      replicas = y["container_replicas"].as<int>(1);
       config_read = true;
     }
   } catch (const std::exception& e) {
@@ -50,7 +53,7 @@ SandboxStatus GetSandboxStatus() {
     st.problems.push_back(SandboxInventoryPath() + " missing");
   }
 
-  for (const auto& name : ExpectedProcessNames(st.agents, st.prometheus)) {
+  for (const auto& name : ExpectedProcessNames(st.agents, st.prometheus, st.containers)) {
     SandboxProcess p;
     p.name = name;
     p.host = HostOfProcess(name);
@@ -63,6 +66,21 @@ SandboxStatus GetSandboxStatus() {
       st.problems.push_back(name + " in " + p.host + " is not running");
     }
     st.processes.push_back(p);
+  }
+  if (st.containers) {
+    st.containers_status = ContainerStatuses(replicas);
+    for (const auto& c : st.containers_status) {
+      any = any || c.running;
+      if (!c.running) {
+        all = false;
+        st.problems.push_back("container " + c.container.name + " on " + c.container.host +
+                              " is not running");
+      }
+    }
+  } else if (!ContainerNamespacesPresent().empty()) {
+    any = true;
+    all = false;
+    st.problems.push_back("container namespaces (fl-c-*) left behind");
   }
   if (all) {
     st.state = SandboxStatus::State::kUp;
@@ -97,6 +115,24 @@ std::string SandboxStatusToJson(const SandboxStatus& st) {
                          {"alive", p.alive},
                          {"log", p.log_path}});
   }
+  json containers = json::array();
+  for (const auto& c : st.containers_status) {
+    json labels = json::object();
+    for (const auto& [k, v] : c.container.labels) labels[k] = v;
+    containers.push_back(
+        {{"name", c.container.name},
+         {"service", c.container.service},
+         {"host", c.container.host},
+         {"netns", c.container.netns},
+         {"address", c.container.address},
+         {"region", c.container.region.empty() ? json(nullptr) : json(c.container.region)},
+         {"labels", labels},
+         {"id", c.id.empty() ? json(nullptr) : json(c.id)},
+         {"pid", c.pid > 0 ? json(c.pid) : json(nullptr)},
+         {"running", c.running},
+         {"api_socket", ContainerApiSocket(c.container.host)},
+         {"log", c.log_path}});
+  }
   json out = {{"state", state},
               {"bridge_present", st.bridge_present},
               {"root_link_present", st.root_link_present},
@@ -108,6 +144,7 @@ std::string SandboxStatusToJson(const SandboxStatus& st) {
               {"inventory", SandboxInventoryPath()},
               {"hosts", hosts},
               {"processes", processes},
+              {"containers", containers},
               {"problems", st.problems}};
   return out.dump(2);
 }

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# run_fuzz.sh FUZZER CORPUS_DIR SECONDS: runs a libFuzzer target for a bounded time from a copy
-# of the hand-made corpus (the checked-in corpus is never written to). Exit 0 without a finding;
-# the fuzzer's exit code (and its crash file under the work directory, kept) on a finding;
-# 77 (skipped) when the fuzz build is missing.
+# run_fuzz.sh libfuzzer|smoke FUZZER CORPUS_DIR SECONDS: runs a fuzz target for a bounded time
+# from a copy of the hand-made corpus (the checked-in corpus is never written to).
+#   libfuzzer: a build-fuzz libFuzzer executable (ASan+UBSan); 77 (skipped) when it is not built.
+#   smoke:     the ordinary build's fuzz_smoke_<target> (smoke_main.cpp): the corpus, then
+#              deterministic mutations for at most SECONDS.
+# Exit 0 without a finding; the fuzzer's exit code (or 128+signal), with its crash file and log
+# kept under the work directory, on a finding.
 set -euo pipefail
-fuzzer=$1 corpus=$2 seconds=$3
+mode=$1 fuzzer=$2 corpus=$3 seconds=$4
 if [ ! -x "$fuzzer" ]; then
-  echo "SKIP: $fuzzer not built (configure build-fuzz: see tests/fuzz/README.md)"
+  echo "SKIP: $fuzzer not built (scripts/fuzz.sh builds build-fuzz: see tests/fuzz/README.md)"
   exit 77
 fi
 fuzzer=$(realpath "$fuzzer") corpus=$(realpath "$corpus")
@@ -15,9 +18,14 @@ mkdir "$work/corpus"
 cp "$corpus"/* "$work/corpus/"
 cd "$work"
 set +e
-# -rss_limit_mb and -timeout turn memory blow-ups and hangs (e.g. alias bombs) into findings.
-"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-  -artifact_prefix="$work/" "$work/corpus" 2>"$work/log"
+case "$mode" in
+  # -rss_limit_mb and -timeout turn memory blow-ups and hangs (e.g. alias bombs) into findings.
+  libfuzzer) "$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" 2>"$work/log" ;;
+  smoke) "$fuzzer" "$work/corpus" --seconds "$seconds" --runs 1000000 --artifacts "$work" \
+    >"$work/log" 2>&1 ;;
+  *) echo "usage: $0 libfuzzer|smoke FUZZER CORPUS_DIR SECONDS" >&2; exit 2 ;;
+esac
 rc=$?
 set -e
 tail -n 15 "$work/log"

@@ -3,22 +3,15 @@
 # automated failover it must PASS (exit 0); with failover off (the negative control) it must FAIL
 # (exit 1). Either way the fault must have bitten (evidence) and left nothing behind.
 # Usage: dns_experiment_test.sh BIN_DIR EXPERIMENT_NAME auto|off
+# shellcheck disable=SC2154  # rc: set by run_experiment (lib.sh)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 name="${2:?experiment name}"
 mode="${3:?auto|off}"
 EXP="$ROOT/experiments/$name.yaml"
 
 sandbox_up --failover "$mode"
-set +e
-"$BIN/faultline" run "$EXP" --report-json "$WORK/report.json" >"$WORK/out.txt" 2>"$WORK/err.txt"
-rc=$?
-set -e
-cat "$WORK/err.txt" "$WORK/out.txt"
-R="$WORK/report.json"
-[ -f "$R" ] || fail "no JSON report"
-jq -e '.faults[0].agents[0].evidence.queries_faulted > 0' "$R" >/dev/null ||
-  fail "the fault faulted no query: $(jq -c '.faults[0].agents[0].evidence' "$R")"
-no_fault_table fl-app || fail "fault table left behind: $(fault_tables fl-app)"
+run_experiment "$EXP"
+expect_dns_fault_bit_and_reverted
 east_resolves || fail "east endpoint does not resolve after the run"
 [ "$(jq -r '.objectives[] | select(.after == "revert") | .verdict' "$R")" = PASS ] ||
   fail "the service should be healthy again after the revert"

@@ -9,6 +9,7 @@
 # 5s) must PASS with a short negative TTL and FAIL (exit 1) with a long one: the negative control,
 # which also shows the stale answer still in unbound's cache while fl-dns already answers.
 # Usage: dns_negative_cache_test.sh BIN_DIR NEGATIVE_TTL_S nodata|nxdomain pass|fail
+# shellcheck disable=SC2154  # rc: set by run_experiment (lib.sh)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 ttl="${2:?negative TTL in seconds}"
 mode="${3:?nodata|nxdomain}"
@@ -84,13 +85,7 @@ steady_state: {probes: [orders-via-cache], for: 2s}
 objectives:
   - {name: clean-after-revert, probe: orders-via-cache, after: revert, recover_within: 5s, stable_for: 1s}
 EOF
-set +e
-"$BIN/faultline" run "$EXP" --report-json "$WORK/report.json" >"$WORK/out.txt" 2>"$WORK/err.txt"
-rc=$?
-set -e
-cat "$WORK/err.txt" "$WORK/out.txt"
-R="$WORK/report.json"
-[ -f "$R" ] || fail "no JSON report"
+run_experiment "$EXP"
 # The resolver's upstream queries got the fault, and the application saw it during the fault.
 jq -e '.faults[0].agents[0].evidence.queries_faulted > 0' "$R" >/dev/null ||
   fail "the fault faulted no query: $(jq -c '.faults[0].agents[0].evidence' "$R")"

@@ -34,6 +34,29 @@ east_resolves() { [ "$(resolve_east)" = "10.77.0.20" ]; }
 
 now_ns() { date +%s%N; }
 
+# Runs `faultline run EXPERIMENT [ARGS...]` as a user would, with its JSON report in
+# $WORK/report.json: sets rc (its exit code) and R (the report), prints its stderr and stdout
+# (kept in $WORK/err.txt and $WORK/out.txt), and fails when no report was written.
+run_experiment() {
+  set +e
+  "$BIN/faultline" run "$1" --report-json "$WORK/report.json" "${@:2}" >"$WORK/out.txt" 2>"$WORK/err.txt"
+  rc=$?
+  set -e
+  cat "$WORK/err.txt" "$WORK/out.txt"
+  R="$WORK/report.json"
+  [ -f "$R" ] || fail "no JSON report"
+}
+
+# Evidence counter KEY of the first fault on its first agent in report $R (0 when absent).
+ev() { jq -r ".faults[0].agents[0].evidence.$1 // 0" "$R"; }
+
+# Fails unless the DNS fault in report $R faulted at least one query and left no table in fl-app.
+expect_dns_fault_bit_and_reverted() {
+  [ "$(ev queries_faulted)" -gt 0 ] ||
+    fail "the fault faulted no query: $(jq -c '.faults[0].agents[0].evidence' "$R")"
+  no_fault_table fl-app || fail "fault table left behind: $(fault_tables fl-app)"
+}
+
 
 # The orders service's logged failover (CLOCK_MONOTONIC, shared by every namespace), in seconds
 # after the instant REPORT's fault was in effect on every target; empty when it logged none.

@@ -8,6 +8,7 @@
 #        the restarted service is killed again), so east never comes back during the fault:
 #        FAIL (exit 1); after the revert the supervisor restarts it and the service is healthy.
 # Usage: process_crash_test.sh BIN_DIR auto|off
+# shellcheck disable=SC2154  # rc: set by run_experiment (lib.sh)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 mode="${2:?auto|off}"
 EXP="$ROOT/experiments/db-process-crash.yaml"
@@ -22,14 +23,7 @@ if [ "$mode" = off ]; then
   grep -q 'interval: 250ms' "$WORK/crash-loop.yaml" || fail "could not make the crash-loop variant"
   EXP="$WORK/crash-loop.yaml"
 fi
-set +e
-"$BIN/faultline" run "$EXP" --report-json "$WORK/report.json" >"$WORK/out.txt" 2>"$WORK/err.txt"
-rc=$?
-set -e
-cat "$WORK/err.txt" "$WORK/out.txt"
-R="$WORK/report.json"
-[ -f "$R" ] || fail "no JSON report"
-ev() { jq -r ".faults[0].agents[0].evidence.$1 // 0" "$R"; }
+run_experiment "$EXP"
 [ "$(ev processes_signalled)" -ge 1 ] || fail "no process signalled: $(jq -c '.faults[0].agents[0].evidence' "$R")"
 [ "$(ev restarts_observed)" -ge 1 ] || fail "the supervisor's restart was not observed: $(jq -c '.faults[0].agents[0].evidence' "$R")"
 kill -0 "$kv_before" 2>/dev/null && fail "the original kv process $kv_before is still alive"

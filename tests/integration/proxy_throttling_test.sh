@@ -5,6 +5,7 @@
 # control) it must FAIL (exit 1). Either way the fault must have bitten (requests_aborted), the
 # application was not reconfigured (same orders process, same command line) and nothing is left.
 # Usage: proxy_throttling_test.sh BIN_DIR RETRIES
+# shellcheck disable=SC2154  # rc: set by run_experiment (lib.sh)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 retries="${2:?retries}"
 EXP="$ROOT/experiments/dynamodb-throttling.yaml"
@@ -13,14 +14,7 @@ sandbox_up --failover off --retries "$retries"
 orders_pid() { pgrep -f 'faultline-sample-orders .*--listen 0.0.0.0:8080' | head -n 1; }
 before_pid=$(orders_pid)
 before_cmd=$(tr '\0' ' ' <"/proc/$before_pid/cmdline")
-set +e
-"$BIN/faultline" run "$EXP" --report-json "$WORK/report.json" >"$WORK/out.txt" 2>"$WORK/err.txt"
-rc=$?
-set -e
-cat "$WORK/err.txt" "$WORK/out.txt"
-R="$WORK/report.json"
-[ -f "$R" ] || fail "no JSON report"
-ev() { jq -r ".faults[0].agents[0].evidence.$1 // 0" "$R"; }
+run_experiment "$EXP"
 [ "$(ev requests_aborted)" -gt 0 ] || fail "the proxy aborted no request: $(jq -c '.faults[0].agents[0].evidence' "$R")"
 [ "$(ev connections_affected)" -gt 0 ] || fail "no connection affected"
 [ "$(ev connections_redirected)" -gt 0 ] || fail "the nft redirect counted no connection"

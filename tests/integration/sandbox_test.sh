@@ -51,7 +51,8 @@ dead() { ! alive "$1"; }
 sandbox_processes() {
   local pid
   for pid in $(pgrep -f 'faultline-sample-(kv|orders)|/run/faultline/sandbox|sandbox\.test' || true); do
-    [[ $(ps -o comm= -p "$pid" 2>/dev/null) == @(cmake|ninja) ]] && continue
+    # Other builds on the machine compile the sample services: their tools are not ours.
+    [[ $(ps -o comm= -p "$pid" 2>/dev/null) == @(cmake|ninja|sh|ccache|c++|g++|cc1plus|as|ld|collect2) ]] && continue
     [[ $pid == "$$" ]] && continue
     alive "$pid" && echo "$pid"
   done

@@ -4,60 +4,17 @@
 
 #include <string>
 
+#include "tests/unit/controller/experiment/experiment_text.h"
+
 namespace faultline::experiment {
 namespace {
 
 using namespace std::chrono_literals;
 
-// A small valid experiment; the malformed cases below are one edit away from it, so their line
-// numbers refer to this layout.
-constexpr std::string_view kValid = R"(apiVersion: faultline/v1
-kind: Experiment
-metadata: {name: t}
-targets:
-  app: {selector: {role: app}}
-faults:
-  - name: f
-    target: app
-    dns: {domains: [db.test], mode: nodata}
-    duration: 20s
-probes:
-  - name: p
-    http: {url: "http://127.0.0.1:1/x"}
-    interval: 250ms
-steady_state: {probes: [p], for: 1s}
-objectives:
-  - {name: o, probe: p, recover_within: 10s}
-)";
-
-std::string Replace(std::string_view text, std::string_view from, std::string_view to) {
-  std::string s(text);
-  size_t at = s.find(from);
-  EXPECT_NE(at, std::string::npos) << from;
-  if (at != std::string::npos) s.replace(at, from.size(), to);
-  return s;
-}
-
-std::string AllErrors(const ParseOutcome& o) {
-  std::string out;
-  for (const Diagnostic& d : o.errors) out += d.ToString() + "\n";
-  return out;
-}
-
-// Asserts that `o` holds an error for `field` at line:column and returns it.
-const Diagnostic* ExpectError(const ParseOutcome& o, const std::string& field, int line,
-                              int column) {
-  for (const Diagnostic& d : o.errors) {
-    if (d.field == field) {
-      EXPECT_EQ(d.pos.line, line) << d.ToString();
-      EXPECT_EQ(d.pos.column, column) << d.ToString();
-      EXPECT_FALSE(o.experiment.has_value());
-      return &d;
-    }
-  }
-  ADD_FAILURE() << "no error for " << field << "; errors:\n" << AllErrors(o);
-  return nullptr;
-}
+using parser_testing::AllErrors;
+using parser_testing::ExpectError;
+using parser_testing::Replace;
+constexpr std::string_view kValid = parser_testing::kValidExperiment;
 
 TEST(ParserTest, FlagshipExperimentParsesClean) {
   const std::string path =

@@ -5,56 +5,27 @@
 #include <string>
 
 #include "controller/experiment/parser.h"
+#include "tests/unit/controller/experiment/experiment_text.h"
 
 namespace faultline::experiment {
 namespace {
 
-// Lines 5-10 are the target; WORKLOADS is replaced by the lines under `workloads:` (line 8 on).
-constexpr std::string_view kTemplate = R"(apiVersion: faultline/v1
-kind: Experiment
-metadata: {name: t}
-targets:
-  app:
-    selector: {role: app}
-    workloads:
-WORKLOADS
-    mode: percent:50
-faults:
-  - name: f
-    target: app
-    dns: {domains: [db.test], mode: nodata}
-    duration: 20s
-probes:
-  - name: p
-    http: {url: "http://127.0.0.1:1/x"}
-    interval: 250ms
-objectives:
-  - {name: o, probe: p, recover_within: 10s}
-)";
+using parser_testing::AllErrors;
+using parser_testing::ExpectError;
+using parser_testing::Replace;
+
+// kValidExperiment with a target of workloads: lines 5-10 are the target; WORKLOADS is replaced
+// by the lines under `workloads:` (line 8 on).
+std::string Template() {
+  return Replace(parser_testing::kValidExperiment, "  app: {selector: {role: app}}\n",
+                 "  app:\n    selector: {role: app}\n    workloads:\nWORKLOADS\n"
+                 "    mode: percent:50\n");
+}
 
 ParseOutcome ParseWith(const std::string& workloads) {
-  std::string text(kTemplate);
+  std::string text = Template();
   text.replace(text.find("WORKLOADS"), 9, workloads);
   return ParseExperimentText(text, "w.yaml");
-}
-
-std::string AllErrors(const ParseOutcome& o) {
-  std::string out;
-  for (const Diagnostic& d : o.errors) out += d.ToString() + "\n";
-  return out;
-}
-
-const Diagnostic* ErrorAt(const ParseOutcome& o, const std::string& field, int line, int column) {
-  EXPECT_FALSE(o.experiment.has_value());
-  for (const Diagnostic& d : o.errors) {
-    if (d.field == field) {
-      EXPECT_EQ(d.pos.line, line) << d.ToString();
-      EXPECT_EQ(d.pos.column, column) << d.ToString();
-      return &d;
-    }
-  }
-  ADD_FAILURE() << "no error for " << field << "; errors:\n" << AllErrors(o);
-  return nullptr;
 }
 
 TEST(WorkloadsParserTest, RuntimeSelectorParses) {
@@ -86,7 +57,7 @@ TEST(WorkloadsParserTest, HandlesParse) {
 }
 
 TEST(WorkloadsParserTest, TargetWithoutWorkloadsStillTargetsTheHost) {
-  std::string text(kTemplate);
+  std::string text = Template();
   text.replace(text.find("    workloads:\nWORKLOADS\n"), 25, "");
   ParseOutcome o = ParseExperimentText(text, "w.yaml");
   ASSERT_TRUE(o.ok()) << AllErrors(o);
@@ -95,14 +66,14 @@ TEST(WorkloadsParserTest, TargetWithoutWorkloadsStillTargetsTheHost) {
 
 TEST(WorkloadsParserTest, UnknownKeyIsReportedAtTheKeyWithASuggestion) {
   ParseOutcome o = ParseWith("      runtime: docker\n      lables: {app: orders}");
-  const Diagnostic* d = ErrorAt(o, "targets.app.workloads.lables", 9, 7);
+  const Diagnostic* d = ExpectError(o, "targets.app.workloads.lables", 9, 7);
   ASSERT_NE(d, nullptr);
   EXPECT_NE(d->message.find("did you mean 'labels'"), std::string::npos) << d->message;
 }
 
 TEST(WorkloadsParserTest, UnknownRuntimeIsReportedAtItsValue) {
   ParseOutcome o = ParseWith("      runtime: kubernetes\n      labels: {app: orders}");
-  const Diagnostic* d = ErrorAt(o, "targets.app.workloads.runtime", 8, 16);
+  const Diagnostic* d = ExpectError(o, "targets.app.workloads.runtime", 8, 16);
   ASSERT_NE(d, nullptr);
   EXPECT_NE(d->message.find("docker, cri or any"), std::string::npos);
   EXPECT_EQ(d->ToString().rfind("w.yaml:8:16: targets.app.workloads.runtime: ", 0), 0u);
@@ -110,14 +81,14 @@ TEST(WorkloadsParserTest, UnknownRuntimeIsReportedAtItsValue) {
 
 TEST(WorkloadsParserTest, FaultspecProblemsPointAtTheElement) {
   ParseOutcome o = ParseWith("      runtime: docker\n      names: [orders-1, \"bad name\"]");
-  const Diagnostic* d = ErrorAt(o, "targets.app.workloads.names[1]", 9, 25);
+  const Diagnostic* d = ExpectError(o, "targets.app.workloads.names[1]", 9, 25);
   ASSERT_NE(d, nullptr);
   EXPECT_NE(d->message.find("1-253 characters"), std::string::npos) << d->message;
 }
 
 TEST(WorkloadsParserTest, BadCgroupPathIsReportedAtItsValue) {
   ParseOutcome o = ParseWith("      cgroup: /etc/passwd");
-  const Diagnostic* d = ErrorAt(o, "targets.app.workloads.cgroup", 8, 15);
+  const Diagnostic* d = ExpectError(o, "targets.app.workloads.cgroup", 8, 15);
   ASSERT_NE(d, nullptr);
   EXPECT_NE(d->message.find("below /sys/fs/cgroup"), std::string::npos) << d->message;
 }
@@ -126,7 +97,7 @@ TEST(WorkloadsParserTest, HandleMixedWithLabelsIsRefused) {
   ParseOutcome o = ParseWith(
       "      netns: /run/netns/x\n      runtime: docker\n"
       "      labels: {app: orders}");
-  const Diagnostic* d = ErrorAt(o, "targets.app.workloads", 8, 7);
+  const Diagnostic* d = ExpectError(o, "targets.app.workloads", 8, 7);
   ASSERT_NE(d, nullptr);
   EXPECT_NE(d->message.find("cannot be combined"), std::string::npos) << d->message;
 }

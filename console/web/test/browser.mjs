@@ -1,0 +1,43 @@
+// Debian's Chromium driven by Playwright (playwright-core: never downloads a browser). Each
+// launch gets a fresh profile (Playwright passes a new --user-data-dir), and each user of a test a
+// browser context of its own (own cookies).
+import { chromium } from "playwright-core";
+
+export const CHROMIUM = process.env.FAULTLINE_CHROMIUM ?? "/usr/bin/chromium";
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+// A signed-in page on the console at `url` (token login through the page's own form). Console
+// errors and CSP violations are collected in page.problems.
+export async function signedIn(browser, url, token) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 1000 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  page.problems = [];
+  page.on("console", (m) => {
+    // An error answer the test provoked (401, 403, 409) is logged by Chromium too: not a problem.
+    if (m.type() === "error" && !/^Failed to load resource: the server responded with a status of (401|403|409)/.test(m.text())) {
+      page.problems.push(m.text());
+    }
+  });
+  page.on("pageerror", (e) => page.problems.push(String(e)));
+  await page.goto(url + "/");
+  await page.locator("#token").fill(token);
+  await page.locator("#login-form button[type=submit]").click();
+  await page.locator("#me").waitFor();
+  return page;
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The console in a real browser against the real faultline-controller during real sandbox runs
+# (console/web/test/real.test.mjs): the live view gains samples and the recover marker appears
+# (its screenshot checked by pixels); a viewer's stop is refused with the server's message; the
+# operator's stop (keyboard, confirmation) halts the run: the CLI's run ends ABORTED (exit 3) and
+# no faultline_ nft table and no active fault is left on any host; every viewer sees the halt;
+# Resume lifts it. With a team policy, a team cannot target agents outside it.
+# The sandbox's services without its agents (`sandbox up --no-agents`); one agent per sandbox host
+# attached to the controller over mTLS, with the sandbox agents' labels.
+# Exit 77 (skipped) while the controller has no --console-listen (the console server not built in).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
+
+"$BIN/faultline-controller" --help 2>&1 | grep -q -- --console-listen || {
+  echo "SKIP: faultline-controller has no --console-listen"
+  exit 77
+}
+command -v chromium >/dev/null || fail "chromium is not installed (scripts/lib.sh installs it)"
+[ -d "$ROOT/console/web/node_modules/playwright-core" ] ||
+  fail "console/web/node_modules is missing (the build runs npm ci)"
+
+HOSTS=(fl-app fl-dns fl-db-east fl-db-west)
+declare -A ROLE=([fl-app]=app [fl-dns]=dns [fl-db-east]=db [fl-db-west]=db)
+declare -A REGION=([fl-db-east]=us-east-1 [fl-db-west]=us-west-2)
+CTL=10.77.0.1:15870
+CONSOLE_PORT=15871
+CERTS="$WORK/certs"
+STORE="sqlite://$WORK/history.db"
+
+sandbox_up --no-agents
+agent_certs=()
+for h in "${HOSTS[@]}"; do agent_certs+=(--agent "$h"); done
+"$BIN/faultline" certs init "$CERTS" --san 10.77.0.1 --san 127.0.0.1 "${agent_certs[@]}" >/dev/null
+"$BIN/faultline-controller" --listen "$CTL" --console-listen "127.0.0.1:$CONSOLE_PORT" \
+  --store "$STORE" --heartbeat 200ms --lease-ttl 5s --tls-ca "$CERTS/ca.pem" \
+  --tls-cert "$CERTS/controller.pem" --tls-key "$CERTS/controller-key.pem" \
+  --ready-file "$WORK/controller.ready" >"$WORK/controller.log" 2>&1 &
+await 30 test -s "$WORK/controller.ready" || { cat "$WORK/controller.log" >&2; fail "controller did not start"; }
+for h in "${HOSTS[@]}"; do
+  labels=(--label "host=$h" --label "role=${ROLE[$h]}")
+  [ -n "${REGION[$h]:-}" ] && labels+=(--label "region=${REGION[$h]}")
+  ip netns exec "$h" "$BIN/faultline-agent" --controller "$CTL" --name "$h" "${labels[@]}" \
+    --state-dir "$WORK/state-$h" --tls-ca "$CERTS/ca.pem" --tls-cert "$CERTS/agent-$h.pem" \
+    --tls-key "$CERTS/agent-$h-key.pem" --controller-max-backoff 300ms --max-lease-ttl 1m \
+    >"$WORK/agent-$h.log" 2>&1 &
+done
+attached() {
+  [ "$("$BIN/faultline" agents --controller "$CTL" --tls-dir "$CERTS" --output json 2>/dev/null |
+    jq '[.[] | select(.live)] | length')" = "${#HOSTS[@]}" ]
+}
+await 60 attached || fail "the sandbox's agents did not attach to the controller"
+
+token() {  # token ROLE TEAM: a console token from `faultline token create`
+  local out
+  out=$("$BIN/faultline" token create --role "$1" --team "$2" --store "$STORE" 2>"$WORK/token.err") ||
+    fail "faultline token create --role $1 --team $2: $(cat "$WORK/token.err")"
+  tail -n 1 <<<"$out"
+}
+
+# Runs for the page: the flagship as it is (detects, recovers: PASS) and with a fault that lasts
+# until someone stops it.
+sed -E 's/^(    duration:) 20s/\1 10m/' "$FLAGSHIP" >"$WORK/long.yaml"
+grep -q 'duration: 10m' "$WORK/long.yaml" || fail "could not make the long experiment"
+cat >"$WORK/start-run" <<SH
+#!/usr/bin/env bash
+case "\$1" in recovering) exp="$FLAGSHIP" ;; long) exp="$WORK/long.yaml" ;; *) exit 2 ;; esac
+exec "$BIN/faultline" run "\$exp" --controller "$CTL" --tls-dir "$CERTS" --quiet
+SH
+# Faults in effect anywhere: the kernel's faultline_ tables on every host (the capability probe's
+# table aside) plus the fleet's active faults as the controller reports them.
+cat >"$WORK/faults-left" <<SH
+#!/usr/bin/env bash
+set -euo pipefail
+n=0
+for h in ${HOSTS[*]}; do
+  t=\$(ip netns exec "\$h" nft list tables | awk '\$3 ~ /^faultline_/ && \$3 !~ /capcheck/' | wc -l)
+  n=\$((n + t))
+done
+f=\$("$BIN/faultline" faults --controller "$CTL" --tls-dir "$CERTS" --output json | jq '.faults | length')
+echo \$((n + f))
+SH
+chmod +x "$WORK/start-run" "$WORK/faults-left"
+
+export FAULTLINE_CONSOLE_URL="https://127.0.0.1:$CONSOLE_PORT"
+FAULTLINE_OPERATOR_TOKEN=$(token operator orders)
+FAULTLINE_VIEWER_TOKEN=$(token viewer orders)
+export FAULTLINE_OPERATOR_TOKEN FAULTLINE_VIEWER_TOKEN
+export FAULTLINE_START_RUN="$WORK/start-run" FAULTLINE_FAULTS_LEFT="$WORK/faults-left"
+cd "$ROOT/console/web"
+node --test test/real.test.mjs || { tail -n 40 "$WORK/controller.log" >&2; fail "the console's browser tests"; }
+pass "console: live view, pixels, stop, refusal against the real controller"
