@@ -9,8 +9,8 @@
 
 #include "agent/fault_backend.h"
 #include "agent/net/accept_gate.h"
-#include "common/faultspec/workload_selector.h"
 #include "common/clock.h"
+#include "common/faultspec/workload_selector.h"
 #include "common/grpc_status.h"
 #include "common/ids.h"
 #include "common/logging.h"

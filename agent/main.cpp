@@ -23,8 +23,6 @@
 
 #include "agent/agent_metrics.h"
 #include "agent/agent_service.h"
-#include "agent/probe_streams.h"
-#include "common/probes/probe_runner.h"
 #include "agent/backend_module.h"
 #include "agent/controller_link.h"
 #include "agent/dry_run_backend.h"
@@ -37,6 +35,7 @@
 #include "agent/host/nft_ruleset.h"
 #include "agent/journal.h"
 #include "agent/net/accept_gate.h"
+#include "agent/probe_streams.h"
 #include "agent/server_limits.h"
 #include "agent/workloads/workload_resolver.h"
 #include "common/atomic_file.h"
@@ -46,6 +45,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/metrics_server.h"
+#include "common/probes/probe_runner.h"
 #include "common/signals.h"
 #include "common/tls.h"
 

@@ -120,8 +120,7 @@ class ProbeReader final : public grpc::ClientReadReactor<v1::ProbeSample>, publi
 std::unique_ptr<ProbeStream> AgentConnection::StartProbe(
     const v1::ProbeRequest& request, std::function<void(const v1::ProbeSample&)> on_sample,
     std::function<void(Status)> on_done) {
-  on_done(Unimplemented("agent-side probes need a direct connection to agent " +
-                        endpoint().name +
+  on_done(Unimplemented("agent-side probes need a direct connection to agent " + endpoint().name +
                         " (faultline run); this connection cannot stream probe samples"));
   return std::make_unique<NoProbeStream>();
 }
@@ -129,9 +128,10 @@ std::unique_ptr<ProbeStream> AgentConnection::StartProbe(
 std::unique_ptr<ProbeStream> AgentClient::StartProbe(
     const v1::ProbeRequest& request, std::function<void(const v1::ProbeSample&)> on_sample,
     std::function<void(Status)> on_done) {
-  return std::make_unique<ProbeReader>(
-      stub_.get(), request, std::move(on_sample),
-      [this, on_done = std::move(on_done)](const grpc::Status& s) { on_done(Convert(s, "Probe")); });
+  return std::make_unique<ProbeReader>(stub_.get(), request, std::move(on_sample),
+                                       [this, on_done = std::move(on_done)](const grpc::Status& s) {
+                                         on_done(Convert(s, "Probe"));
+                                       });
 }
 
 Status AgentClient::Convert(const grpc::Status& s, const char* what) const {

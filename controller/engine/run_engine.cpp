@@ -175,8 +175,7 @@ RunResult RunEngine::Run() {
   // ended) before it. Each stream lasts at most the run's cap, so one the controller forgets
   // (killed) ends on the agent by itself.
   AgentProbes agent_probes(exp_, r.targets, state_->clients, probes, clock_);
-  if (Status s = agent_probes.Start(r.run_id, max_duration + 60s, options_.rpc_deadline);
-      !s.ok()) {
+  if (Status s = agent_probes.Start(r.run_id, max_duration + 60s, options_.rpc_deadline); !s.ok()) {
     probes.Stop();
     r.probes = probes.Records();
     return finish(Verdict::kError, s.message());
@@ -243,7 +242,7 @@ RunResult RunEngine::Run() {
   RevertAll(r, aborted ? "aborted" : "duration elapsed");
   if (!aborted) ObserveAfterRevert(probes, r);
   agent_probes.Stop();
-    probes.Stop();
+  probes.Stop();
   alert_watch_->Stop();
   r.probes = probes.Records();
   for (std::string& w : agent_probes.Warnings()) r.warnings.push_back(std::move(w));

@@ -92,7 +92,7 @@ struct ProbeSiteRow {
 
 struct ProbeRow {
   std::string name;
-  std::string from = "controller";  // `from:` — "controller" or the target it ran from
+  std::string from = "controller";   // `from:` — "controller" or the target it ran from
   std::vector<ProbeSiteRow> ran_on;  // agent-side: each agent; empty: the controller
   double interval_s = 0;
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;

@@ -270,13 +270,14 @@ TEST(ParserTest, AgentSideProbeErrorsNameTheLineAndField) {
            {http, R"(prometheus: {url: "http://127.0.0.1:9090", query: up, op: "==", value: 1})",
             "prometheus probes run from the controller only"},
            {http, R"(command: {argv: [true]})", "absolute path"},
-           {http, R"(grpc_health: {address: "127.0.0.1:1", tls: true, ca_file: /etc/ca.pem})",
+           {http, R"(grpc_health: {address: "127.0.0.1:1", tls: {ca: /etc/ca.pem}})",
             "cannot name TLS files"},
            {"    interval: 250ms", "    interval: 20ms", "at least 50ms"},
        }) {
-    std::string text = Replace(kValid, c.from, c.to);
-    text = Replace(text, "    interval: 250ms", "    interval: 250ms\n    from: app");
-    if (c.from != http) text = Replace(kValid, c.from, c.to + "\n    from: app");
+    std::string text = c.from == http
+                           ? Replace(Replace(kValid, c.from, c.to), "    interval: 250ms",
+                                     "    interval: 250ms\n    from: app")
+                           : Replace(kValid, c.from, c.to + "\n    from: app");
     ParseOutcome o = ParseExperimentText(text, "x.yaml");
     const Diagnostic* d = ExpectError(o, "probes[0].from", 15, 11);
     ASSERT_NE(d, nullptr) << c.to << ":\n" << AllErrors(o);
@@ -285,15 +286,16 @@ TEST(ParserTest, AgentSideProbeErrorsNameTheLineAndField) {
 }
 
 TEST(ParserTest, AgentSideProbeFromAWorkloadTargetIsRefusedClearly) {
-  std::string text = Replace(kValid, "  app: {selector: {role: app}}",
-                             "  app: {selector: {role: app}}\n"
-                             "  box: {selector: {role: app}, workloads: {netns: /run/netns/orders}}");
+  std::string text =
+      Replace(kValid, "  app: {selector: {role: app}}",
+              "  app: {selector: {role: app}}\n"
+              "  box: {selector: {role: app}, workloads: {netns: /run/netns/orders}}");
   text = Replace(text, "    interval: 250ms", "    interval: 250ms\n    from: box");
   ParseOutcome o = ParseExperimentText(text, "x.yaml");
   bool found = false;
   for (const Diagnostic& d : o.errors) {
-    found |= d.field == "probes[0].from" &&
-             d.message.find("not supported until") != std::string::npos;
+    found |=
+        d.field == "probes[0].from" && d.message.find("not supported until") != std::string::npos;
   }
   EXPECT_TRUE(found) << AllErrors(o);
 }
