@@ -12,6 +12,7 @@
 
 #include "common/certificates.h"
 #include "common/tls.h"
+#include "controller/experiment/experiment.h"
 
 namespace faultline::probes {
 namespace {
