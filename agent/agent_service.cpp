@@ -9,6 +9,7 @@
 
 #include "agent/fault_backend.h"
 #include "agent/net/accept_gate.h"
+#include "common/clock.h"
 #include "common/faultspec/workload_selector.h"
 #include "common/grpc_status.h"
 #include "common/ids.h"
@@ -87,6 +88,8 @@ v1::AgentInfo DescribeAgent(const FaultManager& manager, const FaultRegistry& re
   info.set_active_faults(static_cast<uint32_t>(manager.ActiveCount()));
   info.set_max_active_faults(manager.options().max_active_faults);
   info.set_max_lease_ttl_ms(static_cast<uint32_t>(manager.options().max_lease_ttl.count()));
+  // Read last, just before answering: the controller's clock mapping brackets it by round trip.
+  info.set_monotonic_ns(SystemClock::Instance().Now().count());
   return info;
 }
 
@@ -194,6 +197,7 @@ grpc::ServerUnaryReactor* AgentService::GetInfo(grpc::CallbackServerContext* ctx
                                                 v1::AgentInfo* response) {
   *response = DescribeAgent(manager_, registry_, identity_);
   for (const auto& [name, what] : runtimes_) (*response->mutable_runtimes())[name] = what;
+  response->set_monotonic_ns(SystemClock::Instance().Now().count());  // after the runtimes
   return Finish(ctx, grpc::Status::OK);
 }
 
@@ -313,6 +317,8 @@ grpc::ServerUnaryReactor* AgentService::RevertAll(grpc::CallbackServerContext* c
   if (grpc::Status denied = Authorize(ctx, "RevertAll", what); !denied.ok()) {
     return Finish(ctx, denied);
   }
+  // A halt stops the agent-side probes too (of that run, or all of them).
+  if (probe_streams_ != nullptr) probe_streams_->CancelAll(request->run_id());
   Result<std::vector<v1::FaultStatus>> result =
       manager_.RevertAll(request->run_id(), kRevertReasonRevertAll);
   if (result.ok()) {
@@ -366,11 +372,19 @@ grpc::ServerUnaryReactor* AgentService::ListWorkloads(grpc::CallbackServerContex
   return reactor;
 }
 
-grpc::ServerUnaryReactor* AgentService::Probe(grpc::CallbackServerContext* ctx,
-                                              const v1::ProbeRequest* request,
-                                              v1::ProbeResponse* response) {
-  return Finish(ctx, grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                                  "agent-side probes are not available in this version"));
+grpc::ServerWriteReactor<v1::ProbeSample>* AgentService::Probe(grpc::CallbackServerContext* ctx,
+                                                               const v1::ProbeRequest* request) {
+  const std::string what = "run_id=" + LogId(request->run_id(), IsValidRunId) +
+                           " probe=" + request->name().substr(0, 64);
+  if (grpc::Status denied = Authorize(ctx, "Probe", what); !denied.ok()) {
+    return FinishedProbeStream(denied);
+  }
+  if (probe_streams_ == nullptr) {
+    return FinishedProbeStream(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                            "agent-side probes are not enabled on this agent"));
+  }
+  Audit(ctx, "Probe", what, grpc::Status::OK);
+  return probe_streams_->Start(ctx, *request);
 }
 
 }  // namespace faultline::agent

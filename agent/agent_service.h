@@ -21,6 +21,7 @@
 #include "agent/apply_executor.h"
 #include "agent/fault_manager.h"
 #include "agent/fault_registry.h"
+#include "agent/probe_streams.h"
 #include "common/status.h"
 #include "faultline/v1/agent.grpc.pb.h"
 
@@ -125,9 +126,14 @@ class AgentService final : public v1::Agent::CallbackService {
   grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* ctx,
                                           const v1::ListWorkloadsRequest* request,
                                           v1::ListWorkloadsResponse* response) override;
-  // Always UNIMPLEMENTED in this version.
-  grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx, const v1::ProbeRequest* request,
-                                  v1::ProbeResponse* response) override;
+  // Runs an agent-side probe and streams its samples (ProbeStreams, agent/probe_streams.h). Needs
+  // the same authorization as ApplyFault (the probe makes this host send traffic). UNIMPLEMENTED
+  // when no ProbeStreams was set.
+  grpc::ServerWriteReactor<v1::ProbeSample>* Probe(grpc::CallbackServerContext* ctx,
+                                                   const v1::ProbeRequest* request) override;
+  // Enables the Probe RPC; RevertAll (a halt) then also stops every probe stream. `streams` must
+  // outlive the service. Call before the service is registered with a server.
+  void SetProbeStreams(ProbeStreams* streams) { probe_streams_ = streams; }
 
  private:
   // PERMISSION_DENIED unless the peer may mutate under policy_; writes the refusal's audit line.
@@ -144,6 +150,7 @@ class AgentService final : public v1::Agent::CallbackService {
   const std::unique_ptr<ApplyExecutor> executor_;
   std::shared_ptr<const WorkloadLister> workload_lister_;
   std::map<std::string, std::string> runtimes_;
+  ProbeStreams* probe_streams_ = nullptr;
   std::shared_ptr<std::atomic<int>> workload_lists_in_flight_ =
       std::make_shared<std::atomic<int>>(0);
 };

@@ -36,6 +36,7 @@
 #include "agent/journal.h"
 #include "agent/net/accept_gate.h"
 #include "agent/netns_backends.h"
+#include "agent/probe_streams.h"
 #include "agent/server_limits.h"
 #include "agent/workloads/workload_resolver.h"
 #include "common/atomic_file.h"
@@ -45,6 +46,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/metrics_server.h"
+#include "common/probes/probe_runner.h"
 #include "common/signals.h"
 #include "common/tls.h"
 
@@ -83,6 +85,7 @@ struct Flags {
   std::string log_level = "info";
   std::string docker_socket;
   std::string cri_socket;
+  std::vector<std::string> allow_probe_commands;
 };
 
 Result<std::map<std::string, std::string>> ParseLabels(const std::vector<std::string>& flags) {
@@ -327,9 +330,12 @@ int Run(const Flags& flags,
       recovery.swept_tables.size());
   manager.StartLeaseThread();
 
+  probes::InitProbes();
+  agent::ProbeStreams probe_streams(agent::ProbeStreamOptions{flags.allow_probe_commands});
   AgentService service(manager, registry, AgentIdentity{name, *labels},
                        flags.insecure ? AccessPolicy::kPlaintextAllowAll
                                       : AccessPolicy::kRequireOperatorOrController);
+  service.SetProbeStreams(&probe_streams);
   service.SetWorkloads(
       [workload_resolver](const v1::WorkloadSelector& selector) {
         return workloads::ListWorkloads(*workload_resolver, selector);
@@ -451,6 +457,7 @@ int Run(const Flags& flags,
   // A stop always wins: revert first, without waiting for applies in progress (Shutdown cancels
   // them and answers their callers), then stop taking applies, then stop serving. The gRPC
   // server's Shutdown waits for every call to be answered, which the two steps before ensure.
+  probe_streams.CancelAll();
   Status shutdown = manager.Shutdown();
   service.StopApplies();
   if (link) link->Stop();
@@ -549,6 +556,13 @@ int main(int argc, char** argv) {
   app.add_option("--cri-socket", flags.cri_socket,
                  "Kubernetes CRI socket for workload discovery; default: the first of "
                  "/run/containerd/containerd.sock, /run/crio/crio.sock; 'none': off");
+  app.add_option("--allow-probe-command", flags.allow_probe_commands,
+                 "absolute path of a program an agent-side command probe may run (argv[0] must "
+                 "be exactly this path); repeatable; default none: command probes are refused")
+      ->check([](const std::string& path) -> std::string {
+        if (path.empty() || path[0] != '/') return "must be an absolute path, got '" + path + "'";
+        return "";
+      });
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();

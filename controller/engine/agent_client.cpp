@@ -2,6 +2,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <condition_variable>
+#include <mutex>
+
 #include "common/grpc_status.h"
 
 namespace faultline::engine {
@@ -63,6 +66,72 @@ AgentClient::AgentClient(AgentEndpoint endpoint,
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   channel_ = grpc::CreateCustomChannel(endpoint_.address, std::move(credentials), args);
   stub_ = v1::Agent::NewStub(channel_);
+}
+
+namespace {
+
+class NoProbeStream final : public ProbeStream {
+ public:
+  void Cancel() override {}
+};
+
+// One Probe call read with gRPC's callback API: no thread is held while samples stream.
+class ProbeReader final : public grpc::ClientReadReactor<v1::ProbeSample>, public ProbeStream {
+ public:
+  ProbeReader(v1::Agent::Stub* stub, const v1::ProbeRequest& request,
+              std::function<void(const v1::ProbeSample&)> on_sample,
+              std::function<void(const grpc::Status&)> on_done)
+      : request_(request), on_sample_(std::move(on_sample)), on_done_(std::move(on_done)) {
+    stub->async()->Probe(&ctx_, &request_, this);
+    StartRead(&message_);
+    StartCall();
+  }
+  ~ProbeReader() override {
+    Cancel();
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return done_; });
+  }
+  void Cancel() override { ctx_.TryCancel(); }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the stream ended: OnDone follows
+    on_sample_(message_);
+    StartRead(&message_);
+  }
+  void OnDone(const grpc::Status& s) override {
+    on_done_(s);
+    std::lock_guard lock(mu_);
+    done_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  v1::ProbeRequest request_;
+  v1::ProbeSample message_;
+  std::function<void(const v1::ProbeSample&)> on_sample_;
+  std::function<void(const grpc::Status&)> on_done_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<ProbeStream> AgentConnection::StartProbe(
+    const v1::ProbeRequest& request, std::function<void(const v1::ProbeSample&)> on_sample,
+    std::function<void(Status)> on_done) {
+  on_done(Unimplemented("agent-side probes need a direct connection to agent " + endpoint().name +
+                        " (faultline run); this connection cannot stream probe samples"));
+  return std::make_unique<NoProbeStream>();
+}
+
+std::unique_ptr<ProbeStream> AgentClient::StartProbe(
+    const v1::ProbeRequest& request, std::function<void(const v1::ProbeSample&)> on_sample,
+    std::function<void(Status)> on_done) {
+  return std::make_unique<ProbeReader>(stub_.get(), request, std::move(on_sample),
+                                       [this, on_done = std::move(on_done)](const grpc::Status& s) {
+                                         on_done(Convert(s, "Probe"));
+                                       });
 }
 
 Status AgentClient::Convert(const grpc::Status& s, const char* what) const {

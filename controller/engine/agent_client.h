@@ -18,6 +18,16 @@
 
 namespace faultline::engine {
 
+// A running agent-side probe stream (AgentConnection::StartProbe). Destroying it cancels the
+// stream and waits until its `done` callback has returned (so never destroy it from inside that
+// callback or a sample callback).
+class ProbeStream {
+ public:
+  virtual ~ProbeStream() = default;
+  // Ends the stream now (the agent stops sending at once). Idempotent; any thread.
+  virtual void Cancel() = 0;
+};
+
 class AgentConnection {
  public:
   virtual ~AgentConnection() = default;
@@ -38,6 +48,15 @@ class AgentConnection {
                                                           Duration deadline) {
     return Unimplemented("ListWorkloads is not supported by this connection");
   }
+
+  // Asks the agent to run `request` (a probe) and calls `on_sample` with each message of its
+  // stream (the first has `started` set), then `on_done` exactly once with how it ended (OK after
+  // the request's duration; CANCELLED after Cancel; the agent's refusal otherwise). Callbacks
+  // come from a gRPC thread, in order, and must not block. The default (connections that cannot
+  // stream, fakes) calls on_done with UNIMPLEMENTED at once.
+  virtual std::unique_ptr<ProbeStream> StartProbe(
+      const v1::ProbeRequest& request, std::function<void(const v1::ProbeSample&)> on_sample,
+      std::function<void(Status)> on_done);
 
   // Asynchronous forms, for fanning one operation out to many agents without a thread each
   // (controller/engine/fan_out.h). `done` is called exactly once, from any thread, possibly
@@ -86,6 +105,9 @@ class AgentClient final : public AgentConnection {
                                                   Duration deadline) override;
   Result<v1::ListWorkloadsResponse> ListWorkloads(const v1::WorkloadSelector& selector,
                                                   Duration deadline) override;
+  std::unique_ptr<ProbeStream> StartProbe(const v1::ProbeRequest& request,
+                                          std::function<void(const v1::ProbeSample&)> on_sample,
+                                          std::function<void(Status)> on_done) override;
   // gRPC's callback API: no thread is held while the agent answers.
   void GetInfoAsync(Duration deadline, Done<v1::AgentInfo> done) override;
   void ApplyFaultAsync(const v1::ApplyFaultRequest& request, Duration deadline,

@@ -7,12 +7,18 @@ namespace faultline::engine {
 
 namespace {
 
-// The earliest answer among samples [from, to) of `w`.
+// The earliest answer among samples [from, to) of `w`, each widened by its clock mapping's
+// error bound (an agent's sample: the true answer instant is at most that much later).
 MonoTime EarliestAnswer(const std::vector<const Sample*>& w, size_t from, size_t to) {
-  MonoTime best = w[from]->AnsweredAt();
-  for (size_t k = from + 1; k < to; ++k) best = std::min(best, w[k]->AnsweredAt());
+  MonoTime best = w[from]->AnsweredAt() + w[from]->clock_error;
+  for (size_t k = from + 1; k < to; ++k) {
+    best = std::min(best, w[k]->AnsweredAt() + w[k]->clock_error);
+  }
   return best;
 }
+
+// A sample's send instant as a bracket's lower end: at most its clock error earlier.
+MonoTime EarliestSend(const Sample* s) { return s->at - s->clock_error; }
 
 Duration Farthest(Duration point, const Bracket& b) { return std::max(point - b.lo, b.hi - point); }
 
@@ -85,7 +91,7 @@ RecoveryFigures MeasureRecovery(const std::vector<Sample>& samples, const Recove
     size_t stretch_end = f;
     while (stretch_end < w.size() && !w[stretch_end]->ok) ++stretch_end;
     out.detect_bracket =
-        Bracket{last_ok->at - in.start, EarliestAnswer(w, f, stretch_end) - in.start};
+        Bracket{EarliestSend(last_ok) - in.start, EarliestAnswer(w, f, stretch_end) - in.start};
   }
 
   // Recovery: the first run of consecutive successes after the first failure whose span reaches
@@ -111,7 +117,7 @@ RecoveryFigures MeasureRecovery(const std::vector<Sample>& samples, const Recove
       size_t last_failure = i - 1;
       while (w[last_failure]->ok) --last_failure;
       out.recover_bracket =
-          Bracket{w[last_failure]->at - in.start, EarliestAnswer(w, i, j + 1) - in.start};
+          Bracket{EarliestSend(w[last_failure]) - in.start, EarliestAnswer(w, i, j + 1) - in.start};
       break;
     }
     i = j + 1;

@@ -40,6 +40,8 @@
 //  - availability: successes / samples in the window. downtime: for each failing stretch (in
 //    send order), from its first failing sample's send to the next success's send (or window
 //    end).
+//  - a sample taken on an agent is mapped to this clock with an error bound e (clock_mapping.h):
+//    a bracket's lower end drawn from it moves e earlier, an upper end e later.
 // These brackets assume one outage per window, longer than a success takes to answer (a success
 // sent before F saw the service before the failure, not after it ended); stable_for guards
 // against counting a flap as the recovery.
@@ -57,6 +59,10 @@ struct Sample {
   bool ok = false;
   Duration latency{};                  // as the probe measured it
   std::optional<MonoTime> answered{};  // when its outcome was known; unset: at + latency
+  // Error bound of the clock mapping for a sample taken on another host (agent-side probe;
+  // 0 here): `at` and `answered` are mapped to this clock and each may be off by up to this
+  // much, so every bracket end drawn from this sample is widened by it.
+  Duration clock_error{};
   MonoTime AnsweredAt() const { return answered.value_or(at + latency); }
 };
 

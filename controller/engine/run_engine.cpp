@@ -11,6 +11,7 @@
 #include "common/faultspec/fault_kinds.h"
 #include "common/ids.h"
 #include "controller/engine/agent_client.h"
+#include "controller/engine/agent_probes.h"
 #include "controller/probes/probe_set.h"
 
 namespace faultline::engine {
@@ -170,22 +171,34 @@ RunResult RunEngine::Run() {
 
   ProbeSet probes(exp_.probes, clock_, options_.on_sample);
   probes.Start();
+  // Agent-side probes (`from: <target>`): declared after the set, so destroyed (and every stream
+  // ended) before it. Each stream lasts at most the run's cap, so one the controller forgets
+  // (killed) ends on the agent by itself.
+  AgentProbes agent_probes(exp_, r.targets, state_->clients, probes, clock_);
+  if (Status s = agent_probes.Start(r.run_id, max_duration + 60s, options_.rpc_deadline); !s.ok()) {
+    probes.Stop();
+    r.probes = probes.Records();
+    return finish(Verdict::kError, s.message());
+  }
   // Prometheus alert abort conditions; like the probes, watched from before injection on.
   alert_watch_ = std::make_unique<probes::AlertWatch>(exp_.aborts);
   alert_watch_->Start();
 
   if (!AwaitSteadyState(probes, r)) {
+    agent_probes.Stop();
     probes.Stop();
     r.probes = probes.Records();
     return finish(Verdict::kAborted, r.reason);
   }
   if (Cancelled()) {
+    agent_probes.Stop();
     probes.Stop();
     r.probes = probes.Records();
     return finish(Verdict::kAborted, "cancelled before injection: " + cancel_reason_);
   }
   // An alert already firing is a stop condition before anything is injected (as in AWS FIS).
   if (auto why = alert_watch_->Firing()) {
+    agent_probes.Stop();
     probes.Stop();
     r.probes = probes.Records();
     return finish(Verdict::kAborted, *why + " (nothing was injected)");
@@ -193,6 +206,7 @@ RunResult RunEngine::Run() {
 
   if (!ApplyAll(r)) {
     RevertAll(r, "apply failed");
+    agent_probes.Stop();
     probes.Stop();
     r.probes = probes.Records();
     return finish(Verdict::kError, r.reason);
@@ -227,9 +241,11 @@ RunResult RunEngine::Run() {
   stop_renewer();
   RevertAll(r, aborted ? "aborted" : "duration elapsed");
   if (!aborted) ObserveAfterRevert(probes, r);
+  agent_probes.Stop();
   probes.Stop();
   alert_watch_->Stop();
   r.probes = probes.Records();
+  for (std::string& w : agent_probes.Warnings()) r.warnings.push_back(std::move(w));
   ComputeVerdict(r, aborted, abort_reason);
   return finish(r.verdict, std::string(r.reason));
 }

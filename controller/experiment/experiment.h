@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/duration.h"
+#include "common/probes/probe_spec.h"
 #include "faultline/v1/agent.pb.h"
 
 namespace faultline::experiment {
@@ -47,68 +48,24 @@ struct Fault {
   SourcePos pos;
 };
 
-struct HttpProbe {
-  std::string url;
-  int expect_status = 200;
-  std::optional<std::string> body_regex;
-  std::optional<Duration> max_latency;
-};
-struct TcpProbe {
-  std::string host;
-  int port = 0;
-};
-struct DnsProbe {
-  std::string name;
-  std::string server;  // host or host:port; empty = system resolver
-  // Expected outcome: "answer" (at least one A/AAAA), or an rcode name "nxdomain", "noerror",...
-  std::string expect = "answer";
-};
-struct CommandProbe {
-  std::vector<std::string> argv;
-  int expect_exit = 0;
-  std::optional<std::string> output_regex;
-};
+using HttpProbe = probes::HttpSpec;
+using TcpProbe = probes::TcpSpec;
+using DnsProbe = probes::DnsSpec;
+using CommandProbe = probes::CommandSpec;
+using GrpcHealthProbe = probes::GrpcHealthSpec;
+using CompareOp = probes::CompareOp;
+using PrometheusProbe = probes::PrometheusSpec;
 
-// grpc.health.v1 Health/Check against `host:port`; SERVING is a success.
-struct GrpcHealthProbe {
-  std::string address;      // host:port (host a DNS name, IPv4 or [IPv6])
-  std::string service;      // the service name asked about; empty = the server as a whole
-  bool tls = false;         // false: plaintext
-  std::string ca_file;      // PEM roots (tls; empty = the system's roots)
-  std::string cert_file;    // PEM client certificate (tls; set together with key_file)
-  std::string key_file;     // PEM client key
-  std::string server_name;  // TLS name to verify instead of the address's host (tls)
-};
-
-// How a PromQL result is compared with the probe's value: result OP value.
-enum class CompareOp { kLt, kLe, kGt, kGe, kEq, kNe };
 // "<", "<=", ">", ">=", "==", "!=" → the op; anything else → nullopt. Pure.
 std::optional<CompareOp> ParseCompareOp(std::string_view op);
 // The op as written in an experiment ("<="). Pure.
 const char* CompareOpName(CompareOp op);
 
-// A PromQL instant query against a Prometheus server; a success when every series of the
-// result (or the scalar) satisfies `result op value`.
-struct PrometheusProbe {
-  std::string url;  // the server's base URL: "http://10.77.0.1:9090"
-  std::string query;
-  CompareOp op = CompareOp::kLt;
-  double value = 0;
-};
-
-struct Probe {
-  enum class Kind { kHttp, kTcp, kDns, kCommand, kGrpcHealth, kPrometheus };
-  std::string name;
-  Kind kind = Kind::kHttp;
-  HttpProbe http;
-  TcpProbe tcp;
-  DnsProbe dns;
-  CommandProbe command;
-  GrpcHealthProbe grpc_health;
-  PrometheusProbe prometheus;
-  Duration timeout = std::chrono::seconds(1);
-  Duration interval = std::chrono::seconds(1);
-  std::string from = "controller";  // or a Target name (agent-side probe)
+// A probe as the experiment states it: what it does (common/probes/probe_spec.h) and where it runs.
+struct Probe : probes::ProbeSpec {
+  // "controller", or a Target name: the probe runs on each agent that target selects
+  // (agent-side probe, its samples mapped to the controller's clock).
+  std::string from = "controller";
   SourcePos pos;
 };
 

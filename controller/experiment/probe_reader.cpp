@@ -436,7 +436,33 @@ void Parser::ParseProbe(const YAML::Node& item, const std::string& path) {
       if (*s == "controller") {
         p.from = *s;
       } else if (target_names_.count(*s)) {
-        Error(*v, path + ".from", "agent-side probes are not supported yet; use from: controller");
+        const Target* target = exp_.FindTarget(*s);
+        if (target != nullptr && target->workloads) {
+          Error(*v, path + ".from",
+                "target " + Quoted(*s) +
+                    " selects workloads: a probe from inside a workload is not supported until "
+                    "the agent can run it in the workload's network namespace (issue 14 item 4); "
+                    "use a target of hosts");
+        } else if (p.kind == Probe::Kind::kPrometheus) {
+          Error(*v, path + ".from", "prometheus probes run from the controller only");
+        } else if (p.kind == Probe::Kind::kGrpcHealth &&
+                   (!p.grpc_health.ca_file.empty() || !p.grpc_health.cert_file.empty())) {
+          Error(*v, path + ".from",
+                "a grpc_health probe run from an agent cannot name TLS files (the agent reads no "
+                "file a caller names; it verifies with the system's roots)");
+        } else if (p.interval < std::chrono::milliseconds(50)) {
+          Error(*v, path + ".from",
+                "a probe from an agent needs an interval of at least 50ms, got " +
+                    FormatDuration(p.interval));
+        } else if (p.kind == Probe::Kind::kCommand &&
+                   (p.command.argv.empty() || p.command.argv[0].empty() ||
+                    p.command.argv[0][0] != '/' || p.command.argv.size() > 64)) {
+          Error(*v, path + ".from",
+                "a command probe from an agent names its program by absolute path (the agent "
+                "runs only the paths its --allow-probe-command lists) with at most 64 arguments");
+        } else {
+          p.from = *s;
+        }
       } else {
         Error(*v, path + ".from", "must be 'controller' or a target name, got " + Quoted(*s));
       }

@@ -1,30 +1,16 @@
 #pragma once
-// One attempt of a probe, run from the controller's host. Blocking, bounded by the probe's
-// timeout. Thread-safe: probes run concurrently, each on its own thread.
+// One attempt of an experiment's probe, run from the controller's host: the host kinds through
+// common/probes (RunHostProbeOnce), prometheus through PromQlProbe. Blocking, bounded by the
+// probe's timeout. Thread-safe.
 
-#include <optional>
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/duration.h"
+#include "common/probes/probe_runner.h"
 #include "common/status.h"
 #include "controller/experiment/experiment.h"
 
 namespace faultline::probes {
-
-struct ProbeOutcome {
-  bool ok = false;
-  Duration latency{};
-  std::string detail;  // "200", "connect: connection refused", "NXDOMAIN", "exit 1", ...
-  // Set by a probe whose answer describes an instant other than the attempt's start: a PromQL
-  // query's evaluation time (PromQlProbe), on SystemClock's monotonic clock. It always lies
-  // between the attempt's send and answer instants.
-  std::optional<MonoTime> observed_at;
-};
-
-// Call once per process before probes run (libcurl's global init is not thread-safe).
-void InitProbes();
 
 // Runs `probe` once. Never throws; every failure is an outcome with ok=false and a detail.
 // Precondition: the probe passed the experiment validator.

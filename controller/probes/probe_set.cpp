@@ -8,18 +8,8 @@ namespace faultline::probes {
 
 using namespace std::chrono_literals;
 
-namespace {
-
-constexpr int kMinInFlight = 4;
-constexpr int kMaxInFlight = 64;
-
-}  // namespace
-
 int MaxInFlight(const experiment::Probe& probe) {
-  const int64_t interval = std::max<int64_t>(1, probe.interval.count());
-  const int64_t timeout = std::max<int64_t>(0, probe.timeout.count());
-  const int64_t needed = (timeout + interval - 1) / interval + 1;
-  return static_cast<int>(std::clamp<int64_t>(needed, kMinInFlight, kMaxInFlight));
+  return MaxInFlight(probe.interval, probe.timeout);
 }
 
 ProbeSet::ProbeSet(const std::vector<experiment::Probe>& probes, Clock& clock,
@@ -29,8 +19,24 @@ ProbeSet::ProbeSet(const std::vector<experiment::Probe>& probes, Clock& clock,
     auto slot = std::make_unique<Slot>();
     slot->probe = &p;
     slot->record.name = p.name;
+    slot->record.from = p.from;
     slot->record.interval = p.interval;
     slot->record.max_in_flight = MaxInFlight(p);
+    if (p.from == "controller") {
+      Slot* s = slot.get();
+      slot->sampler = std::make_unique<OpenLoopSampler>(
+          p.interval, slot->record.max_in_flight, clock_, [s] { return RunProbeOnce(*s->probe); },
+          [this, s](const TimedOutcome& t) {
+            Record(*s,
+                   ProbeSample{engine::Sample{t.sent, t.outcome.ok, t.outcome.latency, t.answered},
+                               t.outcome.detail,
+                               {}});
+          },
+          [this, s](MonoTime slot_at) {
+            std::lock_guard lock(mu_);
+            s->record.skipped.push_back(slot_at);
+          });
+    }
     slots_.push_back(std::move(slot));
   }
 }
@@ -39,30 +45,59 @@ ProbeSet::~ProbeSet() { Stop(); }
 
 void ProbeSet::Start() {
   for (auto& s : slots_) {
-    Slot* slot = s.get();
-    schedulers_.emplace_back([this, slot] { Schedule(*slot); });
+    if (s->sampler) s->sampler->Start();
   }
 }
 
 void ProbeSet::Stop() {
+  for (auto& s : slots_) {
+    if (s->sampler) s->sampler->Cancel();
+  }
+  for (auto& s : slots_) {
+    if (s->sampler) s->sampler->Stop();
+  }
+  std::lock_guard lock(mu_);
+  stopped_ = true;
+}
+
+ProbeSet::Slot* ProbeSet::Find(const std::string& name) {
+  for (auto& s : slots_) {
+    if (s->record.name == name) return s.get();
+  }
+  return nullptr;
+}
+
+void ProbeSet::Record(Slot& slot, const ProbeSample& sample) {
   {
     std::lock_guard lock(mu_);
-    stop_ = true;
+    if (stopped_) return;
+    auto& samples = slot.record.samples;
+    // Answers arrive in any order; the record stays in send order.
+    auto at = std::upper_bound(samples.begin(), samples.end(), sample.sample.at,
+                               [](MonoTime t, const ProbeSample& s) { return t < s.sample.at; });
+    samples.insert(at, sample);
   }
-  cv_.notify_all();
-  work_cv_.notify_all();
-  for (auto& t : schedulers_) {
-    if (t.joinable()) t.join();
-  }
-  schedulers_.clear();
-  // No scheduler runs now, so no worker is added any more: join them. Each finishes (and
-  // records) the sample it is sending, bounded by its probe's timeout.
-  for (auto& s : slots_) {
-    for (auto& t : s->workers) {
-      if (t.joinable()) t.join();
-    }
-    s->workers.clear();
-  }
+  if (on_sample_) on_sample_(slot.record.name, sample);
+}
+
+void ProbeSet::AddRemote(const std::string& name, const ProbeSample& sample) {
+  Slot* slot = Find(name);
+  if (slot == nullptr || slot->sampler) return;
+  Record(*slot, sample);
+}
+
+void ProbeSet::AddRemoteSkip(const std::string& name, MonoTime slot_at) {
+  Slot* slot = Find(name);
+  if (slot == nullptr || slot->sampler) return;
+  std::lock_guard lock(mu_);
+  if (!stopped_) slot->record.skipped.push_back(slot_at);
+}
+
+void ProbeSet::SetSites(const std::string& name, std::vector<ProbeSite> sites) {
+  Slot* slot = Find(name);
+  if (slot == nullptr) return;
+  std::lock_guard lock(mu_);
+  slot->record.sites = std::move(sites);
 }
 
 std::vector<engine::Sample> ProbeSet::Samples(const std::string& name) const {
@@ -96,66 +131,6 @@ std::vector<ProbeRecord> ProbeSet::Records() const {
   std::vector<ProbeRecord> out;
   for (const auto& s : slots_) out.push_back(s->record);
   return out;
-}
-
-void ProbeSet::Schedule(Slot& slot) {
-  const Duration interval = std::max<Duration>(slot.record.interval, 1ms);
-  MonoTime next = clock_.Now();
-  std::unique_lock lock(mu_);
-  while (true) {
-    // The schedule is driven by the real steady clock; Clock only timestamps.
-    auto wait = next - clock_.Now();
-    if (wait > 0ns) cv_.wait_for(lock, wait, [&] { return stop_; });
-    if (stop_) return;
-    const MonoTime now = clock_.Now();
-    if (now < next) continue;  // woken early
-    // A slot reached more than an interval late (the machine stalled) is recorded as skipped
-    // rather than sent in a bunch with the next one.
-    const bool late = now - next > interval;
-    if (late || slot.in_flight >= slot.record.max_in_flight) {
-      slot.record.skipped.push_back(next);
-    } else {
-      ++slot.in_flight;
-      slot.queue.push_back(next);
-      // Idle workers not yet woken for earlier slots are spoken for: a slot never waits for a
-      // worker (workers <= in flight <= the bound).
-      if (slot.queue.size() > static_cast<size_t>(slot.idle)) {
-        slot.workers.emplace_back([this, &slot] { Work(slot); });
-      } else {
-        work_cv_.notify_all();
-      }
-    }
-    next += interval;
-  }
-}
-
-void ProbeSet::Work(Slot& slot) {
-  std::unique_lock lock(mu_);
-  while (true) {
-    ++slot.idle;
-    work_cv_.wait(lock, [&] { return stop_ || !slot.queue.empty(); });
-    --slot.idle;
-    if (stop_) return;  // a slot still queued was never sent: it is no sample
-    slot.queue.pop_front();
-    lock.unlock();
-    const MonoTime sent = clock_.Now();
-    ProbeOutcome outcome = RunProbeOnce(*slot.probe);
-    const MonoTime answered = clock_.Now();
-    ProbeSample sample{engine::Sample{sent, outcome.ok, outcome.latency, answered},
-                       std::move(outcome.detail)};
-    lock.lock();
-    --slot.in_flight;
-    auto& samples = slot.record.samples;
-    // Answers arrive in any order; the record stays in send order.
-    auto at = std::upper_bound(samples.begin(), samples.end(), sent,
-                               [](MonoTime t, const ProbeSample& s) { return t < s.sample.at; });
-    samples.insert(at, sample);
-    if (on_sample_) {
-      lock.unlock();
-      on_sample_(slot.record.name, sample);
-      lock.lock();
-    }
-  }
 }
 
 }  // namespace faultline::probes

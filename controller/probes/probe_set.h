@@ -1,31 +1,28 @@
 #pragma once
 // ProbeSet: runs an experiment's probes during a run and collects their samples, open-loop.
 //
-// Each probe has a fixed schedule: slot k is at start + k × interval. At every slot a sample is
-// sent whether or not earlier samples have answered, so a failing probe that takes its whole
-// timeout does not push the next sample out (the measurement's resolution stays the interval,
-// not the latency of a failure). At most MaxInFlight(probe) samples of one probe are in flight;
-// a slot that finds the bound reached (or that the scheduler reached more than an interval late)
-// is not sent and is recorded in ProbeRecord::skipped, never silently dropped. Samples run on a
-// small per-probe pool of worker threads, created as needed and never more than the bound.
-// Every sample records its send and answer instants with the given Clock, the same monotonic
-// clock the run's apply/revert acknowledgements use; samples are kept ordered by send instant.
+// Each `from: controller` probe runs on this host on its own OpenLoopSampler
+// (common/probes/open_loop.h): a fixed schedule, a sample sent at every slot whether or not
+// earlier samples have answered, at most MaxInFlight(probe) in flight, and a slot not sent
+// recorded in ProbeRecord::skipped, never silently dropped. Agent-side probes (`from: <target>`)
+// are not run here: their samples, already mapped to this clock, are added with AddRemote by
+// whoever reads the agents' streams (the run engine). Every sample records its send and answer
+// instants on the given Clock, the same monotonic clock the run's apply/revert acknowledgements
+// use; samples are kept ordered by send instant.
 //
-// Threading: Start/Stop from the owner's thread; Samples, Last, Interval and Records are safe
-// from any thread while the probes run. The destructor stops the probes.
+// Threading: Start/Stop from the owner's thread; AddRemote, Samples, Last, Interval and Records
+// are safe from any thread while the probes run. The destructor stops the probes.
 
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/duration.h"
+#include "common/probes/open_loop.h"
 #include "controller/engine/recovery_meter.h"  // Sample, LatencyPercentiles (types only)
 #include "controller/experiment/experiment.h"
 
@@ -33,13 +30,24 @@ namespace faultline::probes {
 
 // One probe attempt: the measurement's sample plus the probe's own words ("200", "NXDOMAIN").
 struct ProbeSample {
-  engine::Sample sample;
+  engine::Sample sample;  // on the controller's clock (an agent's sample already mapped)
   std::string detail;
+  std::string where;  // "" for the controller; the agent's name for an agent-side sample
+};
+
+// One agent an agent-side probe ran on, with its clock mapping (controller/engine/clock_mapping.h).
+struct ProbeSite {
+  std::string agent;
+  Duration clock_offset{};  // agent − controller, estimated
+  Duration clock_error{};   // the mapping's error bound: widens every bracket from these samples
+  Duration clock_rtt{};     // round trip of the exchange the mapping came from
 };
 
 // Everything one probe recorded during a run.
 struct ProbeRecord {
   std::string name;
+  std::string from = "controller";  // the experiment's `from:` (a target name: agent-side)
+  std::vector<ProbeSite> sites;     // agent-side: the agents it ran on (SetSites); empty: here
   Duration interval{};
   int max_in_flight = 0;               // the bound in force (MaxInFlight)
   std::vector<ProbeSample> samples;    // ordered by sample.at (send instant)
@@ -47,8 +55,7 @@ struct ProbeRecord {
   engine::LatencyPercentiles latency;  // filled by whoever computes it (not by ProbeSet)
 };
 
-// The bound on a probe's samples in flight: enough for every slot to be sent when each sample
-// takes its whole timeout, ceil(timeout / interval) + 1, at least 4 and at most 64. Pure.
+// MaxInFlight(probe.interval, probe.timeout) (common/probes/open_loop.h). Pure.
 int MaxInFlight(const experiment::Probe& probe);
 
 class ProbeSet {
@@ -63,11 +70,21 @@ class ProbeSet {
   ProbeSet(const ProbeSet&) = delete;
   ProbeSet& operator=(const ProbeSet&) = delete;
 
-  // Starts every probe's schedule. Call once.
+  // Starts every `from: controller` probe's schedule. Call once.
   void Start();
   // Stops sending, waits for the samples in flight to answer (each bounded by its probe's
-  // timeout) and records them; nothing is recorded or reported afterwards. Idempotent.
+  // timeout) and records them; nothing is recorded or reported afterwards (AddRemote included).
+  // Idempotent.
   void Stop();
+
+  // Records a sample of agent-side probe `name` taken on agent `sample.where` (mapped to this
+  // set's clock), or a slot that agent skipped (`skipped`, sample ignored). Ignored for an
+  // unknown name or after Stop. Any thread.
+  void AddRemote(const std::string& name, const ProbeSample& sample);
+  void AddRemoteSkip(const std::string& name, MonoTime slot);
+  // Where agent-side probe `name` runs (its agents and their clock mappings), for the report.
+  // Any thread.
+  void SetSites(const std::string& name, std::vector<ProbeSite> sites);
 
   // The samples of probe `name` answered so far, in send order (empty for an unknown name).
   std::vector<engine::Sample> Samples(const std::string& name) const;
@@ -81,24 +98,18 @@ class ProbeSet {
  private:
   struct Slot {
     const experiment::Probe* probe = nullptr;
-    ProbeRecord record;          // guarded by mu_
-    int in_flight = 0;           // queued or running; guarded by mu_
-    int idle = 0;                // workers waiting for work; guarded by mu_
-    std::deque<MonoTime> queue;  // slots to send; guarded by mu_
-    std::vector<std::thread> workers;
+    ProbeRecord record;                        // guarded by mu_
+    std::unique_ptr<OpenLoopSampler> sampler;  // from: controller only
   };
 
-  void Schedule(Slot& slot);
-  void Work(Slot& slot);
+  Slot* Find(const std::string& name);
+  void Record(Slot& slot, const ProbeSample& sample);  // takes mu_
 
   Clock& clock_;
   SampleCallback on_sample_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;       // schedulers: stop
-  std::condition_variable work_cv_;  // workers: queue or stop
-  bool stop_ = false;                // guarded by mu_
+  bool stopped_ = false;  // guarded by mu_
   std::vector<std::unique_ptr<Slot>> slots_;
-  std::vector<std::thread> schedulers_;
 };
 
 }  // namespace faultline::probes

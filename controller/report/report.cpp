@@ -134,14 +134,28 @@ std::string RenderJson(const ReportModel& m) {
   for (const auto& p : m.probes) {
     json samples = json::array();
     for (const auto& s : p.samples) {
-      samples.push_back({{"t_s", s.t_s},
-                         {"answered_s", s.answered_s},
-                         {"ok", s.ok},
-                         {"latency_ms", s.latency_ms},
-                         {"detail", s.detail}});
+      json sample = {{"t_s", s.t_s},
+                     {"answered_s", s.answered_s},
+                     {"ok", s.ok},
+                     {"latency_ms", s.latency_ms},
+                     {"detail", s.detail}};
+      if (!s.where.empty()) {
+        sample["where"] = s.where;
+        sample["clock_error_ms"] = s.clock_error_ms;
+      }
+      samples.push_back(std::move(sample));
+    }
+    json ran_on = json::array();
+    for (const auto& site : p.ran_on) {
+      ran_on.push_back({{"agent", site.agent},
+                        {"clock_offset_ms", site.clock_offset_ms},
+                        {"clock_error_ms", site.clock_error_ms},
+                        {"clock_rtt_ms", site.clock_rtt_ms}});
     }
     j["probes"].push_back({
         {"name", p.name},
+        {"from", p.from},
+        {"ran_on", ran_on},
         {"interval_s", p.interval_s},
         {"latency_ms",
          {{"p50", p.p50_ms}, {"p90", p.p90_ms}, {"p99", p.p99_ms}, {"max", p.max_ms}}},
@@ -213,6 +227,15 @@ std::string RenderText(const ReportModel& m) {
       out += fmt::format(
           "  {:<24} {} samples, {} ok; latency p50 {:.1f}ms p90 {:.1f}ms p99 {:.1f}ms\n", p.name,
           p.samples.size(), ok, p.p50_ms, p.p90_ms, p.p99_ms);
+      if (p.from != "controller") {
+        std::string where;
+        for (const auto& site : p.ran_on) {
+          where += fmt::format("{}{} (clock ±{:.3f}ms)", where.empty() ? "" : ", ", site.agent,
+                               site.clock_error_ms);
+        }
+        out += fmt::format("      from {}: ran on {}; brackets widened by the clock error\n",
+                           p.from, where.empty() ? std::string("no agent") : where);
+      }
       if (!p.skipped_s.empty()) {
         out += fmt::format(
             "      {} scheduled sample(s) not sent (the bound of {} in flight was reached, or the "

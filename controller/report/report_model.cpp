@@ -277,9 +277,15 @@ ReportModel FromRun(const RunResult& r) {
     row.p99_ms = ToSeconds(p.latency.p99) * 1000;
     row.max_ms = ToSeconds(p.latency.max) * 1000;
     row.max_in_flight = p.max_in_flight;
+    row.from = p.from;
+    for (const auto& site : p.sites) {
+      row.ran_on.push_back({site.agent, ToSeconds(site.clock_offset) * 1000,
+                            ToSeconds(site.clock_error) * 1000, ToSeconds(site.clock_rtt) * 1000});
+    }
     for (const auto& s : p.samples) {
       row.samples.push_back({Offset(r, s.sample.at), Offset(r, s.sample.AnsweredAt()), s.sample.ok,
-                             ToSeconds(s.sample.latency) * 1000, s.detail});
+                             ToSeconds(s.sample.latency) * 1000, s.detail, s.where,
+                             ToSeconds(s.sample.clock_error) * 1000});
     }
     for (MonoTime t : p.skipped) row.skipped_s.push_back(Offset(r, t));
     m.probes.push_back(std::move(row));
@@ -433,6 +439,15 @@ Result<ReportModel> ParseReportJson(std::string_view text, const std::string& so
       rd.Number(*lat, lp, "max", &row.max_ms);
     }
     rd.Integer(pr, p, "max_in_flight", &row.max_in_flight);
+    rd.String(pr, p, "from", &row.from);  // absent (older reports): from the controller
+    rd.Array(pr, p, "ran_on", [&](const json& a, const std::string& ap) {
+      ProbeSiteRow site;
+      rd.String(a, ap, "agent", &site.agent, true);
+      rd.Number(a, ap, "clock_offset_ms", &site.clock_offset_ms);
+      rd.Number(a, ap, "clock_error_ms", &site.clock_error_ms);
+      rd.Number(a, ap, "clock_rtt_ms", &site.clock_rtt_ms);
+      row.ran_on.push_back(std::move(site));
+    });
     rd.Array(pr, p, "skipped_slots_s", [&](const json& t, const std::string& tp) {
       if (!t.is_number()) {
         rd.Fail(tp, "expected a number");
@@ -449,6 +464,8 @@ Result<ReportModel> ParseReportJson(std::string_view text, const std::string& so
       rd.OptNumber(s, sp, "answered_s", &answered);
       sr.answered_s = answered.value_or(sr.t_s + sr.latency_ms / 1000.0);
       rd.String(s, sp, "detail", &sr.detail);
+      rd.String(s, sp, "where", &sr.where);
+      rd.Number(s, sp, "clock_error_ms", &sr.clock_error_ms);
       row.samples.push_back(std::move(sr));
     });
     m.probes.push_back(std::move(row));

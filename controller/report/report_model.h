@@ -110,10 +110,22 @@ struct SampleRow {
   bool ok = false;
   double latency_ms = 0;
   std::string detail;
+  std::string where;          // agent-side: the agent that took it; "" = the controller
+  double clock_error_ms = 0;  // agent-side: the clock mapping's error bound (widens brackets)
+};
+
+// Where an agent-side probe ran and how well that agent's clock was mapped to the controller's.
+struct ProbeSiteRow {
+  std::string agent;
+  double clock_offset_ms = 0;  // agent − controller
+  double clock_error_ms = 0;   // error bound (half the round trip of the exchange kept)
+  double clock_rtt_ms = 0;
 };
 
 struct ProbeRow {
   std::string name;
+  std::string from = "controller";   // `from:` — "controller" or the target it ran from
+  std::vector<ProbeSiteRow> ran_on;  // agent-side: each agent; empty: the controller
   double interval_s = 0;
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
   int64_t max_in_flight = 0;       // 0: unknown (older reports)

@@ -135,12 +135,17 @@ TEST_F(AgentServiceTest, ErrorsKeepTheirStatusCodes) {
   EXPECT_EQ(stub_->RenewLease(Context().get(), renew, &renewed).error_code(),
             grpc::StatusCode::NOT_FOUND);
 
+  // Without ProbeStreams (agent/probe_streams_test.cpp tests the enabled service).
   v1::ProbeRequest probe;
-  probe.mutable_tcp()->set_address("127.0.0.1:1");
-  v1::ProbeResponse probed;
-  grpc::Status probe_status = stub_->Probe(Context().get(), probe, &probed);
+  probe.mutable_tcp()->set_host("127.0.0.1");
+  probe.mutable_tcp()->set_port(1);
+  auto ctx = Context();
+  auto reader = stub_->Probe(ctx.get(), probe);
+  v1::ProbeSample sample;
+  EXPECT_FALSE(reader->Read(&sample));
+  grpc::Status probe_status = reader->Finish();
   EXPECT_EQ(probe_status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(probe_status.error_message(), "agent-side probes are not available in this version");
+  EXPECT_EQ(probe_status.error_message(), "agent-side probes are not enabled on this agent");
 }
 
 // A workload as discovery answers it (kind container, runtime docker, a netns identity).

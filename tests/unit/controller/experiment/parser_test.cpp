@@ -233,7 +233,7 @@ TEST(ParserTest, ProbeFieldErrorsAreReported) {
            {http, R"(dns: {name: db.test, expect: maybe})", "probes[0].dns.expect"},
            {"    interval: 250ms", "    interval: 5ms", "probes[0].interval"},
            {"    interval: 250ms", "    interval: 250ms\n    timeout: 3s", "probes[0].timeout"},
-           {"    interval: 250ms", "    interval: 250ms\n    from: app", "probes[0].from"},
+           {"    interval: 250ms", "    interval: 20ms\n    from: app", "probes[0].from"},
            {"    interval: 250ms", "    interval: 250ms\n    from: elsewhere", "probes[0].from"},
        }) {
     ParseOutcome o = ParseExperimentText(Replace(kValid, c.from, c.to), "x.yaml");
@@ -254,12 +254,50 @@ TEST(ParserTest, RegexErrorIsExplained) {
   EXPECT_NE(d->message.find("invalid regex '(unclosed'"), std::string::npos) << d->message;
 }
 
-TEST(ParserTest, AgentSideProbeIsNotSupportedYet) {
+TEST(ParserTest, AgentSideProbeRunsFromATargetOfHosts) {
   ParseOutcome o = ParseExperimentText(
       Replace(kValid, "    interval: 250ms", "    interval: 250ms\n    from: app"), "x.yaml");
-  const Diagnostic* d = ExpectError(o, "probes[0].from", 15, 11);
-  ASSERT_NE(d, nullptr);
-  EXPECT_EQ(d->message, "agent-side probes are not supported yet; use from: controller");
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  EXPECT_EQ(o.experiment->probes[0].from, "app");
+}
+
+TEST(ParserTest, AgentSideProbeErrorsNameTheLineAndField) {
+  struct Case {
+    std::string from, to, says;
+  };
+  const std::string http = R"(http: {url: "http://127.0.0.1:1/x"})";
+  for (const Case& c : std::vector<Case>{
+           {http, R"(prometheus: {url: "http://127.0.0.1:9090", query: up, op: "==", value: 1})",
+            "prometheus probes run from the controller only"},
+           {http, R"(command: {argv: [true]})", "absolute path"},
+           {http, R"(grpc_health: {address: "127.0.0.1:1", tls: {ca: /etc/ca.pem}})",
+            "cannot name TLS files"},
+           {"    interval: 250ms", "    interval: 20ms", "at least 50ms"},
+       }) {
+    std::string text = c.from == http
+                           ? Replace(Replace(kValid, c.from, c.to), "    interval: 250ms",
+                                     "    interval: 250ms\n    from: app")
+                           : Replace(kValid, c.from, c.to + "\n    from: app");
+    ParseOutcome o = ParseExperimentText(text, "x.yaml");
+    const Diagnostic* d = ExpectError(o, "probes[0].from", 15, 11);
+    ASSERT_NE(d, nullptr) << c.to << ":\n" << AllErrors(o);
+    EXPECT_NE(d->message.find(c.says), std::string::npos) << d->message;
+  }
+}
+
+TEST(ParserTest, AgentSideProbeFromAWorkloadTargetIsRefusedClearly) {
+  std::string text =
+      Replace(kValid, "  app: {selector: {role: app}}",
+              "  app: {selector: {role: app}}\n"
+              "  box: {selector: {role: app}, workloads: {netns: /run/netns/orders}}");
+  text = Replace(text, "    interval: 250ms", "    interval: 250ms\n    from: box");
+  ParseOutcome o = ParseExperimentText(text, "x.yaml");
+  bool found = false;
+  for (const Diagnostic& d : o.errors) {
+    found |=
+        d.field == "probes[0].from" && d.message.find("not supported until") != std::string::npos;
+  }
+  EXPECT_TRUE(found) << AllErrors(o);
 }
 
 TEST(ParserTest, DnsDomainsAcceptWildcardsOnlyAsTheFirstLabel) {

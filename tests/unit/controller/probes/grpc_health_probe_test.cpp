@@ -1,7 +1,7 @@
 // The grpc_health probe against a real in-process gRPC server (127.0.0.1:0) running gRPC's own
 // health service (EnableDefaultHealthCheckService), whose serving status the tests flip; over
 // plaintext and over mutual TLS with development certificates.
-#include "controller/probes/grpc_health_probe.h"
+#include "common/probes/grpc_health_probe.h"
 
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
@@ -12,6 +12,7 @@
 
 #include "common/certificates.h"
 #include "common/tls.h"
+#include "controller/experiment/experiment.h"
 
 namespace faultline::probes {
 namespace {

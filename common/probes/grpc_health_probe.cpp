@@ -1,4 +1,4 @@
-#include "controller/probes/grpc_health_probe.h"
+#include "common/probes/grpc_health_probe.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -37,7 +37,7 @@ std::optional<std::string> ReadPem(const std::string& path, const char* what, st
 
 }  // namespace
 
-GrpcHealthProbe::GrpcHealthProbe(const experiment::Probe& spec)
+GrpcHealthProbe::GrpcHealthProbe(const ProbeSpec& spec)
     : spec_(spec.grpc_health), timeout_(spec.timeout) {}
 
 ProbeOutcome GrpcHealthProbe::TakeSample() const {

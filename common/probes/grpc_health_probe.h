@@ -10,15 +10,15 @@
 
 #include <string>
 
-#include "controller/experiment/experiment.h"
-#include "controller/probes/probe_runner.h"
+#include "common/probes/probe_runner.h"
+#include "common/probes/probe_spec.h"
 
 namespace faultline::probes {
 
 class GrpcHealthProbe {
  public:
   // `spec` is a validated probe of kind kGrpcHealth.
-  explicit GrpcHealthProbe(const experiment::Probe& spec);
+  explicit GrpcHealthProbe(const ProbeSpec& spec);
 
   // Calls Check once. Never fails: a TLS file that cannot be read, an unreachable server, a
   // status other than OK, or a serving status other than SERVING is a failing outcome whose
@@ -27,7 +27,7 @@ class GrpcHealthProbe {
   ProbeOutcome TakeSample() const;
 
  private:
-  experiment::GrpcHealthProbe spec_;
+  GrpcHealthSpec spec_;
   Duration timeout_;
 };
 
