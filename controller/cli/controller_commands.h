@@ -13,7 +13,7 @@
 
 namespace faultline::cli {
 
-// Adds `faults`, `halt` and `resume` to `app`; each stores its exit code in *exit_code
+// Adds `faults`, `halt`, `resume` and `token create|list|revoke` to `app`; each stores its exit code in *exit_code
 // (0 ok, 2 usage, 4 the controller could not be reached or an agent did not confirm).
 void AddControllerCommands(CLI::App& app, int* exit_code);
 

@@ -22,6 +22,8 @@
 #include "controller/daemon/schedule_loop.h"
 #include "controller/metrics/run_metrics.h"
 #include "controller/probes/probe_runner.h"
+#include "controller/access/audit.h"
+#include "controller/access/team_policy.h"
 #include "controller/store/run_store.h"
 
 namespace {
@@ -51,6 +53,7 @@ struct Flags {
   std::string schedule_start_deadline = "1m";
   uint32_t max_agents = 4096;
   std::vector<std::string> allow_command_probes;
+  std::string policy;
 };
 
 Result<Duration> PositiveDuration(const std::string& flag, const std::string& value) {
@@ -155,6 +158,20 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
     }
   }
 
+  // The team policy: read at start (an invalid file refuses to start), re-read on SIGHUP (an
+  // invalid file then keeps the policy in force).
+  std::unique_ptr<access::PolicyFile> policy;
+  if (!flags.policy.empty()) {
+    policy = std::make_unique<access::PolicyFile>(flags.policy);
+    if (Status s = policy->Reload(); !s.ok()) {
+      spdlog::error("--policy: {}", s.message());
+      return kExitUsage;
+    }
+    spdlog::info("team policy {}: {} team(s); SIGHUP reloads it", flags.policy,
+                 policy->Current()->teams().size());
+  }
+  access::AuditLog audit(run_store.get());
+
   daemon::AgentRegistryOptions registry_options;
   registry_options.heartbeat_interval = *heartbeat;
   registry_options.max_agents = flags.max_agents;
@@ -166,6 +183,8 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   service_options.store = run_store.get();
   service_options.controller_id = controller_id;
   service_options.command_probe_allowlist = flags.allow_command_probes;
+  service_options.policy = policy.get();
+  service_options.audit = &audit;
   if (!flags.metrics_listen.empty()) {
     service_options.on_run_finished = [&metrics_registry, &metrics_mu](const engine::RunResult& r) {
       std::lock_guard lock(metrics_mu);
@@ -223,7 +242,19 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   } else {
     spdlog::info("--store none: no run history and no schedules");
   }
-  const int sig = stop_signals.Wait();
+  int sig = stop_signals.Wait();
+  while (sig == SIGHUP) {
+    if (!policy) {
+      spdlog::info("SIGHUP: no --policy to reload");
+    } else if (Status s = policy->Reload(); !s.ok()) {
+      spdlog::error("SIGHUP: {} not reloaded, the previous policy stays in force: {}",
+                    flags.policy, s.message());
+    } else {
+      spdlog::info("SIGHUP: team policy {} reloaded: {} team(s)", flags.policy,
+                   policy->Current()->teams().size());
+    }
+    sig = stop_signals.Wait();
+  }
   spdlog::info("received {}: cancelling runs (their faults are reverted) and stopping",
                strsignal(sig));
   // No new scheduled run; the lease goes to another controller at once.
@@ -239,7 +270,7 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const faultline::BlockedSignals stop_signals({SIGINT, SIGTERM});
+  const faultline::BlockedSignals stop_signals({SIGINT, SIGTERM, SIGHUP});
 
   Flags flags;
   CLI::App app{
@@ -301,6 +332,10 @@ int main(int argc, char** argv) {
       ->type_name("PROGRAM");
   app.add_option("--metrics-listen", flags.metrics_listen,
                  "serve Prometheus metrics (GET /metrics only) on HOST:PORT; off by default");
+  app.add_option("--policy", flags.policy,
+                 "team policy file (YAML, docs/access.md): which agents each team may target, "
+                 "the largest blast radius per run and time windows; a principal without a "
+                 "team may then not start runs. Reloaded on SIGHUP.");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
