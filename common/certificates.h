@@ -5,9 +5,9 @@
 // Role scheme (the one place it is defined): a certificate's role is a URI subject alternative
 // name `faultline:role:<role>` with <role> one of viewer | operator | controller | agent. A
 // certificate with no such URI, or with two different ones, has no role. A viewer may only read
-// (controller and console); it is never allowed to change anything. The agent allows ApplyFault, RenewLease,
-// RevertFault and RevertAll only to operator and controller certificates. Every dialler checks
-// the role of the server it reached: the CLI wants an agent (or a controller for controller
+// (controller and console); it is never allowed to change anything. The agent allows ApplyFault,
+// RenewLease, RevertFault and RevertAll only to operator and controller certificates. Every dialler
+// checks the role of the server it reached: the CLI wants an agent (or a controller for controller
 // verbs), an agent dialling out wants a controller.
 //
 // Agent identity: a per-agent certificate also carries `faultline:agent:<id>` (exactly one; <id>

@@ -59,7 +59,7 @@ struct PeerIdentity {
   // Set (and `team` empty) when the certificate's team SANs are invalid (TeamFromUris); a caller
   // that applies team rules must refuse such a peer.
   std::string team_error;
-  std::string address;                  // the peer's transport address ("ipv4:10.77.0.1:53422")
+  std::string address;  // the peer's transport address ("ipv4:10.77.0.1:53422")
 
   // "faultline-operator (operator)" / "faultline-x (no role)" / "anonymous (plaintext)".
   std::string Describe() const;

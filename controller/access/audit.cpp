@@ -85,8 +85,8 @@ void AuditLog::Record(std::string_view action, const Principal& who, const Statu
   {
     std::lock_guard lock(mu_);
     if (queue_.size() >= max_queued_) {
-      spdlog::warn("audit: {} records wait for {}; this one is only in the log",
-                   queue_.size(), store_->Describe());
+      spdlog::warn("audit: {} records wait for {}; this one is only in the log", queue_.size(),
+                   store_->Describe());
       return;
     }
     queue_.push_back(std::move(r));

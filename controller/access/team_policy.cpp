@@ -71,8 +71,9 @@ class PolicyReader : public YamlReader {
     if (t == nullptr) return errors_;
     auto entries = MapOf(*t, "teams", [&](const YAML::Node& key, const std::string& name) {
       if (!IsValidTeamName(name)) {
-        Error(key, "teams", experiment::Quoted(name) +
-                                " is not a team name ([A-Za-z0-9._-]{1,63}, as in certificates)");
+        Error(key, "teams",
+              experiment::Quoted(name) +
+                  " is not a team name ([A-Za-z0-9._-]{1,63}, as in certificates)");
         return false;
       }
       return true;
@@ -190,7 +191,7 @@ class PolicyReader : public YamlReader {
 }  // namespace
 
 Result<std::shared_ptr<const TeamPolicy>> TeamPolicy::Parse(const std::string& text,
-                                                             const std::string& file) {
+                                                            const std::string& file) {
   auto policy = std::make_shared<TeamPolicy>();
   policy->source_ = file;
   PolicyReader reader(file);
@@ -234,7 +235,8 @@ Status TeamPolicy::CheckRun(const Principal& who, const experiment::Experiment& 
     });
     if (!within) {
       std::string allowed;
-      for (const auto& s : rules.targets) allowed += (allowed.empty() ? "" : ", ") + SelectorText(s);
+      for (const auto& s : rules.targets)
+        allowed += (allowed.empty() ? "" : ", ") + SelectorText(s);
       return PermissionDenied(refused + at + "targets) target '" + t.name + "' selects " +
                               SelectorText(t.selector) + ", which is not within what team " +
                               rules.team + " may target: " + allowed);
@@ -268,12 +270,11 @@ Status TeamPolicy::CheckRun(const Principal& who, const experiment::Experiment& 
   if (!matched_agents.empty()) {
     double share = std::min(1.0, static_cast<double>(picked) / matched_agents.size());
     if (share > rules.max_blast_radius + 1e-9) {
-      return PermissionDenied(refused + at + "max_blast_radius) the run would fault " +
-                              std::to_string(std::min(picked, matched_agents.size())) + " of the " +
-                              std::to_string(matched_agents.size()) +
-                              " agents its targets match (" + Percent(share) +
-                              "), more than team " + rules.team + "'s limit of " +
-                              Percent(rules.max_blast_radius));
+      return PermissionDenied(
+          refused + at + "max_blast_radius) the run would fault " +
+          std::to_string(std::min(picked, matched_agents.size())) + " of the " +
+          std::to_string(matched_agents.size()) + " agents its targets match (" + Percent(share) +
+          "), more than team " + rules.team + "'s limit of " + Percent(rules.max_blast_radius));
     }
   }
 
@@ -285,8 +286,8 @@ Status TeamPolicy::CheckRun(const Principal& who, const experiment::Experiment& 
       if (w.days.test(c.weekday) && w.hours.Contains(c.hour, c.minute)) return Status::Ok();
       allowed += (allowed.empty() ? "" : "; ") + w.text;
       char buf[64];
-      std::snprintf(buf, sizeof(buf), "%s %02d:%02d in %s", kDayNames[c.weekday], c.hour,
-                    c.minute, w.tz->name().c_str());
+      std::snprintf(buf, sizeof(buf), "%s %02d:%02d in %s", kDayNames[c.weekday], c.hour, c.minute,
+                    w.tz->name().c_str());
       now_text += (now_text.empty() ? "" : ", ") + std::string(buf);
     }
     return PermissionDenied(refused + at + "windows) runs are allowed only " + allowed +

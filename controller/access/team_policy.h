@@ -50,7 +50,7 @@ struct TimeWindow {
   std::bitset<7> days;  // 0 = Sunday
   schedule::RunWindow hours;
   std::optional<schedule::TimeZone> tz;  // always set by Parse
-  std::string text;  // "mon-fri 09:00-17:00 Europe/Berlin", for messages
+  std::string text;                      // "mon-fri 09:00-17:00 Europe/Berlin", for messages
 };
 
 struct TeamRules {
@@ -66,7 +66,7 @@ class TeamPolicy {
   // as "file:line:column: field: message" (e.g. "policy.yaml:7:25: teams.orders.max_blast_radius:
   // must be between 0% and 100%"). `file` names the source in messages.
   static Result<std::shared_ptr<const TeamPolicy>> Parse(const std::string& text,
-                                                          const std::string& file);
+                                                         const std::string& file);
   // Parse of the file's content; NOT_FOUND when it cannot be read.
   static Result<std::shared_ptr<const TeamPolicy>> Load(const std::string& path);
 

@@ -102,8 +102,8 @@ int CertsIssue(const CertsIssueArgs& a) {
     return kExitInfra;
   }
   std::cout << prefix << ".pem " << prefix << "-key.pem: role " << a.role
-            << (a.team.empty() ? std::string(", no team") : ", team " + a.team) << ", CN "
-            << a.name << "\n";
+            << (a.team.empty() ? std::string(", no team") : ", team " + a.team) << ", CN " << a.name
+            << "\n";
   return 0;
 }
 

@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>

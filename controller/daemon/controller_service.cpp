@@ -489,8 +489,8 @@ grpc::ServerUnaryReactor* ControllerService::CreateToken(grpc::CallbackServerCon
                                                          v1::CreateTokenResponse* response) {
   Result<access::Principal> who = Authorize(ctx, Role::kOperator, "CreateToken");
   if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
-  const std::string detail = "role=" + request->role() + " team=" + request->team() +
-                             " name=" + request->name();
+  const std::string detail =
+      "role=" + request->role() + " team=" + request->team() + " name=" + request->name();
   if (Status s = access::CheckMayManageTokens(*who, request->team()); !s.ok()) {
     audit_->Record("token.create", *who, s, detail);
     return Finish(ctx, ToGrpcStatus(s));
@@ -502,7 +502,8 @@ grpc::ServerUnaryReactor* ControllerService::CreateToken(grpc::CallbackServerCon
       return FailedPrecondition("tokens need a store (--store)");
     }
     std::optional<Role> role = ParseRole(request->role());
-    if (!role) return InvalidArgument("role: want viewer or operator, not '" + request->role() + "'");
+    if (!role)
+      return InvalidArgument("role: want viewer or operator, not '" + request->role() + "'");
     auto issued = tokens->Create(*role, request->team(), std::chrono::seconds(request->ttl_s()),
                                  request->name(), who.Describe());
     audit->Record("token.create", who, issued.status(),

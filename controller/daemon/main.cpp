@@ -17,13 +17,13 @@
 #include "common/metrics_server.h"
 #include "common/signals.h"
 #include "common/tls.h"
+#include "controller/access/audit.h"
+#include "controller/access/team_policy.h"
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
 #include "controller/daemon/schedule_loop.h"
 #include "controller/metrics/run_metrics.h"
 #include "controller/probes/probe_runner.h"
-#include "controller/access/audit.h"
-#include "controller/access/team_policy.h"
 #include "controller/store/run_store.h"
 
 namespace {
@@ -247,8 +247,8 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
     if (!policy) {
       spdlog::info("SIGHUP: no --policy to reload");
     } else if (Status s = policy->Reload(); !s.ok()) {
-      spdlog::error("SIGHUP: {} not reloaded, the previous policy stays in force: {}",
-                    flags.policy, s.message());
+      spdlog::error("SIGHUP: {} not reloaded, the previous policy stays in force: {}", flags.policy,
+                    s.message());
     } else {
       spdlog::info("SIGHUP: team policy {} reloaded: {} team(s)", flags.policy,
                    policy->Current()->teams().size());

@@ -133,7 +133,8 @@ Result<std::string> RunSupervisor::StartRun(RunRequest request) {
   const std::optional<access::Principal> who = request.principal;
   std::string detail = "file=" + (request.file_name.empty() ? "<submitted>" : request.file_name);
   auto audited = [&](Result<std::string> r) {
-    if (who) audit_->Record("run.submit", *who, r.status(), r.ok() ? detail + " run=" + *r : detail);
+    if (who)
+      audit_->Record("run.submit", *who, r.status(), r.ok() ? detail + " run=" + *r : detail);
     return r;
   };
   if (halted_) {

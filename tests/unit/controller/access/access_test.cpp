@@ -19,8 +19,9 @@ namespace fs = std::filesystem;
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("access_t" + std::to_string(getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("access_t" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     auto s = store::OpenRunStore("sqlite://" + (dir_ / "h.db").string(), &clock_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -218,7 +219,8 @@ experiment::Experiment Exp(const std::string& selector, const std::string& mode)
 kind: Experiment
 metadata: {name: t}
 targets:
-  app: {selector: )" + selector + R"(, mode: )" + mode + R"(}
+  app: {selector: )" +
+                     selector + R"(, mode: )" + mode + R"(}
 faults:
   - name: f
     target: app
@@ -336,7 +338,7 @@ teams:
   ASSERT_FALSE(bad.ok());
   const std::string m = bad.status().message();
   EXPECT_NE(m.find("p.yaml:6:23: teams.orders.max_blast_radius:"), std::string::npos) << m;
-  EXPECT_NE(m.find("p.yaml:8:") , std::string::npos) << m;
+  EXPECT_NE(m.find("p.yaml:8:"), std::string::npos) << m;
   EXPECT_NE(m.find("teams.orders.windows[0].days[0]"), std::string::npos) << m;
   EXPECT_NE(m.find("teams.orders.windows[0].hours"), std::string::npos) << m;
   EXPECT_NE(m.find("teams.orders.windows[0].tz"), std::string::npos) << m;
