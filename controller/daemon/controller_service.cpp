@@ -63,7 +63,10 @@ class ControllerService::RunStream final : public grpc::ServerWriteReactor<v1::R
     std::lock_guard lock(mu_);
     out_.pop_front();
     if (!ok) {
+      // The client went away mid-write: finish now if Close() already waited on this write,
+      // else the call never ends (a server Shutdown would wait for it for ever).
       writing_ = false;
+      if (closing_) Finish(final_);
       return;
     }
     if (!out_.empty()) {
