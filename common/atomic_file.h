@@ -37,4 +37,9 @@ Status WriteFileAtomically(const std::string& path, std::string_view bytes, mode
 // Thread-safe.
 Status SyncDirectory(const std::string& dir);
 
+// The whole content of the regular file at `path`, at most `max_bytes`. NOT_FOUND when it does
+// not exist or cannot be opened (the message names the path and errno text); INVALID_ARGUMENT
+// when it is larger than `max_bytes`; INTERNAL for read errors. Thread-safe.
+Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes = 16 << 20);
+
 }  // namespace faultline

@@ -25,6 +25,7 @@ namespace {
 
 constexpr std::string_view kRolePrefix = "faultline:role:";
 constexpr std::string_view kAgentIdPrefix = "faultline:agent:";
+constexpr std::string_view kTeamPrefix = "faultline:team:";
 
 template <typename T, void (*F)(T*)>
 struct Deleter {
@@ -138,12 +139,14 @@ const char* RoleName(Role role) {
       return "controller";
     case Role::kAgent:
       return "agent";
+    case Role::kViewer:
+      return "viewer";
   }
   return "unknown";
 }
 
 std::optional<Role> ParseRole(std::string_view name) {
-  for (Role r : {Role::kOperator, Role::kController, Role::kAgent}) {
+  for (Role r : {Role::kOperator, Role::kController, Role::kAgent, Role::kViewer}) {
     if (name == RoleName(r)) return r;
   }
   return std::nullopt;
@@ -183,6 +186,28 @@ std::optional<std::string> AgentIdFromUris(const std::vector<std::string>& uris)
     std::string id = uri.substr(kAgentIdPrefix.size());
     if (!IsValidAgentId(id) || (found && *found != id)) return std::nullopt;
     found = id;
+  }
+  return found;
+}
+
+bool IsValidTeamName(std::string_view team) { return IsValidAgentId(team); }
+
+std::string TeamUri(const std::string& team) { return std::string(kTeamPrefix) + team; }
+
+Result<std::optional<std::string>> TeamFromUris(const std::vector<std::string>& uris) {
+  std::optional<std::string> found;
+  for (const std::string& uri : uris) {
+    if (uri.rfind(kTeamPrefix, 0) != 0) continue;
+    std::string team = uri.substr(kTeamPrefix.size());
+    if (!IsValidTeamName(team)) {
+      return InvalidArgument("the certificate's team '" + team +
+                             "' is not a team name ([A-Za-z0-9._-]{1,63})");
+    }
+    if (found && *found != team) {
+      return InvalidArgument("the certificate carries two teams ('" + *found + "', '" + team +
+                             "')");
+    }
+    found = team;
   }
   return found;
 }
@@ -233,6 +258,12 @@ Result<CertificateAndKey> IssueCertificate(const CertificateAndKey& ca,
                              "' is not an agent id ([A-Za-z0-9._-]{1,63})");
     }
     add_san("URI:" + AgentIdUri(*request.agent_id));
+  }
+  if (request.team) {
+    if (!IsValidTeamName(*request.team)) {
+      return InvalidArgument("'" + *request.team + "' is not a team name ([A-Za-z0-9._-]{1,63})");
+    }
+    add_san("URI:" + TeamUri(*request.team));
   }
   for (const std::string& ip : request.ip_sans) {
     if (!IsIpLiteral(ip)) return InvalidArgument("'" + ip + "' is not an IP address");

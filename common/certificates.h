@@ -3,15 +3,20 @@
 // carry a Faultline role, made with the OpenSSL library (no `openssl` program, no shell).
 //
 // Role scheme (the one place it is defined): a certificate's role is a URI subject alternative
-// name `faultline:role:<role>` with <role> one of operator | controller | agent. A certificate with
-// no such URI, or with two different ones, has no role. The agent allows ApplyFault, RenewLease,
-// RevertFault and RevertAll only to operator and controller certificates. Every dialler checks
-// the role of the server it reached: the CLI wants an agent (or a controller for controller
+// name `faultline:role:<role>` with <role> one of viewer | operator | controller | agent. A
+// certificate with no such URI, or with two different ones, has no role. A viewer may only read
+// (controller and console); it is never allowed to change anything. The agent allows ApplyFault,
+// RenewLease, RevertFault and RevertAll only to operator and controller certificates. Every dialler
+// checks the role of the server it reached: the CLI wants an agent (or a controller for controller
 // verbs), an agent dialling out wants a controller.
 //
 // Agent identity: a per-agent certificate also carries `faultline:agent:<id>` (exactly one; <id>
 // matches [A-Za-z0-9._-]{1,63}). A faultline-controller registers an attaching agent under that
 // id and refuses a Hello that claims another, or a certificate without one.
+//
+// Team: a viewer or operator certificate may carry `faultline:team:<team>` (at most one distinct
+// value; <team> follows the agent id rule [A-Za-z0-9._-]{1,63}). The controller's team policy
+// (controller/access/team_policy.h, docs/access.md) applies to the team's runs.
 //
 // `faultline certs init DIR` (WriteDevCertificates) writes, all PEM, keys mode 0600:
 //   ca.pem ca-key.pem                  the development CA (EC P-256, 10 years)
@@ -34,9 +39,9 @@
 
 namespace faultline {
 
-enum class Role { kOperator, kController, kAgent };
+enum class Role { kOperator, kController, kAgent, kViewer };
 
-// "operator" / "controller" / "agent".
+// "operator" / "controller" / "agent" / "viewer".
 const char* RoleName(Role role);
 // The inverse of RoleName; nullopt for anything else.
 std::optional<Role> ParseRole(std::string_view name);
@@ -54,6 +59,15 @@ std::string AgentIdUri(const std::string& agent_id);
 // valid agent id. None, an invalid one or two different ones → nullopt.
 std::optional<std::string> AgentIdFromUris(const std::vector<std::string>& uris);
 
+// [A-Za-z0-9._-]{1,63} (the agent id rule): the team names a certificate or token may carry.
+bool IsValidTeamName(std::string_view team);
+// "faultline:team:<team>", the URI SAN that carries a principal's team.
+std::string TeamUri(const std::string& team);
+// The team carried by these URI SANs: nullopt when there is none; INVALID_ARGUMENT when one is
+// not a valid team name or two different ones are present (such a certificate is refused, never
+// read as "no team").
+Result<std::optional<std::string>> TeamFromUris(const std::vector<std::string>& uris);
+
 // A PEM certificate and its PEM (PKCS#8) private key.
 struct CertificateAndKey {
   std::string cert_pem;
@@ -66,6 +80,7 @@ struct CertificateRequest {
   std::string common_name;              // subject CN, also the identity the audit log shows
   std::optional<Role> role;             // written as the URI SAN above
   std::optional<std::string> agent_id;  // written as faultline:agent:<id> (must be valid)
+  std::optional<std::string> team;      // written as faultline:team:<team> (must be valid)
   std::vector<std::string> ip_sans;     // "10.77.0.10", "::1"
   std::vector<std::string> dns_sans;    // "localhost"
   bool server_auth = false;             // extendedKeyUsage serverAuth (agents)

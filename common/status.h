@@ -67,6 +67,12 @@ inline Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented,
 inline Status DeadlineExceeded(std::string m) {
   return {StatusCode::kDeadlineExceeded, std::move(m)};
 }
+inline Status PermissionDenied(std::string m) {
+  return {StatusCode::kPermissionDenied, std::move(m)};
+}
+inline Status Unauthenticated(std::string m) {
+  return {StatusCode::kUnauthenticated, std::move(m)};
+}
 
 // A value or a non-OK Status.
 template <typename T>

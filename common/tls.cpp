@@ -171,6 +171,12 @@ PeerIdentity IdentifyPeer(const grpc::ServerContextBase& ctx) {
   }
   peer.role = RoleFromUris(uris);
   peer.agent_id = AgentIdFromUris(uris);
+  Result<std::optional<std::string>> team = TeamFromUris(uris);
+  if (team.ok()) {
+    peer.team = *team;
+  } else {
+    peer.team_error = team.status().message();
+  }
   return peer;
 }
 

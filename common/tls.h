@@ -55,7 +55,11 @@ struct PeerIdentity {
   std::string name;            // certificate CN ("faultline-operator"); "anonymous" otherwise
   std::optional<Role> role;    // from the faultline:role:* URI SAN
   std::optional<std::string> agent_id;  // from the faultline:agent:* URI SAN
-  std::string address;                  // the peer's transport address ("ipv4:10.77.0.1:53422")
+  std::optional<std::string> team;      // from the faultline:team:* URI SAN
+  // Set (and `team` empty) when the certificate's team SANs are invalid (TeamFromUris); a caller
+  // that applies team rules must refuse such a peer.
+  std::string team_error;
+  std::string address;  // the peer's transport address ("ipv4:10.77.0.1:53422")
 
   // "faultline-operator (operator)" / "faultline-x (no role)" / "anonymous (plaintext)".
   std::string Describe() const;

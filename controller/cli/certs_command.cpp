@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "common/atomic_file.h"
 #include "common/certificates.h"
 #include "common/tls.h"
 #include "controller/sandbox/sandbox.h"
@@ -54,6 +55,58 @@ int CertsInit(const CertsInitArgs& a) {
   return 0;
 }
 
+struct CertsIssueArgs {
+  std::string dir;
+  std::string role;
+  std::string name;
+  std::string team;
+  std::string out;
+};
+
+// `faultline certs issue DIR --role viewer|operator --name CN [--team T] [--out PREFIX]`: a client
+// certificate for a person or a script, signed by DIR's CA.
+int CertsIssue(const CertsIssueArgs& a) {
+  std::optional<Role> role = ParseRole(a.role);
+  if (!role || (*role != Role::kViewer && *role != Role::kOperator)) {
+    std::cerr << "faultline: --role must be viewer or operator, not '" << a.role << "'\n";
+    return kExitUsage;
+  }
+  if (!a.team.empty() && !IsValidTeamName(a.team)) {
+    std::cerr << "faultline: --team '" << a.team << "' is not a team name ([A-Za-z0-9._-]{1,63})\n";
+    return kExitUsage;
+  }
+  CertificateAndKey ca;
+  for (auto [path, into] : {std::pair{a.dir + "/ca.pem", &ca.cert_pem},
+                            std::pair{a.dir + "/ca-key.pem", &ca.key_pem}}) {
+    Result<std::string> text = ReadFileToString(path);
+    if (!text.ok()) {
+      std::cerr << "faultline: " << text.status().message() << "\n";
+      return kExitUsage;
+    }
+    *into = *text;
+  }
+  CertificateRequest request{a.name, role};
+  if (!a.team.empty()) request.team = a.team;
+  Result<CertificateAndKey> issued = IssueCertificate(ca, request);
+  if (!issued.ok()) {
+    std::cerr << "faultline: " << issued.status().message() << "\n";
+    return issued.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+  }
+  const std::string prefix = a.out.empty() ? a.dir + "/" + a.name : a.out;
+  if (Status s = WriteFileAtomically(prefix + "-key.pem", issued->key_pem, 0600); !s.ok()) {
+    std::cerr << "faultline: " << s.message() << "\n";
+    return kExitInfra;
+  }
+  if (Status s = WriteFileAtomically(prefix + ".pem", issued->cert_pem, 0644); !s.ok()) {
+    std::cerr << "faultline: " << s.message() << "\n";
+    return kExitInfra;
+  }
+  std::cout << prefix << ".pem " << prefix << "-key.pem: role " << a.role
+            << (a.team.empty() ? std::string(", no team") : ", team " + a.team) << ", CN " << a.name
+            << "\n";
+  return 0;
+}
+
 }  // namespace
 
 void AddCertsCommand(CLI::App& app, int* exit_code) {
@@ -74,6 +127,20 @@ void AddCertsCommand(CLI::App& app, int* exit_code) {
                    "The controller registers an agent only under the id its certificate carries.");
   init->add_flag("--force", args.force, "Replace an existing CA in DIR");
   init->callback([exit_code] { *exit_code = CertsInit(args); });
+
+  static CertsIssueArgs issue_args;
+  auto* issue = certs->add_subcommand(
+      "issue",
+      "Issue a client certificate for a person or script, signed by the CA in DIR: role viewer "
+      "(read only) or operator, optionally with a team (faultline:team:T) for the controller's "
+      "team policy. Writes PREFIX.pem and PREFIX-key.pem (default DIR/NAME).");
+  issue->add_option("dir", issue_args.dir, "Directory holding ca.pem and ca-key.pem")->required();
+  issue->add_option("--role", issue_args.role, "viewer or operator")->required();
+  issue->add_option("--name", issue_args.name, "Common name: the identity the audit log shows")
+      ->required();
+  issue->add_option("--team", issue_args.team, "Team ([A-Za-z0-9._-]{1,63})");
+  issue->add_option("--out", issue_args.out, "Output prefix (default DIR/NAME)");
+  issue->callback([exit_code] { *exit_code = CertsIssue(issue_args); });
 }
 
 void AddClientTlsFlags(CLI::App* verb, ClientTlsArgs* args) {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -230,7 +231,155 @@ void AddControllerSourceFlags(CLI::App* verb, CLI::Option* store_flag, std::stri
   AddClientTlsFlags(verb, tls);
 }
 
+struct TokenArgs {
+  ControllerArgs common;
+  std::string role;
+  std::string team;
+  std::string expires;
+  std::string name;
+  std::string id;
+};
+
+std::string UtcTime(int64_t unix_ms) {
+  if (unix_ms == 0) return "-";
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+nlohmann::json TokenJson(const v1::AccessToken& t) {
+  return {{"id", t.id()},
+          {"name", t.name()},
+          {"role", t.role()},
+          {"team", t.team()},
+          {"created_unix_ms", t.created_unix_ms()},
+          {"expires_unix_ms", t.expires_unix_ms()},
+          {"revoked_unix_ms", t.revoked_unix_ms()},
+          {"created_by", t.created_by()}};
+}
+
+int TokenCreate(const TokenArgs& a) {
+  int64_t ttl_s = 0;
+  if (!a.expires.empty()) {
+    // Days ("30d", up to 3650) or a duration ("12h", up to 7 days).
+    const std::string& e = a.expires;
+    if (e.size() >= 2 && e.back() == 'd' && e.size() <= 5 &&
+        e.find_first_not_of("0123456789") == e.size() - 1) {
+      ttl_s = std::stoll(e.substr(0, e.size() - 1)) * 86400;
+    } else if (auto d = ParseDuration(e); d.ok()) {
+      ttl_s = std::chrono::duration_cast<std::chrono::seconds>(*d).count();
+    }
+    if (ttl_s <= 0 || ttl_s > 3650LL * 86400) {
+      std::cerr << "faultline: --expires '" << e
+                << "': want a positive lifetime such as 30d (days, at most 3650d) or 12h\n";
+      return kExitUsage;
+    }
+  }
+  std::shared_ptr<v1::Controller::Stub> stub;
+  if (int rc = Dial(a.common.controller, a.common.tls, &stub); rc != 0) return rc;
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(30));
+  v1::CreateTokenRequest req;
+  req.set_role(a.role);
+  req.set_team(a.team);
+  req.set_ttl_s(ttl_s);
+  req.set_name(a.name);
+  v1::CreateTokenResponse resp;
+  if (auto s = stub->CreateToken(&ctx, req, &resp); !s.ok()) {
+    return Failed("CreateToken", a.common.controller, s);
+  }
+  if (a.common.output == "json") {
+    nlohmann::json out = TokenJson(resp.record());
+    out["token"] = resp.token();
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << resp.token() << "\n";
+    std::cerr << "token " << resp.record().id() << ": role " << resp.record().role()
+              << (resp.record().team().empty() ? "" : ", team " + resp.record().team())
+              << ", expires " << UtcTime(resp.record().expires_unix_ms())
+              << ". It is shown only this once; the controller keeps only its hash.\n";
+  }
+  return 0;
+}
+
+int TokenList(const TokenArgs& a) {
+  std::shared_ptr<v1::Controller::Stub> stub;
+  if (int rc = Dial(a.common.controller, a.common.tls, &stub); rc != 0) return rc;
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(30));
+  v1::ListTokensResponse resp;
+  if (auto s = stub->ListTokens(&ctx, v1::ListTokensRequest(), &resp); !s.ok()) {
+    return Failed("ListTokens", a.common.controller, s);
+  }
+  if (a.common.output == "json") {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& t : resp.tokens()) out.push_back(TokenJson(t));
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  if (resp.tokens().empty()) std::cout << "no tokens\n";
+  for (const auto& t : resp.tokens()) {
+    std::cout << t.id() << "  " << t.role() << "  team " << (t.team().empty() ? "-" : t.team())
+              << "  created " << UtcTime(t.created_unix_ms()) << " by " << t.created_by()
+              << "  expires " << UtcTime(t.expires_unix_ms())
+              << (t.revoked_unix_ms() ? "  REVOKED " + UtcTime(t.revoked_unix_ms()) : "")
+              << (t.name().empty() ? "" : "  " + t.name()) << "\n";
+  }
+  return 0;
+}
+
+int TokenRevoke(const TokenArgs& a) {
+  std::shared_ptr<v1::Controller::Stub> stub;
+  if (int rc = Dial(a.common.controller, a.common.tls, &stub); rc != 0) return rc;
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(30));
+  v1::RevokeTokenRequest req;
+  req.set_id(a.id);
+  v1::RevokeTokenResponse resp;
+  if (auto s = stub->RevokeToken(&ctx, req, &resp); !s.ok()) {
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+      std::cerr << "faultline: " << s.error_message() << "\n";
+      return kExitUsage;
+    }
+    return Failed("RevokeToken", a.common.controller, s);
+  }
+  std::cout << "token " << a.id << " revoked\n";
+  return 0;
+}
+
+void AddTokenCommands(CLI::App& app, int* exit_code) {
+  static TokenArgs create_args, list_args, revoke_args;
+  auto* token = app.add_subcommand(
+      "token", "Console/API tokens (stored hashed by the controller; docs/access.md)");
+  token->require_subcommand(1);
+  auto* create = token->add_subcommand(
+      "create", "Create a token and print it once (the controller keeps only its SHA-256)");
+  AddCommon(create, &create_args.common);
+  create->add_option("--role", create_args.role, "viewer or operator")
+      ->required()
+      ->check(CLI::IsMember({"viewer", "operator"}));
+  create->add_option("--team", create_args.team,
+                     "team the token acts for (the controller's team policy applies)");
+  create->add_option("--expires", create_args.expires, "lifetime, e.g. 30d or 12h (default: none)");
+  create->add_option("--name", create_args.name, "a label shown by `token list`");
+  create->callback([exit_code] { *exit_code = TokenCreate(create_args); });
+
+  auto* list = token->add_subcommand("list", "Tokens (never their secrets)");
+  AddCommon(list, &list_args.common);
+  list->callback([exit_code] { *exit_code = TokenList(list_args); });
+
+  auto* revoke = token->add_subcommand(
+      "revoke", "Revoke a token at once (console sessions opened with it end too)");
+  AddCommon(revoke, &revoke_args.common);
+  revoke->add_option("id", revoke_args.id, "token id (from `token list`)")->required();
+  revoke->callback([exit_code] { *exit_code = TokenRevoke(revoke_args); });
+}
+
 void AddControllerCommands(CLI::App& app, int* exit_code) {
+  AddTokenCommands(app, exit_code);
   static ControllerArgs faults_args, halt_args, resume_args;
   auto* faults = app.add_subcommand("faults", "Every active fault in the fleet (via a controller)");
   AddCommon(faults, &faults_args);

@@ -13,8 +13,9 @@
 
 namespace faultline::cli {
 
-// Adds `faults`, `halt` and `resume` to `app`; each stores its exit code in *exit_code
-// (0 ok, 2 usage, 4 the controller could not be reached or an agent did not confirm).
+// Adds `faults`, `halt`, `resume` and `token create|list|revoke` to `app`; each stores its exit
+// code in *exit_code (0 ok, 2 usage, 4 the controller could not be reached or an agent did not
+// confirm).
 void AddControllerCommands(CLI::App& app, int* exit_code);
 
 // `faultline run --controller ADDR FILE`: submits the experiment to the controller, prints its

@@ -63,7 +63,10 @@ class ControllerService::RunStream final : public grpc::ServerWriteReactor<v1::R
     std::lock_guard lock(mu_);
     out_.pop_front();
     if (!ok) {
+      // The client went away mid-write: finish now if Close() already waited on this write,
+      // else the call never ends (a server Shutdown would wait for it for ever).
       writing_ = false;
+      if (closing_) Finish(final_);
       return;
     }
     if (!out_.empty()) {
@@ -129,11 +132,48 @@ class ControllerService::RegistryFleet final : public Fleet {
   AgentRegistry& registry_;
 };
 
+namespace {
+
+RunSupervisorOptions WithAudit(RunSupervisorOptions options, access::AuditLog* audit) {
+  options.audit = audit;
+  return options;
+}
+
+// A caller that is no principal (wrong role, no certificate), as the audit log shows it.
+access::Principal AuditSubject(const PeerIdentity& peer) {
+  access::Principal p;
+  p.identity = peer.Describe();
+  p.role = peer.role.value_or(Role::kViewer);
+  p.team = peer.team.value_or("");
+  p.source = peer.authenticated ? "certificate" : "none";
+  p.peer = peer.address;
+  return p;
+}
+
+v1::AccessToken TokenToProto(const store::TokenRecord& t) {
+  v1::AccessToken out;
+  out.set_id(t.id);
+  out.set_name(t.name);
+  out.set_role(t.role);
+  out.set_team(t.team);
+  out.set_created_unix_ms(t.created_unix_ms);
+  out.set_expires_unix_ms(t.expires_unix_ms);
+  out.set_revoked_unix_ms(t.revoked_unix_ms);
+  out.set_created_by(t.created_by);
+  return out;
+}
+
+}  // namespace
+
 ControllerService::ControllerService(AgentRegistry& registry, ControllerServiceOptions options)
     : registry_(registry),
       plaintext_allow_all_(options.plaintext_allow_all),
+      policy_(options.policy),
+      own_audit_(options.audit ? nullptr : std::make_unique<access::AuditLog>(options.store)),
+      audit_(options.audit ? options.audit : own_audit_.get()),
+      tokens_(options.store ? std::make_unique<access::TokenAuthority>(*options.store) : nullptr),
       fleet_(std::make_unique<RegistryFleet>(registry)),
-      supervisor_(std::make_unique<RunSupervisor>(*fleet_, options)) {}
+      supervisor_(std::make_unique<RunSupervisor>(*fleet_, WithAudit(options, audit_))) {}
 
 ControllerService::~ControllerService() { supervisor_.reset(); }
 
@@ -146,25 +186,34 @@ grpc::ServerUnaryReactor* ControllerService::OnStoreWorker(grpc::CallbackServerC
   return reactor;
 }
 
-grpc::Status ControllerService::Authorize(grpc::CallbackServerContext* ctx, bool agent_rpc,
-                                          const char* action) {
+Result<access::Principal> ControllerService::Authorize(grpc::CallbackServerContext* ctx,
+                                                       Role needed, const char* action) {
+  if (plaintext_allow_all_) return access::PlaintextPrincipal(ctx->peer());
+  PeerIdentity peer = IdentifyPeer(*ctx);
+  Result<access::Principal> who = access::PrincipalFromPeer(peer);
+  Status allowed = who.ok() ? access::RequireRole(*who, needed, action) : who.status();
+  if (allowed.ok()) return who;
+  audit_->Record(action, who.ok() ? *who : AuditSubject(peer), allowed);
+  return PermissionDenied(std::string(action) + " refused: " + allowed.message() +
+                          " (needs a certificate with role " + RoleName(needed) +
+                          (needed == Role::kViewer ? " or operator" : "") + ")");
+}
+
+grpc::Status ControllerService::AuthorizeAgent(grpc::CallbackServerContext* ctx) {
   if (plaintext_allow_all_) return grpc::Status::OK;
   PeerIdentity peer = IdentifyPeer(*ctx);
-  Role needed = agent_rpc ? Role::kAgent : Role::kOperator;
-  if (peer.authenticated && peer.role && *peer.role == needed) return grpc::Status::OK;
+  if (peer.authenticated && peer.role == Role::kAgent) return grpc::Status::OK;
   std::string why = !peer.authenticated ? "no verified client certificate"
                     : peer.role         ? std::string("role '") + RoleName(*peer.role) + "'"
                                         : "the certificate carries no faultline role";
-  spdlog::warn("audit: action={} outcome=PERMISSION_DENIED identity=\"{}\" peer={} reason=\"{}\"",
-               action, peer.Describe(), peer.address, why);
+  audit_->Record("Attach", AuditSubject(peer), PermissionDenied(why));
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                      std::string(action) + " refused: " + why +
-                          " (needs a certificate with role " + RoleName(needed) + ")");
+                      "Attach refused: " + why + " (needs a certificate with role agent)");
 }
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* ControllerService::Attach(
     grpc::CallbackServerContext* ctx) {
-  if (grpc::Status denied = Authorize(ctx, true, "Attach"); !denied.ok()) {
+  if (grpc::Status denied = AuthorizeAgent(ctx); !denied.ok()) {
     class Refused final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
      public:
       explicit Refused(const grpc::Status& s) { Finish(s); }
@@ -182,8 +231,9 @@ grpc::ServerWriteReactor<v1::RunEvent>* ControllerService::SubmitRun(
     grpc::CallbackServerContext* ctx, const v1::SubmitRunRequest* request) {
   auto stream = std::make_shared<RunStream>();
   stream->Own(stream);
-  if (grpc::Status denied = Authorize(ctx, false, "SubmitRun"); !denied.ok()) {
-    stream->Close(denied);
+  Result<access::Principal> who = Authorize(ctx, Role::kOperator, "SubmitRun");
+  if (!who.ok()) {
+    stream->Close(ToGrpcStatus(who.status()));
     return stream.get();
   }
   RunRequest run;
@@ -191,6 +241,7 @@ grpc::ServerWriteReactor<v1::RunEvent>* ControllerService::SubmitRun(
   run.file_name = request->file_name();
   run.lease_ttl = Duration(milliseconds(request->lease_ttl_ms()));
   run.source = "controller";
+  run.principal = *who;
   const MonoTime origin = SystemClock::Instance().Now();
   std::weak_ptr<RunStream> weak = stream;
   run.on_progress = [weak, origin](const engine::ProgressEvent& e) {
@@ -230,9 +281,8 @@ grpc::ServerWriteReactor<v1::RunEvent>* ControllerService::SubmitRun(
 grpc::ServerUnaryReactor* ControllerService::ListAgents(grpc::CallbackServerContext* ctx,
                                                         const v1::ListAgentsRequest* request,
                                                         v1::ListAgentsResponse* response) {
-  if (grpc::Status denied = Authorize(ctx, false, "ListAgents"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
+  Result<access::Principal> who = Authorize(ctx, Role::kViewer, "ListAgents");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   for (const AgentSnapshot& a : registry_.List(request->include_gone())) {
     engine::AgentEndpoint ep;
     ep.labels = std::map<std::string, std::string>(a.info.labels().begin(), a.info.labels().end());
@@ -252,9 +302,8 @@ grpc::ServerUnaryReactor* ControllerService::ListAgents(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ControllerService::ListFaults(grpc::CallbackServerContext* ctx,
                                                         const v1::ListFleetFaultsRequest* request,
                                                         v1::ListFleetFaultsResponse* response) {
-  if (grpc::Status denied = Authorize(ctx, false, "ListFaults"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
+  Result<access::Principal> who = Authorize(ctx, Role::kViewer, "ListFaults");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   RunSupervisor* supervisor = supervisor_.get();
   const bool include_reverted = request->include_reverted();
@@ -269,12 +318,11 @@ grpc::ServerUnaryReactor* ControllerService::ListFaults(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ControllerService::Halt(grpc::CallbackServerContext* ctx,
                                                   const v1::HaltRequest* request,
                                                   v1::HaltResponse* response) {
-  if (grpc::Status denied = Authorize(ctx, false, "Halt"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
-  PeerIdentity peer = IdentifyPeer(*ctx);
+  Result<access::Principal> who = Authorize(ctx, Role::kOperator, "Halt");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   std::string reason = request->reason().empty() ? "operator halt" : request->reason();
-  reason += " (by " + peer.Describe() + ")";
+  reason += " (by " + who->Describe() + ")";
+  audit_->Record("halt", *who, Status::Ok(), "reason=" + request->reason());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   // A halt has its own thread: it never waits behind the store worker's queue.
   RunSupervisor* supervisor = supervisor_.get();
@@ -298,12 +346,14 @@ grpc::ServerUnaryReactor* ControllerService::Halt(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* ControllerService::Resume(grpc::CallbackServerContext* ctx,
                                                     const v1::ResumeRequest*,
                                                     v1::ResumeResponse* response) {
-  if (grpc::Status denied = Authorize(ctx, false, "Resume"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
+  Result<access::Principal> who = Authorize(ctx, Role::kOperator, "Resume");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   RunSupervisor* supervisor = supervisor_.get();
-  return OnStoreWorker(ctx, [supervisor, response] {
+  access::AuditLog* audit = audit_;
+  return OnStoreWorker(ctx, [supervisor, response, audit, who = *who] {
     response->set_was_halted(supervisor->ResumeAll());
+    audit->Record("resume", who, Status::Ok(),
+                  response->was_halted() ? "was halted" : "was not halted");
     return Status::Ok();
   });
 }
@@ -311,9 +361,8 @@ grpc::ServerUnaryReactor* ControllerService::Resume(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* ControllerService::GetRun(grpc::CallbackServerContext* ctx,
                                                     const v1::GetRunRequest* request,
                                                     v1::RunSummary* response) {
-  if (grpc::Status denied = Authorize(ctx, false, "GetRun"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
+  Result<access::Principal> who = Authorize(ctx, Role::kViewer, "GetRun");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   RunSupervisor* supervisor = supervisor_.get();
   return OnStoreWorker(ctx, [supervisor, request, response] {
     Result<v1::RunSummary> run = supervisor->GetRun(request->run_id());
@@ -326,9 +375,8 @@ grpc::ServerUnaryReactor* ControllerService::GetRun(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* ControllerService::ListRuns(grpc::CallbackServerContext* ctx,
                                                       const v1::ListRunsRequest* request,
                                                       v1::ListRunsResponse* response) {
-  if (grpc::Status denied = Authorize(ctx, false, "ListRuns"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
+  Result<access::Principal> who = Authorize(ctx, Role::kViewer, "ListRuns");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   RunSupervisor* supervisor = supervisor_.get();
   return OnStoreWorker(ctx, [supervisor, request, response] {
     auto runs = supervisor->ListRuns(request->experiment(), request->limit());
@@ -341,14 +389,15 @@ grpc::ServerUnaryReactor* ControllerService::ListRuns(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* ControllerService::AnnotateRun(grpc::CallbackServerContext* ctx,
                                                          const v1::AnnotateRunRequest* request,
                                                          v1::RunAnnotation* response) {
-  if (grpc::Status denied = Authorize(ctx, false, "AnnotateRun"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
+  Result<access::Principal> who = Authorize(ctx, Role::kOperator, "AnnotateRun");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   RunSupervisor* supervisor = supervisor_.get();
-  std::string caller = IdentifyPeer(*ctx).Describe();
-  return OnStoreWorker(ctx, [supervisor, request, response, caller] {
+  std::string caller = who->Describe();
+  access::AuditLog* audit = audit_;
+  return OnStoreWorker(ctx, [supervisor, request, response, caller, audit, who = *who] {
     auto added =
         supervisor->AnnotateRun(request->run_id(), request->author(), request->text(), caller);
+    audit->Record("annotate", who, added.status(), "run=" + request->run_id());
     if (!added.ok()) return added.status();
     *response = std::move(*added);
     return Status::Ok();
@@ -358,22 +407,33 @@ grpc::ServerUnaryReactor* ControllerService::AnnotateRun(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* ControllerService::AddSchedule(grpc::CallbackServerContext* ctx,
                                                          const v1::AddScheduleRequest* request,
                                                          v1::AddScheduleResponse*) {
-  if (grpc::Status denied = Authorize(ctx, false, "AddSchedule"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
+  Result<access::Principal> who = Authorize(ctx, Role::kOperator, "AddSchedule");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   RunSupervisor* supervisor = supervisor_.get();
-  std::string caller = IdentifyPeer(*ctx).Describe();
-  return OnStoreWorker(ctx, [supervisor, request, caller] {
-    return supervisor->AddSchedule(request->schedule(), caller);
+  // A schedule's runs start without a principal: under a team policy only an operator without
+  // a team (the fleet's administrator) may add one, so no team escapes its policy through it.
+  if (policy_ != nullptr && policy_->Current() != nullptr && !who->team.empty()) {
+    Status refused = PermissionDenied(
+        "AddSchedule refused: with a team policy only an operator without a team may add "
+        "schedules (their runs are not checked against a team's policy); " +
+        who->Describe() + " belongs to team " + who->team);
+    audit_->Record("schedule.add", *who, refused, "schedule=" + request->schedule().name());
+    return Finish(ctx, ToGrpcStatus(refused));
+  }
+  std::string caller = who->Describe();
+  access::AuditLog* audit = audit_;
+  return OnStoreWorker(ctx, [supervisor, request, caller, audit, who = *who] {
+    Status s = supervisor->AddSchedule(request->schedule(), caller);
+    audit->Record("schedule.add", who, s, "schedule=" + request->schedule().name());
+    return s;
   });
 }
 
 grpc::ServerUnaryReactor* ControllerService::ListSchedules(grpc::CallbackServerContext* ctx,
                                                            const v1::ListSchedulesRequest*,
                                                            v1::ListSchedulesResponse* response) {
-  if (grpc::Status denied = Authorize(ctx, false, "ListSchedules"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
+  Result<access::Principal> who = Authorize(ctx, Role::kViewer, "ListSchedules");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   RunSupervisor* supervisor = supervisor_.get();
   return OnStoreWorker(ctx, [supervisor, response] {
     auto list = supervisor->ListSchedules();
@@ -386,40 +446,111 @@ grpc::ServerUnaryReactor* ControllerService::ListSchedules(grpc::CallbackServerC
 grpc::ServerUnaryReactor* ControllerService::RemoveSchedule(
     grpc::CallbackServerContext* ctx, const v1::RemoveScheduleRequest* request,
     v1::RemoveScheduleResponse*) {
-  if (grpc::Status denied = Authorize(ctx, false, "RemoveSchedule"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
+  Result<access::Principal> who = Authorize(ctx, Role::kOperator, "RemoveSchedule");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   RunSupervisor* supervisor = supervisor_.get();
-  std::string caller = IdentifyPeer(*ctx).Describe();
-  return OnStoreWorker(ctx, [supervisor, request, caller] {
-    return supervisor->RemoveSchedule(request->name(), caller);
+  std::string caller = who->Describe();
+  access::AuditLog* audit = audit_;
+  return OnStoreWorker(ctx, [supervisor, request, caller, audit, who = *who] {
+    Status s = supervisor->RemoveSchedule(request->name(), caller);
+    audit->Record("schedule.remove", who, s, "schedule=" + request->name());
+    return s;
   });
 }
 
 grpc::ServerUnaryReactor* ControllerService::PauseSchedule(grpc::CallbackServerContext* ctx,
                                                            const v1::PauseScheduleRequest* request,
                                                            v1::PauseScheduleResponse*) {
-  if (grpc::Status denied = Authorize(ctx, false, "PauseSchedule"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
+  Result<access::Principal> who = Authorize(ctx, Role::kOperator, "PauseSchedule");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   RunSupervisor* supervisor = supervisor_.get();
-  return OnStoreWorker(ctx, [supervisor, request] {
-    return supervisor->PauseSchedule(request->name(), request->paused());
+  access::AuditLog* audit = audit_;
+  return OnStoreWorker(ctx, [supervisor, request, audit, who = *who] {
+    Status s = supervisor->PauseSchedule(request->name(), request->paused());
+    audit->Record(request->paused() ? "schedule.pause" : "schedule.resume", who, s,
+                  "schedule=" + request->name());
+    return s;
   });
 }
 
 grpc::ServerUnaryReactor* ControllerService::ListFirings(grpc::CallbackServerContext* ctx,
                                                          const v1::ListFiringsRequest* request,
                                                          v1::ListFiringsResponse* response) {
-  if (grpc::Status denied = Authorize(ctx, false, "ListFirings"); !denied.ok()) {
-    return Finish(ctx, denied);
-  }
+  Result<access::Principal> who = Authorize(ctx, Role::kViewer, "ListFirings");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
   RunSupervisor* supervisor = supervisor_.get();
   return OnStoreWorker(ctx, [supervisor, request, response] {
     auto firings = supervisor->ListFirings(request->name(), request->limit());
     if (!firings.ok()) return firings.status();
     for (const auto& f : *firings) *response->add_firings() = FiringToProto(f);
     return Status::Ok();
+  });
+}
+
+grpc::ServerUnaryReactor* ControllerService::CreateToken(grpc::CallbackServerContext* ctx,
+                                                         const v1::CreateTokenRequest* request,
+                                                         v1::CreateTokenResponse* response) {
+  Result<access::Principal> who = Authorize(ctx, Role::kOperator, "CreateToken");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
+  const std::string detail =
+      "role=" + request->role() + " team=" + request->team() + " name=" + request->name();
+  if (Status s = access::CheckMayManageTokens(*who, request->team()); !s.ok()) {
+    audit_->Record("token.create", *who, s, detail);
+    return Finish(ctx, ToGrpcStatus(s));
+  }
+  access::TokenAuthority* tokens = tokens_.get();
+  access::AuditLog* audit = audit_;
+  return OnStoreWorker(ctx, [tokens, audit, request, response, detail, who = *who] {
+    if (tokens == nullptr) {
+      return FailedPrecondition("tokens need a store (--store)");
+    }
+    std::optional<Role> role = ParseRole(request->role());
+    if (!role)
+      return InvalidArgument("role: want viewer or operator, not '" + request->role() + "'");
+    auto issued = tokens->Create(*role, request->team(), std::chrono::seconds(request->ttl_s()),
+                                 request->name(), who.Describe());
+    audit->Record("token.create", who, issued.status(),
+                  issued.ok() ? detail + " token=" + issued->record.id : detail);
+    if (!issued.ok()) return issued.status();
+    response->set_token(issued->token);
+    *response->mutable_record() = TokenToProto(issued->record);
+    return Status::Ok();
+  });
+}
+
+grpc::ServerUnaryReactor* ControllerService::ListTokens(grpc::CallbackServerContext* ctx,
+                                                        const v1::ListTokensRequest*,
+                                                        v1::ListTokensResponse* response) {
+  Result<access::Principal> who = Authorize(ctx, Role::kOperator, "ListTokens");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
+  access::TokenAuthority* tokens = tokens_.get();
+  return OnStoreWorker(ctx, [tokens, response, who = *who] {
+    if (tokens == nullptr) return FailedPrecondition("tokens need a store (--store)");
+    auto list = tokens->List();
+    if (!list.ok()) return list.status();
+    for (const auto& t : *list) {
+      // An operator with a team sees that team's tokens only.
+      if (access::CheckMayManageTokens(who, t.team).ok()) *response->add_tokens() = TokenToProto(t);
+    }
+    return Status::Ok();
+  });
+}
+
+grpc::ServerUnaryReactor* ControllerService::RevokeToken(grpc::CallbackServerContext* ctx,
+                                                         const v1::RevokeTokenRequest* request,
+                                                         v1::RevokeTokenResponse*) {
+  Result<access::Principal> who = Authorize(ctx, Role::kOperator, "RevokeToken");
+  if (!who.ok()) return Finish(ctx, ToGrpcStatus(who.status()));
+  access::TokenAuthority* tokens = tokens_.get();
+  access::AuditLog* audit = audit_;
+  return OnStoreWorker(ctx, [tokens, audit, request, who = *who] {
+    if (tokens == nullptr) return FailedPrecondition("tokens need a store (--store)");
+    const std::string detail = "token=" + request->id();
+    auto record = tokens->Get(request->id());
+    Status s = record.ok() ? access::CheckMayManageTokens(who, record->team) : record.status();
+    if (s.ok()) s = tokens->Revoke(request->id());
+    audit->Record("token.revoke", who, s, detail);
+    return s;
   });
 }
 

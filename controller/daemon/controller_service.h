@@ -3,9 +3,14 @@
 // faultline-controller. It adapts RPCs to a RunSupervisor (run_supervisor.h: runs, halt,
 // fleet faults, history, schedules, without gRPC) and attaches agents to the AgentRegistry.
 //
-// Authorization by certificate role (common/certificates.h): Attach needs role agent, every
-// other RPC role operator; anything else is PERMISSION_DENIED. Under AccessPolicy kPlaintext
-// (--insecure on loopback or the sandbox) there is no identity and every caller is allowed.
+// Authorization by certificate role (common/certificates.h, docs/access.md): Attach needs role
+// agent; the read RPCs (ListAgents, ListFaults, GetRun, ListRuns, ListSchedules, ListFirings)
+// role viewer or operator; every other RPC role operator; anything else is PERMISSION_DENIED,
+// audited. SubmitRun passes the caller (with its team) to the supervisor, where the team policy
+// applies. AddSchedule under a team policy needs an operator without a team (a schedule's runs
+// start without a principal). Under --insecure (loopback or the sandbox) there is no identity
+// and every caller is an operator without a team. Every action and every refusal goes through
+// one AuditLog (controller/access/audit.h).
 // No handler blocks: runs, halts and fan-outs happen on the supervisor's threads, and every
 // store call (history, schedules, a run's record, resume) on its store worker, which finishes
 // the RPC; when that worker's queue is full the RPC fails with RESOURCE_EXHAUSTED.
@@ -26,6 +31,8 @@
 #include <vector>
 
 #include "common/duration.h"
+#include "controller/access/audit.h"
+#include "controller/access/token_authority.h"
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/run_supervisor.h"
 #include "controller/engine/run_engine.h"
@@ -86,6 +93,15 @@ class ControllerService final : public v1::Controller::CallbackService {
   grpc::ServerUnaryReactor* ListFirings(grpc::CallbackServerContext* ctx,
                                         const v1::ListFiringsRequest* request,
                                         v1::ListFiringsResponse* response) override;
+  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* ctx,
+                                        const v1::CreateTokenRequest* request,
+                                        v1::CreateTokenResponse* response) override;
+  grpc::ServerUnaryReactor* ListTokens(grpc::CallbackServerContext* ctx,
+                                       const v1::ListTokensRequest* request,
+                                       v1::ListTokensResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* ctx,
+                                        const v1::RevokeTokenRequest* request,
+                                        v1::RevokeTokenResponse* response) override;
 
   // The supervisor's, for the scheduling loop, main and tests (see run_supervisor.h).
   Result<std::string> StartRun(RunRequest request) {
@@ -99,18 +115,30 @@ class ControllerService final : public v1::Controller::CallbackService {
   bool halted() const { return supervisor_->halted(); }
   void SyncHaltWithStore() { supervisor_->SyncHaltWithStore(); }
   RunSupervisor& supervisor() { return *supervisor_; }
+  // The access layer, for the console (docs/console-api.md): the one audit log, and the token
+  // authority (null without a store).
+  access::AuditLog& audit() { return *audit_; }
+  access::TokenAuthority* tokens() { return tokens_.get(); }
 
  private:
   class RunStream;
   class RegistryFleet;
 
-  grpc::Status Authorize(grpc::CallbackServerContext* ctx, bool agent_rpc, const char* action);
+  // The caller as a principal allowed to do what needs `needed`, or the refusal (audited as
+  // `action`). Attach is checked separately (AuthorizeAgent).
+  Result<access::Principal> Authorize(grpc::CallbackServerContext* ctx, Role needed,
+                                      const char* action);
+  grpc::Status AuthorizeAgent(grpc::CallbackServerContext* ctx);
   // Runs `work` on the supervisor's store worker and finishes the RPC with its status there.
   grpc::ServerUnaryReactor* OnStoreWorker(grpc::CallbackServerContext* ctx,
                                           std::function<Status()> work);
 
   AgentRegistry& registry_;
   const bool plaintext_allow_all_;
+  access::PolicyFile* const policy_;
+  std::unique_ptr<access::AuditLog> own_audit_;  // when the options give none
+  access::AuditLog* audit_;
+  std::unique_ptr<access::TokenAuthority> tokens_;  // null without a store
   std::unique_ptr<RegistryFleet> fleet_;
   std::unique_ptr<RunSupervisor> supervisor_;  // declared last: destroyed (runs joined) first
 };

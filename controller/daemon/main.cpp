@@ -17,6 +17,8 @@
 #include "common/metrics_server.h"
 #include "common/signals.h"
 #include "common/tls.h"
+#include "controller/access/audit.h"
+#include "controller/access/team_policy.h"
 #include "controller/console/console_server.h"
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
@@ -53,6 +55,7 @@ struct Flags {
   std::string schedule_start_deadline = "1m";
   uint32_t max_agents = 4096;
   std::vector<std::string> allow_command_probes;
+  std::string policy;
 };
 
 Result<Duration> PositiveDuration(const std::string& flag, const std::string& value) {
@@ -157,6 +160,20 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
     }
   }
 
+  // The team policy: read at start (an invalid file refuses to start), re-read on SIGHUP (an
+  // invalid file then keeps the policy in force).
+  std::unique_ptr<access::PolicyFile> policy;
+  if (!flags.policy.empty()) {
+    policy = std::make_unique<access::PolicyFile>(flags.policy);
+    if (Status s = policy->Reload(); !s.ok()) {
+      spdlog::error("--policy: {}", s.message());
+      return kExitUsage;
+    }
+    spdlog::info("team policy {}: {} team(s); SIGHUP reloads it", flags.policy,
+                 policy->Current()->teams().size());
+  }
+  access::AuditLog audit(run_store.get());
+
   daemon::AgentRegistryOptions registry_options;
   registry_options.heartbeat_interval = *heartbeat;
   registry_options.max_agents = flags.max_agents;
@@ -168,6 +185,8 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   service_options.store = run_store.get();
   service_options.controller_id = controller_id;
   service_options.command_probe_allowlist = flags.allow_command_probes;
+  service_options.policy = policy.get();
+  service_options.audit = &audit;
   if (!flags.metrics_listen.empty()) {
     service_options.on_run_finished = [&metrics_registry, &metrics_mu](const engine::RunResult& r) {
       std::lock_guard lock(metrics_mu);
@@ -179,6 +198,7 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   // The console (HTTPS, the controller's certificate): it watches every run and halt, so it is
   // the supervisor's observer and outlives it.
   std::unique_ptr<console::ConsoleServer> console_server;
+  daemon::ControllerService* service_for_console = nullptr;
   if (!flags.console_listen.empty()) {
     if (flags.tls_cert.empty() || flags.tls_key.empty()) {
       spdlog::error("--console-listen serves HTTPS only: it needs --tls-cert and --tls-key");
@@ -189,10 +209,34 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
     console_options.cert_file = flags.tls_cert;
     console_options.key_file = flags.tls_key;
     console_options.ca_file = flags.tls_ca;
+    // Tokens and audit come from the access layer the Controller service owns (built just
+    // below; the console serves nothing before Start, after it exists).
+    console_options.auth.token =
+        [&service_for_console](const std::string& token) -> Result<console::Principal> {
+      access::TokenAuthority* tokens =
+          service_for_console ? service_for_console->tokens() : nullptr;
+      if (tokens == nullptr) return Unauthenticated("this controller has no token store");
+      auto who = tokens->Authenticate(token, "");
+      if (!who.ok()) return who.status();
+      return console::Principal{who->identity, RoleName(who->role), who->team, "token"};
+    };
+    console_options.auth.audit = [&service_for_console](const console::AuditRecord& r) {
+      if (service_for_console == nullptr) return;
+      access::Principal who;
+      who.identity = r.principal.identity;
+      who.role = ParseRole(r.principal.role).value_or(Role::kViewer);
+      who.team = r.principal.team;
+      who.source = r.principal.source.empty() ? "console" : r.principal.source;
+      who.peer = r.peer;
+      service_for_console->audit().Record(
+          "console." + r.action, who, r.allowed ? Status::Ok() : PermissionDenied(r.detail),
+          r.target.empty() ? r.detail : "target=" + r.target + " " + r.detail);
+    };
     console_server = std::make_unique<console::ConsoleServer>(std::move(console_options));
     service_options.observer = &console_server->observer();
   }
   auto service = std::make_unique<daemon::ControllerService>(registry, service_options);
+  service_for_console = service.get();
   if (console_server) {
     console::ConsoleBackend backend;
     backend.supervisor = &service->supervisor();
@@ -251,7 +295,19 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   } else {
     spdlog::info("--store none: no run history and no schedules");
   }
-  const int sig = stop_signals.Wait();
+  int sig = stop_signals.Wait();
+  while (sig == SIGHUP) {
+    if (!policy) {
+      spdlog::info("SIGHUP: no --policy to reload");
+    } else if (Status s = policy->Reload(); !s.ok()) {
+      spdlog::error("SIGHUP: {} not reloaded, the previous policy stays in force: {}", flags.policy,
+                    s.message());
+    } else {
+      spdlog::info("SIGHUP: team policy {} reloaded: {} team(s)", flags.policy,
+                   policy->Current()->teams().size());
+    }
+    sig = stop_signals.Wait();
+  }
   spdlog::info("received {}: cancelling runs (their faults are reverted) and stopping",
                strsignal(sig));
   // No new scheduled run; the lease goes to another controller at once.
@@ -268,7 +324,7 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const faultline::BlockedSignals stop_signals({SIGINT, SIGTERM});
+  const faultline::BlockedSignals stop_signals({SIGINT, SIGTERM, SIGHUP});
 
   Flags flags;
   CLI::App app{
@@ -333,6 +389,10 @@ int main(int argc, char** argv) {
   app.add_option("--console-listen", flags.console_listen,
                  "serve the game-day console (HTTPS with --tls-cert/--tls-key; client "
                  "certificates optional, verified by --tls-ca) on HOST:PORT; off by default");
+  app.add_option("--policy", flags.policy,
+                 "team policy file (YAML, docs/access.md): which agents each team may target, "
+                 "the largest blast radius per run and time windows; a principal without a "
+                 "team may then not start runs. Reloaded on SIGHUP.");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();

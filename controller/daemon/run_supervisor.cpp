@@ -32,7 +32,10 @@ v1::RunSummary Summarize(const engine::RunResult& r) {
 }  // namespace
 
 RunSupervisor::RunSupervisor(Fleet& fleet, RunSupervisorOptions options)
-    : fleet_(fleet), options_(std::move(options)) {
+    : fleet_(fleet),
+      options_(std::move(options)),
+      own_audit_(options_.audit ? nullptr : std::make_unique<access::AuditLog>(nullptr)),
+      audit_(options_.audit ? options_.audit : own_audit_.get()) {
   if (options_.store) {
     schedules_ = schedule::MakeStoreScheduleService(*options_.store);
     // Runs a previous incarnation of this controller was executing when it died: their faults
@@ -126,8 +129,17 @@ Status RunSupervisor::Spawn(std::function<void()> work) {
 }
 
 Result<std::string> RunSupervisor::StartRun(RunRequest request) {
+  // A submission by a principal is audited with its outcome, whatever it is.
+  const std::optional<access::Principal> who = request.principal;
+  std::string detail = "file=" + (request.file_name.empty() ? "<submitted>" : request.file_name);
+  auto audited = [&](Result<std::string> r) {
+    if (who)
+      audit_->Record("run.submit", *who, r.status(), r.ok() ? detail + " run=" + *r : detail);
+    return r;
+  };
   if (halted_) {
-    return FailedPrecondition("the controller is halted: no run starts until `faultline resume`");
+    return audited(
+        FailedPrecondition("the controller is halted: no run starts until `faultline resume`"));
   }
   auto outcome = std::make_shared<experiment::ParseOutcome>(experiment::ParseExperimentText(
       request.experiment_yaml,
@@ -135,12 +147,22 @@ Result<std::string> RunSupervisor::StartRun(RunRequest request) {
   if (!outcome->ok()) {
     std::string errors;
     for (const auto& d : outcome->errors) errors += "\n" + d.ToString();
-    return InvalidArgument("the experiment is invalid; nothing was applied:" + errors);
+    return audited(InvalidArgument("the experiment is invalid; nothing was applied:" + errors));
   }
+  detail += " experiment=" + outcome->experiment->name;
   if (Status s = probes::CheckCommandProbesAllowed(
           *outcome->experiment, options_.command_probe_allowlist, "--allow-command-probe");
       !s.ok()) {
-    return s;
+    return audited(s);
+  }
+  // One snapshot of the fleet: the policy judges the agents the engine will choose from.
+  engine::Inventory inventory = fleet_.LiveInventory();
+  if (who && options_.policy) {
+    if (std::shared_ptr<const access::TeamPolicy> policy = options_.policy->Current()) {
+      Status allowed = policy->CheckRun(*who, *outcome->experiment, inventory,
+                                        SystemClock::Instance().WallUnixMs());
+      if (!allowed.ok()) return audited(allowed);
+    }
   }
   engine::RunOptions opts;
   opts.run_id = NewRunId();
@@ -160,13 +182,12 @@ Result<std::string> RunSupervisor::StartRun(RunRequest request) {
       observer->OnSample(run_id, probe, sample);
     };
   }
-  auto engine =
-      std::make_shared<engine::RunEngine>(*outcome->experiment, fleet_.LiveInventory(), opts);
+  auto engine = std::make_shared<engine::RunEngine>(*outcome->experiment, inventory, opts);
   const std::string run_id = opts.run_id;
   const int64_t started = SystemClock::Instance().WallUnixMs();
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return Unavailable("the controller is stopping");
+    if (stopping_) return audited(Unavailable("the controller is stopping"));
     active_runs_[run_id] = engine;
     v1::RunSummary running;
     running.set_run_id(run_id);
@@ -223,9 +244,9 @@ Result<std::string> RunSupervisor::StartRun(RunRequest request) {
     // next start marks it interrupted, as for a controller killed now.
     std::lock_guard lock(mu_);
     active_runs_.erase(run_id);
-    return spawned;
+    return audited(spawned);
   }
-  return run_id;
+  return audited(run_id);
 }
 
 bool RunSupervisor::CancelRun(const std::string& run_id, const std::string& reason) {

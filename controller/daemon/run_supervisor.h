@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -26,6 +27,9 @@
 
 #include "common/duration.h"
 #include "common/status.h"
+#include "controller/access/audit.h"
+#include "controller/access/principal.h"
+#include "controller/access/team_policy.h"
 #include "controller/daemon/run_observer.h"
 #include "controller/engine/agent_client.h"
 #include "controller/engine/inventory.h"
@@ -80,6 +84,11 @@ struct RunSupervisorOptions {
   // Told about every run and halt as it happens (the console); may be null. Must outlive the
   // supervisor.
   RunObserver* observer = nullptr;
+  // The team policy (--policy); null or no policy loaded: no team rules. Must outlive the
+  // supervisor.
+  access::PolicyFile* policy = nullptr;
+  // Where run submissions and their refusals are audited; null: a log-only audit of its own.
+  access::AuditLog* audit = nullptr;
 };
 
 // One run to start (SubmitRun, or a schedule's due time).
@@ -88,6 +97,9 @@ struct RunRequest {
   std::string file_name;  // for error messages; empty: "<submitted>"
   Duration lease_ttl{};   // lease of every fault; zero: RunSupervisorOptions::default_lease_ttl
   std::string source = "controller";  // recorded in the store: "controller", "schedule:<name>"
+  // Who submits it (gRPC SubmitRun, the console). Set: the team policy applies and the
+  // submission is audited. Unset: an internal start (a schedule's firing), no team rules.
+  std::optional<access::Principal> principal;
   // Both may be empty. Called on the run's thread.
   std::function<void(const engine::ProgressEvent&)> on_progress;
   std::function<void(v1::RunSummary)> on_finished;
@@ -125,8 +137,9 @@ class RunSupervisor {
   // Starts a run on its own thread and returns its id once it is registered (and, with a
   // store, recorded as running with owner controller_id — what the Scheduler's launcher must
   // guarantee). FAILED_PRECONDITION while halted; INVALID_ARGUMENT for an invalid experiment
-  // (every error as file:line:column, nothing applied); UNAVAILABLE while stopping. Blocks on
-  // the store.
+  // (every error as file:line:column, nothing applied); PERMISSION_DENIED naming the rule when
+  // the team policy refuses request.principal (nothing applied; audited); UNAVAILABLE while
+  // stopping. Blocks on the store.
   Result<std::string> StartRun(RunRequest request);
   // Cancels a run of this process (verdict ABORTED, faults reverted); false when not active.
   bool CancelRun(const std::string& run_id, const std::string& reason);
@@ -176,6 +189,8 @@ class RunSupervisor {
 
   Fleet& fleet_;
   const RunSupervisorOptions options_;
+  std::unique_ptr<access::AuditLog> own_audit_;  // when options_.audit is null
+  access::AuditLog* audit_;
   std::atomic<bool> halted_{false};
   std::unique_ptr<schedule::ScheduleService> schedules_;  // null without a store
   // The store's halt as this controller last saw or wrote it: SyncHaltWithStore acts on changes

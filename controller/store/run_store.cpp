@@ -118,6 +118,33 @@ CREATE TABLE faultline_leases (
   expires_unix_ms BIGINT NOT NULL
 )
 )sql",
+    // 2: access tokens (hashed) and the audit trail (controller/access/).
+    R"sql(
+CREATE TABLE faultline_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  team TEXT NOT NULL,
+  secret_hash TEXT NOT NULL,
+  created_unix_ms BIGINT NOT NULL,
+  expires_unix_ms BIGINT NOT NULL,
+  revoked_unix_ms BIGINT NOT NULL,
+  created_by TEXT NOT NULL
+);
+CREATE TABLE faultline_audit (
+  id {id},
+  at_unix_ms BIGINT NOT NULL,
+  action TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  identity TEXT NOT NULL,
+  role TEXT NOT NULL,
+  team TEXT NOT NULL,
+  source TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX faultline_audit_at ON faultline_audit (at_unix_ms)
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -156,6 +183,9 @@ constexpr const char* kRunColumnsNoReport =
     "id, experiment, '', state, verdict, started_unix_ms, ended_unix_ms, '', source, owner";
 constexpr const char* kScheduleColumns =
     "name, spec_yaml, cron, tz, concurrency, run_window, blackout_dates, paused, created_unix_ms";
+constexpr const char* kTokenColumns =
+    "id, name, role, team, secret_hash, created_unix_ms, expires_unix_ms, revoked_unix_ms, "
+    "created_by";
 constexpr const char* kFiringColumns =
     "schedule, due_unix_ms, recorded_unix_ms, outcome, run_id, holder";
 
@@ -199,6 +229,20 @@ Firing FiringFromRow(const std::vector<std::optional<std::string>>& r) {
   f.run_id = ToText(r[4]);
   f.holder = ToText(r[5]);
   return f;
+}
+
+TokenRecord TokenFromRow(const std::vector<std::optional<std::string>>& r) {
+  TokenRecord t;
+  t.id = ToText(r[0]);
+  t.name = ToText(r[1]);
+  t.role = ToText(r[2]);
+  t.team = ToText(r[3]);
+  t.secret_hash = ToText(r[4]);
+  t.created_unix_ms = ToInt(r[5]);
+  t.expires_unix_ms = ToInt(r[6]);
+  t.revoked_unix_ms = ToInt(r[7]);
+  t.created_by = ToText(r[8]);
+  return t;
 }
 
 class SqlRunStore final : public RunStore {
@@ -485,6 +529,87 @@ class SqlRunStore final : public RunStore {
     if (!r.ok()) return r.status();
     if (r->rows.empty() || !r->rows[0][0]) return std::optional<int64_t>();
     return std::optional<int64_t>(ToInt(r->rows[0][0]));
+  }
+
+  Status CreateToken(const TokenRecord& t) override {
+    if (t.id.empty() || t.role.empty() || t.secret_hash.empty()) {
+      return InvalidArgument("a token needs an id, a role and a secret hash");
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t created = t.created_unix_ms != 0 ? t.created_unix_ms : clock_->WallUnixMs();
+    auto r = conn_->Execute(std::string("INSERT INTO faultline_tokens (") + kTokenColumns +
+                                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                            {t.id, t.name, t.role, t.team, t.secret_hash, created,
+                             t.expires_unix_ms, t.revoked_unix_ms, t.created_by});
+    if (r.status().code() == StatusCode::kAlreadyExists) {
+      return AlreadyExists("token " + t.id + " already exists");
+    }
+    return r.status();
+  }
+
+  Result<TokenRecord> GetToken(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = conn_->Execute(
+        std::string("SELECT ") + kTokenColumns + " FROM faultline_tokens WHERE id = $1", {id});
+    if (!r.ok()) return r.status();
+    if (r->rows.empty()) return NotFound("no token " + id);
+    return TokenFromRow(r->rows[0]);
+  }
+
+  Result<std::vector<TokenRecord>> ListTokens() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = conn_->Execute(std::string("SELECT ") + kTokenColumns +
+                                " FROM faultline_tokens ORDER BY created_unix_ms, id",
+                            {});
+    if (!r.ok()) return r.status();
+    std::vector<TokenRecord> out;
+    for (const auto& row : r->rows) out.push_back(TokenFromRow(row));
+    return out;
+  }
+
+  Status RevokeToken(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = conn_->Execute(
+        "UPDATE faultline_tokens SET revoked_unix_ms = $2 WHERE id = $1 AND revoked_unix_ms = 0",
+        {id, clock_->WallUnixMs()});
+    if (!r.ok()) return r.status();
+    if (r->affected == 1) return Status::Ok();
+    auto exists = conn_->Execute("SELECT id FROM faultline_tokens WHERE id = $1", {id});
+    if (!exists.ok()) return exists.status();
+    return exists->rows.empty() ? NotFound("no token " + id) : Status::Ok();
+  }
+
+  Status AppendAudit(const AuditRecord& a) override {
+    if (a.action.empty()) return InvalidArgument("an audit record needs an action");
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t at = a.at_unix_ms != 0 ? a.at_unix_ms : clock_->WallUnixMs();
+    return conn_
+        ->Execute(
+            "INSERT INTO faultline_audit (at_unix_ms, action, outcome, identity, role, team, "
+            "source, peer, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            {at, a.action, a.outcome, a.identity, a.role, a.team, a.source, a.peer, a.detail})
+        .status();
+  }
+
+  Result<std::vector<AuditRecord>> ListAudit(int limit) override {
+    std::string sql =
+        "SELECT id, at_unix_ms, action, outcome, identity, role, team, source, peer, detail "
+        "FROM faultline_audit ORDER BY at_unix_ms DESC, id DESC";
+    std::vector<SqlValue> params;
+    if (limit > 0) {
+      params.push_back(static_cast<int64_t>(limit));
+      sql += " LIMIT $1";
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = conn_->Execute(sql, params);
+    if (!r.ok()) return r.status();
+    std::vector<AuditRecord> out;
+    for (const auto& row : r->rows) {
+      out.push_back({ToInt(row[0]), ToInt(row[1]), ToText(row[2]), ToText(row[3]), ToText(row[4]),
+                     ToText(row[5]), ToText(row[6]), ToText(row[7]), ToText(row[8]),
+                     ToText(row[9])});
+    }
+    return out;
   }
 
   Result<bool> TryAcquireLeadership(const std::string& lock_name, const std::string& holder,

@@ -113,6 +113,36 @@ struct Leadership {
   int64_t expires_unix_ms = 0;
 };
 
+// ---- access tokens and the audit trail ----------------------------------------------------------
+
+// A console/API token (`faultline token create`). The secret itself is never stored: only the
+// hex SHA-256 of it (controller/access/token_authority.h makes and checks tokens).
+struct TokenRecord {
+  std::string id;           // [a-z0-9]{16}, public (shown by `token list`, part of the token)
+  std::string name;         // free text label, may be empty
+  std::string role;         // "viewer" | "operator"
+  std::string team;         // may be empty
+  std::string secret_hash;  // hex SHA-256 of the token's secret part
+  int64_t created_unix_ms = 0;
+  int64_t expires_unix_ms = 0;  // 0: never
+  int64_t revoked_unix_ms = 0;  // 0: not revoked
+  std::string created_by;       // identity of the creator
+};
+
+// One audited action (controller/access/audit.h).
+struct AuditRecord {
+  int64_t id = 0;  // assigned by the store
+  int64_t at_unix_ms = 0;
+  std::string action;   // "halt", "resume", "run.submit", "token.create", "console.login", ...
+  std::string outcome;  // "OK" or a status code name ("PERMISSION_DENIED")
+  std::string identity;
+  std::string role;
+  std::string team;
+  std::string source;  // "certificate" | "token" | "plaintext" | "internal"
+  std::string peer;    // transport address
+  std::string detail;  // what, and why when refused
+};
+
 // ---- the store --------------------------------------------------------------------------------
 
 class RunStore {
@@ -171,6 +201,20 @@ class RunStore {
   virtual Result<std::vector<Firing>> ListFirings(const std::string& schedule, int limit) = 0;
   // The latest recorded due time of a schedule, nullopt when none.
   virtual Result<std::optional<int64_t>> LastFiringDue(const std::string& schedule) = 0;
+
+  // Tokens. CreateToken: ALREADY_EXISTS for a taken id; INVALID_ARGUMENT without id, role or
+  // hash. GetToken: NOT_FOUND. ListTokens: every token (revoked and expired too), oldest first.
+  // RevokeToken: sets revoked_unix_ms (now) once; idempotent (a revoked token stays revoked
+  // with its first revocation time); NOT_FOUND for an unknown id.
+  virtual Status CreateToken(const TokenRecord& token) = 0;
+  virtual Result<TokenRecord> GetToken(const std::string& id) = 0;
+  virtual Result<std::vector<TokenRecord>> ListTokens() = 0;
+  virtual Status RevokeToken(const std::string& id) = 0;
+
+  // The audit trail. AppendAudit: at_unix_ms 0 means now; INVALID_ARGUMENT without an action.
+  // ListAudit: newest first, at most `limit` (<= 0: no limit).
+  virtual Status AppendAudit(const AuditRecord& record) = 0;
+  virtual Result<std::vector<AuditRecord>> ListAudit(int limit) = 0;
 
   // The leader lease (one per store, named by `lock`, e.g. "scheduler").
   // Takes the lease when it is free, expired, or already `holder`'s (then it is renewed);

@@ -326,6 +326,67 @@ TEST_P(RunStoreTest, ReopeningKeepsHistory) {
   EXPECT_TRUE(store_->GetRun("r1").ok());
 }
 
+TEST_P(RunStoreTest, TokensRoundTripAndRevocationIsStickyAndIdempotent) {
+  TokenRecord t;
+  t.id = "0123456789abcdef";
+  t.name = "game-day laptop";
+  t.role = "operator";
+  t.team = "orders";
+  t.secret_hash = std::string(64, 'a');
+  t.expires_unix_ms = 99000;
+  t.created_by = "alice (operator)";
+  const int64_t t0 = clock_.WallUnixMs();
+  ASSERT_TRUE(store_->CreateToken(t).ok());
+  EXPECT_EQ(store_->CreateToken(t).code(), StatusCode::kAlreadyExists);
+  auto got = store_->GetToken(t.id);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->name, t.name);
+  EXPECT_EQ(got->role, "operator");
+  EXPECT_EQ(got->team, "orders");
+  EXPECT_EQ(got->secret_hash, t.secret_hash);
+  EXPECT_EQ(got->created_unix_ms, t0);
+  EXPECT_EQ(got->expires_unix_ms, 99000);
+  EXPECT_EQ(got->revoked_unix_ms, 0);  // negative control: not revoked yet
+  EXPECT_EQ(got->created_by, t.created_by);
+
+  clock_.Advance(seconds(2));
+  ASSERT_TRUE(store_->RevokeToken(t.id).ok());
+  clock_.Advance(seconds(1));
+  ASSERT_TRUE(store_->RevokeToken(t.id).ok());  // idempotent, keeps the first time
+  EXPECT_EQ(store_->GetToken(t.id)->revoked_unix_ms, t0 + 2000);
+  EXPECT_EQ(store_->RevokeToken("ffffffffffffffff").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetToken("ffffffffffffffff").status().code(), StatusCode::kNotFound);
+  auto list = store_->ListTokens();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].id, t.id);
+}
+
+TEST_P(RunStoreTest, AuditRecordsAreKeptNewestFirst) {
+  for (int i = 1; i <= 3; ++i) {
+    AuditRecord a;
+    a.at_unix_ms = 1000 * i;
+    a.action = "halt";
+    a.outcome = i == 2 ? "PERMISSION_DENIED" : "OK";
+    a.identity = "bob";
+    a.role = "viewer";
+    a.team = "orders";
+    a.source = "certificate";
+    a.peer = "ipv4:127.0.0.1:1";
+    a.detail = "try " + std::to_string(i) + " 'quoted'";
+    ASSERT_TRUE(store_->AppendAudit(a).ok());
+  }
+  EXPECT_EQ(store_->AppendAudit(AuditRecord{}).code(), StatusCode::kInvalidArgument);
+  auto list = store_->ListAudit(2);
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].at_unix_ms, 3000);
+  EXPECT_EQ((*list)[1].outcome, "PERMISSION_DENIED");
+  EXPECT_EQ((*list)[1].detail, "try 2 'quoted'");
+  EXPECT_EQ((*list)[1].peer, "ipv4:127.0.0.1:1");
+  EXPECT_EQ(store_->ListAudit(0)->size(), 3u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, RunStoreTest, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& info) { return info.param; });
 
