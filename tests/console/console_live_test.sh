@@ -31,8 +31,21 @@ sandbox_up --no-agents
 agent_certs=()
 for h in "${HOSTS[@]}"; do agent_certs+=(--agent "$h"); done
 "$BIN/faultline" certs init "$CERTS" --san 10.77.0.1 --san 127.0.0.1 "${agent_certs[@]}" >/dev/null
+# A team policy when the controller has one (controller/access): team orders may target role=app.
+POLICY=()
+if "$BIN/faultline-controller" --help 2>&1 | grep -q -- --policy; then
+  cat >"$WORK/policy.yaml" <<'YAML'
+apiVersion: faultline/v1
+kind: TeamPolicy
+teams:
+  orders:
+    targets:
+      - {role: app}
+YAML
+  POLICY=(--policy "$WORK/policy.yaml")
+fi
 "$BIN/faultline-controller" --listen "$CTL" --console-listen "127.0.0.1:$CONSOLE_PORT" \
-  --store "$STORE" --heartbeat 200ms --lease-ttl 5s --tls-ca "$CERTS/ca.pem" \
+  "${POLICY[@]}" --store "$STORE" --heartbeat 200ms --lease-ttl 5s --tls-ca "$CERTS/ca.pem" \
   --tls-cert "$CERTS/controller.pem" --tls-key "$CERTS/controller-key.pem" \
   --ready-file "$WORK/controller.ready" >"$WORK/controller.log" 2>&1 &
 await 30 test -s "$WORK/controller.ready" || { cat "$WORK/controller.log" >&2; fail "controller did not start"; }
@@ -50,12 +63,54 @@ attached() {
 }
 await 60 attached || fail "the sandbox's agents did not attach to the controller"
 
-token() {  # token ROLE TEAM: a console token from `faultline token create`
-  local out
-  out=$("$BIN/faultline" token create --role "$1" --team "$2" --store "$STORE" 2>"$WORK/token.err") ||
-    fail "faultline token create --role $1 --team $2: $(cat "$WORK/token.err")"
-  tail -n 1 <<<"$out"
+URL="https://127.0.0.1:$CONSOLE_PORT"
+# client_cert NAME CN ROLE TEAM: a client certificate from the development CA carrying the console
+# role and team as URI SANs (as docs/console-api.md says), made with the openssl program.
+client_cert() {
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$2" \
+    -keyout "$CERTS/$1-key.pem" -out "$WORK/$1.csr" 2>"$WORK/openssl.err" ||
+    fail "openssl req: $(cat "$WORK/openssl.err")"
+  printf 'subjectAltName=URI:faultline:role:%s,URI:faultline:team:%s\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n' \
+    "$3" "$4" >"$WORK/$1.ext"
+  openssl x509 -req -in "$WORK/$1.csr" -CA "$CERTS/ca.pem" -CAkey "$CERTS/ca-key.pem" \
+    -CAcreateserial -days 2 -out "$CERTS/$1.pem" -extfile "$WORK/$1.ext" 2>"$WORK/openssl.err" ||
+    fail "openssl x509: $(cat "$WORK/openssl.err")"
 }
+# The console's answer status to a request (curl; certificate or token from the arguments).
+console_status() {  # console_status METHOD PATH BODY [CURL_ARGS...]
+  local method=$1 path=$2 body=$3
+  shift 3
+  curl -sk -o /dev/null -w '%{http_code}' -X "$method" -H 'X-Faultline-Console: 1' \
+    -H 'Content-Type: application/json' --data "$body" "$@" "$URL$path"
+}
+client_cert console-operator alice operator orders
+client_cert console-viewer victor viewer orders
+# Tokens from `faultline token create` when the controller issues them and the console accepts
+# them; else the browsers present the certificates above.
+token() {  # token ROLE TEAM
+  "$BIN/faultline" token create --role "$1" --team "$2" --controller "$CTL" --tls-dir "$CERTS" \
+    2>>"$WORK/token.err" | tail -n 1
+}
+export FAULTLINE_CONSOLE_URL="$URL"
+op_token="" viewer_token=""
+if "$BIN/faultline" token create --help >/dev/null 2>&1; then
+  op_token=$(token operator orders) || true
+  viewer_token=$(token viewer orders) || true
+fi
+if [ -n "$op_token" ] && [ -n "$viewer_token" ] &&
+  [ "$(console_status POST /api/session "{\"token\":\"$op_token\"}")" = 204 ]; then
+  echo "console login: tokens from faultline token create"
+  export FAULTLINE_OPERATOR_TOKEN="$op_token" FAULTLINE_VIEWER_TOKEN="$viewer_token"
+else
+  echo "console login: client certificates (tokens not accepted by this controller's console)"
+  export FAULTLINE_OPERATOR_CERT="$CERTS/console-operator.pem"
+  export FAULTLINE_OPERATOR_KEY="$CERTS/console-operator-key.pem"
+  export FAULTLINE_VIEWER_CERT="$CERTS/console-viewer.pem"
+  export FAULTLINE_VIEWER_KEY="$CERTS/console-viewer-key.pem"
+fi
+[ "$(console_status GET /api/me "" --cert "$CERTS/console-viewer.pem" \
+  --key "$CERTS/console-viewer-key.pem" -X GET)" = 200 ] ||
+  fail "the console does not accept the viewer's client certificate"
 
 # Runs for the page: the flagship as it is (detects, recovers: PASS) and with a fault that lasts
 # until someone stops it.
@@ -81,11 +136,18 @@ echo \$((n + f))
 SH
 chmod +x "$WORK/start-run" "$WORK/faults-left"
 
-export FAULTLINE_CONSOLE_URL="https://127.0.0.1:$CONSOLE_PORT"
-FAULTLINE_OPERATOR_TOKEN=$(token operator orders)
-FAULTLINE_VIEWER_TOKEN=$(token viewer orders)
-export FAULTLINE_OPERATOR_TOKEN FAULTLINE_VIEWER_TOKEN
+# The team policy through the page: when the controller has one and its console starts runs.
+sed -E 's/selector: \{role: app\}/selector: {role: db}/' "$FLAGSHIP" >"$WORK/outside.yaml"
+if [ ${#POLICY[@]} -gt 0 ] && [ "$(console_status POST /api/runs '{"experiment":""}' \
+  --cert "$CERTS/console-operator.pem" --key "$CERTS/console-operator-key.pem")" != 404 ]; then
+  export FAULTLINE_POLICY_OUTSIDE="$WORK/outside.yaml" FAULTLINE_POLICY_INSIDE="$FLAGSHIP"
+  export FAULTLINE_POLICY_CERT="$CERTS/console-operator.pem"
+  export FAULTLINE_POLICY_KEY="$CERTS/console-operator-key.pem"
+  [ -n "${FAULTLINE_OPERATOR_TOKEN:-}" ] && export FAULTLINE_POLICY_TOKEN="$FAULTLINE_OPERATOR_TOKEN"
+else
+  echo "team policy through the console: not tested (no --policy, or no POST /api/runs)"
+fi
 export FAULTLINE_START_RUN="$WORK/start-run" FAULTLINE_FAULTS_LEFT="$WORK/faults-left"
 cd "$ROOT/console/web"
 node --test test/real.test.mjs || { tail -n 40 "$WORK/controller.log" >&2; fail "the console's browser tests"; }
-pass "console: live view, pixels, stop, refusal against the real controller"
+pass "console: live view, pixels, stop and refusal against the real controller"

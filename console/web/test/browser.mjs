@@ -22,10 +22,17 @@ export async function launch() {
   });
 }
 
-// A signed-in page on the console at `url` (token login through the page's own form). Console
-// errors and CSP violations are collected in page.problems.
-export async function signedIn(browser, url, token) {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 1000 }, deviceScaleFactor: 1 });
+// A signed-in page on the console at `url`. `credential` is a token (signed in through the page's
+// own login form) or {cert, key} (PEM files: a client certificate the browser presents, so the
+// page opens signed in). Console errors and CSP violations are collected in page.problems.
+export async function signedIn(browser, url, credential) {
+  const cert = typeof credential === "object" ? credential : null;
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1400, height: 1000 },
+    deviceScaleFactor: 1,
+    ...(cert ? { clientCertificates: [{ origin: new URL(url).origin, certPath: cert.cert, keyPath: cert.key }] } : {}),
+  });
   const page = await context.newPage();
   page.problems = [];
   page.on("console", (m) => {
@@ -36,8 +43,10 @@ export async function signedIn(browser, url, token) {
   });
   page.on("pageerror", (e) => page.problems.push(String(e)));
   await page.goto(url + "/");
-  await page.locator("#token").fill(token);
-  await page.locator("#login-form button[type=submit]").click();
+  if (!cert) {
+    await page.locator("#token").fill(credential);
+    await page.locator("#login-form button[type=submit]").click();
+  }
   await page.locator("#me").waitFor();
   return page;
 }

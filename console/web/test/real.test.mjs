@@ -2,12 +2,15 @@
 // tests/console/console_live_test.sh, which sets the environment below). Same scenarios as the
 // fake's (scenarios.mjs); runs are started with the CLI through the controller.
 //   FAULTLINE_CONSOLE_URL       https://HOST:PORT of --console-listen
-//   FAULTLINE_OPERATOR_TOKEN, FAULTLINE_VIEWER_TOKEN   from `faultline token create`
+//   FAULTLINE_OPERATOR_TOKEN, FAULTLINE_VIEWER_TOKEN   from `faultline token create`, or
+//   FAULTLINE_OPERATOR_CERT/_KEY, FAULTLINE_VIEWER_CERT/_KEY   client certificates (PEM) with
+//                               the URI SANs faultline:role:operator|viewer
 //   FAULTLINE_START_RUN         program: ARG recovering|long, starts a run and exits with
 //                               `faultline run`'s exit code when it ends
 //   FAULTLINE_FAULTS_LEFT       program printing how many faults are in effect on all hosts
-//   FAULTLINE_POLICY_TOKEN, FAULTLINE_POLICY_OUTSIDE, FAULTLINE_POLICY_INSIDE (optional): a team
-//                               operator's token and two experiment files, outside / inside its policy
+//   FAULTLINE_POLICY_OUTSIDE, FAULTLINE_POLICY_INSIDE and FAULTLINE_POLICY_TOKEN or _CERT/_KEY
+//                               (optional): two experiment files, outside / inside the team policy,
+//                               and a team operator's credential
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -26,19 +29,23 @@ const run = (program, args) =>
       resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }));
   });
 
+// A token when the environment has one, else the client certificate.
+const credential = (who) =>
+  process.env[`FAULTLINE_${who}_TOKEN`] ?? { cert: env(`FAULTLINE_${who}_CERT`), key: env(`FAULTLINE_${who}_KEY`) };
+
 let browser, backend;
 before(async () => {
   browser = await launch();
-  const policy = process.env.FAULTLINE_POLICY_TOKEN
+  const policy = process.env.FAULTLINE_POLICY_OUTSIDE
     ? {
-        operatorToken: process.env.FAULTLINE_POLICY_TOKEN,
+        operatorToken: credential("POLICY"),
         outside: readFileSync(env("FAULTLINE_POLICY_OUTSIDE"), "utf8"),
         inside: readFileSync(env("FAULTLINE_POLICY_INSIDE"), "utf8"),
       }
     : null;
   backend = {
     url: env("FAULTLINE_CONSOLE_URL"),
-    tokens: { operator: env("FAULTLINE_OPERATOR_TOKEN"), viewer: env("FAULTLINE_VIEWER_TOKEN") },
+    tokens: { operator: credential("OPERATOR"), viewer: credential("VIEWER") },
     timeoutMs: 180000,
     // The run's CLI exit code says how it ended: 0 PASS for the recovering run, 3 ABORTED for the
     // run the stop button halts.
@@ -67,7 +74,7 @@ test("emergency stop on a sandbox run", async (t) => {
 
 test("a team cannot target agents outside its policy", async (t) => {
   if (!backend.policy) {
-    t.skip("no team policy in this controller (FAULTLINE_POLICY_TOKEN unset)");
+    t.skip("no team policy or no POST /api/runs in this controller (FAULTLINE_POLICY_OUTSIDE unset)");
     return;
   }
   await s.teamPolicyRefusesOutsideTargets(browser, backend);
