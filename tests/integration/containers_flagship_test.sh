@@ -20,10 +20,17 @@ CT_DIR="$SANDBOX_RUN/containers"
 
 # Nothing of the containers is left: no fl-c-* namespace, no mount below the sandbox's state,
 # no Podman service or container monitor of ours, no state directory.
+# The fl-c-* namespaces present now, one per line.
+container_netns() {
+  local f
+  for f in /run/netns/fl-c-*; do [ -e "$f" ] && echo "${f##*/}"; done
+  return 0
+}
+
 expect_nothing_left() {
   local what="$1"
-  [ -z "$(ls /run/netns 2>/dev/null | grep '^fl-c-' || true)" ] ||
-    fail "$what: container namespaces left: $(ls /run/netns | grep '^fl-c-' | tr '\n' ' ')"
+  [ -z "$(container_netns)" ] ||
+    fail "$what: container namespaces left: $(container_netns | tr '\n' ' ')"
   ! grep -q " $SANDBOX_RUN/" /proc/self/mounts || fail "$what: mounts left below $SANDBOX_RUN"
   ! pgrep -f -- "--root $CT_DIR/" >/dev/null || fail "$what: podman processes left: $(pgrep -af -- "--root $CT_DIR/")"
   ! pgrep -f -- "$CT_DIR/" >/dev/null || fail "$what: processes of the containers left: $(pgrep -af -- "$CT_DIR/")"
@@ -85,7 +92,7 @@ no_fault_table fl-app || fail "fault table in the host fl-app: $(fault_tables fl
 if grep -q '^FAILOVER ' "$SANDBOX_RUN/logs/orders.log"; then fail "the host's orders service failed over"; fi
 host_status=$(curl -sf --max-time 2 http://10.77.0.10:8080/status)
 [ "$(jq -r .region <<<"$host_status")" = us-east-1 ] || fail "host orders service: $host_status"
-for ns in $(ls /run/netns | grep '^fl-c-'); do
+for ns in $(container_netns); do
   no_fault_table "$ns" || fail "fault table left in $ns after the run: $(fault_tables "$ns")"
 done
 pass "the fault acted in the container only: host fl-app untouched, every table reverted"

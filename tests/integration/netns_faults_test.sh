@@ -35,7 +35,8 @@ ip -n $H addr add 10.99.72.1/24 dev wsb; ip -n $B addr add 10.99.72.2/24 dev eth
 for l in "$H wsa" "$H wsb" "$A eth0" "$B eth0"; do ip -n ${l% *} link set ${l#* } up; done
 printf '10.99.71.1 %s\n10.99.71.1 %s\n' $NAME $OTHER >"$WORK/hosts"
 chmod a+rx "$WORK"
-for ns in $A $B $H; do scratch_dnsmasq $ns "$WORK/hosts" "$WORK/dnsmasq-$ns.log"; eval "DNS_${ns//-/_}=$DNSMASQ"; done
+declare -A DNSMASQ_PID
+for ns in $A $B $H; do scratch_dnsmasq $ns "$WORK/hosts" "$WORK/dnsmasq-$ns.log"; DNSMASQ_PID[$ns]=$DNSMASQ; done
 ip netns exec $H "$ECHO" serve $PORT >"$WORK/echo.log" 2>&1 &
 
 resolve() { ip netns exec "$1" dig +short +time=1 +tries=1 "$2" A 2>/dev/null; }
@@ -112,11 +113,12 @@ pass "dependency fault inside A only ($(jq -c .evidence "$WORK/wsdep.json"))"
 
 # --- Process kill: only A's processes of that name.
 cp /bin/sleep "$WORK/flwsproc"
-for ns in $A $B $H; do ip netns exec $ns "$WORK/flwsproc" 600 & eval "P_${ns//-/_}=$!"; done
+declare -A PROC
+for ns in $A $B $H; do ip netns exec $ns "$WORK/flwsproc" 600 & PROC[$ns]=$!; done
 fault_on wsproc '{"process": {"action": "KILL", "name": "flwsproc"}}' "$(workload $A)"
-await 5 bash -c "! kill -0 $P_fl_ws_a 2>/dev/null" || fail "process: A's process survived"
-kill -0 "$P_fl_ws_b" || fail "process: the sibling B's process was killed"
-kill -0 "$P_fl_ws_h" || fail "process: the host's process was killed"
+await 5 bash -c "! kill -0 ${PROC[$A]} 2>/dev/null" || fail "process: A's process survived"
+kill -0 "${PROC[$B]}" || fail "process: the sibling B's process was killed"
+kill -0 "${PROC[$H]}" || fail "process: the host's process was killed"
 fault_off wsproc
 [ "$(evidence wsproc processes_signalled)" = 1 ] || fail "process: evidence $(cat "$WORK/wsproc.json")"
 pass "process kill inside A only ($(jq -c .evidence "$WORK/wsproc.json"))"
@@ -137,7 +139,7 @@ pass "a netns path that no longer names the recorded namespace is refused"
 # gets the fault again; the evidence counts the restart.
 fault_on wsrestart '{"dns": {"domains": ["'$NAME'"], "mode": "NXDOMAIN"}}' "$(workload $A)"
 [ "$(rcode $A $NAME)" = NXDOMAIN ] || fail "restart: not faulted before the restart"
-kill "$DNS_fl_ws_a"
+kill "${DNSMASQ_PID[$A]}"
 ip netns del $A
 ip netns add $A
 ip -n $A link set lo up
@@ -167,6 +169,6 @@ await 30 test -s "$WORK/agent.ready" || { cat "$WORK/agent.log"; fail "agent did
 resolves $A $NAME || fail "crash: A does not resolve after the journal revert"
 grep -q "wsgone.*went with its workload" "$WORK/agent.log" || fail "crash: B's fault not reported gone: $(cat "$WORK/agent.log")"
 grep -q ", 0 failed," "$WORK/agent.log" || fail "crash: recovery reported a failure: $(grep -i recovery "$WORK/agent.log")"
-[ -z "$(ls -A "$STATE/journal" | grep -v corrupt)" ] || fail "crash: journal records left: $(ls "$STATE/journal")"
+[ -z "$(find "$STATE/journal" -mindepth 1 -maxdepth 1 ! -name '*corrupt*')" ] || fail "crash: journal records left: $(ls "$STATE/journal")"
 kill "$AGENT"; wait "$AGENT" || true
 pass "kill -9 mid-fault: the restarted agent reverted inside A; B's fault reported gone with B"
