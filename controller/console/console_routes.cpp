@@ -103,7 +103,11 @@ void ConsoleServer::Impl::RegisterRoutes() {
   Route("GET", "/api/events", Access::kViewer, "events", "",
         [this](Call& c, httplib::Response& res) {
           ServeEvents(c, res);
-          return Reply{res.status == 503 ? 503 : 200, ""};
+          // The stream's content provider (text/event-stream) or its 503 is already in `res`;
+          // setting a body here would replace it (and its type) with an empty JSON answer.
+          Reply prepared{res.status == 503 ? 503 : 200, ""};
+          prepared.prepared = true;
+          return prepared;
         });
   Route("GET", "/api/runs/active", Access::kViewer, "runs", "",
         [this](Call&, httplib::Response&) { return Json(200, live.ActiveJson()); });

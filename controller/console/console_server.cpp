@@ -154,6 +154,7 @@ void ConsoleServer::Impl::Route(const std::string& method, const std::string& pa
     const std::string peer = req.remote_addr + ":" + std::to_string(req.remote_port);
     auto reply = [&](const Reply& r) {
       res.status = r.status;
+      if (r.prepared) return;
       if (!r.body.empty() || r.status != 204) res.set_content(r.body, r.content_type.c_str());
     };
     const bool changes = method == "POST" || method == "DELETE";
@@ -321,6 +322,11 @@ Status ConsoleServer::Start(ConsoleBackend backend) {
       // Optional client certificates: asked for, verified when presented, not required (a
       // browser without one logs in with a token).
       SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
+      // With peer verification on, OpenSSL refuses to resume a session (alert "internal
+      // error") unless the context names itself; browsers resume on every further connection,
+      // so without this the page's script and stylesheet fail to load.
+      static constexpr unsigned char kSessionContext[] = "faultline-console";
+      SSL_CTX_set_session_id_context(&ctx, kSessionContext, sizeof(kSessionContext) - 1);
       if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.ca_file.c_str())) {
         SSL_CTX_set_client_CA_list(&ctx, names);
       }

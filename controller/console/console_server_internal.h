@@ -33,6 +33,8 @@ struct Reply {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
+  // The handler prepared `res` itself (the event stream's content provider): leave it alone.
+  bool prepared = false;
 };
 
 using RouteFn = std::function<Reply(Call&, httplib::Response&)>;

@@ -119,7 +119,10 @@ grep -q 'duration: 10m' "$WORK/long.yaml" || fail "could not make the long exper
 cat >"$WORK/start-run" <<SH
 #!/usr/bin/env bash
 case "\$1" in recovering) exp="$FLAGSHIP" ;; long) exp="$WORK/long.yaml" ;; *) exit 2 ;; esac
-exec "$BIN/faultline" run "\$exp" --controller "$CTL" --tls-dir "$CERTS" --quiet
+# The team's operator (faultline:team:orders): under a team policy a principal without a team
+# may not start runs.
+exec "$BIN/faultline" run "\$exp" --controller "$CTL" --tls-ca "$CERTS/ca.pem" \
+  --tls-cert "$CERTS/console-operator.pem" --tls-key "$CERTS/console-operator-key.pem" --quiet
 SH
 # Faults in effect anywhere: the kernel's faultline_ tables on every host (the capability probe's
 # table aside) plus the fleet's active faults as the controller reports them.

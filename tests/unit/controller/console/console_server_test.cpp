@@ -75,12 +75,19 @@ class StreamReader {
   StreamReader(std::function<std::unique_ptr<httplib::SSLClient>()> make, httplib::Headers headers)
       : client_(make()) {
     thread_ = std::thread([this, headers] {
-      auto res = client_->Get("/api/events", headers, [this](const char* data, size_t n) {
-        std::lock_guard lock(mu_);
-        text_.append(data, n);
-        cv_.notify_all();
-        return !stop_;
-      });
+      auto res = client_->Get(
+          "/api/events", headers,
+          [this](const httplib::Response& r) {
+            std::lock_guard lock(mu_);
+            content_type_ = r.get_header_value("Content-Type");
+            return true;
+          },
+          [this](const char* data, size_t n) {
+            std::lock_guard lock(mu_);
+            text_.append(data, n);
+            cv_.notify_all();
+            return !stop_;
+          });
       std::lock_guard lock(mu_);
       ended_ = true;
       cv_.notify_all();
@@ -105,6 +112,11 @@ class StreamReader {
     std::lock_guard lock(mu_);
     return text_;
   }
+  // The response's Content-Type (a browser's EventSource drops anything but text/event-stream).
+  std::string content_type() {
+    std::lock_guard lock(mu_);
+    return content_type_;
+  }
 
  private:
   std::unique_ptr<httplib::SSLClient> client_;
@@ -112,6 +124,7 @@ class StreamReader {
   std::mutex mu_;
   std::condition_variable cv_;
   std::string text_;
+  std::string content_type_;
   bool stop_ = false;
   bool ended_ = false;
 };
@@ -348,6 +361,7 @@ TEST_F(ConsoleServerTest, OperatorHaltReachesEveryOpenStreamAndLatches) {
   StreamReader op([this] { return Client("op"); }, {});
   ASSERT_TRUE(viewer.Await("event: hello")) << viewer.text();
   ASSERT_TRUE(op.Await("event: hello")) << op.text();
+  EXPECT_EQ(viewer.content_type(), "text/event-stream");
   EXPECT_NE(viewer.text().find("\"halted\":false"), std::string::npos) << viewer.text();
 
   auto res = Client("op")->Post("/api/halt", Console(), R"({"reason":"game day over"})",
