@@ -84,7 +84,7 @@ run_id=$(api "$URL/api/runs" | jq -r '.[0].run_id')
 [ -n "$run_id" ] && [ "$run_id" != null ] || fail "no run in /api/runs (run exit $rc: $(cat "$WORK/short.log"))"
 await 10 in_stream stream1.txt "^data: {\"run_id\":\"$run_id\",\"verdict\"" ||
   fail "no run_end for $run_id on the stream"
-grep -A1 '^event: run_end' "$WORK/stream1.txt" | grep -q "\"run_id\":\"$run_id\"" ||
+grep -A1 '^event: run_end' "$WORK/stream1.txt" | grep -F "\"run_id\":\"$run_id\"" >/dev/null ||
   fail "the run_end event is not the run's"
 states=$(grep -A1 '^event: run$' "$WORK/stream1.txt" | grep '^data: ' | sed 's/^data: //' |
   jq -c --arg id "$run_id" 'select(.run_id == $id)')
@@ -95,14 +95,14 @@ jq -se 'map(select(.phase == "fault")) | length > 0' <<<"$states" >/dev/null ||
   fail "no run event during the fault phase"
 jq -se 'map(select(.faults | length > 0 and .[0].host == "fl-app")) | length > 0' <<<"$states" \
   >/dev/null || fail "the fault window on fl-app never appeared"
-grep -A1 '^event: timeline' "$WORK/stream1.txt" | grep -q "\"run_id\":\"$run_id\",\"svg\":\"<svg" ||
+grep -A1 '^event: timeline' "$WORK/stream1.txt" | grep -F "\"run_id\":\"$run_id\",\"svg\":\"<svg" >/dev/null ||
   fail "no timeline SVG for the run"
 cmp -s <(grep -A1 '^event: run_end' "$WORK/stream1.txt" | grep "$run_id") \
   <(grep -A1 '^event: run_end' "$WORK/stream2.txt" | grep "$run_id") ||
   fail "the two viewers did not see the same run end"
 api "$URL/api/runs/$run_id" | jq -e --arg id "$run_id" '.run_id == $id and (.objectives | length == 1)' \
   >/dev/null || fail "the run's report JSON is not served"
-api "$URL/api/runs/$run_id/timeline.svg" | grep -q 'id="timeline"' || fail "no timeline.svg"
+api "$URL/api/runs/$run_id/timeline.svg" | grep -F 'id="timeline"' >/dev/null || fail "no timeline.svg"
 pass "console: run $run_id streamed live ($(jq -s 'length' <<<"$states") run events, samples $(jq -s 'map(.samples) | [.[0], .[-1]]' -c <<<"$states")), run_end on both streams (exit $rc)"
 
 # --- 2. the stop button during a run -------------------------------------------------------------
