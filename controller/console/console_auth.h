@@ -30,6 +30,7 @@ struct Principal {
   std::string role;
   std::string team;
   std::string source;
+  std::string token_id;  // the token's id when source == "token" (for revocation checks)
 };
 
 // What the server read from a verified client certificate.
@@ -55,6 +56,10 @@ struct ConsoleAuth {
   std::function<Result<Principal>(const std::string& token)> token;
   // A verified certificate → its principal; an error refuses it. Empty: CertificatePrincipal.
   std::function<Result<Principal>(const CertificateInfo& cert)> certificate;
+  // Whether a session made from a token (principal.token_id set) may still be used: an error
+  // (the token was revoked or expired) ends the session at its next request. Empty: sessions
+  // live until they expire or log out. Thread-safe.
+  std::function<Status(const Principal& principal)> still_valid;
   // Every action, allowed or refused. Empty: one spdlog line per record. Thread-safe.
   std::function<void(const AuditRecord&)> audit;
 };

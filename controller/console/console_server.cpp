@@ -134,7 +134,14 @@ Result<Principal> ConsoleServer::Impl::Authenticate(const httplib::Request& req)
     return Status(StatusCode::kUnauthenticated, p.status().message());
   }
   if (std::string id = CookieValue(req, "fl_session"); !id.empty()) {
-    if (auto p = sessions.Find(id)) return *p;
+    if (auto p = sessions.Find(id)) {
+      if (p->token_id.empty() || !options.auth.still_valid) return *p;
+      Status valid = options.auth.still_valid(*p);
+      if (valid.ok()) return *p;
+      sessions.Remove(id);
+      return Status(StatusCode::kUnauthenticated, "the session's token is no longer valid (" +
+                                                      valid.message() + "); log in again");
+    }
     why = "the session expired or was logged out; log in again";
   }
   return Status(StatusCode::kUnauthenticated, why);

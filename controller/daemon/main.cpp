@@ -218,7 +218,15 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
       if (tokens == nullptr) return Unauthenticated("this controller has no token store");
       auto who = tokens->Authenticate(token, "");
       if (!who.ok()) return who.status();
-      return console::Principal{who->identity, RoleName(who->role), who->team, "token"};
+      return console::Principal{who->identity, RoleName(who->role), who->team, "token",
+                                who->token_id};
+    };
+    // A revoked token ends the console sessions made from it at their next request.
+    console_options.auth.still_valid = [&service_for_console](const console::Principal& p) {
+      access::TokenAuthority* tokens =
+          service_for_console ? service_for_console->tokens() : nullptr;
+      if (tokens == nullptr) return Unauthenticated("this controller has no token store");
+      return tokens->CheckStillValid(p.token_id);
     };
     console_options.auth.audit = [&service_for_console](const console::AuditRecord& r) {
       if (service_for_console == nullptr) return;

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "common/certificates.h"
@@ -165,7 +166,13 @@ class ConsoleServerTest : public ::testing::Test {
     o.ca_file = (dir_ / "ca.pem").string();
     o.keepalive = 50ms;  // the readers get a chance to stop often
     o.auth.token = StaticTokens({{"viewer-token", {"victor", "viewer", "orders", ""}},
-                                 {"operator-token", {"olga", "operator", "orders", ""}}});
+                                 {"operator-token", {"olga", "operator", "orders", "", "t-olga"}}});
+    // Token revocation as the access layer answers it (TokenAuthority::CheckStillValid).
+    o.auth.still_valid = [this](const Principal& p) {
+      std::lock_guard lock(audit_mu_);
+      return revoked_.count(p.token_id) ? Unauthenticated("token " + p.token_id + " was revoked")
+                                        : Status::Ok();
+    };
     o.auth.audit = [this](const AuditRecord& r) {
       std::lock_guard lock(audit_mu_);
       audit_.push_back(r);
@@ -221,6 +228,7 @@ class ConsoleServerTest : public ::testing::Test {
   std::unique_ptr<daemon::RunSupervisor> supervisor_;
   std::mutex audit_mu_;
   std::vector<AuditRecord> audit_;
+  std::set<std::string> revoked_;  // guarded by audit_mu_
 };
 
 TEST_F(ConsoleServerTest, NoCertificateAndNoTokenIsUnauthorized) {
@@ -354,6 +362,27 @@ TEST_F(ConsoleServerTest, SessionCookieFromTokenLogin) {
   auto after = c->Get("/api/me", {{"Cookie", pair}});
   ASSERT_TRUE(after);
   EXPECT_EQ(after->status, 401);
+}
+
+TEST_F(ConsoleServerTest, RevokingTheTokenEndsItsSessions) {
+  auto c = Client();
+  auto login =
+      c->Post("/api/session", Console(), R"({"token":"operator-token"})", "application/json");
+  ASSERT_TRUE(login);
+  ASSERT_EQ(login->status, 204) << login->body;
+  const std::string cookie = login->get_header_value("Set-Cookie");
+  const std::string pair = cookie.substr(0, cookie.find(';'));
+  auto before = c->Get("/api/me", {{"Cookie", pair}});
+  ASSERT_TRUE(before);
+  ASSERT_EQ(before->status, 200) << "control: the session works while the token is valid";
+  {
+    std::lock_guard lock(audit_mu_);
+    revoked_.insert("t-olga");
+  }
+  auto after = c->Get("/api/me", {{"Cookie", pair}});
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 401);
+  EXPECT_NE(Error(after).find("no longer valid"), std::string::npos) << after->body;
 }
 
 TEST_F(ConsoleServerTest, OperatorHaltReachesEveryOpenStreamAndLatches) {
