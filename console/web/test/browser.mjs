@@ -44,6 +44,12 @@ export async function signedIn(browser, url, credential) {
   page.on("pageerror", (e) => page.problems.push(String(e)));
   await page.goto(url + "/");
   if (!cert) {
+    // When the login form does not come, say what the page showed and what it logged (a
+    // first-load failure against the real controller is not diagnosed yet).
+    await page.locator("#token").waitFor({ timeout: 30000 }).catch(async (err) => {
+      const html = (await page.content().catch(() => "")).slice(0, 2000);
+      throw new Error(`${err.message}\npage problems: ${JSON.stringify(page.problems)}\npage: ${html}`);
+    });
     await page.locator("#token").fill(credential);
     await page.locator("#login-form button[type=submit]").click();
   }
