@@ -323,6 +323,7 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   // Runs first, while agents are still attached, so their faults are reverted on the way out.
   if (metrics_server) metrics_server->Stop();
   if (console_server) console_server->Stop();
+  service_for_console = nullptr;  // the console's token and audit hooks point at the service
   service.reset();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   if (!flags.ready_file.empty()) ::unlink(flags.ready_file.c_str());
