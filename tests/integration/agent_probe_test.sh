@@ -20,29 +20,7 @@ command -v unbound >/dev/null || fail "unbound is not installed (scripts/lib.sh 
 UNBOUND_UID=$(id -u unbound) || fail "no user 'unbound' (Debian's unbound package creates it)"
 
 sandbox_up --failover auto
-chmod 755 "$WORK"  # unbound reads its configuration after dropping to its own user
-cat >"$WORK/unbound.conf" <<EOF
-server:
-  verbosity: 1
-  interface: 127.0.0.1
-  port: 53
-  do-ip6: no
-  num-threads: 1
-  username: "unbound"
-  chroot: ""
-  directory: "$WORK"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  module-config: "iterator"
-  local-zone: "test." nodefault
-forward-zone:
-  name: "."
-  forward-addr: 10.77.0.2
-EOF
-ip netns exec fl-app unbound -d -c "$WORK/unbound.conf" >"$WORK/unbound.log" 2>&1 &
-await 10 bash -c "ip netns exec fl-app dig +short +time=1 +tries=1 @127.0.0.1 $EAST | grep -qx 10.77.0.20" ||
-  { cat "$WORK/unbound.log" >&2; fail "unbound in fl-app does not resolve $EAST"; }
+start_app_unbound
 
 EXP="$WORK/agent-probe-dns.yaml"
 cat >"$EXP" <<EOF

@@ -21,34 +21,8 @@ id -u unbound >/dev/null 2>&1 || fail "no user 'unbound' (Debian's unbound packa
 UNBOUND_UID=$(id -u unbound)
 
 sandbox_up --failover off
-chmod 755 "$WORK"  # unbound reads its configuration after dropping to its own user
-
-# The app host's caching resolver: loopback only, everything forwarded to fl-dns, no DNSSEC
-# (the sandbox's zone is unsigned), and RFC 6761's default block of .test lifted.
-cat >"$WORK/unbound.conf" <<EOF
-server:
-  verbosity: 1
-  interface: 127.0.0.1
-  port: 53
-  do-ip6: no
-  num-threads: 1
-  username: "unbound"
-  chroot: ""
-  directory: "$WORK"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  log-replies: yes
-  module-config: "iterator"
-  local-zone: "test." nodefault
-forward-zone:
-  name: "."
-  forward-addr: 10.77.0.2
-EOF
-ip netns exec fl-app unbound -d -c "$WORK/unbound.conf" >"$WORK/unbound.log" 2>&1 &
+start_app_unbound "log-replies: yes"
 via_unbound() { ip netns exec fl-app dig +time=1 +tries=1 @127.0.0.1 "$EAST" A; }
-await 10 bash -c "ip netns exec fl-app dig +short +time=1 +tries=1 @127.0.0.1 $EAST | grep -qx 10.77.0.20" ||
-  { cat "$WORK/unbound.log" >&2; fail "unbound in fl-app does not resolve $EAST"; }
 
 # The application: an orders service whose /etc/resolv.conf names the caching resolver (its own
 # mount namespace over the one `ip netns exec` gives it).

@@ -84,3 +84,34 @@ expect_failover_in_bracket() {
   jq -n -e --argjson lo "$lo" --argjson hi "$hi" --argjson t "$truth" '$lo <= $t and $t <= $hi' \
     >/dev/null || fail "the logged failover ${truth}s lies outside the bracket [${lo}s, ${hi}s]"
 }
+
+# A caching resolver (Debian's unbound) on fl-app's loopback: everything forwarded to fl-dns, no
+# DNSSEC (the sandbox's zone is unsigned), RFC 6761's default block of .test lifted. Extra
+# `server:` lines may be given as arguments ("log-replies: yes"). Waits until it resolves $EAST.
+start_app_unbound() {
+  local extra="" line
+  for line in "$@"; do extra+="  $line"$'\n'; done
+  chmod 755 "$WORK"  # unbound reads its configuration after dropping to its own user
+  cat >"$WORK/unbound.conf" <<EOF
+server:
+  verbosity: 1
+  interface: 127.0.0.1
+  port: 53
+  do-ip6: no
+  num-threads: 1
+  username: "unbound"
+  chroot: ""
+  directory: "$WORK"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+${extra}  module-config: "iterator"
+  local-zone: "test." nodefault
+forward-zone:
+  name: "."
+  forward-addr: 10.77.0.2
+EOF
+  ip netns exec fl-app unbound -d -c "$WORK/unbound.conf" >"$WORK/unbound.log" 2>&1 &
+  await 10 bash -c "ip netns exec fl-app dig +short +time=1 +tries=1 @127.0.0.1 $EAST | grep -qx 10.77.0.20" ||
+    { cat "$WORK/unbound.log" >&2; fail "unbound in fl-app does not resolve $EAST"; }
+}
