@@ -20,12 +20,14 @@
 //
 // Restart policy (FollowRestarts / CheckRestarts): a workload restarted during its fault gets the
 // fault again on its new instance. Each check re-resolves every active workload fault; when the
-// workload now lives in another namespace, the fault is reverted in the old one and applied in
-// the new one with the same spec, and `workload_restarts` in its evidence counts how often (the
-// other counters are summed over the instances). A workload that cannot be resolved any more is
-// reported `workload_exited: 1` and followed again if it comes back. Limitation: the journal keeps
-// the first instance's namespace, so after a followed restart an agent crash leaves the new
-// instance's tables to the dead-man switch (inert within its timeout) instead of the journal.
+// workload now lives in another namespace, or is a container whose init process changed in the
+// same namespace (one joined to a namespace that outlives it), the fault is reverted in the old
+// instance and applied to the new one with the same spec, and `workload_restarts` in its evidence
+// counts how often (the other counters are summed over the instances). A workload that cannot be
+// resolved any more is reported `workload_exited: 1` and followed again if it comes back.
+// Limitation: the journal keeps the first instance's namespace, so after a followed restart an
+// agent crash leaves the new instance's tables to the dead-man switch (inert within its timeout)
+// instead of the journal.
 
 #include <chrono>
 #include <condition_variable>

@@ -12,7 +12,8 @@
 #   3. network latency 400ms on the same path (the connect from inside takes >= 400ms);
 #   4. dependency: the proxy inside fl-orders-1 answers 503 for kv-east-1 (its listener only there);
 #   5. process pause, then kill, of faultline-sample-kv in fl-kv-east-1 only (the sibling's and the
-#      host's processes of that name are untouched);
+#      host's processes of that name are untouched); fl-kv-east-1 restarted during the pause (in
+#      its namespace, which outlives it) has its new process paused too (workload_restarts 1);
 #   6. kill -9 of fl-app's agent mid DNS drop in fl-orders-1: the restarted agent reverts
 #      inside the container's netns from its journal (the journal is empty afterwards);
 #   7. containers in Podman-managed namespaces on fl-db-west: one restarted during its DNS fault
@@ -227,12 +228,21 @@ await 30 stopped "$kv1" || { cat "$WORK/pause.log"; fail "pause: fl-kv-east-1's 
 http_not_ok fl-kv-east-1 http://127.0.0.1:8000/healthz || fail "pause: the paused kv answers inside its container"
 [ "$(pstate "$kv2")" != T ] && [ "$(pstate "$host_kv")" != T ] || fail "pause: the sibling's or host's kv is stopped"
 http_ok fl-kv-east-2 http://127.0.0.1:8000/healthz || fail "pause: the sibling's kv does not answer"
+pass "process pause of fl-kv-east-1's kv only (pid $kv1; sibling $kv2 and host $host_kv ran on)"
+# Restarted during the pause, in its namespace that outlives it: its new process is paused too.
+podman_on fl-db-east restart -t 0 fl-kv-east-1 >/dev/null || fail "pause: cannot restart fl-kv-east-1"
+kv1_new=$(cpid fl-kv-east-1)
+[ -n "$kv1_new" ] && [ "$kv1_new" != "$kv1" ] || fail "pause: fl-kv-east-1 has no new process after its restart"
+await 20 stopped "$kv1_new" || fail "pause: the restarted fl-kv-east-1's new kv ($kv1_new) was not paused"
+[ "$(pstate "$kv2")" != T ] && [ "$(pstate "$host_kv")" != T ] || fail "pause: the sibling's or host's kv is stopped"
 end_run pause 3
 sibling_never_failed pause
-[ "$(pstate "$kv1")" != T ] || fail "pause: fl-kv-east-1's kv still stopped after the revert"
+[ "$(fev workload_restarts)" = 1 ] || fail "pause: evidence $(jq -c '.faults[0].agents' "$R")"
+[ "$(pstate "$kv1_new")" != T ] || fail "pause: fl-kv-east-1's kv still stopped after the revert"
 await 5 http_ok fl-kv-east-1 http://127.0.0.1:8000/healthz || fail "pause: fl-kv-east-1 after the revert"
 expect_nothing_left "pause"
-pass "process pause of fl-kv-east-1's kv only (pid $kv1; sibling $kv2 and host $host_kv ran on); continued"
+kv1=$kv1_new
+pass "pause followed fl-kv-east-1's restart (new kv $kv1 paused, workload_restarts 1); continued after the revert"
 
 write_exp kill "{role: db, region: us-east-1}" fl-kv-east-1 60s http://10.77.0.112:8000/healthz <<EOF
 process: {action: kill, name: faultline-sample-kv}
