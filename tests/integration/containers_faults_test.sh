@@ -268,21 +268,10 @@ no_answer_in() { [ -z "$(rcode_in "$1" "$2")" ]; }
 RUN_PID=$!
 await 30 no_answer_in fl-orders-1 $EASTC || { cat "$WORK/crash.log"; fail "crash: the drop never acted inside fl-orders-1"; }
 resolves_in fl-orders-2 $EASTC || fail "crash: the sibling is affected"
-agent_pid=$(cat "$SANDBOX_RUN/pids/agent-fl-app.pid")
-[ "$(cat "/proc/$agent_pid/comm")" = faultline-agent ] || fail "cannot find fl-app's agent"
-mapfile -d '' agent_argv <"/proc/$agent_pid/cmdline"
-kill -9 "$agent_pid"
-while kill -0 "$agent_pid" 2>/dev/null; do sleep 0.05; done
+kill9_agent fl-app
 has_fault_table fl-c-orders-1 || fail "crash: the table vanished with the agent: nothing to recover"
 [ -n "$(ls -A "$SANDBOX_RUN/state/fl-app/journal")" ] || fail "crash: nothing in the journal"
-args=() skip=0
-for a in "${agent_argv[@]}"; do  # same command line, our own ready file
-  if [ $skip -eq 1 ]; then skip=0; continue; fi
-  if [ "$a" = --ready-file ]; then skip=1; continue; fi
-  args+=("$a")
-done
-ip netns exec fl-app setsid "${args[@]}" --ready-file "$WORK/agent.ready" >"$WORK/agent-restart.log" 2>&1 &
-await 20 test -s "$WORK/agent.ready" || { cat "$WORK/agent-restart.log"; fail "crash: the restarted agent never served"; }
+restart_agent fl-app "$WORK/agent.ready" "$WORK/agent-restart.log"
 no_fault_table fl-c-orders-1 || fail "crash: the restarted agent left the table inside fl-orders-1: $(fault_tables fl-c-orders-1)"
 resolves_in fl-orders-1 $EASTC || fail "crash: fl-orders-1 does not resolve after the journal revert"
 grep -q "reason=journal" "$WORK/agent-restart.log" || fail "crash: no journal revert logged: $(cat "$WORK/agent-restart.log")"
