@@ -301,7 +301,7 @@ netns_ino() { stat -L -c %i "/proc/$(cpid "$1")/ns/net"; }
   done
   printf 'faults:\n'
   for c in restart gone; do
-    printf '  - {name: %s, target: %s, duration: 25s, dns: {domains: [x.fl.test], mode: nxdomain}}\n' $c $c
+    printf '  - {name: %s, target: %s, duration: 40s, dns: {domains: [x.fl.test], mode: nxdomain}}\n' $c $c
   done
   printf 'probes:\n  - {name: sibling, http: {url: "http://10.77.0.121:8000/healthz", timeout: 1s}, interval: 250ms}\n'
   printf 'steady_state: {probes: [sibling], for: 1s}\n'
