@@ -106,6 +106,11 @@ bool Restarted(const Workload& was, const Workload& now) {
 
 }  // namespace
 
+bool ReappliedOnRestart(const v1::FaultSpec& spec) {
+  return !(spec.has_process() && spec.process().action() == v1::ProcessFault::KILL &&
+           spec.process().interval_ms() == 0);
+}
+
 class WorkloadRouter::Handle final : public FaultHandle {
  public:
   Handle(WorkloadRouter* router, std::shared_ptr<Active> active)
@@ -224,6 +229,17 @@ int WorkloadRouter::CheckRestarts(const WorkloadResolver& resolver) {
       continue;
     }
     if (!now->netns.Valid() || !Restarted(was, *now)) continue;
+    if (!ReappliedOnRestart(a->spec)) {
+      // A one-shot kill has nothing to undo and is not repeated: the restart is observed.
+      std::lock_guard lock(a->mu);
+      if (a->reverted) continue;
+      a->workload = *now;
+      a->exited = false;
+      ++a->restarts;
+      spdlog::info("fault {}: {} restarted ({}); a one-shot kill is not applied again", a->fault_id,
+                   Describe(was), Describe(*now));
+      continue;
+    }
     // Restarted. The old instance's fault goes first: its table record shares the fault's name.
     Status old_reverted =
         old_place->thread->Run([old_inner] { return old_inner->Revert(); }, deadline_);

@@ -283,5 +283,21 @@ TEST_F(WorkloadRouterTest, AJournaledFaultWhoseNamespaceIsGoneIsReportedGoneNotF
   EXPECT_TRUE(host_state_->orphans_reverted.empty()) << "reverted on the host instead";
 }
 
+// A one-shot kill's restart is the recovery being rehearsed: it is observed, never killed again.
+// A crash loop (interval_ms) and every other kind follow the restart (the controls).
+TEST(ReappliedOnRestartTest, EveryFaultButAOneShotKillFollowsARestart) {
+  v1::FaultSpec kill_once;
+  kill_once.mutable_process()->set_action(v1::ProcessFault::KILL);
+  kill_once.mutable_process()->set_name("kv");
+  EXPECT_FALSE(ReappliedOnRestart(kill_once));
+  v1::FaultSpec crash_loop = kill_once;
+  crash_loop.mutable_process()->set_interval_ms(500);
+  EXPECT_TRUE(ReappliedOnRestart(crash_loop));
+  v1::FaultSpec pause = kill_once;
+  pause.mutable_process()->set_action(v1::ProcessFault::PAUSE);
+  EXPECT_TRUE(ReappliedOnRestart(pause));
+  EXPECT_TRUE(ReappliedOnRestart(testing::DnsSpec("db.example.test")));
+}
+
 }  // namespace
 }  // namespace faultline::agent
