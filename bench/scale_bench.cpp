@@ -52,6 +52,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -116,11 +117,14 @@ struct AckBook {
   }
 };
 
-class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
+// One simulated agent: its channel (one TCP+TLS connection, its own certificate), its fault
+// table, and the current Attach stream. Like the real agent's ControllerLink, a stream that ends
+// is dialled again after a jittered backoff (200 ms doubling to 5 s).
+class SimAgent {
  public:
   SimAgent(std::string id, const std::string& address,
            std::shared_ptr<grpc::ChannelCredentials> creds, AckBook* book)
-      : id_(std::move(id)), book_(book) {
+      : id_(std::move(id)), book_(book), rng_(std::hash<std::string>()(id_)) {
     grpc::ChannelArguments args;
     // One connection per agent (its certificate is its identity), never a shared subchannel.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -131,27 +135,21 @@ class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Cont
     stub_ = v1::Controller::NewStub(grpc::CreateCustomChannel(address, creds, args));
   }
 
-  void Start() {
-    stub_->async()->Attach(&ctx_, this);
-    v1::AgentMessage hello;
-    v1::AgentInfo* info = hello.mutable_hello()->mutable_info();
-    info->set_agent_id(id_);
-    (*info->mutable_labels())["bench"] = "scale";
-    (*info->mutable_labels())["simulated"] = "true";
-    info->set_version("scale-bench-sim");
-    info->add_capabilities("dns");
-    info->set_max_active_faults(64);
-    info->set_max_lease_ttl_ms(3600000);
-    info->set_monotonic_ns(MonoNs());
-    Enqueue(std::move(hello));
-    StartRead(&in_);
-    StartCall();
+  // Starts a stream (the first, or a redial). From the driver's or the maintenance thread.
+  void Dial();
+  // Called by the maintenance thread: redials when a backoff is over.
+  void MaybeRedial(int64_t now) {
+    int64_t at = redial_at_.load();
+    if (at != 0 && now >= at && redial_at_.compare_exchange_strong(at, 0)) Dial();
   }
-
-  void Cancel() { ctx_.TryCancel(); }
+  void Cancel();
+  void Heartbeat();
   bool attached() const { return attached_.load(); }
-  bool done() const { return done_.load(); }
-  const grpc::Status& status() const { return status_; }
+  int drops() const { return drops_.load(); }
+  std::string last_error() {
+    std::lock_guard lock(mu_);
+    return last_error_;
+  }
 
   // A new trial: this agent holds one active fault `fault_id` (replacing any other).
   void Arm(const std::string& fault_id) {
@@ -159,53 +157,9 @@ class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Cont
     fault_ = fault_id;
   }
 
-  // A heartbeat unless something is already queued (then the controller hears from us anyway).
-  void Heartbeat() {
-    if (!attached_) return;
-    v1::AgentMessage beat;
-    {
-      std::lock_guard lock(mu_);
-      if (writing_) return;
-      beat.mutable_heartbeat()->set_active_faults(fault_.empty() ? 0 : 1);
-    }
-    Enqueue(std::move(beat));
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // OnDone follows
-    if (in_.has_welcome()) {
-      attached_ = true;
-    } else if (in_.has_command()) {
-      Answer(in_.command());
-    }
-    StartRead(&in_);
-  }
-
-  void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
-    out_.pop_front();
-    if (ok && !out_.empty()) {
-      StartWrite(&out_.front());
-    } else {
-      writing_ = false;
-    }
-  }
-
-  void OnDone(const grpc::Status& s) override {
-    status_ = s;
-    attached_ = false;
-    done_ = true;
-  }
-
  private:
-  void Enqueue(v1::AgentMessage m) {
-    std::lock_guard lock(mu_);
-    out_.push_back(std::move(m));
-    if (!writing_) {
-      writing_ = true;
-      StartWrite(&out_.front());
-    }
-  }
+  class Stream;
+  friend class Stream;
 
   static v1::FaultStatus MakeFault(const std::string& fault_id, v1::FaultState state) {
     v1::FaultStatus f;
@@ -216,65 +170,188 @@ class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Cont
     if (state == v1::REVERTED) f.set_revert_reason("revert-all");
     return f;
   }
-
-  // The agent's side of each command (controller.proto), from the in-memory fault table.
-  void Answer(const v1::ControllerCommand& c) {
+  v1::AgentMessage Hello() {
+    v1::AgentMessage hello;
+    v1::AgentInfo* info = hello.mutable_hello()->mutable_info();
+    info->set_agent_id(id_);
+    (*info->mutable_labels())["bench"] = "scale";
+    (*info->mutable_labels())["simulated"] = "true";
+    info->set_version("scale-bench-sim");
+    info->add_capabilities("dns");
+    info->set_max_active_faults(64);
+    info->set_max_lease_ttl_ms(3600000);
+    std::lock_guard lock(mu_);
+    info->set_active_faults(fault_.empty() ? 0 : 1);
+    info->set_monotonic_ns(MonoNs());
+    return hello;
+  }
+  // The agent's side of each command (controller.proto), from the in-memory fault table;
+  // `reverted` gets the fault a revert-all reverted.
+  v1::AgentMessage Answer(const v1::ControllerCommand& c, std::string* reverted) {
     v1::AgentMessage m;
     v1::CommandResult* r = m.mutable_result();
     r->set_request_id(c.request_id());
-    std::string reverted;
-    {
-      std::lock_guard lock(mu_);
-      switch (c.kind_case()) {
-        case v1::ControllerCommand::kApply:
-          fault_ = c.apply().fault_id();
-          *r->mutable_fault() = MakeFault(fault_, v1::ACTIVE);
-          break;
-        case v1::ControllerCommand::kRenew:
-          *r->mutable_fault() = MakeFault(c.renew().fault_id(), v1::ACTIVE);
-          break;
-        case v1::ControllerCommand::kRevert:
-          if (fault_ == c.revert().fault_id()) fault_.clear();
-          *r->mutable_fault() = MakeFault(c.revert().fault_id(), v1::REVERTED);
-          break;
-        case v1::ControllerCommand::kRevertAll:
-          r->mutable_revert_all();
-          if (!fault_.empty()) {
-            *r->mutable_revert_all()->add_reverted() = MakeFault(fault_, v1::REVERTED);
-            reverted.swap(fault_);
-          }
-          break;
-        case v1::ControllerCommand::kList:
-          if (!fault_.empty()) *r->mutable_list()->add_faults() = MakeFault(fault_, v1::ACTIVE);
-          break;
-        case v1::ControllerCommand::kGetInfo:
-          r->mutable_info()->set_agent_id(id_);
-          r->mutable_info()->set_active_faults(fault_.empty() ? 0 : 1);
-          r->mutable_info()->set_monotonic_ns(MonoNs());
-          break;
-        default:
-          r->set_code(static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
-          r->set_message("unknown command");
-      }
+    std::lock_guard lock(mu_);
+    switch (c.kind_case()) {
+      case v1::ControllerCommand::kApply:
+        fault_ = c.apply().fault_id();
+        *r->mutable_fault() = MakeFault(fault_, v1::ACTIVE);
+        break;
+      case v1::ControllerCommand::kRenew:
+        *r->mutable_fault() = MakeFault(c.renew().fault_id(), v1::ACTIVE);
+        break;
+      case v1::ControllerCommand::kRevert:
+        if (fault_ == c.revert().fault_id()) fault_.clear();
+        *r->mutable_fault() = MakeFault(c.revert().fault_id(), v1::REVERTED);
+        break;
+      case v1::ControllerCommand::kRevertAll:
+        r->mutable_revert_all();
+        if (!fault_.empty()) {
+          *r->mutable_revert_all()->add_reverted() = MakeFault(fault_, v1::REVERTED);
+          reverted->swap(fault_);
+        }
+        break;
+      case v1::ControllerCommand::kList:
+        if (!fault_.empty()) *r->mutable_list()->add_faults() = MakeFault(fault_, v1::ACTIVE);
+        break;
+      case v1::ControllerCommand::kGetInfo:
+        r->mutable_info()->set_agent_id(id_);
+        r->mutable_info()->set_active_faults(fault_.empty() ? 0 : 1);
+        r->mutable_info()->set_monotonic_ns(MonoNs());
+        break;
+      default:
+        r->set_code(static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+        r->set_message("unknown command");
     }
-    // The ack's instant: the answer is handed to the stream now.
-    if (!reverted.empty()) book_->Record(reverted, MonoNs());
-    Enqueue(std::move(m));
+    return m;
   }
+  void OnStreamDone(const grpc::Status& s, bool was_attached);
 
   const std::string id_;
   AckBook* const book_;
   std::unique_ptr<v1::Controller::Stub> stub_;
+  std::atomic<bool> attached_{false};
+  std::atomic<int64_t> redial_at_{0};  // CLOCK_MONOTONIC ns; 0: none due
+  std::atomic<int> drops_{0};
+  std::mutex mu_;
+  std::mt19937 rng_;                // guarded by mu_
+  int64_t backoff_ns_ = 200000000;  // guarded by mu_
+  std::string fault_;               // guarded by mu_; the active fault, if any
+  std::string last_error_;          // guarded by mu_
+  std::shared_ptr<Stream> stream_;  // guarded by mu_; the current one
+};
+
+class SimAgent::Stream final
+    : public grpc::ClientBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
+ public:
+  explicit Stream(SimAgent* agent) : agent_(agent) {}
+  void Start() {
+    agent_->stub_->async()->Attach(&ctx_, this);
+    Enqueue(agent_->Hello());
+    StartRead(&in_);
+    StartCall();
+  }
+  void Cancel() { ctx_.TryCancel(); }
+  bool Idle() {
+    std::lock_guard lock(mu_);
+    return !writing_ && !done_;
+  }
+  void Enqueue(v1::AgentMessage m) {
+    std::lock_guard lock(mu_);
+    if (done_) return;
+    out_.push_back(std::move(m));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&out_.front());
+    }
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    if (in_.has_welcome()) {
+      attached_ = true;
+      agent_->attached_ = true;
+    } else if (in_.has_command()) {
+      std::string reverted;
+      v1::AgentMessage answer = agent_->Answer(in_.command(), &reverted);
+      // The ack's instant: the answer is handed to the stream now.
+      if (!reverted.empty()) agent_->book_->Record(reverted, MonoNs());
+      Enqueue(std::move(answer));
+    }
+    StartRead(&in_);
+  }
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    out_.pop_front();
+    if (ok && !out_.empty()) {
+      StartWrite(&out_.front());
+    } else {
+      writing_ = false;
+    }
+  }
+  void OnDone(const grpc::Status& s) override {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    agent_->OnStreamDone(s, attached_);
+  }
+
+ private:
+  SimAgent* const agent_;
   grpc::ClientContext ctx_;
   v1::ControllerMessage in_;
+  bool attached_ = false;  // read path only
   std::mutex mu_;
   std::deque<v1::AgentMessage> out_;  // guarded by mu_; front is being written
   bool writing_ = false;              // guarded by mu_
-  std::string fault_;                 // guarded by mu_; the active fault, if any
-  std::atomic<bool> attached_{false};
-  std::atomic<bool> done_{false};
-  grpc::Status status_;  // written in OnDone, read after done_
+  bool done_ = false;                 // guarded by mu_
 };
+
+void SimAgent::Dial() {
+  auto s = std::make_shared<Stream>(this);
+  {
+    std::lock_guard lock(mu_);
+    stream_ = s;  // the previous one (if any) has had its OnDone
+  }
+  s->Start();
+}
+
+void SimAgent::Cancel() {
+  redial_at_ = -1;  // never again
+  std::shared_ptr<Stream> s;
+  {
+    std::lock_guard lock(mu_);
+    s = stream_;
+  }
+  if (s) s->Cancel();
+}
+
+void SimAgent::Heartbeat() {
+  if (!attached_) return;
+  std::shared_ptr<Stream> s;
+  v1::AgentMessage beat;
+  {
+    std::lock_guard lock(mu_);
+    s = stream_;
+    beat.mutable_heartbeat()->set_active_faults(fault_.empty() ? 0 : 1);
+  }
+  // Only when nothing is queued: an answer on its way tells the controller as much.
+  if (s && s->Idle()) s->Enqueue(std::move(beat));
+}
+
+void SimAgent::OnStreamDone(const grpc::Status& s, bool was_attached) {
+  attached_ = false;
+  ++drops_;
+  std::lock_guard lock(mu_);
+  last_error_ = s.error_message();
+  if (redial_at_.load() < 0) return;  // cancelled for good
+  // A stream that was welcomed was healthy: the backoff starts over.
+  if (was_attached) backoff_ns_ = 200000000;
+  std::uniform_real_distribution<double> jitter(0.75, 1.25);
+  redial_at_ = MonoNs() + static_cast<int64_t>(backoff_ns_ * jitter(rng_));
+  backoff_ns_ = std::min<int64_t>(backoff_ns_ * 2, 5000000000);
+}
 
 int RunSim(int first, int count, const std::string& address, const std::string& cert_dir,
            double heartbeat_s) {
@@ -314,7 +391,7 @@ int RunSim(int first, int count, const std::string& address, const std::string& 
     words >> verb >> arg;
     if (verb == "go") {
       int64_t t = MonoNs();
-      for (auto& a : agents) a->Start();
+      for (auto& a : agents) a->Dial();
       Say("started " + std::to_string(t));
       // Heartbeats spread over the interval in 20 ms slices, as a fleet's would be.
       heartbeats = std::thread([&agents, &stop, heartbeat_s] {
@@ -329,6 +406,8 @@ int RunSim(int first, int count, const std::string& address, const std::string& 
           for (size_t k = 0; k < n && !agents.empty(); ++k, ++next) {
             agents[next % agents.size()]->Heartbeat();
           }
+          const int64_t now = MonoNs();
+          for (auto& a : agents) a->MaybeRedial(now);
         }
       });
     } else if (verb == "arm") {
@@ -353,18 +432,16 @@ int RunSim(int first, int count, const std::string& address, const std::string& 
       Say("acks " + std::to_string(book.acks) + " " + std::to_string(book.first_ns) + " " +
           std::to_string(book.last_ns) + " " + std::to_string(attached));
     } else if (verb == "status") {
-      size_t attached = 0, ended = 0;
+      size_t attached = 0, drops = 0;
       std::map<std::string, int> why;
       for (auto& a : agents) {
         attached += a->attached() ? 1 : 0;
-        if (a->done()) {
-          ++ended;
-          ++why[a->status().error_message()];
-        }
+        drops += a->drops();
+        if (a->drops() > 0) ++why[a->last_error()];
       }
       std::string reasons;
       for (auto& [m, n] : why) reasons += " [" + std::to_string(n) + "x " + m + "]";
-      Say("status " + std::to_string(attached) + " " + std::to_string(ended) + reasons);
+      Say("status " + std::to_string(attached) + " " + std::to_string(drops) + reasons);
     } else if (verb == "quit") {
       break;
     }
@@ -375,8 +452,9 @@ int RunSim(int first, int count, const std::string& address, const std::string& 
   // Streams end asynchronously; give them a moment, then leave without tearing gRPC down.
   auto give_up = std::chrono::steady_clock::now() + 5s;
   for (auto& a : agents) {
-    while (!a->done() && std::chrono::steady_clock::now() < give_up)
+    while (a->attached() && std::chrono::steady_clock::now() < give_up) {
       std::this_thread::sleep_for(1ms);
+    }
   }
   std::fflush(stdout);
   std::_Exit(0);
@@ -499,6 +577,25 @@ long ProcKib(pid_t pid, const std::string& key) {
   return -1;
 }
 
+// utime + stime of a process, seconds.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = s.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(s.substr(close + 2));
+  std::string f;
+  long utime = 0, stime = 0;
+  for (int i = 3; fields >> f; ++i) {  // field 3 is state
+    if (i == 14) utime = std::stol(f);
+    if (i == 15) {
+      stime = std::stol(f);
+      break;
+    }
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 // faultline_controller_agents_live from the controller's /metrics, -1 when unreachable.
 long LiveAgents(httplib::Client& metrics) {
   auto res = metrics.Get("/metrics");
@@ -533,6 +630,8 @@ struct Figures {
   std::vector<double> stop_ack_ms, stop_http_ms;
   int bad_trials = 0;
   std::vector<std::string> problems;
+  std::string status_attached, status_end;  // the sims' own view: attached, stream ends, why
+  double controller_cpu_attach_s = 0;       // the controller's CPU time until all attached
 };
 
 void Problem(Figures& f, const std::string& what) {
@@ -626,14 +725,19 @@ Figures RunOne(const Options& o, int n) {
   fig.all_attached = live >= n;
   fig.rss_attached_kib = ProcKib(controller.pid, "VmRSS:");
   fig.hwm_attached_kib = ProcKib(controller.pid, "VmHWM:");
-  if (!fig.all_attached) {
-    std::string why;
+  fig.controller_cpu_attach_s = CpuSeconds(controller.pid);
+  auto sims_status = [&sims] {
+    std::string all;
     for (auto& s : sims) {
       Tell(s, "status");
-      why += " " + Hear(s);
+      all += " " + Hear(s);
     }
+    return all;
+  };
+  fig.status_attached = sims_status();
+  if (!fig.all_attached) {
     Problem(fig, "only " + std::to_string(live) + " of " + std::to_string(n) +
-                     " agents attached within the deadline;" + why);
+                     " agents attached within the deadline;" + fig.status_attached);
   }
 
   // The console: an operator token, a session as the login page makes it.
@@ -735,6 +839,7 @@ Figures RunOne(const Options& o, int n) {
     fig.stop_http_ms.push_back((t_http - t0) / 1e6);
   }
   console.Post("/api/resume", post_headers, "{}", "application/json");
+  fig.status_end = sims_status();
   fig.rss_end_kib = ProcKib(controller.pid, "VmRSS:");
   fig.hwm_end_kib = ProcKib(controller.pid, "VmHWM:");
   stop_viewer = true;
@@ -849,6 +954,10 @@ int main(int argc, char** argv) {
         Percentile(f.stop_http_ms, 50), Percentile(f.stop_http_ms, 95), f.rss_attached_kib / 1024.0,
         f.hwm_attached_kib / 1024.0, f.rss_end_kib / 1024.0, f.hwm_end_kib / 1024.0,
         f.stop_ack_ms.size(), f.bad_trials);
+    std::printf(
+        "       controller CPU until all attached %.2f s; sims (attached, stream ends, why):%s; "
+        "at the end:%s\n",
+        f.controller_cpu_attach_s, f.status_attached.c_str(), f.status_end.c_str());
     std::fflush(stdout);
     out.push_back(
         {{"agents", n},
@@ -866,6 +975,9 @@ int main(int argc, char** argv) {
            {"rss_end", f.rss_end_kib},
            {"hwm_end", f.hwm_end_kib}}},
          {"bad_trials", f.bad_trials},
+         {"controller_cpu_until_attached_s", f.controller_cpu_attach_s},
+         {"sims_after_attach", f.status_attached},
+         {"sims_at_end", f.status_end},
          {"problems", f.problems}});
     ok = ok && f.all_attached && f.problems.empty() &&
          static_cast<int>(f.stop_ack_ms.size()) == o.trials;
