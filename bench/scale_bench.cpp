@@ -100,6 +100,11 @@ void Say(const std::string& line) {
   std::fflush(stdout);
 }
 
+// Streams between dial and Welcome (or their end) in this process: the sims keep at most
+// --max-dialing of them, as thousands of simultaneous TLS handshakes on two shared cores time
+// out and turn into a redial storm.
+std::atomic<int> g_dialing{0};
+
 // Revert-all acks of the current trial, shared by every agent of the process.
 struct AckBook {
   std::mutex mu;
@@ -138,9 +143,13 @@ class SimAgent {
   // Starts a stream (the first, or a redial). From the driver's or the maintenance thread.
   void Dial();
   // Called by the maintenance thread: redials when a backoff is over.
-  void MaybeRedial(int64_t now) {
+  bool MaybeRedial(int64_t now) {
     int64_t at = redial_at_.load();
-    if (at != 0 && now >= at && redial_at_.compare_exchange_strong(at, 0)) Dial();
+    if (at > 0 && now >= at && redial_at_.compare_exchange_strong(at, 0)) {
+      Dial();
+      return true;
+    }
+    return false;
   }
   void Cancel();
   void Heartbeat();
@@ -271,6 +280,7 @@ class SimAgent::Stream final
     if (in_.has_welcome()) {
       attached_ = true;
       agent_->attached_ = true;
+      --g_dialing;
     } else if (in_.has_command()) {
       std::string reverted;
       v1::AgentMessage answer = agent_->Answer(in_.command(), &reverted);
@@ -294,6 +304,7 @@ class SimAgent::Stream final
       std::lock_guard lock(mu_);
       done_ = true;
     }
+    if (!attached_) --g_dialing;
     agent_->OnStreamDone(s, attached_);
   }
 
@@ -309,6 +320,7 @@ class SimAgent::Stream final
 };
 
 void SimAgent::Dial() {
+  ++g_dialing;
   auto s = std::make_shared<Stream>(this);
   {
     std::lock_guard lock(mu_);
@@ -354,7 +366,7 @@ void SimAgent::OnStreamDone(const grpc::Status& s, bool was_attached) {
 }
 
 int RunSim(int first, int count, const std::string& address, const std::string& cert_dir,
-           double heartbeat_s) {
+           double heartbeat_s, int max_dialing) {
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   CertificateAndKey ca{ReadFile(cert_dir + "/ca.pem"), ReadFile(cert_dir + "/ca-key.pem")};
   AckBook book;
@@ -391,10 +403,13 @@ int RunSim(int first, int count, const std::string& address, const std::string& 
     words >> verb >> arg;
     if (verb == "go") {
       int64_t t = MonoNs();
-      for (auto& a : agents) a->Dial();
+      size_t first_dials = 0;
+      for (; first_dials < agents.size() && g_dialing < max_dialing; ++first_dials) {
+        agents[first_dials]->Dial();
+      }
       Say("started " + std::to_string(t));
       // Heartbeats spread over the interval in 20 ms slices, as a fleet's would be.
-      heartbeats = std::thread([&agents, &stop, heartbeat_s] {
+      heartbeats = std::thread([&agents, &stop, heartbeat_s, first_dials, max_dialing]() mutable {
         const int slices = std::max(1, static_cast<int>(heartbeat_s / 0.02));
         const auto slice = std::chrono::duration<double>(heartbeat_s / slices);
         size_t next = 0;
@@ -407,7 +422,13 @@ int RunSim(int first, int count, const std::string& address, const std::string& 
             agents[next % agents.size()]->Heartbeat();
           }
           const int64_t now = MonoNs();
-          for (auto& a : agents) a->MaybeRedial(now);
+          for (auto& a : agents) {
+            if (g_dialing >= max_dialing) break;
+            a->MaybeRedial(now);
+          }
+          while (first_dials < agents.size() && g_dialing < max_dialing) {
+            agents[first_dials++]->Dial();
+          }
         }
       });
     } else if (verb == "arm") {
@@ -577,6 +598,13 @@ long ProcKib(pid_t pid, const std::string& key) {
   return -1;
 }
 
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
 // utime + stime of a process, seconds.
 double CpuSeconds(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -617,6 +645,7 @@ struct Options {
   int trials = 12;
   double heartbeat_s = 1;
   double attach_deadline_s = 120;
+  int max_dialing = 64;  // per sim process
   bool viewer = true;
   bool smoke = false;
 };
@@ -694,7 +723,8 @@ Figures RunOne(const Options& o, int n) {
     int first = n * p / procs, last = n * (p + 1) / procs;
     sims.push_back(Spawn(
         {o.self, "sim", "--first", std::to_string(first), "--count", std::to_string(last - first),
-         "--controller", address, "--certs", certs, "--heartbeat", std::to_string(o.heartbeat_s)},
+         "--controller", address, "--certs", certs, "--heartbeat", std::to_string(o.heartbeat_s),
+         "--max-dialing", std::to_string(o.max_dialing)},
         dir + "/sim-" + std::to_string(p) + ".log", true));
   }
   for (auto& s : sims) {
@@ -886,6 +916,9 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-port", o.metrics_port, "controller /metrics port")
       ->capture_default_str();
   app.add_option("--attach-deadline", o.attach_deadline_s, "seconds")->capture_default_str();
+  app.add_option("--max-dialing", o.max_dialing,
+                 "streams each sim process has between dial and Welcome at most")
+      ->capture_default_str();
   app.add_flag("!--no-viewer", o.viewer, "no open event stream during the trials");
   app.add_option("--json", json_out, "also write the figures here");
   app.add_flag("--smoke", o.smoke, "200 agents, 2 trials; exit 1 unless all attach and ack");
@@ -899,6 +932,8 @@ int main(int argc, char** argv) {
   sim->add_option("--controller", controller)->required();
   sim->add_option("--certs", certs)->required();
   sim->add_option("--heartbeat", heartbeat);
+  int max_dialing = 64;
+  sim->add_option("--max-dialing", max_dialing);
   CLI11_PARSE(app, argc, argv);
 
   // Every agent is a socket in the controller and in a sim process.
@@ -906,7 +941,7 @@ int main(int argc, char** argv) {
   getrlimit(RLIMIT_NOFILE, &lim);
   lim.rlim_cur = lim.rlim_max;
   setrlimit(RLIMIT_NOFILE, &lim);
-  if (sim->parsed()) return RunSim(first, count, controller, certs, heartbeat);
+  if (sim->parsed()) return RunSim(first, count, controller, certs, heartbeat, max_dialing);
 
   if (o.bin_dir.empty()) {
     std::fprintf(stderr, "scale_bench: --bin-dir is required\n");
@@ -936,10 +971,11 @@ int main(int argc, char** argv) {
   }).detach();
 
   std::printf(
-      "machine: %u cores, RLIMIT_NOFILE %lu; heartbeat %.1f s, %d sim processes, %d trials, "
-      "viewer %s\n",
-      std::thread::hardware_concurrency(), static_cast<unsigned long>(lim.rlim_cur), o.heartbeat_s,
-      o.procs, o.trials, o.viewer ? "on" : "off");
+      "machine: %u cores, RLIMIT_NOFILE %lu, load %s; heartbeat %.1f s, %d sim processes "
+      "(<= %d dials each), %d trials, viewer %s\n",
+      std::thread::hardware_concurrency(), static_cast<unsigned long>(lim.rlim_cur),
+      LoadAverage().c_str(), o.heartbeat_s, o.procs, o.max_dialing, o.trials,
+      o.viewer ? "on" : "off");
   std::printf("%6s %9s | %-26s | %-26s | %-27s | %s\n", "agents", "attach_s",
               "stop→last ack ms med/p95", "stop→HTTP 200 ms med/p95", "ctl RSS/HWM MiB attached",
               "ctl RSS/HWM MiB end");
