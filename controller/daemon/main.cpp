@@ -275,19 +275,7 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
   builder.AddListeningPort(flags.listen, credentials, &port);
   builder.SetMaxReceiveMessageSize(4 << 20);
   builder.SetMaxSendMessageSize(16 << 20);
-  if (const char* exp = std::getenv("FL_EXP_ARGS")) {  // EXPERIMENT, not to commit
-    std::string all(exp);
-    size_t pos = 0;
-    while (pos < all.size()) {
-      size_t end = all.find(',', pos);
-      if (end == std::string::npos) end = all.size();
-      std::string kv = all.substr(pos, end - pos);
-      size_t eq = kv.find('=');
-      builder.AddChannelArgument(kv.substr(0, eq), std::stoi(kv.substr(eq + 1)));
-      spdlog::warn("EXP arg {}={}", kv.substr(0, eq), kv.substr(eq + 1));
-      pos = end + 1;
-    }
-  }
+  daemon::ConfigureControllerServer(builder);
   builder.RegisterService(service.get());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
