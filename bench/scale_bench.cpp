@@ -646,6 +646,7 @@ struct Options {
   double heartbeat_s = 1;
   double attach_deadline_s = 120;
   int max_dialing = 64;  // per sim process
+  int max_agents = 0;    // the controller's --max-agents; 0: N + 100
   bool viewer = true;
   bool smoke = false;
 };
@@ -700,7 +701,7 @@ Figures RunOne(const Options& o, int n) {
                             "--metrics-listen",
                             "127.0.0.1:" + std::to_string(o.metrics_port),
                             "--max-agents",
-                            std::to_string(n + 100),
+                            std::to_string(o.max_agents > 0 ? o.max_agents : n + 100),
                             "--heartbeat",
                             hb.str(),
                             "--ready-file",
@@ -919,6 +920,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-dialing", o.max_dialing,
                  "streams each sim process has between dial and Welcome at most")
       ->capture_default_str();
+  app.add_option("--controller-max-agents", o.max_agents,
+                 "the controller's --max-agents (default N + 100; less makes the smoke fail: its "
+                 "negative control)");
   app.add_flag("!--no-viewer", o.viewer, "no open event stream during the trials");
   app.add_option("--json", json_out, "also write the figures here");
   app.add_flag("--smoke", o.smoke, "200 agents, 2 trials; exit 1 unless all attach and ack");
