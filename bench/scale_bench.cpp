@@ -58,6 +58,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/proc_stats.h"
 #include "common/certificates.h"
 #include "faultline/v1/controller.grpc.pb.h"
 
@@ -66,6 +67,8 @@ extern char** environ;
 namespace {
 
 using namespace faultline;
+using bench::LoadAverage;
+using bench::Percentile;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -74,13 +77,6 @@ int64_t MonoNs() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p / 100.0 * (v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
 }
 
 std::string ReadFile(const std::string& path) {
@@ -589,41 +585,6 @@ std::string Hear(const Child& c) {
   return s;
 }
 
-long ProcKib(pid_t pid, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key, 0) == 0) return std::stol(line.substr(key.size()));
-  }
-  return -1;
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-// utime + stime of a process, seconds.
-double CpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close = s.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream fields(s.substr(close + 2));
-  std::string f;
-  long utime = 0, stime = 0;
-  for (int i = 3; fields >> f; ++i) {  // field 3 is state
-    if (i == 14) utime = std::stol(f);
-    if (i == 15) {
-      stime = std::stol(f);
-      break;
-    }
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 // faultline_controller_agents_live from the controller's /metrics, -1 when unreachable.
 long LiveAgents(httplib::Client& metrics) {
   auto res = metrics.Get("/metrics");
@@ -754,9 +715,10 @@ Figures RunOne(const Options& o, int n) {
   const int64_t attached_at = MonoNs();
   fig.attach_s = (attached_at - first_connect) / 1e9;
   fig.all_attached = live >= n;
-  fig.rss_attached_kib = ProcKib(controller.pid, "VmRSS:");
-  fig.hwm_attached_kib = ProcKib(controller.pid, "VmHWM:");
-  fig.controller_cpu_attach_s = CpuSeconds(controller.pid);
+  fig.rss_attached_kib = bench::ProcKib(controller.pid, "status", "VmRSS:");
+  fig.hwm_attached_kib = bench::ProcKib(controller.pid, "status", "VmHWM:");
+  fig.controller_cpu_attach_s = static_cast<double>(bench::CpuTicks(controller.pid)) /
+                                static_cast<double>(sysconf(_SC_CLK_TCK));
   auto sims_status = [&sims] {
     std::string all;
     for (auto& s : sims) {
@@ -871,8 +833,8 @@ Figures RunOne(const Options& o, int n) {
   }
   console.Post("/api/resume", post_headers, "{}", "application/json");
   fig.status_end = sims_status();
-  fig.rss_end_kib = ProcKib(controller.pid, "VmRSS:");
-  fig.hwm_end_kib = ProcKib(controller.pid, "VmHWM:");
+  fig.rss_end_kib = bench::ProcKib(controller.pid, "status", "VmRSS:");
+  fig.hwm_end_kib = bench::ProcKib(controller.pid, "status", "VmHWM:");
   stop_viewer = true;
   if (viewer.joinable()) viewer.join();
   if (o.viewer && viewer_events.load() == 0 && !cookie.empty()) {
