@@ -282,7 +282,8 @@ export async function startFakeConsole({ dist, tickMs = 150, port = 0 } = {}) {
       if (!text.trim()) return refuse(res, 400, "experiment: empty");
       const allowed = POLICY[me.team]?.role ?? [];
       for (const m of text.matchAll(/selector:\s*\{\s*role:\s*([\w-]+)/g)) {
-        if (!allowed.includes(m[1])) return refuse(res, 403, `team ${me.team} may not target agents with role=${m[1]} (its policy allows role in [${allowed.join(", ")}])`);
+        // The controller's words (access::TeamPolicy::CheckRun).
+        if (!allowed.includes(m[1])) return refuse(res, 403, `team policy policy.yaml refuses experiment ${/name:\s*([\w-]+)/.exec(text)?.[1]}: (teams.${me.team}.targets) target 't' selects {role: ${m[1]}}, which is not within what team ${me.team} may target: ${allowed.map((r) => `{role: ${r}}`).join(", ")}`);
       }
       return json(res, 201, { run_id: startRun({ experiment: /name:\s*([\w-]+)/.exec(text)?.[1] ?? "experiment" }) });
     }
