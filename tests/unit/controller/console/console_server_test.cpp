@@ -490,6 +490,18 @@ TEST_F(ConsoleServerTest, RunStateAndRunEndReachTheStream) {
       << viewer.text();
   EXPECT_TRUE(viewer.Await("event: timeline\ndata: {\"run_id\":\"" + *id)) << viewer.text();
   EXPECT_NE(viewer.text().find("<svg"), std::string::npos);
+  // A viewer that (re)connects after the end learns how it ended: the hello's recent runs.
+  StreamReader late([this] { return Client(); }, Bearer("viewer-token"));
+  ASSERT_TRUE(late.Await("event: hello")) << late.text();
+  ASSERT_TRUE(late.Await("\n\n")) << late.text();
+  const std::string hello = late.text().substr(0, late.text().find("\n\n"));
+  auto data = json::parse(hello.substr(hello.find("data: ") + 6), nullptr, false);
+  ASSERT_TRUE(data.is_object()) << hello;
+  EXPECT_TRUE(data["active"].empty()) << hello;
+  ASSERT_EQ(data["recent"].size(), 1u) << hello;
+  EXPECT_EQ(data["recent"][0]["run_id"], *id);
+  EXPECT_EQ(data["recent"][0]["verdict"], "ERROR");
+  EXPECT_EQ(data["recent"][0]["phase"], "done");
   // The finished run's timeline is the report's renderer.
   auto svg = Client()->Get("/api/runs/" + *id + "/timeline.svg", Bearer("viewer-token"));
   ASSERT_TRUE(svg);
