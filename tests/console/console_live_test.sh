@@ -154,6 +154,9 @@ else
   echo "team policy through the console: not tested (no --policy, or no POST /api/runs)"
 fi
 export FAULTLINE_START_RUN="$WORK/start-run" FAULTLINE_FAULTS_LEFT="$WORK/faults-left"
+# The browser runs in this namespace: no address of the sandbox's may appear here while it loads
+# (Chromium aborts its loads on a new address, ERR_NETWORK_CHANGED), so fl-root has no IPv6.
+[ -z "$(ip -6 addr show dev fl-root)" ] || fail "fl-root has an IPv6 address: $(ip -6 addr show dev fl-root)"
 cd "$ROOT/console/web"
 node --test test/real.test.mjs || { tail -n 40 "$WORK/controller.log" >&2; fail "the console's browser tests"; }
 pass "console: live view, pixels, stop and refusal against the real controller"
