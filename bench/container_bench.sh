@@ -22,6 +22,7 @@
 # Takes the sandbox lock (fl-cb-* names); everything is removed on exit, Ctrl-C included.
 #   Usage: bench/container_bench.sh [--smoke] [build-dir]   (root; podman, runc, dnsmasq, dig)
 #   TRIALS (20), CONTAINERS (50), FLEET_TRIALS (10) from the environment; --smoke: 2, 5, 2.
+#   AGENT_LOG=FILE keeps the agent's log.
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/integration/sandbox_lock.sh"
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,6 +56,7 @@ cleanup() {
   set +e
   trap - INT TERM
   for p in $DRIVER_PID $AGENT_PID $DNSMASQ_PID; do kill "$p" 2>/dev/null; done
+  [ -z "${AGENT_LOG:-}" ] || cp "$WORK/agent.log" "$AGENT_LOG"
   containers_cleanup 2>/dev/null
   # Each container's conmon runs `podman container cleanup` once the container is gone, which
   # mounts Podman's storage again: wait for them (at most 30 s), then unmount what is left.
