@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -332,9 +333,15 @@ int Run(const Flags& flags,
 
   probes::InitProbes();
   agent::ProbeStreams probe_streams(agent::ProbeStreamOptions{flags.allow_probe_commands});
+  // A run that faults every workload it picked on this host sends all its applies at once (one
+  // per container): queue as many as the agent may hold active, so up to --max-active-faults
+  // containers are faulted at once without a RESOURCE_EXHAUSTED (bench/container_bench.sh).
+  ApplyExecutorOptions apply_options;
+  apply_options.max_queued = std::max<size_t>(apply_options.max_queued, flags.max_active_faults);
   AgentService service(manager, registry, AgentIdentity{name, *labels},
                        flags.insecure ? AccessPolicy::kPlaintextAllowAll
-                                      : AccessPolicy::kRequireOperatorOrController);
+                                      : AccessPolicy::kRequireOperatorOrController,
+                       apply_options);
   service.SetProbeStreams(&probe_streams);
   service.SetWorkloads(
       [workload_resolver](const v1::WorkloadSelector& selector) {

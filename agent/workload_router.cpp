@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "agent/host/netns_thread.h"
 #include "agent/workloads/netns_identity.h"
 
@@ -142,6 +144,8 @@ class WorkloadRouter::Handle final : public FaultHandle {
     if (auto e = EvidenceOn(*a.place->thread, inner); e.ok()) a.last = *e;
     a.reverted = true;
     router_->ReleasePlace(a.place);
+    router_->Bury({a.workload.netns.dev, a.workload.netns.ino}, std::move(a.inner),
+                  std::move(a.place));
     return Status::Ok();
   }
 
@@ -182,7 +186,33 @@ WorkloadRouter::~WorkloadRouter() {
     stop_ = true;
   }
   follow_cv_.notify_all();
+  reap_cv_.notify_all();
   if (follower_.joinable()) follower_.join();
+  if (reaper_.joinable()) reaper_.join();
+}
+
+void WorkloadRouter::Bury(std::pair<uint64_t, uint64_t> key, std::shared_ptr<FaultHandle> inner,
+                          std::shared_ptr<Place> place) {
+  std::lock_guard lock(mu_);
+  buried_.push_back({key, std::move(place), std::move(inner)});
+  reap_cv_.notify_all();
+  if (reaper_.joinable()) return;
+  reaper_ = std::thread([this] {
+    std::unique_lock lock(mu_);
+    while (true) {
+      reap_cv_.wait(lock, [this] { return stop_ || !buried_.empty(); });
+      if (buried_.empty()) return;  // stopping, and nothing left to drop
+      Remains r = std::move(buried_.front());
+      buried_.erase(buried_.begin());
+      reaping_ = r.key;
+      lock.unlock();
+      r.inner.reset();
+      r.place.reset();
+      lock.lock();
+      reaping_.reset();
+      reap_cv_.notify_all();
+    }
+  });
 }
 
 void WorkloadRouter::FollowRestarts(WorkloadResolver resolver, std::chrono::milliseconds interval) {
@@ -302,7 +332,12 @@ size_t WorkloadRouter::namespaces() const {
 Result<std::shared_ptr<WorkloadRouter::Place>> WorkloadRouter::Acquire(const Workload& workload) {
   const auto key = std::make_pair(workload.netns.dev, workload.netns.ino);
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    // An instance of this namespace still being dropped goes first (Bury).
+    reap_cv_.wait(lock, [&] {
+      return reaping_ != key && std::none_of(buried_.begin(), buried_.end(),
+                                             [&](const Remains& r) { return r.key == key; });
+    });
     auto it = places_.find(key);
     if (it != places_.end()) {
       ++it->second->users;

@@ -128,9 +128,16 @@ Result<std::string> DockerEngineClient::Version() const {
 
 Result<std::vector<Workload>> DockerEngineClient::List(const v1::WorkloadSelector& selector) const {
   const Clock::time_point deadline = Clock::now() + options_.deadline;
-  // The label filter is done by the engine; names and ids are compared exactly here (the engine's
-  // name filter is a regular expression and its id filter a prefix match).
+  // The label and id filters are done by the engine; names and ids are compared exactly here (the
+  // engine's name filter is a regular expression and its id filter a prefix match). The id filter
+  // matters: an apply names its one container by id, and without it every apply lists every
+  // container on the host (50 containers faulted at once made 50 lists of all of them).
   json filters = json::object();
+  if (!selector.ids().empty()) {
+    json ids = json::array();
+    for (const std::string& id : selector.ids()) ids.push_back(id);
+    filters["id"] = ids;
+  }
   if (!selector.labels().empty()) {
     json labels = json::array();
     std::vector<std::pair<std::string, std::string>> sorted(selector.labels().begin(),

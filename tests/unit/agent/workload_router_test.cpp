@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+
 #include "agent/fault_manager.h"
 #include "agent/fault_registry.h"
 #include "agent/host/netns_thread.h"
@@ -51,9 +53,25 @@ class RecordingHandle final : public FaultHandle {
   std::shared_ptr<Seen> seen_;
 };
 
+// Instances alive now, and the most that were ever alive at once.
+struct Lives {
+  std::atomic<int> now{0};
+  std::atomic<int> most{0};
+};
+
 class RecordingBackend final : public FaultBackend {
  public:
-  explicit RecordingBackend(std::shared_ptr<Seen> seen) : seen_(std::move(seen)) {}
+  explicit RecordingBackend(std::shared_ptr<Seen> seen, std::shared_ptr<Lives> lives = nullptr)
+      : seen_(std::move(seen)), lives_(std::move(lives)) {
+    if (!lives_) return;
+    const int n = ++lives_->now;
+    int most = lives_->most.load();
+    while (n > most && !lives_->most.compare_exchange_weak(most, n)) {
+    }
+  }
+  ~RecordingBackend() override {
+    if (lives_) --lives_->now;
+  }
   std::string Kind() const override { return "dns"; }
   Status DetectCapability() override { return Status::Ok(); }
   Status Validate(const v1::FaultSpec&) const override { return Status::Ok(); }
@@ -68,6 +86,7 @@ class RecordingBackend final : public FaultBackend {
 
  private:
   std::shared_ptr<Seen> seen_;
+  std::shared_ptr<Lives> lives_;
 };
 
 workloads::Workload WorkloadAt(const std::string& path, NetnsIdentity id) {
@@ -95,9 +114,9 @@ class WorkloadRouterTest : public ::testing::Test {
   void SetUp() override {
     auto router = std::make_unique<WorkloadRouter>(
         std::make_unique<FakeBackend>(host_state_),
-        [seen = seen_](const workloads::Workload&) -> Result<NetnsBackend> {
+        [seen = seen_, lives = lives_](const workloads::Workload&) -> Result<NetnsBackend> {
           seen->Add(seen->made);
-          return NetnsBackend{std::make_unique<RecordingBackend>(seen), nullptr};
+          return NetnsBackend{std::make_unique<RecordingBackend>(seen, lives), nullptr};
         });
     router_ = router.get();
     ASSERT_TRUE(registry_.Register(std::move(router)).ok());
@@ -119,6 +138,7 @@ class WorkloadRouterTest : public ::testing::Test {
   testing::TempDir dir_;
   std::shared_ptr<FakeBackendState> host_state_ = std::make_shared<FakeBackendState>();
   std::shared_ptr<Seen> seen_ = std::make_shared<Seen>();
+  std::shared_ptr<Lives> lives_ = std::make_shared<Lives>();
   FaultRegistry registry_;
   WorkloadRouter* router_ = nullptr;
   std::unique_ptr<Journal> journal_;
@@ -154,6 +174,26 @@ TEST_F(WorkloadRouterTest, AWorkloadFaultIsAppliedAndRevertedInsideItsNamespaceO
   EXPECT_EQ((*reverted)->evidence().at("queries_faulted"), 7u);
   EXPECT_EQ((*reverted)->evidence().at("workload_exited"), 0u);
   EXPECT_EQ(router_->namespaces(), 0u) << "the namespace is still held after its last fault";
+}
+
+// A revert hands the namespace's instance to the router's reaper (dropping it is off the revert's
+// path); a fault applied right after in the same namespace gets a new instance only once the old
+// one is gone: a namespace never has two instances at once.
+TEST_F(WorkloadRouterTest, ANamespaceNeverHasTwoInstancesAcrossRevertAndReapply) {
+  NeedRoot();
+  for (int i = 0; i < 20; ++i) {
+    const std::string id = "f" + std::to_string(i);
+    auto req = testing::MakeRequest("r1", id);
+    *req.mutable_resolved_workload() = ProtoOf(WorkloadAt(ns_->path(), ns_id_));
+    auto applied = manager_->Apply(req);
+    ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+    auto reverted = manager_->Revert(id, "request");
+    ASSERT_TRUE(reverted.ok()) << reverted.status().ToString();
+  }
+  EXPECT_EQ(seen_->made.size(), 20u);
+  EXPECT_EQ(seen_->reverted.size(), 20u);
+  EXPECT_EQ(lives_->most.load(), 1) << "two instances of one namespace were alive at once";
+  EXPECT_EQ(router_->namespaces(), 0u);
 }
 
 TEST_F(WorkloadRouterTest, AWorkloadThatExitsDuringTheFaultIsRevertedAndReported) {

@@ -10,8 +10,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "agent/workloads/cri_client.h"
 #include "agent/workloads/docker_client.h"
@@ -177,6 +179,45 @@ TEST(DockerEngineClientTest, NamesAreMatchedExactlyNotAsPatterns) {
   prefix.add_names("kv");  // the engine's name filter would match this; ours does not
   auto none = client.List(prefix);
   ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+// An apply names its container by id: the engine is asked for that id only (its filter is a
+// prefix match, as Docker's and Podman's are), and the answer is still compared exactly. Without
+// the filter every apply listed every container on the host.
+TEST(DockerEngineClientTest, IdsAreFilteredByTheEngineAndComparedExactly) {
+  std::mutex mu;
+  std::vector<std::string> lists;
+  FakeEngine engine([&](const std::string& path) -> std::string {
+    if (path.rfind("/v1.41/containers/json", 0) == 0) {
+      std::lock_guard lock(mu);
+      lists.push_back(path);
+      // {"id":["aaa..."]} percent-encoded: a prefix of aaa111 matches it, as in a real engine.
+      if (path.find("%22id%22%3A%5B%22aaa") != std::string::npos) {
+        return R"([{"Id":"aaa111","Names":["/orders-1"]}])";
+      }
+      if (path.find("filters") != std::string::npos) return "[]";
+    }
+    return Engine(path);
+  });
+  DockerEngineClient client(To(engine));
+  v1::WorkloadSelector s;
+  s.set_runtime(v1::WorkloadSelector::DOCKER);
+  s.add_ids("aaa111");
+  auto got = client.List(s);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ(got->front().name, "orders-1");
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(lists.size(), 1u);
+    EXPECT_NE(lists[0].find("%22id%22%3A%5B%22aaa111%22%5D"), std::string::npos) << lists[0];
+  }
+  v1::WorkloadSelector prefix;
+  prefix.set_runtime(v1::WorkloadSelector::DOCKER);
+  prefix.add_ids("aaa");  // the engine's prefix match finds aaa111; an exact id does not
+  auto none = client.List(prefix);
+  ASSERT_TRUE(none.ok()) << none.status().message();
   EXPECT_TRUE(none->empty());
 }
 
