@@ -97,7 +97,7 @@ check_common() {
          and .ran_on[0].ran_in == "host"
          and .ran_on[0].clock_error_ms > 0 and .ran_on[0].clock_error_ms < 1000' <<<"$app" \
     >/dev/null || fail "agent probe: from/ran_on: $(jq -c '[.from, .ran_on]' <<<"$app")"
-  jq -e '[.samples[] | select(.where != "fl-app")] | length == 0 and (.samples | length) > 0' \
+  jq -e '([.samples[] | select(.where != "fl-app")] | length) == 0 and (.samples | length) > 0' \
     <<<"$app" >/dev/null || fail "the agent-side samples do not name fl-app"
   jq -e '(.timeline.t_inject_s) as $i | (.timeline.t_revert_start_s) as $e
          | [.probes[] | select(.name=="east-from-app") | .samples[]
