@@ -79,7 +79,7 @@ jq -e '[.probes[] | select(.name=="in-orders") | .samples[] | select(.ok)] | len
 
 host=$(probe on-host)
 jq -e '.ran_on | length == 1 and .[0].agent == "fl-app" and .[0].ran_in == "host"
-       and (has("workload") | not)' <<<"$host" >/dev/null ||
+       and (.[0] | has("workload") | not)' <<<"$host" >/dev/null ||
   fail "on-host did not run on fl-app's host: $(jq -c .ran_on <<<"$host")"
 [ "$(jq '.samples | length' <<<"$host")" -gt 0 ] || fail "the host probe took no sample"
 [ "$(failures "$host")" = 0 ] ||
