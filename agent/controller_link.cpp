@@ -117,9 +117,10 @@ bool ControllerLink::StartProbe(const v1::ControllerCommand& command,
       probe_streams_ == nullptr
           ? Result<std::shared_ptr<ProbeStreams::Stream>>(
                 Unimplemented("agent-side probes are not enabled on this agent"))
-          : probe_streams_->Run(command.probe(),
-                                std::make_shared<LinkProbeSink>(
-                                    [out](const v1::AgentMessage& m) { return out->Write(m); }, id));
+          : probe_streams_->Run(
+                command.probe(),
+                std::make_shared<LinkProbeSink>(
+                    [out](const v1::AgentMessage& m) { return out->Write(m); }, id));
   spdlog::info("audit: action=Probe via=controller:{} {} outcome={}", options_.address, what,
                started.ok() ? std::string("OK") : started.status().message());
   if (started.ok()) {
@@ -154,7 +155,8 @@ void ControllerLink::ListWorkloadsAsync(const v1::ControllerCommand& command,
   }
   // Runtime calls are I/O with deadlines: never on the stream's reader.
   std::thread([lister = workload_lister_, in_flight = workload_lists_in_flight_, out,
-               answer = std::move(answer), selector = command.list_workloads().selector()]() mutable {
+               answer = std::move(answer),
+               selector = command.list_workloads().selector()]() mutable {
     Result<v1::ListWorkloadsResponse> got = (*lister)(selector);
     if (got.ok()) {
       *answer.mutable_result()->mutable_workloads() = std::move(*got);

@@ -334,8 +334,9 @@ int Run(const Flags& flags,
   agent::ProbeStreamOptions probe_options;
   probe_options.allowed_commands = flags.allow_probe_commands;
   // A probe `from:` a workload target runs in the workload this agent's own discovery resolves.
-  probe_options.list_workloads = [workload_resolver](const v1::WorkloadSelector& selector)
-      -> Result<std::vector<workloads::Workload>> {
+  probe_options.list_workloads =
+      [workload_resolver](
+          const v1::WorkloadSelector& selector) -> Result<std::vector<workloads::Workload>> {
     auto found = workload_resolver->Resolve(selector);
     if (!found.ok()) return found.status();
     return std::move(found->workloads);

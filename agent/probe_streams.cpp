@@ -144,9 +144,9 @@ class GrpcProbeSink final : public ProbeSink, public std::enable_shared_from_thi
   }
 
   std::mutex mu_;
-  Reactor* reactor_ = nullptr;          // null once gRPC is done with the call
-  std::deque<v1::ProbeSample> queue_;   // to write
-  v1::ProbeSample current_;             // being written
+  Reactor* reactor_ = nullptr;         // null once gRPC is done with the call
+  std::deque<v1::ProbeSample> queue_;  // to write
+  v1::ProbeSample current_;            // being written
   bool writing_ = false;
   bool closed_ = false;  // no more samples are queued; Finish pending or done
   bool finish_called_ = false;
@@ -238,8 +238,7 @@ Result<std::shared_ptr<ProbeStreams::Stream>> ProbeStreams::Run(const v1::ProbeR
   {
     std::lock_guard lock(mu_);
     if (active_ >= options_.max_streams) {
-      return ResourceExhausted("too many probe streams at once (" + std::to_string(active_) +
-                               ")");
+      return ResourceExhausted("too many probe streams at once (" + std::to_string(active_) + ")");
     }
     ++active_;
     std::erase_if(streams_, [](const std::weak_ptr<Stream>& w) { return w.expired(); });

@@ -352,16 +352,15 @@ class StreamAgentConnection final : public engine::AgentConnection {
     v1::ControllerCommand c;
     *c.mutable_probe() = request;
     // The agent ends the stream after duration_ms; the deadline only catches a silent agent.
-    const Duration lasts = request.duration_ms() > 0
-                               ? Duration(milliseconds(request.duration_ms()))
-                               : Duration(std::chrono::hours(24));
+    const Duration lasts = request.duration_ms() > 0 ? Duration(milliseconds(request.duration_ms()))
+                                                     : Duration(std::chrono::hours(24));
     const std::string name = endpoint_.name;
     std::shared_ptr<AgentSession> session = registry_.FindLive(name);
     uint64_t id = 0;
     auto done = [relay, name](Result<v1::CommandResult> r) {
       if (!r.ok()) {
-        return relay->Finish(Status(r.status().code(), "probe on agent " + name + ": " +
-                                                           r.status().message()));
+        return relay->Finish(
+            Status(r.status().code(), "probe on agent " + name + ": " + r.status().message()));
       }
       relay->Finish(r->code() == 0 ? Status::Ok()
                                    : Status(static_cast<StatusCode>(r->code()), r->message()));
@@ -447,7 +446,6 @@ class StreamAgentConnection final : public engine::AgentConnection {
   AgentRegistry& registry_;
   engine::AgentEndpoint endpoint_;
 };
-
 
 // ---------------------------------------------------------------------------------------------
 

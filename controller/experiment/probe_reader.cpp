@@ -440,11 +440,12 @@ void Parser::ParseProbe(const YAML::Node& item, const std::string& path) {
         // inside each picked workload's network namespace (the agent resolves it). The same
         // rules hold for both: the agent checks them again (common/probes/probe_request.h).
         const Target* target = exp_.FindTarget(*s);
-        const std::string on =
-            target != nullptr && target->workloads ? " (inside a workload)" : "";
+        const std::string on = target != nullptr && target->workloads ? " (inside a workload)" : "";
         if (p.kind == Probe::Kind::kPrometheus) {
-          Error(*v, path + ".from", "prometheus probes run from the controller only, not from "
-                                    "an agent" + on);
+          Error(*v, path + ".from",
+                "prometheus probes run from the controller only, not from "
+                "an agent" +
+                    on);
         } else if (p.kind == Probe::Kind::kGrpcHealth &&
                    (!p.grpc_health.ca_file.empty() || !p.grpc_health.cert_file.empty())) {
           Error(*v, path + ".from",

@@ -211,19 +211,18 @@ std::string RenderHtml(const ReportModel& m) {
         where = "<span class=\"from\">from " + E(p.from) + "</span>";
         if (p.ran_on.empty()) where += ": ran on no agent";
         for (const auto& site : p.ran_on) {
-          where += fmt::format(
-              "<br><span class=\"ran-on\">{} {}</span> (clock ±{:.3f}ms)",
-              site.workload.empty() ? "host" : "in", E(site.workload.empty() ? site.agent
-                                                                               : site.workload),
-              site.clock_error_ms);
+          where += fmt::format("<br><span class=\"ran-on\">{} {}</span> (clock ±{:.3f}ms)",
+                               site.workload.empty() ? "host" : "in",
+                               E(site.workload.empty() ? site.agent : site.workload),
+                               site.clock_error_ms);
         }
       }
       out += fmt::format(
           "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
           "<td class=\"num\">{}</td><td class=\"num\">{:.1f}ms</td><td class=\"num\">{:.1f}ms</td>"
           "<td class=\"num\">{:.1f}ms</td><td class=\"num\">{:.1f}ms</td></tr>\n",
-          E(p.name), where, Human(p.interval_s), p.samples.size(), ok, p.p50_ms, p.p90_ms,
-          p.p99_ms, p.max_ms);
+          E(p.name), where, Human(p.interval_s), p.samples.size(), ok, p.p50_ms, p.p90_ms, p.p99_ms,
+          p.max_ms);
     }
     out += "</table>\n";
   }
