@@ -11,7 +11,7 @@
 # Usage: agent_probe_controller_test.sh BIN_DIR
 # shellcheck disable=SC2154  # rc, R: set by run_experiment (lib.sh)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
-EAST=dynamodb.us-east-1.sandbox.test
+EAST=dynamodb.us-east-1.sandbox.test  # start_app_unbound waits until unbound resolves it
 PORT=15850
 CTL="10.77.0.1:$PORT"
 command -v unbound >/dev/null || fail "unbound is not installed (scripts/lib.sh installs it)"
@@ -48,35 +48,7 @@ await 20 attached || { stop_daemons; fail "fl-app's agent did not attach: $(tail
 
 run_through_controller() {  # run_through_controller TTL_SECONDS
   local exp="$WORK/agent-probe-$1s.yaml"
-  cat >"$exp" <<EOF
-apiVersion: faultline/v1
-kind: Experiment
-metadata: {name: agent-probe-controller-$1s}
-targets:
-  app: {selector: {role: app}}
-faults:
-  - name: east-upstream-nodata
-    target: app
-    dns:
-      domains: ["$EAST"]
-      mode: nodata
-      negative_ttl: $1s
-      scope: {uid: $UNBOUND_UID}   # the caching resolver's upstream queries only
-    duration: 4s
-probes:
-  - name: east-from-controller     # straight to fl-dns: the fault is not on this path
-    dns: {name: $EAST, server: "10.77.0.2", expect: answer, timeout: 1s}
-    interval: 200ms
-  - name: east-from-app            # fl-app's resolver path (its unbound), run by the attached agent
-    dns: {name: $EAST, server: "127.0.0.1", expect: answer, timeout: 1s}
-    interval: 200ms
-    from: app
-steady_state: {probes: [east-from-controller, east-from-app], for: 1s}
-objectives:
-  - {name: app-after-revert, probe: east-from-app, after: revert, recover_within: 6s, stable_for: 1s}
-  - {name: controller-unaffected, probe: east-from-controller, recover_within: 8s, stable_for: 1s}
-max_duration: 2m
-EOF
+  write_agent_probe_dns_experiment "$exp" "agent-probe-controller-$1s" "$1" "$UNBOUND_UID"
   run_experiment "$exp" "${OPS[@]}"
 }
 
