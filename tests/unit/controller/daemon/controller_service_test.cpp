@@ -380,18 +380,24 @@ std::unique_ptr<engine::ProbeStream> StartRelayedProbe(AgentRegistry& registry,
       });
 }
 
+// An http probe of the test's app every 50ms for `duration_ms` (0: until cancelled).
+v1::ProbeRequest HttpProbe(int port, uint32_t duration_ms) {
+  v1::ProbeRequest request;
+  request.set_run_id("run1");
+  request.set_name("api");
+  request.mutable_http()->set_url("http://127.0.0.1:" + std::to_string(port) + "/");
+  request.mutable_http()->set_expect_status(200);
+  request.set_interval_ms(50);
+  request.set_timeout_ms(400);
+  request.set_duration_ms(duration_ms);
+  return request;
+}
+
 // An attached agent runs an agent-side probe for the controller: the probe command goes down
 // the Attach stream, the samples come back up it, and the stream ends OK after its duration.
 TEST_F(ControllerServiceTest, AttachedAgentStreamsProbeSamplesOverItsStream) {
   TestAgent& a = AddAgent("app-1", {{"role", "app"}});
-  v1::ProbeRequest request;
-  request.set_run_id("run1");
-  request.set_name("api");
-  request.mutable_http()->set_url("http://127.0.0.1:" + std::to_string(app_port_) + "/");
-  request.mutable_http()->set_expect_status(200);
-  request.set_interval_ms(50);
-  request.set_timeout_ms(400);
-  request.set_duration_ms(600);
+  v1::ProbeRequest request = HttpProbe(app_port_, 600);
   ProbeOutcomes out;
   auto stream = StartRelayedProbe(*registry_, "app-1", request, out);
   {
@@ -409,14 +415,7 @@ TEST_F(ControllerServiceTest, AttachedAgentStreamsProbeSamplesOverItsStream) {
 // Cancelling a relayed probe ends it here at once (CANCELLED) and stops it on the agent.
 TEST_F(ControllerServiceTest, CancellingARelayedProbeStopsItOnTheAgent) {
   TestAgent& a = AddAgent("app-1", {{"role", "app"}});
-  v1::ProbeRequest request;
-  request.set_run_id("run1");
-  request.set_name("api");
-  request.mutable_http()->set_url("http://127.0.0.1:" + std::to_string(app_port_) + "/");
-  request.mutable_http()->set_expect_status(200);
-  request.set_interval_ms(50);
-  request.set_timeout_ms(400);
-  request.set_duration_ms(0);  // until cancelled
+  v1::ProbeRequest request = HttpProbe(app_port_, 0);  // until cancelled
   ProbeOutcomes out;
   auto stream = StartRelayedProbe(*registry_, "app-1", request, out);
   {
