@@ -11,7 +11,8 @@
 # Usage: agent_probe_controller_test.sh BIN_DIR
 # shellcheck disable=SC2154  # rc, R: set by run_experiment (lib.sh)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
-EAST=dynamodb.us-east-1.sandbox.test  # start_app_unbound waits until unbound resolves it
+# shellcheck disable=SC2034  # read by start_app_unbound (lib.sh), which waits until unbound resolves it
+EAST=dynamodb.us-east-1.sandbox.test
 PORT=15850
 CTL="10.77.0.1:$PORT"
 command -v unbound >/dev/null || fail "unbound is not installed (scripts/lib.sh installs it)"

@@ -15,7 +15,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 mode="${2:?short|long}"
 ttl=2
 [ "$mode" = long ] && ttl=60
-EAST=dynamodb.us-east-1.sandbox.test  # start_app_unbound waits until unbound resolves it
+# shellcheck disable=SC2034  # read by start_app_unbound (lib.sh), which waits until unbound resolves it
+EAST=dynamodb.us-east-1.sandbox.test
 command -v unbound >/dev/null || fail "unbound is not installed (scripts/lib.sh installs it)"
 UNBOUND_UID=$(id -u unbound) || fail "no user 'unbound' (Debian's unbound package creates it)"
 
