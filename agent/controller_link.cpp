@@ -4,6 +4,8 @@
 
 #include <random>
 
+#include "common/faultspec/workload_selector.h"
+
 namespace faultline::agent {
 namespace {
 
@@ -71,6 +73,99 @@ void ControllerLink::ExecuteApplyAsync(const v1::ControllerCommand& command,
         ResourceExhausted("too many fault applies in progress on this agent; retry later");
     answer(&busy, nullptr);
   }
+}
+
+namespace {
+
+// A probe command's answers: each sample as a ProbeSampleMessage, the end as its CommandResult.
+class LinkProbeSink final : public ProbeSink {
+ public:
+  // `write` sends one message down the stream (false once it is closed).
+  LinkProbeSink(std::function<bool(const v1::AgentMessage&)> write, uint64_t request_id)
+      : write_(std::move(write)), request_id_(request_id) {}
+  void Send(v1::ProbeSample sample) override {
+    if (closed_.load()) return;
+    v1::AgentMessage m;
+    m.mutable_probe_sample()->set_request_id(request_id_);
+    *m.mutable_probe_sample()->mutable_sample() = std::move(sample);
+    write_(m);
+  }
+  void Close(const Status& status, bool drop) override {
+    (void)drop;  // nothing is queued: every sample was written when it was sent
+    if (closed_.exchange(true)) return;
+    v1::AgentMessage m;
+    m.mutable_result()->set_request_id(request_id_);
+    if (!status.ok()) SetError(*m.mutable_result(), status);
+    write_(m);
+  }
+
+ private:
+  std::function<bool(const v1::AgentMessage&)> write_;
+  const uint64_t request_id_;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace
+
+bool ControllerLink::StartProbe(const v1::ControllerCommand& command,
+                                const std::shared_ptr<StreamWriter>& out,
+                                std::map<uint64_t, std::weak_ptr<ProbeStreams::Stream>>& probes) {
+  const uint64_t id = command.request_id();
+  const std::string what = "run_id=" + command.probe().run_id().substr(0, 32) +
+                           " probe=" + command.probe().name().substr(0, 64);
+  Result<std::shared_ptr<ProbeStreams::Stream>> started =
+      probe_streams_ == nullptr
+          ? Result<std::shared_ptr<ProbeStreams::Stream>>(
+                Unimplemented("agent-side probes are not enabled on this agent"))
+          : probe_streams_->Run(
+                command.probe(),
+                std::make_shared<LinkProbeSink>(
+                    [out](const v1::AgentMessage& m) { return out->Write(m); }, id));
+  spdlog::info("audit: action=Probe via=controller:{} {} outcome={}", options_.address, what,
+               started.ok() ? std::string("OK") : started.status().message());
+  if (started.ok()) {
+    std::erase_if(probes, [](const auto& p) { return p.second.expired(); });
+    probes[id] = *started;
+    return true;
+  }
+  v1::AgentMessage answer;
+  answer.mutable_result()->set_request_id(id);
+  SetError(*answer.mutable_result(), started.status());
+  return out->Write(answer);
+}
+
+void ControllerLink::ListWorkloadsAsync(const v1::ControllerCommand& command,
+                                        std::shared_ptr<StreamWriter> out) {
+  v1::AgentMessage answer;
+  answer.mutable_result()->set_request_id(command.request_id());
+  Status refused = Status::Ok();
+  if (!workload_lister_) {
+    refused = FailedPrecondition("workload discovery is not enabled on this agent");
+  } else if (Status st = faultspec::ValidateWorkloadSelector(command.list_workloads().selector());
+             !st.ok()) {
+    refused = st;
+  } else if (workload_lists_in_flight_->fetch_add(1) >= AgentService::kMaxWorkloadListsInFlight) {
+    workload_lists_in_flight_->fetch_sub(1);
+    refused = ResourceExhausted("too many ListWorkloads calls at once");
+  }
+  if (!refused.ok()) {
+    SetError(*answer.mutable_result(), refused);
+    out->Write(answer);
+    return;
+  }
+  // Runtime calls are I/O with deadlines: never on the stream's reader.
+  std::thread([lister = workload_lister_, in_flight = workload_lists_in_flight_, out,
+               answer = std::move(answer),
+               selector = command.list_workloads().selector()]() mutable {
+    Result<v1::ListWorkloadsResponse> got = (*lister)(selector);
+    if (got.ok()) {
+      *answer.mutable_result()->mutable_workloads() = std::move(*got);
+    } else {
+      SetError(*answer.mutable_result(), got.status());
+    }
+    in_flight->fetch_sub(1);
+    out->Write(answer);
+  }).detach();
 }
 
 std::unique_ptr<v1::Controller::Stub> ControllerLink::Dial() const {
@@ -160,6 +255,8 @@ grpc::Status ControllerLink::RunStream() {
   std::condition_variable hb_cv;
   bool hb_stop = false;
   bool read_ended = false;
+  // This stream's probe commands (reader thread only), stopped when the stream ends.
+  std::map<uint64_t, std::weak_ptr<ProbeStreams::Stream>> probes;
   if (ok && stream->Read(&in) && in.has_welcome()) {
     attached_ = true;
     Duration interval = milliseconds(std::max<uint32_t>(50, in.welcome().heartbeat_interval_ms()));
@@ -183,6 +280,25 @@ grpc::Status ControllerLink::RunStream() {
         ExecuteApplyAsync(in.command(), out);
         continue;
       }
+      if (in.command().kind_case() == v1::ControllerCommand::kProbe) {
+        if (!StartProbe(in.command(), out, probes)) break;
+        continue;
+      }
+      if (in.command().kind_case() == v1::ControllerCommand::kListWorkloads) {
+        ListWorkloadsAsync(in.command(), out);
+        continue;
+      }
+      if (in.command().kind_case() == v1::ControllerCommand::kCancelProbe) {
+        auto it = probes.find(in.command().cancel_probe().probe_request_id());
+        if (it != probes.end()) {
+          if (auto s = it->second.lock()) ProbeStreams::Stop(*s, "cancelled by the controller");
+          probes.erase(it);
+        }
+      }
+      if (in.command().kind_case() == v1::ControllerCommand::kRevertAll &&
+          probe_streams_ != nullptr) {
+        probe_streams_->CancelAll(in.command().revert_all().run_id());  // a halt stops probes too
+      }
       v1::AgentMessage answer;
       *answer.mutable_result() = Execute(in.command());
       if (!write(answer)) break;
@@ -194,6 +310,9 @@ grpc::Status ControllerLink::RunStream() {
   }
   hb_cv.notify_all();
   if (heartbeat.joinable()) heartbeat.join();
+  for (auto& [id, weak] : probes) {
+    if (auto s = weak.lock()) ProbeStreams::Stop(*s, "the controller's stream ended");
+  }
   {
     // Apply workers still running answer nothing from now on: the stream is about to go.
     std::lock_guard lock(out->mu);
@@ -269,6 +388,8 @@ v1::CommandResult ControllerLink::Execute(const v1::ControllerCommand& command,
       }
       break;
     }
+    case v1::ControllerCommand::kCancelProbe:
+      break;  // stopped by the stream's reader (RunStream); OK also for a probe already ended
     case v1::ControllerCommand::kGetInfo:
       *result.mutable_info() = DescribeAgent(manager_, registry_, identity_);
       break;

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,6 +20,7 @@
 #include "agent/apply_executor.h"
 #include "agent/fault_manager.h"
 #include "agent/fault_registry.h"
+#include "agent/probe_streams.h"
 #include "common/duration.h"
 #include "faultline/v1/controller.grpc.pb.h"
 
@@ -63,6 +65,17 @@ class ControllerLink {
   // still-running one is stuck in a backend, see agent/main.cpp.)
   bool WaitAppliesIdle(std::chrono::milliseconds timeout);
 
+  // Enables probe commands (ProbeStreams::Run; samples go down the stream as ProbeSampleMessages
+  // and the end as the command's result; a cancel_probe command or the stream's end stops them)
+  // and makes revert_all stop the run's probes too. `streams` must outlive the link. Without it a
+  // probe command is answered UNIMPLEMENTED. Call before Start.
+  void SetProbeStreams(ProbeStreams* streams) { probe_streams_ = streams; }
+  // Enables list_workloads commands (each on a short-lived thread, at most
+  // AgentService::kMaxWorkloadListsInFlight at once). Call before Start.
+  void SetWorkloadLister(WorkloadLister lister) {
+    workload_lister_ = std::make_shared<const WorkloadLister>(std::move(lister));
+  }
+
  private:
   std::unique_ptr<v1::Controller::Stub> Dial() const;
   void Loop();
@@ -72,6 +85,11 @@ class ControllerLink {
   struct StreamWriter;
   // Runs an apply command on executor_ and writes its answer (or its cancellation) to `out`.
   void ExecuteApplyAsync(const v1::ControllerCommand& command, std::shared_ptr<StreamWriter> out);
+  // Starts a probe command's stream; false when its refusal could not be written.
+  bool StartProbe(const v1::ControllerCommand& command, const std::shared_ptr<StreamWriter>& out,
+                  std::map<uint64_t, std::weak_ptr<ProbeStreams::Stream>>& probes);
+  // Answers a list_workloads command from a thread of its own.
+  void ListWorkloadsAsync(const v1::ControllerCommand& command, std::shared_ptr<StreamWriter> out);
 
   FaultManager& manager_;
   const FaultRegistry& registry_;
@@ -84,6 +102,10 @@ class ControllerLink {
   std::shared_ptr<grpc::ClientContext> context_;  // guarded by mu_; the open stream's
   std::atomic<bool> attached_{false};
   std::thread thread_;
+  ProbeStreams* probe_streams_ = nullptr;
+  std::shared_ptr<const WorkloadLister> workload_lister_;
+  std::shared_ptr<std::atomic<int>> workload_lists_in_flight_ =
+      std::make_shared<std::atomic<int>>(0);
   // Declared last: destroyed first, rejecting queued applies before the rest goes away.
   const std::unique_ptr<ApplyExecutor> executor_;
 };

@@ -332,7 +332,17 @@ int Run(const Flags& flags,
   manager.StartLeaseThread();
 
   probes::InitProbes();
-  agent::ProbeStreams probe_streams(agent::ProbeStreamOptions{flags.allow_probe_commands});
+  agent::ProbeStreamOptions probe_options;
+  probe_options.allowed_commands = flags.allow_probe_commands;
+  // A probe `from:` a workload target runs in the workload this agent's own discovery resolves.
+  probe_options.list_workloads =
+      [workload_resolver](
+          const v1::WorkloadSelector& selector) -> Result<std::vector<workloads::Workload>> {
+    auto found = workload_resolver->Resolve(selector);
+    if (!found.ok()) return found.status();
+    return std::move(found->workloads);
+  };
+  agent::ProbeStreams probe_streams(std::move(probe_options));
   // A run that faults every workload it picked on this host sends all its applies at once (one
   // per container): queue as many as the agent may hold active, so up to --max-active-faults
   // containers are faulted at once without a RESOURCE_EXHAUSTED (bench/container_bench.sh).
@@ -428,6 +438,10 @@ int Run(const Flags& flags,
     }
     link = std::make_unique<ControllerLink>(manager, registry, AgentIdentity{name, *labels},
                                             link_options);
+    link->SetProbeStreams(&probe_streams);
+    link->SetWorkloadLister([workload_resolver](const v1::WorkloadSelector& selector) {
+      return workloads::ListWorkloads(*workload_resolver, selector);
+    });
     link->Start();
     spdlog::info("dialling controller {}", flags.controller);
     if (flags.listen.empty()) address = "controller " + flags.controller;

@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "common/dns_name.h"
+#include "common/faultspec/workload_selector.h"
 
 namespace faultline::probes {
 
@@ -282,6 +283,12 @@ Result<ProbeSpec> ProbeSpecFromRequest(const v1::ProbeRequest& request,
     }
     case v1::ProbeRequest::KIND_NOT_SET:
       return InvalidArgument("kind: one of http, tcp, dns, grpc_health, command is required");
+  }
+  if (request.has_workload()) {
+    // The same rules as a fault's workload: the agent resolves it, never a caller's namespace.
+    faultspec::FieldProblems problems;
+    faultspec::ValidateWorkloadSelector(request.workload(), "workload", &problems);
+    if (!problems.ok()) return problems.ToStatus();
   }
   return spec;
 }

@@ -38,8 +38,10 @@ Result<v1::ProbeRequest> MakeProbeRequest(const ProbeSpec& spec, const std::stri
 // addresses, ports 1..65535, a DNS server that is an IP[:port], regexes RE2 can compile of at
 // most 1024 bytes, argv of at most 64 entries of 4096 bytes). A command probe must name as argv[0]
 // exactly one of `allowed_commands` (absolute paths, the agent's --allow-probe-command; empty:
-// none), else PERMISSION_DENIED naming the program and the flag. INVALID_ARGUMENT naming the
-// field otherwise. On success the spec and *duration (0: until cancelled). Pure.
+// none), else PERMISSION_DENIED naming the program and the flag. A `workload` selector follows
+// faultspec::ValidateWorkloadSelector (fields "workload.*"); the caller resolves it.
+// INVALID_ARGUMENT naming the field otherwise. On success the spec and *duration (0: until
+// cancelled). Pure.
 Result<ProbeSpec> ProbeSpecFromRequest(const v1::ProbeRequest& request,
                                        const std::vector<std::string>& allowed_commands,
                                        Duration* duration);

@@ -130,8 +130,9 @@ ProbeOutcome RunDns(const Probe& p) {
   ProbeOutcome out;
   ldns_resolver* res = nullptr;
   if (p.dns.server.empty()) {
-    if (ldns_resolver_new_frm_file(&res, nullptr) != LDNS_STATUS_OK) {
-      out.detail = "cannot read /etc/resolv.conf";
+    const char* file = p.dns.resolv_conf.empty() ? nullptr : p.dns.resolv_conf.c_str();
+    if (ldns_resolver_new_frm_file(&res, file) != LDNS_STATUS_OK) {
+      out.detail = std::string("cannot read ") + (file ? file : "/etc/resolv.conf");
       return out;
     }
   } else {

@@ -27,6 +27,9 @@ struct DnsSpec {
   std::string server;  // host or host:port; empty = system resolver
   // Expected outcome: "answer" (at least one A/AAAA), or an rcode name "nxdomain", "noerror",...
   std::string expect = "answer";
+  // With an empty `server`: the resolv.conf to read instead of /etc/resolv.conf. Set by the agent
+  // only (a workload's /proc/PID/root/etc/resolv.conf), never from a request or an experiment.
+  std::string resolv_conf;
 };
 struct CommandSpec {
   std::vector<std::string> argv;

@@ -45,25 +45,30 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::
     Finish(status);
   }
 
-  void Send(v1::ControllerCommand command, MonoTime deadline, CommandCallback done) {
+  // Returns the command's request id on this stream (0 when the stream has ended: `done` was
+  // called). `on_sample` (a probe command's) gets each ProbeSampleMessage of the command, in
+  // order, on the stream's reader, until its result arrives.
+  uint64_t Send(v1::ControllerCommand command, MonoTime deadline, CommandCallback done,
+                SampleCallback on_sample = nullptr) {
+    uint64_t id_sent = 0;
     {
       std::lock_guard lock(mu_);
       if (!finish_called_) {
         uint64_t id = ++next_request_id_;
         command.set_request_id(id);
-        pending_[id] = Pending{deadline, std::move(done)};
+        pending_[id] = Pending{deadline, std::move(done), std::move(on_sample)};
         v1::ControllerMessage message;
         *message.mutable_command() = std::move(command);
         EnqueueLocked(std::move(message));
-      } else {
-        deadline = MonoTime::min();  // answered below
+        id_sent = id;
       }
     }
-    if (deadline != MonoTime::min()) {
+    if (id_sent != 0) {
       registry_->WatchDeadline(deadline, shared_from_this());
-      return;
+      return id_sent;
     }
     done(Unavailable("agent " + agent_id_ + " is not attached (its stream ended)"));
+    return 0;
   }
 
   // Fails every command whose deadline has passed.
@@ -125,6 +130,7 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::
   struct Pending {
     MonoTime deadline;
     CommandCallback done;
+    SampleCallback on_sample;  // probe commands only
   };
 
   // Precondition: mu_ held.
@@ -188,6 +194,16 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::
     registry_->OnSeen(agent_id_, in_.has_heartbeat()
                                      ? std::optional<uint32_t>(in_.heartbeat().active_faults())
                                      : std::nullopt);
+    if (in_.has_probe_sample()) {
+      SampleCallback on_sample;
+      {
+        std::lock_guard lock(mu_);
+        auto it = pending_.find(in_.probe_sample().request_id());
+        if (it != pending_.end()) on_sample = it->second.on_sample;
+      }
+      if (on_sample) on_sample(in_.probe_sample().sample());
+      return true;
+    }
     if (in_.has_result()) {
       CommandCallback done;
       {
@@ -220,6 +236,57 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::
 // ---------------------------------------------------------------------------------------------
 
 namespace {
+
+// One relayed probe's callbacks: samples until it finished, then `on_done` exactly once. Each
+// call holds the lock, so once Finish returned no callback runs or will run.
+struct ProbeRelay {
+  std::mutex mu;
+  bool finished = false;
+  std::function<void(const v1::ProbeSample&)> on_sample;
+  std::function<void(Status)> on_done;
+
+  void Sample(const v1::ProbeSample& sample) {
+    std::lock_guard lock(mu);
+    if (!finished) on_sample(sample);
+  }
+  void Finish(Status status) {
+    std::lock_guard lock(mu);
+    if (finished) return;
+    finished = true;
+    on_done(std::move(status));
+    on_sample = nullptr;
+    on_done = nullptr;
+  }
+};
+
+// A probe run by an attached agent: its samples come up the Attach stream (ProbeSampleMessage),
+// its end is the probe command's result. Cancel ends it here at once and tells the agent
+// (cancel_probe on the same stream; an agent whose stream ended stopped its probes already).
+class RelayedProbeStream final : public engine::ProbeStream {
+ public:
+  RelayedProbeStream(std::shared_ptr<ProbeRelay> relay, std::weak_ptr<AgentSession> session,
+                     uint64_t request_id)
+      : relay_(std::move(relay)), session_(std::move(session)), request_id_(request_id) {}
+  ~RelayedProbeStream() override { Cancel(); }
+  void Cancel() override {
+    relay_->Finish(Status(StatusCode::kCancelled, "probe cancelled"));
+    if (cancel_sent_.exchange(true) || request_id_ == 0) return;
+    if (auto session = session_.lock()) {
+      v1::ControllerCommand c;
+      c.mutable_cancel_probe()->set_probe_request_id(request_id_);
+      session->Send(std::move(c), SystemClock::Instance().Now() + std::chrono::seconds(10),
+                    [](Result<v1::CommandResult>) {});
+    }
+  }
+
+ private:
+  std::shared_ptr<ProbeRelay> relay_;
+  std::weak_ptr<AgentSession> session_;
+  const uint64_t request_id_;
+  std::atomic<bool> cancel_sent_{false};
+};
+
+}  // namespace
 
 // The engine's view of an attached agent: each call is a command on its stream, retried (same
 // fault id, so never double-applied) if the agent reconnects within the deadline.
@@ -269,6 +336,48 @@ class StreamAgentConnection final : public engine::AgentConnection {
     auto r = Do(c, deadline, "ListFaults");
     if (!r.ok()) return r.status();
     return std::vector<v1::FaultStatus>(r->list().faults().begin(), r->list().faults().end());
+  }
+
+  Result<v1::ListWorkloadsResponse> ListWorkloads(const v1::WorkloadSelector& selector,
+                                                  Duration deadline) override {
+    v1::ControllerCommand c;
+    *c.mutable_list_workloads()->mutable_selector() = selector;
+    auto r = Do(c, deadline, "ListWorkloads");
+    if (!r.ok()) return r.status();
+    return r->workloads();
+  }
+
+  // The probe command on the agent's stream; ends like the Agent service's Probe stream.
+  std::unique_ptr<engine::ProbeStream> StartProbe(
+      const v1::ProbeRequest& request, std::function<void(const v1::ProbeSample&)> on_sample,
+      std::function<void(Status)> on_done) override {
+    auto relay = std::make_shared<ProbeRelay>();
+    relay->on_sample = std::move(on_sample);
+    relay->on_done = std::move(on_done);
+    v1::ControllerCommand c;
+    *c.mutable_probe() = request;
+    // The agent ends the stream after duration_ms; the deadline only catches a silent agent.
+    const Duration lasts = request.duration_ms() > 0 ? Duration(milliseconds(request.duration_ms()))
+                                                     : Duration(std::chrono::hours(24));
+    const std::string name = endpoint_.name;
+    std::shared_ptr<AgentSession> session = registry_.FindLive(name);
+    uint64_t id = 0;
+    auto done = [relay, name](Result<v1::CommandResult> r) {
+      if (!r.ok()) {
+        return relay->Finish(
+            Status(r.status().code(), "probe on agent " + name + ": " + r.status().message()));
+      }
+      relay->Finish(r->code() == 0 ? Status::Ok()
+                                   : Status(static_cast<StatusCode>(r->code()), r->message()));
+    };
+    if (!session) {
+      done(Unavailable("agent " + name + " is not attached to this controller"));
+    } else {
+      id = session->Send(
+          std::move(c), SystemClock::Instance().Now() + lasts + std::chrono::seconds(30),
+          std::move(done), [relay](const v1::ProbeSample& sample) { relay->Sample(sample); });
+    }
+    return std::make_unique<RelayedProbeStream>(relay, session, id);
   }
 
   // One attempt each, down the stream (the engine's FanOut retries): no thread waits.
@@ -342,8 +451,6 @@ class StreamAgentConnection final : public engine::AgentConnection {
   AgentRegistry& registry_;
   engine::AgentEndpoint endpoint_;
 };
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 

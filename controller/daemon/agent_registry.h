@@ -28,6 +28,8 @@
 namespace faultline::daemon {
 
 using CommandCallback = std::function<void(Result<v1::CommandResult>)>;
+// A probe command's samples (ProbeSampleMessage), on the stream's reader thread.
+using SampleCallback = std::function<void(const v1::ProbeSample&)>;
 
 struct AgentRegistryOptions {
   // Told to every agent in its Welcome.
@@ -100,13 +102,16 @@ class AgentRegistry {
   // Blocks until at least `count` agents are live or `timeout` passes.
   bool AwaitLiveCount(size_t count, Duration timeout) const;
 
-  // An engine connection to `endpoint` (from LiveInventory) through its Attach stream.
+  // An engine connection to `endpoint` (from LiveInventory) through its Attach stream: every
+  // AgentConnection call, ListWorkloads and StartProbe included (a probe command relayed over the
+  // stream: samples as ProbeSampleMessages, its end as the command's result).
   std::shared_ptr<engine::AgentConnection> Connect(const engine::AgentEndpoint& endpoint);
 
   const AgentRegistryOptions& options() const { return options_; }
 
  private:
   friend class AgentSession;
+  friend class StreamAgentConnection;
   struct Entry {
     std::shared_ptr<AgentSession> session;  // null when gone
     AgentSnapshot snapshot;

@@ -120,8 +120,8 @@ class ProbeReader final : public grpc::ClientReadReactor<v1::ProbeSample>, publi
 std::unique_ptr<ProbeStream> AgentConnection::StartProbe(
     const v1::ProbeRequest& request, std::function<void(const v1::ProbeSample&)> on_sample,
     std::function<void(Status)> on_done) {
-  on_done(Unimplemented("agent-side probes need a direct connection to agent " + endpoint().name +
-                        " (faultline run); this connection cannot stream probe samples"));
+  on_done(Unimplemented("this connection to agent " + endpoint().name +
+                        " cannot stream probe samples"));
   return std::make_unique<NoProbeStream>();
 }
 

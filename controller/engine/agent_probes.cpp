@@ -37,7 +37,8 @@ Result<ClockMapping> MapAgentClock(AgentConnection& client, Clock& clock, Durati
 
 struct AgentProbes::Stream {
   std::string probe;
-  std::string agent;
+  std::string agent;  // in messages: the agent, or the workload on it
+  std::string where;  // each sample's: "agent" or "agent/workload-name"
   ClockMapping clock;
   std::mutex mu;
   std::condition_variable cv;
@@ -50,40 +51,67 @@ struct AgentProbes::Stream {
 AgentProbes::AgentProbes(const experiment::Experiment& experiment,
                          std::map<std::string, std::vector<std::string>> targets,
                          std::map<std::string, std::shared_ptr<AgentConnection>> clients,
-                         probes::ProbeSet& probes, Clock& clock)
+                         probes::ProbeSet& probes, Clock& clock,
+                         std::map<std::string, std::vector<WorkloadTarget>> workloads)
     : exp_(experiment),
       targets_(std::move(targets)),
       clients_(std::move(clients)),
+      workloads_(std::move(workloads)),
       probes_(probes),
       clock_(clock) {}
 
 AgentProbes::~AgentProbes() { Stop(); }
 
 Status AgentProbes::Start(const std::string& run_id, Duration duration, Duration deadline) {
+  std::map<std::string, ClockMapping> mapped;  // one mapping per agent
   for (const experiment::Probe& p : exp_.probes) {
     if (p.from == "controller") continue;
-    Result<v1::ProbeRequest> request = probes::MakeProbeRequest(p, run_id, duration);
-    if (!request.ok()) return request.status();
-    const std::vector<std::string>& agents = targets_[p.from];
+    Result<v1::ProbeRequest> base = probes::MakeProbeRequest(p, run_id, duration);
+    if (!base.ok()) return base.status();
+    // Where it runs: every agent of a host target, or every workload picked for a workload target.
+    struct Place {
+      std::string agent;
+      const WorkloadTarget* workload = nullptr;
+    };
+    std::vector<Place> places;
+    if (auto w = workloads_.find(p.from); w != workloads_.end()) {
+      for (const WorkloadTarget& t : w->second) places.push_back({t.agent, &t});
+    } else {
+      for (const std::string& agent : targets_[p.from]) places.push_back({agent, nullptr});
+    }
     std::vector<probes::ProbeSite> sites;
-    for (const std::string& agent : agents) {
+    for (const Place& place : places) {
+      const std::string& agent = place.agent;
       auto client = clients_.at(agent);
-      Result<ClockMapping> mapping = MapAgentClock(*client, clock_, deadline);
-      if (!mapping.ok()) {
-        return Status(mapping.status().code(), "probe " + p.name +
-                                                   ": cannot map the clock of agent " + agent +
-                                                   ": " + mapping.status().message());
+      auto known = mapped.find(agent);
+      if (known == mapped.end()) {
+        Result<ClockMapping> mapping = MapAgentClock(*client, clock_, deadline);
+        if (!mapping.ok()) {
+          return Status(mapping.status().code(), "probe " + p.name +
+                                                     ": cannot map the clock of agent " + agent +
+                                                     ": " + mapping.status().message());
+        }
+        known = mapped.emplace(agent, *mapping).first;
       }
-      sites.push_back(
-          probes::ProbeSite{agent, mapping->offset, mapping->error_bound, mapping->rtt});
+      const ClockMapping& mapping = known->second;
+      v1::ProbeRequest request = *base;
+      probes::ProbeSite site{agent, mapping.offset, mapping.error_bound, mapping.rtt, ""};
       auto stream = std::make_unique<Stream>();
       stream->probe = p.name;
       stream->agent = agent;
-      stream->clock = *mapping;
+      stream->where = agent;
+      if (place.workload != nullptr) {
+        *request.mutable_workload() = SelectorFor(place.workload->workload);
+        site.workload = DescribeWorkload(*place.workload);
+        stream->where = agent + "/" + place.workload->workload.name();
+        stream->agent = site.workload;
+      }
+      sites.push_back(site);
+      stream->clock = mapping;
       Stream* s = stream.get();
       streams_.push_back(std::move(stream));
       s->handle = client->StartProbe(
-          *request,
+          request,
           [this, s](const v1::ProbeSample& m) {
             if (m.started()) {
               std::lock_guard lock(s->mu);
@@ -103,7 +131,7 @@ Status AgentProbes::Start(const std::string& run_id, Duration duration, Duration
             sample.sample.answered = s->clock.ToController(MonoTime(m.answered_ns()));
             sample.sample.clock_error = s->clock.error_bound;
             sample.detail = m.detail();
-            sample.where = s->agent;
+            sample.where = s->where;
             probes_.AddRemote(s->probe, sample);
           },
           [this, s](Status st) {

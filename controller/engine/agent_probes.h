@@ -6,6 +6,11 @@
 // the controller's own samples by send instant). The report names the agents each probe ran on
 // and their clock error bounds (ProbeRecord::sites).
 //
+// A probe `from:` a target with `workloads:` runs in each workload the run picked for that target
+// (RunResult::workload_targets): its request carries the selector naming exactly that workload
+// (SelectorFor), the agent resolves it and runs the probe in the workload's network namespace;
+// the site and every sample name the workload. One clock mapping per agent serves all its streams.
+//
 // Threading: Start and Stop from the engine's thread; samples arrive on gRPC threads.
 
 #include <functional>
@@ -20,6 +25,7 @@
 #include "common/status.h"
 #include "controller/engine/agent_client.h"
 #include "controller/engine/clock_mapping.h"
+#include "controller/engine/workload_selection.h"
 #include "controller/experiment/experiment.h"
 #include "controller/probes/probe_set.h"
 
@@ -36,11 +42,13 @@ Result<ClockMapping> MapAgentClock(AgentConnection& client, Clock& clock, Durati
 class AgentProbes {
  public:
   // `experiment`, `probes` and `clock` must outlive this object. `clients` holds a connection
-  // for every agent of `targets` (target → agent names).
+  // for every agent of `targets` (target → agent names) and of `workloads` (target → the
+  // workloads picked for a target with `workloads:`).
   AgentProbes(const experiment::Experiment& experiment,
               std::map<std::string, std::vector<std::string>> targets,
               std::map<std::string, std::shared_ptr<AgentConnection>> clients,
-              probes::ProbeSet& probes, Clock& clock);
+              probes::ProbeSet& probes, Clock& clock,
+              std::map<std::string, std::vector<WorkloadTarget>> workloads = {});
   ~AgentProbes();  // Stop()
 
   // Maps the clocks, starts every stream for run `run_id` (each lasting at most `duration`, so a
@@ -59,6 +67,7 @@ class AgentProbes {
   const experiment::Experiment& exp_;
   std::map<std::string, std::vector<std::string>> targets_;
   std::map<std::string, std::shared_ptr<AgentConnection>> clients_;
+  std::map<std::string, std::vector<WorkloadTarget>> workloads_;
   probes::ProbeSet& probes_;
   Clock& clock_;
   std::vector<std::unique_ptr<Stream>> streams_;

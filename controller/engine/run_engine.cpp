@@ -174,7 +174,7 @@ RunResult RunEngine::Run() {
   // Agent-side probes (`from: <target>`): declared after the set, so destroyed (and every stream
   // ended) before it. Each stream lasts at most the run's cap, so one the controller forgets
   // (killed) ends on the agent by itself.
-  AgentProbes agent_probes(exp_, r.targets, state_->clients, probes, clock_);
+  AgentProbes agent_probes(exp_, r.targets, state_->clients, probes, clock_, r.workload_targets);
   if (Status s = agent_probes.Start(r.run_id, max_duration + 60s, options_.rpc_deadline); !s.ok()) {
     probes.Stop();
     r.probes = probes.Records();

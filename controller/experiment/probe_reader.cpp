@@ -436,15 +436,16 @@ void Parser::ParseProbe(const YAML::Node& item, const std::string& path) {
       if (*s == "controller") {
         p.from = *s;
       } else if (target_names_.count(*s)) {
+        // A target of hosts runs the probe on each agent; a target with `workloads:` runs it
+        // inside each picked workload's network namespace (the agent resolves it). The same
+        // rules hold for both: the agent checks them again (common/probes/probe_request.h).
         const Target* target = exp_.FindTarget(*s);
-        if (target != nullptr && target->workloads) {
+        const std::string on = target != nullptr && target->workloads ? " (inside a workload)" : "";
+        if (p.kind == Probe::Kind::kPrometheus) {
           Error(*v, path + ".from",
-                "target " + Quoted(*s) +
-                    " selects workloads: a probe from inside a workload is not supported until "
-                    "the agent can run it in the workload's network namespace (issue 14 item 4); "
-                    "use a target of hosts");
-        } else if (p.kind == Probe::Kind::kPrometheus) {
-          Error(*v, path + ".from", "prometheus probes run from the controller only");
+                "prometheus probes run from the controller only, not from "
+                "an agent" +
+                    on);
         } else if (p.kind == Probe::Kind::kGrpcHealth &&
                    (!p.grpc_health.ca_file.empty() || !p.grpc_health.cert_file.empty())) {
           Error(*v, path + ".from",
@@ -452,7 +453,7 @@ void Parser::ParseProbe(const YAML::Node& item, const std::string& path) {
                 "file a caller names; it verifies with the system's roots)");
         } else if (p.interval < std::chrono::milliseconds(50)) {
           Error(*v, path + ".from",
-                "a probe from an agent needs an interval of at least 50ms, got " +
+                "a probe from an agent" + on + " needs an interval of at least 50ms, got " +
                     FormatDuration(p.interval));
         } else if (p.kind == Probe::Kind::kCommand &&
                    (p.command.argv.empty() || p.command.argv[0].empty() ||

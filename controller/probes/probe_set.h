@@ -41,6 +41,7 @@ struct ProbeSite {
   Duration clock_offset{};  // agent − controller, estimated
   Duration clock_error{};   // the mapping's error bound: widens every bracket from these samples
   Duration clock_rtt{};     // round trip of the exchange the mapping came from
+  std::string workload;     // set when it ran inside a workload: DescribeWorkload's name of it
 };
 
 // Everything one probe recorded during a run.

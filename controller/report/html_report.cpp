@@ -198,16 +198,30 @@ std::string RenderHtml(const ReportModel& m) {
 
   if (!m.probes.empty()) {
     out +=
-        "<h2>Probes</h2>\n<table id=\"probes\"><tr><th>probe</th><th>interval</th><th>samples"
-        "</th><th>ok</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\n";
+        "<h2>Probes</h2>\n<table id=\"probes\"><tr><th>probe</th><th>ran from</th>"
+        "<th>interval</th><th>samples</th><th>ok</th><th>p50</th><th>p90</th><th>p99</th>"
+        "<th>max</th></tr>\n";
     for (const auto& p : m.probes) {
       size_t ok = std::count_if(p.samples.begin(), p.samples.end(),
                                 [](const SampleRow& s) { return s.ok; });
+      // Where it ran: the controller, or each host / workload of its `from:` target with the
+      // error bound of that agent's clock mapping (which widens its brackets).
+      std::string where = p.from == "controller" ? std::string("controller") : "";
+      if (p.from != "controller") {
+        where = "<span class=\"from\">from " + E(p.from) + "</span>";
+        if (p.ran_on.empty()) where += ": ran on no agent";
+        for (const auto& site : p.ran_on) {
+          where += fmt::format("<br><span class=\"ran-on\">{} {}</span> (clock ±{:.3f}ms)",
+                               site.workload.empty() ? "host" : "in",
+                               E(site.workload.empty() ? site.agent : site.workload),
+                               site.clock_error_ms);
+        }
+      }
       out += fmt::format(
-          "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
+          "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
           "<td class=\"num\">{}</td><td class=\"num\">{:.1f}ms</td><td class=\"num\">{:.1f}ms</td>"
           "<td class=\"num\">{:.1f}ms</td><td class=\"num\">{:.1f}ms</td></tr>\n",
-          E(p.name), Human(p.interval_s), p.samples.size(), ok, p.p50_ms, p.p90_ms, p.p99_ms,
+          E(p.name), where, Human(p.interval_s), p.samples.size(), ok, p.p50_ms, p.p90_ms, p.p99_ms,
           p.max_ms);
     }
     out += "</table>\n";

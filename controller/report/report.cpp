@@ -147,10 +147,13 @@ std::string RenderJson(const ReportModel& m) {
     }
     json ran_on = json::array();
     for (const auto& site : p.ran_on) {
-      ran_on.push_back({{"agent", site.agent},
-                        {"clock_offset_ms", site.clock_offset_ms},
-                        {"clock_error_ms", site.clock_error_ms},
-                        {"clock_rtt_ms", site.clock_rtt_ms}});
+      json one = {{"agent", site.agent},
+                  {"ran_in", site.workload.empty() ? "host" : "workload"},
+                  {"clock_offset_ms", site.clock_offset_ms},
+                  {"clock_error_ms", site.clock_error_ms},
+                  {"clock_rtt_ms", site.clock_rtt_ms}};
+      if (!site.workload.empty()) one["workload"] = site.workload;
+      ran_on.push_back(std::move(one));
     }
     j["probes"].push_back({
         {"name", p.name},
@@ -230,7 +233,8 @@ std::string RenderText(const ReportModel& m) {
       if (p.from != "controller") {
         std::string where;
         for (const auto& site : p.ran_on) {
-          where += fmt::format("{}{} (clock ±{:.3f}ms)", where.empty() ? "" : ", ", site.agent,
+          where += fmt::format("{}{} (clock ±{:.3f}ms)", where.empty() ? "" : ", ",
+                               site.workload.empty() ? "host " + site.agent : site.workload,
                                site.clock_error_ms);
         }
         out += fmt::format("      from {}: ran on {}; brackets widened by the clock error\n",

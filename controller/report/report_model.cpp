@@ -280,7 +280,8 @@ ReportModel FromRun(const RunResult& r) {
     row.from = p.from;
     for (const auto& site : p.sites) {
       row.ran_on.push_back({site.agent, ToSeconds(site.clock_offset) * 1000,
-                            ToSeconds(site.clock_error) * 1000, ToSeconds(site.clock_rtt) * 1000});
+                            ToSeconds(site.clock_error) * 1000, ToSeconds(site.clock_rtt) * 1000,
+                            site.workload});
     }
     for (const auto& s : p.samples) {
       row.samples.push_back({Offset(r, s.sample.at), Offset(r, s.sample.AnsweredAt()), s.sample.ok,
@@ -443,6 +444,7 @@ Result<ReportModel> ParseReportJson(std::string_view text, const std::string& so
     rd.Array(pr, p, "ran_on", [&](const json& a, const std::string& ap) {
       ProbeSiteRow site;
       rd.String(a, ap, "agent", &site.agent, true);
+      rd.String(a, ap, "workload", &site.workload);  // absent: on the agent's host
       rd.Number(a, ap, "clock_offset_ms", &site.clock_offset_ms);
       rd.Number(a, ap, "clock_error_ms", &site.clock_error_ms);
       rd.Number(a, ap, "clock_rtt_ms", &site.clock_rtt_ms);

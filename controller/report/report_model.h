@@ -110,7 +110,7 @@ struct SampleRow {
   bool ok = false;
   double latency_ms = 0;
   std::string detail;
-  std::string where;          // agent-side: the agent that took it; "" = the controller
+  std::string where;          // agent-side: the agent ("agent/workload" inside one); "" = here
   double clock_error_ms = 0;  // agent-side: the clock mapping's error bound (widens brackets)
 };
 
@@ -120,6 +120,7 @@ struct ProbeSiteRow {
   double clock_offset_ms = 0;  // agent − controller
   double clock_error_ms = 0;   // error bound (half the round trip of the exchange kept)
   double clock_rtt_ms = 0;
+  std::string workload;  // set when it ran inside a workload ("container x (docker …) on h")
 };
 
 struct ProbeRow {

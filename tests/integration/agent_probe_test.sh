@@ -15,6 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 mode="${2:?short|long}"
 ttl=2
 [ "$mode" = long ] && ttl=60
+# shellcheck disable=SC2034  # read by start_app_unbound (lib.sh), which waits until unbound resolves it
 EAST=dynamodb.us-east-1.sandbox.test
 command -v unbound >/dev/null || fail "unbound is not installed (scripts/lib.sh installs it)"
 UNBOUND_UID=$(id -u unbound) || fail "no user 'unbound' (Debian's unbound package creates it)"
@@ -23,35 +24,7 @@ sandbox_up --failover auto
 start_app_unbound
 
 EXP="$WORK/agent-probe-dns.yaml"
-cat >"$EXP" <<EOF
-apiVersion: faultline/v1
-kind: Experiment
-metadata: {name: agent-probe-dns-${ttl}s}
-targets:
-  app: {selector: {role: app}}
-faults:
-  - name: east-upstream-nodata
-    target: app
-    dns:
-      domains: ["$EAST"]
-      mode: nodata
-      negative_ttl: ${ttl}s
-      scope: {uid: $UNBOUND_UID}   # the caching resolver's upstream queries only
-    duration: 4s
-probes:
-  - name: east-from-controller     # straight to fl-dns: the fault is not on this path
-    dns: {name: $EAST, server: "10.77.0.2", expect: answer, timeout: 1s}
-    interval: 200ms
-  - name: east-from-app            # fl-app's resolver path (its unbound)
-    dns: {name: $EAST, server: "127.0.0.1", expect: answer, timeout: 1s}
-    interval: 200ms
-    from: app
-steady_state: {probes: [east-from-controller, east-from-app], for: 1s}
-objectives:
-  - {name: app-after-revert, probe: east-from-app, after: revert, recover_within: 6s, stable_for: 1s}
-  - {name: controller-unaffected, probe: east-from-controller, recover_within: 8s, stable_for: 1s}
-max_duration: 2m
-EOF
+write_agent_probe_dns_experiment "$EXP" "agent-probe-dns-${ttl}s" "$ttl" "$UNBOUND_UID"
 run_experiment "$EXP"
 
 verdict() { jq -r --arg n "$1" '.objectives[] | select(.name==$n) | .verdict' "$R"; }

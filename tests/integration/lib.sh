@@ -85,6 +85,41 @@ expect_failover_in_bracket() {
     >/dev/null || fail "the logged failover ${truth}s lies outside the bracket [${lo}s, ${hi}s]"
 }
 
+# The agent-side probe DNS scenario (agent_probe_test.sh, agent_probe_controller_test.sh): a nodata
+# fault with negative TTL TTL_S on the east endpoint, scoped to fl-app's unbound (uid UID), probed
+# from the controller (straight to fl-dns: cannot see it) and `from: app` (through unbound).
+write_agent_probe_dns_experiment() {  # FILE NAME TTL_S UID
+  cat >"$1" <<EOF
+apiVersion: faultline/v1
+kind: Experiment
+metadata: {name: $2}
+targets:
+  app: {selector: {role: app}}
+faults:
+  - name: east-upstream-nodata
+    target: app
+    dns:
+      domains: ["dynamodb.us-east-1.sandbox.test"]
+      mode: nodata
+      negative_ttl: ${3}s
+      scope: {uid: $4}   # the caching resolver's upstream queries only
+    duration: 4s
+probes:
+  - name: east-from-controller     # straight to fl-dns: the fault is not on this path
+    dns: {name: dynamodb.us-east-1.sandbox.test, server: "10.77.0.2", expect: answer, timeout: 1s}
+    interval: 200ms
+  - name: east-from-app            # fl-app's resolver path (its unbound), run by fl-app's agent
+    dns: {name: dynamodb.us-east-1.sandbox.test, server: "127.0.0.1", expect: answer, timeout: 1s}
+    interval: 200ms
+    from: app
+steady_state: {probes: [east-from-controller, east-from-app], for: 1s}
+objectives:
+  - {name: app-after-revert, probe: east-from-app, after: revert, recover_within: 6s, stable_for: 1s}
+  - {name: controller-unaffected, probe: east-from-controller, recover_within: 8s, stable_for: 1s}
+max_duration: 2m
+EOF
+}
+
 # A caching resolver (Debian's unbound) on fl-app's loopback: everything forwarded to fl-dns, no
 # DNSSEC (the sandbox's zone is unsigned), RFC 6761's default block of .test lifted. Extra
 # `server:` lines may be given as arguments ("log-replies: yes"). Waits until it resolves $EAST.

@@ -206,6 +206,15 @@ TEST_F(ProbeStreamsTest, RefusesInvalidFieldsNamingThem) {
        grpc::StatusCode::PERMISSION_DENIED, "--allow-probe-command"},
       {[](auto& r) { r.mutable_command()->add_argv("true"); }, grpc::StatusCode::PERMISSION_DENIED,
        "'true' is not one of them"},
+      // A workload: validated like a fault's, then resolved by the agent itself (discovery is
+      // off in this fixture, so even a valid selector ends the stream before `started`).
+      {[](auto& r) { r.mutable_workload()->set_netns_path("run/netns/x"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "workload"},
+      {[](auto& r) {
+         r.mutable_workload()->set_runtime(v1::WorkloadSelector::DOCKER);
+         r.mutable_workload()->add_ids("3f2a");
+       },
+       grpc::StatusCode::FAILED_PRECONDITION, "workload discovery is not enabled"},
   };
   for (const Case& c : cases) {
     v1::ProbeRequest r = Tcp(9, 1000);

@@ -9,9 +9,11 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "agent/controller_link.h"
@@ -58,6 +60,7 @@ struct TestAgent {
     options.max_backoff = 200ms;
     link = std::make_unique<agent::ControllerLink>(
         *manager, registry, agent::AgentIdentity{id, std::move(labels)}, options);
+    link->SetProbeStreams(&probe_streams);
     link->Start();
   }
   ~TestAgent() {
@@ -78,6 +81,7 @@ struct TestAgent {
   agent::FaultRegistry registry;
   std::unique_ptr<agent::Journal> journal;
   std::unique_ptr<agent::FaultManager> manager;
+  agent::ProbeStreams probe_streams{agent::ProbeStreamOptions{}};
   std::unique_ptr<agent::ControllerLink> link;
 };
 
@@ -406,6 +410,117 @@ TEST_F(ControllerServiceTest, RetriedApplyWithTheSameFaultIdAppliesOnce) {
   EXPECT_EQ(faults.faults(0).fault().fault_id(), "r1_f0");
   EXPECT_EQ(service_->HaltAll("test").faults_reverted, 1u);
   EXPECT_EQ(a.Reverted().size(), 1u);
+}
+
+// What one relayed probe stream delivered.
+struct ProbeOutcomes {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false;
+  int ok = 0;
+  int samples = 0;
+  std::optional<Status> done;
+};
+
+std::unique_ptr<engine::ProbeStream> StartRelayedProbe(AgentRegistry& registry,
+                                                       const std::string& agent,
+                                                       const v1::ProbeRequest& request,
+                                                       ProbeOutcomes& out) {
+  engine::AgentEndpoint endpoint;
+  endpoint.name = agent;
+  return registry.Connect(endpoint)->StartProbe(
+      request,
+      [&out](const v1::ProbeSample& s) {
+        std::lock_guard lock(out.mu);
+        if (s.started()) {
+          out.started = true;
+        } else if (!s.skipped()) {
+          ++out.samples;
+          out.ok += s.ok() ? 1 : 0;
+          EXPECT_GT(s.answered_ns(), 0);
+          EXPECT_GE(s.answered_ns(), s.sent_ns());
+        }
+        out.cv.notify_all();
+      },
+      [&out](Status st) {
+        std::lock_guard lock(out.mu);
+        EXPECT_FALSE(out.done.has_value()) << "on_done called twice";
+        out.done = st;
+        out.cv.notify_all();
+      });
+}
+
+// An http probe of the test's app every 50ms for `duration_ms` (0: until cancelled).
+v1::ProbeRequest HttpProbe(int port, uint32_t duration_ms) {
+  v1::ProbeRequest request;
+  request.set_run_id("run1");
+  request.set_name("api");
+  request.mutable_http()->set_url("http://127.0.0.1:" + std::to_string(port) + "/");
+  request.mutable_http()->set_expect_status(200);
+  request.set_interval_ms(50);
+  request.set_timeout_ms(400);
+  request.set_duration_ms(duration_ms);
+  return request;
+}
+
+// An attached agent runs an agent-side probe for the controller: the probe command goes down
+// the Attach stream, the samples come back up it, and the stream ends OK after its duration.
+TEST_F(ControllerServiceTest, AttachedAgentStreamsProbeSamplesOverItsStream) {
+  TestAgent& a = AddAgent("app-1", {{"role", "app"}});
+  v1::ProbeRequest request = HttpProbe(app_port_, 600);
+  ProbeOutcomes out;
+  auto stream = StartRelayedProbe(*registry_, "app-1", request, out);
+  {
+    std::unique_lock lock(out.mu);
+    ASSERT_TRUE(out.cv.wait_for(lock, 20s, [&] { return out.done.has_value(); }));
+    EXPECT_TRUE(out.done->ok()) << out.done->ToString();
+    EXPECT_TRUE(out.started);
+    EXPECT_GT(out.samples, 3);
+    EXPECT_EQ(out.ok, out.samples);
+  }
+  stream.reset();
+  EXPECT_TRUE(a.probe_streams.WaitIdle(std::chrono::milliseconds(10000)));
+}
+
+// Cancelling a relayed probe ends it here at once (CANCELLED) and stops it on the agent.
+TEST_F(ControllerServiceTest, CancellingARelayedProbeStopsItOnTheAgent) {
+  TestAgent& a = AddAgent("app-1", {{"role", "app"}});
+  v1::ProbeRequest request = HttpProbe(app_port_, 0);  // until cancelled
+  ProbeOutcomes out;
+  auto stream = StartRelayedProbe(*registry_, "app-1", request, out);
+  {
+    std::unique_lock lock(out.mu);
+    ASSERT_TRUE(out.cv.wait_for(lock, 20s, [&] { return out.samples > 0; }));
+  }
+  EXPECT_EQ(a.probe_streams.Active(), 1);
+  stream->Cancel();
+  {
+    std::lock_guard lock(out.mu);
+    ASSERT_TRUE(out.done.has_value());
+    EXPECT_EQ(out.done->code(), StatusCode::kCancelled);
+  }
+  EXPECT_TRUE(a.probe_streams.WaitIdle(std::chrono::milliseconds(10000)))
+      << "the agent kept running the cancelled probe";
+  stream.reset();
+}
+
+// The agent's refusal (a command probe its --allow-probe-command does not list) comes back as the
+// probe's end, before any `started`.
+TEST_F(ControllerServiceTest, AnAttachedAgentsProbeRefusalReachesTheController) {
+  AddAgent("app-1", {{"role", "app"}});
+  v1::ProbeRequest request;
+  request.set_run_id("run1");
+  request.set_name("cmd");
+  request.mutable_command()->add_argv("/bin/true");
+  request.set_interval_ms(100);
+  request.set_timeout_ms(500);
+  request.set_duration_ms(500);
+  ProbeOutcomes out;
+  auto stream = StartRelayedProbe(*registry_, "app-1", request, out);
+  std::unique_lock lock(out.mu);
+  ASSERT_TRUE(out.cv.wait_for(lock, 20s, [&] { return out.done.has_value(); }));
+  EXPECT_EQ(out.done->code(), StatusCode::kPermissionDenied) << out.done->ToString();
+  EXPECT_FALSE(out.started);
 }
 
 TEST_F(ControllerServiceTest, CommandToAnUnknownAgentIsUnavailable) {

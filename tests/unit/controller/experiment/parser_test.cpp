@@ -285,19 +285,57 @@ TEST(ParserTest, AgentSideProbeErrorsNameTheLineAndField) {
   }
 }
 
-TEST(ParserTest, AgentSideProbeFromAWorkloadTargetIsRefusedClearly) {
-  std::string text =
-      Replace(kValid, "  app: {selector: {role: app}}",
-              "  app: {selector: {role: app}}\n"
-              "  box: {selector: {role: app}, workloads: {netns: /run/netns/orders}}");
+// `from:` a target with `workloads:` runs the probe inside the picked workloads (issue 14 item 4).
+std::string WithWorkloadTarget(std::string text) {
+  return Replace(text, "  app: {selector: {role: app}}",
+                 "  app: {selector: {role: app}}\n"
+                 "  box: {selector: {role: app}, workloads: {runtime: docker, labels: {app: x}}}");
+}
+
+TEST(ParserTest, AgentSideProbeRunsFromATargetOfWorkloads) {
+  std::string text = WithWorkloadTarget(std::string(kValid));
   text = Replace(text, "    interval: 250ms", "    interval: 250ms\n    from: box");
   ParseOutcome o = ParseExperimentText(text, "x.yaml");
-  bool found = false;
-  for (const Diagnostic& d : o.errors) {
-    found |=
-        d.field == "probes[0].from" && d.message.find("not supported until") != std::string::npos;
+  ASSERT_TRUE(o.ok()) << AllErrors(o);
+  EXPECT_EQ(o.experiment->probes[0].from, "box");
+  const Target* box = o.experiment->FindTarget("box");
+  ASSERT_NE(box, nullptr);
+  EXPECT_TRUE(box->workloads.has_value());
+}
+
+TEST(ParserTest, AgentSideProbeFromAWorkloadTargetErrorsNameTheFileLineAndField) {
+  struct Case {
+    std::string from, to, says;
+  };
+  const std::string http = R"(http: {url: "http://127.0.0.1:1/x"})";
+  for (const Case& c : std::vector<Case>{
+           {http, R"(prometheus: {url: "http://127.0.0.1:9090", query: up, op: "==", value: 1})",
+            "prometheus probes run from the controller only, not from an agent (inside a "
+            "workload)"},
+           {http, R"(command: {argv: [true]})", "absolute path"},
+           {http, R"(grpc_health: {address: "127.0.0.1:1", tls: {ca: /etc/ca.pem}})",
+            "cannot name TLS files"},
+           {"    interval: 250ms", "    interval: 20ms",
+            "a probe from an agent (inside a workload) needs an interval of at least 50ms"},
+       }) {
+    std::string text = WithWorkloadTarget(std::string(kValid));
+    text = c.from == http ? Replace(Replace(text, c.from, c.to), "    interval: 250ms",
+                                    "    interval: 250ms\n    from: box")
+                          : Replace(text, c.from, c.to + "\n    from: box");
+    ParseOutcome o = ParseExperimentText(text, "exp.yaml");
+    // One line further down than with a target of hosts: the extra target line.
+    const Diagnostic* d = ExpectError(o, "probes[0].from", 16, 11);
+    ASSERT_NE(d, nullptr) << c.to << ":\n" << AllErrors(o);
+    EXPECT_EQ(d->ToString().rfind("exp.yaml:16:11: probes[0].from: ", 0), 0u) << d->ToString();
+    EXPECT_NE(d->message.find(c.says), std::string::npos) << d->message;
   }
-  EXPECT_TRUE(found) << AllErrors(o);
+  // A name that is no target at all is still refused, at its line.
+  std::string text = WithWorkloadTarget(std::string(kValid));
+  text = Replace(text, "    interval: 250ms", "    interval: 250ms\n    from: boxes");
+  ParseOutcome o = ParseExperimentText(text, "exp.yaml");
+  const Diagnostic* d = ExpectError(o, "probes[0].from", 16, 11);
+  ASSERT_NE(d, nullptr) << AllErrors(o);
+  EXPECT_NE(d->message.find("must be 'controller' or a target name"), std::string::npos);
 }
 
 TEST(ParserTest, DnsDomainsAcceptWildcardsOnlyAsTheFirstLabel) {

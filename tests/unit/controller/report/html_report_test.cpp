@@ -129,6 +129,27 @@ TEST(HtmlReportTest, HostileNamesAreEscapedEverywhere) {
   EXPECT_GT(Count(html, "&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"), 4u);
 }
 
+// Each probe says where it ran: the controller, a host, or a workload (escaped like every name).
+TEST(HtmlReportTest, ProbesSayWhereTheyRan) {
+  auto run = SampleRun(true);
+  ASSERT_FALSE(run.probes.empty());
+  auto m = FromRun(run);
+  std::string html = RenderHtml(m);
+  EXPECT_EQ(Count(html, "<th>ran from</th>"), 1u);
+  EXPECT_NE(html.find("<td>controller</td>"), std::string::npos);
+
+  m.probes[0].from = "orders";
+  m.probes[0].ran_on = {
+      {"fl-app", 0.01, 0.12, 0.24, "container fl-orders-1 (docker 3f2a) on fl-app"},
+      {"fl-db<x>", 0.01, 0.5, 1.0, ""}};
+  html = RenderHtml(m);
+  EXPECT_NE(html.find("from orders"), std::string::npos);
+  EXPECT_NE(html.find("in container fl-orders-1 (docker 3f2a) on fl-app</span> (clock ±0.120ms)"),
+            std::string::npos);
+  EXPECT_NE(html.find("host fl-db&lt;x&gt;</span> (clock ±0.500ms)"), std::string::npos);
+  EXPECT_EQ(html.find("<td>controller</td>"), std::string::npos);
+}
+
 TEST(HtmlReportTest, DeterministicAndRobustToEmptyOrOddReports) {
   auto m = FromRun(SampleRun());
   EXPECT_EQ(RenderHtml(m), RenderHtml(m));

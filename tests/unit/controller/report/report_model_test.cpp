@@ -28,6 +28,31 @@ TEST(ReportModelTest, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(parsed->probes[0].samples.size(), 120u);
 }
 
+// Where an agent-side probe ran (a host, or a workload on it) survives a saved report and is shown
+// in the text report.
+TEST(ReportModelTest, WhereAProbeRanIsKeptAndShown) {
+  using namespace std::chrono_literals;
+  auto run = SampleRun();
+  run.probes[0].from = "orders";
+  run.probes[0].sites = {
+      {"fl-app", 10us, 120us, 240us, "container fl-orders-1 (docker 3f2a) on fl-app"},
+      {"fl-db-east", 10us, 130us, 260us, ""}};
+  std::string json = RenderJson(run);
+  auto parsed = ParseReportJson(json, "report.json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(RenderJson(*parsed), json);
+  ASSERT_EQ(parsed->probes[0].ran_on.size(), 2u);
+  EXPECT_EQ(parsed->probes[0].ran_on[0].workload, "container fl-orders-1 (docker 3f2a) on fl-app");
+  EXPECT_EQ(parsed->probes[0].ran_on[1].workload, "");
+  EXPECT_NE(json.find("\"ran_in\": \"workload\""), std::string::npos);
+  EXPECT_NE(json.find("\"ran_in\": \"host\""), std::string::npos);
+  std::string text = RenderText(*parsed);
+  EXPECT_NE(text.find("from orders: ran on container fl-orders-1 (docker 3f2a) on fl-app (clock "
+                      "±0.120ms), host fl-db-east (clock ±0.130ms)"),
+            std::string::npos)
+      << text;
+}
+
 TEST(ReportModelTest, BracketsAndSampleAnswersAreFirstClassFields) {
   std::string json = RenderJson(SampleRun(true));
   auto parsed = ParseReportJson(json, "report.json");
