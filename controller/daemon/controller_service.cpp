@@ -1,11 +1,8 @@
 #include "controller/daemon/controller_service.h"
 
-#include <dlfcn.h>
-#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <atomic>
 #include <deque>
 
 #include "common/grpc_status.h"
@@ -168,40 +165,10 @@ v1::AccessToken TokenToProto(const store::TokenRecord& t) {
 
 }  // namespace
 
-namespace {
-std::atomic<bool> release_tls_buffers{false};
-}  // namespace
-
-}  // namespace faultline::daemon
-
-// gRPC 1.51 makes the SSL object of each connection itself and offers no way to set its modes,
-// so this program's SSL_new (it takes precedence over libssl's for libgrpc, which is a shared
-// library) calls libssl's and, once ConfigureControllerServer asked for it, sets
-// SSL_MODE_RELEASE_BUFFERS: OpenSSL then frees a connection's record buffers (~17 KiB each way)
-// while nothing is in flight instead of keeping them for the connection's life. Process-wide:
-// the console's HTTPS connections get the mode too, which changes nothing but their memory.
-extern "C" SSL* SSL_new(SSL_CTX* ctx) {
-  using SslNew = SSL* (*)(SSL_CTX*);
-  static const auto libssl_new = reinterpret_cast<SslNew>(dlsym(RTLD_NEXT, "SSL_new"));
-  if (libssl_new == nullptr) return nullptr;
-  SSL* ssl = libssl_new(ctx);
-  if (ssl != nullptr && faultline::daemon::release_tls_buffers.load(std::memory_order_relaxed)) {
-    SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-  }
-  return ssl;
-}
-
-namespace faultline::daemon {
-
 void ConfigureControllerServer(grpc::ServerBuilder& builder) {
-  // Measured with bench/scale_bench (bench/RESULTS.md), the controller's memory per attached
-  // agent: ~105 KiB with gRPC's default 16 KiB frames; 4 KiB frames: 2 000 agents 280 -> 263 MiB.
+  // Measured with bench/scale_bench (bench/RESULTS.md): the controller's memory per attached
+  // agent, ~105 KiB with gRPC's default 16 KiB frames.
   builder.AddChannelArgument(GRPC_ARG_TSI_MAX_FRAME_SIZE, kAgentTlsFrameBytes);
-  // Idle connections without OpenSSL's record buffers: 2 000 agents 252.6 -> 234.2 MiB
-  // (114 -> 104 KiB per agent; medians of 5 and 4 runs). gRPC's channel arguments for its read
-  // chunks, BDP probe and lookahead, HPACK tables and write buffer, and MALLOC_ARENA_MAX=2, each
-  // changed it by less than 1 MiB: not set.
-  release_tls_buffers.store(true, std::memory_order_relaxed);
 }
 
 ControllerService::ControllerService(AgentRegistry& registry, ControllerServiceOptions options)

@@ -52,10 +52,7 @@ struct ControllerServiceOptions : RunSupervisorOptions {
 // as long as it lives, and most of the controller's memory per agent is that connection's TLS
 // buffers: gRPC gives each one a frame buffer of kAgentTlsFrameBytes (16 KiB by default) besides
 // OpenSSL's own. Commands and heartbeats are small; a larger message simply spans several
-// frames. It also makes every SSL object the process creates from then on release OpenSSL's
-// record buffers while idle (SSL_MODE_RELEASE_BUFFERS, through the SSL_new of
-// controller_service.cpp, which libgrpc calls instead of libssl's).
-// Idempotent; never fails; thread-safe.
+// frames. Idempotent; never fails.
 inline constexpr int kAgentTlsFrameBytes = 4096;
 void ConfigureControllerServer(grpc::ServerBuilder& builder);
 

@@ -3,7 +3,6 @@
 // its Hello claims; the registry is bounded; command probes need the controller's allowlist.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <openssl/ssl.h>
 
 #include <chrono>
 #include <future>
@@ -252,22 +251,6 @@ TEST_F(AgentIdentityTest, MessagesLargerThanATlsFrameCrossTheStream) {
   Result<v1::CommandResult> result = future.get();
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ(result->message().size(), 256u * 1024);
-}
-
-// ConfigureControllerServer makes the SSL objects made afterwards release OpenSSL's record
-// buffers while idle (the controller's memory per agent); libgrpc, a shared library, gets its SSL
-// objects from the same SSL_new as this call. MessagesLargerThanATlsFrameCrossTheStream runs with
-// the mode on.
-TEST(ControllerServerTlsTest, SslObjectsReleaseTheirBuffersOnceConfigured) {
-  grpc::ServerBuilder builder;
-  ConfigureControllerServer(builder);
-  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-  ASSERT_NE(ctx, nullptr);
-  SSL* ssl = SSL_new(ctx);
-  ASSERT_NE(ssl, nullptr);
-  EXPECT_NE(SSL_get_mode(ssl) & SSL_MODE_RELEASE_BUFFERS, 0u);
-  SSL_free(ssl);
-  SSL_CTX_free(ctx);
 }
 
 // The controller runs other people's experiments: a command probe on its host needs its own
