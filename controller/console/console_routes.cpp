@@ -93,7 +93,7 @@ void ConsoleServer::Impl::RegisterRoutes() {
         });
   Route("GET", "/api/me", Access::kAuthenticated, "me", "", [](Call& c, httplib::Response&) {
     return Json(200, json{{"identity", c.who.identity},
-                          {"role", c.who.role},
+                          {"role", RoleName(c.who.role)},
                           {"team", c.who.team},
                           {"source", c.who.source}}
                          .dump());

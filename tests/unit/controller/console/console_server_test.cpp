@@ -165,8 +165,10 @@ class ConsoleServerTest : public ::testing::Test {
     o.key_file = (dir_ / "server-key.pem").string();
     o.ca_file = (dir_ / "ca.pem").string();
     o.keepalive = 50ms;  // the readers get a chance to stop often
-    o.auth.token = StaticTokens({{"viewer-token", {"victor", "viewer", "orders", ""}},
-                                 {"operator-token", {"olga", "operator", "orders", "", "t-olga"}}});
+    o.auth.token = StaticTokens(
+        {{"viewer-token", {.identity = "victor", .role = Role::kViewer, .team = "orders"}},
+         {"operator-token",
+          {.identity = "olga", .role = Role::kOperator, .team = "orders", .token_id = "t-olga"}}});
     // Token revocation as the access layer answers it (TokenAuthority::CheckStillValid).
     o.auth.still_valid = [this](const Principal& p) {
       std::lock_guard lock(audit_mu_);
@@ -263,6 +265,26 @@ TEST_F(ConsoleServerTest, CertificateAndTokenIdentifyTheCaller) {
   ASSERT_TRUE(agent);
   EXPECT_EQ(agent->status, 401);
   EXPECT_NE(Error(agent).find("no console role"), std::string::npos) << agent->body;
+}
+
+// The console maps a certificate as the gRPC API does (access::PrincipalFromPeer): the same
+// role and team rules, so a team SAN the API refuses is no console login either.
+TEST(CertificatePrincipalTest, SameRulesAsTheGrpcApi) {
+  auto ok = CertificatePrincipal({"carol", {RoleUri(Role::kOperator), TeamUri("orders")}});
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->identity, "carol");
+  EXPECT_EQ(ok->role, Role::kOperator);
+  EXPECT_EQ(ok->team, "orders");
+  EXPECT_EQ(ok->source, "certificate");
+  auto two_teams = CertificatePrincipal(
+      {"carol", {RoleUri(Role::kOperator), TeamUri("orders"), TeamUri("payments")}});
+  EXPECT_EQ(two_teams.status().code(), StatusCode::kUnauthenticated);
+  auto bad_team = CertificatePrincipal({"carol", {RoleUri(Role::kViewer), TeamUri("a b")}});
+  EXPECT_EQ(bad_team.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(bad_team.status().message().find("not a team name"), std::string::npos)
+      << bad_team.status().message();
+  auto controller = CertificatePrincipal({"ctl", {RoleUri(Role::kController)}});
+  EXPECT_NE(controller.status().message().find("no console role"), std::string::npos);
 }
 
 TEST_F(ConsoleServerTest, CertificateFromAnotherCaFailsTheHandshake) {
