@@ -11,7 +11,6 @@
 
 #include <condition_variable>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -20,6 +19,8 @@
 #include "common/certificates.h"
 #include "controller/console/event_hub.h"
 #include "controller/daemon/run_supervisor.h"
+#include "tests/unit/controller/test_certificates.h"
+#include "tests/unit/controller/unmatched_experiment.h"
 
 namespace faultline::console {
 namespace {
@@ -33,24 +34,7 @@ constexpr char kCsp[] =
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 // A run of this ends in ERROR at once: no agent carries role=db.
-constexpr char kExperiment[] = R"(apiVersion: faultline/v1
-kind: Experiment
-metadata: {name: console-unit}
-targets:
-  db: {selector: {role: db}, mode: all}
-faults:
-  - name: dns
-    target: db
-    dns: {domains: ["db.example.test"], mode: nodata}
-    duration: 1m
-probes:
-  - name: ok
-    command: {argv: ["true"]}
-    interval: 100ms
-steady_state: {probes: [ok], for: 100ms}
-objectives:
-  - {name: available, probe: ok, recover_within: 1m, stable_for: 100ms}
-)";
+const std::string kExperiment = testing::UnmatchedExperiment("console-unit");
 
 // A fleet without agents: halts and fault lists fan out to nobody.
 class EmptyFleet : public daemon::Fleet {
@@ -67,8 +51,6 @@ class EmptyFleet : public daemon::Fleet {
   }
   bool AwaitLive(const std::string&, Duration) override { return false; }
 };
-
-void WriteFile(const fs::path& path, const std::string& text) { std::ofstream(path) << text; }
 
 // One event stream read on a thread of its own; the text so far can be awaited.
 class StreamReader {
@@ -137,27 +119,14 @@ class ConsoleServerTest : public ::testing::Test {
            ("console" + std::to_string(getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
-    auto ca = CreateCertificateAuthority("fleet CA", std::chrono::hours(24));
-    ASSERT_TRUE(ca.ok());
-    CertificateRequest server_req("controller", Role::kController);
-    server_req.ip_sans = {"127.0.0.1"};
-    server_req.server_auth = true;
-    auto server = IssueCertificate(*ca, server_req);
-    auto op = IssueCertificate(*ca, CertificateRequest("alice", Role::kOperator));
-    auto agent = IssueCertificate(*ca, CertificateRequest("some-agent", Role::kAgent));
-    auto other_ca = CreateCertificateAuthority("another CA", std::chrono::hours(24));
-    ASSERT_TRUE(server.ok() && op.ok() && agent.ok() && other_ca.ok());
-    auto stranger = IssueCertificate(*other_ca, CertificateRequest("mallory", Role::kOperator));
-    ASSERT_TRUE(stranger.ok());
-    WriteFile(dir_ / "ca.pem", ca->cert_pem);
-    WriteFile(dir_ / "server.pem", server->cert_pem);
-    WriteFile(dir_ / "server-key.pem", server->key_pem);
-    WriteFile(dir_ / "op.pem", op->cert_pem);
-    WriteFile(dir_ / "op-key.pem", op->key_pem);
-    WriteFile(dir_ / "agent.pem", agent->cert_pem);
-    WriteFile(dir_ / "agent-key.pem", agent->key_pem);
-    WriteFile(dir_ / "stranger.pem", stranger->cert_pem);
-    WriteFile(dir_ / "stranger-key.pem", stranger->key_pem);
+    testing::TestCertificates fleet, other;
+    ASSERT_NO_FATAL_FAILURE(fleet.Init(dir_.string(), "fleet CA"));
+    fleet.Issue("server",
+                testing::TestCertificates::LoopbackServer("controller", Role::kController));
+    fleet.Issue("op", CertificateRequest("alice", Role::kOperator));
+    fleet.Issue("agent", CertificateRequest("some-agent", Role::kAgent));
+    ASSERT_NO_FATAL_FAILURE(other.Init(dir_.string(), "another CA", "other-ca.pem"));
+    other.Issue("stranger", CertificateRequest("mallory", Role::kOperator));
 
     ConsoleServerOptions o;
     o.listen = "127.0.0.1:0";
