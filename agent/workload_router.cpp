@@ -95,7 +95,21 @@ Result<Evidence> EvidenceOn(host::NetnsThread& thread, const std::shared_ptr<Fau
                                kEvidenceDeadline);
 }
 
+// Whether `now` is a new instance of the workload `was`: it lives in another namespace, or it is a
+// container whose init process changed in the same namespace (a container joined to a namespace
+// that outlives it, like a pod's or the sandbox's: its new processes escaped a process fault).
+bool Restarted(const Workload& was, const Workload& now) {
+  if (!(now.netns == was.netns)) return true;
+  return was.kind == workloads::WorkloadKind::kContainer && !was.pids.empty() &&
+         !now.pids.empty() && was.pids.front() != now.pids.front();
+}
+
 }  // namespace
+
+bool ReappliedOnRestart(const v1::FaultSpec& spec) {
+  return !(spec.has_process() && spec.process().action() == v1::ProcessFault::KILL &&
+           spec.process().interval_ms() == 0);
+}
 
 class WorkloadRouter::Handle final : public FaultHandle {
  public:
@@ -214,7 +228,18 @@ int WorkloadRouter::CheckRestarts(const WorkloadResolver& resolver) {
       }
       continue;
     }
-    if (now->netns == was.netns || !now->netns.Valid()) continue;
+    if (!now->netns.Valid() || !Restarted(was, *now)) continue;
+    if (!ReappliedOnRestart(a->spec)) {
+      // A one-shot kill has nothing to undo and is not repeated: the restart is observed.
+      std::lock_guard lock(a->mu);
+      if (a->reverted) continue;
+      a->workload = *now;
+      a->exited = false;
+      ++a->restarts;
+      spdlog::info("fault {}: {} restarted ({}); a one-shot kill is not applied again", a->fault_id,
+                   Describe(was), Describe(*now));
+      continue;
+    }
     // Restarted. The old instance's fault goes first: its table record shares the fault's name.
     Status old_reverted =
         old_place->thread->Run([old_inner] { return old_inner->Revert(); }, deadline_);

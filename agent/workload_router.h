@@ -20,12 +20,17 @@
 //
 // Restart policy (FollowRestarts / CheckRestarts): a workload restarted during its fault gets the
 // fault again on its new instance. Each check re-resolves every active workload fault; when the
-// workload now lives in another namespace, the fault is reverted in the old one and applied in
-// the new one with the same spec, and `workload_restarts` in its evidence counts how often (the
-// other counters are summed over the instances). A workload that cannot be resolved any more is
-// reported `workload_exited: 1` and followed again if it comes back. Limitation: the journal keeps
-// the first instance's namespace, so after a followed restart an agent crash leaves the new
-// instance's tables to the dead-man switch (inert within its timeout) instead of the journal.
+// workload now lives in another namespace, or is a container whose init process changed in the
+// same namespace (one joined to a namespace that outlives it), the fault is reverted in the old
+// instance and applied to the new one with the same spec, and `workload_restarts` in its evidence
+// counts how often (the other counters are summed over the instances). A workload that cannot be
+// resolved any more is reported `workload_exited: 1` and followed again if it comes back.
+// Exception: a one-shot process kill (KILL without interval_ms) is not applied again: the
+// restart is the recovery being rehearsed, so it is only counted (`workload_restarts`), never
+// prevented; a crash loop is asked for with interval_ms (see ReappliedOnRestart).
+// Limitation: the journal keeps the first instance's namespace, so after a followed restart an
+// agent crash leaves the new instance's tables to the dead-man switch (inert within its timeout)
+// instead of the journal.
 
 #include <chrono>
 #include <condition_variable>
@@ -65,6 +70,11 @@ Result<workloads::Workload> ResolveByNetnsPath(const workloads::Workload& worklo
 // The workload carried by an ApplyFaultRequest (resolved_workload), as discovery's struct.
 // INVALID_ARGUMENT when the netns path is not absolute or its identity is missing.
 Result<workloads::Workload> WorkloadFromProto(const v1::Workload& proto);
+
+// Whether a fault with `spec` is applied again to a restarted workload (the restart policy
+// above): every fault except a one-shot process kill (KILL without interval_ms), whose restart is
+// observed and counted, never prevented. Pure; thread-safe.
+bool ReappliedOnRestart(const v1::FaultSpec& spec);
 
 class WorkloadRouter final : public FaultBackend {
  public:

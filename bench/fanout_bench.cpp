@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/proc_stats.h"
 #include "common/logging.h"
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
@@ -42,17 +43,14 @@ extern char** environ;
 namespace {
 
 using namespace faultline;
+using bench::CpuTicks;
+using bench::LoadAverage;
+using bench::Percentile;
+using bench::ProcKib;
 using Steady = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 double Ms(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p / 100.0 * (v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
 
 // Agents started so far, for KillAll on every exit path (normal end, a signal, an error).
 std::mutex g_agents_mu;
@@ -104,42 +102,6 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
     if (!g_pid_file.empty()) std::ofstream(g_pid_file, std::ios::app) << pid << "\n";
   }
   return pid;
-}
-
-// A "Key:  N kB" field of a /proc/PID file, in KiB (-1 when absent).
-long ProcKib(pid_t pid, const std::string& file, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key, 0) == 0) return std::stol(line.substr(key.size()));
-  }
-  return -1;
-}
-
-// utime + stime in clock ticks from /proc/PID/stat.
-long CpuTicks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close = s.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream fields(s.substr(close + 2));
-  std::string f;
-  long utime = 0, stime = 0;
-  for (int i = 3; fields >> f; ++i) {  // field 3 is state
-    if (i == 14) utime = std::stol(f);
-    if (i == 15) {
-      stime = std::stol(f);
-      break;
-    }
-  }
-  return utime + stime;
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
 }
 
 struct Figures {

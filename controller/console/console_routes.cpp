@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "controller/access/principal.h"
 #include "controller/console/assets.h"
 #include "controller/console/console_json.h"
 #include "controller/console/console_server_internal.h"
@@ -38,6 +39,19 @@ Result<std::string> StringField(const json& body, const std::string& field, size
                            std::to_string(max_chars) + " characters");
   }
   return text;
+}
+
+// The console's caller as the access layer sees it: the team policy and the audit log judge a
+// run the console starts exactly as one `faultline run --controller` submits.
+access::Principal AccessPrincipal(const Principal& who, const std::string& peer) {
+  access::Principal p;
+  p.identity = who.identity;
+  p.role = ParseRole(who.role).value_or(Role::kViewer);
+  p.team = who.team;
+  p.source = who.source;
+  p.token_id = who.token_id;
+  p.peer = peer;
+  return p;
 }
 
 std::string SessionCookie(const std::string& value, bool clear) {
@@ -179,6 +193,25 @@ void ConsoleServer::Impl::RegisterRoutes() {
         }
         return Json(200, out + "]");
       });
+  // Starting a run: the SubmitRun RPC's path (RunSupervisor::StartRun with the caller as
+  // principal), so the parser, the halt latch, the command-probe allowlist and the team policy
+  // apply as for the CLI, and StartRun audits the submission with its outcome ("run.submit").
+  Route("POST", "/api/runs", Access::kOperator, "run.submit", "start runs",
+        [this, &sup](Call& c, httplib::Response&) {
+          auto yaml = StringField(c.body, "experiment", 1, options.max_body);
+          if (!yaml.ok()) {
+            Audit("run.submit", "", c.who, c.peer, false, yaml.status().message());
+            return StatusReply(yaml.status());
+          }
+          daemon::RunRequest run;
+          run.experiment_yaml = *yaml;
+          run.file_name = "experiment";  // errors read "experiment:LINE:COLUMN: field: ..."
+          run.source = "console";
+          run.principal = AccessPrincipal(c.who, c.peer);
+          Result<std::string> started = sup.StartRun(std::move(run));
+          if (!started.ok()) return StatusReply(started.status());
+          return Json(201, json{{"run_id", *started}}.dump());
+        });
   Route("GET", R"(/api/runs/([a-z0-9]{1,64}))", Access::kViewer, "report", "",
         [store, &sup](Call& c, httplib::Response&) {
           const std::string id = c.req.matches[1];

@@ -218,7 +218,8 @@ std::string ConsoleServer::Impl::HelloJson(const Principal& who) {
                 {"team", who.team},
                 {"source", who.source}}},
               {"halt", json::parse(HaltJson(live.Halt()))},
-              {"active", json::parse(live.ActiveJson())}}
+              {"active", json::parse(live.ActiveJson())},
+              {"recent", json::parse(live.RecentJson())}}
       .dump();
 }
 

@@ -57,6 +57,7 @@ struct LiveRuns::Run {
   // Set when the run is over: the report's own model, which replaces the live one.
   std::optional<report::ReportModel> final_model;
   int64_t finished_seq = 0;
+  MonoTime ended{};
 };
 
 LiveRuns::LiveRuns(PublishFn publish, Clock& clock) : publish_(std::move(publish)), clock_(clock) {}
@@ -121,6 +122,7 @@ void LiveRuns::OnRunFinished(const engine::RunResult& result) {
     for (const auto& a : run.annotations) run.final_model->annotations.push_back(a);
     static int64_t seq = 0;
     run.finished_seq = ++seq;
+    run.ended = result.ended;
     state = RunStateLocked(run, *run.final_model, result.ended);
     svg = report::RenderTimelineSvg(*run.final_model);
     // Forget the oldest finished runs beyond kRecentRuns.
@@ -333,6 +335,21 @@ std::string LiveRuns::ActiveJson() const {
     if (run->final_model) continue;
     if (out.size() > 1) out += ",";
     out += RunStateLocked(*run, ModelLocked(*run, now), now);
+  }
+  return out + "]";
+}
+
+std::string LiveRuns::RecentJson() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<int64_t, const Run*>> finished;
+  for (const auto& [id, run] : runs_) {
+    if (run->final_model) finished.emplace_back(run->finished_seq, run.get());
+  }
+  std::sort(finished.begin(), finished.end());
+  std::string out = "[";
+  for (const auto& [seq, run] : finished) {
+    if (out.size() > 1) out += ",";
+    out += RunStateLocked(*run, *run->final_model, run->ended);
   }
   return out + "]";
 }

@@ -65,6 +65,9 @@ class LiveRuns final : public daemon::RunObserver {
   size_t Tick();
   // The RunState JSON of every active run, as an array.
   std::string ActiveJson() const;
+  // The final RunState JSON of the runs that finished here recently (the last few), oldest
+  // first: a page whose event stream broke learns from them how the runs it showed ended.
+  std::string RecentJson() const;
   // A run's live timeline SVG (active, or finished in this process recently); nullopt when
   // unknown here.
   std::optional<std::string> TimelineSvg(const std::string& run_id) const;

@@ -55,8 +55,13 @@ class AgentSession final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::
         v1::ControllerMessage message;
         *message.mutable_command() = std::move(command);
         EnqueueLocked(std::move(message));
-        return;
+      } else {
+        deadline = MonoTime::min();  // answered below
       }
+    }
+    if (deadline != MonoTime::min()) {
+      registry_->WatchDeadline(deadline, shared_from_this());
+      return;
     }
     done(Unavailable("agent " + agent_id_ + " is not attached (its stream ended)"));
   }
@@ -571,22 +576,42 @@ std::shared_ptr<engine::AgentConnection> AgentRegistry::Connect(
   return std::make_shared<StreamAgentConnection>(*this, endpoint);
 }
 
+void AgentRegistry::WatchDeadline(MonoTime deadline, const std::shared_ptr<AgentSession>& session) {
+  std::lock_guard lock(deadlines_mu_);
+  deadlines_.emplace(deadline, session);
+}
+
 void AgentRegistry::SweepLoop() {
   const Duration silence_limit = options_.heartbeat_interval * options_.missed_heartbeats;
+  const Duration silence_scan = std::max(options_.sweep_interval, options_.heartbeat_interval / 4);
+  MonoTime next_silence_scan = SystemClock::Instance().Now();
   std::unique_lock lock(mu_);
   while (!stopping_) {
     changed_.wait_for(lock, options_.sweep_interval, [&] { return stopping_; });
     if (stopping_) break;
     MonoTime now = SystemClock::Instance().Now();
     std::vector<std::shared_ptr<AgentSession>> all, silent;
-    for (auto& [ptr, s] : sessions_) all.push_back(s);
-    for (auto& [id, e] : agents_) {
-      if (e.snapshot.live && e.session && now - e.last_seen > silence_limit) {
-        silent.push_back(e.session);
-        e.snapshot.live = false;  // gone now, even before gRPC reports the stream's end
+    if (now >= next_silence_scan) {
+      next_silence_scan = now + silence_scan;
+      for (auto& [id, e] : agents_) {
+        if (e.snapshot.live && e.session && now - e.last_seen > silence_limit) {
+          silent.push_back(e.session);
+          e.snapshot.live = false;  // gone now, even before gRPC reports the stream's end
+        }
       }
     }
     lock.unlock();
+    {
+      // Sessions with a command due (several entries of one session: visited once).
+      std::lock_guard deadlines_lock(deadlines_mu_);
+      auto due_end = deadlines_.upper_bound(now);
+      for (auto it = deadlines_.begin(); it != due_end; ++it) {
+        if (auto s = it->second.lock()) {
+          if (all.empty() || all.back() != s) all.push_back(std::move(s));
+        }
+      }
+      deadlines_.erase(deadlines_.begin(), due_end);
+    }
     for (auto& s : silent) {
       spdlog::warn("agent {} missed {} heartbeats: dropping its stream", s->agent_id(),
                    options_.missed_heartbeats);

@@ -34,7 +34,8 @@ struct AgentRegistryOptions {
   Duration heartbeat_interval = std::chrono::seconds(1);
   // An agent silent for this many intervals is gone.
   int missed_heartbeats = 3;
-  // How often deadlines and heartbeats are checked.
+  // How often command deadlines are checked (only commands that are due are visited). Silent
+  // agents are looked for every max(sweep_interval, heartbeat_interval / 4).
   Duration sweep_interval = std::chrono::milliseconds(20);
   // Most agents the registry holds, live or gone. A Hello from a new id when it is full evicts
   // the agent gone longest; with every one live it is refused with RESOURCE_EXHAUSTED. Streams
@@ -124,6 +125,8 @@ class AgentRegistry {
   void OnGone(const AgentSession* session);
 
   std::shared_ptr<AgentSession> FindLive(const std::string& agent_id) const;
+  // Called by sessions for each command sent: `session` is visited by the sweep at `deadline`.
+  void WatchDeadline(MonoTime deadline, const std::shared_ptr<AgentSession>& session);
   void SweepLoop();
 
   const AgentRegistryOptions options_;
@@ -133,6 +136,10 @@ class AgentRegistry {
   // Sessions between Attach and Hello, owned here until they finish.
   std::map<const AgentSession*, std::shared_ptr<AgentSession>> sessions_;  // guarded by mu_
   bool stopping_ = false;                                                  // guarded by mu_
+  // Commands' deadlines, earliest first (an answered command's entry is simply stale): the sweep
+  // visits only the sessions that have one due, not every session (10 000 agents, 50 times/s).
+  std::mutex deadlines_mu_;
+  std::multimap<MonoTime, std::weak_ptr<AgentSession>> deadlines_;  // guarded by deadlines_mu_
   std::thread sweeper_;
 };
 

@@ -165,6 +165,12 @@ v1::AccessToken TokenToProto(const store::TokenRecord& t) {
 
 }  // namespace
 
+void ConfigureControllerServer(grpc::ServerBuilder& builder) {
+  // Measured with bench/scale_bench (bench/RESULTS.md): the controller's memory per attached
+  // agent, ~105 KiB with gRPC's default 16 KiB frames.
+  builder.AddChannelArgument(GRPC_ARG_TSI_MAX_FRAME_SIZE, kAgentTlsFrameBytes);
+}
+
 ControllerService::ControllerService(AgentRegistry& registry, ControllerServiceOptions options)
     : registry_(registry),
       plaintext_allow_all_(options.plaintext_allow_all),

@@ -47,6 +47,15 @@ struct ControllerServiceOptions : RunSupervisorOptions {
   bool plaintext_allow_all = false;
 };
 
+// The Controller service's server settings for a fleet (faultline-controller's main and tests
+// call it on the builder before BuildAndStart). Every attached agent holds one mTLS connection for
+// as long as it lives, and most of the controller's memory per agent is that connection's TLS
+// buffers: gRPC gives each one a frame buffer of kAgentTlsFrameBytes (16 KiB by default) besides
+// OpenSSL's own. Commands and heartbeats are small; a larger message simply spans several
+// frames. Idempotent; never fails.
+inline constexpr int kAgentTlsFrameBytes = 4096;
+void ConfigureControllerServer(grpc::ServerBuilder& builder);
+
 class ControllerService final : public v1::Controller::CallbackService {
  public:
   // `registry` must outlive the service and the server it is registered with.

@@ -56,6 +56,11 @@ Status CreateNetwork() {
       {"ip", "-n", net, "link", "set", kRootPeer, "master", br},
       {"ip", "-n", net, "link", "set", kRootPeer, "up"},
       {"ip", "addr", "add", Str(kRootAddress) + prefix, "dev", root},
+      // No IPv6 link-local address on the machine's side (the sandbox is IPv4): it would appear
+      // ~1.7 s after the link is up (DAD), and a browser on the machine (Chromium) takes a new
+      // address for a network change and aborts its loads with ERR_NETWORK_CHANGED: the console's
+      // page opened just after `sandbox up` then stayed at "Loading".
+      {"ip", "link", "set", root, "addrgenmode", "none"},
       {"ip", "link", "set", root, "up"},
   };
   steps.insert(steps.end(), root_steps.begin(), root_steps.end());

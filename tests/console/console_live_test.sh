@@ -124,15 +124,18 @@ case "\$1" in recovering) exp="$FLAGSHIP" ;; long) exp="$WORK/long.yaml" ;; *) e
 exec "$BIN/faultline" run "\$exp" --controller "$CTL" --tls-ca "$CERTS/ca.pem" \
   --tls-cert "$CERTS/console-operator.pem" --tls-key "$CERTS/console-operator-key.pem" --quiet
 SH
-# Faults in effect anywhere: the kernel's faultline_ tables on every host (the capability probe's
-# table aside) plus the fleet's active faults as the controller reports them.
+# Faults in effect anywhere: on every host the kernel's faultline_ nft tables (the capability
+# probe's table aside), the agent's netem qdiscs (handle fa17:) and its journal's records, plus the
+# fleet's active faults as the controller reports them.
 cat >"$WORK/faults-left" <<SH
 #!/usr/bin/env bash
 set -euo pipefail
 n=0
 for h in ${HOSTS[*]}; do
   t=\$(ip netns exec "\$h" nft list tables | awk '\$3 ~ /^faultline_/ && \$3 !~ /capcheck/' | wc -l)
-  n=\$((n + t))
+  q=\$(ip netns exec "\$h" tc qdisc show | grep -c ' fa17:' || true)
+  j=\$(find "$WORK/state-\$h/journal" -name '*.pb' 2>/dev/null | wc -l)
+  n=\$((n + t + q + j))
 done
 f=\$("$BIN/faultline" faults --controller "$CTL" --tls-dir "$CERTS" --output json | jq '.faults | length')
 echo \$((n + f))
@@ -151,6 +154,9 @@ else
   echo "team policy through the console: not tested (no --policy, or no POST /api/runs)"
 fi
 export FAULTLINE_START_RUN="$WORK/start-run" FAULTLINE_FAULTS_LEFT="$WORK/faults-left"
+# The browser runs in this namespace: no address of the sandbox's may appear here while it loads
+# (Chromium aborts its loads on a new address, ERR_NETWORK_CHANGED), so fl-root has no IPv6.
+[ -z "$(ip -6 addr show dev fl-root)" ] || fail "fl-root has an IPv6 address: $(ip -6 addr show dev fl-root)"
 cd "$ROOT/console/web"
 node --test test/real.test.mjs || { tail -n 40 "$WORK/controller.log" >&2; fail "the console's browser tests"; }
 pass "console: live view, pixels, stop and refusal against the real controller"

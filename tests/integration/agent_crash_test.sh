@@ -11,25 +11,11 @@ sandbox_up --failover auto
 run_pid=$!
 await 30 has_fault_table fl-app || { cat "$WORK/run.log"; fail "the fault was never applied"; }
 
-agent_pid=$(cat "$SANDBOX_RUN"/pids/*agent*fl-app*.pid 2>/dev/null | head -n 1)
-[ -n "$agent_pid" ] || agent_pid=$(pgrep -f 'faultline-agent .*--name fl-app' | head -n 1)
-[ -n "$agent_pid" ] || fail "cannot find the fl-app agent's pid"
-mapfile -d '' agent_argv < "/proc/$agent_pid/cmdline"
-kill -9 "$agent_pid"
-while kill -0 "$agent_pid" 2>/dev/null; do sleep 0.05; done
+kill9_agent fl-app
 has_fault_table fl-app || fail "the table vanished with the agent: nothing left to recover"
 await 20 east_resolves || fail "the fault did not lapse while its agent is down"
 
-ready="$WORK/agent.ready"
-args=()
-skip=0
-for a in "${agent_argv[@]}"; do  # same command line, but our own ready file
-  if [ $skip -eq 1 ]; then skip=0; continue; fi
-  if [ "$a" = --ready-file ]; then skip=1; continue; fi
-  args+=("$a")
-done
-ip netns exec fl-app setsid "${args[@]}" --ready-file "$ready" >"$WORK/agent-restart.log" 2>&1 &
-await 20 test -f "$ready" || { cat "$WORK/agent-restart.log"; fail "restarted agent never became ready"; }
+restart_agent fl-app "$WORK/agent.ready" "$WORK/agent-restart.log"
 no_fault_table fl-app || fail "restarted agent did not revert the journaled fault: $(fault_tables fl-app)"
 await 2 east_resolves || fail "east endpoint does not resolve after the journal revert"
 grep -qi "journal" "$WORK/agent-restart.log" || fail "restarted agent did not log the journal revert"

@@ -7,6 +7,10 @@
 #    the pod really has (same inode as /proc/PID/ns/net of the pause process, holding the pod's
 #    CNI address);
 #  - negative controls: another label finds the other pod only, an unknown label none;
+#  - a fault inside the pod: `faultline run` rejects TCP to the CNI gateway's echo port inside
+#    orders-0's netns only (asserted from inside it: refused; from inside billing-0 and from the
+#    node: connected; the run's own probe from the node never fails); Ctrl-C reverts it and
+#    nothing is left in the pod's netns;
 #  - a stopped pod is no longer a target (READY pods only).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/sandbox_lock.sh"
@@ -19,10 +23,10 @@ command -v containerd >/dev/null || fail "containerd is not installed (scripts/l
 POD=("$ROOT/tests/integration/cri/cri_pod.py")
 
 WORK="$(mktemp -d /tmp/faultline-cripod.XXXXXX)"
-AGENT_PID="" PODS=()
+AGENT_PID="" PODS=() ECHO_PID="" RUN_PID=""
 cleanup() {
-  local rc=$? id
-  [ -z "$AGENT_PID" ] || kill "$AGENT_PID" 2>/dev/null || true
+  local rc=$? id p
+  for p in "$RUN_PID" "$ECHO_PID" "$AGENT_PID"; do [ -z "$p" ] || kill "$p" 2>/dev/null || true; done
   for id in "${PODS[@]}"; do
     "${POD[@]}" "$CTD_SOCK" stop "$id" 2>/dev/null || true
     "${POD[@]}" "$CTD_SOCK" remove "$id" 2>/dev/null || true
@@ -85,6 +89,60 @@ out=$(workloads --label app=billing)
 out=$(workloads --label app=nothing)
 [ "$(jq length <<<"$out")" = 0 ] || fail "app=nothing found: $out"
 pass "app=billing finds only billing-0, app=nothing finds none"
+
+# A fault inside the pod: TCP to the CNI gateway's echo port rejected in orders-0's netns only.
+GW=10.79.0.1 PORT=15431
+billing_ns=$(workloads --label app=billing | jq -r '.[0].netns_path')
+"$BIN/net_echo" serve $PORT >"$WORK/echo.log" 2>&1 &
+ECHO_PID=$!
+connects() { timeout 2 nsenter --net="$1" bash -c "exec 3<>/dev/tcp/$GW/$PORT" 2>/dev/null; }
+refused() { ! connects "$1"; }
+await 10 connects "$netns_path" || fail "orders-0 does not reach $GW:$PORT before the fault"
+connects "$billing_ns" || fail "billing-0 does not reach $GW:$PORT before the fault"
+cat >"$WORK/pod-fault.yaml" <<EOF
+apiVersion: faultline/v1
+kind: Experiment
+metadata: {name: cri-pod-fault}
+targets:
+  pod: {selector: {role: node}, workloads: {runtime: cri, labels: {app: orders}, namespace: shop}, mode: all}
+faults:
+  - name: reject
+    target: pod
+    network: {reject: {}, match: {cidrs: ["$GW/32"], protocol: tcp, remote_ports: [$PORT]}}
+    duration: 60s
+probes:
+  - {name: node, tcp: {address: "$GW:$PORT"}, timeout: 1s, interval: 250ms}
+steady_state: {probes: [node], for: 1s}
+objectives:
+  - {name: node-up, probe: node, recover_within: 30s}
+EOF
+"$BIN/faultline" run "$WORK/pod-fault.yaml" --inventory "$WORK/inventory.yaml" --insecure --quiet \
+  --report-json "$WORK/pod.json" >"$WORK/pod-run.log" 2>&1 &
+RUN_PID=$!
+await 30 refused "$netns_path" || { cat "$WORK/pod-run.log"; fail "the reject never acted inside orders-0"; }
+connects "$billing_ns" || fail "the sibling pod billing-0 is affected"
+timeout 2 bash -c "exec 3<>/dev/tcp/$GW/$PORT" 2>/dev/null || fail "the node itself is affected"
+nsenter --net="$netns_path" nft list tables | grep -q faultline_ || fail "no fault table inside orders-0"
+! nsenter --net="$billing_ns" nft list tables | grep -q faultline_ || fail "a fault table inside billing-0"
+! nft list tables | grep -q faultline_ || fail "a fault table on the node"
+kill -INT "$RUN_PID"
+set +e
+wait "$RUN_PID"
+rc=$?
+set -e
+RUN_PID=""
+[ $rc -eq 3 ] || { cat "$WORK/pod-run.log"; fail "the run ended by Ctrl-C: exit $rc, want 3"; }
+R="$WORK/pod.json"
+jq -r '.faults[0].agents[].workload' "$R" | grep -q 'orders-0' ||
+  fail "the report does not name the pod: $(jq -c '[.faults[0].agents[].workload]' "$R")"
+[ "$(jq -r '.faults[0].agents[0].evidence.packets_matched // 0' "$R")" -gt 0 ] ||
+  fail "evidence: $(jq -c '.faults[0].agents[0].evidence' "$R")"
+[ "$(jq '[.probes[] | select(.name == "node") | .samples[] | select(.ok | not)] | length' "$R")" = 0 ] ||
+  fail "the node's probe failed during the pod's fault"
+connects "$netns_path" || fail "orders-0 does not reach $GW:$PORT after the revert"
+[ -z "$(nsenter --net="$netns_path" nft list ruleset)" ] ||
+  fail "rules left inside orders-0: $(nsenter --net="$netns_path" nft list ruleset)"
+pass "network reject inside the pod orders-0 only ($(jq -r '.faults[0].agents[0].workload' "$R")); reverted, nothing left"
 
 # A stopped pod is not a target.
 "${POD[@]}" "$CTD_SOCK" stop "$orders_id" || fail "StopPodSandbox failed"

@@ -115,3 +115,28 @@ EOF
   await 10 bash -c "ip netns exec fl-app dig +short +time=1 +tries=1 @127.0.0.1 $EAST | grep -qx 10.77.0.20" ||
     { cat "$WORK/unbound.log" >&2; fail "unbound in fl-app does not resolve $EAST"; }
 }
+
+# kill -9 of the sandbox agent of HOST; returns once it is gone. Its command line is kept in
+# KILLED_AGENT_ARGV for restart_agent.
+kill9_agent() {  # kill9_agent HOST
+  local pid
+  pid=$(cat "$SANDBOX_RUN/pids/agent-$1.pid" 2>/dev/null || true)
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = faultline-agent ] ||
+    fail "cannot find the agent of $1"
+  mapfile -d '' KILLED_AGENT_ARGV <"/proc/$pid/cmdline"
+  kill -9 "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+}
+
+# Starts the agent that kill9_agent killed again in HOST: the same command line, but the ready
+# file READY and the log LOG. Fails the test unless it serves within 20 s.
+restart_agent() {  # restart_agent HOST READY LOG
+  local args=() skip=0 a
+  for a in "${KILLED_AGENT_ARGV[@]}"; do
+    if [ $skip -eq 1 ]; then skip=0; continue; fi
+    if [ "$a" = --ready-file ]; then skip=1; continue; fi
+    args+=("$a")
+  done
+  ip netns exec "$1" setsid "${args[@]}" --ready-file "$2" >"$3" 2>&1 &
+  await 20 test -s "$2" || { cat "$3" >&2; fail "the restarted agent of $1 never became ready"; }
+}

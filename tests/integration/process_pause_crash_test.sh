@@ -21,27 +21,14 @@ await 30 kv_stopped || { cat "$WORK/run.log"; fail "the kv service was never pau
 pass "pause: kv pid $kv stopped (SIGSTOP)"
 curl -s --max-time 1 http://10.77.0.20:8000/healthz >/dev/null && fail "a paused kv service answered"
 
-agent_pid=$(cat "$SANDBOX_RUN/pids/agent-$HOST.pid")
-[ "$(cat /proc/"$agent_pid"/comm)" = faultline-agent ] || fail "cannot find the $HOST agent"
-mapfile -d '' agent_argv < "/proc/$agent_pid/cmdline"
-kill -9 "$agent_pid"
-while kill -0 "$agent_pid" 2>/dev/null; do sleep 0.05; done
+kill9_agent $HOST
 await 20 kv_running || fail "the guard did not continue the kv service after its agent died"
 [ "$(cat "$KV_PIDFILE")" = "$kv" ] || fail "the kv service was restarted instead of continued"
 await 5 test ! -e "$SANDBOX_RUN/state/$HOST/process/"*.paused ||
   fail "the guard did not remove the pause record"
 pass "guard: kv pid $kv continued after kill -9 of its agent, no restart"
 
-ready="$WORK/agent.ready"
-args=()
-skip=0
-for a in "${agent_argv[@]}"; do  # same command line, but our own ready file
-  if [ $skip -eq 1 ]; then skip=0; continue; fi
-  if [ "$a" = --ready-file ]; then skip=1; continue; fi
-  args+=("$a")
-done
-ip netns exec $HOST setsid "${args[@]}" --ready-file "$ready" >"$WORK/agent-restart.log" 2>&1 &
-await 20 test -f "$ready" || { cat "$WORK/agent-restart.log"; fail "restarted agent never became ready"; }
+restart_agent $HOST "$WORK/agent.ready" "$WORK/agent-restart.log"
 kv_running || fail "the kv service is stopped again after the agent restart (state $(kv_state))"
 [ "$(cat "$KV_PIDFILE")" = "$kv" ] || fail "the kv service was restarted instead of continued"
 grep -q "reason=journal" "$WORK/agent-restart.log" || fail "restarted agent did not log the journal revert"

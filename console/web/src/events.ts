@@ -1,7 +1,7 @@
 // The server-sent event stream: one EventSource per page, reopened after the server closed it
 // (a restart) unless the session is gone, in which case the login page is shown.
 
-import { ApiError, getJson } from "./api";
+import { ApiError, getJson, getText } from "./api";
 import { store } from "./store";
 import type { Agent, Annotation, Halt, Hello, Me, RunState } from "./types";
 
@@ -26,6 +26,22 @@ export function connectEvents(onSignedOut: () => void): void {
     const hello = parse<Hello>(e);
     store.me = hello.me;
     store.halt = hello.halt;
+    // A run this page showed as going on that is no longer active ended while the stream was
+    // down (a network change, a dropped stream): take its final state and its final timeline.
+    const active = new Set(hello.active.map((r) => r.run_id));
+    for (const r of hello.recent ?? []) {
+      const known = store.runs.get(r.run_id);
+      if (known && known.verdict === null && !active.has(r.run_id)) {
+        store.runs.set(r.run_id, r);
+        getText(`/api/runs/${encodeURIComponent(r.run_id)}/timeline.svg`).then(
+          (svg) => {
+            store.timelines.set(r.run_id, svg);
+            store.emit("timeline");
+          },
+          () => {},
+        );
+      }
+    }
     for (const r of hello.active) store.runs.set(r.run_id, r);
     store.emit("me");
     store.emit("halt");

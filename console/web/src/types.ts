@@ -103,6 +103,8 @@ export interface Hello {
   me: Me;
   halt: Halt;
   active: RunState[];
+  // Runs that finished on the controller recently (their final state).
+  recent?: RunState[];
 }
 
 export interface TrendPoint {

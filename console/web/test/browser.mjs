@@ -18,6 +18,8 @@ export async function launch() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      // FAULTLINE_NETLOG=FILE: Chromium's own network log (diagnosis: aborted loads, TLS, sockets).
+      ...(process.env.FAULTLINE_NETLOG ? [`--log-net-log=${process.env.FAULTLINE_NETLOG}`, "--net-log-capture-mode=Everything"] : []),
     ],
   });
 }
@@ -42,13 +44,21 @@ export async function signedIn(browser, url, credential) {
     }
   });
   page.on("pageerror", (e) => page.problems.push(String(e)));
+  // The page's requests as they happen, shown when the login form does not come.
+  const t0 = Date.now();
+  const net = [];
+  const at = () => `+${Date.now() - t0}ms`;
+  page.on("request", (r) => net.push(`${at()} > ${r.method()} ${r.url()}`));
+  page.on("response", (r) => net.push(`${at()} < ${r.status()} ${r.url()}`));
+  page.on("requestfailed", (r) => net.push(`${at()} ! ${r.url()} ${r.failure()?.errorText}`));
+  page.on("load", () => net.push(`${at()} load`));
   await page.goto(url + "/");
   if (!cert) {
-    // When the login form does not come, say what the page showed and what it logged (a
-    // first-load failure against the real controller is not diagnosed yet).
+    // When the login form does not come, say what the page showed, what it logged and which of
+    // its requests were answered or failed (e.g. net::ERR_NETWORK_CHANGED).
     await page.locator("#token").waitFor({ timeout: 30000 }).catch(async (err) => {
       const html = (await page.content().catch(() => "")).slice(0, 2000);
-      throw new Error(`${err.message}\npage problems: ${JSON.stringify(page.problems)}\npage: ${html}`);
+      throw new Error(`${err.message}\npage problems: ${JSON.stringify(page.problems)}\nrequests:\n${net.join("\n")}\npage: ${html}`);
     });
     await page.locator("#token").fill(credential);
     await page.locator("#login-form button[type=submit]").click();

@@ -74,6 +74,21 @@ test("the screenshot check holds on the report renderer's timeline of a real run
   await page.context().close();
 });
 
+test("a run that ends while the page's stream is cut off is shown ended when it reconnects", async () => {
+  const page = await signedIn(browser, fake.url, "viewer-token");
+  const id = fake.startRun({ endAt: 100000 });
+  await page.locator(`.run-head`).waitFor();
+  await s.until(async () => Number(await page.locator("#samples").textContent()) > 2, "samples", 10000);
+  assert.equal(await page.locator("#live-timeline g.marker.recover").count(), 0, "not recovered yet");
+  fake.endRunWhileDisconnected(id);
+  // The reconnect's hello says how it ended; the final timeline is fetched.
+  await page.locator(".run-head .badge.pass").waitFor({ timeout: 20000 });
+  await page.locator("#live-timeline g.marker.recover").waitFor({ timeout: 20000 });
+  await page.locator("#stream-state.live").waitFor();
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("emergency stop", async (t) => {
   await s.viewerRefusedThenOperatorStops(t, browser, backend);
 });

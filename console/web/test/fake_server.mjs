@@ -3,7 +3,8 @@
 // an in-memory fleet and a simulated run driven by the fake's own clock (one probe sample per
 // tick). The real server is tested by tests/console/console_live_test.sh.
 //
-// startFakeConsole({dist, tickMs}) -> {url, close(), startRun(opts), activeFaults(), state}
+// startFakeConsole({dist, tickMs}) -> {url, close(), startRun(opts), endRunWhileDisconnected(id),
+// activeFaults(), state}
 // Tokens: "operator-token" (alice, operator, team orders), "viewer-token" (victor, viewer, team
 // orders). Team orders may target role=app only.
 import { randomBytes } from "node:crypto";
@@ -215,7 +216,8 @@ export async function startFakeConsole({ dist, tickMs = 150, port = 0 } = {}) {
       if (path === "/api/me") return json(res, 200, me);
       if (path === "/api/events") {
         res.writeHead(200, { ...SECURITY_HEADERS, "Content-Type": "text/event-stream" });
-        res.write(`event: hello\ndata: ${JSON.stringify({ me, halt, active: [...runs.values()].filter((r) => !r.state.verdict).map((r) => r.state) })}\n\n`);
+        const all = [...runs.values()];
+        res.write(`event: hello\ndata: ${JSON.stringify({ me, halt, active: all.filter((r) => !r.state.verdict).map((r) => r.state), recent: all.filter((r) => r.state.verdict).map((r) => r.state) })}\n\n`);
         for (const r of runs.values()) if (!r.state.verdict) res.write(`event: timeline\ndata: ${JSON.stringify({ run_id: r.state.run_id, svg: timelineSvg(r) })}\n\n`);
         streams.add(res);
         req.on("close", () => streams.delete(res));
@@ -282,7 +284,8 @@ export async function startFakeConsole({ dist, tickMs = 150, port = 0 } = {}) {
       if (!text.trim()) return refuse(res, 400, "experiment: empty");
       const allowed = POLICY[me.team]?.role ?? [];
       for (const m of text.matchAll(/selector:\s*\{\s*role:\s*([\w-]+)/g)) {
-        if (!allowed.includes(m[1])) return refuse(res, 403, `team ${me.team} may not target agents with role=${m[1]} (its policy allows role in [${allowed.join(", ")}])`);
+        // The controller's words (access::TeamPolicy::CheckRun).
+        if (!allowed.includes(m[1])) return refuse(res, 403, `team policy policy.yaml refuses experiment ${/name:\s*([\w-]+)/.exec(text)?.[1]}: (teams.${me.team}.targets) target 't' selects {role: ${m[1]}}, which is not within what team ${me.team} may target: ${allowed.map((r) => `{role: ${r}}`).join(", ")}`);
       }
       return json(res, 201, { run_id: startRun({ experiment: /name:\s*([\w-]+)/.exec(text)?.[1] ?? "experiment" }) });
     }
@@ -319,9 +322,23 @@ export async function startFakeConsole({ dist, tickMs = 150, port = 0 } = {}) {
     send("run", state);
     send("timeline", { run_id: state.run_id, svg });
   };
+  // Ends every open event stream, then ends `runId`'s run while no viewer is connected (as when a
+  // network change or a dropped slow stream cuts the page off just as the run ends).
+  const endRunWhileDisconnected = (runId, verdict = "PASS") => {
+    for (const r of streams) r.end();
+    streams.clear();
+    const run = runs.get(runId);
+    if (run) {
+      while (run.samples.length < 13) run.samples.push({ t: run.samples.length * run.interval, ok: run.samples.length < 6 || run.samples.length >= 12 });
+      run.state.samples = run.samples.length;
+      run.state.recover = { at_s: 3, bracket: [2.75, 3] };
+      endRun(run, verdict);
+    }
+  };
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     startRun,
+    endRunWhileDisconnected,
     publishFinished,
     runs,
     audit,

@@ -206,15 +206,46 @@ async function startFromPage(page, yaml) {
   await until(async () => /^(Started|Refused|Failed|\d)/.test((await page.locator("#start-result").textContent()) ?? ""), "the start's answer", 30000);
 }
 
-// A team cannot target agents outside its policy (and can inside it: the control).
+// A request to the console's API from the page (its session cookie), as the page sends it.
+async function api(page, method, path, body) {
+  return page.evaluate(
+    async ([method, path, body]) => {
+      const init = { method, headers: method === "GET" ? {} : { "X-Faultline-Console": "1", "Content-Type": "application/json" } };
+      if (method !== "GET") init.body = JSON.stringify(body ?? {});
+      const res = await fetch(path, init);
+      return { status: res.status, json: await res.json().catch(() => null) };
+    },
+    [method, path, body],
+  );
+}
+
+// A team cannot target agents outside its policy: an operator of team orders submits a run aimed at
+// role=db from the page, sees the controller's refusal naming the rule, and nothing is applied (no
+// run starts, no fault on any host). The control: a run inside the policy starts and its fault takes
+// effect; it is then halted (no fault left) and the fleet resumed.
 export async function teamPolicyRefusesOutsideTargets(browser, b) {
   const page = await signedIn(browser, b.url, b.policy.operatorToken);
+  const active = async () => (await api(page, "GET", "/api/runs/active")).json.length;
+  const activeBefore = await active();
+  const faultsBefore = await b.faultsLeft();
   await startFromPage(page, b.policy.outside);
   const refused = await page.locator("#start-result").textContent();
-  assert.match(refused, /^Refused \(403\): .*team/, `refusal shown: ${refused}`);
+  assert.match(refused, /^Refused \(403\): team policy .*\(teams\.orders\.targets\).*\{role: db\}.*may target: \{role: app\}/, `refusal shown: ${refused}`);
   assert.equal(await page.locator("#start-result").getAttribute("class"), "error");
+  assert.equal(await page.locator("#start-result").getAttribute("role"), "status");
+  assert.equal(await active(), activeBefore, "the refused run did not start");
+  assert.equal(await b.faultsLeft(), faultsBefore, "the refused run applied nothing");
+
   await startFromPage(page, b.policy.inside);
-  assert.match(await page.locator("#start-result").textContent(), /^Started run \S+/);
+  const started = await page.locator("#start-result").textContent();
+  const id = /^Started run (\S+)/.exec(started)?.[1];
+  assert.ok(id, `the allowed run starts: ${started}`);
   await page.locator(".run-head").waitFor({ timeout: b.timeoutMs });
+  await until(async () => (await b.faultsLeft()) > faultsBefore, "the allowed run's fault in effect", b.timeoutMs);
+  const halted = await api(page, "POST", "/api/halt", { reason: "policy test done" });
+  assert.equal(halted.status, 200, JSON.stringify(halted.json));
+  await until(async () => (await b.faultsLeft()) === 0, "no fault left after the halt", b.timeoutMs);
+  assert.equal((await api(page, "POST", "/api/resume", {})).status, 200);
+  assert.deepEqual(page.problems, [], "no console error and no CSP violation");
   await page.context().close();
 }

@@ -80,8 +80,10 @@ workloads::Workload WorkloadAt(const std::string& path, NetnsIdentity id) {
 
 v1::Workload ProtoOf(const workloads::Workload& w) {
   v1::Workload p;
-  p.set_kind("netns");
+  p.set_kind(workloads::WorkloadKindName(w.kind));
+  p.set_runtime(w.runtime);
   p.set_id(w.id);
+  for (pid_t pid : w.pids) p.add_pids(static_cast<uint32_t>(pid));
   p.set_netns_path(w.netns_path);
   p.set_netns_dev(w.netns.dev);
   p.set_netns_ino(w.netns.ino);
@@ -224,6 +226,36 @@ TEST_F(WorkloadRouterTest, ARestartedWorkloadGetsTheFaultAgainOnItsNewInstance) 
   EXPECT_EQ(router_->namespaces(), 0u);
 }
 
+TEST_F(WorkloadRouterTest, AContainerRestartedInANamespaceThatOutlivesItGetsTheFaultAgain) {
+  NeedRoot();
+  workloads::Workload first = WorkloadAt(ns_->path(), ns_id_);
+  first.kind = workloads::WorkloadKind::kContainer;
+  first.runtime = "docker";
+  first.id = "c0ffee";
+  first.pids = {4242};
+  auto req = testing::MakeRequest("r1", "f1");
+  *req.mutable_resolved_workload() = ProtoOf(first);
+  ASSERT_TRUE(manager_->Apply(req).ok());
+  // Negative control: the same init process in the same namespace is the same instance.
+  auto same = [&](const workloads::Workload&) -> Result<workloads::Workload> { return first; };
+  EXPECT_EQ(router_->CheckRestarts(same), 0);
+  // The runtime restarted the container: a new init process, the same namespace.
+  workloads::Workload second = first;
+  second.pids = {4343};
+  auto restarted = [&](const workloads::Workload&) -> Result<workloads::Workload> {
+    return second;
+  };
+  EXPECT_EQ(router_->CheckRestarts(restarted), 1);
+  ASSERT_EQ(seen_->applied.size(), 2u);
+  EXPECT_EQ(seen_->applied[1], ns_id_);
+  ASSERT_EQ(seen_->reverted.size(), 1u) << "the old instance's fault was not reverted first";
+  EXPECT_EQ(router_->CheckRestarts(restarted), 0) << "the same restart followed twice";
+  auto reverted = manager_->Revert("f1", "request");
+  ASSERT_TRUE(reverted.ok());
+  EXPECT_EQ((*reverted)->evidence().at("workload_restarts"), 1u);
+  EXPECT_EQ(router_->namespaces(), 0u);
+}
+
 TEST_F(WorkloadRouterTest, AWorkloadThatCannotBeResolvedAnyMoreIsReportedExited) {
   NeedRoot();
   auto req = testing::MakeRequest("r1", "f1");
@@ -249,6 +281,22 @@ TEST_F(WorkloadRouterTest, AJournaledFaultWhoseNamespaceIsGoneIsReportedGoneNotF
   EXPECT_EQ(report.gone_with_workload, std::vector<std::string>{"f1"});
   EXPECT_TRUE(journal_->LoadAll().entries.empty()) << "the record of a gone workload stays";
   EXPECT_TRUE(host_state_->orphans_reverted.empty()) << "reverted on the host instead";
+}
+
+// A one-shot kill's restart is the recovery being rehearsed: it is observed, never killed again.
+// A crash loop (interval_ms) and every other kind follow the restart (the controls).
+TEST(ReappliedOnRestartTest, EveryFaultButAOneShotKillFollowsARestart) {
+  v1::FaultSpec kill_once;
+  kill_once.mutable_process()->set_action(v1::ProcessFault::KILL);
+  kill_once.mutable_process()->set_name("kv");
+  EXPECT_FALSE(ReappliedOnRestart(kill_once));
+  v1::FaultSpec crash_loop = kill_once;
+  crash_loop.mutable_process()->set_interval_ms(500);
+  EXPECT_TRUE(ReappliedOnRestart(crash_loop));
+  v1::FaultSpec pause = kill_once;
+  pause.mutable_process()->set_action(v1::ProcessFault::PAUSE);
+  EXPECT_TRUE(ReappliedOnRestart(pause));
+  EXPECT_TRUE(ReappliedOnRestart(testing::DnsSpec("db.example.test")));
 }
 
 }  // namespace

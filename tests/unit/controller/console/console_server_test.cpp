@@ -17,6 +17,8 @@
 #include <thread>
 
 #include "common/certificates.h"
+#include "controller/access/audit.h"
+#include "controller/access/team_policy.h"
 #include "controller/console/event_hub.h"
 #include "controller/daemon/run_supervisor.h"
 #include "tests/unit/controller/test_certificates.h"
@@ -35,6 +37,23 @@ constexpr char kCsp[] =
 
 // A run of this ends in ERROR at once: no agent carries role=db.
 const std::string kExperiment = testing::UnmatchedExperiment("console-unit");
+
+// The same experiment aimed at what team orders may target (the team policy below): its run
+// starts (and ends in ERROR at once: the fleet has no agents).
+std::string AllowedExperiment() {
+  std::string yaml = kExperiment;
+  yaml.replace(yaml.find("{role: db}"), 10, "{role: app}");
+  return yaml;
+}
+
+// Team orders may target role=app only.
+constexpr char kPolicy[] = R"(apiVersion: faultline/v1
+kind: TeamPolicy
+teams:
+  orders:
+    targets:
+      - {role: app}
+)";
 
 // A fleet without agents: halts and fault lists fan out to nobody.
 class EmptyFleet : public daemon::Fleet {
@@ -149,8 +168,17 @@ class ConsoleServerTest : public ::testing::Test {
       audit_.push_back(r);
     };
     console_ = std::make_unique<ConsoleServer>(o);
+    WriteFile(dir_ / "policy.yaml", kPolicy);
+    policy_ = std::make_unique<access::PolicyFile>((dir_ / "policy.yaml").string());
+    ASSERT_TRUE(policy_->Reload().ok());
+    auto audit_store = store::OpenRunStore("sqlite://" + (dir_ / "audit.db").string());
+    ASSERT_TRUE(audit_store.ok()) << audit_store.status().ToString();
+    audit_store_ = std::move(*audit_store);
+    audit_log_ = std::make_unique<access::AuditLog>(audit_store_.get());
     daemon::RunSupervisorOptions so;
     so.observer = &console_->observer();
+    so.policy = policy_.get();
+    so.audit = audit_log_.get();
     so.command_probe_allowlist = {"true"};
     supervisor_ = std::make_unique<daemon::RunSupervisor>(fleet_, so);
     ConsoleBackend backend;
@@ -162,6 +190,8 @@ class ConsoleServerTest : public ::testing::Test {
     console_->Stop();
     supervisor_.reset();
     console_.reset();
+    audit_log_.reset();
+    audit_store_.reset();
     fs::remove_all(dir_);
   }
 
@@ -193,8 +223,33 @@ class ConsoleServerTest : public ::testing::Test {
     return j.is_object() && j.contains("error") ? j["error"].get<std::string>() : "<not JSON>";
   }
 
+  // POST /api/runs {"experiment": yaml} with the console's header; `auth` says who.
+  httplib::Result StartRun(const std::string& yaml, httplib::Headers auth) {
+    return Client()->Post("/api/runs", Console(std::move(auth)), json{{"experiment", yaml}}.dump(),
+                          "application/json");
+  }
+  // The runs this process knows (RUNNING or finished).
+  int RunsKnown() {
+    auto runs = supervisor_->ListRuns("", 0);
+    return runs.ok() ? runs->runs_size() : -1;
+  }
+  // The access layer's records of `action`, newest first.
+  std::vector<store::AuditRecord> Audited(const std::string& action) {
+    audit_log_->Flush();
+    std::vector<store::AuditRecord> out;
+    auto all = audit_store_->ListAudit(0);
+    if (all.ok()) {
+      for (auto& r : *all)
+        if (r.action == action) out.push_back(r);
+    }
+    return out;
+  }
+
   fs::path dir_;
   EmptyFleet fleet_;
+  std::unique_ptr<access::PolicyFile> policy_;
+  std::unique_ptr<store::RunStore> audit_store_;
+  std::unique_ptr<access::AuditLog> audit_log_;
   std::unique_ptr<ConsoleServer> console_;
   std::unique_ptr<daemon::RunSupervisor> supervisor_;
   std::mutex audit_mu_;
@@ -426,12 +481,114 @@ TEST_F(ConsoleServerTest, RunStateAndRunEndReachTheStream) {
       << viewer.text();
   EXPECT_TRUE(viewer.Await("event: timeline\ndata: {\"run_id\":\"" + *id)) << viewer.text();
   EXPECT_NE(viewer.text().find("<svg"), std::string::npos);
+  // A viewer that (re)connects after the end learns how it ended: the hello's recent runs.
+  StreamReader late([this] { return Client(); }, Bearer("viewer-token"));
+  ASSERT_TRUE(late.Await("event: hello")) << late.text();
+  ASSERT_TRUE(late.Await("\n\n")) << late.text();
+  const std::string hello = late.text().substr(0, late.text().find("\n\n"));
+  auto data = json::parse(hello.substr(hello.find("data: ") + 6), nullptr, false);
+  ASSERT_TRUE(data.is_object()) << hello;
+  EXPECT_TRUE(data["active"].empty()) << hello;
+  ASSERT_EQ(data["recent"].size(), 1u) << hello;
+  EXPECT_EQ(data["recent"][0]["run_id"], *id);
+  EXPECT_EQ(data["recent"][0]["verdict"], "ERROR");
+  EXPECT_EQ(data["recent"][0]["phase"], "done");
   // The finished run's timeline is the report's renderer.
   auto svg = Client()->Get("/api/runs/" + *id + "/timeline.svg", Bearer("viewer-token"));
   ASSERT_TRUE(svg);
   ASSERT_EQ(svg->status, 200);
   EXPECT_EQ(svg->get_header_value("Content-Type"), "image/svg+xml");
   EXPECT_NE(svg->body.find("id=\"timeline\""), std::string::npos);
+}
+
+TEST_F(ConsoleServerTest, OperatorStartsARunWithinTheTeamPolicy) {
+  auto res = StartRun(AllowedExperiment(), Bearer("operator-token"));
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 201) << res->body;
+  const std::string id = json::parse(res->body)["run_id"].get<std::string>();
+  EXPECT_FALSE(id.empty());
+  auto run = supervisor_->GetRun(id);
+  ASSERT_TRUE(run.ok()) << "the run is the supervisor's: " << run.status().ToString();
+  EXPECT_EQ(run->experiment(), "console-unit");
+  auto audited = Audited("run.submit");
+  ASSERT_EQ(audited.size(), 1u);
+  EXPECT_EQ(audited[0].outcome, "OK");
+  EXPECT_EQ(audited[0].identity, "olga");
+  EXPECT_EQ(audited[0].team, "orders");
+  EXPECT_NE(audited[0].detail.find("run=" + id), std::string::npos) << audited[0].detail;
+}
+
+TEST_F(ConsoleServerTest, TeamPolicyRefusesTargetsOutsideIt) {
+  auto res = StartRun(kExperiment, Bearer("operator-token"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 403) << res->body;
+  const std::string error = Error(res);
+  EXPECT_NE(error.find("team policy"), std::string::npos) << error;
+  EXPECT_NE(error.find("targets"), std::string::npos) << error;
+  EXPECT_NE(error.find("{role: db}"), std::string::npos) << error;
+  EXPECT_EQ(RunsKnown(), 0) << "nothing started";
+  auto audited = Audited("run.submit");
+  ASSERT_EQ(audited.size(), 1u);
+  EXPECT_EQ(audited[0].outcome, "PERMISSION_DENIED");
+  EXPECT_EQ(audited[0].identity, "olga");
+  // The same rule for an operator without a team (the certificate "alice"): under a team policy
+  // only a team starts runs, whatever it targets.
+  auto no_team = Client("op")->Post(
+      "/api/runs", Console(), json{{"experiment", AllowedExperiment()}}.dump(), "application/json");
+  ASSERT_TRUE(no_team);
+  EXPECT_EQ(no_team->status, 403) << no_team->body;
+  EXPECT_NE(Error(no_team).find("has no team"), std::string::npos) << no_team->body;
+  EXPECT_EQ(RunsKnown(), 0);
+}
+
+TEST_F(ConsoleServerTest, ViewerMayNotStartRuns) {
+  auto res = StartRun(AllowedExperiment(), Bearer("viewer-token"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 403);
+  EXPECT_EQ(Error(res), "role viewer may not start runs");
+  EXPECT_EQ(RunsKnown(), 0);
+  std::lock_guard lock(audit_mu_);
+  ASSERT_FALSE(audit_.empty());
+  EXPECT_EQ(audit_.back().action, "run.submit");
+  EXPECT_FALSE(audit_.back().allowed);
+  EXPECT_EQ(audit_.back().principal.identity, "victor");
+}
+
+TEST_F(ConsoleServerTest, InvalidExperimentIs400WithLineAndField) {
+  std::string yaml = AllowedExperiment();
+  yaml.replace(yaml.find("duration: 1m"), 12, "duration: soon");
+  auto res = StartRun(yaml, Bearer("operator-token"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400) << res->body;
+  // The parser's message: file:line:column and the field (the duration is on line 10).
+  EXPECT_NE(Error(res).find("experiment:10:"), std::string::npos) << res->body;
+  EXPECT_NE(Error(res).find("faults[0].duration"), std::string::npos) << res->body;
+  EXPECT_EQ(RunsKnown(), 0);
+  for (const char* body : {R"({})", R"({"experiment":5})", R"({"experiment":""})"}) {
+    auto bad =
+        Client()->Post("/api/runs", Console(Bearer("operator-token")), body, "application/json");
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->status, 400) << body;
+    EXPECT_NE(Error(bad).find("experiment"), std::string::npos) << bad->body;
+  }
+  // Without the console's header (a cross-site form) nothing is parsed or started.
+  auto csrf = Client()->Post("/api/runs", Bearer("operator-token"),
+                             json{{"experiment", AllowedExperiment()}}.dump(), "application/json");
+  ASSERT_TRUE(csrf);
+  EXPECT_EQ(csrf->status, 403);
+  EXPECT_EQ(RunsKnown(), 0);
+}
+
+TEST_F(ConsoleServerTest, NoRunStartsWhileHalted) {
+  supervisor_->HaltAll("drill");
+  auto res = StartRun(AllowedExperiment(), Bearer("operator-token"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 409) << res->body;
+  EXPECT_NE(Error(res).find("halted"), std::string::npos);
+  supervisor_->ResumeAll();
+  auto again = StartRun(AllowedExperiment(), Bearer("operator-token"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 201) << "control: it starts once resumed: " << again->body;
 }
 
 TEST_F(ConsoleServerTest, StreamsAreBoundedAndSlowStreamsAreDropped) {

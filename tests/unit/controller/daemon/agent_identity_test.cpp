@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -49,6 +50,7 @@ class AgentIdentityTest : public ::testing::Test {
     auto creds = MakeServerCredentials(certs_.Files("controller"), std::chrono::seconds(1));
     ASSERT_TRUE(creds.ok()) << creds.status().ToString();
     grpc::ServerBuilder builder;
+    ConfigureControllerServer(builder);  // as faultline-controller serves
     builder.AddListeningPort("127.0.0.1:0", *creds, &port_);
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
@@ -196,6 +198,42 @@ probes:
 objectives:
   - {name: ok, probe: local, recover_within: 1m}
 )";
+
+// The controller's TLS frames are small (ConfigureControllerServer, for its memory per agent): a
+// command and an answer many frames long still cross the stream intact, both ways.
+TEST_F(AgentIdentityTest, MessagesLargerThanATlsFrameCrossTheStream) {
+  Start();
+  ASSERT_TRUE(Attach("agent-a", "agent-a").welcomed);
+  ASSERT_TRUE(registry_->AwaitLive("agent-a", 10s));
+  v1::ControllerCommand command;
+  auto* apply = command.mutable_apply();
+  apply->set_run_id("r1");
+  apply->set_fault_id("big");
+  for (int i = 0; i < 2000; ++i) {
+    apply->mutable_spec()->mutable_dns()->add_domains("host-" + std::to_string(i) +
+                                                      ".example.test");
+  }
+  ASSERT_GT(command.ByteSizeLong(), 8u * kAgentTlsFrameBytes);
+  std::promise<Result<v1::CommandResult>> answered;
+  registry_->Send("agent-a", command, 30s,
+                  [&answered](Result<v1::CommandResult> r) { answered.set_value(std::move(r)); });
+
+  v1::ControllerMessage in;
+  ASSERT_TRUE(streams_[0]->stream->Read(&in));
+  ASSERT_TRUE(in.has_command());
+  EXPECT_EQ(in.command().apply().spec().dns().domains_size(), 2000);
+  EXPECT_EQ(in.command().apply().spec().dns().domains(1999), "host-1999.example.test");
+  v1::AgentMessage reply;
+  reply.mutable_result()->set_request_id(in.command().request_id());
+  reply.mutable_result()->set_message(std::string(256 * 1024, 'x'));
+  ASSERT_TRUE(streams_[0]->stream->Write(reply));
+
+  auto future = answered.get_future();
+  ASSERT_EQ(future.wait_for(30s), std::future_status::ready);
+  Result<v1::CommandResult> result = future.get();
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->message().size(), 256u * 1024);
+}
 
 // The controller runs other people's experiments: a command probe on its host needs its own
 // --allow-command-probe.

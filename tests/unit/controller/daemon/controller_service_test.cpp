@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <atomic>
 #include <functional>
+#include <future>
+#include <mutex>
 #include <thread>
 
 #include "agent/controller_link.h"
@@ -235,6 +238,74 @@ TEST_F(ControllerServiceTest, SilentAgentIsDroppedAfterMissedHeartbeats) {
   // Negative control: the agent that heartbeats stays live all along.
   EXPECT_TRUE(live("healthy"));
   EXPECT_TRUE(healthy.link->attached());
+}
+
+// The registry visits only the sessions with a command due (not every session each sweep): a
+// command nobody answers still fails at its deadline, and another one on the same stream with a
+// later deadline is neither failed with it nor lost.
+TEST_F(ControllerServiceTest, UnansweredCommandFailsAtItsDeadlineAndNotBefore) {
+  grpc::ClientContext ctx;
+  auto stream = stub_->Attach(&ctx);
+  v1::AgentMessage hello;
+  hello.mutable_hello()->mutable_info()->set_agent_id("slow");
+  ASSERT_TRUE(stream->Write(hello));
+  v1::ControllerMessage in;
+  ASSERT_TRUE(stream->Read(&in));
+  ASSERT_TRUE(in.has_welcome());
+  // Heartbeats, so that the agent stays live while it does not answer.
+  std::atomic<bool> stop{false};
+  std::mutex write_mu;
+  std::thread beats([&] {
+    while (!stop) {
+      v1::AgentMessage beat;
+      beat.mutable_heartbeat();
+      {
+        std::lock_guard lock(write_mu);
+        if (!stream->Write(beat)) return;
+      }
+      std::this_thread::sleep_for(20ms);  // the heartbeat's period, not a synchronisation
+    }
+  });
+  ASSERT_TRUE(registry_->AwaitLive("slow", 5s));
+
+  std::promise<Result<v1::CommandResult>> early, late;
+  v1::ControllerCommand info;
+  info.mutable_get_info();
+  const MonoTime sent = SystemClock::Instance().Now();
+  registry_->Send("slow", info, 200ms,
+                  [&](Result<v1::CommandResult> r) { early.set_value(std::move(r)); });
+  registry_->Send("slow", info, 20s,
+                  [&](Result<v1::CommandResult> r) { late.set_value(std::move(r)); });
+  auto early_result = early.get_future();
+  auto late_result = late.get_future();
+  ASSERT_EQ(early_result.wait_for(10s), std::future_status::ready);
+  Result<v1::CommandResult> expired = early_result.get();
+  EXPECT_EQ(expired.status().code(), StatusCode::kDeadlineExceeded) << expired.status().ToString();
+  EXPECT_GE(SystemClock::Instance().Now() - sent, 200ms);
+  EXPECT_NE(late_result.wait_for(0ms), std::future_status::ready);
+
+  // The later command is still waiting for its answer: give it.
+  uint64_t late_id = 0;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(stream->Read(&in));
+    ASSERT_TRUE(in.has_command());
+    late_id = in.command().request_id();
+  }
+  v1::AgentMessage answer;
+  answer.mutable_result()->set_request_id(late_id);
+  answer.mutable_result()->mutable_info()->set_agent_id("slow");
+  {
+    std::lock_guard lock(write_mu);
+    ASSERT_TRUE(stream->Write(answer));
+  }
+  ASSERT_EQ(late_result.wait_for(10s), std::future_status::ready);
+  Result<v1::CommandResult> answered = late_result.get();
+  ASSERT_TRUE(answered.ok()) << answered.status().ToString();
+  EXPECT_EQ(answered->info().agent_id(), "slow");
+  stop = true;
+  ctx.TryCancel();
+  beats.join();
+  stream->Finish();
 }
 
 TEST_F(ControllerServiceTest, FirstMessageMustBeHello) {
