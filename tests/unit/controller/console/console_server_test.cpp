@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -70,6 +71,8 @@ class EmptyFleet : public daemon::Fleet {
   }
   bool AwaitLive(const std::string&, Duration) override { return false; }
 };
+
+void WriteFile(const fs::path& path, const std::string& text) { std::ofstream(path) << text; }
 
 // One event stream read on a thread of its own; the text so far can be awaited.
 class StreamReader {
