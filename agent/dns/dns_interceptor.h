@@ -89,12 +89,12 @@ struct DnsInterceptorStats {
 // One rule: which queries it matches and what they get.
 struct DnsRule {
   DomainMatcher matcher;
-  std::vector<uint16_t> qtypes;  // empty = every record type
-  FaultAnswer answer;            // answer.mode is the rule's mode
-  int delay_ms = 0;              // DELAY: upstream answer late; others: fault answer late
-  int jitter_ms = 0;             // uniform +-
-  double probability = 1.0;      // (0, 1]
-  std::string scope;             // "" = every listener; else the AddScopedListener scope
+  std::vector<uint16_t> qtypes{};  // empty = every record type
+  FaultAnswer answer{};            // answer.mode is the rule's mode
+  int delay_ms = 0;                // DELAY: upstream answer late; others: fault answer late
+  int jitter_ms = 0;               // uniform +-
+  double probability = 1.0;        // (0, 1]
+  std::string scope{};             // "" = every listener; else the AddScopedListener scope
 };
 
 // Per-rule counters. A matching query counts once in seen and then in faulted or passed (spared

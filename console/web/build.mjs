@@ -1,7 +1,8 @@
-// Bundles the page into OUTDIR (default dist/): console.js (one ES module, minified), console.css,
-// index.html and icon.svg. Usage: node build.mjs [OUTDIR]
+// Bundles the page into OUTDIR (default dist/): console.js (one ES module, minified), console.css
+// (with the report's SVG rules, controller/report/report_svg.css, put in at its marker), index.html
+// and icon.svg. Usage: node build.mjs [OUTDIR]
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -19,4 +20,10 @@ await build({
   outfile: join(out, "console.js"),
   logLevel: "warning",
 });
-for (const f of ["index.html", "console.css", "icon.svg"]) copyFileSync(join(here, "src", f), join(out, f));
+for (const f of ["index.html", "icon.svg"]) copyFileSync(join(here, "src", f), join(out, f));
+// The SVG rules have one source, shared with the HTML report: never a copy in console.css.
+const marker = /^\/\* @report-svg-css:.*\*\/$/m;
+const css = readFileSync(join(here, "src/console.css"), "utf8");
+if (!marker.test(css)) throw new Error("src/console.css has no @report-svg-css marker");
+const svgCss = readFileSync(join(here, "../../controller/report/report_svg.css"), "utf8");
+writeFileSync(join(out, "console.css"), css.replace(marker, () => svgCss.trimEnd()));

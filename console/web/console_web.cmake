@@ -44,6 +44,7 @@ add_custom_command(OUTPUT ${_fl_dist_files}
   COMMAND ${FAULTLINE_NODE} ${FAULTLINE_WEB_DIR}/build.mjs ${_fl_dist}
   WORKING_DIRECTORY ${FAULTLINE_WEB_DIR}
   DEPENDS ${_fl_npm_stamp} ${_fl_web_sources} ${FAULTLINE_WEB_DIR}/build.mjs
+    ${PROJECT_SOURCE_DIR}/controller/report/report_svg.css
     ${FAULTLINE_WEB_DIR}/tsconfig.json
   COMMENT "console/web: type check and bundle"
   VERBATIM)

@@ -20,12 +20,12 @@
 namespace faultline::access {
 
 struct Principal {
-  std::string identity;  // certificate CN, or "token:<id>" (+ " <name>")
+  std::string identity{};  // certificate CN, or "token:<id>" (+ " <name>")
   Role role = Role::kViewer;
-  std::string team;      // empty: none
-  std::string source;    // "certificate" | "token" | "plaintext"
-  std::string token_id;  // set when source == "token"
-  std::string peer;      // transport address ("ipv4:10.77.0.1:53422"), may be empty
+  std::string team{};      // empty: none
+  std::string source{};    // "certificate" | "token" | "plaintext"
+  std::string token_id{};  // set when source == "token"
+  std::string peer{};      // transport address ("ipv4:10.77.0.1:53422"), may be empty
 
   // "alice (operator, team orders)" / "token:0123abcd ci (viewer)". For messages and logs.
   std::string Describe() const;

@@ -20,6 +20,7 @@
 #include "common/signals.h"
 #include "controller/daemon/remote_schedule_service.h"
 #include "controller/daemon/store_proto.h"
+#include "controller/report/report.h"
 #include "faultline/v1/controller.grpc.pb.h"
 
 namespace faultline::cli {
@@ -449,7 +450,19 @@ int RunViaController(const std::string& controller, const std::string& file,
     if (status.ok()) status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended early");
     return Failed("SubmitRun", controller, status);
   }
-  std::cout << (output == "json" ? finished->report_json() : finished->report_text());
+  if (output == "json") {
+    std::cout << finished->report_json();
+  } else if (quiet) {
+    // Only the verdict line, as for a direct run.
+    report::ReportModel verdict;
+    verdict.experiment = finished->experiment();
+    verdict.run_id = finished->run_id();
+    verdict.verdict = finished->verdict();
+    verdict.reason = finished->reason();
+    std::cout << report::RenderVerdictLine(verdict);
+  } else {
+    std::cout << finished->report_text();
+  }
   if (!report_json.empty()) {
     if (Status s = WriteFileAtomically(report_json, finished->report_json(), 0644); !s.ok()) {
       std::cerr << "faultline: " << s.message() << "\n";

@@ -2,32 +2,27 @@
 
 #include <openssl/rand.h>
 
-#include <set>
+#include "common/certificates.h"
+#include "common/tls.h"
 
 namespace faultline::console {
-namespace {
-Status Unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
-}  // namespace
 
 Result<Principal> CertificatePrincipal(const CertificateInfo& cert) {
-  constexpr std::string_view kRole = "faultline:role:";
-  constexpr std::string_view kTeam = "faultline:team:";
-  std::set<std::string> roles, teams;
-  for (const auto& uri : cert.uris) {
-    if (uri.rfind(kRole, 0) == 0) roles.insert(uri.substr(kRole.size()));
-    if (uri.rfind(kTeam, 0) == 0) teams.insert(uri.substr(kTeam.size()));
+  PeerIdentity peer;
+  peer.authenticated = true;
+  peer.name = cert.common_name;
+  peer.role = RoleFromUris(cert.uris);
+  if (auto team = TeamFromUris(cert.uris); team.ok()) {
+    peer.team = *team;
+  } else {
+    peer.team_error = team.status().message();
   }
-  if (roles.size() != 1 || (*roles.begin() != "viewer" && *roles.begin() != "operator")) {
-    return Unauthenticated("the client certificate of '" + cert.common_name +
-                           "' carries no console role (one URI SAN faultline:role:viewer or "
-                           "faultline:role:operator)");
-  }
-  if (teams.size() > 1) {
-    return Unauthenticated("the client certificate of '" + cert.common_name +
-                           "' names more than one team");
-  }
-  return Principal{cert.common_name, *roles.begin(), teams.empty() ? "" : *teams.begin(),
-                   "certificate"};
+  Result<Principal> who = access::PrincipalFromPeer(peer);
+  if (who.ok()) return who;
+  const bool console_role = peer.role == Role::kViewer || peer.role == Role::kOperator;
+  return Unauthenticated("the client certificate of '" + cert.common_name + "' " +
+                         (console_role ? "is refused: " : "carries no console role: ") +
+                         who.status().message());
 }
 
 std::function<Result<Principal>(const std::string&)> StaticTokens(

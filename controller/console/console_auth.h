@@ -21,17 +21,14 @@
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/status.h"
+#include "controller/access/principal.h"
 
 namespace faultline::console {
 
-// An authenticated caller. `role` is "viewer" or "operator"; `source` "certificate" or "token".
-struct Principal {
-  std::string identity;
-  std::string role;
-  std::string team;
-  std::string source;
-  std::string token_id;  // the token's id when source == "token" (for revocation checks)
-};
+// An authenticated caller: the access layer's principal, the one type for the console and the
+// gRPC API alike (controller/access/principal.h). On the console `role` is viewer or operator,
+// `source` "certificate" or "token", and `token_id` is set for a token (revocation checks).
+using Principal = access::Principal;
 
 // What the server read from a verified client certificate.
 struct CertificateInfo {
@@ -64,9 +61,10 @@ struct ConsoleAuth {
   std::function<void(const AuditRecord&)> audit;
 };
 
-// The default certificate mapping (the CLI's URI SAN scheme): `faultline:role:viewer|operator`
-// (exactly one distinct console role) and optionally `faultline:team:<team>`; identity = the
-// common name. UNAUTHENTICATED naming the problem when the certificate carries no console role.
+// The default certificate mapping, the gRPC API's (access::PrincipalFromPeer over the URI SAN
+// scheme of common/certificates.h): `faultline:role:viewer|operator` (exactly one distinct role)
+// and optionally one valid `faultline:team:<team>`; identity = the common name. UNAUTHENTICATED
+// naming the problem when the certificate carries no console role or invalid team SANs. Pure.
 Result<Principal> CertificatePrincipal(const CertificateInfo& cert);
 
 // A fixed table of tokens (tests, and a single-user setup): token → principal with source

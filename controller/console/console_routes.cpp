@@ -41,19 +41,6 @@ Result<std::string> StringField(const json& body, const std::string& field, size
   return text;
 }
 
-// The console's caller as the access layer sees it: the team policy and the audit log judge a
-// run the console starts exactly as one `faultline run --controller` submits.
-access::Principal AccessPrincipal(const Principal& who, const std::string& peer) {
-  access::Principal p;
-  p.identity = who.identity;
-  p.role = ParseRole(who.role).value_or(Role::kViewer);
-  p.team = who.team;
-  p.source = who.source;
-  p.token_id = who.token_id;
-  p.peer = peer;
-  return p;
-}
-
 std::string SessionCookie(const std::string& value, bool clear) {
   return "fl_session=" + value + "; Secure; HttpOnly; SameSite=Strict; Path=/" +
          (clear ? "; Max-Age=0" : "");
@@ -107,7 +94,7 @@ void ConsoleServer::Impl::RegisterRoutes() {
         });
   Route("GET", "/api/me", Access::kAuthenticated, "me", "", [](Call& c, httplib::Response&) {
     return Json(200, json{{"identity", c.who.identity},
-                          {"role", c.who.role},
+                          {"role", RoleName(c.who.role)},
                           {"team", c.who.team},
                           {"source", c.who.source}}
                          .dump());
@@ -207,7 +194,7 @@ void ConsoleServer::Impl::RegisterRoutes() {
           run.experiment_yaml = *yaml;
           run.file_name = "experiment";  // errors read "experiment:LINE:COLUMN: field: ..."
           run.source = "console";
-          run.principal = AccessPrincipal(c.who, c.peer);
+          run.principal = c.who;  // the access layer's principal, peer included (Route)
           Result<std::string> started = sup.StartRun(std::move(run));
           if (!started.ok()) return StatusReply(started.status());
           return Json(201, json{{"run_id", *started}}.dump());

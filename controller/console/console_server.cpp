@@ -113,7 +113,8 @@ ConsoleServer::Impl::Impl(ConsoleServerOptions o)
     options.auth.audit = [](const AuditRecord& r) {
       spdlog::info("audit: {} {}{} by {} (role {}, team {}, {}) from {}: {}{}", r.action,
                    r.allowed ? "allowed" : "REFUSED", r.target.empty() ? "" : " " + r.target,
-                   r.principal.identity.empty() ? "-" : r.principal.identity, r.principal.role,
+                   r.principal.identity.empty() ? "-" : r.principal.identity,
+                   r.principal.identity.empty() ? "-" : RoleName(r.principal.role),
                    r.principal.team, r.principal.source, r.peer, r.detail, "");
     };
   }
@@ -191,13 +192,16 @@ void ConsoleServer::Impl::Route(const std::string& method, const std::string& pa
         return reply(ErrorReply(401, who.status().message()));
       }
       call.who = *who;
-      if (access == Access::kOperator && call.who.role != "operator") {
-        std::string message = "role " + call.who.role + " may not " + what;
+      call.who.peer = peer;
+      const Role role = call.who.role;
+      if (access == Access::kOperator && role != Role::kOperator) {
+        std::string message = std::string("role ") + RoleName(role) + " may not " + what;
         Audit(action, req.path, call.who, peer, false, message);
         return reply(ErrorReply(403, message));
       }
-      if (access == Access::kViewer && call.who.role != "viewer" && call.who.role != "operator") {
-        return reply(ErrorReply(403, "role " + call.who.role + " may not view the console"));
+      if (access == Access::kViewer && role != Role::kViewer && role != Role::kOperator) {
+        return reply(
+            ErrorReply(403, std::string("role ") + RoleName(role) + " may not view the console"));
       }
     }
     reply(fn(call, res));
@@ -210,7 +214,7 @@ void ConsoleServer::Impl::Route(const std::string& method, const std::string& pa
 std::string ConsoleServer::Impl::HelloJson(const Principal& who) {
   return json{{"me",
                {{"identity", who.identity},
-                {"role", who.role},
+                {"role", RoleName(who.role)},
                 {"team", who.team},
                 {"source", who.source}}},
               {"halt", json::parse(HaltJson(live.Halt()))},

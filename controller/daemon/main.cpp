@@ -213,17 +213,14 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
     // Tokens and audit come from the access layer the Controller service owns (built just
     // below; the console serves nothing before Start, after it exists).
     console_options.auth.token =
-        [&service_for_console](const std::string& token) -> Result<console::Principal> {
+        [&service_for_console](const std::string& token) -> Result<access::Principal> {
       access::TokenAuthority* tokens =
           service_for_console ? service_for_console->tokens() : nullptr;
       if (tokens == nullptr) return Unauthenticated("this controller has no token store");
-      auto who = tokens->Authenticate(token, "");
-      if (!who.ok()) return who.status();
-      return console::Principal{who->identity, RoleName(who->role), who->team, "token",
-                                who->token_id};
+      return tokens->Authenticate(token, "");
     };
     // A revoked token ends the console sessions made from it at their next request.
-    console_options.auth.still_valid = [&service_for_console](const console::Principal& p) {
+    console_options.auth.still_valid = [&service_for_console](const access::Principal& p) {
       access::TokenAuthority* tokens =
           service_for_console ? service_for_console->tokens() : nullptr;
       if (tokens == nullptr) return Unauthenticated("this controller has no token store");
@@ -231,11 +228,8 @@ int Run(const Flags& flags, const faultline::BlockedSignals& stop_signals) {
     };
     console_options.auth.audit = [&service_for_console](const console::AuditRecord& r) {
       if (service_for_console == nullptr) return;
-      access::Principal who;
-      who.identity = r.principal.identity;
-      who.role = ParseRole(r.principal.role).value_or(Role::kViewer);
-      who.team = r.principal.team;
-      who.source = r.principal.source.empty() ? "console" : r.principal.source;
+      access::Principal who = r.principal;
+      if (who.source.empty()) who.source = "console";
       who.peer = r.peer;
       service_for_console->audit().Record(
           "console." + r.action, who, r.allowed ? Status::Ok() : PermissionDenied(r.detail),

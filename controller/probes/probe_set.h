@@ -32,7 +32,7 @@ namespace faultline::probes {
 struct ProbeSample {
   engine::Sample sample;  // on the controller's clock (an agent's sample already mapped)
   std::string detail;
-  std::string where;  // "" for the controller; the agent's name for an agent-side sample
+  std::string where{};  // "" for the controller; the agent's name for an agent-side sample
 };
 
 // One agent an agent-side probe ran on, with its clock mapping (controller/engine/clock_mapping.h).

@@ -52,7 +52,9 @@ const char* VerdictClass(const std::string& v) {
   if (v == "ABORTED") return "aborted";
   return "error";
 }
-constexpr std::string_view kStyle = R"(
+// The page rules, and the SVG rules from report_svg.css (shared with the console).
+constexpr std::string_view kStyle =
+    R"(
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:24px;
 color:#1d2733;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
@@ -66,27 +68,10 @@ padding:5px 10px;text-align:left;vertical-align:top}th{background:#f3f5f7}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{font-weight:700;padding:1px 7px;border-radius:4px;color:#fff}
 .badge.pass{background:#2a9d4b}.badge.fail{background:#c62828}.badge.error,.badge.aborted{background:#5f6b76}
-svg{font-size:11px;background:#fcfcfd;border:1px solid #e3e7eb;border-radius:6px}
-svg text{fill:#1d2733}svg .lane{text-anchor:end;font-weight:600}svg .small{font-size:10px;font-weight:400}
-svg .axis line{stroke:#77818b}svg .axis text{fill:#55606b}svg .grid line{stroke:#eef1f4}
-svg .fault-window{opacity:.16}svg .fault-bar{opacity:.85}svg .fault-bar.open{stroke:#c62828;stroke-dasharray:4 2}
-svg .latency{fill:none;stroke:#1f6feb;stroke-width:1.3}
-svg .sample.ok{fill:#2a9d4b}svg .sample.failed{fill:#d62828}
-svg .marker line{stroke-width:1.5}svg .marker .band{opacity:.18}
-svg .marker .bracket{fill:none;stroke-width:1.2}svg .detect .bracket{stroke:#e76f00}
-svg .recover .bracket{stroke:#2a9d4b}
-svg .inject line{stroke:#1d2733}svg .revert line{stroke:#1d2733;stroke-dasharray:6 3}
-svg .detect line{stroke:#e76f00}svg .detect .band{fill:#e76f00}svg .detect text{fill:#b35600}
-svg .recover line{stroke:#2a9d4b}svg .recover .band{fill:#2a9d4b}svg .recover text{fill:#1e7a38}
-svg .target line{stroke-dasharray:2 3;stroke-width:2}svg .target.pass line{stroke:#2a9d4b}
-svg .target.fail line,svg .target.error line{stroke:#c62828}svg .target.fail text{fill:#c62828}
-svg .note line{stroke:#7b2cbf;stroke-dasharray:1 2}svg .note text{fill:#7b2cbf;font-weight:700}
-svg .objective.pass .recover-bar{fill:#2a9d4b}svg .objective.fail .recover-bar{fill:#c62828}
-svg .objective .recover-bar{fill:#5f6b76}
-svg .unrecovered-bar{fill:#c62828;opacity:.55}
-svg .verdict-pass{fill:#2a9d4b}svg .verdict-fail{fill:#c62828}svg .verdict-error{fill:#5f6b76}
-svg .fail-text{fill:#c62828}
-.legend span{display:inline-block;margin-right:16px;font-size:12px}
+)"
+// The SVG rules: controller/report/report_svg.css as a string literal (generated).
+#include "controller/report/report_svg_css.inc"
+    R"(.legend span{display:inline-block;margin-right:16px;font-size:12px}
 .sw{display:inline-block;width:14px;height:10px;margin-right:4px;vertical-align:middle}
 .warn{color:#9a5b00}
 footer{margin-top:30px;color:#8a949e;font-size:11px}

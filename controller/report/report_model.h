@@ -93,7 +93,7 @@ struct FaultAgentRow {
   std::string error;  // empty: none
   // The workload the fault acted in ("container orders-1 (docker 3f2a…) on fl-app"); empty: the
   // agent's host.
-  std::string workload;
+  std::string workload{};
 };
 
 struct FaultRow {

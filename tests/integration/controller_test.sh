@@ -110,7 +110,8 @@ EOF
 }
 
 EAST=$(experiment east "region: east" 5m)
-"$BIN/faultline" run --controller "$CTL_ADDR" "${OP[@]}" "$EAST" --quiet --lease-ttl 2s \
+# (Not --quiet: the log must hold the whole report, which says the fault state is unknown.)
+"$BIN/faultline" run --controller "$CTL_ADDR" "${OP[@]}" "$EAST" --lease-ttl 2s \
   >"$WORK/east.log" 2>&1 &
 east_pid=$!
 await 15 has_fault_table cd-h1 || fail "the east run never applied its fault on cd-h1"

@@ -18,7 +18,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,16 +95,18 @@ int main(int argc, char** argv) {
 
   pid_t child = start();
   if (child < 0) return 1;
-  // When the child is down: the instant it may be started again.
-  std::optional<std::chrono::steady_clock::time_point> restart_at;
+  // Whether the child is down, and then the instant it may be started again. (Not an optional:
+  // GCC 12 -O2 wrongly warns that an optional time point may be read uninitialised.)
+  bool down = false;
+  std::chrono::steady_clock::time_point restart_at{};
   while (true) {
     std::chrono::nanoseconds wait = std::chrono::seconds(1);
-    if (restart_at) {
-      auto left = *restart_at - std::chrono::steady_clock::now();
+    if (down) {
+      auto left = restart_at - std::chrono::steady_clock::now();
       if (left <= std::chrono::steady_clock::duration::zero()) {
         child = start();
-        restart_at.reset();
-        if (child < 0) restart_at = std::chrono::steady_clock::now() + *delay;
+        down = child < 0;
+        if (down) restart_at = std::chrono::steady_clock::now() + *delay;
         continue;
       }
       wait = std::chrono::duration_cast<std::chrono::nanoseconds>(left);
@@ -113,7 +114,7 @@ int main(int argc, char** argv) {
     int sig = handled.WaitFor(wait);
     if (sig == SIGTERM || sig == SIGINT) {
       Log(std::string("received ") + strsignal(sig) + ": stopping");
-      if (child > 0 && !restart_at) {
+      if (child > 0 && !down) {
         ::kill(child, sig);
         int status = 0;
         ::waitpid(child, &status, 0);
@@ -131,6 +132,7 @@ int main(int argc, char** argv) {
       Log("child pid " + std::to_string(child) + " " + Describe(status) + "; restarting in " +
           faultline::FormatDuration(*delay));
       child = -1;
+      down = true;
       restart_at = std::chrono::steady_clock::now() + *delay;
     }
   }

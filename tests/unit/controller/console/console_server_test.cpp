@@ -22,6 +22,8 @@
 #include "controller/access/team_policy.h"
 #include "controller/console/event_hub.h"
 #include "controller/daemon/run_supervisor.h"
+#include "tests/unit/controller/test_certificates.h"
+#include "tests/unit/controller/unmatched_experiment.h"
 
 namespace faultline::console {
 namespace {
@@ -35,24 +37,7 @@ constexpr char kCsp[] =
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 // A run of this ends in ERROR at once: no agent carries role=db.
-constexpr char kExperiment[] = R"(apiVersion: faultline/v1
-kind: Experiment
-metadata: {name: console-unit}
-targets:
-  db: {selector: {role: db}, mode: all}
-faults:
-  - name: dns
-    target: db
-    dns: {domains: ["db.example.test"], mode: nodata}
-    duration: 1m
-probes:
-  - name: ok
-    command: {argv: ["true"]}
-    interval: 100ms
-steady_state: {probes: [ok], for: 100ms}
-objectives:
-  - {name: available, probe: ok, recover_within: 1m, stable_for: 100ms}
-)";
+const std::string kExperiment = testing::UnmatchedExperiment("console-unit");
 
 // The same experiment aimed at what team orders may target (the team policy below): its run
 // starts (and ends in ERROR at once: the fleet has no agents).
@@ -156,27 +141,14 @@ class ConsoleServerTest : public ::testing::Test {
            ("console" + std::to_string(getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
-    auto ca = CreateCertificateAuthority("fleet CA", std::chrono::hours(24));
-    ASSERT_TRUE(ca.ok());
-    CertificateRequest server_req("controller", Role::kController);
-    server_req.ip_sans = {"127.0.0.1"};
-    server_req.server_auth = true;
-    auto server = IssueCertificate(*ca, server_req);
-    auto op = IssueCertificate(*ca, CertificateRequest("alice", Role::kOperator));
-    auto agent = IssueCertificate(*ca, CertificateRequest("some-agent", Role::kAgent));
-    auto other_ca = CreateCertificateAuthority("another CA", std::chrono::hours(24));
-    ASSERT_TRUE(server.ok() && op.ok() && agent.ok() && other_ca.ok());
-    auto stranger = IssueCertificate(*other_ca, CertificateRequest("mallory", Role::kOperator));
-    ASSERT_TRUE(stranger.ok());
-    WriteFile(dir_ / "ca.pem", ca->cert_pem);
-    WriteFile(dir_ / "server.pem", server->cert_pem);
-    WriteFile(dir_ / "server-key.pem", server->key_pem);
-    WriteFile(dir_ / "op.pem", op->cert_pem);
-    WriteFile(dir_ / "op-key.pem", op->key_pem);
-    WriteFile(dir_ / "agent.pem", agent->cert_pem);
-    WriteFile(dir_ / "agent-key.pem", agent->key_pem);
-    WriteFile(dir_ / "stranger.pem", stranger->cert_pem);
-    WriteFile(dir_ / "stranger-key.pem", stranger->key_pem);
+    testing::TestCertificates fleet, other;
+    ASSERT_NO_FATAL_FAILURE(fleet.Init(dir_.string(), "fleet CA"));
+    fleet.Issue("server",
+                testing::TestCertificates::LoopbackServer("controller", Role::kController));
+    fleet.Issue("op", CertificateRequest("alice", Role::kOperator));
+    fleet.Issue("agent", CertificateRequest("some-agent", Role::kAgent));
+    ASSERT_NO_FATAL_FAILURE(other.Init(dir_.string(), "another CA", "other-ca.pem"));
+    other.Issue("stranger", CertificateRequest("mallory", Role::kOperator));
 
     ConsoleServerOptions o;
     o.listen = "127.0.0.1:0";
@@ -184,8 +156,10 @@ class ConsoleServerTest : public ::testing::Test {
     o.key_file = (dir_ / "server-key.pem").string();
     o.ca_file = (dir_ / "ca.pem").string();
     o.keepalive = 50ms;  // the readers get a chance to stop often
-    o.auth.token = StaticTokens({{"viewer-token", {"victor", "viewer", "orders", ""}},
-                                 {"operator-token", {"olga", "operator", "orders", "", "t-olga"}}});
+    o.auth.token = StaticTokens(
+        {{"viewer-token", {.identity = "victor", .role = Role::kViewer, .team = "orders"}},
+         {"operator-token",
+          {.identity = "olga", .role = Role::kOperator, .team = "orders", .token_id = "t-olga"}}});
     // Token revocation as the access layer answers it (TokenAuthority::CheckStillValid).
     o.auth.still_valid = [this](const Principal& p) {
       std::lock_guard lock(audit_mu_);
@@ -318,6 +292,26 @@ TEST_F(ConsoleServerTest, CertificateAndTokenIdentifyTheCaller) {
   ASSERT_TRUE(agent);
   EXPECT_EQ(agent->status, 401);
   EXPECT_NE(Error(agent).find("no console role"), std::string::npos) << agent->body;
+}
+
+// The console maps a certificate as the gRPC API does (access::PrincipalFromPeer): the same
+// role and team rules, so a team SAN the API refuses is no console login either.
+TEST(CertificatePrincipalTest, SameRulesAsTheGrpcApi) {
+  auto ok = CertificatePrincipal({"carol", {RoleUri(Role::kOperator), TeamUri("orders")}});
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->identity, "carol");
+  EXPECT_EQ(ok->role, Role::kOperator);
+  EXPECT_EQ(ok->team, "orders");
+  EXPECT_EQ(ok->source, "certificate");
+  auto two_teams = CertificatePrincipal(
+      {"carol", {RoleUri(Role::kOperator), TeamUri("orders"), TeamUri("payments")}});
+  EXPECT_EQ(two_teams.status().code(), StatusCode::kUnauthenticated);
+  auto bad_team = CertificatePrincipal({"carol", {RoleUri(Role::kViewer), TeamUri("a b")}});
+  EXPECT_EQ(bad_team.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(bad_team.status().message().find("not a team name"), std::string::npos)
+      << bad_team.status().message();
+  auto controller = CertificatePrincipal({"ctl", {RoleUri(Role::kController)}});
+  EXPECT_NE(controller.status().message().find("no console role"), std::string::npos);
 }
 
 TEST_F(ConsoleServerTest, CertificateFromAnotherCaFailsTheHandshake) {

@@ -15,6 +15,7 @@
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
 #include "tests/unit/agent/fake_backend.h"
+#include "tests/unit/controller/test_certificates.h"
 
 namespace faultline::daemon {
 namespace {
@@ -54,28 +55,22 @@ objectives:
 class AccessRpcTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto ca = CreateCertificateAuthority("test CA", std::chrono::hours(24));
-    ASSERT_TRUE(ca.ok());
-    ca_ = *ca;
-    Write("ca.pem", ca_.cert_pem);
-    CertificateRequest controller{"ctl", Role::kController};
-    controller.ip_sans = {"127.0.0.1"};
-    controller.server_auth = true;
-    Issue("controller", controller);
-    Issue("admin", {"admin", Role::kOperator});  // operator, no team
+    ASSERT_NO_FATAL_FAILURE(certs_.Init(dir_.path()));
+    certs_.Issue("controller", testing::TestCertificates::LoopbackServer("ctl", Role::kController));
+    certs_.Issue("admin", {"admin", Role::kOperator});  // operator, no team
     CertificateRequest orders_op{"olga", Role::kOperator};
     orders_op.team = "orders";
-    Issue("orders-op", orders_op);
+    certs_.Issue("orders-op", orders_op);
     CertificateRequest payments_op{"paul", Role::kOperator};
     payments_op.team = "payments";
-    Issue("payments-op", payments_op);
+    certs_.Issue("payments-op", payments_op);
     CertificateRequest viewer{"vera", Role::kViewer};
     viewer.team = "orders";
-    Issue("viewer", viewer);
+    certs_.Issue("viewer", viewer);
     for (const char* id : {"o1", "p1"}) {
       CertificateRequest one{id, Role::kAgent};
       one.agent_id = id;
-      Issue(id, one);
+      certs_.Issue(id, one);
     }
     auto store = store::OpenRunStore("sqlite://" + dir_.path() + "/h.db");
     ASSERT_TRUE(store.ok()) << store.status().ToString();
@@ -91,7 +86,7 @@ class AccessRpcTest : public ::testing::Test {
     options.rpc_deadline = 500ms;
     options.fanout_deadline = 500ms;
     service_ = std::make_unique<ControllerService>(*registry_, options);
-    auto creds = MakeServerCredentials(Files("controller"), std::chrono::seconds(1));
+    auto creds = MakeServerCredentials(certs_.Files("controller"), std::chrono::seconds(1));
     ASSERT_TRUE(creds.ok()) << creds.status().ToString();
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", *creds, &port_);
@@ -114,18 +109,9 @@ class AccessRpcTest : public ::testing::Test {
   void Write(const std::string& name, const std::string& content) {
     ASSERT_TRUE(WriteFileAtomically(dir_.path() + "/" + name, content, 0600).ok());
   }
-  void Issue(const std::string& name, const CertificateRequest& request) {
-    auto issued = IssueCertificate(ca_, request);
-    ASSERT_TRUE(issued.ok()) << issued.status().ToString();
-    Write(name + "-key.pem", issued->key_pem);
-    Write(name + ".pem", issued->cert_pem);
-  }
-  TlsFiles Files(const std::string& name) const {
-    return {dir_.path() + "/ca.pem", dir_.path() + "/" + name + ".pem",
-            dir_.path() + "/" + name + "-key.pem"};
-  }
   std::unique_ptr<v1::Controller::Stub> Stub(const std::string& cert) {
-    auto creds = MakeChannelCredentials(Files(cert), Role::kController, std::chrono::seconds(1));
+    auto creds =
+        MakeChannelCredentials(certs_.Files(cert), Role::kController, std::chrono::seconds(1));
     EXPECT_TRUE(creds.ok()) << creds.status().ToString();
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -183,7 +169,7 @@ class AccessRpcTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  CertificateAndKey ca_;
+  testing::TestCertificates certs_;
   std::unique_ptr<store::RunStore> store_;
   std::unique_ptr<access::PolicyFile> policy_;
   std::unique_ptr<AgentRegistry> registry_;

@@ -16,6 +16,7 @@
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
 #include "tests/unit/agent/fake_backend.h"
+#include "tests/unit/controller/test_certificates.h"
 
 namespace faultline::daemon {
 namespace {
@@ -32,27 +33,21 @@ struct AttachResult {
 class AgentIdentityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto ca = CreateCertificateAuthority("test CA", std::chrono::hours(24));
-    ASSERT_TRUE(ca.ok());
-    ca_ = *ca;
-    Write("ca.pem", ca_.cert_pem);
-    CertificateRequest controller{"ctl", Role::kController};
-    controller.ip_sans = {"127.0.0.1"};
-    controller.server_auth = true;
-    Issue("controller", controller);
+    ASSERT_NO_FATAL_FAILURE(certs_.Init(dir_.path()));
+    certs_.Issue("controller", testing::TestCertificates::LoopbackServer("ctl", Role::kController));
     CertificateRequest shared{"faultline-agent", Role::kAgent};  // no agent id
-    Issue("shared", shared);
+    certs_.Issue("shared", shared);
     for (const char* id : {"agent-a", "agent-b", "agent-c"}) {
       CertificateRequest one{id, Role::kAgent};
       one.agent_id = id;
-      Issue(id, one);
+      certs_.Issue(id, one);
     }
   }
 
   void Start(AgentRegistryOptions registry_options = {}) {
     registry_ = std::make_unique<AgentRegistry>(registry_options);
     service_ = std::make_unique<ControllerService>(*registry_, ControllerServiceOptions{});
-    auto creds = MakeServerCredentials(Files("controller"), std::chrono::seconds(1));
+    auto creds = MakeServerCredentials(certs_.Files("controller"), std::chrono::seconds(1));
     ASSERT_TRUE(creds.ok()) << creds.status().ToString();
     grpc::ServerBuilder builder;
     ConfigureControllerServer(builder);  // as faultline-controller serves
@@ -69,24 +64,11 @@ class AgentIdentityTest : public ::testing::Test {
     registry_.reset();
   }
 
-  void Write(const std::string& name, const std::string& content) {
-    ASSERT_TRUE(WriteFileAtomically(dir_.path() + "/" + name, content, 0600).ok());
-  }
-  void Issue(const std::string& name, const CertificateRequest& request) {
-    auto issued = IssueCertificate(ca_, request);
-    ASSERT_TRUE(issued.ok()) << issued.status().ToString();
-    Write(name + "-key.pem", issued->key_pem);
-    Write(name + ".pem", issued->cert_pem);
-  }
-  TlsFiles Files(const std::string& name) const {
-    return {dir_.path() + "/ca.pem", dir_.path() + "/" + name + ".pem",
-            dir_.path() + "/" + name + "-key.pem"};
-  }
-
   // Dials the controller with certificate `cert`, says Hello as `claimed_id`. A welcomed stream
   // stays open (kept in streams_) until the test ends or CloseStreams.
   AttachResult Attach(const std::string& cert, const std::string& claimed_id) {
-    auto creds = MakeChannelCredentials(Files(cert), Role::kController, std::chrono::seconds(1));
+    auto creds =
+        MakeChannelCredentials(certs_.Files(cert), Role::kController, std::chrono::seconds(1));
     EXPECT_TRUE(creds.ok()) << creds.status().ToString();
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -127,7 +109,7 @@ class AgentIdentityTest : public ::testing::Test {
   };
 
   TempDir dir_;
-  CertificateAndKey ca_;
+  testing::TestCertificates certs_;
   std::unique_ptr<AgentRegistry> registry_;
   std::unique_ptr<ControllerService> service_;
   std::unique_ptr<grpc::Server> server_;

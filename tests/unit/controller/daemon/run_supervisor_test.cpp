@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "controller/schedule/scheduler.h"
+#include "tests/unit/controller/unmatched_experiment.h"
 
 namespace faultline::daemon {
 namespace {
@@ -21,24 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-constexpr char kExperiment[] = R"(apiVersion: faultline/v1
-kind: Experiment
-metadata: {name: supervised}
-targets:
-  db: {selector: {role: db}, mode: all}
-faults:
-  - name: dns
-    target: db
-    dns: {domains: ["db.example.test"], mode: nodata}
-    duration: 1m
-probes:
-  - name: ok
-    command: {argv: ["true"]}
-    interval: 100ms
-steady_state: {probes: [ok], for: 100ms}
-objectives:
-  - {name: available, probe: ok, recover_within: 1m, stable_for: 100ms}
-)";
+const std::string kExperiment = testing::UnmatchedExperiment("supervised");
 
 // Agents that answer commands as a test says. No agent carries role=db, so a run of
 // kExperiment ends in ERROR at target resolution without connecting to any agent.

@@ -16,6 +16,7 @@
 #include "controller/daemon/remote_schedule_service.h"
 #include "controller/daemon/schedule_loop.h"
 #include "controller/schedule/scheduler.h"
+#include "tests/unit/controller/unmatched_experiment.h"
 
 namespace faultline::daemon {
 namespace {
@@ -23,24 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-constexpr char kExperiment[] = R"(apiVersion: faultline/v1
-kind: Experiment
-metadata: {name: scheduled}
-targets:
-  db: {selector: {role: db}, mode: all}
-faults:
-  - name: dns
-    target: db
-    dns: {domains: ["db.example.test"], mode: nodata}
-    duration: 1m
-probes:
-  - name: ok
-    command: {argv: ["true"]}
-    interval: 100ms
-steady_state: {probes: [ok], for: 100ms}
-objectives:
-  - {name: available, probe: ok, recover_within: 1m, stable_for: 100ms}
-)";
+const std::string kExperiment = testing::UnmatchedExperiment("scheduled");
 
 store::Schedule Valid(const std::string& name) {
   store::Schedule s;

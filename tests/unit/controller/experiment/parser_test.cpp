@@ -1050,7 +1050,9 @@ TEST(ParserSliProbeTest, FieldErrorsArePositionedAndNamed) {
        }) {
     ParseOutcome o = ParseExperimentText(Replace(kValid, http, c.to), "x.yaml");
     const Diagnostic* d = ExpectError(o, c.field, c.line, c.column);
-    if (d != nullptr) EXPECT_NE(d->message.find(c.message), std::string::npos) << d->message;
+    if (d != nullptr) {
+      EXPECT_NE(d->message.find(c.message), std::string::npos) << d->message;
+    }
   }
 }
 

@@ -394,8 +394,13 @@ TEST(SchedulerPostgresTest, TwoControllersOnOnePostgresFireEachDueTimeOnce) {
   // (At least c's 02:15 run; ticks 15 min apart with a 30 s lease made earlier ones orphans
   // already.)
   EXPECT_GE(took_over->interrupted, 1);
-  for (const auto& r : *(*store_b)->ListRuns(store::RunFilter())) {
-    if (r.owner == "ctl-a") EXPECT_EQ(r.state, store::RunState::kInterrupted) << r.id;
+  // (The list is held: a range-for over *ListRuns(...) would read a destroyed temporary.)
+  auto runs = (*store_b)->ListRuns(store::RunFilter());
+  ASSERT_TRUE(runs.ok()) << runs.status().message();
+  for (const auto& r : *runs) {
+    if (r.owner == "ctl-a") {
+      EXPECT_EQ(r.state, store::RunState::kInterrupted) << r.id;
+    }
   }
   ASSERT_EQ(took_over->recorded.size(), 1u);
   EXPECT_EQ(took_over->recorded[0].holder, "ctl-b");
