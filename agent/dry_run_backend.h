@@ -19,6 +19,9 @@ class DryRunBackend final : public FaultBackend {
   // Always OK: a dry run needs nothing from the kernel.
   Status DetectCapability() override { return Status::Ok(); }
   Status Validate(const v1::FaultSpec& spec) const override { return real_->Validate(spec); }
+  bool FollowsRestarts(const v1::FaultSpec& spec) const override {
+    return real_->FollowsRestarts(spec);
+  }
   // A handle whose evidence is {"dry_run_applied": 1}; nothing else happens.
   Result<std::unique_ptr<FaultHandle>> Apply(const std::string& fault_id,
                                              const v1::FaultSpec& spec) override;

@@ -50,6 +50,10 @@ class FaultBackend {
   // Reverts a fault known only from the journal (the agent crashed while it was active), with the
   // inject-time parameters. Idempotent; OK when there was nothing left to revert.
   virtual Status RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) = 0;
+  // Whether a fault with `spec` is applied again to a workload restarted during it
+  // (WorkloadRouter's restart policy). Default: yes. A kind whose fault is an event rather than a
+  // state (a one-shot kill) says no: the restart is then only counted. Pure; thread-safe.
+  virtual bool FollowsRestarts(const v1::FaultSpec&) const { return true; }
 
   // Apply inside a workload (agent/workloads/workload.h): in its network namespace, on its
   // processes, never the host's or a sibling's. The default refuses (FAILED_PRECONDITION: the

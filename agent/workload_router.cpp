@@ -108,11 +108,6 @@ bool Restarted(const Workload& was, const Workload& now) {
 
 }  // namespace
 
-bool ReappliedOnRestart(const v1::FaultSpec& spec) {
-  return !(spec.has_process() && spec.process().action() == v1::ProcessFault::KILL &&
-           spec.process().interval_ms() == 0);
-}
-
 class WorkloadRouter::Handle final : public FaultHandle {
  public:
   Handle(WorkloadRouter* router, std::shared_ptr<Active> active)
@@ -259,7 +254,7 @@ int WorkloadRouter::CheckRestarts(const WorkloadResolver& resolver) {
       continue;
     }
     if (!now->netns.Valid() || !Restarted(was, *now)) continue;
-    if (!ReappliedOnRestart(a->spec)) {
+    if (!host_->FollowsRestarts(a->spec)) {
       // A one-shot kill has nothing to undo and is not repeated: the restart is observed.
       std::lock_guard lock(a->mu);
       if (a->reverted) continue;

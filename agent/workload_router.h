@@ -25,9 +25,9 @@
 // instance and applied to the new one with the same spec, and `workload_restarts` in its evidence
 // counts how often (the other counters are summed over the instances). A workload that cannot be
 // resolved any more is reported `workload_exited: 1` and followed again if it comes back.
-// Exception: a one-shot process kill (KILL without interval_ms) is not applied again: the
-// restart is the recovery being rehearsed, so it is only counted (`workload_restarts`), never
-// prevented; a crash loop is asked for with interval_ms (see ReappliedOnRestart).
+// Exception: a fault whose kind says it does not follow restarts (FaultBackend::FollowsRestarts:
+// a one-shot process kill, whose restart is the recovery being rehearsed) is not applied again;
+// the restart is only counted (`workload_restarts`), never prevented.
 // Limitation: the journal keeps the first instance's namespace, so after a followed restart an
 // agent crash leaves the new instance's tables to the dead-man switch (inert within its timeout)
 // instead of the journal.
@@ -72,11 +72,6 @@ Result<workloads::Workload> ResolveByNetnsPath(const workloads::Workload& worklo
 // INVALID_ARGUMENT when the netns path is not absolute or its identity is missing.
 Result<workloads::Workload> WorkloadFromProto(const v1::Workload& proto);
 
-// Whether a fault with `spec` is applied again to a restarted workload (the restart policy
-// above): every fault except a one-shot process kill (KILL without interval_ms), whose restart is
-// observed and counted, never prevented. Pure; thread-safe.
-bool ReappliedOnRestart(const v1::FaultSpec& spec);
-
 class WorkloadRouter final : public FaultBackend {
  public:
   // `host` serves the host (and Kind/Validate/DetectCapability); `factory` makes the per-netns
@@ -88,6 +83,9 @@ class WorkloadRouter final : public FaultBackend {
   std::string Kind() const override { return host_->Kind(); }
   Status DetectCapability() override { return host_->DetectCapability(); }
   Status Validate(const v1::FaultSpec& spec) const override { return host_->Validate(spec); }
+  bool FollowsRestarts(const v1::FaultSpec& spec) const override {
+    return host_->FollowsRestarts(spec);
+  }
   Result<std::unique_ptr<FaultHandle>> Apply(const std::string& fault_id,
                                              const v1::FaultSpec& spec) override {
     return host_->Apply(fault_id, spec);

@@ -59,6 +59,12 @@ class ProcessBackend final : public FaultBackend {
   // those whose start time still matches) or thaws its cgroup, then removes the record. OK when
   // there is no record (the agent died before it stopped anything). Idempotent.
   Status RevertOrphan(const std::string& fault_id, const v1::FaultSpec& spec) override;
+  // Everything but a one-shot kill (KILL without interval_ms): its restart is the recovery being
+  // rehearsed, observed and never prevented; a crash loop is asked for with interval_ms.
+  bool FollowsRestarts(const v1::FaultSpec& spec) const override {
+    return !(spec.process().action() == v1::ProcessFault::KILL &&
+             spec.process().interval_ms() == 0);
+  }
 
  private:
   Result<std::unique_ptr<FaultHandle>> ApplyKill(const std::string& fault_id,

@@ -19,6 +19,8 @@ namespace faultline::agent::testing {
 
 struct FakeBackendState {
   std::mutex mu;
+  // What FollowsRestarts answers (set before the backend is used).
+  bool follows_restarts = true;
   // A latch for Apply: while `block_apply` is set, Apply waits (without holding `mu`) until
   // `release_apply` is set; `blocked` counts the applies waiting now. Notified on `cv`.
   std::condition_variable cv;
@@ -103,6 +105,7 @@ class FakeBackend final : public FaultBackend {
     if (spec.dns().domains().empty()) return InvalidArgument("dns.domains: must not be empty");
     return Status::Ok();
   }
+  bool FollowsRestarts(const v1::FaultSpec&) const override { return state_->follows_restarts; }
   Result<std::unique_ptr<FaultHandle>> Apply(const std::string& fault_id,
                                              const v1::FaultSpec& spec) override {
     std::unique_lock<std::mutex> lock(state_->mu);

@@ -323,20 +323,32 @@ TEST_F(WorkloadRouterTest, AJournaledFaultWhoseNamespaceIsGoneIsReportedGoneNotF
   EXPECT_TRUE(host_state_->orphans_reverted.empty()) << "reverted on the host instead";
 }
 
-// A one-shot kill's restart is the recovery being rehearsed: it is observed, never killed again.
-// A crash loop (interval_ms) and every other kind follow the restart (the controls).
-TEST(ReappliedOnRestartTest, EveryFaultButAOneShotKillFollowsARestart) {
-  v1::FaultSpec kill_once;
-  kill_once.mutable_process()->set_action(v1::ProcessFault::KILL);
-  kill_once.mutable_process()->set_name("kv");
-  EXPECT_FALSE(ReappliedOnRestart(kill_once));
-  v1::FaultSpec crash_loop = kill_once;
-  crash_loop.mutable_process()->set_interval_ms(500);
-  EXPECT_TRUE(ReappliedOnRestart(crash_loop));
-  v1::FaultSpec pause = kill_once;
-  pause.mutable_process()->set_action(v1::ProcessFault::PAUSE);
-  EXPECT_TRUE(ReappliedOnRestart(pause));
-  EXPECT_TRUE(ReappliedOnRestart(testing::DnsSpec("db.example.test")));
+// A fault whose kind does not follow restarts (a one-shot kill): the restart is counted, the
+// fault is neither reverted nor applied again (the control above: a following kind re-applies).
+TEST_F(WorkloadRouterTest, AFaultThatDoesNotFollowRestartsOnlyCountsThem) {
+  NeedRoot();
+  host_state_->follows_restarts = false;
+  workloads::Workload first = WorkloadAt(ns_->path(), ns_id_);
+  first.kind = workloads::WorkloadKind::kContainer;
+  first.runtime = "docker";
+  first.id = "c0ffee";
+  first.pids = {4242};
+  auto req = testing::MakeRequest("r1", "f1");
+  *req.mutable_resolved_workload() = ProtoOf(first);
+  ASSERT_TRUE(manager_->Apply(req).ok());
+  workloads::Workload second = first;
+  second.pids = {4343};
+  auto restarted = [&](const workloads::Workload&) -> Result<workloads::Workload> {
+    return second;
+  };
+  EXPECT_EQ(router_->CheckRestarts(restarted), 0);
+  EXPECT_EQ(seen_->applied.size(), 1u) << "applied again to the restarted instance";
+  EXPECT_TRUE(seen_->reverted.empty());
+  EXPECT_EQ(router_->CheckRestarts(restarted), 0);
+  auto reverted = manager_->Revert("f1", "request");
+  ASSERT_TRUE(reverted.ok());
+  EXPECT_EQ((*reverted)->evidence().at("workload_restarts"), 1u)
+      << "the same restart counted twice";
 }
 
 }  // namespace

@@ -72,6 +72,17 @@ TEST_F(ProcessBackendTest, DetectsCapabilityAndValidatesTheSpec) {
   EXPECT_EQ(backend.Apply("f1", spec).status().code(), StatusCode::kInvalidArgument);
 }
 
+// A one-shot kill's restart is the recovery being rehearsed: not killed again. A crash loop
+// (interval_ms) and a pause follow the restart (the controls).
+TEST_F(ProcessBackendTest, OnlyAOneShotKillDoesNotFollowARestartedWorkload) {
+  ProcessBackend backend(Options());
+  EXPECT_FALSE(backend.FollowsRestarts(Spec(v1::ProcessFault::KILL, "kv")));
+  auto crash_loop = Spec(v1::ProcessFault::KILL, "kv");
+  crash_loop.mutable_process()->set_interval_ms(500);
+  EXPECT_TRUE(backend.FollowsRestarts(crash_loop));
+  EXPECT_TRUE(backend.FollowsRestarts(Spec(v1::ProcessFault::PAUSE, "kv")));
+}
+
 TEST_F(ProcessBackendTest, KillWithNoMatchingProcessFailsAndChangesNothing) {
   ProcessBackend backend(Options());
   auto handle = backend.Apply("f1", Spec(v1::ProcessFault::KILL, UniqueName("none")));
