@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "bench/proc_stats.h"
+#include "bench/spawn.h"
 #include "common/logging.h"
 #include "controller/daemon/agent_registry.h"
 #include "controller/daemon/controller_service.h"
@@ -71,31 +72,11 @@ void KillAll() {
   if (!g_pid_file.empty()) std::ofstream(g_pid_file, std::ios::trunc);
 }
 
-// fork+exec (not posix_spawn) so the child can ask for SIGTERM when this process dies, however
-// it dies: no agent outlives the benchmark, even after a crash or kill -9.
+// A tied child (bench/spawn.h): no agent outlives the benchmark, even after a crash or kill -9.
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);  // the benchmark blocks SIGINT/SIGTERM
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(127);  // the parent died before prctl
-    // On a real fleet each agent has a host of its own; here a thousand share two cores with the
-    // controller, which must not be starved by them (it would drop them for missed heartbeats).
-    if (g_agent_nice != 0) setpriority(PRIO_PROCESS, 0, g_agent_nice);
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    execve(args[0], args.data(), environ);
-    _exit(127);
-  }
+  // On a real fleet each agent has a host of its own; here a thousand share two cores with the
+  // controller, which must not be starved by them (it would drop them for missed heartbeats).
+  const pid_t pid = faultline::bench::SpawnTied(argv, {log, false, g_agent_nice}).pid;
   if (pid > 0) {
     std::lock_guard lock(g_agents_mu);
     g_agents.push_back(pid);

@@ -59,7 +59,9 @@
 #include <vector>
 
 #include "bench/proc_stats.h"
+#include "bench/spawn.h"
 #include "common/certificates.h"
+#include "common/process.h"
 #include "faultline/v1/controller.grpc.pb.h"
 
 extern char** environ;
@@ -496,80 +498,27 @@ void KillChildren() {
   g_children.clear();
 }
 
-// fork+exec with optional pipes for stdin/stdout; stderr (and stdout without a pipe) to `log`.
+// A tied child (bench/spawn.h) with optional pipes for stdin/stdout; stderr (and stdout without a
+// pipe) to `log`. Recorded for the cleanup on exit.
 Child Spawn(const std::vector<std::string>& argv, const std::string& log, bool pipes) {
-  int to_child[2] = {-1, -1}, from_child[2] = {-1, -1};
-  if (pipes && (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0)) {
-    std::perror("pipe");
-    std::exit(1);
-  }
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(127);
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (pipes) {
-      dup2(to_child[0], 0);
-      dup2(from_child[1], 1);
-    } else if (fd >= 0) {
-      dup2(fd, 1);
-    }
-    if (fd >= 0) dup2(fd, 2);
-    execve(args[0], args.data(), environ);
-    _exit(127);
-  }
-  if (pid < 0) {
+  auto spawned = faultline::bench::SpawnTied(argv, {log, pipes, 0});
+  if (spawned.pid < 0) {
     std::perror("fork");
     std::exit(1);
   }
   {
     std::lock_guard lock(g_children_mu);
-    g_children.push_back(pid);
+    g_children.push_back(spawned.pid);
   }
-  Child c;
-  c.pid = pid;
-  if (pipes) {
-    close(to_child[0]);
-    close(from_child[1]);
-    c.in = fdopen(to_child[1], "w");
-    c.out = fdopen(from_child[0], "r");
-  }
-  return c;
+  return Child{spawned.pid, spawned.in, spawned.out};
 }
 
-// Runs a program to completion and returns its stdout (exit code in *rc).
+// Runs a program to completion and returns its stdout (exit code in *rc; 128 when it could not
+// run or was killed).
 std::string RunCapture(const std::vector<std::string>& argv, int* rc) {
-  std::string log = "/dev/null";
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return "";
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(p[1], 1);
-    int null = open(log.c_str(), O_WRONLY | O_CLOEXEC);
-    if (null >= 0) dup2(null, 2);
-    execve(args[0], args.data(), environ);
-    _exit(127);
-  }
-  close(p[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  close(p[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return out;
+  auto r = faultline::RunProcess(argv, std::chrono::seconds(60));
+  *rc = r.ok() && r->exit_code >= 0 ? r->exit_code : 128;
+  return r.ok() ? r->out : std::string();
 }
 
 void Tell(const Child& c, const std::string& line) {
