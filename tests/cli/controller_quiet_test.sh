@@ -13,8 +13,9 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# shellcheck source=tests/integration/scratch.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../integration/scratch.sh"  # await, pass
 fail() { echo "FAIL: $*" >&2; echo "--- controller log" >&2; cat "$WORK/controller.log" >&2 || true; exit 1; }
-pass() { echo "PASS: $*"; }
 
 cat >"$WORK/exp.yaml" <<'YAML'
 apiVersion: faultline/v1
@@ -40,12 +41,7 @@ YAML
   --store "sqlite://$WORK/history.db" --allow-command-probe true >"$WORK/controller.log" 2>&1 &
 CTL_PID=$!
 # The ready file appears once the controller listens (written atomically, with its address).
-for _ in $(seq 200); do
-  [ -s "$WORK/ready" ] && break
-  kill -0 "$CTL_PID" 2>/dev/null || fail "the controller exited"
-  sleep 0.05
-done
-[ -s "$WORK/ready" ] || fail "the controller never became ready"
+await 10 test -s "$WORK/ready" || fail "the controller never became ready"
 ADDR=$(head -n1 "$WORK/ready")
 
 run() {
